@@ -1,0 +1,797 @@
+//! Deny-by-default Cedar policies for guests.
+//!
+//! Every host call a guest makes is turned into one Cedar request and checked
+//! here before any I/O:
+//!
+//! * principal: `Ferry::Guest::"<name>"` (attributes `name`, `sha256`);
+//! * action: one [`Action`], e.g. `Ferry::Action::"k8s:get"`;
+//! * resource: an entity the host builds from the call's arguments
+//!   ([`ResourceRef`]), with its parent chain (namespace, prefix, directory);
+//!   never from entity data a guest supplies;
+//! * context: `{ plan, dryRun, phase }` from [`CallContext`].
+//!
+//! The schema is `policies/ferry.cedarschema` (see its header for the entity
+//! model). A policy file is Cedar text; policies are named by `@id("...")`,
+//! and templates are linked per run from parameters through `@link(...)`:
+//!
+//! ```cedar
+//! @id("hc-namespaces")
+//! @link("resource=Ferry::Namespace::\"{source}/{hc_namespace}\"; resource=Ferry::Namespace::\"{source}/{hcp_namespace}\"")
+//! permit (principal == ?principal, action in Ferry::Action::"k8s:read", resource in ?resource);
+//! ```
+//!
+//! Each `;`-separated entry is one link; an entry sets `resource=` and/or
+//! `principal=` (comma-separated); an unset `?principal` is the running
+//! guest. `{param}` is replaced by the run parameter (`{{`/`}}` for braces);
+//! `hcp_namespace` is derived from `hc_namespace` and `hc_name` when not
+//! given. Links are named `<template id>#<n>`, 1-based.
+//!
+//! Loading parses, links and validates strictly, and fails closed on any
+//! problem. Deciding a call takes tens of microseconds (measured in
+//! `host/tests/policy.rs`), far below the cost of the I/O it guards.
+
+mod entities;
+mod explain;
+mod load;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use cedar_policy::{
+    Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicySet, Request,
+    RestrictedExpression,
+};
+
+pub use entities::{WORKSPACE_ID, strip_interface_version};
+pub use load::hcp_namespace;
+
+/// The Cedar schema every policy is validated against, compiled in.
+const SCHEMA_SRC: &str = include_str!("../../../policies/ferry.cedarschema");
+
+/// Who is running: the guest's configured name and the SHA-256 (hex) of its
+/// component bytes. Becomes the principal `Ferry::Guest::"<name>"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestIdentity {
+    /// The guest's name from the run config.
+    pub name: String,
+    /// SHA-256 of the component, lower-case hex.
+    pub sha256: String,
+}
+
+/// A host capability call, one per schema action (`Display` gives the
+/// schema name, e.g. `k8s:get`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Action {
+    /// Load time: import a `ferry:host` interface (resource: Interface).
+    Import,
+    /// Open a cluster by alias (resource: Cluster).
+    K8sOpen,
+    /// Get one object.
+    K8sGet,
+    /// List objects of a kind (name "" in the resource).
+    K8sList,
+    /// Create an object.
+    K8sCreate,
+    /// Server-side apply an object.
+    K8sApply,
+    /// Replace an object.
+    K8sReplace,
+    /// Patch an object.
+    K8sPatch,
+    /// Delete an object.
+    K8sDelete,
+    /// Scale an object through its scale subresource.
+    K8sScale,
+    /// Open a bucket (resource: Bucket).
+    S3Open,
+    /// Read an object.
+    S3Get,
+    /// Read an object's metadata.
+    S3Head,
+    /// Write an object.
+    S3Put,
+    /// Delete an object.
+    S3Delete,
+    /// Presign a GET URL for an object.
+    S3Presign,
+    /// List objects under a prefix (resource: S3Prefix, or Bucket for "").
+    S3List,
+    /// Stream an etcd snapshot into an object.
+    S3SnapshotUpload,
+    /// Open a hosted zone (resource: Zone).
+    DnsOpen,
+    /// List a zone's record sets (resource: Zone).
+    DnsList,
+    /// Change one record set (checked once per change of a batch).
+    DnsChange,
+    /// Take a snapshot of an etcd member.
+    EtcdSnapshot,
+    /// Read a workspace file.
+    FsRead,
+    /// Write a workspace file.
+    FsWrite,
+    /// List a workspace directory.
+    FsList,
+}
+
+impl Action {
+    /// Every action, in schema order.
+    pub const ALL: [Action; 25] = [
+        Action::Import,
+        Action::K8sOpen,
+        Action::K8sGet,
+        Action::K8sList,
+        Action::K8sCreate,
+        Action::K8sApply,
+        Action::K8sReplace,
+        Action::K8sPatch,
+        Action::K8sDelete,
+        Action::K8sScale,
+        Action::S3Open,
+        Action::S3Get,
+        Action::S3Head,
+        Action::S3Put,
+        Action::S3Delete,
+        Action::S3Presign,
+        Action::S3List,
+        Action::S3SnapshotUpload,
+        Action::DnsOpen,
+        Action::DnsList,
+        Action::DnsChange,
+        Action::EtcdSnapshot,
+        Action::FsRead,
+        Action::FsWrite,
+        Action::FsList,
+    ];
+
+    /// The schema's action name, e.g. `k8s:get`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Import => "import",
+            Action::K8sOpen => "k8s:open",
+            Action::K8sGet => "k8s:get",
+            Action::K8sList => "k8s:list",
+            Action::K8sCreate => "k8s:create",
+            Action::K8sApply => "k8s:apply",
+            Action::K8sReplace => "k8s:replace",
+            Action::K8sPatch => "k8s:patch",
+            Action::K8sDelete => "k8s:delete",
+            Action::K8sScale => "k8s:scale",
+            Action::S3Open => "s3:open",
+            Action::S3Get => "s3:get",
+            Action::S3Head => "s3:head",
+            Action::S3Put => "s3:put",
+            Action::S3Delete => "s3:delete",
+            Action::S3Presign => "s3:presign",
+            Action::S3List => "s3:list",
+            Action::S3SnapshotUpload => "s3:snapshot-upload",
+            Action::DnsOpen => "dns:open",
+            Action::DnsList => "dns:list",
+            Action::DnsChange => "dns:change",
+            Action::EtcdSnapshot => "etcd:snapshot",
+            Action::FsRead => "fs:read",
+            Action::FsWrite => "fs:write",
+            Action::FsList => "fs:list",
+        }
+    }
+
+    /// The action with schema name `name` (groups such as `k8s:read` are not actions).
+    pub fn from_name(name: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// True for actions in the schema's `mutating` group.
+    pub fn is_mutating(self) -> bool {
+        matches!(
+            self,
+            Action::K8sCreate
+                | Action::K8sApply
+                | Action::K8sReplace
+                | Action::K8sPatch
+                | Action::K8sDelete
+                | Action::K8sScale
+                | Action::S3Put
+                | Action::S3Delete
+                | Action::S3SnapshotUpload
+                | Action::DnsChange
+                | Action::EtcdSnapshot
+                | Action::FsWrite
+        )
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a call acts on, as the host knows it from the call's arguments. The
+/// policy layer derives the Cedar entity and its parents from this alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResourceRef {
+    /// A `ferry:host` interface; a version suffix (`@0.1.0`) is ignored.
+    Interface {
+        /// e.g. `ferry:host/k8s`.
+        name: String,
+    },
+    /// A Kubernetes cluster alias (for `k8s:open`).
+    Cluster {
+        /// The alias from the run config.
+        alias: String,
+    },
+    /// A Kubernetes object, or a collection when `name` is `None`.
+    K8s {
+        /// The cluster alias.
+        cluster: String,
+        /// API group, `""` for the core group.
+        group: String,
+        /// API version, e.g. `v1`.
+        version: String,
+        /// Kind, e.g. `HostedCluster`.
+        kind: String,
+        /// Namespace; `None` for cluster-scoped kinds and all-namespace lists.
+        namespace: Option<String>,
+        /// Name; `None` for list/collection operations.
+        name: Option<String>,
+    },
+    /// A bucket (for `s3:open`, or `s3:list` of the whole bucket).
+    Bucket {
+        /// Bucket name.
+        bucket: String,
+    },
+    /// One object.
+    S3Object {
+        /// Bucket name.
+        bucket: String,
+        /// Object key.
+        key: String,
+    },
+    /// A listing prefix (for `s3:list`); checked on the directory part of
+    /// the prefix, see the schema header.
+    S3Prefix {
+        /// Bucket name.
+        bucket: String,
+        /// The prefix as passed to the listing.
+        prefix: String,
+    },
+    /// A Route53 hosted zone.
+    Zone {
+        /// Zone id, with or without `/hostedzone/`.
+        zone: String,
+    },
+    /// One record set of a change batch.
+    RecordSet {
+        /// Zone id.
+        zone: String,
+        /// Record name (normalised: lower case, no trailing dot, escapes decoded).
+        name: String,
+        /// Record type, e.g. `A`.
+        rtype: String,
+    },
+    /// An etcd member: either a pod (cluster/namespace/pod, endpoint "") or
+    /// a configured endpoint alias (endpoint set, the others "").
+    EtcdMember {
+        /// Cluster alias of the pod.
+        cluster: String,
+        /// Namespace of the pod.
+        namespace: String,
+        /// Pod name.
+        pod: String,
+        /// Endpoint alias from the run config.
+        endpoint: String,
+    },
+    /// A workspace path, relative (`""` is the root for `fs:list`).
+    Path {
+        /// The path as the guest passed it.
+        path: String,
+    },
+}
+
+/// Per-call facts the policy may look at (`context` in Cedar).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallContext {
+    /// The run is a plan: nothing may really change.
+    pub plan: bool,
+    /// This particular call is a server-side dry-run.
+    pub dry_run: bool,
+    /// The phase the guest runs, e.g. `backup`.
+    pub phase: String,
+}
+
+/// The answer for one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the call may proceed.
+    pub allowed: bool,
+    /// Ids of the policies that decided: the permits that matched when
+    /// allowed; the forbids that matched when denied (empty = default deny).
+    pub policies: Vec<String>,
+    /// Problems met while deciding (invalid arguments, policy evaluation
+    /// errors). Any of them leaves the call denied unless a permit matched
+    /// and no forbid could have matched.
+    pub errors: Vec<String>,
+}
+
+impl Decision {
+    /// A sentence saying why `action` on `resource` was denied, for the
+    /// guest's error value and the audit trail.
+    pub fn denial_reason(&self, action: Action, resource: &ResourceRef) -> String {
+        let shape = match entities::shape(action, resource) {
+            Ok(shape) => shape,
+            Err(e) => return format!("invalid {action} request: {e}"),
+        };
+        let mut reason = if self.allowed {
+            format!("allowed by {}", policy_list(&self.policies))
+        } else if !self.policies.is_empty() {
+            format!("denied by {} (forbid)", policy_list(&self.policies))
+        } else {
+            format!(
+                "no policy permits {action} on {} \"{}\" (deny by default)",
+                shape.ty.name(),
+                shape.id
+            )
+        };
+        if !self.errors.is_empty() {
+            reason.push_str(&format!("; errors: {}", self.errors.join("; ")));
+        }
+        reason
+    }
+
+    fn deny(errors: Vec<String>) -> Self {
+        Decision {
+            allowed: false,
+            policies: Vec::new(),
+            errors,
+        }
+    }
+}
+
+fn policy_list(ids: &[String]) -> String {
+    let quoted: Vec<String> = ids.iter().map(|id| format!("`{id}`")).collect();
+    if quoted.len() == 1 {
+        format!("policy {}", quoted[0])
+    } else {
+        format!("policies {}", quoted.join(", "))
+    }
+}
+
+/// Why a policy could not be loaded. Every variant stops the run.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The policy file could not be read.
+    #[error("cannot read policy file {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid Cedar.
+    #[error("policy {origin} does not parse:\n{message}")]
+    Parse {
+        /// Where the text came from (a path).
+        origin: String,
+        /// Cedar's diagnostics, each `origin:line:col: message`.
+        message: String,
+    },
+    /// The built-in schema does not parse (a build defect).
+    #[error("the ferry policy schema is invalid: {message}")]
+    Schema {
+        /// Cedar's diagnostic.
+        message: String,
+    },
+    /// A policy does not fit the schema (unknown type, attribute, action...).
+    #[error("policy {origin} fails strict schema validation:\n  {}", errors.join("\n  "))]
+    Validation {
+        /// Where the text came from.
+        origin: String,
+        /// Cedar's messages, each naming the policy id and its location.
+        errors: Vec<String>,
+    },
+    /// A template's `@link` could not be applied.
+    #[error("cannot link template `{template}`: {message}")]
+    Link {
+        /// The template's id.
+        template: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A `@link` names a run parameter that is not set.
+    #[error("template `{template}` needs run parameter `{param}`, which is not set")]
+    MissingParam {
+        /// The template's id.
+        template: String,
+        /// The parameter.
+        param: String,
+    },
+}
+
+/// A loaded, linked and validated policy set for one guest. Immutable after
+/// load, `Send + Sync`, and meant to be shared behind an `Arc`.
+pub struct PolicyEngine {
+    policies: PolicySet,
+    authorizer: Authorizer,
+    types: entities::Types,
+    guest: GuestIdentity,
+    guest_uid: EntityUid,
+    guest_entity: Entity,
+    /// Per action, indexed by `Action as usize`, so a call only clones.
+    actions: Vec<ActionInfo>,
+    order: Vec<load::Entry>,
+    origin: String,
+    source: String,
+    params: BTreeMap<String, String>,
+    warnings: Vec<String>,
+}
+
+/// An action's uid, its entity (with every group as an ancestor) and the
+/// names of those groups.
+struct ActionInfo {
+    uid: EntityUid,
+    entity: Entity,
+    groups: Vec<String>,
+}
+
+impl fmt::Debug for PolicyEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyEngine")
+            .field("origin", &self.origin)
+            .field("guest", &self.guest)
+            .field("policies", &self.order.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicyEngine {
+    /// Reads, parses, links (from `params`) and strictly validates the policy
+    /// file at `path` for `guest`.
+    pub fn load(path: &Path, params: &BTreeMap<String, String>, guest: &GuestIdentity) -> Result<Self, PolicyError> {
+        let src = std::fs::read_to_string(path).map_err(|source| PolicyError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_source(&src, &path.display().to_string(), params, guest)
+    }
+
+    /// Same as [`PolicyEngine::load`] for policy text; `origin` names it in
+    /// error messages.
+    pub fn from_source(
+        src: &str,
+        origin: &str,
+        params: &BTreeMap<String, String>,
+        guest: &GuestIdentity,
+    ) -> Result<Self, PolicyError> {
+        let schema = load::schema()?;
+        let loaded = load::load(src, origin, params, guest)?;
+        let internal = |message: String| PolicyError::Schema { message };
+
+        let types = entities::Types::new().map_err(internal)?;
+        let guest_uid = load::guest_uid(guest).map_err(internal)?;
+        let guest_entity = Entity::new(
+            guest_uid.clone(),
+            [
+                ("name".to_string(), RestrictedExpression::new_string(guest.name.clone())),
+                (
+                    "sha256".to_string(),
+                    RestrictedExpression::new_string(guest.sha256.clone()),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+            HashSet::new(),
+        )
+        .map_err(|e| internal(e.to_string()))?;
+
+        let action_store = schema.action_entities().map_err(|e| internal(e.to_string()))?;
+        let action_ty = EntityTypeName::from_str("Ferry::Action").map_err(|e| internal(e.to_string()))?;
+        let mut actions = Vec::with_capacity(Action::ALL.len());
+        for action in Action::ALL {
+            let uid = EntityUid::from_type_name_and_id(action_ty.clone(), EntityId::new(action.name()));
+            // The schema's action store has the transitive closure, so these
+            // are all the groups; the group entities themselves need not be
+            // in each request's store.
+            let Some(ancestors) = action_store.ancestors(&uid) else {
+                return Err(internal(format!("action `{action}` is missing from the schema")));
+            };
+            let ancestors: HashSet<EntityUid> = ancestors.cloned().collect();
+            let mut groups: Vec<String> = ancestors.iter().map(|g| g.id().unescaped().to_string()).collect();
+            groups.sort();
+            let entity = Entity::new_no_attrs(uid.clone(), ancestors);
+            actions.push(ActionInfo { uid, entity, groups });
+        }
+
+        Ok(PolicyEngine {
+            policies: loaded.policies,
+            authorizer: Authorizer::new(),
+            types,
+            guest: guest.clone(),
+            guest_uid,
+            guest_entity,
+            actions,
+            order: loaded.order,
+            origin: origin.to_string(),
+            source: src.to_string(),
+            params: loaded.params,
+            warnings: loaded.warnings,
+        })
+    }
+
+    /// Decides one call. Never does I/O; denies (with `errors`) when the
+    /// resource cannot be expressed safely.
+    pub fn authorize(&self, action: Action, resource: &ResourceRef, ctx: &CallContext) -> Decision {
+        let shape = match entities::shape(action, resource) {
+            Ok(shape) => shape,
+            Err(e) => return Decision::deny(vec![format!("invalid resource: {e}")]),
+        };
+        let (resource_uid, resource_entities) = match self.types.build(&shape) {
+            Ok(built) => built,
+            Err(e) => {
+                return Decision::deny(vec![format!("cannot build the resource entity: {e}")]);
+            }
+        };
+        let ActionInfo {
+            uid: action_uid,
+            entity: action_entity,
+            ..
+        } = &self.actions[action as usize];
+        let context = match Context::from_pairs([
+            ("plan".to_string(), RestrictedExpression::new_bool(ctx.plan)),
+            ("dryRun".to_string(), RestrictedExpression::new_bool(ctx.dry_run)),
+            ("phase".to_string(), RestrictedExpression::new_string(ctx.phase.clone())),
+        ]) {
+            Ok(c) => c,
+            Err(e) => return Decision::deny(vec![format!("cannot build the context: {e}")]),
+        };
+        // No schema check per call: the request and entities are built by
+        // this module to the schema's shape, which the unit test
+        // `built_entities_conform_to_the_schema` checks once, with the schema.
+        let request = match Request::new(self.guest_uid.clone(), action_uid.clone(), resource_uid, context, None) {
+            Ok(r) => r,
+            Err(e) => return Decision::deny(vec![format!("cannot build the request: {e}")]),
+        };
+        let store = resource_entities
+            .into_iter()
+            .chain([self.guest_entity.clone(), action_entity.clone()]);
+        let entities = match Entities::from_entities(store, None) {
+            Ok(e) => e,
+            Err(e) => return Decision::deny(vec![format!("cannot build the entities: {e}")]),
+        };
+
+        let response = self.authorizer.is_authorized(&request, &self.policies, &entities);
+        let mut policies: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
+        policies.sort();
+        let mut errors = Vec::new();
+        let mut failed_forbids = Vec::new();
+        for err in response.diagnostics().errors() {
+            let cedar_policy::AuthorizationError::PolicyEvaluationError(e) = err;
+            errors.push(err.to_string());
+            if self
+                .policies
+                .policy(e.policy_id())
+                .is_some_and(|p| p.effect() == cedar_policy::Effect::Forbid)
+            {
+                failed_forbids.push(e.policy_id().to_string());
+            }
+        }
+        let allowed = response.decision() == cedar_policy::Decision::Allow;
+        if allowed && !failed_forbids.is_empty() {
+            // Cedar skips a policy whose evaluation errors. For a forbid that
+            // would fail open, so a forbid that cannot be evaluated denies.
+            failed_forbids.sort();
+            return Decision {
+                allowed: false,
+                policies: failed_forbids,
+                errors,
+            };
+        }
+        Decision {
+            allowed,
+            policies,
+            errors,
+        }
+    }
+
+    /// Decides, at load time, whether the guest may import `interface`
+    /// (`ferry:host/k8s@0.1.0`; the version is ignored). The context is
+    /// `{ plan: false, dryRun: false, phase: "load" }`; use
+    /// [`PolicyEngine::check_import_with`] to pass the run's own.
+    pub fn check_import(&self, interface: &str) -> Decision {
+        let ctx = CallContext {
+            plan: false,
+            dry_run: false,
+            phase: "load".to_string(),
+        };
+        self.check_import_with(interface, &ctx)
+    }
+
+    /// [`PolicyEngine::check_import`] with an explicit context.
+    pub fn check_import_with(&self, interface: &str, ctx: &CallContext) -> Decision {
+        let name = strip_interface_version(interface).to_string();
+        self.authorize(Action::Import, &ResourceRef::Interface { name }, ctx)
+    }
+
+    /// What the guest may and may never do, in plain words.
+    pub fn explain(&self) -> String {
+        let members = |group: &str| -> Vec<&'static str> {
+            Action::ALL
+                .into_iter()
+                .filter(|a| self.is_in_group(*a, group))
+                .map(Action::name)
+                .collect()
+        };
+        explain::explain(&self.policies, &self.order, &self.guest, &members)
+    }
+
+    fn is_in_group(&self, action: Action, group: &str) -> bool {
+        self.actions[action as usize].groups.iter().any(|g| g == group)
+    }
+
+    /// The Cedar schema (human-readable format) policies are validated against.
+    pub fn schema() -> &'static str {
+        SCHEMA_SRC
+    }
+
+    /// Re-runs strict validation of the loaded set (load already did).
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        load::validate(&self.policies, &self.source, &self.origin).map(|_| ())
+    }
+
+    /// Validator warnings from load (e.g. a policy that can never apply).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The run parameters templates were linked with, derived ones included.
+    pub fn params(&self) -> &BTreeMap<String, String> {
+        &self.params
+    }
+
+    /// Ids of the active policies (static and linked), in file order.
+    pub fn policy_ids(&self) -> Vec<String> {
+        self.order.iter().map(|e| e.id.to_string()).collect()
+    }
+
+    /// The guest this engine decides for.
+    pub fn guest(&self) -> &GuestIdentity {
+        &self.guest
+    }
+
+    /// Where the policy text came from.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine(src: &str) -> Result<PolicyEngine, PolicyError> {
+        let guest = GuestIdentity {
+            name: "g".into(),
+            sha256: "00".into(),
+        };
+        PolicyEngine::from_source(src, "test.cedar", &BTreeMap::new(), &guest)
+    }
+
+    #[test]
+    fn action_table_is_indexed_by_discriminant() {
+        for (i, a) in Action::ALL.into_iter().enumerate() {
+            assert_eq!(a as usize, i, "{a}");
+            assert_eq!(Action::from_name(a.name()), Some(a));
+            assert_eq!(a.to_string(), a.name());
+        }
+    }
+
+    #[test]
+    fn engine_is_send_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<PolicyEngine>();
+    }
+
+    #[test]
+    fn actions_map_one_to_one_to_the_schema() -> Result<(), PolicyError> {
+        let schema = load::schema()?;
+        let groups: HashSet<String> = schema.action_groups().map(|g| g.id().unescaped().to_string()).collect();
+        let mut schema_actions: Vec<String> = schema
+            .actions()
+            .map(|a| a.id().unescaped().to_string())
+            .filter(|a| !groups.contains(a))
+            .collect();
+        schema_actions.sort();
+        let mut ours: Vec<String> = Action::ALL.iter().map(|a| a.name().to_string()).collect();
+        ours.sort();
+        assert_eq!(schema_actions, ours);
+        let e = engine("")?;
+        for a in Action::ALL {
+            assert_eq!(e.is_in_group(a, "mutating"), a.is_mutating(), "{a}");
+        }
+        Ok(())
+    }
+
+    /// The entities `authorize` builds without a schema check must conform
+    /// to the schema: check one of every kind with the schema here.
+    #[test]
+    fn built_entities_conform_to_the_schema() -> Result<(), Box<dyn std::error::Error>> {
+        let e = engine("")?;
+        let schema = load::schema()?;
+        let cases = [
+            (
+                Action::Import,
+                ResourceRef::Interface {
+                    name: "ferry:host/k8s@0.1.0".into(),
+                },
+            ),
+            (Action::K8sOpen, ResourceRef::Cluster { alias: "src".into() }),
+            (
+                Action::K8sDelete,
+                ResourceRef::K8s {
+                    cluster: "src".into(),
+                    group: String::new(),
+                    version: "v1".into(),
+                    kind: "Namespace".into(),
+                    namespace: None,
+                    name: Some("clusters".into()),
+                },
+            ),
+            (Action::S3Open, ResourceRef::Bucket { bucket: "b".into() }),
+            (
+                Action::S3Put,
+                ResourceRef::S3Object {
+                    bucket: "b".into(),
+                    key: "a/b/c".into(),
+                },
+            ),
+            (
+                Action::S3List,
+                ResourceRef::S3Prefix {
+                    bucket: "b".into(),
+                    prefix: "a/b/".into(),
+                },
+            ),
+            (Action::DnsList, ResourceRef::Zone { zone: "Z1".into() }),
+            (
+                Action::DnsChange,
+                ResourceRef::RecordSet {
+                    zone: "Z1".into(),
+                    name: "a.b.".into(),
+                    rtype: "A".into(),
+                },
+            ),
+            (
+                Action::EtcdSnapshot,
+                ResourceRef::EtcdMember {
+                    cluster: "m".into(),
+                    namespace: "ns".into(),
+                    pod: "etcd-0".into(),
+                    endpoint: String::new(),
+                },
+            ),
+            (
+                Action::FsWrite,
+                ResourceRef::Path {
+                    path: "a/b.json".into(),
+                },
+            ),
+            (Action::FsList, ResourceRef::Path { path: String::new() }),
+        ];
+        for (action, r) in cases {
+            let shape = entities::shape(action, &r)?;
+            let (uid, ents) = e.types.build(&shape)?;
+            let action_uid = &e.actions[action as usize].uid;
+            let store = ents.into_iter().chain([e.guest_entity.clone()]);
+            Entities::from_entities(store, Some(schema))?;
+            let ctx = Context::from_pairs([
+                ("plan".to_string(), RestrictedExpression::new_bool(true)),
+                ("dryRun".to_string(), RestrictedExpression::new_bool(false)),
+                ("phase".to_string(), RestrictedExpression::new_string("x".into())),
+            ])?;
+            Request::new(e.guest_uid.clone(), action_uid.clone(), uid, ctx, Some(schema))?;
+        }
+        Ok(())
+    }
+}
