@@ -1,0 +1,131 @@
+//! Clients created on first use and shared by the handles of one run.
+
+use std::collections::HashMap;
+
+use cap_std::fs::Dir;
+use tokio::sync::{Mutex, OnceCell};
+
+use crate::caps::{HostError, HostResult};
+use crate::config::RunConfig;
+
+/// Lazily created clients of one run.
+#[derive(Default)]
+pub struct Clients {
+    kube: Mutex<HashMap<String, kube::Client>>,
+    s3: OnceCell<aws_sdk_s3::Client>,
+    route53: OnceCell<aws_sdk_route53::Client>,
+    workspace: std::sync::OnceLock<Result<Dir, String>>,
+    /// Explicit AWS credentials (tests, drills); otherwise the default chain.
+    pub aws_credentials: Option<aws_credential_types::Credentials>,
+}
+
+impl Clients {
+    /// Clients that use explicit AWS credentials instead of the default chain.
+    pub fn with_aws_credentials(credentials: aws_credential_types::Credentials) -> Self {
+        Clients {
+            aws_credentials: Some(credentials),
+            ..Default::default()
+        }
+    }
+
+    /// The kube client for `alias`, built from the run config's kubeconfig.
+    pub async fn kube(&self, config: &RunConfig, alias: &str) -> HostResult<kube::Client> {
+        let mut map = self.kube.lock().await;
+        if let Some(c) = map.get(alias) {
+            return Ok(c.clone());
+        }
+        let cluster = config.clusters.get(alias).ok_or_else(|| {
+            let known: Vec<&str> = config.clusters.keys().map(String::as_str).collect();
+            HostError::NotFound(format!(
+                "no cluster `{alias}` in the run config (known: {}); add a [clusters.{alias}] section",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })?;
+        let options = kube::config::KubeConfigOptions {
+            context: cluster.context.clone(),
+            ..Default::default()
+        };
+        let mut kc = match &cluster.kubeconfig {
+            Some(path) => {
+                let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| {
+                    HostError::Invalid(format!(
+                        "cluster `{alias}`: cannot read kubeconfig {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                kube::Config::from_custom_kubeconfig(kubeconfig, &options).await
+            }
+            None => kube::Config::from_kubeconfig(&options).await,
+        }
+        .map_err(|e| HostError::Invalid(format!("cluster `{alias}`: kubeconfig is unusable: {e}")))?;
+        // Fail fast on a dead endpoint: a tired SRE should learn within seconds
+        // that a cluster is unreachable, not after a TCP timeout.
+        kc.connect_timeout = Some(std::time::Duration::from_secs(5));
+        kc.read_timeout = Some(std::time::Duration::from_secs(60));
+        let client = kube::Client::try_from(kc)
+            .map_err(|e| HostError::Invalid(format!("cluster `{alias}`: cannot build a client: {e}")))?;
+        map.insert(alias.to_string(), client.clone());
+        Ok(client)
+    }
+
+    /// The workspace directory (opened once, created 0700 if missing).
+    pub fn workspace(&self, config: &RunConfig) -> Result<Dir, String> {
+        let opened = self.workspace.get_or_init(|| {
+            let Some(ws) = &config.workspace else {
+                return Err(
+                    "this run has no workspace directory; add [workspace] dir = \"...\" to the run config".into(),
+                );
+            };
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&ws.dir)
+                .map_err(|e| format!("cannot create workspace {}: {e}", ws.dir.display()))?;
+            Dir::open_ambient_dir(&ws.dir, cap_std::ambient_authority())
+                .map_err(|e| format!("cannot open workspace {}: {e}", ws.dir.display()))
+        });
+        match opened {
+            Ok(d) => d.try_clone().map_err(|e| e.to_string()),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// The S3 client.
+    pub async fn s3(&self, config: &RunConfig) -> aws_sdk_s3::Client {
+        self.s3
+            .get_or_init(|| async {
+                crate::backends::s3::s3_client(&s3_settings(config), self.aws_credentials.clone()).await
+            })
+            .await
+            .clone()
+    }
+
+    /// The Route53 client.
+    pub async fn route53(&self, config: &RunConfig) -> aws_sdk_route53::Client {
+        self.route53
+            .get_or_init(|| async {
+                let mut s = s3_settings(config);
+                if config.aws.route53_endpoint_url.is_some() {
+                    s.endpoint_url = config.aws.route53_endpoint_url.clone();
+                }
+                crate::backends::dns::route53_client(&s, self.aws_credentials.clone()).await
+            })
+            .await
+            .clone()
+    }
+}
+
+/// The backend settings from the run config's `[aws]` section.
+pub fn s3_settings(config: &RunConfig) -> crate::backends::s3::S3Settings {
+    crate::backends::s3::S3Settings {
+        region: config.aws.region.clone().unwrap_or_else(|| "us-east-1".into()),
+        endpoint_url: config.aws.endpoint_url.clone(),
+        force_path_style: config.aws.force_path_style,
+        profile: config.aws.profile.clone(),
+    }
+}

@@ -1,0 +1,75 @@
+//! `ferry:host/context`: logging, progress, parameters, plan mode and time.
+
+use crate::bindings::automation::ferry::host::context::{Host, Level, Progress, Unit};
+use crate::progress::ProgressEvent;
+use crate::state::RunState;
+
+/// The longest a single `sleep` call may ask for (guests loop for longer waits).
+const MAX_SLEEP_MS: u64 = 3_600_000;
+
+impl Host for RunState {
+    async fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) -> wasmtime::Result<()> {
+        let guest = &self.env.guest.name;
+        let fields = if fields.is_empty() {
+            String::new()
+        } else {
+            fields
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        match level {
+            Level::Trace => tracing::trace!(%guest, %fields, "{message}"),
+            Level::Debug => tracing::debug!(%guest, %fields, "{message}"),
+            Level::Info => tracing::info!(%guest, %fields, "{message}"),
+            Level::Warn => tracing::warn!(%guest, %fields, "{message}"),
+            Level::Error => tracing::error!(%guest, %fields, "{message}"),
+        }
+        Ok(())
+    }
+
+    async fn report_progress(&mut self, event: Progress) -> wasmtime::Result<()> {
+        let unit = match event.unit {
+            Unit::Items => "items",
+            Unit::Bytes => "bytes",
+            Unit::Seconds => "seconds",
+        };
+        self.env.progress.event(&ProgressEvent {
+            step: event.step,
+            done: event.done,
+            total: event.total,
+            unit,
+            message: event.message,
+        });
+        Ok(())
+    }
+
+    async fn param(&mut self, name: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.env.params.get(&name).cloned())
+    }
+
+    async fn params(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
+        Ok(self.env.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
+    async fn is_plan(&mut self) -> wasmtime::Result<bool> {
+        Ok(self.env.plan)
+    }
+
+    async fn now(&mut self) -> wasmtime::Result<u64> {
+        Ok(self.env.clock.now_ms())
+    }
+
+    async fn sleep(&mut self, millis: u64) -> wasmtime::Result<()> {
+        // The outer wall-clock timeout still bounds the run as a whole.
+        tokio::time::sleep(self.env.clock.real_duration(millis.min(MAX_SLEEP_MS))).await;
+        Ok(())
+    }
+}
+
+impl crate::bindings::automation::ferry::host::types::Host for RunState {
+    fn convert_error(&mut self, err: crate::caps::HostError) -> wasmtime::Result<crate::bindings::WitError> {
+        err.into_wit()
+    }
+}

@@ -1,0 +1,123 @@
+//! `ferry:host/dns`: Route53 hosted zones by id.
+
+use wasmtime::component::Resource;
+
+use crate::backends::dns::{self as backend, normalize_name, normalize_zone_id};
+use crate::bindings::automation::ferry::host::dns::{Change, ChangeAction, Host, HostZone, RecordSet};
+use crate::caps::{HostError, HostResult};
+use crate::policy::{Action, ResourceRef};
+use crate::state::RunState;
+
+/// An open hosted-zone handle.
+pub struct ZoneHandle {
+    id: String,
+}
+
+fn to_wit(r: backend::RecordSet) -> RecordSet {
+    RecordSet {
+        name: r.name,
+        record_type: r.rtype,
+        ttl: r.ttl,
+        values: r.values,
+    }
+}
+
+impl RunState {
+    fn zone_id(&self, h: &Resource<ZoneHandle>) -> HostResult<String> {
+        Ok(self.table.get(h)?.id.clone())
+    }
+}
+
+impl Host for RunState {
+    async fn open_zone(&mut self, id: String) -> HostResult<Resource<ZoneHandle>> {
+        let id = normalize_zone_id(&id).to_string();
+        if id.is_empty() {
+            return Err(HostError::Invalid("hosted zone id is empty".into()));
+        }
+        let approved = self.authorize(Action::DnsOpen, ResourceRef::Zone { zone: id.clone() }, false)?;
+        self.finish(approved, Ok(()))?;
+        Ok(self.table.push(ZoneHandle { id })?)
+    }
+}
+
+impl HostZone for RunState {
+    async fn id(&mut self, h: Resource<ZoneHandle>) -> wasmtime::Result<String> {
+        Ok(self.table.get(&h)?.id.clone())
+    }
+
+    async fn list_record_sets(
+        &mut self,
+        h: Resource<ZoneHandle>,
+        name_filter: Option<String>,
+    ) -> HostResult<Vec<RecordSet>> {
+        let zone = self.zone_id(&h)?;
+        let approved = self.authorize(Action::DnsList, ResourceRef::Zone { zone: zone.clone() }, false)?;
+        let client = self.env.clients.route53(&self.env.config).await;
+        let result = backend::list_record_sets(&client, &zone, name_filter.as_deref())
+            .await
+            .map(|l| l.into_iter().map(to_wit).collect())
+            .map_err(HostError::from);
+        self.finish(approved, result)
+    }
+
+    async fn change_record_sets(&mut self, h: Resource<ZoneHandle>, changes: Vec<Change>) -> HostResult<String> {
+        let zone = self.zone_id(&h)?;
+        if changes.is_empty() {
+            return Err(HostError::Invalid("a change batch needs at least one change".into()));
+        }
+        let plan = self.env.plan;
+        // Every record of the batch must be allowed before anything is sent:
+        // Route53 applies a batch atomically, and so does the policy.
+        let mut approvals = Vec::with_capacity(changes.len());
+        for c in &changes {
+            let resource = ResourceRef::RecordSet {
+                zone: zone.clone(),
+                name: normalize_name(&c.record_set.name),
+                rtype: c.record_set.record_type.to_ascii_uppercase(),
+            };
+            approvals.push(self.authorize(Action::DnsChange, resource, plan)?);
+        }
+        let result = if plan {
+            tracing::info!(%zone, changes = changes.len(), "plan: would change record sets");
+            Ok("plan".to_string())
+        } else {
+            let client = self.env.clients.route53(&self.env.config).await;
+            let batch = changes
+                .into_iter()
+                .map(|c| backend::Change {
+                    action: match c.action {
+                        ChangeAction::Create => backend::ChangeAction::Create,
+                        ChangeAction::Upsert => backend::ChangeAction::Upsert,
+                        ChangeAction::Delete => backend::ChangeAction::Delete,
+                    },
+                    record: backend::RecordSet {
+                        name: c.record_set.name,
+                        rtype: c.record_set.record_type,
+                        ttl: c.record_set.ttl,
+                        values: c.record_set.values,
+                        alias_target: None,
+                        set_identifier: None,
+                    },
+                })
+                .collect();
+            backend::change_record_sets(&client, &zone, batch)
+                .await
+                .map_err(HostError::from)
+        };
+        let mut approvals = approvals.into_iter();
+        let last = approvals.next_back();
+        for a in approvals {
+            let r: HostResult<()> = result.as_ref().map(|_| ()).map_err(|e| HostError::Other(e.to_string()));
+            let _ = self.finish(a, r);
+        }
+        match last {
+            Some(a) => self.finish(a, result),
+            None => result,
+        }
+    }
+
+    async fn drop(&mut self, h: Resource<ZoneHandle>) -> wasmtime::Result<()> {
+        self.table.delete(h)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,257 @@
+//! `ferry:host/etcd`: etcd snapshots streamed host-side into S3.
+//!
+//! The guest names the member (a pod behind a port-forward, or an endpoint
+//! alias from the run config) and the target object; the host opens the
+//! stream, uploads it as a multipart upload while hashing it, verifies etcd's
+//! integrity trailer and only then completes the upload. Snapshot bytes never
+//! enter guest memory.
+
+use std::sync::Arc;
+
+use wasmtime::component::Resource;
+
+use crate::backends::etcd::{EtcdEndpoint, snapshot_to_s3};
+use crate::bindings::automation::ferry::host::etcd::{Host, PodMember, SnapshotInfo};
+use crate::caps::k8s::ClusterHandle;
+use crate::caps::objects::BucketHandle;
+use crate::caps::{HostError, HostResult};
+use crate::policy::{Action, ResourceRef};
+use crate::progress::{ProgressEvent, ProgressSink};
+use crate::state::RunState;
+
+/// Part size of snapshot uploads: 16 MiB keeps a 8 GiB snapshot well under
+/// S3's 10,000-part limit while bounding memory to a few parts.
+const PART_SIZE: usize = 16 * 1024 * 1024;
+
+fn progress_fn(sink: Arc<dyn ProgressSink>, step: String) -> impl Fn(u64) + Send + Sync + 'static {
+    move |bytes| {
+        sink.event(&ProgressEvent {
+            step: step.clone(),
+            done: bytes,
+            total: None,
+            unit: "bytes",
+            message: format!("{:.1} MiB streamed", bytes as f64 / 1_048_576.0),
+        })
+    }
+}
+
+impl RunState {
+    async fn snapshot_into(
+        &mut self,
+        member_label: String,
+        endpoint: EtcdEndpoint,
+        into: &Resource<BucketHandle>,
+        key: String,
+        approved_member: crate::caps::Approved,
+    ) -> HostResult<SnapshotInfo> {
+        let bucket = self.table.get(into)?.bucket().clone();
+        let plan = self.env.plan;
+        let approved_upload = match self.authorize(
+            Action::S3SnapshotUpload,
+            ResourceRef::S3Object {
+                bucket: bucket.name().to_string(),
+                key: key.clone(),
+            },
+            plan,
+        ) {
+            Ok(a) => a,
+            Err(e) => {
+                let r: HostResult<()> = Err(HostError::Denied("the snapshot upload was denied".into()));
+                let _ = self.finish(approved_member, r);
+                return Err(e);
+            }
+        };
+        if plan {
+            tracing::info!(member = %member_label, bucket = bucket.name(), %key, "plan: would stream an etcd snapshot");
+            let _ = self.finish(approved_member, Ok(()));
+            return self.finish(
+                approved_upload,
+                Ok(SnapshotInfo {
+                    key,
+                    size: 0,
+                    sha256: String::new(),
+                    revision: 0,
+                    member: member_label,
+                }),
+            );
+        }
+        let progress = progress_fn(self.env.progress.clone(), format!("etcd-snapshot {member_label}"));
+        let result = snapshot_to_s3(&endpoint, bucket.client(), bucket.name(), &key, PART_SIZE, progress)
+            .await
+            .map(|i| SnapshotInfo {
+                key: key.clone(),
+                size: i.size,
+                sha256: i.sha256,
+                revision: i.revision,
+                member: member_label.clone(),
+            })
+            .map_err(HostError::from);
+        let member_result: HostResult<()> = result.as_ref().map(|_| ()).map_err(|e| HostError::Other(e.to_string()));
+        let _ = self.finish(approved_member, member_result);
+        self.finish(approved_upload, result)
+    }
+
+    /// Reads `key` of a Secret (or ConfigMap) in `namespace`, as PEM text.
+    async fn read_tls_item(
+        client: &kube::Client,
+        alias: &str,
+        namespace: &str,
+        name: &str,
+        keys: &[&str],
+    ) -> HostResult<String> {
+        use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+        let secrets: kube::Api<Secret> = kube::Api::namespaced(client.clone(), namespace);
+        match secrets
+            .get_opt(name)
+            .await
+            .map_err(|e| crate::caps::k8s::map_kube_error(e, alias, &format!("read secret {name}")))?
+        {
+            Some(s) => {
+                let data = s.data.unwrap_or_default();
+                for k in keys {
+                    if let Some(v) = data.get(*k) {
+                        return String::from_utf8(v.0.clone()).map_err(|_| {
+                            HostError::Invalid(format!("secret {namespace}/{name} key {k} is not PEM text"))
+                        });
+                    }
+                }
+                Err(HostError::NotFound(format!(
+                    "secret {namespace}/{name} has none of the keys {keys:?}"
+                )))
+            }
+            None => {
+                let cms: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), namespace);
+                let cm = cms
+                    .get_opt(name)
+                    .await
+                    .map_err(|e| crate::caps::k8s::map_kube_error(e, alias, &format!("read configmap {name}")))?
+                    .ok_or_else(|| {
+                        HostError::NotFound(format!(
+                            "no secret or configmap {namespace}/{name} on cluster `{alias}`"
+                        ))
+                    })?;
+                let data = cm.data.unwrap_or_default();
+                keys.iter().find_map(|k| data.get(*k).cloned()).ok_or_else(|| {
+                    HostError::NotFound(format!("configmap {namespace}/{name} has none of the keys {keys:?}"))
+                })
+            }
+        }
+    }
+}
+
+impl Host for RunState {
+    async fn snapshot_pod_to_object(
+        &mut self,
+        via: Resource<ClusterHandle>,
+        member: PodMember,
+        into: Resource<BucketHandle>,
+        key: String,
+    ) -> HostResult<SnapshotInfo> {
+        let (alias, client) = {
+            let c = self.table.get(&via)?;
+            (c.alias().to_string(), c.client().clone())
+        };
+        let label = format!("{alias}:{}/{}", member.namespace, member.pod);
+        let approved = self.authorize(
+            Action::EtcdSnapshot,
+            ResourceRef::EtcdMember {
+                cluster: alias.clone(),
+                namespace: member.namespace.clone(),
+                pod: member.pod.clone(),
+                endpoint: String::new(),
+            },
+            self.env.plan,
+        )?;
+        // TLS material is read here, host-side; the guest only named secrets.
+        let tls = match (&member.client_secret, &member.ca_secret) {
+            (Some(client_secret), Some(ca_secret)) => {
+                let cert = Self::read_tls_item(
+                    &client,
+                    &alias,
+                    &member.namespace,
+                    client_secret,
+                    &["etcd-client.crt", "tls.crt"],
+                )
+                .await;
+                let key_pem = Self::read_tls_item(
+                    &client,
+                    &alias,
+                    &member.namespace,
+                    client_secret,
+                    &["etcd-client.key", "tls.key"],
+                )
+                .await;
+                let ca = Self::read_tls_item(&client, &alias, &member.namespace, ca_secret, &["ca.crt"]).await;
+                match (cert, key_pem, ca) {
+                    (Ok(cert_pem), Ok(key_pem), Ok(ca_pem)) => Some(crate::backends::etcd::EtcdTls {
+                        ca_pem,
+                        cert_pem,
+                        key_pem,
+                        domain: Some(format!("{}.etcd-discovery.{}.svc", member.pod, member.namespace)),
+                    }),
+                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+                        let msg = e.to_string();
+                        let _ = self.finish(approved, Err::<(), _>(HostError::Other(msg)));
+                        return Err(e);
+                    }
+                }
+            }
+            (None, None) => None,
+            _ => {
+                let e = HostError::Invalid("give both client-secret and ca-secret for TLS, or neither".into());
+                let _ = self.finish(approved, Err::<(), _>(HostError::Invalid(e.to_string())));
+                return Err(e);
+            }
+        };
+        let forward =
+            match crate::backends::portforward::forward_pod_port(client, &member.namespace, &member.pod, member.port)
+                .await
+            {
+                Ok(f) => f,
+                Err(e) => {
+                    let e = HostError::from(e);
+                    let _ = self.finish(approved, Err::<(), _>(HostError::Other(e.to_string())));
+                    return Err(e);
+                }
+            };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let endpoint = EtcdEndpoint {
+            endpoints: vec![format!("{scheme}://{}", forward.local_addr)],
+            tls,
+        };
+        let result = self.snapshot_into(label, endpoint, &into, key, approved).await;
+        drop(forward);
+        result
+    }
+
+    async fn snapshot_endpoint_to_object(
+        &mut self,
+        alias: String,
+        into: Resource<BucketHandle>,
+        key: String,
+    ) -> HostResult<SnapshotInfo> {
+        let approved = self.authorize(
+            Action::EtcdSnapshot,
+            ResourceRef::EtcdMember {
+                cluster: String::new(),
+                namespace: String::new(),
+                pod: String::new(),
+                endpoint: alias.clone(),
+            },
+            self.env.plan,
+        )?;
+        let Some(cfg) = self.env.config.etcd.get(&alias) else {
+            let e = HostError::NotFound(format!(
+                "no etcd endpoint `{alias}` in the run config; add an [etcd.{alias}] section"
+            ));
+            let _ = self.finish(approved, Err::<(), _>(HostError::NotFound(e.to_string())));
+            return Err(e);
+        };
+        let endpoint = EtcdEndpoint {
+            endpoints: cfg.endpoints.clone(),
+            tls: None,
+        };
+        self.snapshot_into(format!("endpoint:{alias}"), endpoint, &into, key, approved)
+            .await
+    }
+}

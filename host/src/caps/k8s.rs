@@ -1,0 +1,543 @@
+//! `ferry:host/k8s`: Kubernetes clusters by alias, through kube-rs.
+//!
+//! The kind of each call is resolved through API discovery (cached per
+//! cluster), so guests can address any kind the server serves, including
+//! HyperShift and Cluster API kinds, as JSON.
+
+use std::collections::HashMap;
+
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::core::GroupVersionKind;
+use kube::discovery::{ApiResource, Scope};
+use serde_json::Value;
+use wasmtime::component::Resource;
+
+use crate::bindings::ObjectRef;
+use crate::bindings::automation::ferry::host::k8s::{
+    DeleteOutcome, Host, HostCluster, ListOptions, PatchKind, Propagation, WriteOptions,
+};
+use crate::caps::{HostError, HostResult};
+use crate::policy::{Action, ResourceRef};
+use crate::state::RunState;
+
+/// The field manager used when the guest names none.
+pub const DEFAULT_FIELD_MANAGER: &str = "ferry";
+/// Page size of list calls; the host follows `continue` tokens.
+const PAGE_SIZE: u32 = 500;
+
+/// An open cluster handle: only the alias lives in the guest's table.
+pub struct ClusterHandle {
+    alias: String,
+    client: kube::Client,
+}
+
+impl ClusterHandle {
+    /// The alias from the run config.
+    pub fn alias(&self) -> &str {
+        &self.alias
+    }
+
+    /// The kube client (host-side only).
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+}
+
+/// Discovery results of one cluster: (apiVersion, kind) → resource and scope.
+#[derive(Default)]
+pub struct DiscoveryCache {
+    kinds: HashMap<(String, String), (ApiResource, bool)>,
+}
+
+/// Splits `group/version` (or `v1`) into its parts.
+fn split_api_version(api_version: &str) -> (String, String) {
+    match api_version.split_once('/') {
+        Some((g, v)) => (g.to_string(), v.to_string()),
+        None => (String::new(), api_version.to_string()),
+    }
+}
+
+/// Maps a kube-rs error to what the guest sees, naming the cluster and object.
+pub(crate) fn map_kube_error(e: kube::Error, alias: &str, what: &str) -> HostError {
+    match e {
+        kube::Error::Api(status) => {
+            let msg = format!("{what} on cluster `{alias}`: {} ({})", status.message, status.reason);
+            match status.code {
+                404 => HostError::NotFound(msg),
+                409 => HostError::Conflict(msg),
+                400 | 403 | 405 | 415 | 422 => HostError::Invalid(msg),
+                410 => HostError::Conflict(msg),
+                429 | 500..=599 => HostError::Unavailable(msg),
+                _ => HostError::Other(msg),
+            }
+        }
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_) => {
+            HostError::Unavailable(format!(
+                "cluster `{alias}` is unreachable ({what}): {e}; check that its API server is up and the kubeconfig in the run config points at it"
+            ))
+        }
+        kube::Error::SerdeError(e) => HostError::Invalid(format!("{what} on cluster `{alias}`: bad JSON: {e}")),
+        other => HostError::Other(format!("{what} on cluster `{alias}`: {other}")),
+    }
+}
+
+fn parse_manifest(manifest: &str) -> HostResult<DynamicObject> {
+    let value: Value =
+        serde_json::from_str(manifest).map_err(|e| HostError::Invalid(format!("manifest is not valid JSON: {e}")))?;
+    if value.get("apiVersion").and_then(Value::as_str).is_none() || value.get("kind").and_then(Value::as_str).is_none()
+    {
+        return Err(HostError::Invalid("manifest needs apiVersion and kind".into()));
+    }
+    if value.pointer("/metadata/name").and_then(Value::as_str).is_none() {
+        return Err(HostError::Invalid("manifest needs metadata.name".into()));
+    }
+    serde_json::from_value(value).map_err(|e| HostError::Invalid(format!("manifest is not a Kubernetes object: {e}")))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> HostResult<String> {
+    serde_json::to_string(v).map_err(|e| HostError::Other(format!("cannot encode object: {e}")))
+}
+
+impl RunState {
+    fn cluster(&self, h: &Resource<ClusterHandle>) -> HostResult<(String, kube::Client)> {
+        let c = self.table.get(h)?;
+        Ok((c.alias.clone(), c.client.clone()))
+    }
+
+    /// Resolves (apiVersion, kind) through discovery, cached per cluster.
+    async fn resolve(
+        &mut self,
+        alias: &str,
+        client: &kube::Client,
+        api_version: &str,
+        kind: &str,
+    ) -> HostResult<(ApiResource, bool)> {
+        let key = (api_version.to_string(), kind.to_string());
+        if let Some(hit) = self.discovery.get(alias).and_then(|d| d.kinds.get(&key)) {
+            return Ok(hit.clone());
+        }
+        let (group, version) = split_api_version(api_version);
+        let gvk = GroupVersionKind::gvk(&group, &version, kind);
+        let (ar, caps) = kube::discovery::pinned_kind(client, &gvk).await.map_err(|e| match e {
+            kube::Error::Discovery(d) => {
+                HostError::NotFound(format!("cluster `{alias}` does not serve {api_version} {kind}: {d}"))
+            }
+            other => map_kube_error(other, alias, &format!("discovering {api_version} {kind}")),
+        })?;
+        let namespaced = caps.scope == Scope::Namespaced;
+        self.discovery
+            .entry(alias.to_string())
+            .or_default()
+            .kinds
+            .insert(key, (ar.clone(), namespaced));
+        Ok((ar, namespaced))
+    }
+
+    fn k8s_ref(
+        alias: &str,
+        ar: &ApiResource,
+        namespaced: bool,
+        namespace: Option<&str>,
+        name: Option<&str>,
+    ) -> ResourceRef {
+        ResourceRef::K8s {
+            cluster: alias.to_string(),
+            group: ar.group.clone(),
+            version: ar.version.clone(),
+            kind: ar.kind.clone(),
+            namespace: if namespaced {
+                namespace.map(str::to_string)
+            } else {
+                None
+            },
+            name: name.map(str::to_string),
+        }
+    }
+
+    fn api(
+        client: &kube::Client,
+        ar: &ApiResource,
+        namespaced: bool,
+        namespace: Option<&str>,
+    ) -> HostResult<Api<DynamicObject>> {
+        if namespaced {
+            match namespace {
+                Some(ns) if !ns.is_empty() => Ok(Api::namespaced_with(client.clone(), ns, ar)),
+                _ => Err(HostError::Invalid(format!(
+                    "{} is namespaced: give a namespace",
+                    ar.kind
+                ))),
+            }
+        } else {
+            Ok(Api::all_with(client.clone(), ar))
+        }
+    }
+
+    /// Effective dry-run: asked for, or forced by a plan run.
+    fn dry_run(&self, options: &WriteOptions) -> bool {
+        options.dry_run || self.env.plan
+    }
+
+    /// Shared path of create/apply/replace: parse, resolve, authorize.
+    async fn prepare_write(
+        &mut self,
+        h: &Resource<ClusterHandle>,
+        manifest: &str,
+        action: Action,
+        dry_run: bool,
+    ) -> HostResult<(String, Api<DynamicObject>, DynamicObject, String, crate::caps::Approved)> {
+        let (alias, client) = self.cluster(h)?;
+        let obj = parse_manifest(manifest)?;
+        let types = obj
+            .types
+            .clone()
+            .ok_or_else(|| HostError::Invalid("manifest needs apiVersion and kind".into()))?;
+        let (ar, namespaced) = self.resolve(&alias, &client, &types.api_version, &types.kind).await?;
+        let name = obj.metadata.name.clone().unwrap_or_default();
+        let ns = obj.metadata.namespace.clone();
+        let approved = self.authorize(
+            action,
+            Self::k8s_ref(&alias, &ar, namespaced, ns.as_deref(), Some(&name)),
+            dry_run,
+        )?;
+        let api = Self::api(&client, &ar, namespaced, ns.as_deref())?;
+        Ok((alias, api, obj, name, approved))
+    }
+}
+
+impl Host for RunState {
+    async fn open_cluster(&mut self, alias: String) -> HostResult<Resource<ClusterHandle>> {
+        let approved = self.authorize(Action::K8sOpen, ResourceRef::Cluster { alias: alias.clone() }, false)?;
+        let result = self.env.clients.kube(&self.env.config, &alias).await;
+        let client = self.finish(approved, result)?;
+        Ok(self.table.push(ClusterHandle { alias, client })?)
+    }
+}
+
+impl HostCluster for RunState {
+    async fn alias(&mut self, h: Resource<ClusterHandle>) -> wasmtime::Result<String> {
+        Ok(self.table.get(&h)?.alias.clone())
+    }
+
+    async fn get(&mut self, h: Resource<ClusterHandle>, object: ObjectRef) -> HostResult<String> {
+        let (alias, client) = self.cluster(&h)?;
+        let (ar, namespaced) = self.resolve(&alias, &client, &object.api_version, &object.kind).await?;
+        let approved = self.authorize(
+            Action::K8sGet,
+            Self::k8s_ref(&alias, &ar, namespaced, object.namespace.as_deref(), Some(&object.name)),
+            false,
+        )?;
+        let result = async {
+            let api = Self::api(&client, &ar, namespaced, object.namespace.as_deref())?;
+            let obj = api
+                .get(&object.name)
+                .await
+                .map_err(|e| map_kube_error(e, &alias, &format!("get {} {}", ar.kind, object.name)))?;
+            to_json(&obj)
+        }
+        .await;
+        self.finish(approved, result)
+    }
+
+    async fn list_objects(
+        &mut self,
+        h: Resource<ClusterHandle>,
+        api_version: String,
+        kind: String,
+        namespace: Option<String>,
+        options: ListOptions,
+    ) -> HostResult<Vec<String>> {
+        let (alias, client) = self.cluster(&h)?;
+        let (ar, namespaced) = self.resolve(&alias, &client, &api_version, &kind).await?;
+        let approved = self.authorize(
+            Action::K8sList,
+            Self::k8s_ref(&alias, &ar, namespaced, namespace.as_deref(), None),
+            false,
+        )?;
+        let result = async {
+            let api: Api<DynamicObject> = match (&namespace, namespaced) {
+                (Some(ns), true) => Api::namespaced_with(client.clone(), ns, &ar),
+                _ => Api::all_with(client.clone(), &ar),
+            };
+            let mut params = ListParams::default().limit(PAGE_SIZE);
+            if let Some(l) = &options.label_selector {
+                params = params.labels(l);
+            }
+            if let Some(f) = &options.field_selector {
+                params = params.fields(f);
+            }
+            let mut out = Vec::new();
+            loop {
+                let page = api
+                    .list(&params)
+                    .await
+                    .map_err(|e| map_kube_error(e, &alias, &format!("list {}", ar.plural)))?;
+                for item in &page.items {
+                    let mut v = serde_json::to_value(item).map_err(|e| HostError::Other(e.to_string()))?;
+                    // Items of a list carry no apiVersion/kind; put them back so
+                    // every object the guest sees is self-describing.
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("apiVersion".into(), Value::String(ar.api_version.clone()));
+                        o.insert("kind".into(), Value::String(ar.kind.clone()));
+                    }
+                    out.push(v.to_string());
+                }
+                match page.metadata.continue_ {
+                    Some(token) if !token.is_empty() => params = params.continue_token(&token),
+                    _ => break,
+                }
+            }
+            Ok(out)
+        }
+        .await;
+        self.finish(approved, result)
+    }
+
+    async fn create(
+        &mut self,
+        h: Resource<ClusterHandle>,
+        manifest: String,
+        options: WriteOptions,
+    ) -> HostResult<String> {
+        let dry_run = self.dry_run(&options);
+        let (alias, api, obj, name, approved) = self.prepare_write(&h, &manifest, Action::K8sCreate, dry_run).await?;
+        let pp = PostParams {
+            dry_run,
+            field_manager: options.field_manager.clone(),
+        };
+        let result = api
+            .create(&pp, &obj)
+            .await
+            .map_err(|e| map_kube_error(e, &alias, &format!("create {name}")))
+            .and_then(|o| to_json(&o));
+        self.finish(approved, result)
+    }
+
+    async fn apply(
+        &mut self,
+        h: Resource<ClusterHandle>,
+        manifest: String,
+        options: WriteOptions,
+    ) -> HostResult<String> {
+        let dry_run = self.dry_run(&options);
+        let (alias, api, obj, name, approved) = self.prepare_write(&h, &manifest, Action::K8sApply, dry_run).await?;
+        let manager = options
+            .field_manager
+            .clone()
+            .unwrap_or_else(|| DEFAULT_FIELD_MANAGER.into());
+        let mut pp = PatchParams::apply(&manager).force();
+        pp.dry_run = dry_run;
+        let result = api
+            .patch(&name, &pp, &Patch::Apply(&obj))
+            .await
+            .map_err(|e| map_kube_error(e, &alias, &format!("apply {name}")))
+            .and_then(|o| to_json(&o));
+        self.finish(approved, result)
+    }
+
+    async fn replace(
+        &mut self,
+        h: Resource<ClusterHandle>,
+        manifest: String,
+        options: WriteOptions,
+    ) -> HostResult<String> {
+        let dry_run = self.dry_run(&options);
+        let (alias, api, obj, name, approved) = self.prepare_write(&h, &manifest, Action::K8sReplace, dry_run).await?;
+        let pp = PostParams {
+            dry_run,
+            field_manager: options.field_manager.clone(),
+        };
+        let result = api
+            .replace(&name, &pp, &obj)
+            .await
+            .map_err(|e| map_kube_error(e, &alias, &format!("replace {name}")))
+            .and_then(|o| to_json(&o));
+        self.finish(approved, result)
+    }
+
+    async fn patch(
+        &mut self,
+        h: Resource<ClusterHandle>,
+        object: ObjectRef,
+        kind: PatchKind,
+        patch: String,
+        options: WriteOptions,
+    ) -> HostResult<String> {
+        let dry_run = self.dry_run(&options);
+        let (alias, client) = self.cluster(&h)?;
+        let (ar, namespaced) = self.resolve(&alias, &client, &object.api_version, &object.kind).await?;
+        let approved = self.authorize(
+            Action::K8sPatch,
+            Self::k8s_ref(&alias, &ar, namespaced, object.namespace.as_deref(), Some(&object.name)),
+            dry_run,
+        )?;
+        let result = async {
+            let api = Self::api(&client, &ar, namespaced, object.namespace.as_deref())?;
+            let body: Value = serde_json::from_str(&patch)
+                .map_err(|e| HostError::Invalid(format!("patch is not valid JSON: {e}")))?;
+            let what = format!("patch {} {}", ar.kind, object.name);
+            let mut pp = PatchParams {
+                dry_run,
+                field_manager: options.field_manager.clone(),
+                ..Default::default()
+            };
+            let res = match kind {
+                PatchKind::Merge => api.patch(&object.name, &pp, &Patch::Merge(&body)).await,
+                PatchKind::Json => {
+                    let ops: json_patch::Patch = serde_json::from_value(body)
+                        .map_err(|e| HostError::Invalid(format!("not a JSON patch (RFC 6902): {e}")))?;
+                    match api.patch(&object.name, &pp, &Patch::<()>::Json(ops)).await {
+                        // A JSON patch whose `test` fails is a precondition
+                        // failure: the object is not in the expected state.
+                        Err(kube::Error::Api(s)) if s.code == 422 => {
+                            return Err(HostError::Conflict(format!(
+                                "{what} on cluster `{alias}`: {}",
+                                s.message
+                            )));
+                        }
+                        other => other,
+                    }
+                }
+                PatchKind::Apply => {
+                    pp.field_manager = Some(
+                        options
+                            .field_manager
+                            .clone()
+                            .unwrap_or_else(|| DEFAULT_FIELD_MANAGER.into()),
+                    );
+                    pp.force = true;
+                    api.patch(&object.name, &pp, &Patch::Apply(&body)).await
+                }
+            };
+            res.map_err(|e| map_kube_error(e, &alias, &what))
+                .and_then(|o| to_json(&o))
+        }
+        .await;
+        self.finish(approved, result)
+    }
+
+    async fn delete(
+        &mut self,
+        h: Resource<ClusterHandle>,
+        object: ObjectRef,
+        propagation: Option<Propagation>,
+        options: WriteOptions,
+    ) -> HostResult<DeleteOutcome> {
+        let dry_run = self.dry_run(&options);
+        let (alias, client) = self.cluster(&h)?;
+        let (ar, namespaced) = self.resolve(&alias, &client, &object.api_version, &object.kind).await?;
+        let approved = self.authorize(
+            Action::K8sDelete,
+            Self::k8s_ref(&alias, &ar, namespaced, object.namespace.as_deref(), Some(&object.name)),
+            dry_run,
+        )?;
+        let result = async {
+            let api = Self::api(&client, &ar, namespaced, object.namespace.as_deref())?;
+            let dp = DeleteParams {
+                dry_run,
+                propagation_policy: propagation.map(|p| match p {
+                    Propagation::Background => PropagationPolicy::Background,
+                    Propagation::Foreground => PropagationPolicy::Foreground,
+                    Propagation::Orphan => PropagationPolicy::Orphan,
+                }),
+                ..Default::default()
+            };
+            match api.delete(&object.name, &dp).await {
+                Ok(either) => Ok(match either {
+                    // The server answered with the object: it is gone unless it
+                    // still carries finalizers and a deletion timestamp.
+                    either::Either::Left(obj) => {
+                        let waiting = obj.metadata.deletion_timestamp.is_some()
+                            && obj.metadata.finalizers.as_ref().is_some_and(|f| !f.is_empty());
+                        if waiting {
+                            DeleteOutcome::Pending
+                        } else {
+                            DeleteOutcome::Deleted
+                        }
+                    }
+                    either::Either::Right(_) => DeleteOutcome::Deleted,
+                }),
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(DeleteOutcome::Absent),
+                Err(e) => Err(map_kube_error(
+                    e,
+                    &alias,
+                    &format!("delete {} {}", ar.kind, object.name),
+                )),
+            }
+        }
+        .await;
+        self.finish(approved, result)
+    }
+
+    async fn scale(
+        &mut self,
+        h: Resource<ClusterHandle>,
+        object: ObjectRef,
+        replicas: u32,
+        options: WriteOptions,
+    ) -> HostResult<u32> {
+        let dry_run = self.dry_run(&options);
+        let (alias, client) = self.cluster(&h)?;
+        let (ar, namespaced) = self.resolve(&alias, &client, &object.api_version, &object.kind).await?;
+        let approved = self.authorize(
+            Action::K8sScale,
+            Self::k8s_ref(&alias, &ar, namespaced, object.namespace.as_deref(), Some(&object.name)),
+            dry_run,
+        )?;
+        let result = async {
+            let api = Self::api(&client, &ar, namespaced, object.namespace.as_deref())?;
+            let what = format!("scale {} {}", ar.kind, object.name);
+            let before = api
+                .get_scale(&object.name)
+                .await
+                .map_err(|e| map_kube_error(e, &alias, &what))?;
+            let previous = before.spec.and_then(|s| s.replicas).unwrap_or(0).max(0) as u32;
+            let pp = PatchParams {
+                dry_run,
+                ..Default::default()
+            };
+            let body = serde_json::json!({ "spec": { "replicas": replicas } });
+            api.patch_scale(&object.name, &pp, &Patch::Merge(&body))
+                .await
+                .map_err(|e| map_kube_error(e, &alias, &what))?;
+            Ok(previous)
+        }
+        .await;
+        self.finish(approved, result)
+    }
+
+    async fn drop(&mut self, h: Resource<ClusterHandle>) -> wasmtime::Result<()> {
+        self.table.delete(h)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_versions_split() {
+        assert_eq!(split_api_version("v1"), (String::new(), "v1".into()));
+        assert_eq!(
+            split_api_version("hypershift.openshift.io/v1beta1"),
+            ("hypershift.openshift.io".into(), "v1beta1".into())
+        );
+    }
+
+    #[test]
+    fn manifests_are_checked() {
+        assert!(matches!(parse_manifest("not json"), Err(HostError::Invalid(_))));
+        assert!(matches!(
+            parse_manifest(r#"{"kind":"ConfigMap"}"#),
+            Err(HostError::Invalid(_))
+        ));
+        assert!(matches!(
+            parse_manifest(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{}}"#),
+            Err(HostError::Invalid(_))
+        ));
+        let o = parse_manifest(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","namespace":"b"}}"#)
+            .expect("valid");
+        assert_eq!(o.metadata.name.as_deref(), Some("a"));
+    }
+}

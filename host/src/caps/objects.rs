@@ -1,0 +1,208 @@
+//! `ferry:host/objects`: S3 buckets by name. Only small objects cross into
+//! the guest (capped by `[limits] max_object_bytes`); snapshots stream
+//! host-side through `etcd`.
+
+use std::time::Duration;
+
+use wasmtime::component::Resource;
+
+use crate::backends::s3::{self, Bucket};
+use crate::bindings::automation::ferry::host::objects::{Exposure, Host, HostBucket, ObjectInfo, PutOptions};
+use crate::caps::{HostError, HostResult};
+use crate::policy::{Action, ResourceRef};
+use crate::state::RunState;
+
+/// An open bucket handle.
+pub struct BucketHandle {
+    bucket: Bucket,
+}
+
+impl BucketHandle {
+    /// The backend bucket (host-side only).
+    pub fn bucket(&self) -> &Bucket {
+        &self.bucket
+    }
+}
+
+fn info(i: s3::ObjectInfo) -> ObjectInfo {
+    ObjectInfo {
+        key: i.key,
+        size: i.size,
+        sha256: i.sha256,
+        etag: i.etag,
+    }
+}
+
+impl RunState {
+    fn bucket(&self, h: &Resource<BucketHandle>) -> HostResult<Bucket> {
+        Ok(self.table.get(h)?.bucket.clone())
+    }
+
+    fn object_ref(bucket: &Bucket, key: &str) -> ResourceRef {
+        ResourceRef::S3Object {
+            bucket: bucket.name().to_string(),
+            key: key.to_string(),
+        }
+    }
+}
+
+impl Host for RunState {
+    async fn open_bucket(&mut self, name: String) -> HostResult<Resource<BucketHandle>> {
+        if name.is_empty() {
+            return Err(HostError::Invalid("bucket name is empty".into()));
+        }
+        let approved = self.authorize(Action::S3Open, ResourceRef::Bucket { bucket: name.clone() }, false)?;
+        let client = self.env.clients.s3(&self.env.config).await;
+        let result: HostResult<()> = Ok(());
+        self.finish(approved, result)?;
+        Ok(self.table.push(BucketHandle {
+            bucket: Bucket::new(client, name),
+        })?)
+    }
+}
+
+impl HostBucket for RunState {
+    async fn name(&mut self, h: Resource<BucketHandle>) -> wasmtime::Result<String> {
+        Ok(self.table.get(&h)?.bucket.name().to_string())
+    }
+
+    async fn put(
+        &mut self,
+        h: Resource<BucketHandle>,
+        key: String,
+        data: Vec<u8>,
+        options: PutOptions,
+    ) -> HostResult<ObjectInfo> {
+        let bucket = self.bucket(&h)?;
+        let max = self.env.config.limits.max_object_bytes;
+        if data.len() as u64 > max {
+            return Err(HostError::Invalid(format!(
+                "object s3://{}/{key} is {} bytes, more than the {max} bytes a guest may pass; large data must stream host-side",
+                bucket.name(),
+                data.len()
+            )));
+        }
+        let plan = self.env.plan;
+        let approved = self.authorize(Action::S3Put, Self::object_ref(&bucket, &key), plan)?;
+        let result = if plan {
+            tracing::info!(bucket = bucket.name(), %key, bytes = data.len(), "plan: would put object");
+            Ok(ObjectInfo {
+                key: key.clone(),
+                size: data.len() as u64,
+                sha256: Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data))),
+                etag: None,
+            })
+        } else {
+            let opts = s3::PutOptions {
+                content_type: options.content_type,
+                create_only: options.create_only,
+            };
+            bucket
+                .put(&key, data.into(), &opts)
+                .await
+                .map(info)
+                .map_err(HostError::from)
+        };
+        self.finish(approved, result)
+    }
+
+    async fn get(&mut self, h: Resource<BucketHandle>, key: String) -> HostResult<Vec<u8>> {
+        let bucket = self.bucket(&h)?;
+        let approved = self.authorize(Action::S3Get, Self::object_ref(&bucket, &key), false)?;
+        let max = self.env.config.limits.max_object_bytes;
+        let result = bucket
+            .get(&key, max)
+            .await
+            .map(|o| o.data.to_vec())
+            .map_err(HostError::from);
+        self.finish(approved, result)
+    }
+
+    async fn head(&mut self, h: Resource<BucketHandle>, key: String) -> HostResult<ObjectInfo> {
+        let bucket = self.bucket(&h)?;
+        let approved = self.authorize(Action::S3Head, Self::object_ref(&bucket, &key), false)?;
+        let result = bucket.head(&key).await.map(info).map_err(HostError::from);
+        self.finish(approved, result)
+    }
+
+    async fn list_objects(&mut self, h: Resource<BucketHandle>, prefix: String) -> HostResult<Vec<ObjectInfo>> {
+        let bucket = self.bucket(&h)?;
+        let resource = ResourceRef::S3Prefix {
+            bucket: bucket.name().to_string(),
+            prefix: prefix.clone(),
+        };
+        let approved = self.authorize(Action::S3List, resource, false)?;
+        let result = bucket
+            .list(&prefix)
+            .await
+            .map(|l| l.into_iter().map(info).collect())
+            .map_err(HostError::from);
+        self.finish(approved, result)
+    }
+
+    async fn delete(&mut self, h: Resource<BucketHandle>, key: String) -> HostResult<()> {
+        let bucket = self.bucket(&h)?;
+        let plan = self.env.plan;
+        let approved = self.authorize(Action::S3Delete, Self::object_ref(&bucket, &key), plan)?;
+        let result = if plan {
+            tracing::info!(bucket = bucket.name(), %key, "plan: would delete object");
+            Ok(())
+        } else {
+            bucket.delete(&key).await.map_err(HostError::from)
+        };
+        self.finish(approved, result)
+    }
+
+    async fn presign_get(
+        &mut self,
+        h: Resource<BucketHandle>,
+        key: String,
+        expires_in_seconds: u32,
+    ) -> HostResult<String> {
+        let bucket = self.bucket(&h)?;
+        let approved = self.authorize(Action::S3Presign, Self::object_ref(&bucket, &key), false)?;
+        let result = bucket
+            .presign_get(&key, Duration::from_secs(u64::from(expires_in_seconds)))
+            .await
+            .map_err(HostError::from);
+        self.finish(approved, result)
+    }
+
+    async fn verify_sha256(&mut self, h: Resource<BucketHandle>, key: String, sha256: String) -> HostResult<()> {
+        let bucket = self.bucket(&h)?;
+        let approved = self.authorize(Action::S3Get, Self::object_ref(&bucket, &key), false)?;
+        let result = bucket
+            .verify_sha256(&key, &sha256)
+            .await
+            .map(|_| ())
+            .map_err(HostError::from);
+        self.finish(approved, result)
+    }
+
+    async fn exposure(&mut self, h: Resource<BucketHandle>) -> HostResult<Exposure> {
+        let bucket = self.bucket(&h)?;
+        // Reading the bucket's ACL and policy is part of holding it open: a
+        // guest that may open a bucket may always ask whether it is public.
+        let approved = self.authorize(
+            Action::S3Open,
+            ResourceRef::Bucket {
+                bucket: bucket.name().to_string(),
+            },
+            false,
+        )?;
+        let result = bucket
+            .public_access()
+            .await
+            .map(|p| Exposure {
+                publicly_readable: p.publicly_readable,
+                reason: p.reason,
+            })
+            .map_err(HostError::from);
+        self.finish(approved, result)
+    }
+
+    async fn drop(&mut self, h: Resource<BucketHandle>) -> wasmtime::Result<()> {
+        self.table.delete(h)?;
+        Ok(())
+    }
+}

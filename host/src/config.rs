@@ -1,0 +1,260 @@
+//! The run config (TOML): which clusters, AWS settings, etcd endpoints,
+//! workspace directory, parameters and limits a run may use.
+//!
+//! Guests address everything by alias; only this file (read by the host)
+//! knows kubeconfig paths, endpoints and credentials sources.
+//!
+//! ```toml
+//! [clusters.source]
+//! kubeconfig = "/etc/ferry/source.kubeconfig"
+//! context = "admin"
+//!
+//! [aws]
+//! region = "us-east-1"
+//! profile = "dr"                      # optional; default credential chain
+//! endpoint_url = "http://127.0.0.1:5000"  # optional, for S3-compatible stores
+//! force_path_style = true
+//!
+//! [etcd.test]
+//! endpoints = ["http://127.0.0.1:2379"]
+//!
+//! [workspace]
+//! dir = "./backup"
+//!
+//! [params]
+//! hc_namespace = "clusters"
+//!
+//! [limits]
+//! memory_mib = 256
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Errors reading a run config.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read run config {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for a run config.
+    #[error("run config {path} is invalid: {message}")]
+    Parse {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        message: String,
+    },
+    /// A `--param` is not `key=value`.
+    #[error("--param `{0}` is not of the form key=value")]
+    BadParam(String),
+}
+
+/// One Kubernetes cluster the run may open.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Path to a kubeconfig; relative paths are relative to the config file.
+    /// When absent, kube-rs' default (`$KUBECONFIG`, `~/.kube/config`, in-cluster).
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context; default: its current context.
+    pub context: Option<String>,
+}
+
+/// AWS settings shared by S3 and Route53.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    /// The region (S3 presigning also looks up each bucket's own region).
+    pub region: Option<String>,
+    /// A named profile from the shared config files.
+    pub profile: Option<String>,
+    /// Endpoint override for S3-compatible stores (and Route53 unless
+    /// `route53_endpoint_url` is set).
+    pub endpoint_url: Option<String>,
+    /// Endpoint override for Route53 only.
+    pub route53_endpoint_url: Option<String>,
+    /// Use path-style S3 addressing (needed by most S3-compatible stores).
+    #[serde(default)]
+    pub force_path_style: bool,
+}
+
+/// An etcd endpoint the run may snapshot, by alias.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdConfig {
+    /// Client URLs of the members.
+    pub endpoints: Vec<String>,
+}
+
+/// The local directory the `workspace` interface may use.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceConfig {
+    /// The directory; created 0700 if missing. Relative to the config file.
+    pub dir: PathBuf,
+}
+
+/// Resource limits of one guest run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Linear memory per memory, in MiB.
+    pub memory_mib: u64,
+    /// Guest CPU time, in milliseconds (epoch ticks of 10 ms while wasm runs).
+    pub cpu_ms: u64,
+    /// Wall-clock time of the whole run, including time in host calls, in seconds.
+    pub wall_seconds: u64,
+    /// Open handles (clusters, buckets, zones, streams) at once.
+    pub max_handles: usize,
+    /// Largest object `objects.get`/`put` moves through the guest, in bytes.
+    pub max_object_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_mib: 256,
+            cpu_ms: 60_000,
+            wall_seconds: 3_600,
+            max_handles: 1_000,
+            max_object_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Clock settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClockConfig {
+    /// How much faster than real time the guest's clock runs (drills and tests
+    /// use e.g. 60 so a 10-minute wait takes 10 s).
+    pub scale: f64,
+}
+
+impl Default for ClockConfig {
+    fn default() -> Self {
+        ClockConfig { scale: 1.0 }
+    }
+}
+
+/// A whole run config.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Clusters by alias.
+    #[serde(default)]
+    pub clusters: BTreeMap<String, ClusterConfig>,
+    /// AWS settings.
+    #[serde(default)]
+    pub aws: AwsConfig,
+    /// etcd endpoints by alias.
+    #[serde(default)]
+    pub etcd: BTreeMap<String, EtcdConfig>,
+    /// The workspace directory, if any.
+    pub workspace: Option<WorkspaceConfig>,
+    /// Run parameters (overridden by `--param`).
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// Limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Clock.
+    #[serde(default)]
+    pub clock: ClockConfig,
+}
+
+impl RunConfig {
+    /// Reads a config file; relative paths inside are resolved against its folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Self::parse(&text, path)?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        config.resolve_relative(&base);
+        Ok(config)
+    }
+
+    /// Parses config text; `origin` is only used in messages.
+    pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    fn resolve_relative(&mut self, base: &Path) {
+        for c in self.clusters.values_mut() {
+            if let Some(k) = &c.kubeconfig
+                && k.is_relative()
+            {
+                c.kubeconfig = Some(base.join(k));
+            }
+        }
+        if let Some(w) = &mut self.workspace
+            && w.dir.is_relative()
+        {
+            w.dir = base.join(&w.dir);
+        }
+    }
+
+    /// Applies `key=value` overrides to the parameters.
+    pub fn apply_params<S: AsRef<str>>(&mut self, overrides: &[S]) -> Result<(), ConfigError> {
+        for p in overrides {
+            let p = p.as_ref();
+            let (k, v) = p.split_once('=').ok_or_else(|| ConfigError::BadParam(p.to_string()))?;
+            if k.trim().is_empty() {
+                return Err(ConfigError::BadParam(p.to_string()));
+            }
+            self.params.insert(k.trim().to_string(), v.to_string());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_config_and_rejects_unknown_keys() {
+        let text = r#"
+            [clusters.source]
+            kubeconfig = "k/src.yaml"
+            [aws]
+            region = "us-east-1"
+            endpoint_url = "http://127.0.0.1:5000"
+            force_path_style = true
+            [etcd.e]
+            endpoints = ["http://127.0.0.1:2379"]
+            [params]
+            hc_name = "a.b"
+            [limits]
+            memory_mib = 64
+        "#;
+        let c = RunConfig::parse(text, Path::new("x.toml")).expect("valid config");
+        assert_eq!(c.limits.memory_mib, 64);
+        assert_eq!(c.limits.cpu_ms, Limits::default().cpu_ms);
+        assert_eq!(c.params["hc_name"], "a.b");
+        let err = RunConfig::parse("[aws]\nregoin = 'x'\n", Path::new("bad.toml")).unwrap_err();
+        assert!(err.to_string().contains("regoin"), "{err}");
+    }
+
+    #[test]
+    fn params_override() {
+        let mut c = RunConfig::default();
+        c.apply_params(&["a=1", "b=x=y"]).expect("valid params");
+        assert_eq!(c.params["b"], "x=y");
+        assert!(c.apply_params(&["nokey"]).is_err());
+    }
+}

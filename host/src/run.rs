@@ -1,0 +1,135 @@
+//! One guest run from files: config, policy, component → result. Shared by
+//! the CLI and the tests so both exercise exactly the same path.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::audit::{Audit, Record};
+use crate::caps::Clients;
+use crate::config::RunConfig;
+use crate::policy::PolicyEngine;
+use crate::progress::{LogProgress, ProgressSink};
+use crate::runner::{RunError, Runtime};
+use crate::state::{Clock, RunEnv};
+
+/// What to run.
+pub struct RunRequest {
+    /// The component file.
+    pub component: PathBuf,
+    /// The guest's name (policy principal); default: the file stem.
+    pub name: Option<String>,
+    /// The Cedar policy file.
+    pub policy: PathBuf,
+    /// The run config (already loaded, params applied).
+    pub config: RunConfig,
+    /// The phase.
+    pub phase: String,
+    /// Phase arguments.
+    pub args: Vec<(String, String)>,
+    /// Plan mode.
+    pub plan: bool,
+    /// Audit trail file, if any.
+    pub audit: Option<PathBuf>,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The guest returned its JSON summary.
+    Success(String),
+    /// The guest returned an error value.
+    GuestError(crate::bindings::WitError),
+}
+
+/// Errors before or during a run, each with its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum RunFailure {
+    /// The policy is malformed or does not validate.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
+    /// Loading, import checks, traps or limits.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// Anything else on the host side.
+    #[error(transparent)]
+    Host(#[from] anyhow::Error),
+}
+
+impl RunFailure {
+    /// The process exit code for this failure.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunFailure::Policy(_) => 2,
+            RunFailure::Run(RunError::Read { .. } | RunError::NotAComponent { .. } | RunError::WrongWorld { .. }) => 2,
+            RunFailure::Run(RunError::ImportsRefused { .. }) => 3,
+            RunFailure::Run(RunError::Limit(_) | RunError::Trap { .. }) => 4,
+            RunFailure::Run(RunError::Host(_)) | RunFailure::Host(_) => 5,
+        }
+    }
+}
+
+/// Options that tests and embedders may change.
+pub struct RunOptions {
+    /// Where compiled components are cached.
+    pub cache_dir: Option<PathBuf>,
+    /// Where progress goes.
+    pub progress: Arc<dyn ProgressSink>,
+    /// Clients (explicit AWS credentials for tests and drills).
+    pub clients: Clients,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            cache_dir: crate::cache::default_dir(),
+            progress: Arc::new(LogProgress),
+            clients: Clients::default(),
+        }
+    }
+}
+
+/// Loads the policy and the component, checks imports, and runs the phase.
+pub async fn run(runtime: &Runtime, req: RunRequest, opts: RunOptions) -> Result<Outcome, RunFailure> {
+    let guest = runtime.load_file(&req.component, req.name.as_deref())?;
+    let policy = PolicyEngine::load(&req.policy, &req.config.params, &guest.identity)?;
+    let audit = match &req.audit {
+        Some(p) => Audit::to_file(p).map_err(|e| anyhow::anyhow!("cannot open audit trail {}: {e}", p.display()))?,
+        None => Audit::disabled(),
+    };
+    if let Err(e) = runtime.check_imports(&guest, &policy) {
+        audit.record(&Record::event(
+            &guest.identity,
+            &req.phase,
+            "load",
+            "refused",
+            Some(e.to_string()),
+        ));
+        return Err(e.into());
+    }
+    let pre = runtime.prepare(&guest)?;
+    audit.record(&Record::event(&guest.identity, &req.phase, "load", "ok", None));
+    let env = Arc::new(RunEnv {
+        guest: guest.identity.clone(),
+        policy: Arc::new(policy),
+        clock: Clock::new(req.config.clock.scale),
+        params: req.config.params.clone(),
+        config: req.config,
+        phase: req.phase.clone(),
+        plan: req.plan,
+        audit,
+        progress: opts.progress,
+        clients: opts.clients,
+    });
+    let result = runtime.run(&pre, env.clone(), &req.phase, req.args).await;
+    let (outcome, message) = match &result {
+        Ok(Ok(_)) => ("ok", None),
+        Ok(Err(e)) => ("guest-error", Some(format!("{e:?}"))),
+        Err(e) => ("failed", Some(e.to_string())),
+    };
+    env.audit
+        .record(&Record::event(&env.guest, &req.phase, "run", outcome, message));
+    match result? {
+        Ok(json) => Ok(Outcome::Success(json)),
+        Err(e) => Ok(Outcome::GuestError(e)),
+    }
+}
