@@ -1,0 +1,151 @@
+//! Test kit for ferry's end-to-end tests: run the real test guest through the
+//! real host, against real servers on loopback.
+
+use std::path::{Path, PathBuf};
+
+use ferry::config::RunConfig;
+use ferry::run::{Outcome, RunFailure, RunOptions, RunRequest};
+use ferry::runner::Runtime;
+use serde_json::Value;
+
+/// The fixtures folder of this crate.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+}
+
+/// Turns on test logging once (set `FERRY_LOG=debug` to see host logs).
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+}
+
+/// A run of the test guest.
+pub struct GuestRun {
+    /// The component to run (default: the test guest).
+    pub component: PathBuf,
+    /// The policy file (default: fixtures/test-guest.cedar).
+    pub policy: PathBuf,
+    /// The run config.
+    pub config: RunConfig,
+    /// Plan mode.
+    pub plan: bool,
+    /// Audit file.
+    pub audit: Option<PathBuf>,
+    /// Runtime options (clients with credentials, progress sink).
+    pub options: RunOptions,
+}
+
+impl Default for GuestRun {
+    fn default() -> Self {
+        GuestRun {
+            component: PathBuf::from(ferry::guests::TEST_GUEST),
+            policy: fixture("test-guest.cedar"),
+            config: RunConfig::default(),
+            plan: false,
+            audit: None,
+            options: RunOptions {
+                cache_dir: None,
+                ..Default::default()
+            },
+        }
+    }
+}
+
+impl GuestRun {
+    /// Runs `phase` with `args`.
+    pub async fn phase(self, phase: &str, args: Vec<(String, String)>) -> Result<Outcome, RunFailure> {
+        init_logging();
+        let runtime = Runtime::new(None).map_err(RunFailure::Host)?;
+        let req = RunRequest {
+            component: self.component,
+            name: Some("test-guest".into()),
+            policy: self.policy,
+            config: self.config,
+            phase: phase.into(),
+            args,
+            plan: self.plan,
+            audit: self.audit,
+        };
+        ferry::run::run(&runtime, req, self.options).await
+    }
+
+    /// Runs the `script` phase and returns one result per operation.
+    pub async fn script(self, ops: Value) -> anyhow::Result<Vec<Value>> {
+        match self.phase("script", vec![("ops".into(), ops.to_string())]).await? {
+            Outcome::Success(json) => Ok(serde_json::from_str(&json)?),
+            Outcome::GuestError(e) => anyhow::bail!("guest failed: {e:?}"),
+        }
+    }
+}
+
+/// The `ok` value of a script result, or a panic naming the error.
+pub fn ok(result: &Value) -> &Value {
+    match result.get("ok") {
+        Some(v) => v,
+        None => panic!("expected ok, got {result}"),
+    }
+}
+
+/// The error kind of a script result (`denied`, `not-found`, ...), or a panic.
+pub fn err_kind(result: &Value) -> &str {
+    result
+        .pointer("/err/kind")
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("expected an error, got {result}"))
+}
+
+/// The error message of a script result.
+pub fn err_message(result: &Value) -> &str {
+    result
+        .pointer("/err/message")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// AWS pieces of a run config and clients pointed at a moto server.
+pub mod aws {
+    use aws_credential_types::Credentials;
+    use ferry::caps::Clients;
+    use ferry::config::RunConfig;
+
+    /// The fixed credentials tests use against moto.
+    pub fn credentials() -> Credentials {
+        Credentials::new("test", "test", None, None, "ferry-tests")
+    }
+
+    /// Points a run config's `[aws]` at `url`.
+    pub fn configure(config: &mut RunConfig, url: &str) {
+        config.aws.region = Some("us-east-1".into());
+        config.aws.endpoint_url = Some(url.to_string());
+        config.aws.force_path_style = true;
+    }
+
+    /// Clients of a run that use the test credentials.
+    pub fn clients() -> Clients {
+        Clients::with_aws_credentials(credentials())
+    }
+
+    /// An S3 client for checking what the guest did, independently of the host.
+    pub async fn s3(url: &str) -> aws_sdk_s3::Client {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(credentials())
+            .endpoint_url(url)
+            .load()
+            .await;
+        aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build())
+    }
+
+    /// A Route53 client for setting up and checking zones.
+    pub async fn route53(url: &str) -> aws_sdk_route53::Client {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(credentials())
+            .endpoint_url(url)
+            .load()
+            .await;
+        aws_sdk_route53::Client::new(&sdk)
+    }
+}

@@ -1,0 +1,328 @@
+//! Each capability exercised by the test guest through the real host against
+//! real servers on loopback (moto for S3 and Route53, a real etcd): the happy
+//! path, the denied path (and that no I/O happened), and bad arguments.
+
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on setup errors")]
+
+use ferry::config::{EtcdConfig, RunConfig, WorkspaceConfig};
+use ferry::run::RunOptions;
+use ferry_sim::services::{EtcdServer, MotoServer};
+use ferry_tests::{GuestRun, aws, err_kind, err_message, ok};
+use serde_json::{Value, json};
+use sha2::Digest;
+
+fn workspace_config(dir: &std::path::Path) -> RunConfig {
+    RunConfig {
+        workspace: Some(WorkspaceConfig { dir: dir.to_path_buf() }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn workspace_files_stay_inside_the_granted_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("ws");
+    let out = GuestRun {
+        config: workspace_config(&root),
+        ..Default::default()
+    }
+    .script(json!([
+        { "op": "fs.write", "path": "namespaces/clusters/hc-a.yaml", "data": "kind: HostedCluster\n" },
+        { "op": "fs.read", "path": "namespaces/clusters/hc-a.yaml" },
+        { "op": "fs.list", "path": "namespaces/clusters" },
+        { "op": "fs.read", "path": "../outside" },
+        { "op": "fs.write", "path": "/etc/ferry-test", "data": "x" },
+        { "op": "fs.write", "path": "secret/key", "data": "x" },
+        { "op": "fs.read", "path": "missing.yaml" }
+    ]))
+    .await
+    .unwrap();
+    ok(&out[0]);
+    assert_eq!(ok(&out[1]), "kind: HostedCluster\n");
+    assert_eq!(ok(&out[2]), &json!([{ "name": "hc-a.yaml", "dir": false, "size": 20 }]));
+    assert_eq!(err_kind(&out[3]), "invalid");
+    assert_eq!(err_kind(&out[4]), "invalid");
+    assert_eq!(err_kind(&out[5]), "denied");
+    assert!(err_message(&out[5]).contains("workspace-no-secrets"), "{}", out[5]);
+    assert!(!root.join("secret").exists(), "a denied write must not touch the disk");
+    assert_eq!(err_kind(&out[6]), "not-found");
+
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(root.join("namespaces/clusters/hc-a.yaml"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[tokio::test]
+async fn plan_mode_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("ws");
+    let out = GuestRun {
+        config: workspace_config(&root),
+        plan: true,
+        ..Default::default()
+    }
+    .script(json!([{ "op": "fs.write", "path": "a.txt", "data": "x" }]))
+    .await
+    .unwrap();
+    ok(&out[0]);
+    assert!(!root.join("a.txt").exists());
+}
+
+#[tokio::test]
+async fn every_call_and_decision_is_audited_in_a_hash_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let audit = tmp.path().join("audit.jsonl");
+    GuestRun {
+        config: workspace_config(&tmp.path().join("ws")),
+        audit: Some(audit.clone()),
+        ..Default::default()
+    }
+    .script(json!([
+        { "op": "fs.write", "path": "ok.txt", "data": "x" },
+        { "op": "fs.write", "path": "secret/no.txt", "data": "x" }
+    ]))
+    .await
+    .unwrap();
+    let lines: Vec<Value> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let calls: Vec<&Value> = lines.iter().filter(|l| l["kind"] == "call").collect();
+    assert_eq!(calls.len(), 2, "{lines:?}");
+    assert_eq!(calls[0]["action"], "fs:write");
+    assert_eq!(calls[0]["decision"], "allow");
+    assert_eq!(calls[0]["policies"], json!(["workspace"]));
+    assert_eq!(calls[0]["outcome"], "ok");
+    assert_eq!(calls[1]["decision"], "deny");
+    assert_eq!(calls[1]["policies"], json!(["workspace-no-secrets"]));
+    assert_eq!(lines[0]["kind"], "load");
+    assert_eq!(lines.last().unwrap()["kind"], "run");
+    assert_eq!(lines[0]["guest_sha256"].as_str().unwrap().len(), 64);
+    // Each record names the SHA-256 of the line before it.
+    let raw: Vec<String> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    for i in 1..raw.len() {
+        let prev = hex::encode(sha2::Sha256::digest(raw[i - 1].as_bytes()));
+        assert_eq!(lines[i]["prev"], prev, "record {i} does not chain to record {}", i - 1);
+    }
+}
+
+async fn moto() -> MotoServer {
+    MotoServer::start()
+        .await
+        .expect("moto_server must be installed (see .ci/setup)")
+}
+
+async fn s3_run(url: &str) -> GuestRun {
+    let mut config = RunConfig::default();
+    aws::configure(&mut config, url);
+    GuestRun {
+        config,
+        options: RunOptions {
+            cache_dir: None,
+            clients: aws::clients(),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn objects_round_trip_with_checksums_and_denials_do_no_io() {
+    let moto = moto().await;
+    let s3 = aws::s3(&moto.url()).await;
+    s3.create_bucket().bucket("ferry-test").send().await.unwrap();
+    let out = s3_run(&moto.url())
+        .await
+        .script(json!([
+            { "op": "open-bucket", "bucket": "ferry-test", "as": "b" },
+            { "op": "s3.put", "bucket": "b", "key": "allowed/index.json", "data": "{\"a\":1}", "createOnly": true },
+            { "op": "s3.get", "bucket": "b", "key": "allowed/index.json" },
+            { "op": "s3.head", "bucket": "b", "key": "allowed/index.json" },
+            { "op": "s3.list", "bucket": "b", "prefix": "allowed/" },
+            { "op": "s3.put", "bucket": "b", "key": "allowedx/escape.json", "data": "x" },
+            { "op": "s3.put", "bucket": "b", "key": "other/x.json", "data": "x" },
+            { "op": "s3.get", "bucket": "b", "key": "allowed/missing.json" },
+            { "op": "s3.presign", "bucket": "b", "key": "allowed/index.json", "expires": 300 },
+            { "op": "s3.exposure", "bucket": "b" },
+            { "op": "s3.delete", "bucket": "b", "key": "allowed/index.json" },
+            { "op": "s3.delete", "bucket": "b", "key": "allowed/index.json" },
+            { "op": "open-bucket", "bucket": "someone-elses", "as": "x" }
+        ]))
+        .await
+        .unwrap();
+    ok(&out[0]);
+    let put = ok(&out[1]);
+    let expected = hex::encode(sha2::Sha256::digest(b"{\"a\":1}"));
+    assert_eq!(put["sha256"], expected);
+    assert_eq!(ok(&out[2]), "{\"a\":1}");
+    assert_eq!(ok(&out[3])["sha256"], expected);
+    assert_eq!(ok(&out[4]).as_array().unwrap().len(), 1);
+    // `allowed/` must not match `allowedx/` (the IAM prefix pitfall).
+    assert_eq!(err_kind(&out[5]), "denied");
+    assert_eq!(err_kind(&out[6]), "denied");
+    assert_eq!(err_kind(&out[7]), "not-found");
+    let url = ok(&out[8]).as_str().unwrap();
+    assert!(
+        url.contains("X-Amz-Signature=") && url.contains("X-Amz-Expires=300"),
+        "{url}"
+    );
+    assert_eq!(ok(&out[9])["public"], false);
+    ok(&out[10]);
+    ok(&out[11]);
+    assert_eq!(err_kind(&out[12]), "denied");
+    // The denied writes did no I/O: the server holds nothing outside allowed/.
+    let listed = s3.list_objects_v2().bucket("ferry-test").send().await.unwrap();
+    assert_eq!(listed.key_count().unwrap_or(0), 0, "{listed:?}");
+}
+
+#[tokio::test]
+async fn objects_larger_than_the_guest_limit_are_refused() {
+    let moto = moto().await;
+    aws::s3(&moto.url())
+        .await
+        .create_bucket()
+        .bucket("ferry-test")
+        .send()
+        .await
+        .unwrap();
+    let mut run = s3_run(&moto.url()).await;
+    run.config.limits.max_object_bytes = 8;
+    let out = run
+        .script(json!([
+            { "op": "open-bucket", "bucket": "ferry-test", "as": "b" },
+            { "op": "s3.put", "bucket": "b", "key": "allowed/big", "data": "0123456789" }
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(err_kind(&out[1]), "invalid");
+    assert!(err_message(&out[1]).contains("stream host-side"), "{}", out[1]);
+}
+
+#[tokio::test]
+async fn dns_lists_across_pages_and_changes_only_allowed_names() {
+    let moto = moto().await;
+    let r53 = aws::route53(&moto.url()).await;
+    let zone = r53
+        .create_hosted_zone()
+        .name("example.com")
+        .caller_reference("ferry-test")
+        .send()
+        .await
+        .unwrap();
+    let zone_id = zone
+        .hosted_zone()
+        .unwrap()
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_string();
+    let out = s3_run(&moto.url())
+        .await
+        .script(json!([
+            { "op": "open-zone", "zone": zone_id, "as": "z" },
+            { "op": "dns.change", "zone": "z", "changes": [
+                { "action": "upsert", "name": "api.team-a.example.com", "type": "A", "ttl": 60, "values": ["10.0.0.1"] },
+                { "action": "upsert", "name": "a-api.team-a.example.com", "type": "TXT", "ttl": 60, "values": ["\"heritage=external-dns\""] }
+            ]},
+            { "op": "dns.list", "zone": "z", "filter": "team-a.example.com" },
+            { "op": "dns.change", "zone": "z", "changes": [
+                { "action": "upsert", "name": "api.team-a.example.com", "type": "A", "ttl": 60, "values": ["10.0.0.2"] },
+                { "action": "upsert", "name": "api.team-b.example.com", "type": "A", "ttl": 60, "values": ["10.0.0.3"] }
+            ]},
+            { "op": "dns.list", "zone": "z", "filter": "example.com" }
+        ]))
+        .await
+        .unwrap();
+    ok(&out[0]);
+    ok(&out[1]);
+    let listed = ok(&out[2]).as_array().unwrap();
+    let names: Vec<&str> = listed.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.contains(&"api.team-a.example.com"));
+    // One record of the batch is outside the policy: the whole batch is denied
+    // and nothing changed on the server.
+    assert_eq!(err_kind(&out[3]), "denied");
+    assert!(err_message(&out[3]).contains("api.team-b.example.com"), "{}", out[3]);
+    let all = ok(&out[4]).as_array().unwrap();
+    let a = all
+        .iter()
+        .find(|r| r["name"] == "api.team-a.example.com" && r["type"] == "A")
+        .unwrap();
+    assert_eq!(a["values"], json!(["10.0.0.1"]));
+    assert!(!all.iter().any(|r| r["name"] == "api.team-b.example.com"));
+}
+
+#[tokio::test]
+async fn etcd_snapshots_stream_into_s3_and_restore() {
+    let moto = moto().await;
+    let s3 = aws::s3(&moto.url()).await;
+    s3.create_bucket().bucket("ferry-test").send().await.unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let etcd = EtcdServer::start(tmp.path().join("etcd"))
+        .await
+        .expect("etcd must be installed (see .ci/setup)");
+    let mut kv = etcd_client::Client::connect([etcd.client_url()], None).await.unwrap();
+    for i in 0..50 {
+        kv.put(format!("/registry/test/{i}"), format!("value-{i}"), None)
+            .await
+            .unwrap();
+    }
+
+    let mut run = s3_run(&moto.url()).await;
+    run.config.etcd.insert(
+        "hosted".into(),
+        EtcdConfig {
+            endpoints: vec![etcd.client_url()],
+        },
+    );
+    let out = run
+        .script(json!([
+            { "op": "open-bucket", "bucket": "ferry-test", "as": "b" },
+            { "op": "etcd.snapshot-endpoint", "alias": "hosted", "bucket": "b", "key": "allowed/etcd/snapshot.db" },
+            { "op": "etcd.snapshot-endpoint", "alias": "unknown", "bucket": "b", "key": "allowed/etcd/other.db" },
+            { "op": "etcd.snapshot-endpoint", "alias": "hosted", "bucket": "b", "key": "elsewhere/snapshot.db" }
+        ]))
+        .await
+        .unwrap();
+    let info = ok(&out[1]);
+    assert_eq!(err_kind(&out[2]), "not-found");
+    assert_eq!(err_kind(&out[3]), "denied");
+
+    // An independent read of the object matches the reported size and hash.
+    let body = s3
+        .get_object()
+        .bucket("ferry-test")
+        .key("allowed/etcd/snapshot.db")
+        .send()
+        .await
+        .unwrap();
+    let bytes = body.body.collect().await.unwrap().into_bytes();
+    assert_eq!(bytes.len() as u64, info["size"].as_u64().unwrap());
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(&bytes)),
+        info["sha256"].as_str().unwrap()
+    );
+    assert!(info["revision"].as_i64().unwrap() >= 50);
+
+    // Restore it into a fresh etcd and read the keys back.
+    let snap = tmp.path().join("snapshot.db");
+    std::fs::write(&snap, &bytes).unwrap();
+    let restored = EtcdServer::restore_from(&snap, tmp.path().join("restored"))
+        .await
+        .unwrap();
+    let mut kv2 = etcd_client::Client::connect([restored.client_url()], None)
+        .await
+        .unwrap();
+    let got = kv2
+        .get("/registry/test/", Some(etcd_client::GetOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    assert_eq!(got.kvs().len(), 50);
+}

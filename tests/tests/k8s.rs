@@ -1,0 +1,269 @@
+//! The k8s capability through the real host against ferry-sim, which
+//! kube-rs talks to over HTTP as to any API server: CRUD, patches, scale,
+//! dry-run, plan mode, selectors, denials (with no request reaching the
+//! server), unreachable clusters, and an etcd snapshot through a pod
+//! port-forward.
+
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on setup errors")]
+
+use ferry::config::{ClusterConfig, RunConfig};
+use ferry::run::RunOptions;
+use ferry_sim::Sim;
+use ferry_tests::{GuestRun, aws, err_kind, err_message, ok};
+use serde_json::{Value, json};
+
+struct Cluster {
+    sim: Sim,
+    _dir: tempfile::TempDir,
+    config: RunConfig,
+}
+
+async fn cluster() -> Cluster {
+    let sim = Sim::start("mgmt").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig, "mgmt").unwrap();
+    let mut config = RunConfig::default();
+    config.clusters.insert(
+        "mgmt".into(),
+        ClusterConfig {
+            kubeconfig: Some(kubeconfig),
+            context: None,
+        },
+    );
+    Cluster { sim, _dir: dir, config }
+}
+
+fn cm(name: &str, ns: &str, labels: Value) -> Value {
+    json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": name, "namespace": ns, "labels": labels }, "data": { "k": "v" } })
+}
+
+fn ns(name: &str) -> Value {
+    json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": name } })
+}
+
+#[tokio::test]
+async fn crud_patch_scale_and_selectors_through_the_guest() {
+    let c = cluster().await;
+    // The namespace is created out of band: the policy only grants team-a's contents.
+    let seed = json!([
+        { "op": "open-cluster", "alias": "mgmt", "as": "c" },
+        { "op": "k8s.create", "cluster": "c", "manifest": ns("team-a") }
+    ]);
+    let out = GuestRun {
+        config: c.config.clone(),
+        ..Default::default()
+    }
+    .script(seed)
+    .await
+    .unwrap();
+    // Creating the namespace object itself is inside Namespace "mgmt/team-a".
+    ok(&out[1]);
+
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": { "name": "kube-apiserver", "namespace": "team-a" },
+        "spec": { "replicas": 3, "selector": { "matchLabels": { "app": "kas" } },
+                  "template": { "metadata": { "labels": { "app": "kas" } }, "spec": { "containers": [{ "name": "kas", "image": "x" }] } } }
+    });
+    let ops = json!([
+        { "op": "open-cluster", "alias": "mgmt", "as": "c" },
+        { "op": "k8s.create", "cluster": "c", "manifest": cm("one", "team-a", json!({ "tier": "a" })) },
+        { "op": "k8s.create", "cluster": "c", "manifest": cm("one", "team-a", json!({ "tier": "a" })) },
+        { "op": "k8s.apply", "cluster": "c", "manifest": cm("two", "team-a", json!({ "tier": "b" })) },
+        { "op": "k8s.list", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a", "labelSelector": "tier in (a,b)" },
+        { "op": "k8s.list", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a", "labelSelector": "tier!=a" },
+        { "op": "k8s.patch", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a", "name": "one",
+          "patchKind": "merge", "patch": { "data": { "k": "patched" } } },
+        { "op": "k8s.patch", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a", "name": "one",
+          "patchKind": "json", "patch": [{ "op": "test", "path": "/data/k", "value": "wrong" }, { "op": "remove", "path": "/data" }] },
+        { "op": "k8s.get", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a", "name": "one" },
+        { "op": "k8s.create", "cluster": "c", "manifest": deployment },
+        { "op": "k8s.scale", "cluster": "c", "apiVersion": "apps/v1", "kind": "Deployment", "namespace": "team-a", "name": "kube-apiserver", "replicas": 0 },
+        { "op": "k8s.get", "cluster": "c", "apiVersion": "apps/v1", "kind": "Deployment", "namespace": "team-a", "name": "kube-apiserver" },
+        { "op": "k8s.delete", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a", "name": "two", "dryRun": true },
+        { "op": "k8s.get", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a", "name": "two" },
+        { "op": "k8s.delete", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a", "name": "two" },
+        { "op": "k8s.delete", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a", "name": "two" },
+        { "op": "k8s.get", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a", "name": "two" },
+        { "op": "k8s.get", "cluster": "c", "apiVersion": "v1", "kind": "Gizmo", "namespace": "team-a", "name": "x" }
+    ]);
+    let out = GuestRun {
+        config: c.config.clone(),
+        ..Default::default()
+    }
+    .script(ops)
+    .await
+    .unwrap();
+    assert_eq!(ok(&out[1])["metadata"]["name"], "one");
+    assert_eq!(err_kind(&out[2]), "conflict");
+    assert_eq!(ok(&out[3])["metadata"]["labels"]["tier"], "b");
+    assert_eq!(ok(&out[4]).as_array().unwrap().len(), 2);
+    let only_b = ok(&out[5]).as_array().unwrap();
+    assert_eq!(only_b.len(), 1);
+    assert_eq!(only_b[0]["metadata"]["name"], "two");
+    assert_eq!(only_b[0]["kind"], "ConfigMap", "list items carry their kind");
+    assert_eq!(ok(&out[6])["data"]["k"], "patched");
+    assert_eq!(
+        err_kind(&out[7]),
+        "conflict",
+        "a failed JSON-patch test is a conflict: {}",
+        out[7]
+    );
+    assert_eq!(
+        ok(&out[8])["data"]["k"],
+        "patched",
+        "the failed JSON patch changed nothing"
+    );
+    assert_eq!(ok(&out[10]), 3, "scale returns the previous replicas");
+    assert_eq!(ok(&out[11])["spec"]["replicas"], 0);
+    assert_eq!(ok(&out[12]), "deleted");
+    assert_eq!(
+        ok(&out[13])["metadata"]["name"],
+        "two",
+        "a dry-run delete keeps the object"
+    );
+    assert_eq!(ok(&out[14]), "deleted");
+    assert_eq!(ok(&out[15]), "absent", "deleting twice is not an error");
+    assert_eq!(err_kind(&out[16]), "not-found");
+    assert_eq!(err_kind(&out[17]), "not-found");
+    assert!(err_message(&out[17]).contains("does not serve"), "{}", out[17]);
+}
+
+#[tokio::test]
+async fn denials_happen_before_any_request_reaches_the_server() {
+    let c = cluster().await;
+    let store = c.sim.store().clone();
+    let ops = json!([
+        { "op": "open-cluster", "alias": "mgmt", "as": "c" },
+        { "op": "k8s.create", "cluster": "c", "manifest": ns("team-b") },
+        { "op": "k8s.create", "cluster": "c", "manifest": cm("x", "team-b", json!({})) },
+        { "op": "k8s.create", "cluster": "c", "manifest": ns("team-a") },
+        { "op": "k8s.create", "cluster": "c", "manifest": {
+            "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "s", "namespace": "team-a" }, "stringData": { "a": "b" } } },
+        { "op": "k8s.list", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap" },
+        { "op": "open-cluster", "alias": "prod", "as": "p" }
+    ]);
+    let out = GuestRun {
+        config: c.config.clone(),
+        ..Default::default()
+    }
+    .script(ops)
+    .await
+    .unwrap();
+    assert_eq!(err_kind(&out[1]), "denied");
+    assert!(err_message(&out[1]).contains("deny by default"), "{}", out[1]);
+    assert_eq!(err_kind(&out[2]), "denied");
+    ok(&out[3]);
+    assert_eq!(err_kind(&out[4]), "denied");
+    assert!(err_message(&out[4]).contains("no-secret-writes"), "{}", out[4]);
+    assert_eq!(
+        err_kind(&out[5]),
+        "denied",
+        "listing across all namespaces is not granted"
+    );
+    assert_eq!(err_kind(&out[6]), "denied");
+    let namespaces = store
+        .list(&ferry_sim::registry::NAMESPACE, None, &Default::default())
+        .unwrap();
+    let names: Vec<&str> = namespaces
+        .items
+        .iter()
+        .filter_map(|n| n["metadata"]["name"].as_str())
+        .collect();
+    assert!(!names.contains(&"team-b"), "{names:?}");
+    assert!(store.get(&ferry_sim::registry::SECRET, Some("team-a"), "s").is_err());
+}
+
+#[tokio::test]
+async fn plan_mode_sends_every_mutation_as_a_dry_run() {
+    let c = cluster().await;
+    let ops = json!([
+        { "op": "open-cluster", "alias": "mgmt", "as": "c" },
+        { "op": "k8s.create", "cluster": "c", "manifest": ns("team-a") },
+        { "op": "k8s.get", "cluster": "c", "apiVersion": "v1", "kind": "Namespace", "name": "team-a" }
+    ]);
+    let out = GuestRun {
+        config: c.config.clone(),
+        plan: true,
+        ..Default::default()
+    }
+    .script(ops)
+    .await
+    .unwrap();
+    assert_eq!(
+        ok(&out[1])["metadata"]["name"],
+        "team-a",
+        "the server validated the create"
+    );
+    assert_eq!(err_kind(&out[2]), "not-found", "nothing was stored");
+}
+
+#[tokio::test]
+async fn an_unreachable_cluster_is_reported_as_unavailable() {
+    let c = cluster().await;
+    let config = c.config.clone();
+    c.sim.shutdown().await;
+    let out = GuestRun {
+        config,
+        ..Default::default()
+    }
+    .script(json!([
+        { "op": "open-cluster", "alias": "mgmt", "as": "c" },
+        { "op": "k8s.get", "cluster": "c", "apiVersion": "v1", "kind": "Namespace", "name": "default" }
+    ]))
+    .await
+    .unwrap();
+    ok(&out[0]);
+    assert_eq!(err_kind(&out[1]), "unavailable", "{}", out[1]);
+    assert!(err_message(&out[1]).contains("unreachable"), "{}", out[1]);
+}
+
+#[tokio::test]
+async fn etcd_snapshot_through_a_pod_port_forward() {
+    use ferry_sim::services::{EtcdServer, MotoServer};
+    let c = cluster().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let etcd = EtcdServer::start(tmp.path().join("etcd")).await.unwrap();
+    let mut kv = etcd_client::Client::connect([etcd.client_url()], None).await.unwrap();
+    kv.put("/registry/pods/a", "b", None).await.unwrap();
+    let moto = MotoServer::start().await.unwrap();
+    aws::s3(&moto.url())
+        .await
+        .create_bucket()
+        .bucket("ferry-test")
+        .send()
+        .await
+        .unwrap();
+
+    let addr: std::net::SocketAddr = etcd.client_url().trim_start_matches("http://").parse().unwrap();
+    let store = c.sim.store().clone();
+    store
+        .create(&ferry_sim::registry::NAMESPACE, None, ns("team-a"), &Default::default())
+        .unwrap();
+    let pod = json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "etcd-0", "namespace": "team-a" },
+                      "spec": { "containers": [{ "name": "etcd", "image": "etcd" }] }, "status": { "phase": "Running" } });
+    store
+        .create_with_status(&ferry_sim::registry::POD, Some("team-a"), pod)
+        .unwrap();
+    c.sim.set_port_forward("team-a", "etcd-0", 2379, addr);
+
+    let mut config = c.config.clone();
+    aws::configure(&mut config, &moto.url());
+    let out = GuestRun {
+        config,
+        options: RunOptions { cache_dir: None, clients: aws::clients(), ..Default::default() },
+        ..Default::default()
+    }
+    .script(json!([
+        { "op": "open-cluster", "alias": "mgmt", "as": "c" },
+        { "op": "open-bucket", "bucket": "ferry-test", "as": "b" },
+        { "op": "etcd.snapshot-pod", "cluster": "c", "namespace": "team-a", "pod": "etcd-0", "bucket": "b", "key": "allowed/etcd-0.db" }
+    ]))
+    .await
+    .unwrap();
+    let info = ok(&out[2]);
+    assert!(info["size"].as_u64().unwrap() > 0);
+    assert_eq!(info["member"], "mgmt:team-a/etcd-0");
+    assert_eq!(info["sha256"].as_str().unwrap().len(), 64);
+}
