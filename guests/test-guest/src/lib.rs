@@ -4,7 +4,8 @@
 //! and returns one result per operation: `{"ok": value}` or
 //! `{"err": {"kind": "denied", "message": "..."}}`. The tests therefore drive
 //! every capability through the real host and assert in Rust. Other phases
-//! misbehave on purpose: `loop`, `alloc`, `trap`, `sleep`, `handles`.
+//! misbehave on purpose: `loop`, `alloc`, `trap`, `sleep`, `handles`; and
+//! `bench` repeats one host call for the benchmarks.
 
 use std::collections::HashMap;
 
@@ -279,6 +280,27 @@ impl Guest for Component {
             "sleep" => {
                 context::sleep(arg("millis").and_then(|m| m.parse().ok()).unwrap_or(60_000));
                 Ok("slept".into())
+            }
+            "bench" => {
+                // Repeats one host call `n` times; the host-side benchmark
+                // subtracts a run with n=0, so only the calls are measured.
+                let n: u64 = arg("n").and_then(|c| c.parse().ok()).unwrap_or(0);
+                let op = arg("op").unwrap_or_default();
+                for _ in 0..n {
+                    match op.as_str() {
+                        "param" => {
+                            std::hint::black_box(context::param("bench"));
+                        }
+                        "open-zone" => {
+                            std::hint::black_box(dns::open_zone("ZBENCH").ok());
+                        }
+                        "denied" => {
+                            std::hint::black_box(k8s::open_cluster("not-granted").err());
+                        }
+                        other => return Err(Error::Invalid(format!("unknown bench op {other}"))),
+                    }
+                }
+                Ok(json!({ "calls": n }).to_string())
             }
             "handles" => {
                 let n: usize = arg("count").and_then(|c| c.parse().ok()).unwrap_or(10_000);
