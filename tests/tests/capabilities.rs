@@ -154,7 +154,9 @@ async fn objects_round_trip_with_checksums_and_denials_do_no_io() {
             { "op": "s3.exposure", "bucket": "b" },
             { "op": "s3.delete", "bucket": "b", "key": "allowed/index.json" },
             { "op": "s3.delete", "bucket": "b", "key": "allowed/index.json" },
-            { "op": "open-bucket", "bucket": "someone-elses", "as": "x" }
+            { "op": "open-bucket", "bucket": "someone-elses", "as": "x" },
+            { "op": "s3.put", "bucket": "b", "key": "", "data": "x" },
+            { "op": "s3.verify", "bucket": "b", "key": "allowed/index.json", "sha256": "not-hex" }
         ]))
         .await
         .unwrap();
@@ -178,6 +180,10 @@ async fn objects_round_trip_with_checksums_and_denials_do_no_io() {
     ok(&out[10]);
     ok(&out[11]);
     assert_eq!(err_kind(&out[12]), "denied");
+    // Bad arguments: an empty key is refused (by the policy's key check,
+    // before any I/O); a malformed checksum is invalid.
+    assert!(matches!(err_kind(&out[13]), "invalid" | "denied"), "{}", out[13]);
+    assert_eq!(err_kind(&out[14]), "invalid", "{}", out[14]);
     // The denied writes did no I/O: the server holds nothing outside allowed/.
     let listed = s3.list_objects_v2().bucket("ferry-test").send().await.unwrap();
     assert_eq!(listed.key_count().unwrap_or(0), 0, "{listed:?}");
@@ -236,7 +242,8 @@ async fn dns_lists_across_pages_and_changes_only_allowed_names() {
                 { "action": "upsert", "name": "api.team-a.example.com", "type": "A", "ttl": 60, "values": ["10.0.0.2"] },
                 { "action": "upsert", "name": "api.team-b.example.com", "type": "A", "ttl": 60, "values": ["10.0.0.3"] }
             ]},
-            { "op": "dns.list", "zone": "z", "filter": "example.com" }
+            { "op": "dns.list", "zone": "z", "filter": "example.com" },
+            { "op": "dns.change", "zone": "z", "changes": [] }
         ]))
         .await
         .unwrap();
@@ -257,6 +264,7 @@ async fn dns_lists_across_pages_and_changes_only_allowed_names() {
         .unwrap();
     assert_eq!(a["values"], json!(["10.0.0.1"]));
     assert!(!all.iter().any(|r| r["name"] == "api.team-b.example.com"));
+    assert_eq!(err_kind(&out[5]), "invalid", "an empty batch: {}", out[5]);
 }
 
 #[tokio::test]

@@ -86,7 +86,11 @@ async fn crud_patch_scale_and_selectors_through_the_guest() {
         { "op": "k8s.delete", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a", "name": "two" },
         { "op": "k8s.delete", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a", "name": "two" },
         { "op": "k8s.get", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a", "name": "two" },
-        { "op": "k8s.get", "cluster": "c", "apiVersion": "v1", "kind": "Gizmo", "namespace": "team-a", "name": "x" }
+        { "op": "k8s.get", "cluster": "c", "apiVersion": "v1", "kind": "Gizmo", "namespace": "team-a", "name": "x" },
+        { "op": "k8s.create", "cluster": "c", "manifest": { "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "namespace": "team-a" } } },
+        { "op": "k8s.patch", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a", "name": "one",
+          "patchKind": "json", "patch": { "op": "remove" } },
+        { "op": "k8s.get", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "name": "one" }
     ]);
     let out = GuestRun {
         config: c.config.clone(),
@@ -128,6 +132,13 @@ async fn crud_patch_scale_and_selectors_through_the_guest() {
     assert_eq!(err_kind(&out[16]), "not-found");
     assert_eq!(err_kind(&out[17]), "not-found");
     assert!(err_message(&out[17]).contains("does not serve"), "{}", out[17]);
+    // Bad arguments: no name, a JSON patch that is not a list, no namespace.
+    assert_eq!(err_kind(&out[18]), "invalid");
+    assert!(err_message(&out[18]).contains("metadata.name"), "{}", out[18]);
+    assert_eq!(err_kind(&out[19]), "invalid");
+    assert!(err_message(&out[19]).contains("not a JSON patch"), "{}", out[19]);
+    assert_eq!(err_kind(&out[20]), "invalid");
+    assert!(err_message(&out[20]).contains("namespaced"), "{}", out[20]);
 }
 
 #[tokio::test]

@@ -1052,6 +1052,11 @@ where
                     parts.push(done.join().await?);
                 }
                 if !buf.is_empty() {
+                    if next_part > MAX_PARTS {
+                        return Err(BackendError::Invalid(format!(
+                            "{url}: the stream needs more than {MAX_PARTS} parts of {part_size} bytes; use a larger part size"
+                        )));
+                    }
                     parts.push(up.upload_part(next_part, buf.split().freeze()).await?);
                 }
                 let count = parts.len() as u32;

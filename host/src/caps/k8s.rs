@@ -133,6 +133,23 @@ impl RunState {
         Ok((ar, namespaced))
     }
 
+    /// Checks an object reference against the kind's scope before the policy
+    /// sees it, so a missing namespace is reported as bad arguments rather
+    /// than as a confusing denial.
+    fn check_scope(ar: &ApiResource, namespaced: bool, namespace: Option<&str>) -> HostResult<()> {
+        match (namespaced, namespace) {
+            (true, None) | (true, Some("")) => Err(HostError::Invalid(format!(
+                "{} is namespaced: give a namespace",
+                ar.kind
+            ))),
+            (false, Some(ns)) if !ns.is_empty() => Err(HostError::Invalid(format!(
+                "{} is cluster-scoped: give no namespace (got `{ns}`)",
+                ar.kind
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     fn k8s_ref(
         alias: &str,
         ar: &ApiResource,
@@ -195,6 +212,7 @@ impl RunState {
         let (ar, namespaced) = self.resolve(&alias, &client, &types.api_version, &types.kind).await?;
         let name = obj.metadata.name.clone().unwrap_or_default();
         let ns = obj.metadata.namespace.clone();
+        Self::check_scope(&ar, namespaced, ns.as_deref())?;
         let approved = self.authorize(
             action,
             Self::k8s_ref(&alias, &ar, namespaced, ns.as_deref(), Some(&name)),
@@ -222,6 +240,7 @@ impl HostCluster for RunState {
     async fn get(&mut self, h: Resource<ClusterHandle>, object: ObjectRef) -> HostResult<String> {
         let (alias, client) = self.cluster(&h)?;
         let (ar, namespaced) = self.resolve(&alias, &client, &object.api_version, &object.kind).await?;
+        Self::check_scope(&ar, namespaced, object.namespace.as_deref())?;
         let approved = self.authorize(
             Action::K8sGet,
             Self::k8s_ref(&alias, &ar, namespaced, object.namespace.as_deref(), Some(&object.name)),
@@ -366,6 +385,7 @@ impl HostCluster for RunState {
         let dry_run = self.dry_run(&options);
         let (alias, client) = self.cluster(&h)?;
         let (ar, namespaced) = self.resolve(&alias, &client, &object.api_version, &object.kind).await?;
+        Self::check_scope(&ar, namespaced, object.namespace.as_deref())?;
         let approved = self.authorize(
             Action::K8sPatch,
             Self::k8s_ref(&alias, &ar, namespaced, object.namespace.as_deref(), Some(&object.name)),
@@ -426,6 +446,7 @@ impl HostCluster for RunState {
         let dry_run = self.dry_run(&options);
         let (alias, client) = self.cluster(&h)?;
         let (ar, namespaced) = self.resolve(&alias, &client, &object.api_version, &object.kind).await?;
+        Self::check_scope(&ar, namespaced, object.namespace.as_deref())?;
         let approved = self.authorize(
             Action::K8sDelete,
             Self::k8s_ref(&alias, &ar, namespaced, object.namespace.as_deref(), Some(&object.name)),
@@ -479,6 +500,7 @@ impl HostCluster for RunState {
         let dry_run = self.dry_run(&options);
         let (alias, client) = self.cluster(&h)?;
         let (ar, namespaced) = self.resolve(&alias, &client, &object.api_version, &object.kind).await?;
+        Self::check_scope(&ar, namespaced, object.namespace.as_deref())?;
         let approved = self.authorize(
             Action::K8sScale,
             Self::k8s_ref(&alias, &ar, namespaced, object.namespace.as_deref(), Some(&object.name)),
