@@ -43,8 +43,7 @@ pub const ETCD_INSTALL_HINT: &str = "install them with: apt-get install etcd-ser
 /// process can take it before the caller binds it; the launchers retry with
 /// new ports when that happens.
 pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind(("127.0.0.1", 0))
-        .context("cannot bind 127.0.0.1:0 to find a free port")?;
+    let listener = TcpListener::bind(("127.0.0.1", 0)).context("cannot bind 127.0.0.1:0 to find a free port")?;
     Ok(listener
         .local_addr()
         .context("cannot read the probed socket's address")?
@@ -122,19 +121,14 @@ async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)
     let mut response = Vec::new();
     // Cap what we read: a health answer is tiny, and a runaway body must not
     // make the launcher allocate without bound.
-    (&mut stream)
-        .take(1 << 20)
-        .read_to_end(&mut response)
-        .await?;
+    (&mut stream).take(1 << 20).read_to_end(&mut response).await?;
     let text = String::from_utf8_lossy(&response);
     let status = text
         .lines()
         .next()
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse::<u16>().ok())
-        .ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response")
-        })?;
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response"))?;
     let body = text
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_string())
@@ -212,18 +206,18 @@ impl MotoServer {
             .map(|h| PathBuf::from(h).join(".cache/ferry/venv/bin/moto_server"))
             .into_iter()
             .collect();
-        let binary = find_executable("FERRY_MOTO_SERVER", &home_candidate, "moto_server")
-            .ok_or_else(|| anyhow!("moto_server was not found (FERRY_MOTO_SERVER, ~/.cache/ferry/venv/bin, PATH); {MOTO_INSTALL_HINT}"))?;
+        let binary = find_executable("FERRY_MOTO_SERVER", &home_candidate, "moto_server").ok_or_else(|| {
+            anyhow!("moto_server was not found (FERRY_MOTO_SERVER, ~/.cache/ferry/venv/bin, PATH); {MOTO_INSTALL_HINT}")
+        })?;
+        if !is_executable(&binary) {
+            bail!("{} is not an executable file; {MOTO_INSTALL_HINT}", binary.display());
+        }
         let log_dir = scratch_dir("ferry-moto")?;
         let mut last_err = None;
         for attempt in 1..=PORT_ATTEMPTS {
             match Self::start_once(&binary, &log_dir).await {
                 Ok((child, addr)) => {
-                    return Ok(MotoServer {
-                        child,
-                        addr,
-                        log_dir,
-                    });
+                    return Ok(MotoServer { child, addr, log_dir });
                 }
                 Err(e) => {
                     tracing::warn!(attempt, error = %e, "moto_server did not start; retrying with a new port");
@@ -289,20 +283,16 @@ struct EtcdBinaries {
 impl EtcdBinaries {
     fn find() -> Result<EtcdBinaries> {
         let etcd = find_executable("FERRY_ETCD", &[PathBuf::from("/usr/bin/etcd")], "etcd")
-            .ok_or_else(|| {
-                anyhow!("etcd was not found (FERRY_ETCD, /usr/bin/etcd, PATH); {ETCD_INSTALL_HINT}")
-            })?;
+            .ok_or_else(|| anyhow!("etcd was not found (FERRY_ETCD, /usr/bin/etcd, PATH); {ETCD_INSTALL_HINT}"))?;
+        if !is_executable(&etcd) {
+            bail!("{} is not an executable file; {ETCD_INSTALL_HINT}", etcd.display());
+        }
         Ok(EtcdBinaries { etcd })
     }
 
     /// A sibling tool of the etcd binary (etcdctl/etcdutl), else one on `PATH`.
     fn tool(&self, env_var: &str, name: &str) -> Option<PathBuf> {
-        let sibling: Vec<PathBuf> = self
-            .etcd
-            .parent()
-            .map(|d| d.join(name))
-            .into_iter()
-            .collect();
+        let sibling: Vec<PathBuf> = self.etcd.parent().map(|d| d.join(name)).into_iter().collect();
         find_executable(env_var, &sibling, name)
     }
 }
@@ -397,8 +387,7 @@ impl EtcdServer {
     async fn start_inner(data_dir: &Path, tls: Option<&EtcdServerTls>) -> Result<EtcdServer> {
         let data_dir = data_dir.to_path_buf();
         let bins = EtcdBinaries::find()?;
-        std::fs::create_dir_all(&data_dir)
-            .with_context(|| format!("cannot create {}", data_dir.display()))?;
+        std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
         let mut last_err = None;
         for attempt in 1..=PORT_ATTEMPTS {
             let layout = EtcdLayout::fresh(ETCD_MEMBER, tls.is_some())?;
@@ -417,10 +406,7 @@ impl EtcdServer {
     /// when etcdutl exists, else etcd 3.4's `ETCDCTL_API=3 etcdctl snapshot
     /// restore`, both of which verify the snapshot's SHA-256 trailer) and starts
     /// etcd from it. `data_dir/etcd` must not exist yet.
-    pub async fn restore_from(
-        snapshot: impl AsRef<Path>,
-        data_dir: impl AsRef<Path>,
-    ) -> Result<EtcdServer> {
+    pub async fn restore_from(snapshot: impl AsRef<Path>, data_dir: impl AsRef<Path>) -> Result<EtcdServer> {
         let snapshot = snapshot.as_ref();
         let data_dir = data_dir.as_ref().to_path_buf();
         let bins = EtcdBinaries::find()?;
@@ -431,16 +417,14 @@ impl EtcdServer {
                 etcd_dir.display()
             );
         }
-        std::fs::create_dir_all(&data_dir)
-            .with_context(|| format!("cannot create {}", data_dir.display()))?;
+        std::fs::create_dir_all(&data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
         let mut last_err = None;
         for attempt in 1..=PORT_ATTEMPTS {
             // The peer URL is written into the restored membership, so a port
             // clash means restoring again with new ports, not just restarting.
             let layout = EtcdLayout::fresh(ETCD_MEMBER, false)?;
             if etcd_dir.exists() {
-                std::fs::remove_dir_all(&etcd_dir)
-                    .with_context(|| format!("cannot remove {}", etcd_dir.display()))?;
+                std::fs::remove_dir_all(&etcd_dir).with_context(|| format!("cannot remove {}", etcd_dir.display()))?;
             }
             Self::restore_dir(&bins, snapshot, &etcd_dir, &layout, &data_dir).await?;
             match Self::spawn(&bins, layout, &data_dir, None).await {
