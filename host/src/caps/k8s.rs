@@ -221,6 +221,24 @@ impl RunState {
         let api = Self::api(&client, &ar, namespaced, ns.as_deref())?;
         Ok((alias, api, obj, name, approved))
     }
+
+    /// Shared path of calls on one existing object: resolve the kind, check
+    /// the namespace against its scope, authorize, and build the API.
+    async fn prepare_object(
+        &mut self,
+        h: &Resource<ClusterHandle>,
+        object: &ObjectRef,
+        action: Action,
+        dry_run: bool,
+    ) -> HostResult<(String, ApiResource, Api<DynamicObject>, crate::caps::Approved)> {
+        let (alias, client) = self.cluster(h)?;
+        let (ar, namespaced) = self.resolve(&alias, &client, &object.api_version, &object.kind).await?;
+        Self::check_scope(&ar, namespaced, object.namespace.as_deref())?;
+        let resource = Self::k8s_ref(&alias, &ar, namespaced, object.namespace.as_deref(), Some(&object.name));
+        let approved = self.authorize(action, resource, dry_run)?;
+        let api = Self::api(&client, &ar, namespaced, object.namespace.as_deref())?;
+        Ok((alias, ar, api, approved))
+    }
 }
 
 impl Host for RunState {
@@ -238,16 +256,8 @@ impl HostCluster for RunState {
     }
 
     async fn get(&mut self, h: Resource<ClusterHandle>, object: ObjectRef) -> HostResult<String> {
-        let (alias, client) = self.cluster(&h)?;
-        let (ar, namespaced) = self.resolve(&alias, &client, &object.api_version, &object.kind).await?;
-        Self::check_scope(&ar, namespaced, object.namespace.as_deref())?;
-        let approved = self.authorize(
-            Action::K8sGet,
-            Self::k8s_ref(&alias, &ar, namespaced, object.namespace.as_deref(), Some(&object.name)),
-            false,
-        )?;
+        let (alias, ar, api, approved) = self.prepare_object(&h, &object, Action::K8sGet, false).await?;
         let result = async {
-            let api = Self::api(&client, &ar, namespaced, object.namespace.as_deref())?;
             let obj = api
                 .get(&object.name)
                 .await
@@ -383,16 +393,8 @@ impl HostCluster for RunState {
         options: WriteOptions,
     ) -> HostResult<String> {
         let dry_run = self.dry_run(&options);
-        let (alias, client) = self.cluster(&h)?;
-        let (ar, namespaced) = self.resolve(&alias, &client, &object.api_version, &object.kind).await?;
-        Self::check_scope(&ar, namespaced, object.namespace.as_deref())?;
-        let approved = self.authorize(
-            Action::K8sPatch,
-            Self::k8s_ref(&alias, &ar, namespaced, object.namespace.as_deref(), Some(&object.name)),
-            dry_run,
-        )?;
+        let (alias, ar, api, approved) = self.prepare_object(&h, &object, Action::K8sPatch, dry_run).await?;
         let result = async {
-            let api = Self::api(&client, &ar, namespaced, object.namespace.as_deref())?;
             let body: Value = serde_json::from_str(&patch)
                 .map_err(|e| HostError::Invalid(format!("patch is not valid JSON: {e}")))?;
             let what = format!("patch {} {}", ar.kind, object.name);
@@ -444,16 +446,8 @@ impl HostCluster for RunState {
         options: WriteOptions,
     ) -> HostResult<DeleteOutcome> {
         let dry_run = self.dry_run(&options);
-        let (alias, client) = self.cluster(&h)?;
-        let (ar, namespaced) = self.resolve(&alias, &client, &object.api_version, &object.kind).await?;
-        Self::check_scope(&ar, namespaced, object.namespace.as_deref())?;
-        let approved = self.authorize(
-            Action::K8sDelete,
-            Self::k8s_ref(&alias, &ar, namespaced, object.namespace.as_deref(), Some(&object.name)),
-            dry_run,
-        )?;
+        let (alias, ar, api, approved) = self.prepare_object(&h, &object, Action::K8sDelete, dry_run).await?;
         let result = async {
-            let api = Self::api(&client, &ar, namespaced, object.namespace.as_deref())?;
             let dp = DeleteParams {
                 dry_run,
                 propagation_policy: propagation.map(|p| match p {
@@ -498,16 +492,8 @@ impl HostCluster for RunState {
         options: WriteOptions,
     ) -> HostResult<u32> {
         let dry_run = self.dry_run(&options);
-        let (alias, client) = self.cluster(&h)?;
-        let (ar, namespaced) = self.resolve(&alias, &client, &object.api_version, &object.kind).await?;
-        Self::check_scope(&ar, namespaced, object.namespace.as_deref())?;
-        let approved = self.authorize(
-            Action::K8sScale,
-            Self::k8s_ref(&alias, &ar, namespaced, object.namespace.as_deref(), Some(&object.name)),
-            dry_run,
-        )?;
+        let (alias, ar, api, approved) = self.prepare_object(&h, &object, Action::K8sScale, dry_run).await?;
         let result = async {
-            let api = Self::api(&client, &ar, namespaced, object.namespace.as_deref())?;
             let what = format!("scale {} {}", ar.kind, object.name);
             let before = api
                 .get_scale(&object.name)
