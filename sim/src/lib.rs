@@ -36,6 +36,7 @@ pub mod patch;
 pub mod portforward;
 pub mod proto;
 pub mod registry;
+pub mod s3;
 pub mod selector;
 pub mod server;
 pub mod services;

@@ -339,16 +339,38 @@ pub(crate) fn classify_service_error(
         | "ServiceUnavailable" => {
             return BackendError::Unavailable(format!("{action}: {endpoint} is busy or failing ({what}); retry later"));
         }
-        "AccessDenied"
-        | "AllAccessDisabled"
-        | "InvalidAccessKeyId"
-        | "SignatureDoesNotMatch"
-        | "ExpiredToken"
-        | "InvalidToken"
-        | "InvalidClientTokenId"
-        | "AccessDeniedException" => {
+        // Refused credentials: the wording names the endpoint (a custom
+        // endpoint with another store's keys is a common mix-up) and says
+        // which part of the credentials to look at.
+        "SignatureDoesNotMatch" => {
             return BackendError::Other(format!(
-                "{action}: {svc} refused the credentials in use ({what}); check the AWS profile, role and the bucket or zone policy"
+                "{action}: {svc} at {endpoint} rejected the request signature ({what}); the secret key does not \
+                 belong to the access key in use (or a proxy altered the request): check the credentials ferry \
+                 uses for this endpoint (AWS profile, AWS_* environment, role)"
+            ));
+        }
+        "InvalidAccessKeyId" | "NotSignedUp" | "InvalidClientTokenId" | "UnrecognizedClientException" => {
+            return BackendError::Other(format!(
+                "{action}: {svc} at {endpoint} does not know the access key in use ({what}); check that the \
+                 credentials (AWS profile, AWS_* environment, role) belong to this account and endpoint"
+            ));
+        }
+        "ExpiredToken" | "ExpiredTokenException" | "InvalidToken" | "TokenRefreshRequired" => {
+            return BackendError::Other(format!(
+                "{action}: {svc} at {endpoint} refused the session token in use ({what}); refresh the \
+                 temporary credentials (SSO login, role assumption) and retry"
+            ));
+        }
+        "RequestTimeTooSkewed" => {
+            return BackendError::Other(format!(
+                "{action}: {svc} at {endpoint} refused the request because this machine's clock is off ({what}); \
+                 fix the clock (NTP) and retry"
+            ));
+        }
+        "AccessDenied" | "AllAccessDisabled" | "AccessDeniedException" => {
+            return BackendError::Other(format!(
+                "{action}: {svc} at {endpoint} denied access to the credentials in use ({what}); check the AWS \
+                 profile, role and the bucket or zone policy"
             ));
         }
         // Route53 rejects a whole batch with InvalidChangeBatch; its message
@@ -373,7 +395,8 @@ pub(crate) fn classify_service_error(
             "{action}: precondition failed, the target exists already or changed ({what})"
         )),
         401 | 403 => BackendError::Other(format!(
-            "{action}: {svc} refused the credentials in use ({what}); check the AWS profile, role and the bucket or zone policy"
+            "{action}: {svc} at {endpoint} refused the credentials in use ({what}); check the AWS profile, role \
+             and the bucket or zone policy"
         )),
         408 | 429 | 500..=599 => {
             BackendError::Unavailable(format!("{action}: {endpoint} is busy or failing ({what}); retry later"))
@@ -421,6 +444,25 @@ mod tests {
             c(400, "InvalidChangeBatch", "bad TTL"),
             BackendError::Invalid(_)
         ));
+        for code in [
+            "SignatureDoesNotMatch",
+            "InvalidAccessKeyId",
+            "NotSignedUp",
+            "ExpiredToken",
+            "RequestTimeTooSkewed",
+            "AccessDenied",
+            "",
+        ] {
+            let err = c(403, code, "");
+            assert!(matches!(err, BackendError::Other(_)), "{code}: {err}");
+            assert!(err.to_string().contains("at http://e"), "{code}: {err}");
+        }
+        assert!(
+            c(403, "SignatureDoesNotMatch", "")
+                .to_string()
+                .contains("secret key does not belong to the access key")
+        );
+        assert!(c(403, "RequestTimeTooSkewed", "").to_string().contains("clock"));
         let msg = c(503, "SlowDown", "Please reduce your request rate").to_string();
         assert!(
             msg.contains("http://e") && msg.contains("SlowDown") && msg.contains("retry"),
