@@ -31,6 +31,8 @@
 pub mod api;
 pub mod discovery;
 pub mod error;
+pub mod external_dns;
+pub mod faults;
 pub mod meta;
 pub mod patch;
 pub mod portforward;

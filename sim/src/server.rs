@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState};
 use crate::error::SimError;
+use crate::faults::{self, ConnHandle, FaultListener, FaultPlan, FaultState};
 use crate::portforward::PortForwards;
 use crate::registry::{self, Registry};
 use crate::store::{DEFAULT_HISTORY_LIMIT, Store, WriteOptions};
@@ -36,6 +37,9 @@ pub struct SimOptions {
     pub bookmark_interval: Duration,
     /// Create `default`, `kube-system`, `kube-public` and `kube-node-lease` at start.
     pub default_namespaces: bool,
+    /// Fault and latency rules applied to every request (empty by default). Pass a plan shared
+    /// with other code to arm faults before the server starts; [`Sim::faults`] returns it.
+    pub faults: FaultPlan,
 }
 
 impl SimOptions {
@@ -48,6 +52,7 @@ impl SimOptions {
             history_limit: DEFAULT_HISTORY_LIMIT,
             bookmark_interval: Duration::from_secs(10),
             default_namespaces: true,
+            faults: FaultPlan::default(),
         }
     }
 }
@@ -58,6 +63,7 @@ pub struct Sim {
     addr: SocketAddr,
     store: Store,
     port_forwards: PortForwards,
+    faults: FaultPlan,
     shutdown: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -110,14 +116,22 @@ impl Sim {
             shutdown: shutdown_rx.clone(),
             bookmark_interval: opts.bookmark_interval,
         });
+        let fault_state = FaultState {
+            plan: opts.faults.clone(),
+            registry: opts.registry.clone(),
+        };
+        // Faults run inside the logging layer so that injected answers are logged too.
         let app = Router::new()
             .fallback(api::dispatch)
+            .layer(axum::middleware::from_fn_with_state(fault_state, faults::inject))
             .layer(axum::middleware::from_fn_with_state(state.clone(), api::log_requests))
             .with_state(state);
+        // The listener hands each request a handle to its connection, so that a fault can drop it.
+        let listener = FaultListener::new(listener);
         let mut stop = shutdown_rx;
         let name = opts.name.clone();
         let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
+            let served = axum::serve(listener, app.into_make_service_with_connect_info::<ConnHandle>())
                 .with_graceful_shutdown(async move {
                     let _ = stop.wait_for(|down| *down).await;
                 })
@@ -132,6 +146,7 @@ impl Sim {
             addr,
             store,
             port_forwards,
+            faults: opts.faults,
             shutdown,
             task: Some(task),
         })
@@ -155,6 +170,11 @@ impl Sim {
     /// The object store (shared with the HTTP server; writes are visible to clients at once).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The fault and latency rules of this server; changes apply to the next request.
+    pub fn faults(&self) -> &FaultPlan {
+        &self.faults
     }
 
     /// The port-forward routing table.
