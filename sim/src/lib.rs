@@ -30,15 +30,18 @@
 
 pub mod api;
 pub mod discovery;
+pub mod environment;
 pub mod error;
 pub mod external_dns;
 pub mod faults;
+pub mod hypershift;
 pub mod meta;
 pub mod patch;
 pub mod portforward;
 pub mod proto;
 pub mod registry;
 pub mod s3;
+pub mod scenario;
 pub mod selector;
 pub mod server;
 pub mod services;

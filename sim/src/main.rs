@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use ferry_sim::Sim;
+use ferry_sim::environment::{Environment, EnvironmentOptions};
+use ferry_sim::scenario::Scenario;
 
 #[derive(Parser)]
 #[command(name = "ferry-sim", about = "Kubernetes-API-compatible simulator for ferry")]
@@ -23,6 +25,13 @@ enum Command {
         /// Directory receiving `<name>.kubeconfig` files.
         #[arg(long)]
         kubeconfig_dir: PathBuf,
+        /// Scenario file (TOML or YAML): start its management clusters with HyperShift
+        /// operators and seed the source with its hosted cluster (`--clusters` is then ignored).
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        /// With `--scenario`: accept `http://127.0.0.1` restoreSnapshotURLs (loopback S3).
+        #[arg(long)]
+        allow_http_restore_urls: bool,
     },
 }
 
@@ -38,8 +47,38 @@ async fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Up {
+            scenario: Some(file),
+            kubeconfig_dir,
+            allow_http_restore_urls,
+            ..
+        } => {
+            let scenario = Scenario::load(&file)?;
+            let opts = EnvironmentOptions {
+                allow_http_restore_urls,
+                ..EnvironmentOptions::default()
+            };
+            let env = Environment::start(scenario, opts)
+                .await
+                .with_context(|| format!("cannot start scenario {}", file.display()))?;
+            for (name, url, path) in env.write_kubeconfigs(&kubeconfig_dir)? {
+                println!("{name}: {url} kubeconfig={}", path.display());
+            }
+            let hc = &env.scenario.hosted_cluster;
+            println!(
+                "ferry-sim: hosted cluster {}/{} (HCP namespace {}) seeded on {}; Ctrl-C or SIGTERM stops",
+                hc.namespace,
+                hc.name,
+                env.hcp_namespace(),
+                env.source().sim.name()
+            );
+            wait_for_stop_signal().await?;
+            env.shutdown().await;
+        }
+        Command::Up {
             clusters,
             kubeconfig_dir,
+            scenario: None,
+            ..
         } => {
             std::fs::create_dir_all(&kubeconfig_dir)
                 .with_context(|| format!("cannot create {}", kubeconfig_dir.display()))?;

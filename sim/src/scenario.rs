@@ -1,0 +1,184 @@
+//! Scenario files: which management clusters to start and what hosted cluster to seed on the
+//! first (source) one. TOML (`.toml`) or YAML (anything else).
+//!
+//! ```toml
+//! management_clusters = ["source", "destination"]
+//! etcd_keys = { "/kubernetes.io/configmaps/default/marker" = "from-source" }
+//!
+//! [hosted_cluster]
+//! namespace = "clusters"
+//! name = "demo.one"
+//! availability_policy = "SingleReplica"
+//! external_dns_domain = "guest.example.com"
+//!
+//! [[node_pools]]
+//! name = "demo-one-workers"
+//! replicas = 2
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Errors of reading a scenario.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The text is not a valid scenario.
+    #[error("invalid scenario {path}: {message}")]
+    Parse {
+        /// The file (or `<string>`).
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A whole scenario.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Management cluster names; the first is the source (seeded), the second the destination.
+    #[serde(default = "default_clusters")]
+    pub management_clusters: Vec<String>,
+    /// The hosted cluster seeded on the source.
+    pub hosted_cluster: HostedClusterSpec,
+    /// Keys written into the source's hosted etcd once it runs.
+    #[serde(default)]
+    pub etcd_keys: BTreeMap<String, String>,
+    /// NodePools of the hosted cluster.
+    #[serde(default)]
+    pub node_pools: Vec<NodePoolSpec>,
+    /// Extra secrets in the HCP namespace that a backup must carry.
+    #[serde(default)]
+    pub carry_secrets: Vec<String>,
+    /// Extra secrets in the HCP namespace that a backup must leave (its filters drop them).
+    #[serde(default)]
+    pub leave_secrets: Vec<String>,
+    /// Names of other HostedClusters in the same namespace (they must survive the DR).
+    #[serde(default)]
+    pub other_hosted_clusters: Vec<String>,
+}
+
+fn default_clusters() -> Vec<String> {
+    vec!["source".to_string(), "destination".to_string()]
+}
+
+/// The seeded hosted cluster.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostedClusterSpec {
+    /// HostedCluster namespace.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// HostedCluster name (dots allowed).
+    pub name: String,
+    /// `SingleReplica` or `HighlyAvailable`.
+    #[serde(default = "default_policy")]
+    pub availability_policy: String,
+    /// Domain of the control-plane route hosts.
+    #[serde(default = "default_domain")]
+    pub external_dns_domain: String,
+    /// `spec.release.image`.
+    #[serde(default = "default_release")]
+    pub release_image: String,
+    /// AWS region.
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// `spec.infraID` (default: the name with dots replaced and a suffix).
+    #[serde(default)]
+    pub infra_id: Option<String>,
+}
+
+fn default_namespace() -> String {
+    "clusters".to_string()
+}
+fn default_policy() -> String {
+    "SingleReplica".to_string()
+}
+fn default_domain() -> String {
+    "guest.example.com".to_string()
+}
+fn default_release() -> String {
+    "quay.io/openshift-release-dev/ocp-release:4.17.0-x86_64".to_string()
+}
+fn default_region() -> String {
+    "us-east-1".to_string()
+}
+
+impl HostedClusterSpec {
+    /// `spec.infraID`.
+    pub fn infra_id(&self) -> String {
+        self.infra_id
+            .clone()
+            .unwrap_or_else(|| format!("{}-x7k2p", self.name.replace('.', "-")))
+    }
+}
+
+/// One NodePool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodePoolSpec {
+    /// NodePool name.
+    pub name: String,
+    /// Desired replicas.
+    #[serde(default = "default_replicas")]
+    pub replicas: u32,
+    /// EC2 instance type.
+    #[serde(default = "default_instance_type")]
+    pub instance_type: String,
+}
+
+fn default_replicas() -> u32 {
+    2
+}
+fn default_instance_type() -> String {
+    "m5.large".to_string()
+}
+
+impl Scenario {
+    /// Parse TOML text.
+    pub fn from_toml(text: &str) -> Result<Scenario, ScenarioError> {
+        toml::from_str(text).map_err(|e| ScenarioError::Parse {
+            path: PathBuf::from("<string>"),
+            message: e.to_string(),
+        })
+    }
+
+    /// Parse YAML text.
+    pub fn from_yaml(text: &str) -> Result<Scenario, ScenarioError> {
+        serde_saphyr::from_str(text).map_err(|e| ScenarioError::Parse {
+            path: PathBuf::from("<string>"),
+            message: e.to_string(),
+        })
+    }
+
+    /// Read a file: TOML when it ends in `.toml`, YAML otherwise.
+    pub fn load(path: impl AsRef<Path>) -> Result<Scenario, ScenarioError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let parsed = if path.extension().is_some_and(|e| e == "toml") {
+            Self::from_toml(&text)
+        } else {
+            Self::from_yaml(&text)
+        };
+        parsed.map_err(|e| match e {
+            ScenarioError::Parse { message, .. } => ScenarioError::Parse {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+}
