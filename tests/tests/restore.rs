@@ -21,10 +21,20 @@ use serde_json::{Value, json};
 const NS: &str = "clusters";
 const NAME: &str = "prod.a";
 
-async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+/// Waits (bounded) until the HostedCluster's `EtcdSnapshotRestored` condition
+/// has `status`, and returns the HostedCluster.
+async fn wait_for_restore_condition(store: &ferry_sim::Store, status: &str) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !check() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting for: {what}");
+    loop {
+        if let Ok(hc) = store.get(&registry::HOSTED_CLUSTER, Some(NS), NAME)
+            && condition_status(&hc, "EtcdSnapshotRestored").as_deref() == Some(status)
+        {
+            return hc;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for EtcdSnapshotRestored={status}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -134,13 +144,7 @@ async fn a_cluster_restores_from_a_presigned_sigv4_url() {
         )
         .unwrap();
 
-    let store = sim.store().clone();
-    eventually("EtcdSnapshotRestored=True", || {
-        store
-            .get(&registry::HOSTED_CLUSTER, Some(NS), NAME)
-            .is_ok_and(|hc| condition_status(&hc, "EtcdSnapshotRestored").as_deref() == Some("True"))
-    })
-    .await;
+    wait_for_restore_condition(sim.store(), "True").await;
     let kv = operator
         .wait_for_etcd("clusters-prod-a", Duration::from_secs(60))
         .await
@@ -172,14 +176,7 @@ async fn an_expired_presigned_url_is_rejected_not_restored() {
         )
         .unwrap();
 
-    let store = sim.store().clone();
-    eventually("EtcdSnapshotRestored=False", || {
-        store
-            .get(&registry::HOSTED_CLUSTER, Some(NS), NAME)
-            .is_ok_and(|hc| condition_status(&hc, "EtcdSnapshotRestored").as_deref() == Some("False"))
-    })
-    .await;
-    let hc = store.get(&registry::HOSTED_CLUSTER, Some(NS), NAME).unwrap();
+    let hc = wait_for_restore_condition(sim.store(), "False").await;
     let cond = condition(&hc, "EtcdSnapshotRestored").unwrap();
     assert_eq!(cond["reason"], "InvalidSnapshot", "{cond}");
     assert_ne!(condition_status(&hc, "Available").as_deref(), Some("True"));
