@@ -229,8 +229,11 @@ async fn dns_lists_across_pages_and_changes_only_allowed_names() {
         .id()
         .trim_start_matches("/hostedzone/")
         .to_string();
-    let out = s3_run(&moto.url())
-        .await
+    let tmp = tempfile::tempdir().unwrap();
+    let audit = tmp.path().join("audit.jsonl");
+    let mut run = s3_run(&moto.url()).await;
+    run.audit = Some(audit.clone());
+    let out = run
         .script(json!([
             { "op": "open-zone", "zone": zone_id, "as": "z" },
             { "op": "dns.change", "zone": "z", "changes": [
@@ -265,6 +268,38 @@ async fn dns_lists_across_pages_and_changes_only_allowed_names() {
     assert_eq!(a["values"], json!(["10.0.0.1"]));
     assert!(!all.iter().any(|r| r["name"] == "api.team-b.example.com"));
     assert_eq!(err_kind(&out[5]), "invalid", "an empty batch: {}", out[5]);
+
+    // Every decision of the denied batch is audited with the batch's real
+    // outcome: the allowed record as allow/denied, the other as deny.
+    let records: Vec<Value> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &Value| r["action"] == "dns:change")
+        .collect();
+    let batch: Vec<(&str, &str, &str)> = records[2..]
+        .iter()
+        .map(|r| {
+            (
+                r["resource"].as_str().unwrap(),
+                r["decision"].as_str().unwrap(),
+                r["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(records.len(), 4, "{records:?}");
+    assert!(
+        batch
+            .iter()
+            .any(|b| b.0.contains("api.team-b.example.com") && b.1 == "deny"),
+        "{batch:?}"
+    );
+    assert!(
+        batch
+            .iter()
+            .any(|b| b.0.contains("api.team-a.example.com") && b.1 == "allow" && b.2 == "denied"),
+        "{batch:?}"
+    );
 }
 
 #[tokio::test]

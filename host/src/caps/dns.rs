@@ -75,7 +75,18 @@ impl HostZone for RunState {
                 name: normalize_name(&c.record_set.name),
                 rtype: c.record_set.record_type.to_ascii_uppercase(),
             };
-            approvals.push(self.authorize(Action::DnsChange, resource, plan)?);
+            match self.authorize(Action::DnsChange, resource, plan) {
+                Ok(approved) => approvals.push(approved),
+                Err(denied) => {
+                    // The records allowed so far were decided too: audit them
+                    // with the outcome of the batch, which did not happen.
+                    let result = Err(denied);
+                    for a in approvals {
+                        self.audit(a, &result);
+                    }
+                    return result;
+                }
+            }
         }
         let result = if plan {
             tracing::info!(%zone, changes = changes.len(), "plan: would change record sets");
@@ -104,16 +115,10 @@ impl HostZone for RunState {
                 .await
                 .map_err(HostError::from)
         };
-        let mut approvals = approvals.into_iter();
-        let last = approvals.next_back();
         for a in approvals {
-            let r: HostResult<()> = result.as_ref().map(|_| ()).map_err(|e| HostError::Other(e.to_string()));
-            let _ = self.finish(a, r);
+            self.audit(a, &result);
         }
-        match last {
-            Some(a) => self.finish(a, result),
-            None => result,
-        }
+        result
     }
 
     async fn drop(&mut self, h: Resource<ZoneHandle>) -> wasmtime::Result<()> {

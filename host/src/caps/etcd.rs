@@ -55,25 +55,19 @@ impl RunState {
             plan,
         ) {
             Ok(a) => a,
-            Err(e) => {
-                let r: HostResult<()> = Err(HostError::Denied("the snapshot upload was denied".into()));
-                let _ = self.finish(approved_member, r);
-                return Err(e);
-            }
+            Err(e) => return self.fail(approved_member, e),
         };
         if plan {
             tracing::info!(member = %member_label, bucket = bucket.name(), %key, "plan: would stream an etcd snapshot");
-            let _ = self.finish(approved_member, Ok(()));
-            return self.finish(
-                approved_upload,
-                Ok(SnapshotInfo {
-                    key,
-                    size: 0,
-                    sha256: String::new(),
-                    revision: 0,
-                    member: member_label,
-                }),
-            );
+            let planned = Ok(SnapshotInfo {
+                key,
+                size: 0,
+                sha256: String::new(),
+                revision: 0,
+                member: member_label,
+            });
+            self.audit(approved_member, &planned);
+            return self.finish(approved_upload, planned);
         }
         let progress = progress_fn(self.env.progress.clone(), format!("etcd-snapshot {member_label}"));
         let result = snapshot_to_s3(&endpoint, bucket.client(), bucket.name(), &key, PART_SIZE, progress)
@@ -86,8 +80,7 @@ impl RunState {
                 member: member_label.clone(),
             })
             .map_err(HostError::from);
-        let member_result: HostResult<()> = result.as_ref().map(|_| ()).map_err(|e| HostError::Other(e.to_string()));
-        let _ = self.finish(approved_member, member_result);
+        self.audit(approved_member, &result);
         self.finish(approved_upload, result)
     }
 
@@ -189,18 +182,13 @@ impl Host for RunState {
                         key_pem,
                         domain: Some(format!("{}.etcd-discovery.{}.svc", member.pod, member.namespace)),
                     }),
-                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-                        let msg = e.to_string();
-                        let _ = self.finish(approved, Err::<(), _>(HostError::Other(msg)));
-                        return Err(e);
-                    }
+                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return self.fail(approved, e),
                 }
             }
             (None, None) => None,
             _ => {
                 let e = HostError::Invalid("give both client-secret and ca-secret for TLS, or neither".into());
-                let _ = self.finish(approved, Err::<(), _>(HostError::Invalid(e.to_string())));
-                return Err(e);
+                return self.fail(approved, e);
             }
         };
         let forward =
@@ -208,11 +196,7 @@ impl Host for RunState {
                 .await
             {
                 Ok(f) => f,
-                Err(e) => {
-                    let e = HostError::from(e);
-                    let _ = self.finish(approved, Err::<(), _>(HostError::Other(e.to_string())));
-                    return Err(e);
-                }
+                Err(e) => return self.fail(approved, HostError::from(e)),
             };
         let scheme = if tls.is_some() { "https" } else { "http" };
         let endpoint = EtcdEndpoint {
@@ -244,8 +228,7 @@ impl Host for RunState {
             let e = HostError::NotFound(format!(
                 "no etcd endpoint `{alias}` in the run config; add an [etcd.{alias}] section"
             ));
-            let _ = self.finish(approved, Err::<(), _>(HostError::NotFound(e.to_string())));
-            return Err(e);
+            return self.fail(approved, e);
         };
         let endpoint = EtcdEndpoint {
             endpoints: cfg.endpoints.clone(),

@@ -162,8 +162,21 @@ impl RunState {
 
     /// Writes the audit record of an approved call and passes its result on.
     pub(crate) fn finish<T>(&self, approved: Approved, result: HostResult<T>) -> HostResult<T> {
+        self.audit(approved, &result);
+        result
+    }
+
+    /// Writes the audit record of an approved call that failed, and returns the error.
+    pub(crate) fn fail<T>(&self, approved: Approved, error: HostError) -> HostResult<T> {
+        self.finish(approved, Err(error))
+    }
+
+    /// Writes the audit record of an approved call with the call's real
+    /// outcome. Calls that carry several approvals (an etcd member and the
+    /// upload target; each record of a DNS batch) audit each one with it.
+    pub(crate) fn audit<T>(&self, approved: Approved, result: &HostResult<T>) {
         let env = &self.env;
-        let (outcome, message) = match &result {
+        let (outcome, message) = match result {
             Ok(_) => ("ok", None),
             Err(e) => (e.kind(), Some(e.to_string())),
         };
@@ -179,6 +192,5 @@ impl RunState {
             message.as_deref(),
             approved.started.elapsed().as_micros() as u64,
         ));
-        result
     }
 }
