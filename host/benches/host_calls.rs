@@ -77,7 +77,6 @@ async fn main() {
             config: config.clone(),
             phase: "bench".into(),
             plan: false,
-            params: Default::default(),
             audit: ferry::audit::Audit::disabled(),
             clock: Clock::new(1.0),
             progress: opts.progress,

@@ -112,7 +112,6 @@ pub async fn run(runtime: &Runtime, req: RunRequest, opts: RunOptions) -> Result
         guest: guest.identity.clone(),
         policy: Arc::new(policy),
         clock: Clock::new(req.config.clock.scale),
-        params: req.config.params.clone(),
         config: req.config,
         phase: req.phase.clone(),
         plan: req.plan,

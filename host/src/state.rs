@@ -1,6 +1,6 @@
 //! Per-run state: what one guest run may reach, and its store data.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -61,8 +61,6 @@ pub struct RunEnv {
     pub phase: String,
     /// Whether this run is a plan.
     pub plan: bool,
-    /// Parameters visible to the guest.
-    pub params: BTreeMap<String, String>,
     /// The audit trail.
     pub audit: Audit,
     /// The guest's clock.

@@ -46,11 +46,17 @@ impl Host for RunState {
     }
 
     async fn param(&mut self, name: String) -> wasmtime::Result<Option<String>> {
-        Ok(self.env.params.get(&name).cloned())
+        Ok(self.env.config.params.get(&name).cloned())
     }
 
     async fn params(&mut self) -> wasmtime::Result<Vec<(String, String)>> {
-        Ok(self.env.params.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        Ok(self
+            .env
+            .config
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 
     async fn is_plan(&mut self) -> wasmtime::Result<bool> {
