@@ -58,7 +58,7 @@ pub const WASI_ALLOWED: &[&str] = &[
 ];
 
 /// A limit a guest ran into.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LimitExceeded {
     /// Linear memory would grow past the limit.
     #[error(
@@ -357,14 +357,7 @@ impl Runtime {
 /// Turns a wasmtime error from a guest call into the error an SRE reads.
 fn classify_failure(e: wasmtime::Error, guest: &str) -> RunError {
     if let Some(limit) = e.downcast_ref::<LimitExceeded>() {
-        return RunError::Limit(match limit {
-            LimitExceeded::Memory { limit_mib, desired } => LimitExceeded::Memory {
-                limit_mib: *limit_mib,
-                desired: *desired,
-            },
-            LimitExceeded::Cpu { cpu_ms } => LimitExceeded::Cpu { cpu_ms: *cpu_ms },
-            LimitExceeded::Wall { seconds } => LimitExceeded::Wall { seconds: *seconds },
-        });
+        return RunError::Limit(limit.clone());
     }
     if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
         let detail = format!("{e:?}");
