@@ -15,7 +15,12 @@
 //! - the hosted cluster's own API ([`HostedClusterApi`], kubeconfig `<name>-hosted`), following
 //!   whichever management cluster runs the control plane;
 //! - every cluster: the Deployment `hypershift/operator` (replicas 2; scaling it to 0 stops the
-//!   simulated operator).
+//!   simulated operator);
+//! - with [`EnvironmentOptions::external_dns`], every cluster: the Deployment
+//!   `hypershift/external-dns` configured as HyperShift installs it (`--provider=aws
+//!   --domain-filter=<domain> --registry=txt --txt-suffix=<suffix> --txt-owner-id=<owner id>
+//!   --source=openshift-route`). The Deployment only describes the configuration; the controller
+//!   itself is [`crate::external_dns::ExternalDns`], started by the caller against its Route53.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -83,6 +88,62 @@ pub struct EnvironmentOptions {
     pub hosted_api: bool,
     /// How long the control plane must run before the hosted cluster's Nodes turn Ready.
     pub node_ready_delay: Duration,
+    /// Seed a `hypershift/external-dns` Deployment on every management cluster.
+    pub external_dns: Option<ExternalDnsDeployment>,
+}
+
+/// How the seeded `hypershift/external-dns` Deployments are configured.
+#[derive(Debug, Clone)]
+pub struct ExternalDnsDeployment {
+    /// Owner id prefix: management cluster `c` gets `--txt-owner-id=<prefix><c>`.
+    pub owner_id_prefix: String,
+    /// `--txt-suffix`.
+    pub txt_suffix: String,
+}
+
+impl ExternalDnsDeployment {
+    /// The `--txt-owner-id` of management cluster `cluster`.
+    pub fn owner_id(&self, cluster: &str) -> String {
+        format!("{}{cluster}", self.owner_id_prefix)
+    }
+}
+
+/// The container args of HyperShift's external-dns Deployment.
+pub fn external_dns_args(domain: &str, txt_suffix: &str, owner_id: &str) -> Vec<String> {
+    vec![
+        "--provider=aws".to_string(),
+        format!("--domain-filter={domain}"),
+        "--registry=txt".to_string(),
+        format!("--txt-suffix={txt_suffix}"),
+        format!("--txt-owner-id={owner_id}"),
+        "--source=openshift-route".to_string(),
+    ]
+}
+
+/// Seeds the Deployment `hypershift/external-dns` (ready, one replica) with
+/// [`external_dns_args`] into `store`.
+pub fn seed_external_dns_deployment(
+    store: &Store,
+    domain: &str,
+    txt_suffix: &str,
+    owner_id: &str,
+) -> Result<(), EnvironmentError> {
+    namespace(store, "hypershift")?;
+    create(
+        store,
+        &registry::DEPLOYMENT,
+        "hypershift",
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "external-dns", "namespace": "hypershift", "labels": {"app": "external-dns"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "external-dns"}},
+                "template": {"metadata": {"labels": {"app": "external-dns"}},
+                    "spec": {"containers": [{"name": "external-dns",
+                        "image": "registry.k8s.io/external-dns/external-dns:sim",
+                        "args": external_dns_args(domain, txt_suffix, owner_id)}]}}},
+            "status": {"replicas": 1, "readyReplicas": 1, "availableReplicas": 1},
+        }),
+    )
 }
 
 impl Default for EnvironmentOptions {
@@ -93,6 +154,7 @@ impl Default for EnvironmentOptions {
             etcd_timeout: Duration::from_secs(60),
             hosted_api: true,
             node_ready_delay: Duration::from_secs(2),
+            external_dns: None,
         }
     }
 }
@@ -140,6 +202,14 @@ impl Environment {
             oo.default_external_dns_domain = scenario.hosted_cluster.external_dns_domain.clone();
             let operator = HyperShiftOperator::start(&sim, oo)?;
             seed_operator_deployment(sim.store())?;
+            if let Some(ed) = &opts.external_dns {
+                seed_external_dns_deployment(
+                    sim.store(),
+                    &scenario.hosted_cluster.external_dns_domain,
+                    &ed.txt_suffix,
+                    &ed.owner_id(name),
+                )?;
+            }
             clusters.push(ManagementCluster { sim, operator });
         }
         let hosted = if opts.hosted_api {

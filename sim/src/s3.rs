@@ -73,7 +73,7 @@ impl SigV4S3Server {
         let fs = s3s_fs::FileSystem::new(&root)
             .map_err(|e| anyhow::anyhow!("cannot serve {} as an S3 store: {e:?}", root.display()))?;
         let service = {
-            let mut builder = S3ServiceBuilder::new(fs);
+            let mut builder = S3ServiceBuilder::new(PrivateStore(fs));
             builder.set_auth(SimpleAuth::from_single(access_key.clone(), secret_key.clone()));
             builder.build()
         };
@@ -209,4 +209,96 @@ mod tests {
         let err = SigV4S3Server::start(dir.path(), "", "sk").await.unwrap_err();
         assert!(err.to_string().contains("access key"), "{err}");
     }
+}
+
+/// The file-system store as a private AWS bucket: s3s-fs answers the object
+/// and multipart calls; the access-control reads a DR tool makes before it
+/// trusts a bucket with an etcd snapshot (Block Public Access, ACL, policy)
+/// get the answers of a new private bucket instead of `NotImplemented`.
+struct PrivateStore(s3s_fs::FileSystem);
+
+macro_rules! delegate {
+    ($($method:ident: $input:ident => $output:ident,)*) => {
+        #[async_trait::async_trait]
+        impl s3s::S3 for PrivateStore {
+            $(
+                async fn $method(
+                    &self,
+                    req: s3s::S3Request<s3s::dto::$input>,
+                ) -> s3s::S3Result<s3s::S3Response<s3s::dto::$output>> {
+                    self.0.$method(req).await
+                }
+            )*
+
+            async fn get_public_access_block(
+                &self,
+                _req: s3s::S3Request<s3s::dto::GetPublicAccessBlockInput>,
+            ) -> s3s::S3Result<s3s::S3Response<s3s::dto::GetPublicAccessBlockOutput>> {
+                let mut e = s3s::S3Error::with_message(
+                    s3s::S3ErrorCode::Custom("NoSuchPublicAccessBlockConfiguration".into()),
+                    "The public access block configuration was not found",
+                );
+                e.set_status_code(http::StatusCode::NOT_FOUND);
+                Err(e)
+            }
+
+            async fn get_bucket_acl(
+                &self,
+                req: s3s::S3Request<s3s::dto::GetBucketAclInput>,
+            ) -> s3s::S3Result<s3s::S3Response<s3s::dto::GetBucketAclOutput>> {
+                // The owner alone, as a new bucket has.
+                let owner = s3s::dto::Owner {
+                    display_name: Some("ferry-sim".to_string()),
+                    id: Some("ferry-sim-owner".to_string()),
+                };
+                let head = s3s::dto::HeadBucketInput {
+                    bucket: req.input.bucket.clone(),
+                    expected_bucket_owner: None,
+                };
+                self.0.head_bucket(req.map_input(|_| head)).await?;
+                Ok(s3s::S3Response::new(s3s::dto::GetBucketAclOutput {
+                    grants: Some(vec![s3s::dto::Grant {
+                        grantee: Some(s3s::dto::Grantee {
+                            type_: s3s::dto::Type::from_static(s3s::dto::Type::CANONICAL_USER),
+                            display_name: owner.display_name.clone(),
+                            id: owner.id.clone(),
+                            email_address: None,
+                            uri: None,
+                        }),
+                        permission: Some(s3s::dto::Permission::from_static(s3s::dto::Permission::FULL_CONTROL)),
+                    }]),
+                    owner: Some(owner),
+                }))
+            }
+
+            async fn get_bucket_policy(
+                &self,
+                _req: s3s::S3Request<s3s::dto::GetBucketPolicyInput>,
+            ) -> s3s::S3Result<s3s::S3Response<s3s::dto::GetBucketPolicyOutput>> {
+                Err(s3s::s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist"))
+            }
+        }
+    };
+}
+
+delegate! {
+    create_bucket: CreateBucketInput => CreateBucketOutput,
+    copy_object: CopyObjectInput => CopyObjectOutput,
+    delete_bucket: DeleteBucketInput => DeleteBucketOutput,
+    delete_object: DeleteObjectInput => DeleteObjectOutput,
+    delete_objects: DeleteObjectsInput => DeleteObjectsOutput,
+    get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput,
+    get_object: GetObjectInput => GetObjectOutput,
+    head_bucket: HeadBucketInput => HeadBucketOutput,
+    head_object: HeadObjectInput => HeadObjectOutput,
+    list_buckets: ListBucketsInput => ListBucketsOutput,
+    list_objects: ListObjectsInput => ListObjectsOutput,
+    list_objects_v2: ListObjectsV2Input => ListObjectsV2Output,
+    put_object: PutObjectInput => PutObjectOutput,
+    create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput,
+    upload_part: UploadPartInput => UploadPartOutput,
+    upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput,
+    list_parts: ListPartsInput => ListPartsOutput,
+    complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput,
+    abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput,
 }

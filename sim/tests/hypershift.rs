@@ -378,7 +378,8 @@ async fn hosted_etcd_single_replica_serves_pods_and_port_forwards() -> Result<()
     assert_eq!(sts["spec"]["replicas"], 1);
     let url = ho.etcd_client_url(&hcp_ns).unwrap();
     let fwd = sim.port_forwards().lookup(&hcp_ns, "etcd-0", 2379).unwrap();
-    assert_eq!(url, format!("http://{fwd}"));
+    // The hosted etcd serves client TLS (see tests/hosted_etcd.rs for the certificates).
+    assert_eq!(url, format!("https://{fwd}"));
     // Deleted pods come back.
     store.delete(&registry::POD, Some(&hcp_ns), "etcd-0", &DeleteOptions::default())?;
     eventually("etcd-0 recreated", SHORT, || {
@@ -411,7 +412,11 @@ async fn hosted_etcd_highly_available_has_three_members() -> Result<()> {
     let addrs: Vec<_> = (0..3)
         .map(|i| sim.port_forwards().lookup(&hcp_ns, &format!("etcd-{i}"), 2379).unwrap())
         .collect();
-    assert!(addrs.iter().all(|a| *a == addrs[0]), "one etcd serves all members");
+    // One real member per pod (tests/hosted_etcd.rs checks they form one cluster).
+    assert!(
+        addrs[0] != addrs[1] && addrs[1] != addrs[2] && addrs[0] != addrs[2],
+        "each pod forwards to its own member: {addrs:?}"
+    );
     assert_eq!(
         store.get(&registry::STATEFUL_SET, Some(&hcp_ns), "etcd")?["spec"]["replicas"],
         3
@@ -702,7 +707,7 @@ async fn basic_scenario_seeds_a_realistic_hosted_cluster() -> Result<()> {
         "demo-extra-carry",
         "builder-dockercfg-x7k2p",
         "default-token-x7k2p",
-        "demo-extra-token-leave",
+        "token-demo-one-workers-stale",
     ] {
         assert!(get(store, &registry::SECRET, Some(&hcp_ns), s).is_some(), "{s}");
     }

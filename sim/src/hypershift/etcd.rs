@@ -1,19 +1,31 @@
-//! The hosted control plane's etcd: a real etcd process per HCP namespace.
+//! The hosted control plane's etcd: a real etcd cluster per HCP namespace, serving client TLS.
 //!
-//! HyperShift runs one etcd pod for `SingleReplica` (`etcd-0`) and three for
-//! `HighlyAvailable` (`etcd-0..2`). The simulator runs **one** real etcd per HCP namespace and
-//! routes every `etcd-N` pod's port-forward (port 2379) to it: all members serve the same data,
-//! which is what a healthy three-member cluster looks like to a client taking a snapshot.
-//! etcd serves plain HTTP (no client TLS): the simulator does not mint certificates, so the
-//! `etcd-client-tls`/`etcd-ca` material HyperShift mounts is not created.
+//! HyperShift runs one etcd pod for `SingleReplica` (`etcd-0`) and three for `HighlyAvailable`
+//! (`etcd-0..2`). The simulator runs **one real etcd member per pod**, named like the pod, as one
+//! cluster ([`EtcdCluster`]: distinct client/peer ports on loopback, a shared
+//! `--initial-cluster`), and routes each `etcd-N` pod's port-forward (port 2379) to its own
+//! member. A restore from `restoreSnapshotURL` restores the snapshot into every member (each with
+//! its own `--name` and `--initial-advertise-peer-urls`), so all members hold its keys.
+//!
+//! Like HyperShift's, the etcd serves **client TLS and requires client certificates**: a CA,
+//! a serving certificate (SANs `localhost`, `127.0.0.1`, `etcd-N.etcd-discovery.<ns>.svc`, ...)
+//! and a client certificate are minted per HCP namespace ([`EtcdPki`]), and the operator
+//! publishes the client material as the Secret `etcd-client-tls` (`etcd-client.crt`,
+//! `etcd-client.key`) and the CA as the ConfigMap `etcd-ca` (`ca.crt`). Peers talk plain HTTP
+//! on loopback (HyperShift's peer TLS is not modelled).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
-use crate::services::EtcdServer;
+use super::client::TlsConnect;
+pub use super::pki::EtcdPki;
+use crate::services::EtcdCluster;
 
 /// Port etcd pods expose for clients.
 pub const ETCD_CLIENT_PORT: u16 = 2379;
@@ -52,10 +64,19 @@ pub fn member_pods(availability_policy: Option<&str>) -> Vec<String> {
     (0..n).map(|i| format!("etcd-{i}")).collect()
 }
 
-/// A running hosted etcd.
+/// The namespace [`HostedEtcd::start`] and [`HostedEtcd::restore`] mint certificates for (they
+/// predate per-namespace PKI; the operator uses [`HostedEtcd::start_in`]/[`HostedEtcd::restore_in`]).
+pub const DEFAULT_ETCD_NAMESPACE: &str = "default";
+
+/// How long one [`EtcdKvClient`] request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running hosted etcd: one member per pod, with client TLS.
 pub struct HostedEtcd {
-    server: EtcdServer,
+    cluster: EtcdCluster,
     members: Vec<String>,
+    namespace: String,
+    pki: EtcdPki,
     dir: PathBuf,
     restored: bool,
 }
@@ -63,7 +84,8 @@ pub struct HostedEtcd {
 impl std::fmt::Debug for HostedEtcd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostedEtcd")
-            .field("client_url", &self.server.client_url())
+            .field("namespace", &self.namespace)
+            .field("client_url", &self.client_url())
             .field("members", &self.members)
             .field("restored", &self.restored)
             .finish_non_exhaustive()
@@ -71,19 +93,32 @@ impl std::fmt::Debug for HostedEtcd {
 }
 
 impl HostedEtcd {
-    /// Start a fresh (empty) etcd with its data under `dir` (which it owns and removes on stop).
+    /// Start a fresh (empty) etcd with its data under `dir` (which it owns and removes on stop),
+    /// with certificates for namespace [`DEFAULT_ETCD_NAMESPACE`]. See [`HostedEtcd::start_in`].
     pub async fn start(dir: &Path, members: Vec<String>) -> Result<HostedEtcd, HostedEtcdError> {
-        let server = EtcdServer::start(dir).await.map_err(HostedEtcdError::Start)?;
-        Ok(HostedEtcd {
-            server,
-            members,
-            dir: dir.to_path_buf(),
-            restored: false,
-        })
+        Self::start_in(dir, DEFAULT_ETCD_NAMESPACE, members).await
     }
 
-    /// Write `snapshot` (the downloaded bytes) under `dir`, restore it and start etcd from it.
+    /// Start a fresh (empty) etcd cluster for HCP namespace `namespace`: one member per pod name
+    /// in `members` (at least one), a PKI minted for the namespace, client TLS required.
+    pub async fn start_in(dir: &Path, namespace: &str, members: Vec<String>) -> Result<HostedEtcd, HostedEtcdError> {
+        Self::launch(dir, namespace, members, None).await
+    }
+
+    /// Write `snapshot` (the downloaded bytes) under `dir`, restore it and start etcd from it,
+    /// with certificates for namespace [`DEFAULT_ETCD_NAMESPACE`]. See [`HostedEtcd::restore_in`].
     pub async fn restore(dir: &Path, members: Vec<String>, snapshot: &[u8]) -> Result<HostedEtcd, HostedEtcdError> {
+        Self::restore_in(dir, DEFAULT_ETCD_NAMESPACE, members, snapshot).await
+    }
+
+    /// Write `snapshot` under `dir`, restore it into every member of `members` and start them as
+    /// one cluster (with client TLS, as [`HostedEtcd::start_in`]).
+    pub async fn restore_in(
+        dir: &Path,
+        namespace: &str,
+        members: Vec<String>,
+        snapshot: &[u8],
+    ) -> Result<HostedEtcd, HostedEtcdError> {
         std::fs::create_dir_all(dir).map_err(|source| HostedEtcdError::Io {
             path: dir.to_path_buf(),
             source,
@@ -93,30 +128,81 @@ impl HostedEtcd {
             path: file.clone(),
             source,
         })?;
-        let server = EtcdServer::restore_from(&file, dir.join("data"))
-            .await
-            .map_err(HostedEtcdError::Start)?;
+        Self::launch(dir, namespace, members, Some(&file)).await
+    }
+
+    async fn launch(
+        dir: &Path,
+        namespace: &str,
+        members: Vec<String>,
+        snapshot: Option<&Path>,
+    ) -> Result<HostedEtcd, HostedEtcdError> {
+        if members.is_empty() {
+            return Err(HostedEtcdError::Start(anyhow::anyhow!(
+                "a hosted etcd needs at least one member"
+            )));
+        }
+        let pki = EtcdPki::mint(namespace, &members).map_err(|e| HostedEtcdError::Start(e.into()))?;
+        let server_tls = pki
+            .write_server_files(&dir.join("pki"))
+            .map_err(|e| HostedEtcdError::Start(e.into()))?;
+        let data = dir.join("data");
+        let cluster = match snapshot {
+            None => EtcdCluster::start(&data, &members, Some(&server_tls)).await,
+            Some(file) => EtcdCluster::restore_from(file, &data, &members, Some(&server_tls)).await,
+        }
+        .map_err(HostedEtcdError::Start)?;
         Ok(HostedEtcd {
-            server,
+            cluster,
             members,
+            namespace: namespace.to_string(),
+            pki,
             dir: dir.to_path_buf(),
-            restored: true,
+            restored: snapshot.is_some(),
         })
     }
 
-    /// The client URL (`http://127.0.0.1:PORT`).
+    /// The client URL of the first member (`https://127.0.0.1:PORT`).
     pub fn client_url(&self) -> String {
-        self.server.client_url()
+        self.cluster
+            .members()
+            .first()
+            .map(|m| m.client_url())
+            .unwrap_or_default()
     }
 
-    /// The client address port-forwards go to.
-    pub fn client_addr(&self) -> Option<std::net::SocketAddr> {
-        self.server.client_url().trim_start_matches("http://").parse().ok()
+    /// The client address of the first member.
+    pub fn client_addr(&self) -> Option<SocketAddr> {
+        self.cluster.members().first().map(|m| m.client_addr())
     }
 
-    /// The pod names served (`etcd-0`, ...).
+    /// The client URL of the member of pod `pod`.
+    pub fn member_client_url(&self, pod: &str) -> Option<String> {
+        self.cluster.member(pod).map(|m| m.client_url())
+    }
+
+    /// Each pod with the client address of its own member, in pod order.
+    pub fn member_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.cluster
+            .members()
+            .iter()
+            .map(|m| (m.name().to_string(), m.client_addr()))
+            .collect()
+    }
+
+    /// The pod names served (`etcd-0`, ...), which are also the etcd member names.
     pub fn members(&self) -> &[String] {
         &self.members
+    }
+
+    /// The HCP namespace the certificates were minted for.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The certificates (CA, server, client).
+    pub fn pki(&self) -> &EtcdPki {
+        &self.pki
     }
 
     /// True when this etcd was started from a restored snapshot.
@@ -124,38 +210,158 @@ impl HostedEtcd {
         self.restored
     }
 
-    /// A key-value client for tests and seeding.
+    /// A key-value client (with the client certificate) for the first member.
     pub fn client(&self) -> EtcdKvClient {
-        EtcdKvClient::new(&self.client_url())
+        EtcdKvClient::with_tls(&self.client_url(), self.pki.client_tls())
+    }
+
+    /// A key-value client (with the client certificate) for the member of pod `pod`.
+    pub fn member_client(&self, pod: &str) -> Option<EtcdKvClient> {
+        self.member_client_url(pod)
+            .map(|url| EtcdKvClient::with_tls(&url, self.pki.client_tls()))
     }
 
     /// Stop etcd and remove its data.
     pub async fn stop(self) {
-        let HostedEtcd { server, dir, .. } = self;
-        let _ = server.stop().await;
+        let HostedEtcd { cluster, dir, .. } = self;
+        let _ = cluster.stop().await;
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
-/// A tiny etcd v3 client over etcd's JSON gateway (`/v3/kv/put`, `/v3/kv/range`).
-#[derive(Debug, Clone)]
+/// Client-side TLS for [`EtcdKvClient::with_tls`] (PEM).
+#[derive(Clone, Default)]
+pub struct EtcdClientTls {
+    /// The CA the server certificate must chain to.
+    pub ca_pem: String,
+    /// The client certificate; empty: present none (etcd then refuses the connection).
+    pub cert_pem: String,
+    /// Its private key; empty when `cert_pem` is.
+    pub key_pem: String,
+    /// The name to verify the server certificate against (e.g.
+    /// `etcd-0.etcd-discovery.<ns>.svc` through a port-forward); default: the URL's host.
+    pub server_name: Option<String>,
+}
+
+impl std::fmt::Debug for EtcdClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdClientTls")
+            .field("client_cert", &!self.cert_pem.is_empty())
+            .field("server_name", &self.server_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EtcdClientTls {
+    /// The same settings without a client certificate.
+    pub fn without_client_cert(&self) -> EtcdClientTls {
+        EtcdClientTls {
+            cert_pem: String::new(),
+            key_pem: String::new(),
+            ..self.clone()
+        }
+    }
+
+    fn rustls_config(&self) -> Result<rustls::ClientConfig, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
+            let cert = cert.map_err(|e| format!("invalid CA PEM: {e}"))?;
+            roots.add(cert).map_err(|e| format!("invalid CA certificate: {e}"))?;
+        }
+        if roots.is_empty() {
+            return Err("the CA PEM holds no certificate".to_string());
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS versions: {e}"))?
+            .with_root_certificates(roots);
+        if self.cert_pem.is_empty() {
+            return Ok(builder.with_no_client_auth());
+        }
+        let chain = CertificateDer::pem_slice_iter(self.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("invalid client certificate PEM: {e}"))?;
+        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes())
+            .map_err(|e| format!("invalid client key PEM: {e}"))?;
+        builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| format!("invalid client certificate or key: {e}"))
+    }
+}
+
+/// A tiny etcd v3 client over etcd's JSON gateway (`/v3/kv/put`, `/v3/kv/range`,
+/// `/v3/cluster/member/list`), over plain HTTP ([`EtcdKvClient::new`]) or TLS with a client
+/// certificate ([`EtcdKvClient::with_tls`]).
+#[derive(Clone)]
 pub struct EtcdKvClient {
     base: String,
+    tls: Option<Result<TlsConnect, String>>,
+}
+
+impl std::fmt::Debug for EtcdKvClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdKvClient")
+            .field("base", &self.base)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// One member of [`EtcdKvClient::member_list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdMemberInfo {
+    /// Member ID (decimal, as the gateway returns it).
+    pub id: String,
+    /// Member name (`etcd-0`, ...).
+    pub name: String,
+    /// Peer URLs.
+    pub peer_urls: Vec<String>,
+    /// Client URLs.
+    pub client_urls: Vec<String>,
 }
 
 impl EtcdKvClient {
-    /// A client for the etcd at `client_url` (`http://host:port`).
+    /// A plain-HTTP client for the etcd at `client_url` (`http://host:port`).
     pub fn new(client_url: &str) -> Self {
         EtcdKvClient {
             base: client_url.trim_end_matches('/').to_string(),
+            tls: None,
         }
+    }
+
+    /// A client for the etcd at `client_url` (`https://host:port`) speaking TLS with `tls`.
+    /// Invalid PEM makes every request fail with the reason.
+    pub fn with_tls(client_url: &str, tls: EtcdClientTls) -> Self {
+        let connect = tls.rustls_config().map(|config| TlsConnect {
+            config: Arc::new(config),
+            server_name: tls.server_name.clone(),
+        });
+        EtcdKvClient {
+            base: client_url.trim_end_matches('/').to_string(),
+            tls: Some(connect),
+        }
+    }
+
+    /// The base URL.
+    pub fn url(&self) -> &str {
+        &self.base
     }
 
     async fn call(&self, path: &str, body: Value) -> Result<Value, HostedEtcdError> {
         let url = format!("{}{path}", self.base);
         let fail = |why: String| HostedEtcdError::Request { url: url.clone(), why };
-        let (status, out) = super::client::request(http::Method::POST, &url, body.to_string())
+        let tls = match &self.tls {
+            None => None,
+            Some(Ok(t)) => Some(t),
+            Some(Err(e)) => return Err(fail(e.clone())),
+        };
+        let sent = super::client::request_with(http::Method::POST, &url, body.to_string(), tls);
+        let (status, out) = tokio::time::timeout(REQUEST_TIMEOUT, sent)
             .await
+            .map_err(|_| fail(format!("timed out after {REQUEST_TIMEOUT:?}")))?
             .map_err(fail)?;
         if status != 200 {
             return Err(fail(format!("HTTP {status}: {}", String::from_utf8_lossy(&out))));
@@ -173,16 +379,68 @@ impl EtcdKvClient {
         .map(|_| ())
     }
 
-    /// GET `key` (`None` when absent).
+    /// GET `key` (`None` when absent). Linearizable: it goes through the leader, so a key put
+    /// through one member is read through any other.
     pub async fn get(&self, key: &str) -> Result<Option<String>, HostedEtcdError> {
         let resp = self.call("/v3/kv/range", json!({"key": B64.encode(key)})).await?;
-        let Some(v) = resp
-            .pointer("/kvs/0/value")
-            .and_then(Value::as_str)
-            .and_then(|v| B64.decode(v).ok())
-        else {
-            return Ok(None);
-        };
-        Ok(Some(String::from_utf8_lossy(&v).to_string()))
+        Ok(first_value(&resp))
     }
+
+    /// GET `key` from this member's own store (`serializable`: no round-trip to the leader),
+    /// which shows what this very member holds.
+    pub async fn get_local(&self, key: &str) -> Result<Option<String>, HostedEtcdError> {
+        let resp = self
+            .call("/v3/kv/range", json!({"key": B64.encode(key), "serializable": true}))
+            .await?;
+        Ok(first_value(&resp))
+    }
+
+    /// The cluster's members.
+    pub async fn member_list(&self) -> Result<Vec<EtcdMemberInfo>, HostedEtcdError> {
+        let resp = self.call("/v3/cluster/member/list", json!({})).await?;
+        let strings = |m: &Value, field: &str| -> Vec<String> {
+            m.get(field)
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                .unwrap_or_default()
+        };
+        Ok(resp
+            .get("members")
+            .and_then(Value::as_array)
+            .map(|members| {
+                members
+                    .iter()
+                    .map(|m| EtcdMemberInfo {
+                        id: m
+                            .get("ID")
+                            .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                            .unwrap_or_default(),
+                        name: m.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                        peer_urls: strings(m, "peerURLs"),
+                        client_urls: strings(m, "clientURLs"),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// The ID of the member this client talks to and its cluster's ID (`/v3/maintenance/status`
+    /// header), as decimal strings.
+    pub async fn member_and_cluster_id(&self) -> Result<(String, String), HostedEtcdError> {
+        let resp = self.call("/v3/maintenance/status", json!({})).await?;
+        let id = |p: &str| {
+            resp.pointer(p)
+                .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                .unwrap_or_default()
+        };
+        Ok((id("/header/member_id"), id("/header/cluster_id")))
+    }
+}
+
+fn first_value(resp: &Value) -> Option<String> {
+    let v = resp
+        .pointer("/kvs/0/value")
+        .and_then(Value::as_str)
+        .and_then(|v| B64.decode(v).ok())?;
+    Some(String::from_utf8_lossy(&v).to_string())
 }

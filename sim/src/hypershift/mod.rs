@@ -1,6 +1,7 @@
 //! Simulated HyperShift behaviour on top of [`crate::Store`]: the HyperShift operator's
 //! reconciliation of HostedClusters and NodePools ([`operator`]), the hosted control plane's
-//! etcd ([`etcd`]) and `restoreSnapshotURL` admission and restore ([`restore`]).
+//! etcd ([`etcd`]: one real member per pod, client TLS with a per-namespace PKI from [`pki`])
+//! and `restoreSnapshotURL` admission and restore ([`restore`]).
 //!
 //! Everything here is an in-process controller: it watches a management cluster's store and
 //! writes objects back through the same public API clients use, so what ferry sees over HTTP is
@@ -10,6 +11,7 @@ mod client;
 pub mod etcd;
 pub mod hosted;
 pub mod operator;
+pub mod pki;
 pub mod restore;
 
 use chrono::{DateTime, Utc};
@@ -20,9 +22,10 @@ use crate::patch::Patch;
 use crate::registry::KindInfo;
 use crate::store::{Store, WriteOptions};
 
-pub use etcd::{EtcdKvClient, HostedEtcd};
+pub use etcd::{EtcdClientTls, EtcdKvClient, EtcdMemberInfo, HostedEtcd};
 pub use hosted::{HostedApiOptions, HostedClusterApi};
 pub use operator::{HyperShiftOperator, OperatorEvent, OperatorLog, OperatorOptions};
+pub use pki::EtcdPki;
 pub use restore::{RestoreUrlPolicy, registry_with_admission, validate_restore_urls};
 
 /// The finalizer the HyperShift operator puts on HostedClusters and NodePools.

@@ -5,8 +5,9 @@
 //! - a paused HostedCluster gets only its CAPI `Cluster.spec.paused=true` (and `pausedUntil`
 //!   copied to its HostedControlPlane): deleted routes stay deleted;
 //! - an unpaused one gets its HCP namespace, HostedControlPlane and routes (recreated when
-//!   deleted), its etcd ([`super::etcd`], restored from `restoreSnapshotURL` when set) and
-//!   `Available=True`;
+//!   deleted), its etcd ([`super::etcd`]: one member per `etcd-N` pod, restored from
+//!   `restoreSnapshotURL` when set, client TLS whose material is published as the Secret
+//!   `etcd-client-tls` and the ConfigMap `etcd-ca`) and `Available=True`;
 //! - a HostedCluster with a deletionTimestamp and the finalizer gets the deletion flow **even
 //!   when paused**: NodePools and the CAPI Cluster are deleted, then the finalizer removed;
 //! - when the Deployment `hypershift/operator` exists with `spec.replicas: 0` the operator does
@@ -24,7 +25,10 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::etcd::{ETCD_CLIENT_PORT, EtcdKvClient, HostedEtcd, member_pods};
+use super::etcd::{ETCD_CLIENT_PORT, EtcdKvClient, EtcdPki, HostedEtcd, member_pods};
+use super::pki::{
+    ETCD_CA_CONFIGMAP, ETCD_CA_KEY, ETCD_CLIENT_CA_KEY, ETCD_CLIENT_CERT_KEY, ETCD_CLIENT_KEY_KEY, ETCD_CLIENT_SECRET,
+};
 use super::restore::{self, RestoreUrlPolicy};
 use super::{
     Condition, EXTERNAL_DNS_DOMAIN_ANNOTATION, FINALIZER, HCP_LABEL, finalizers_of, hcp_namespace, is_deleting,
@@ -447,6 +451,7 @@ async fn reconcile_hc(inner: &Inner, hc: &Value) -> Result<(), ApiError> {
     }
     ensure_hcp(inner, &hc, &hcp_ns)?;
     ensure_routes(inner, &hc, &hcp_ns)?;
+    ensure_control_plane_deployments(inner, &hc, &hcp_ns)?;
     let available = if inner.opts.hosted_etcd {
         ensure_etcd(inner, &hc, &hcp_ns).await?
     } else {
@@ -724,13 +729,68 @@ fn ensure_routes(inner: &Inner, hc: &Value, hcp_ns: &str) -> Result<(), ApiError
     Ok(())
 }
 
+/// The control plane's Deployments (the etcd writers a backup scales to zero) and their
+/// replicas for an availability policy: three API servers for `HighlyAvailable`, one
+/// otherwise; one control-plane-operator.
+pub fn control_plane_deployments(availability_policy: Option<&str>) -> Vec<(&'static str, u64)> {
+    let api = if availability_policy == Some("HighlyAvailable") {
+        3
+    } else {
+        1
+    };
+    vec![
+        ("kube-apiserver", api),
+        ("openshift-apiserver", api),
+        ("openshift-oauth-apiserver", api),
+        ("control-plane-operator", 1),
+    ]
+}
+
+/// Create the control plane Deployments, and (as the control-plane-operator does while
+/// the cluster is not paused) put their replicas back when someone scaled them.
+fn ensure_control_plane_deployments(inner: &Inner, hc: &Value, hcp_ns: &str) -> Result<(), ApiError> {
+    let policy = hc.pointer("/spec/controllerAvailabilityPolicy").and_then(Value::as_str);
+    for (name, replicas) in control_plane_deployments(policy) {
+        if let Ok(d) = inner.store.get(&registry::DEPLOYMENT, Some(hcp_ns), name) {
+            if d.pointer("/spec/replicas").and_then(Value::as_u64) != Some(replicas) {
+                inner.store.patch(
+                    &registry::DEPLOYMENT,
+                    Some(hcp_ns),
+                    name,
+                    &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+                    &WriteOptions::default(),
+                )?;
+            }
+            continue;
+        }
+        ensure(
+            inner,
+            &registry::DEPLOYMENT,
+            hcp_ns,
+            json!({
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": name, "namespace": hcp_ns, "labels": {"app": name, HCP_LABEL: hcp_ns}},
+                "spec": {
+                    "replicas": replicas,
+                    "selector": {"matchLabels": {"app": name}},
+                    "template": {"metadata": {"labels": {"app": name}},
+                        "spec": {"containers": [{"name": name, "image": format!("quay.io/openshift/{name}:sim")}]}},
+                },
+                "status": {"replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas},
+            }),
+        )?;
+    }
+    Ok(())
+}
+
 /// Start (or keep) the hosted etcd and its pods; true when it runs.
 async fn ensure_etcd(inner: &Inner, hc: &Value, hcp_ns: &str) -> Result<bool, ApiError> {
     let running = lock(&inner.etcds)
         .get(hcp_ns)
-        .map(|e| (e.members().to_vec(), e.client_addr()));
-    if let Some((members, addr)) = running {
-        ensure_etcd_objects(inner, hcp_ns, &members, addr)?;
+        .map(|e| (e.member_addrs(), e.pki().clone()));
+    if let Some((addrs, pki)) = running {
+        ensure_etcd_objects(inner, hcp_ns, &addrs, &pki)?;
         return Ok(true);
     }
     if lock(&inner.failed_restores)
@@ -746,12 +806,12 @@ async fn ensure_etcd(inner: &Inner, hc: &Value, hcp_ns: &str) -> Result<bool, Ap
     let ns = namespace_of(hc);
     let name = name_of(hc);
     let started = match urls.first() {
-        None => HostedEtcd::start(&dir, members.clone())
+        None => HostedEtcd::start_in(&dir, hcp_ns, members.clone())
             .await
             .map_err(|e| ("EtcdStartFailed", e.to_string())),
         Some(url) => match restore::download_snapshot(url, inner.opts.restore_download_timeout).await {
             Err(e) => Err((e.reason(), e.to_string())),
-            Ok(bytes) => HostedEtcd::restore(&dir, members.clone(), &bytes)
+            Ok(bytes) => HostedEtcd::restore_in(&dir, hcp_ns, members.clone(), &bytes)
                 .await
                 .map_err(|e| ("RestoreFailed", e.to_string())),
         },
@@ -798,7 +858,8 @@ async fn ensure_etcd(inner: &Inner, hc: &Value, hcp_ns: &str) -> Result<bool, Ap
     };
     lock(&inner.failed_restores).remove(hcp_ns);
     let restored = etcd.restored();
-    let addr = etcd.client_addr();
+    let addrs = etcd.member_addrs();
+    let pki = etcd.pki().clone();
     lock(&inner.etcds).insert(hcp_ns.to_string(), etcd);
     inner.log.push(OperatorEvent::EtcdStarted {
         cluster: inner.opts.cluster.clone(),
@@ -820,16 +881,18 @@ async fn ensure_etcd(inner: &Inner, hc: &Value, hcp_ns: &str) -> Result<bool, Ap
             },
         )?;
     }
-    ensure_etcd_objects(inner, hcp_ns, &members, addr)?;
+    ensure_etcd_objects(inner, hcp_ns, &addrs, &pki)?;
     Ok(true)
 }
 
+/// The etcd StatefulSet, its pods (each port-forwarded to its own member) and the TLS material.
 fn ensure_etcd_objects(
     inner: &Inner,
     hcp_ns: &str,
-    members: &[String],
-    addr: Option<std::net::SocketAddr>,
+    members: &[(String, std::net::SocketAddr)],
+    pki: &EtcdPki,
 ) -> Result<(), ApiError> {
+    ensure_etcd_tls_objects(inner, hcp_ns, pki)?;
     let replicas = members.len();
     ensure(
         inner,
@@ -853,7 +916,7 @@ fn ensure_etcd_objects(
             "status": {"replicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas},
         }),
     )?;
-    for pod in members {
+    for (pod, addr) in members {
         ensure(
             inner,
             &registry::POD,
@@ -873,9 +936,66 @@ fn ensure_etcd_objects(
                 },
             }),
         )?;
-        if let Some(addr) = addr {
-            inner.forwards.set(hcp_ns, pod, ETCD_CLIENT_PORT, addr);
-        }
+        inner.forwards.set(hcp_ns, pod, ETCD_CLIENT_PORT, *addr);
+    }
+    Ok(())
+}
+
+/// The Secret `etcd-client-tls` and the ConfigMap `etcd-ca` of the running etcd: created when
+/// absent and, like HyperShift's PKI reconciliation, put back when their data differs (e.g. a
+/// restore copied another cluster's certificates into the namespace).
+fn ensure_etcd_tls_objects(inner: &Inner, hcp_ns: &str, pki: &EtcdPki) -> Result<(), ApiError> {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    ensure_data(
+        inner,
+        &registry::SECRET,
+        hcp_ns,
+        json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": ETCD_CLIENT_SECRET, "namespace": hcp_ns},
+            "type": "Opaque",
+            "data": {
+                ETCD_CLIENT_CERT_KEY: b64(&pki.client_cert_pem),
+                ETCD_CLIENT_KEY_KEY: b64(&pki.client_key_pem),
+                ETCD_CLIENT_CA_KEY: b64(&pki.ca_pem),
+            },
+        }),
+    )?;
+    ensure_data(
+        inner,
+        &registry::CONFIG_MAP,
+        hcp_ns,
+        json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": ETCD_CA_CONFIGMAP, "namespace": hcp_ns},
+            "data": {ETCD_CA_KEY: pki.ca_pem},
+        }),
+    )
+}
+
+/// [`ensure`], then merge `obj.data` back into the live object when any of its keys differs.
+fn ensure_data(inner: &Inner, kind: &'static KindInfo, namespace: &str, obj: Value) -> Result<(), ApiError> {
+    let name = name_of(&obj).to_string();
+    let want = obj.get("data").cloned().unwrap_or_else(|| json!({}));
+    let live = match inner.store.get(kind, ns_opt(namespace), &name) {
+        Ok(live) => live,
+        Err(e) if e.reason == Reason::NotFound => return ensure(inner, kind, namespace, obj),
+        Err(e) => return Err(e),
+    };
+    let differs = want
+        .as_object()
+        .is_some_and(|w| w.iter().any(|(k, v)| live.pointer(&format!("/data/{k}")) != Some(v)));
+    if differs {
+        inner.store.patch(
+            kind,
+            ns_opt(namespace),
+            &name,
+            &Patch::Merge(json!({"data": want})),
+            &WriteOptions::default(),
+        )?;
     }
     Ok(())
 }

@@ -1,0 +1,435 @@
+//! The hosted control plane's etcd looks like HyperShift's: client TLS with certificates minted
+//! per HCP namespace and published as `etcd-client-tls`/`etcd-ca`, and one real etcd member per
+//! `etcd-N` pod (three for `HighlyAvailable`), also after a restore from a snapshot.
+//! Asynchronous effects are checked with bounded polling, never with timing assertions.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use ferry_sim::hypershift::pki::server_sans;
+use ferry_sim::hypershift::restore::RestoreUrlPolicy;
+use ferry_sim::hypershift::{
+    EtcdClientTls, EtcdKvClient, EtcdPki, HyperShiftOperator, OperatorEvent, OperatorOptions, hcp_namespace,
+};
+use ferry_sim::registry;
+use ferry_sim::services::EtcdServer;
+use ferry_sim::{Sim, Store, WriteOptions};
+
+const NS: &str = "clusters";
+const NAME: &str = "demo.one";
+const SHORT: Duration = Duration::from_secs(10);
+const ETCD: Duration = Duration::from_secs(90);
+
+fn create_hc(store: &Store, spec: Value) {
+    let _ = store.create(
+        &registry::NAMESPACE,
+        None,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
+        &WriteOptions::default(),
+    );
+    let mut s = json!({
+        "release": {"image": "quay.io/openshift-release-dev/ocp-release:4.17.0-x86_64"},
+        "infraID": "demo-one-infra",
+        "controllerAvailabilityPolicy": "SingleReplica",
+        "etcd": {"managementType": "Managed", "managed": {"storage": {"type": "PersistentVolume"}}},
+        "platform": {"type": "AWS", "aws": {"region": "us-east-1"}},
+    });
+    for (k, v) in spec.as_object().unwrap() {
+        s[k] = v.clone();
+    }
+    store
+        .create(
+            &registry::HOSTED_CLUSTER,
+            Some(NS),
+            json!({"apiVersion": "hypershift.openshift.io/v1beta1", "kind": "HostedCluster",
+                "metadata": {"name": NAME, "namespace": NS}, "spec": s}),
+            &WriteOptions::default(),
+        )
+        .unwrap();
+}
+
+fn opts(cluster: &str) -> OperatorOptions {
+    let mut o = OperatorOptions::new(cluster);
+    o.hosted_etcd = true;
+    o.restore_policy = RestoreUrlPolicy {
+        allow_http_restore_urls: true,
+    };
+    o
+}
+
+/// A management cluster whose HostedCluster (with `spec`) has a running etcd.
+async fn env(spec: Value) -> Result<(Sim, HyperShiftOperator, String)> {
+    let sim = Sim::start("mgmt").await?;
+    let ho = HyperShiftOperator::start(&sim, opts("mgmt"))?;
+    create_hc(sim.store(), spec);
+    let hcp_ns = hcp_namespace(NS, NAME);
+    let started = ho
+        .log()
+        .wait_for(ETCD, |e| {
+            matches!(
+                e,
+                OperatorEvent::EtcdStarted { .. } | OperatorEvent::EtcdRestoreFailed { .. }
+            )
+        })
+        .await;
+    if !matches!(started, Some(OperatorEvent::EtcdStarted { .. })) {
+        bail!("the hosted etcd did not start: {:?}", ho.log().entries());
+    }
+    Ok((sim, ho, hcp_ns))
+}
+
+/// Poll (bounded) until `obj` exists.
+async fn wait_get(store: &Store, kind: &'static registry::KindInfo, ns: &str, name: &str) -> Result<Value> {
+    let deadline = std::time::Instant::now() + SHORT;
+    loop {
+        if let Ok(v) = store.get(kind, Some(ns), name) {
+            return Ok(v);
+        }
+        if std::time::Instant::now() >= deadline {
+            bail!("timed out waiting for {}/{ns}/{name}", kind.kind);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The client TLS material read from the HCP namespace, the way ferry's host reads it
+/// (Secret `etcd-client-tls` keys `etcd-client.crt`/`etcd-client.key`, ConfigMap `etcd-ca`
+/// key `ca.crt`).
+async fn tls_from_namespace(store: &Store, hcp_ns: &str) -> Result<EtcdClientTls> {
+    let secret = wait_get(store, &registry::SECRET, hcp_ns, "etcd-client-tls").await?;
+    let cm = wait_get(store, &registry::CONFIG_MAP, hcp_ns, "etcd-ca").await?;
+    let secret_key = |k: &str| -> Result<String> {
+        let b = secret["data"][k]
+            .as_str()
+            .with_context(|| format!("secret etcd-client-tls has no key {k}: {secret}"))?;
+        Ok(String::from_utf8(B64.decode(b)?)?)
+    };
+    Ok(EtcdClientTls {
+        ca_pem: cm["data"]["ca.crt"]
+            .as_str()
+            .with_context(|| format!("configmap etcd-ca has no ca.crt: {cm}"))?
+            .to_string(),
+        cert_pem: secret_key("etcd-client.crt")?,
+        key_pem: secret_key("etcd-client.key")?,
+        server_name: None,
+    })
+}
+
+/// A TLS client for pod `pod`'s port-forward, verifying the server as
+/// `<pod>.etcd-discovery.<ns>.svc` (what ferry's host does through a port-forward).
+fn pod_client(sim: &Sim, hcp_ns: &str, pod: &str, tls: &EtcdClientTls) -> EtcdKvClient {
+    let addr = sim
+        .port_forwards()
+        .lookup(hcp_ns, pod, 2379)
+        .unwrap_or_else(|| panic!("no port-forward for {hcp_ns}/{pod}:2379"));
+    EtcdKvClient::with_tls(
+        &format!("https://{addr}"),
+        EtcdClientTls {
+            server_name: Some(format!("{pod}.etcd-discovery.{hcp_ns}.svc")),
+            ..tls.clone()
+        },
+    )
+}
+
+#[test]
+fn server_certificate_names_localhost_and_the_member_dns_names() {
+    let members: Vec<String> = (0..3).map(|i| format!("etcd-{i}")).collect();
+    let sans = server_sans("clusters-demo-one", &members);
+    for want in [
+        "localhost",
+        "127.0.0.1",
+        "etcd-0.etcd-discovery.clusters-demo-one.svc",
+        "etcd-1.etcd-discovery.clusters-demo-one.svc",
+        "etcd-2.etcd-discovery.clusters-demo-one.svc",
+        "etcd-client.clusters-demo-one.svc",
+    ] {
+        assert!(sans.iter().any(|s| s == want), "{want} missing from {sans:?}");
+    }
+}
+
+#[tokio::test]
+async fn hcp_namespace_gets_the_client_secret_and_the_ca_configmap() -> Result<()> {
+    let (sim, ho, hcp_ns) = env(json!({})).await?;
+    let store = sim.store().clone();
+    let tls = tls_from_namespace(&store, &hcp_ns).await?;
+    assert!(tls.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"), "{}", tls.ca_pem);
+    assert!(tls.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+    assert!(tls.key_pem.contains("PRIVATE KEY-----"));
+    assert_ne!(tls.cert_pem, tls.ca_pem, "the client certificate is not the CA");
+    assert_eq!(ho.etcd_client_url(&hcp_ns).unwrap().split("://").next(), Some("https"));
+
+    // The material works through the pod's port-forward with the pod's DNS name (a SAN of the
+    // serving certificate), and a name the certificate does not carry is refused.
+    let client = pod_client(&sim, &hcp_ns, "etcd-0", &tls);
+    client.put("/kubernetes.io/configmaps/default/tls", "yes").await?;
+    assert_eq!(
+        client.get("/kubernetes.io/configmaps/default/tls").await?.as_deref(),
+        Some("yes")
+    );
+    let addr = sim.port_forwards().lookup(&hcp_ns, "etcd-0", 2379).unwrap();
+    let wrong_name = EtcdKvClient::with_tls(
+        &format!("https://{addr}"),
+        EtcdClientTls {
+            server_name: Some("etcd-0.etcd-discovery.other-namespace.svc".to_string()),
+            ..tls.clone()
+        },
+    );
+    let err = wrong_name.get("/x").await.expect_err("name not in the certificate");
+    assert!(err.to_string().contains("TLS handshake"), "{err}");
+
+    // The operator puts tampered material back (HyperShift's PKI reconciliation).
+    store.patch(
+        &registry::CONFIG_MAP,
+        Some(&hcp_ns),
+        "etcd-ca",
+        &ferry_sim::patch::Patch::Merge(json!({"data": {"ca.crt": "not a CA"}})),
+        &WriteOptions::default(),
+    )?;
+    let deadline = std::time::Instant::now() + SHORT;
+    while store.get(&registry::CONFIG_MAP, Some(&hcp_ns), "etcd-ca")?["data"]["ca.crt"] != tls.ca_pem.as_str() {
+        assert!(std::time::Instant::now() < deadline, "etcd-ca was not reconciled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ho.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_client_without_the_client_certificate_is_refused() -> Result<()> {
+    let (sim, ho, hcp_ns) = env(json!({})).await?;
+    let tls = tls_from_namespace(sim.store(), &hcp_ns).await?;
+    let url = ho.etcd_client_url(&hcp_ns).unwrap();
+
+    let with_cert = EtcdKvClient::with_tls(&url, tls.clone());
+    with_cert.put("/kubernetes.io/secrets/default/s", "v").await?;
+    assert_eq!(
+        with_cert.get("/kubernetes.io/secrets/default/s").await?.as_deref(),
+        Some("v")
+    );
+    // The operator's own client (what seeding uses) also speaks TLS.
+    let seeded = ho.wait_for_etcd(&hcp_ns, SHORT).await.unwrap();
+    assert_eq!(
+        seeded.get("/kubernetes.io/secrets/default/s").await?.as_deref(),
+        Some("v")
+    );
+
+    let without_cert = EtcdKvClient::with_tls(&url, tls.without_client_cert());
+    let err = without_cert
+        .get("/kubernetes.io/secrets/default/s")
+        .await
+        .expect_err("etcd requires a client certificate");
+    println!("without a client certificate: {err}");
+    assert!(
+        err.to_string().contains("fatal alert"),
+        "etcd refuses the handshake: {err}"
+    );
+    // A certificate from another CA (another namespace's PKI) is refused as well.
+    let other = EtcdPki::mint("other-namespace", &["etcd-0".to_string()])?;
+    let foreign = EtcdKvClient::with_tls(
+        &url,
+        EtcdClientTls {
+            cert_pem: other.client_cert_pem.clone(),
+            key_pem: other.client_key_pem.clone(),
+            ..tls.clone()
+        },
+    );
+    let err = foreign
+        .get("/kubernetes.io/secrets/default/s")
+        .await
+        .expect_err("a client certificate of another CA");
+    assert!(err.to_string().contains("fatal alert"), "{err}");
+    let plain = EtcdKvClient::new(&url.replacen("https://", "http://", 1));
+    let err = plain
+        .get("/kubernetes.io/secrets/default/s")
+        .await
+        .expect_err("plain HTTP");
+    println!("over plain HTTP: {err}");
+    ho.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn highly_available_pods_reach_three_members_of_one_cluster() -> Result<()> {
+    let (sim, ho, hcp_ns) = env(json!({"controllerAvailabilityPolicy": "HighlyAvailable"})).await?;
+    let tls = tls_from_namespace(sim.store(), &hcp_ns).await?;
+    let pods = ["etcd-0", "etcd-1", "etcd-2"];
+    let clients: Vec<EtcdKvClient> = pods.iter().map(|p| pod_client(&sim, &hcp_ns, p, &tls)).collect();
+
+    let mut member_ids = BTreeSet::new();
+    let mut cluster_ids = BTreeSet::new();
+    for c in &clients {
+        let (member, cluster) = c.member_and_cluster_id().await?;
+        member_ids.insert(member);
+        cluster_ids.insert(cluster);
+    }
+    assert_eq!(member_ids.len(), 3, "three distinct members: {member_ids:?}");
+    assert_eq!(cluster_ids.len(), 1, "one cluster: {cluster_ids:?}");
+
+    let members = clients[1].member_list().await?;
+    let names: BTreeSet<&str> = members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, pods.into_iter().collect::<BTreeSet<_>>(), "{members:?}");
+
+    clients[0]
+        .put("/kubernetes.io/configmaps/default/ha", "replicated")
+        .await?;
+    assert_eq!(
+        clients[2].get("/kubernetes.io/configmaps/default/ha").await?.as_deref(),
+        Some("replicated")
+    );
+    // Every member applies the write to its own store (a serializable read is local).
+    for c in &clients {
+        let deadline = std::time::Instant::now() + SHORT;
+        while c.get_local("/kubernetes.io/configmaps/default/ha").await?.as_deref() != Some("replicated") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} did not apply the write",
+                c.url()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    ho.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_grpc_client_snapshots_a_member_over_tls_with_the_published_material() -> Result<()> {
+    // What a DR backup does: etcdctl (gRPC) with the client certificate and CA from the HCP
+    // namespace, through a pod's port-forward, takes a snapshot.
+    let (sim, ho, hcp_ns) = env(json!({"controllerAvailabilityPolicy": "HighlyAvailable"})).await?;
+    let tls = tls_from_namespace(sim.store(), &hcp_ns).await?;
+    pod_client(&sim, &hcp_ns, "etcd-0", &tls).put("/grpc/key", "v").await?;
+    let dir = tempfile::tempdir()?;
+    for (f, pem) in [
+        ("ca.crt", &tls.ca_pem),
+        ("client.crt", &tls.cert_pem),
+        ("client.key", &tls.key_pem),
+    ] {
+        std::fs::write(dir.path().join(f), pem)?;
+    }
+    let addr = sim.port_forwards().lookup(&hcp_ns, "etcd-1", 2379).unwrap();
+    let etcdctl = |args: &[&str]| {
+        let mut c = tokio::process::Command::new("etcdctl");
+        c.env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints=https://{addr}"))
+            .arg(format!("--cacert={}", dir.path().join("ca.crt").display()))
+            .arg(format!("--cert={}", dir.path().join("client.crt").display()))
+            .arg(format!("--key={}", dir.path().join("client.key").display()))
+            .args(args);
+        c
+    };
+    let snap = dir.path().join("etcd-1.db");
+    let out = etcdctl(&["snapshot", "save", &snap.display().to_string()])
+        .output()
+        .await?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::metadata(&snap)?.len() > 0);
+    let out = etcdctl(&["member", "list"]).output().await?;
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(list.lines().count(), 3, "{list}");
+    ho.shutdown().await;
+    Ok(())
+}
+
+/// Serve `body` to every request on a loopback port; returns the URL prefix.
+async fn serve_bytes(body: Vec<u8>) -> Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(&body).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    Ok(format!("http://{addr}"))
+}
+
+#[tokio::test]
+async fn a_highly_available_restore_has_the_snapshot_on_every_member() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let src = EtcdServer::start(dir.path().join("src")).await?;
+    let source = EtcdKvClient::new(&src.client_url());
+    source.put("/kubernetes.io/secrets/default/keep", "from-source").await?;
+    source.put("/kubernetes.io/configmaps/app/state", "42").await?;
+    let snap = dir.path().join("snap.db");
+    let out = tokio::process::Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg("--endpoints")
+        .arg(src.client_url())
+        .arg("snapshot")
+        .arg("save")
+        .arg(&snap)
+        .output()
+        .await?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let base = serve_bytes(std::fs::read(&snap)?).await?;
+
+    let (sim, ho, hcp_ns) = env(json!({
+        "controllerAvailabilityPolicy": "HighlyAvailable",
+        "etcd": {"managementType": "Managed", "managed": {"storage": {"type": "PersistentVolume",
+            "restoreSnapshotURL": [format!("{base}/demo.one-etcd-0-snapshot.db")]}}},
+    }))
+    .await?;
+    assert!(
+        ho.log()
+            .any(|e| matches!(e, OperatorEvent::EtcdStarted { restored: true, members, .. } if members.len() == 3)),
+        "{:?}",
+        ho.log().entries()
+    );
+    let tls = tls_from_namespace(sim.store(), &hcp_ns).await?;
+    let mut member_ids = BTreeSet::new();
+    for pod in ["etcd-0", "etcd-1", "etcd-2"] {
+        let c = pod_client(&sim, &hcp_ns, pod, &tls);
+        // Serializable reads: what this member restored into its own store.
+        assert_eq!(
+            c.get_local("/kubernetes.io/secrets/default/keep").await?.as_deref(),
+            Some("from-source"),
+            "{pod}"
+        );
+        assert_eq!(
+            c.get_local("/kubernetes.io/configmaps/app/state").await?.as_deref(),
+            Some("42"),
+            "{pod}"
+        );
+        member_ids.insert(c.member_and_cluster_id().await?.0);
+        assert_eq!(c.member_list().await?.len(), 3, "{pod}");
+    }
+    assert_eq!(member_ids.len(), 3, "{member_ids:?}");
+    // The restored members form one working cluster: a new write reaches every member.
+    let c0 = pod_client(&sim, &hcp_ns, "etcd-0", &tls);
+    c0.put("/after/restore", "ok").await?;
+    assert_eq!(
+        pod_client(&sim, &hcp_ns, "etcd-2", &tls)
+            .get("/after/restore")
+            .await?
+            .as_deref(),
+        Some("ok")
+    );
+    ho.shutdown().await;
+    Ok(())
+}
