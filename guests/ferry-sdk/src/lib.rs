@@ -1,0 +1,224 @@
+//! The guest SDK for ferry components.
+//!
+//! Guest and hook authors depend on this crate instead of generating the
+//! bindings themselves. It adds what every automation guest would otherwise
+//! rewrite:
+//!
+//! - [`k8s::Cluster`]: typed access to Kubernetes objects as `serde_json::Value`
+//!   (or any serde type), `not-found` as `None`, retries for `unavailable`;
+//! - [`manifest`]: clean-up of objects carried between clusters (status and
+//!   server-owned metadata stripped);
+//! - [`wait`]: bounded waits on the host's clock that report progress;
+//! - [`log`], [`params`] and error constructors ([`invalid`], [`other`], ...).
+//!
+//! A full automation guest:
+//!
+//! ```ignore
+//! struct Guest;
+//! impl ferry_sdk::bindings::Guest for Guest {
+//!     fn run(phase: String, args: Vec<(String, String)>) -> Result<String, ferry_sdk::Error> {
+//!         let source = ferry_sdk::k8s::Cluster::open("source")?;
+//!         Ok(format!("{phase}: opened {}", source.alias()))
+//!     }
+//! }
+//! ferry_sdk::bindings::export_automation!(Guest with_types_in ferry_sdk::bindings);
+//! ```
+
+pub mod k8s;
+pub mod manifest;
+pub mod wait;
+
+/// The generated bindings of the `automation` world (`ferry:host@0.1.0`).
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "automation",
+        pub_export_macro: true,
+        export_macro_name: "export_automation",
+        default_bindings_module: "ferry_sdk::bindings",
+    });
+}
+
+/// The error every host call returns and every phase reports (the WIT `error` variant).
+pub use bindings::ferry::host::types::Error;
+pub use bindings::ferry::host::types::ObjectRef;
+pub use bindings::ferry::host::{context, dns, etcd, objects, workspace};
+
+/// Result with the WIT [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An `invalid` error: the input or a precondition is wrong; retrying won't help.
+pub fn invalid(message: impl Into<String>) -> Error {
+    Error::Invalid(message.into())
+}
+
+/// A `conflict` error: something exists or changed that should not have.
+pub fn conflict(message: impl Into<String>) -> Error {
+    Error::Conflict(message.into())
+}
+
+/// An `unavailable` error: transient, a re-run may succeed.
+pub fn unavailable(message: impl Into<String>) -> Error {
+    Error::Unavailable(message.into())
+}
+
+/// An `other` error.
+pub fn other(message: impl Into<String>) -> Error {
+    Error::Other(message.into())
+}
+
+/// The text of an error, whatever its kind.
+pub fn message(e: &Error) -> &str {
+    match e {
+        Error::Denied(m)
+        | Error::NotFound(m)
+        | Error::Conflict(m)
+        | Error::Invalid(m)
+        | Error::Unavailable(m)
+        | Error::Other(m) => m,
+    }
+}
+
+/// The kind of an error as the WIT names it (`denied`, `not-found`, ...).
+pub fn kind(e: &Error) -> &'static str {
+    match e {
+        Error::Denied(_) => "denied",
+        Error::NotFound(_) => "not-found",
+        Error::Conflict(_) => "conflict",
+        Error::Invalid(_) => "invalid",
+        Error::Unavailable(_) => "unavailable",
+        Error::Other(_) => "other",
+    }
+}
+
+/// Adds context in front of an error's text, keeping its kind.
+pub fn context(e: Error, what: impl std::fmt::Display) -> Error {
+    let m = format!("{what}: {}", message(&e));
+    match e {
+        Error::Denied(_) => Error::Denied(m),
+        Error::NotFound(_) => Error::NotFound(m),
+        Error::Conflict(_) => Error::Conflict(m),
+        Error::Invalid(_) => Error::Invalid(m),
+        Error::Unavailable(_) => Error::Unavailable(m),
+        Error::Other(_) => Error::Other(m),
+    }
+}
+
+/// Extension for results: `.ctx("reading the HostedCluster")?`.
+pub trait ResultExt<T> {
+    /// Prefixes the error's text with `what`.
+    fn ctx(self, what: impl std::fmt::Display) -> Result<T>;
+}
+
+impl<T> ResultExt<T> for Result<T> {
+    fn ctx(self, what: impl std::fmt::Display) -> Result<T> {
+        self.map_err(|e| context(e, what))
+    }
+}
+
+/// Structured logging through the host (each record is also audited).
+pub mod log {
+    use crate::context::{self, Level};
+
+    fn emit(level: Level, message: &str, fields: &[(&str, &str)]) {
+        let fields: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        context::log(level, message, &fields);
+    }
+
+    /// An info record.
+    pub fn info(message: &str, fields: &[(&str, &str)]) {
+        emit(Level::Info, message, fields);
+    }
+
+    /// A warning.
+    pub fn warn(message: &str, fields: &[(&str, &str)]) {
+        emit(Level::Warn, message, fields);
+    }
+
+    /// A debug record.
+    pub fn debug(message: &str, fields: &[(&str, &str)]) {
+        emit(Level::Debug, message, fields);
+    }
+
+    /// Reports a step's progress (rendered by the host).
+    pub fn progress(step: &str, done: u64, total: Option<u64>, message: &str) {
+        context::report_progress(&context::Progress {
+            step: step.to_string(),
+            done,
+            total,
+            unit: context::Unit::Items,
+            message: message.to_string(),
+        });
+    }
+}
+
+/// Run parameters and phase arguments.
+pub mod params {
+    use std::collections::BTreeMap;
+
+    /// Run parameters (from the run config and `--param`) merged with phase
+    /// arguments; arguments win.
+    #[derive(Debug, Clone, Default)]
+    pub struct Params(BTreeMap<String, String>);
+
+    impl Params {
+        /// The run's parameters overlaid with `args`.
+        pub fn load(args: &[(String, String)]) -> Params {
+            let mut map: BTreeMap<String, String> = crate::context::params().into_iter().collect();
+            map.extend(args.iter().cloned());
+            Params(map)
+        }
+
+        /// From explicit pairs (tests).
+        pub fn from_pairs(pairs: &[(&str, &str)]) -> Params {
+            Params(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        }
+
+        /// A value, if set and not empty.
+        pub fn get(&self, name: &str) -> Option<&str> {
+            self.0
+                .get(name)
+                .map(String::as_str)
+                .filter(|v| !v.is_empty())
+        }
+
+        /// A value or a default.
+        pub fn or<'a>(&'a self, name: &str, default: &'a str) -> &'a str {
+            self.get(name).unwrap_or(default)
+        }
+
+        /// A required value; the error says how to set it.
+        pub fn require(&self, name: &str) -> crate::Result<&str> {
+            self.get(name).ok_or_else(|| {
+                crate::invalid(format!(
+                    "missing parameter `{name}`: set it in the site config or pass --param {name}=..."
+                ))
+            })
+        }
+
+        /// A boolean (`true`/`1`/`yes`), default false.
+        pub fn flag(&self, name: &str) -> bool {
+            matches!(self.get(name), Some("true" | "1" | "yes"))
+        }
+
+        /// A number, or `default` when unset.
+        pub fn u64_or(&self, name: &str, default: u64) -> crate::Result<u64> {
+            match self.get(name) {
+                None => Ok(default),
+                Some(v) => v.parse().map_err(|_| {
+                    crate::invalid(format!(
+                        "parameter `{name}` must be a whole number, got `{v}`"
+                    ))
+                }),
+            }
+        }
+    }
+}

@@ -1,0 +1,976 @@
+//! `backup` on the source management cluster.
+
+use std::collections::BTreeMap;
+
+use ferry_sdk::k8s::{Cluster, condition_true, name, str_at};
+use ferry_sdk::objects::Bucket;
+use ferry_sdk::wait::{Check, Wait};
+use ferry_sdk::{Error, Result, ResultExt, conflict, dns, etcd, invalid, log, manifest, workspace};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::ctx::{Ctx, Done};
+use crate::layout::{self, FileEntry, Index, Pool, Snapshot};
+use crate::model::*;
+
+/// The backup state kept in the marker ConfigMap on the source (so a re-run
+/// resumes where a crash left off, and the writers' replicas are never lost).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Marker {
+    /// `in-progress`, `uploaded` or `complete`.
+    pub state: String,
+    /// The backup id.
+    pub backup_id: String,
+    /// Replicas of the etcd writers before they were scaled to zero.
+    pub writer_replicas: BTreeMap<String, u32>,
+    /// The snapshot once taken.
+    pub snapshot: Option<Snapshot>,
+    /// Route hosts recorded before the routes were deleted.
+    pub route_hosts: Vec<String>,
+}
+
+impl Marker {
+    /// Reads the marker from the source, if any.
+    pub fn read(c: &Ctx, src: &Cluster) -> Result<Option<Marker>> {
+        let Some(cm) = src.get(&c.hc.marker_ref())? else {
+            return Ok(None);
+        };
+        let text = str_at(&cm, "/data/state.json").unwrap_or("{}");
+        serde_json::from_str(text).map(Some).map_err(|e| {
+            invalid(format!(
+                "the marker ConfigMap {}/{} is corrupt ({e}); inspect it, delete it and re-run the backup",
+                c.hc.ns,
+                c.hc.marker_name()
+            ))
+        })
+    }
+
+    fn write(&self, c: &Ctx, src: &Cluster) -> Result<()> {
+        let state = serde_json::to_string_pretty(self).map_err(|e| Error::Other(e.to_string()))?;
+        src.apply(&json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": c.hc.marker_name(), "namespace": c.hc.ns,
+                "labels": {"app.kubernetes.io/managed-by": "ferry"},
+                "annotations": {"ferry.dev/purpose": "disaster-recovery state of the hosted cluster; deleted by teardown"}},
+            "data": {"from": c.alias("source"), "state.json": state},
+        }))
+        .ctx("writing the marker ConfigMap")?;
+        Ok(())
+    }
+}
+
+/// A rendered manifest and its index entry.
+type ManifestFile = (FileEntry, Vec<u8>);
+
+/// Runs the backup phase.
+pub fn run(args: &[(String, String)]) -> Result<Value> {
+    let mut c = Ctx::new("backup", args)?;
+    let src = c.open("source")?;
+    let dst = c.open("destination")?;
+    let hosted = c.open("hosted")?;
+    let bucket = layout::open_bucket(&c)?;
+    let zone_id = c.p.require("zone_id")?.to_string();
+    let zone =
+        ferry_sdk::k8s::retry(|| dns::open_zone(&zone_id)).ctx(format!("hosted zone {zone_id}"))?;
+    let domain = c.p.require("external_dns_domain")?.to_string();
+
+    let Some(hc) = src.get(&c.hc.hc_ref())? else {
+        return already_migrated(c, &dst);
+    };
+    let mut marker = Marker::read(&c, &src)?.unwrap_or_default();
+
+    c.step("preflight", |c| {
+        preflight(c, &hc, &src, &dst, &hosted, &bucket, &zone, &domain)
+    })?;
+    c.step("marker", |c| {
+        if !marker.backup_id.is_empty() {
+            return Ok(Done::Already(format!(
+                "backup {} ({})",
+                marker.backup_id, marker.state
+            )));
+        }
+        marker.backup_id = model_backup_id();
+        marker.state = "in-progress".into();
+        if c.plan {
+            return Ok(Done::Planned(format!(
+                "would start backup {}",
+                marker.backup_id
+            )));
+        }
+        marker.write(c, &src)?;
+        Ok(Done::Did(format!("started backup {}", marker.backup_id)))
+    })?;
+    c.out.insert("backup_id".into(), json!(marker.backup_id));
+    let pools = own_pools(&c, &src)?;
+    c.step("pause", |c| pause(c, &src, &hc, &pools))?;
+    c.step("scale-down", |c| scale_down_writers(c, &src, &mut marker))?;
+    c.step("snapshot", |c| snapshot(c, &src, &hc, &bucket, &mut marker))?;
+    let mut files: Vec<ManifestFile> = Vec::new();
+    let mut index = None;
+    c.step("dump", |c| {
+        if marker.state != "in-progress" {
+            return Ok(Done::Already(format!(
+                "backup {} is {}",
+                marker.backup_id, marker.state
+            )));
+        }
+        let (i, f) = dump(c, &src, &hc, &pools, &marker)?;
+        let n = f.len();
+        let msg = format!("{n} manifests in {}/namespaces/", marker.backup_id);
+        index = Some(i);
+        files = f;
+        if c.plan {
+            return Ok(Done::Planned(format!("would write {msg}")));
+        }
+        Ok(Done::Did(format!("wrote {msg}")))
+    })?;
+    c.step("upload", |c| match index.take() {
+        None => Ok(Done::Already(format!(
+            "backup {} is in s3://{}/{}",
+            marker.backup_id,
+            bucket.name(),
+            layout::s3_dir(c, &marker.backup_id)
+        ))),
+        Some(index) => upload(c, &src, &bucket, &index, &files, &mut marker),
+    })?;
+    c.step("delete-routes", |c| delete_routes(c, &src, &mut marker))?;
+    c.step("wait-dns", |c| {
+        wait_dns(c, &zone, &domain, &marker.route_hosts)
+    })?;
+    c.step("complete", |c| {
+        if marker.state == "complete" {
+            return Ok(Done::Already(format!(
+                "backup {} complete",
+                marker.backup_id
+            )));
+        }
+        if c.plan {
+            return Ok(Done::Planned("would mark the backup complete".into()));
+        }
+        marker.state = "complete".into();
+        marker.write(c, &src)?;
+        Ok(Done::Did(format!("backup {} complete", marker.backup_id)))
+    })?;
+    c.out.insert(
+        "s3".into(),
+        json!(format!(
+            "s3://{}/{}",
+            bucket.name(),
+            layout::s3_dir(&c, &marker.backup_id)
+        )),
+    );
+    c.out.insert("local_dir".into(), json!(marker.backup_id));
+    c.out.insert("snapshot".into(), json!(marker.snapshot));
+    Ok(c.summary())
+}
+
+fn model_backup_id() -> String {
+    backup_id(ferry_sdk::context::now())
+}
+
+/// The HostedCluster is gone from the source: fine if it was restored on the
+/// destination from one of our backups (the backup is done), else an error.
+fn already_migrated(mut c: Ctx, dst: &Cluster) -> Result<Value> {
+    let hc_ref = c.hc.hc_ref();
+    match dst.get(&hc_ref)? {
+        Some(hc) if manifest::annotation(&hc, BACKUP_ID_ANNOTATION).is_some() => {
+            let id = manifest::annotation(&hc, BACKUP_ID_ANNOTATION)
+                .unwrap_or_default()
+                .to_string();
+            c.step("preflight", |_| {
+                Ok(Done::Already(format!(
+                    "the hosted cluster was already restored on the destination from backup {id}"
+                )))
+            })?;
+            c.out.insert("backup_id".into(), json!(id));
+            Ok(c.summary())
+        }
+        _ => Err(Error::NotFound(format!(
+            "HostedCluster {}/{} does not exist on the source cluster `{}`: check hc_namespace/hc_name and the \
+             source kubeconfig",
+            c.hc.ns,
+            c.hc.name,
+            c.alias("source")
+        ))),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn preflight(
+    c: &mut Ctx,
+    hc: &Value,
+    src: &Cluster,
+    dst: &Cluster,
+    hosted: &Cluster,
+    bucket: &Bucket,
+    zone: &dns::Zone,
+    domain: &str,
+) -> Result<Done> {
+    let mut problems = Vec::new();
+    if str_at(hc, "/spec/platform/type") != Some("AWS") {
+        problems.push(format!(
+            "HostedCluster {}/{} is not on the AWS platform (spec.platform.type); this guest moves AWS hosted clusters",
+            c.hc.ns, c.hc.name
+        ));
+    }
+    if str_at(hc, "/spec/etcd/managementType") != Some("Managed") {
+        problems.push("its etcd is not Managed (spec.etcd.managementType); only managed etcd can be restored from a snapshot".into());
+    }
+    if c.p.or("nodes", "reuse") == "reuse" && !api_server_has_hostname(hc) {
+        problems.push(
+            "the APIServer service has no fixed hostname in spec.services[].servicePublishingStrategy.route.hostname; \
+             nodes cannot rejoin a control plane on another management cluster (use nodes=control-plane-only, or \
+             set a hostname)"
+                .into(),
+        );
+    }
+    match dst.get(&c.hc.hc_ref()) {
+        Ok(Some(_)) => problems.push(format!(
+            "HostedCluster {}/{} already exists on the destination `{}`: it is not ours to overwrite",
+            c.hc.ns,
+            c.hc.name,
+            c.alias("destination")
+        )),
+        Ok(None) => {}
+        Err(e) => problems.push(format!("destination `{}` unreachable: {}", c.alias("destination"), ferry_sdk::message(&e))),
+    }
+    for (role, cluster) in [("source", src), ("destination", dst)] {
+        if let Err(why) = external_dns_configured(cluster, domain) {
+            problems.push(format!("{role} `{}`: {why}", c.alias(role)));
+        }
+    }
+    if let Err(e) = hosted.list(NODE.0, NODE.1, None, None) {
+        problems.push(format!(
+            "the hosted cluster's API (`{}`) is unreachable: {}",
+            c.alias("hosted"),
+            ferry_sdk::message(&e)
+        ));
+    }
+    match ferry_sdk::k8s::retry(|| bucket.exposure()) {
+        Ok(x) if x.publicly_readable => problems.push(format!(
+            "bucket {} is publicly readable ({}); an etcd snapshot holds every secret of the cluster. Use a private \
+             bucket (never the OIDC bucket)",
+            bucket.name(),
+            x.reason
+        )),
+        Ok(_) => {}
+        Err(e) => problems.push(format!("bucket {}: {}", bucket.name(), ferry_sdk::message(&e))),
+    }
+    if let Err(e) = ferry_sdk::k8s::retry(|| zone.list_record_sets(Some(domain))) {
+        problems.push(format!(
+            "hosted zone {}: {}",
+            zone.id(),
+            ferry_sdk::message(&e)
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(invalid(format!(
+            "preflight failed, nothing was changed:\n  - {}",
+            problems.join("\n  - ")
+        )));
+    }
+    Ok(Done::Checked(
+        "both management clusters, the hosted cluster, bucket and zone are ready".into(),
+    ))
+}
+
+fn api_server_has_hostname(hc: &Value) -> bool {
+    hc.pointer("/spec/services")
+        .and_then(Value::as_array)
+        .is_some_and(|services| {
+            services.iter().any(|s| {
+                str_at(s, "/service") == Some("APIServer")
+                    && (str_at(s, "/servicePublishingStrategy/route/hostname")
+                        .is_some_and(|h| !h.is_empty())
+                        || str_at(s, "/servicePublishingStrategy/type") == Some("LoadBalancer"))
+            })
+        })
+}
+
+/// HyperShift installs external-dns as `hypershift/external-dns`; its
+/// `--domain-filter` must cover the hosted cluster's domain.
+fn external_dns_configured(cluster: &Cluster, domain: &str) -> std::result::Result<(), String> {
+    let d = cluster
+        .get(&r(DEPLOYMENT, Some("hypershift"), "external-dns"))
+        .map_err(|e| ferry_sdk::message(&e).to_string())?
+        .ok_or("HyperShift is installed without external-dns (no Deployment hypershift/external-dns); install it with --external-dns-provider=aws --external-dns-domain-filter=<domain>")?;
+    let args: Vec<&str> = d
+        .pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|c| {
+            c.get("args")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .filter_map(Value::as_str)
+        .collect();
+    let filters: Vec<&str> = args
+        .iter()
+        .filter_map(|a| a.strip_prefix("--domain-filter="))
+        .collect();
+    if filters
+        .iter()
+        .any(|f| domain == *f || domain.ends_with(&format!(".{f}")))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "external-dns does not manage {domain} (its --domain-filter is {filters:?}); reinstall HyperShift with \
+             --external-dns-domain-filter={domain}"
+        ))
+    }
+}
+
+fn own_pools(c: &Ctx, src: &Cluster) -> Result<Vec<Value>> {
+    let all = src.list(NODE_POOL.0, NODE_POOL.1, Some(&c.hc.ns), None)?;
+    Ok(own_node_pools(&all, &c.hc.name)
+        .into_iter()
+        .cloned()
+        .collect())
+}
+
+fn pause(c: &mut Ctx, src: &Cluster, hc: &Value, pools: &[Value]) -> Result<Done> {
+    let mut paused = Vec::new();
+    let mut targets = vec![(c.hc.hc_ref(), hc)];
+    for np in pools {
+        targets.push((r(NODE_POOL, Some(&c.hc.ns), name(np)), np));
+    }
+    for (obj_ref, current) in targets {
+        if str_at(current, "/spec/pausedUntil") == Some("true") {
+            continue;
+        }
+        src.merge_patch(&obj_ref, &json!({"spec": {"pausedUntil": "true"}}))?;
+        paused.push(ferry_sdk::k8s::describe(&obj_ref));
+    }
+    Ok(match (paused.is_empty(), c.plan) {
+        (true, _) => Done::Already(format!(
+            "HostedCluster and {} NodePools are paused",
+            pools.len()
+        )),
+        (false, true) => Done::Planned(format!("would pause {}", paused.join(", "))),
+        (false, false) => Done::Did(format!("paused {}", paused.join(", "))),
+    })
+}
+
+fn scale_down_writers(c: &mut Ctx, src: &Cluster, marker: &mut Marker) -> Result<Done> {
+    let mut scaled = Vec::new();
+    let mut missing = Vec::new();
+    for w in ETCD_WRITERS {
+        let d_ref = r(DEPLOYMENT, Some(&c.hc.hcp_ns), w);
+        let Some(d) = src.get(&d_ref)? else {
+            missing.push(*w);
+            continue;
+        };
+        let replicas = d
+            .pointer("/spec/replicas")
+            .and_then(Value::as_u64)
+            .unwrap_or(1) as u32;
+        if replicas == 0 {
+            continue;
+        }
+        if c.plan {
+            scaled.push(format!("{w} ({replicas}→0)"));
+            continue;
+        }
+        // Record before scaling, so a crash in between never loses the count.
+        marker
+            .writer_replicas
+            .entry(w.to_string())
+            .or_insert(replicas);
+        marker.write(c, src)?;
+        src.scale(&d_ref, 0)?;
+        scaled.push(format!("{w} ({replicas}→0)"));
+    }
+    if !missing.is_empty() {
+        log::warn(
+            "etcd writers not found (skipped)",
+            &[("deployments", &missing.join(","))],
+        );
+    }
+    Ok(match (scaled.is_empty(), c.plan) {
+        (true, _) => Done::Already("the etcd writers are at 0 replicas".into()),
+        (false, true) => Done::Planned(format!("would scale {}", scaled.join(", "))),
+        (false, false) => Done::Did(format!("scaled {}", scaled.join(", "))),
+    })
+}
+
+/// The etcd member pods to try, healthy ones first.
+fn members(c: &Ctx, src: &Cluster, hc: &Value) -> Result<Vec<String>> {
+    let ha = str_at(hc, "/spec/controllerAvailabilityPolicy") == Some("HighlyAvailable");
+    let wanted: Vec<String> = (0..if ha { 3 } else { 1 })
+        .map(|i| format!("etcd-{i}"))
+        .collect();
+    let mut healthy = Vec::new();
+    let mut seen = Vec::new();
+    for pod in &wanted {
+        match src.get(&r(POD, Some(&c.hc.hcp_ns), pod))? {
+            Some(p)
+                if str_at(&p, "/status/phase") == Some("Running")
+                    && condition_true(&p, "Ready") =>
+            {
+                healthy.push(pod.clone())
+            }
+            Some(p) => seen.push(format!(
+                "{pod}: {}",
+                str_at(&p, "/status/phase").unwrap_or("unknown")
+            )),
+            None => seen.push(format!("{pod}: missing")),
+        }
+    }
+    if healthy.is_empty() {
+        return Err(Error::Unavailable(format!(
+            "no healthy etcd member in {} ({}); the writers stay scaled down and the cluster paused. Fix etcd and \
+             re-run the backup",
+            c.hc.hcp_ns,
+            seen.join(", ")
+        )));
+    }
+    Ok(healthy)
+}
+
+fn snapshot(
+    c: &mut Ctx,
+    src: &Cluster,
+    hc: &Value,
+    bucket: &Bucket,
+    marker: &mut Marker,
+) -> Result<Done> {
+    if let Some(s) = &marker.snapshot {
+        match ferry_sdk::k8s::retry(|| bucket.head(&s.key)) {
+            Ok(info)
+                if info.sha256.as_deref() == Some(s.sha256.as_str()) && info.size == s.size =>
+            {
+                return Ok(Done::Already(format!(
+                    "snapshot {} (revision {}) is in S3",
+                    s.key, s.revision
+                )));
+            }
+            Ok(_) | Err(Error::NotFound(_)) => log::warn(
+                "the recorded snapshot is missing or differs; taking a new one",
+                &[],
+            ),
+            Err(e) => return Err(e),
+        }
+    }
+    let candidates = members(c, src, hc)?;
+    // The writers must really be down for the snapshot to be consistent.
+    for w in ETCD_WRITERS {
+        if let Some(d) = src.get(&r(DEPLOYMENT, Some(&c.hc.hcp_ns), w))? {
+            let n = d
+                .pointer("/spec/replicas")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            if n > 0 && !c.plan {
+                return Err(conflict(format!(
+                    "Deployment {}/{w} is back at {n} replicas (is the HostedCluster still paused?); refusing an \
+                     inconsistent snapshot",
+                    c.hc.hcp_ns
+                )));
+            }
+        }
+    }
+    let tls = src
+        .get(&r(SECRET, Some(&c.hc.hcp_ns), "etcd-client-tls"))?
+        .is_some();
+    let dir = layout::s3_dir(c, &marker.backup_id);
+    if c.plan {
+        return Ok(Done::Planned(format!(
+            "would stream a snapshot of {} to s3://{}/{dir}{}-{}-snapshot.db",
+            candidates[0],
+            bucket.name(),
+            c.hc.name,
+            candidates[0]
+        )));
+    }
+    let mut failures = Vec::new();
+    for pod in &candidates {
+        let key = format!("{dir}{}-{pod}-snapshot.db", c.hc.name);
+        let member = etcd::PodMember {
+            namespace: c.hc.hcp_ns.clone(),
+            pod: pod.clone(),
+            port: 2379,
+            client_secret: tls.then(|| "etcd-client-tls".to_string()),
+            ca_secret: tls.then(|| "etcd-ca".to_string()),
+        };
+        match etcd::snapshot_pod_to_object(src.handle(), &member, bucket, &key) {
+            Ok(info) => {
+                let s = Snapshot {
+                    key: info.key,
+                    size: info.size,
+                    sha256: info.sha256,
+                    revision: info.revision,
+                    member: info.member,
+                };
+                let msg = format!(
+                    "{pod} at revision {}: {} bytes, sha256 {}",
+                    s.revision, s.size, s.sha256
+                );
+                marker.snapshot = Some(s);
+                marker.write(c, src)?;
+                return Ok(Done::Did(msg));
+            }
+            Err(e @ Error::Denied(_)) => return Err(e),
+            Err(e) => failures.push(format!("{pod}: {}", ferry_sdk::message(&e))),
+        }
+    }
+    Err(Error::Unavailable(format!(
+        "no etcd member could be snapshotted ({}); the cluster stays paused. Re-run the backup",
+        failures.join("; ")
+    )))
+}
+
+fn clean(mut obj: Value) -> Value {
+    manifest::clean_for_transport(&mut obj);
+    manifest::remove_annotations_with_prefix(&mut obj, ANNOTATION_PREFIX);
+    obj
+}
+
+/// Secrets of the HCP namespace the documented filters leave behind: docker
+/// config and service-account tokens (by type), `oauth-openshift` session
+/// secrets, and NodePool token secrets (`token-<pool>-*`, `token-<hc>-*`),
+/// which the destination's HyperShift regenerates.
+fn hcp_secret_excluded(secret: &Value, hc_name: &str, pools: &[Value]) -> bool {
+    let n = name(secret);
+    let t = str_at(secret, "/type").unwrap_or_default();
+    t.contains("docker")
+        || t == "kubernetes.io/service-account-token"
+        || t == "bootstrap.kubernetes.io/token"
+        || n.contains("oauth-openshift")
+        || n.starts_with(&format!("token-{hc_name}"))
+        || pools
+            .iter()
+            .any(|p| n.starts_with(&format!("token-{}-", name(p))))
+}
+
+fn dump(
+    c: &mut Ctx,
+    src: &Cluster,
+    hc: &Value,
+    pools: &[Value],
+    marker: &Marker,
+) -> Result<(Index, Vec<ManifestFile>)> {
+    let ns = c.hc.ns.clone();
+    let hcp_ns = c.hc.hcp_ns.clone();
+    let mut objects: Vec<Value> = vec![hc.clone()];
+    objects.extend(pools.iter().cloned());
+
+    // HC namespace: secrets and configmaps named after the HC or referenced from
+    // its spec or its NodePools' specs, but never another HostedCluster's.
+    let mut refs = References::default();
+    refs.collect(hc);
+    pools.iter().for_each(|p| refs.collect(p));
+    let others: Vec<Value> = src
+        .list(HOSTED_CLUSTER.0, HOSTED_CLUSTER.1, Some(&ns), None)?
+        .into_iter()
+        .filter(|o| name(o) != c.hc.name)
+        .collect();
+    let mut other_refs = References::default();
+    others.iter().for_each(|o| other_refs.collect(o));
+    let belongs_to_other = |n: &str| {
+        others
+            .iter()
+            .any(|o| name(o).len() > c.hc.name.len() && n.starts_with(&format!("{}-", name(o))))
+    };
+    let prefix = format!("{}-", c.hc.name);
+    let mut carried = Vec::new();
+    for (kind, referenced) in [(SECRET, &refs.secrets), (CONFIG_MAP, &refs.config_maps)] {
+        for o in src.list(kind.0, kind.1, Some(&ns), None)? {
+            let n = name(&o).to_string();
+            let own_prefix = n.starts_with(&prefix) && !belongs_to_other(&n);
+            if referenced.contains(&n) || own_prefix {
+                carried.push(n.clone());
+                objects.push(o);
+            }
+        }
+        for n in referenced.iter() {
+            if !carried.contains(n) {
+                return Err(Error::NotFound(format!(
+                    "{} {ns}/{n} is referenced by the HostedCluster or a NodePool but does not exist; the restored \
+                     cluster would not start. Recreate it or fix the reference, then re-run the backup",
+                    kind.1
+                )));
+            }
+        }
+    }
+    let shared: Vec<&String> = carried
+        .iter()
+        .filter(|n| other_refs.secrets.contains(*n) || other_refs.config_maps.contains(*n))
+        .collect();
+    if !shared.is_empty() {
+        log::info(
+            "objects shared with other hosted clusters are carried but teardown will keep them",
+            &[("names", &format!("{shared:?}"))],
+        );
+    }
+    let encryption_key =
+        str_at(hc, "/spec/secretEncryption/aescbc/activeKey/name").map(str::to_string);
+
+    // HCP namespace.
+    for s in src.list(SECRET.0, SECRET.1, Some(&hcp_ns), None)? {
+        if !hcp_secret_excluded(&s, &c.hc.name, pools) {
+            objects.push(s);
+        }
+    }
+    let hcp = src.must_get(&r(HOSTED_CONTROL_PLANE, Some(&hcp_ns), &c.hc.name))?;
+    objects.push(hcp);
+    let infra = str_at(hc, "/spec/infraID").unwrap_or_default().to_string();
+    if let Some(cl) = src.get(&r(CAPI_CLUSTER, Some(&hcp_ns), &infra))? {
+        objects.push(cl);
+    } else {
+        objects.extend(src.list(CAPI_CLUSTER.0, CAPI_CLUSTER.1, Some(&hcp_ns), None)?);
+    }
+    for kind in [
+        AWS_CLUSTER,
+        AWS_MACHINE_TEMPLATE,
+        AWS_MACHINE,
+        MACHINE_DEPLOYMENT,
+        MACHINE_SET,
+        MACHINE,
+    ] {
+        objects.extend(src.list(kind.0, kind.1, Some(&hcp_ns), None)?);
+    }
+
+    let mut files = Vec::new();
+    for o in objects {
+        let o = clean(o);
+        let data = layout::to_yaml(&o)?;
+        let e = layout::entry(&o, &data);
+        files.push((e, data));
+    }
+    let route_hosts = current_route_hosts(c, src)?;
+    let snapshot = match (&marker.snapshot, c.plan) {
+        (Some(s), _) => s.clone(),
+        // A plan takes no snapshot; the index it renders says so.
+        (None, true) => Snapshot {
+            key: "(planned)".into(),
+            size: 0,
+            sha256: String::new(),
+            revision: 0,
+            member: String::new(),
+        },
+        (None, false) => {
+            return Err(Error::Other(
+                "no snapshot recorded; re-run the backup".into(),
+            ));
+        }
+    };
+    let index = Index {
+        format: layout::FORMAT.into(),
+        backup_id: marker.backup_id.clone(),
+        created: rfc3339(ferry_sdk::context::now()),
+        source: layout::Source {
+            cluster: c.alias("source"),
+            hc_namespace: ns.clone(),
+            hc_name: c.hc.name.clone(),
+            hcp_namespace: hcp_ns.clone(),
+            infra_id: infra,
+            availability_policy: str_at(hc, "/spec/controllerAvailabilityPolicy")
+                .unwrap_or("SingleReplica")
+                .into(),
+        },
+        versions: layout::Versions {
+            guest: env!("CARGO_PKG_VERSION").into(),
+            release_image: str_at(hc, "/spec/release/image").unwrap_or_default().into(),
+        },
+        snapshot,
+        nodes: c.p.or("nodes", "reuse").into(),
+        node_pools: pools
+            .iter()
+            .map(|p| Pool {
+                name: name(p).into(),
+                replicas: p
+                    .pointer("/spec/replicas")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+            })
+            .collect(),
+        route_hosts: if route_hosts.is_empty() {
+            marker.route_hosts.clone()
+        } else {
+            route_hosts
+        },
+        encryption_key,
+        files: files.iter().map(|(e, _)| e.clone()).collect(),
+    };
+    if !c.plan {
+        for (e, data) in &files {
+            workspace::write_file(&format!("{}/{}", marker.backup_id, e.path), data)?;
+        }
+    }
+    Ok((index, files))
+}
+
+fn current_route_hosts(c: &Ctx, src: &Cluster) -> Result<Vec<String>> {
+    let mut hosts: Vec<String> = src
+        .list(ROUTE.0, ROUTE.1, Some(&c.hc.hcp_ns), None)?
+        .iter()
+        .filter_map(|r| str_at(r, "/spec/host").map(str::to_string))
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    Ok(hosts)
+}
+
+fn upload(
+    c: &mut Ctx,
+    src: &Cluster,
+    bucket: &Bucket,
+    index: &Index,
+    files: &[ManifestFile],
+    marker: &mut Marker,
+) -> Result<Done> {
+    let dir = layout::s3_dir(c, &index.backup_id);
+    if c.plan {
+        return Ok(Done::Planned(format!(
+            "would upload {} manifests and index.json to s3://{}/{dir}",
+            files.len(),
+            bucket.name()
+        )));
+    }
+    for (i, (e, data)) in files.iter().enumerate() {
+        layout::put(
+            bucket,
+            &format!("{dir}{}", e.path),
+            data,
+            "application/yaml",
+        )?;
+        log::progress(
+            "backup/upload",
+            i as u64 + 1,
+            Some(files.len() as u64 + 1),
+            &e.path,
+        );
+    }
+    let index_json = serde_json::to_vec_pretty(index).map_err(|e| Error::Other(e.to_string()))?;
+    // The index goes last, locally and in S3: a backup without one is incomplete.
+    workspace::write_file(&format!("{}/index.json", index.backup_id), &index_json)?;
+    layout::put(
+        bucket,
+        &format!("{dir}index.json"),
+        &index_json,
+        "application/json",
+    )?;
+    marker.route_hosts = index.route_hosts.clone();
+    marker.state = "uploaded".into();
+    marker.write(c, src)?;
+    Ok(Done::Did(format!(
+        "uploaded {} manifests and index.json to s3://{}/{dir}",
+        files.len(),
+        bucket.name()
+    )))
+}
+
+fn delete_routes(c: &mut Ctx, src: &Cluster, marker: &mut Marker) -> Result<Done> {
+    let routes = src.list(ROUTE.0, ROUTE.1, Some(&c.hc.hcp_ns), None)?;
+    if routes.is_empty() {
+        return Ok(Done::Already(
+            "no control-plane routes left on the source".into(),
+        ));
+    }
+    let mut hosts = marker.route_hosts.clone();
+    hosts.extend(
+        routes
+            .iter()
+            .filter_map(|r| str_at(r, "/spec/host").map(str::to_string)),
+    );
+    hosts.sort();
+    hosts.dedup();
+    if c.plan {
+        return Ok(Done::Planned(format!(
+            "would delete {} routes ({})",
+            routes.len(),
+            hosts.join(", ")
+        )));
+    }
+    if hosts != marker.route_hosts {
+        marker.route_hosts = hosts.clone();
+        marker.write(c, src)?;
+    }
+    for route in &routes {
+        src.delete(&r(ROUTE, Some(&c.hc.hcp_ns), name(route)))?;
+    }
+    Ok(Done::Did(format!(
+        "deleted {} routes ({})",
+        routes.len(),
+        hosts.join(", ")
+    )))
+}
+
+/// The records of this hosted cluster in the zone: its route hosts, their
+/// ownership TXT records (`<label><suffix>.<rest>`, and the `a-`/`cname-`
+/// prefixed ones newer external-dns writes), and any TXT that names one of
+/// its routes. Other hosted clusters' records in the same zone never count.
+pub fn own_records(
+    records: &[dns::RecordSet],
+    hosts: &[String],
+    suffix: &str,
+    hcp_ns: &str,
+) -> Vec<String> {
+    let mut names = Vec::new();
+    for h in hosts {
+        let h = h.trim_end_matches('.').to_ascii_lowercase();
+        names.push(h.clone());
+        if let Some((first, rest)) = h.split_once('.') {
+            names.push(format!("{first}{suffix}.{rest}"));
+            for p in ["a-", "cname-"] {
+                names.push(format!("{p}{first}{suffix}.{rest}"));
+                names.push(format!("{p}{first}.{rest}"));
+            }
+        }
+    }
+    let route_marker = format!("external-dns/resource=route/{hcp_ns}/");
+    records
+        .iter()
+        .filter(|rs| {
+            names.contains(&rs.name)
+                || (rs.record_type == "TXT" && rs.values.iter().any(|v| v.contains(&route_marker)))
+        })
+        .map(|rs| format!("{} {}", rs.name, rs.record_type))
+        .collect()
+}
+
+fn wait_dns(c: &mut Ctx, zone: &dns::Zone, domain: &str, hosts: &[String]) -> Result<Done> {
+    let suffix = c.p.or("txt_suffix", "-external-dns").to_string();
+    let list = || -> Result<Vec<String>> {
+        let records = ferry_sdk::k8s::retry(|| zone.list_record_sets(Some(domain)))?;
+        Ok(own_records(&records, hosts, &suffix, &c.hc.hcp_ns))
+    };
+    let first = list()?;
+    if first.is_empty() {
+        return Ok(Done::Already(format!(
+            "Route53 holds no record of {} in {}",
+            c.hc.name,
+            zone.id()
+        )));
+    }
+    if c.plan {
+        return Ok(Done::Planned(format!(
+            "would wait for Route53 to drop {}",
+            first.join(", ")
+        )));
+    }
+    let timeout = c.p.u64_or("dns_timeout_seconds", 400)?;
+    let on_timeout = format!(
+        "The routes are deleted and the HostedCluster is paused; nothing was destroyed and teardown must not run \
+         yet. Check the source's external-dns (Deployment hypershift/external-dns and its logs), then re-run \
+         `ferry backup` to resume the wait. Records owned by another TXT owner id are never removed by it: delete \
+         those by hand in zone {}.",
+        zone.id()
+    );
+    let what = format!(
+        "Route53 zone {} to drop the records of {}",
+        zone.id(),
+        c.hc.name
+    );
+    let wait = Wait {
+        step: "backup/wait-dns",
+        what: &what,
+        timeout_seconds: timeout,
+        interval_millis: 1000,
+        on_timeout: &on_timeout,
+    };
+    wait.until(|| {
+        let left = list()?;
+        Ok(if left.is_empty() {
+            Check::Done(())
+        } else {
+            Check::Pending(left.join(", "))
+        })
+    })?;
+    Ok(Done::Did(format!("Route53 dropped {}", first.join(", "))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rs(name: &str, t: &str, v: &str) -> dns::RecordSet {
+        dns::RecordSet {
+            name: name.into(),
+            record_type: t.into(),
+            ttl: Some(60),
+            values: vec![v.into()],
+        }
+    }
+
+    #[test]
+    fn only_this_clusters_records_count() {
+        let records = vec![
+            rs("api-demo.example.com", "CNAME", "router"),
+            rs(
+                "api-demo-external-dns.example.com",
+                "TXT",
+                "\"heritage=external-dns\"",
+            ),
+            rs(
+                "oauth-x.example.com",
+                "TXT",
+                "\"heritage=external-dns,external-dns/resource=route/clusters-demo/oauth\"",
+            ),
+            rs("api-other.example.com", "CNAME", "router"),
+            rs(
+                "api-other-external-dns.example.com",
+                "TXT",
+                "\"external-dns/resource=route/clusters-other/api\"",
+            ),
+        ];
+        let own = own_records(
+            &records,
+            &["api-demo.example.com".into()],
+            "-external-dns",
+            "clusters-demo",
+        );
+        assert_eq!(
+            own,
+            [
+                "api-demo.example.com CNAME",
+                "api-demo-external-dns.example.com TXT",
+                "oauth-x.example.com TXT"
+            ]
+        );
+    }
+
+    #[test]
+    fn documented_secret_filters() {
+        let pools = vec![json!({"metadata": {"name": "workers"}})];
+        let s = |n: &str, t: &str| json!({"metadata": {"name": n}, "type": t});
+        assert!(hcp_secret_excluded(
+            &s("builder-dockercfg-1", "kubernetes.io/dockercfg"),
+            "demo",
+            &pools
+        ));
+        assert!(hcp_secret_excluded(
+            &s("default-token-1", "kubernetes.io/service-account-token"),
+            "demo",
+            &pools
+        ));
+        assert!(hcp_secret_excluded(
+            &s("oauth-openshift-x", "Opaque"),
+            "demo",
+            &pools
+        ));
+        assert!(hcp_secret_excluded(
+            &s("token-workers-abc", "Opaque"),
+            "demo",
+            &pools
+        ));
+        assert!(hcp_secret_excluded(
+            &s("token-demo-workers", "Opaque"),
+            "demo",
+            &pools
+        ));
+        assert!(!hcp_secret_excluded(
+            &s("root-ca", "Opaque"),
+            "demo",
+            &pools
+        ));
+        assert!(!hcp_secret_excluded(
+            &s("kube-apiserver-cert", "kubernetes.io/tls"),
+            "demo",
+            &pools
+        ));
+    }
+}

@@ -1,0 +1,148 @@
+//! The state of one phase run: parameters, the hosted cluster's names, plan
+//! mode, and the record of steps (with `stop_after` for rehearsing
+//! interruptions).
+
+use ferry_sdk::log;
+use ferry_sdk::params::Params;
+use ferry_sdk::{Error, Result};
+use serde_json::{Map, Value, json};
+
+use crate::model::HcId;
+
+/// What a step did.
+pub enum Done {
+    /// It changed something.
+    Did(String),
+    /// The end state was already there.
+    Already(String),
+    /// It does not apply to this cluster or variant.
+    Skipped(String),
+    /// Plan mode: what it would do.
+    Planned(String),
+    /// A check that passed (changes nothing).
+    Checked(String),
+}
+
+/// One phase run.
+pub struct Ctx {
+    /// Parameters and arguments.
+    pub p: Params,
+    /// The hosted cluster.
+    pub hc: HcId,
+    /// Plan mode (nothing is changed).
+    pub plan: bool,
+    phase: &'static str,
+    stop_after: Option<String>,
+    steps: Vec<Value>,
+    changed: bool,
+    /// Extra summary fields.
+    pub out: Map<String, Value>,
+}
+
+impl Ctx {
+    /// Reads parameters and names for `phase`.
+    pub fn new(phase: &'static str, args: &[(String, String)]) -> Result<Ctx> {
+        let p = Params::load(args);
+        let hc = HcId::from_params(&p)?;
+        let stop_after = p.get("stop_after").map(str::to_string);
+        Ok(Ctx {
+            plan: ferry_sdk::context::is_plan(),
+            p,
+            hc,
+            phase,
+            stop_after,
+            steps: Vec::new(),
+            changed: false,
+            out: Map::new(),
+        })
+    }
+
+    /// A cluster alias parameter (`source`, `destination`, `hosted`).
+    pub fn alias(&self, role: &str) -> String {
+        self.p.or(role, role).to_string()
+    }
+
+    /// Opens the cluster of `role`; in plan mode every mutation is a dry run.
+    pub fn open(&self, role: &str) -> Result<ferry_sdk::k8s::Cluster> {
+        Ok(ferry_sdk::k8s::Cluster::open(&self.alias(role))?.dry_run(self.plan))
+    }
+
+    /// Runs one step, records and reports it; stops the phase after it when
+    /// `stop_after` names it.
+    pub fn step(&mut self, name: &str, f: impl FnOnce(&mut Ctx) -> Result<Done>) -> Result<()> {
+        let label = format!("{}/{name}", self.phase);
+        log::progress(&label, self.steps.len() as u64, None, "started");
+        let done = f(self).map_err(|e| ferry_sdk::context(e, format!("step {label}")))?;
+        let (result, detail) = match done {
+            Done::Did(d) => {
+                self.changed = true;
+                ("done", d)
+            }
+            Done::Already(d) => ("already", d),
+            Done::Skipped(d) => ("skipped", d),
+            Done::Planned(d) => ("planned", d),
+            Done::Checked(d) => ("checked", d),
+        };
+        log::progress(
+            &label,
+            self.steps.len() as u64 + 1,
+            None,
+            &format!("{result}: {detail}"),
+        );
+        self.steps
+            .push(json!({"step": name, "result": result, "detail": detail}));
+        if self.stop_after.as_deref() == Some(name) {
+            log::warn(
+                &format!("stopped after step {label} as asked; run the phase again to continue"),
+                &[("stop_after", name)],
+            );
+            let mut summary = self.to_value();
+            if let Some(o) = summary.as_object_mut() {
+                o.insert("stopped_after".into(), json!(name));
+            }
+            if let Ok(mut slot) = STOPPED.lock() {
+                *slot = Some(summary);
+            }
+            return Err(Error::Other(STOPPED_MARKER.into()));
+        }
+        Ok(())
+    }
+
+    fn to_value(&self) -> Value {
+        let mut o = Map::new();
+        o.insert("phase".into(), json!(self.phase));
+        o.insert(
+            "hosted_cluster".into(),
+            json!(format!("{}/{}", self.hc.ns, self.hc.name)),
+        );
+        o.insert("plan".into(), json!(self.plan));
+        o.insert("already_done".into(), json!(!self.changed && !self.plan));
+        o.insert("steps".into(), Value::Array(self.steps.clone()));
+        o.extend(self.out.clone());
+        Value::Object(o)
+    }
+
+    /// The JSON summary of the phase.
+    pub fn summary(self) -> Value {
+        self.to_value()
+    }
+}
+
+/// The error text that carries a `stop_after` stop out of a phase.
+const STOPPED_MARKER: &str = "ferry:stopped-after";
+
+/// The summary of a phase stopped by `stop_after`.
+static STOPPED: std::sync::Mutex<Option<Value>> = std::sync::Mutex::new(None);
+
+/// Turns a `stop_after` stop into the phase's (successful) summary, with
+/// `stopped_after` naming the step; other results pass through.
+pub fn finish(result: Result<Value>) -> Result<Value> {
+    match result {
+        Err(Error::Other(m)) if m.contains(STOPPED_MARKER) => STOPPED
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .ok_or_else(|| Error::Other("stopped after a step, but its summary is lost".into())),
+        other => other,
+    }
+}

@@ -1,0 +1,50 @@
+//! ferry's stock disaster-recovery guest: moves a HyperShift hosted cluster on
+//! AWS from a source management cluster to a destination one.
+//!
+//! Phases (each `run(phase, args)`, each idempotent and resumable):
+//! - `backup` (source): preflight, marker, pause, scale the etcd writers
+//!   down, stream one etcd snapshot to S3, dump the objects to the backup
+//!   directory and S3 (index last), delete the routes, wait for Route53 to
+//!   drop this hosted cluster's records;
+//! - `restore` (destination): verify the backup, then namespaces, secrets,
+//!   configmaps, control plane, CAPI/AWS objects, the HostedCluster with one
+//!   fresh presigned `restoreSnapshotURL`, NodePools; wait for it to be
+//!   Available, restored and its nodes Ready;
+//! - `teardown` (source): gated on a healthy destination; removes the old
+//!   control plane with the HyperShift operator stopped, so its deletion flow
+//!   never runs against the migrated cluster;
+//! - `finish` (hosted cluster): OVN pods, ClusterVersion, nodes, report.
+//!
+//! Progress and state live in the clusters (a marker ConfigMap, annotations)
+//! and in the backup, never only in memory. See `README.md` for parameters.
+
+mod backup;
+mod ctx;
+mod finish;
+mod layout;
+mod model;
+mod restore;
+mod teardown;
+
+use ferry_sdk::{Error, Result};
+
+struct Guest;
+
+impl ferry_sdk::bindings::Guest for Guest {
+    fn run(phase: String, args: Vec<(String, String)>) -> Result<String> {
+        let summary = match phase.as_str() {
+            "backup" => ctx::finish(backup::run(&args))?,
+            "restore" => ctx::finish(restore::run(&args))?,
+            "teardown" => ctx::finish(teardown::run(&args))?,
+            "finish" => ctx::finish(finish::run(&args))?,
+            other => {
+                return Err(Error::Invalid(format!(
+                    "unknown phase `{other}`: the phases are backup, restore, teardown and finish"
+                )));
+            }
+        };
+        Ok(summary.to_string())
+    }
+}
+
+ferry_sdk::bindings::export_automation!(Guest with_types_in ferry_sdk::bindings);

@@ -1,0 +1,480 @@
+//! `restore` on the destination management cluster.
+
+use ferry_sdk::k8s::{Cluster, condition, condition_true, name, str_at};
+use ferry_sdk::objects::Bucket;
+use ferry_sdk::wait::{Check, Wait};
+use ferry_sdk::{Error, Result, ResultExt, conflict, invalid, manifest};
+use serde_json::{Value, json};
+
+use crate::ctx::{Ctx, Done};
+use crate::layout::{self, FileEntry, Index};
+use crate::model::*;
+
+/// Runs the restore phase.
+pub fn run(args: &[(String, String)]) -> Result<Value> {
+    let mut c = Ctx::new("restore", args)?;
+    let dst = c.open("destination")?;
+    let hosted = c.open("hosted")?;
+    let bucket = layout::open_bucket(&c)?;
+    let missing = format!(
+        "no backup of {}/{} in the backup directory nor in s3://{}/{}",
+        c.hc.ns,
+        c.hc.name,
+        bucket.name(),
+        layout::s3_root(&c)
+    );
+    let Some(backup) = layout::load(&c, &bucket)? else {
+        if c.plan {
+            c.step("verify-backup", |_| {
+                Ok(Done::Planned(format!(
+                    "{missing} yet: would restore the backup `ferry backup` takes"
+                )))
+            })?;
+            return Ok(c.summary());
+        }
+        return Err(Error::NotFound(format!(
+            "{missing}; run `ferry backup` first"
+        )));
+    };
+    let index = backup.index;
+    let id = index.backup_id.clone();
+    c.out.insert("backup_id".into(), json!(id));
+    let mut manifests: Vec<(FileEntry, Value)> = Vec::new();
+    c.step("verify-backup", |c| {
+        manifests = verify(c, &bucket, &index)?;
+        Ok(Done::Checked(format!(
+            "backup {id} ({} index): {} manifests and the snapshot match their SHA-256",
+            backup.origin,
+            manifests.len()
+        )))
+    })?;
+    c.step("preflight", |c| preflight(c, &dst, &id))?;
+    c.step("namespaces", |c| namespaces(c, &dst, &id))?;
+    let hc_ns = c.hc.ns.clone();
+    let hcp_ns = c.hc.hcp_ns.clone();
+    let of = |kinds: &[Kind], ns: &str| -> Vec<Value> {
+        manifests
+            .iter()
+            .filter(|(f, _)| {
+                f.namespace == ns && kinds.iter().any(|k| k.1 == f.kind && k.0 == f.api_version)
+            })
+            .map(|(_, m)| m.clone())
+            .collect()
+    };
+    c.step("secrets", |c| {
+        apply_all(c, &dst, &id, of(&[SECRET, CONFIG_MAP], &hc_ns))
+    })?;
+    c.step("hcp-secrets", |c| {
+        apply_all(c, &dst, &id, of(&[SECRET, CONFIG_MAP], &hcp_ns))
+    })?;
+    c.step("control-plane", |c| {
+        apply_all(c, &dst, &id, of(&[HOSTED_CONTROL_PLANE], &hcp_ns))
+    })?;
+    c.step("capi-cluster", |c| {
+        apply_all(c, &dst, &id, of(&[CAPI_CLUSTER], &hcp_ns))
+    })?;
+    let reuse = index.nodes == "reuse";
+    c.step("machines", |c| {
+        if !reuse {
+            return Ok(Done::Skipped(
+                "control-plane-only: machines are not carried over".into(),
+            ));
+        }
+        let kinds = [
+            AWS_CLUSTER,
+            AWS_MACHINE_TEMPLATE,
+            AWS_MACHINE,
+            MACHINE_DEPLOYMENT,
+            MACHINE_SET,
+            MACHINE,
+        ];
+        let mut all = Vec::new();
+        for k in kinds {
+            all.extend(of(&[k], &hcp_ns));
+        }
+        apply_all(c, &dst, &id, all)
+    })?;
+    let hc_manifest = of(&[HOSTED_CLUSTER], &hc_ns)
+        .into_iter()
+        .next()
+        .ok_or_else(|| invalid(format!("backup {id} holds no HostedCluster manifest")))?;
+    c.step("hosted-cluster", |c| {
+        hosted_cluster(c, &dst, &bucket, &index, hc_manifest)
+    })?;
+    c.step("node-pools", |c| {
+        if !reuse {
+            return Ok(Done::Skipped(
+                "control-plane-only: NodePools are in the backup but not applied; create node pools on the destination".into(),
+            ));
+        }
+        let pools = of(&[NODE_POOL], &hc_ns)
+            .into_iter()
+            .map(|mut np| {
+                if let Some(spec) = np.get_mut("spec").and_then(Value::as_object_mut) {
+                    spec.remove("pausedUntil");
+                }
+                np
+            })
+            .collect();
+        apply_all(c, &dst, &id, pools)
+    })?;
+    c.step("wait-restored", |c| wait_restored(c, &dst))?;
+    c.step("wait-nodes", |c| wait_nodes(c, &dst, &hosted))?;
+    Ok(c.summary())
+}
+
+/// Reads every manifest (checking its SHA-256) and checks the snapshot in S3
+/// host-side, before anything on the destination changes.
+fn verify(c: &mut Ctx, bucket: &Bucket, index: &Index) -> Result<Vec<(FileEntry, Value)>> {
+    let mut out = Vec::new();
+    for f in &index.files {
+        let data = layout::read_file(c, bucket, &index.backup_id, f)?;
+        let m = layout::from_yaml(&f.path, &data)?;
+        if name(&m) != f.name || str_at(&m, "/kind") != Some(f.kind.as_str()) {
+            return Err(invalid(format!(
+                "backup file {} holds {} {}, the index says {} {}",
+                f.path,
+                str_at(&m, "/kind").unwrap_or("?"),
+                name(&m),
+                f.kind,
+                f.name
+            )));
+        }
+        out.push((f.clone(), m));
+    }
+    let s = &index.snapshot;
+    let head = ferry_sdk::k8s::retry(|| bucket.head(&s.key)).map_err(|e| {
+        ferry_sdk::context(
+            e,
+            format!(
+                "the etcd snapshot s3://{}/{} of backup {}",
+                bucket.name(),
+                s.key,
+                index.backup_id
+            ),
+        )
+    })?;
+    if head.size != s.size {
+        return Err(invalid(format!(
+            "the etcd snapshot s3://{}/{} has {} bytes, the index says {}; nothing was changed on the destination",
+            bucket.name(),
+            s.key,
+            head.size,
+            s.size
+        )));
+    }
+    ferry_sdk::k8s::retry(|| bucket.verify_sha256(&s.key, &s.sha256)).map_err(|e| {
+        invalid(format!(
+            "the etcd snapshot s3://{}/{} does not match the SHA-256 in the index ({}); nothing was changed on \
+             the destination. Take a new backup.",
+            bucket.name(),
+            s.key,
+            ferry_sdk::message(&e)
+        ))
+    })?;
+    Ok(out)
+}
+
+/// Whether `obj` was restored by ferry from backup `id`.
+fn ours(obj: &Value, id: &str) -> bool {
+    manifest::annotation(obj, BACKUP_ID_ANNOTATION) == Some(id)
+}
+
+fn preflight(c: &mut Ctx, dst: &Cluster, id: &str) -> Result<Done> {
+    if let Some(hc) = dst.get(&c.hc.hc_ref())? {
+        if ours(&hc, id) {
+            return Ok(Done::Checked(format!(
+                "resuming: the HostedCluster was restored from backup {id}"
+            )));
+        }
+        return Err(conflict(format!(
+            "HostedCluster {}/{} already exists on the destination `{}` and was not restored from backup {id} (its \
+             annotation {BACKUP_ID_ANNOTATION} is {:?}); nothing was changed. Remove it first if it is a failed \
+             earlier attempt, or restore onto another cluster",
+            c.hc.ns,
+            c.hc.name,
+            c.alias("destination"),
+            manifest::annotation(&hc, BACKUP_ID_ANNOTATION)
+        )));
+    }
+    if let Some(ns) = dst.get(&r(NAMESPACE, None, &c.hc.hcp_ns))?
+        && !ours(&ns, id)
+    {
+        return Err(conflict(format!(
+            "the hosted control plane namespace {} already exists on the destination `{}` and was not created by \
+                 this restore; restoring into it could mix two control planes. Delete it (after checking what it \
+                 holds) and re-run",
+            c.hc.hcp_ns,
+            c.alias("destination")
+        )));
+    }
+    Ok(Done::Checked(format!(
+        "the destination has no HostedCluster {}/{} and no foreign namespace {}",
+        c.hc.ns, c.hc.name, c.hc.hcp_ns
+    )))
+}
+
+fn namespaces(c: &mut Ctx, dst: &Cluster, id: &str) -> Result<Done> {
+    let mut created = Vec::new();
+    // The HostedCluster namespace may hold other hosted clusters: create it if
+    // missing, never replace or delete it.
+    if dst.get(&r(NAMESPACE, None, &c.hc.ns))?.is_none() {
+        dst.create(
+            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": c.hc.ns}}),
+        )?;
+        created.push(c.hc.ns.clone());
+    }
+    if dst.get(&r(NAMESPACE, None, &c.hc.hcp_ns))?.is_none() {
+        dst.create(&json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": c.hc.hcp_ns, "annotations": {BACKUP_ID_ANNOTATION: id}}}))?;
+        created.push(c.hc.hcp_ns.clone());
+    }
+    Ok(match (created.is_empty(), c.plan) {
+        (true, _) => Done::Already("both namespaces exist".into()),
+        (false, true) => Done::Planned(format!("would create {}", created.join(", "))),
+        (false, false) => Done::Did(format!("created {}", created.join(", "))),
+    })
+}
+
+/// Applies manifests that are not there yet (objects restored from this
+/// backup are left alone, so a re-run changes nothing).
+fn apply_all(c: &mut Ctx, dst: &Cluster, id: &str, manifests: Vec<Value>) -> Result<Done> {
+    if manifests.is_empty() {
+        return Ok(Done::Skipped("nothing of this kind in the backup".into()));
+    }
+    let mut applied = Vec::new();
+    let total = manifests.len();
+    if c.plan {
+        // A dry-run apply into a namespace that does not exist yet fails; list instead.
+        let names: Vec<String> = manifests
+            .iter()
+            .filter_map(|m| ferry_sdk::k8s::ref_of(m).ok())
+            .map(|r| format!("{} {}", r.kind, r.name))
+            .collect();
+        return Ok(Done::Planned(format!("would apply {}", names.join(", "))));
+    }
+    for mut m in manifests {
+        let obj_ref = ferry_sdk::k8s::ref_of(&m)?;
+        if let Some(existing) = dst.get(&obj_ref)? {
+            // Ours, or made on the destination because of this restore (the HCP
+            // namespace is ours): leave it to its controllers.
+            if ours(&existing, id) || obj_ref.namespace.as_deref() == Some(c.hc.hcp_ns.as_str()) {
+                continue;
+            }
+            // The HostedCluster namespace is shared: never overwrite another's object.
+            if existing.get("data") == m.get("data") && existing.get("spec") == m.get("spec") {
+                continue;
+            }
+            return Err(conflict(format!(
+                "{} already exists on the destination with other content and was not restored by ferry; nothing                  of it was changed. Rename or remove it, then re-run restore",
+                ferry_sdk::k8s::describe(&obj_ref)
+            )));
+        }
+        manifest::annotate(&mut m, BACKUP_ID_ANNOTATION, id);
+        dst.apply(&m).ctx(ferry_sdk::k8s::describe(&obj_ref))?;
+        applied.push(format!("{} {}", obj_ref.kind, obj_ref.name));
+    }
+    Ok(match (applied.is_empty(), c.plan) {
+        (true, _) => Done::Already(format!("all {total} restored from this backup already")),
+        (false, true) => Done::Planned(format!("would apply {}", applied.join(", "))),
+        (false, false) => Done::Did(format!("applied {}", applied.join(", "))),
+    })
+}
+
+/// `spec.etcd.managed.storage.restoreSnapshotURL` may hold one URL, of at
+/// most 1024 characters, with an https or s3 scheme.
+const MAX_URL: usize = 1024;
+
+fn hosted_cluster(
+    c: &mut Ctx,
+    dst: &Cluster,
+    bucket: &Bucket,
+    index: &Index,
+    mut hc: Value,
+) -> Result<Done> {
+    if let Some(existing) = dst.get(&c.hc.hc_ref())?
+        && ours(&existing, &index.backup_id)
+    {
+        return Ok(Done::Already(
+            "the HostedCluster was created from this backup".into(),
+        ));
+    }
+    if c.plan {
+        return Ok(Done::Planned(format!(
+            "would presign s3://{}/{} and create the HostedCluster with it as its one restoreSnapshotURL, unpaused",
+            bucket.name(),
+            index.snapshot.key
+        )));
+    }
+    let secs = c.p.u64_or("presign_seconds", 3600)?.clamp(1, 604_800) as u32;
+    // Presigned right before use, in the bucket's own region (host-side).
+    let url = ferry_sdk::k8s::retry(|| bucket.presign_get(&index.snapshot.key, secs))
+        .ctx("presigning the snapshot")?;
+    if url.len() > MAX_URL {
+        return Err(invalid(format!(
+            "the presigned snapshot URL is {} characters long; HyperShift accepts at most {MAX_URL} (temporary STS \
+             credentials make long URLs: use long-term credentials for the presign)",
+            url.len()
+        )));
+    }
+    let expires = ferry_sdk::context::now() + u64::from(secs) * 1000;
+    if let Some(spec) = hc.get_mut("spec").and_then(Value::as_object_mut) {
+        spec.remove("pausedUntil");
+    }
+    let storage = hc
+        .pointer_mut("/spec/etcd/managed/storage")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| invalid("the backed-up HostedCluster has no spec.etcd.managed.storage; its etcd is not managed"))?;
+    storage.insert("restoreSnapshotURL".into(), json!([url]));
+    manifest::annotate(&mut hc, BACKUP_ID_ANNOTATION, &index.backup_id);
+    manifest::annotate(&mut hc, URL_EXPIRES_ANNOTATION, &expires.to_string());
+    match dst.create(&hc)? {
+        Some(_) => Ok(Done::Did(format!(
+            "created the HostedCluster, unpaused, restoring from the snapshot (URL valid {secs}s, until {})",
+            rfc3339(expires)
+        ))),
+        None => Err(conflict(
+            "the HostedCluster appeared on the destination while restoring; re-run restore",
+        )),
+    }
+}
+
+/// Why a restore from a snapshot failed, in words for the operator.
+fn restore_failure(c: &Ctx, hc: &Value) -> Option<String> {
+    let cond = condition(hc, "EtcdSnapshotRestored")?;
+    if cond.get("status").and_then(Value::as_str) != Some("False") {
+        return None;
+    }
+    let reason = cond
+        .get("reason")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let message = cond
+        .get("message")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let expired = manifest::annotation(hc, URL_EXPIRES_ANNOTATION)
+        .and_then(|t| t.parse::<u64>().ok())
+        .filter(|t| ferry_sdk::context::now() > *t)
+        .map(|t| format!(" The presigned URL expired at {}.", rfc3339(t)))
+        .unwrap_or_default();
+    Some(format!(
+        "the destination could not restore etcd from the snapshot ({reason}: {message}).{expired} The URL on a \
+         HostedCluster is immutable: delete the HostedCluster {ns}/{name}, the HostedControlPlane and the \
+         data-etcd-* PVCs in {hcp} on the destination, then re-run `ferry restore`; it presigns a fresh URL.",
+        ns = c.hc.ns,
+        name = c.hc.name,
+        hcp = c.hc.hcp_ns
+    ))
+}
+
+fn wait_restored(c: &mut Ctx, dst: &Cluster) -> Result<Done> {
+    let hc_ref = c.hc.hc_ref();
+    let done =
+        |hc: &Value| condition_true(hc, "Available") && condition_true(hc, "EtcdSnapshotRestored");
+    if c.plan {
+        return Ok(Done::Planned(
+            "would wait for the HostedCluster to be Available with its etcd restored".into(),
+        ));
+    }
+    if dst.get(&hc_ref)?.as_ref().is_some_and(done) {
+        return Ok(Done::Already(
+            "the HostedCluster is Available and restored".into(),
+        ));
+    }
+    let timeout = c.p.u64_or("restore_timeout_seconds", 1200)?;
+    let advice = "Nothing on the source was touched by restore. Check the destination's HyperShift operator and etcd pods, then re-run `ferry restore`.";
+    Wait {
+        step: "restore/wait-restored",
+        what: "the HostedCluster to be Available with EtcdSnapshotRestored",
+        timeout_seconds: timeout,
+        interval_millis: 1000,
+        on_timeout: advice,
+    }
+    .until(|| {
+        let hc = dst.must_get(&hc_ref)?;
+        if let Some(why) = restore_failure(c, &hc) {
+            return Err(Error::Invalid(why));
+        }
+        if let Some(t) = manifest::annotation(&hc, URL_EXPIRES_ANNOTATION).and_then(|t| t.parse::<u64>().ok())
+            && !condition_true(&hc, "EtcdSnapshotRestored")
+            && ferry_sdk::context::now() > t
+        {
+            return Err(Error::Invalid(format!(
+                "the presigned snapshot URL expired at {} before the destination restored etcd. The URL on a \
+                 HostedCluster is immutable: delete the HostedCluster {}/{}, the HostedControlPlane and the \
+                 data-etcd-* PVCs in {} on the destination, then re-run `ferry restore` (with a larger \
+                 presign_seconds if etcd starts slowly).",
+                rfc3339(t),
+                c.hc.ns,
+                c.hc.name,
+                c.hc.hcp_ns
+            )));
+        }
+        Ok(if done(&hc) {
+            Check::Done(())
+        } else {
+            let conds = ["Available", "EtcdSnapshotRestored"]
+                .iter()
+                .map(|t| {
+                    let s = condition(&hc, t)
+                        .and_then(|c| c.get("status"))
+                        .and_then(Value::as_str)
+                        .unwrap_or("Unknown");
+                    format!("{t}={s}")
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            Check::Pending(conds)
+        })
+    })?;
+    Ok(Done::Did(
+        "the HostedCluster is Available and its etcd was restored from the snapshot".into(),
+    ))
+}
+
+/// Nodes Ready in the hosted cluster, and how many are expected (the sum of
+/// the destination's NodePool replicas of this hosted cluster).
+pub fn node_counts(c: &Ctx, dst: &Cluster, hosted: &Cluster) -> Result<(u64, u64)> {
+    let pools = dst.list(NODE_POOL.0, NODE_POOL.1, Some(&c.hc.ns), None)?;
+    let expected = replicas_sum(own_node_pools(&pools, &c.hc.name));
+    let nodes = hosted.list(NODE.0, NODE.1, None, None)?;
+    let ready = nodes.iter().filter(|n| condition_true(n, "Ready")).count() as u64;
+    Ok((ready, expected))
+}
+
+/// Waits until the hosted cluster has as many Ready nodes as its NodePools want.
+pub fn wait_nodes(c: &mut Ctx, dst: &Cluster, hosted: &Cluster) -> Result<Done> {
+    if c.plan {
+        return Ok(Done::Planned(
+            "would wait for the hosted cluster's nodes to be Ready".into(),
+        ));
+    }
+    let (ready, expected) = node_counts(c, dst, hosted)?;
+    if expected == 0 {
+        return Ok(Done::Skipped(
+            "no NodePool replicas on the destination".into(),
+        ));
+    }
+    if ready == expected {
+        return Ok(Done::Already(format!("{ready}/{expected} nodes Ready")));
+    }
+    let timeout = c.p.u64_or("nodes_timeout_seconds", 1200)?;
+    Wait {
+        step: &format!("{}/wait-nodes", if c.out.contains_key("finish") { "finish" } else { "restore" }),
+        what: "the hosted cluster's nodes to be Ready",
+        timeout_seconds: timeout,
+        interval_millis: 1000,
+        on_timeout: "The control plane runs on the destination; the source is untouched. Check the NodePools, \
+                     Machines and AWSMachines on the destination, then re-run.",
+    }
+    .until(|| {
+        let (ready, expected) = node_counts(c, dst, hosted)?;
+        Ok(if ready == expected {
+            Check::Done(())
+        } else {
+            Check::Pending(format!("{ready}/{expected} Ready"))
+        })
+    })?;
+    Ok(Done::Did(format!("{expected}/{expected} nodes Ready")))
+}
