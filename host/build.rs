@@ -11,6 +11,7 @@ use std::process::Command;
 
 /// Guests to build: (cargo package, wasm file stem, constant name).
 const GUESTS: &[(&str, &str, &str)] = &[
+    ("hosted-cluster-dr", "hosted_cluster_dr", "HOSTED_CLUSTER_DR"),
     ("test-guest", "test_guest", "TEST_GUEST"),
     ("test-sockets", "test_sockets", "TEST_SOCKETS"),
 ];
@@ -22,8 +23,10 @@ fn main() {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     println!("cargo:rerun-if-changed={}", guests.join("Cargo.toml").display());
     println!("cargo:rerun-if-changed={}", guests.join("Cargo.lock").display());
-    for dir in ["test-guest", "test-sockets"] {
-        println!("cargo:rerun-if-changed={}", guests.join(dir).display());
+    // Every crate of the guests workspace (its members are the directories
+    // holding a Cargo.toml), so a change in the SDK rebuilds the guests too.
+    for dir in guest_crate_dirs(&guests) {
+        println!("cargo:rerun-if-changed={}", dir.display());
     }
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
     println!("cargo:rerun-if-env-changed=FERRY_GUESTS_TARGET_DIR");
@@ -89,5 +92,26 @@ fn main() {
             path.display().to_string()
         ));
     }
+    // The stock guest is embedded in the `ferry` binary.
+    let stock = target_dir.join("wasm32-wasip2/release/hosted_cluster_dr.wasm");
+    consts.push_str(&format!(
+        "/// The stock `hosted-cluster-dr` component, embedded.\npub static HOSTED_CLUSTER_DR_WASM: &[u8] = include_bytes!({:?});\n",
+        stock.display().to_string()
+    ));
     std::fs::write(out_dir.join("guests.rs"), consts).expect("write guests.rs");
+}
+
+/// The directories of the guests workspace's crates (each holds a Cargo.toml).
+fn guest_crate_dirs(guests: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(guests)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.join("Cargo.toml").is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
 }

@@ -13,6 +13,12 @@
 //!   checks and limits;
 //! - [`caps`]: the host side of each WIT interface, over [`backends`];
 //! - [`audit`]: the JSON-lines audit trail.
+//!
+//! On top of those, the disaster-recovery job:
+//! - [`stock`]: the embedded stock guest `hosted-cluster-dr` and its policy;
+//! - [`site`]: the site config (what the procedure's env file held);
+//! - [`dr`]: running its phases (`backup`, `restore`, `teardown`, `finish`, `migrate`);
+//! - [`drill`]: a whole migration against the simulator (`ferry drill`).
 
 pub mod audit;
 pub mod backends;
@@ -20,13 +26,18 @@ pub mod bindings;
 pub mod cache;
 pub mod caps;
 pub mod config;
+pub mod dr;
+pub mod drill;
 pub mod policy;
 pub mod progress;
 pub mod run;
 pub mod runner;
+pub mod site;
 pub mod state;
+pub mod stock;
 
-/// Paths of the guest components built by `build.rs` (tests use them).
+/// Paths of the guest components built by `build.rs` (tests use them), and
+/// the embedded stock guest and policy (see [`stock`]).
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 }

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -35,6 +36,18 @@ enum LogFormat {
 enum Command {
     /// Run one phase of a guest component under a policy.
     Run(RunArgs),
+    /// DR: back the hosted cluster up (pause, etcd snapshot to S3, objects).
+    Backup(DrArgs),
+    /// DR: restore the hosted cluster on the destination.
+    Restore(DrArgs),
+    /// DR: tear the source copy down.
+    Teardown(DrArgs),
+    /// DR: unpause, clean up and check the restored cluster.
+    Finish(DrArgs),
+    /// DR: backup → restore → teardown → finish, each its own run; stops at the first failure.
+    Migrate(MigrateArgs),
+    /// A whole migration against the simulator (no cluster or AWS needed).
+    Drill(DrillArgs),
     /// Check and explain policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -68,6 +81,115 @@ struct RunArgs {
     /// The guest's name in the policy (default: the file stem).
     #[arg(long)]
     name: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Output {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args, Clone)]
+struct DrArgs {
+    /// The site config (TOML; see `ferry::site`).
+    #[arg(long)]
+    site: Option<PathBuf>,
+    /// HostedCluster name ([hosted_cluster] name).
+    #[arg(long)]
+    hc_name: Option<String>,
+    /// HostedCluster namespace ([hosted_cluster] namespace).
+    #[arg(long)]
+    hc_namespace: Option<String>,
+    /// `reuse` or `control-plane-only` ([hosted_cluster] nodes).
+    #[arg(long, value_parser = parse_nodes)]
+    nodes: Option<ferry::site::Nodes>,
+    /// S3 bucket for backups ([backup] bucket).
+    #[arg(long)]
+    bucket: Option<String>,
+    /// S3 key prefix ([backup] prefix).
+    #[arg(long)]
+    s3_prefix: Option<String>,
+    /// Local backup directory ([backup] dir).
+    #[arg(long)]
+    backup_dir: Option<PathBuf>,
+    /// Route53 hosted zone id ([dns] zone_id).
+    #[arg(long)]
+    zone_id: Option<String>,
+    /// external-dns domain ([dns] external_dns_domain).
+    #[arg(long)]
+    external_dns_domain: Option<String>,
+    /// Source management cluster kubeconfig ([clusters.source] kubeconfig).
+    #[arg(long)]
+    source_kubeconfig: Option<PathBuf>,
+    /// Destination management cluster kubeconfig ([clusters.destination] kubeconfig).
+    #[arg(long)]
+    destination_kubeconfig: Option<PathBuf>,
+    /// Hosted cluster kubeconfig ([clusters.hosted] kubeconfig).
+    #[arg(long)]
+    hosted_kubeconfig: Option<PathBuf>,
+    /// AWS region ([aws] region).
+    #[arg(long)]
+    region: Option<String>,
+    /// A run parameter (repeatable); wins over the site.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// Another guest component instead of the embedded stock one.
+    #[arg(long)]
+    guest: Option<PathBuf>,
+    /// Another Cedar policy instead of the embedded stock one.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// The guest's policy name (default: the --guest file stem, or hosted-cluster-dr).
+    #[arg(long)]
+    name: Option<String>,
+    /// Plan only: mutations are server-side dry-runs or recorded, never applied.
+    #[arg(long)]
+    plan: bool,
+    /// Append an audit record per host call to this file (JSON lines).
+    #[arg(long)]
+    audit: Option<PathBuf>,
+    /// Output format of the summary on stdout.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// Tear down without a verified-healthy destination.
+    #[arg(long)]
+    force: bool,
+    /// Stop right after this step (rehearsing interruptions).
+    #[arg(long)]
+    stop_after: Option<String>,
+    /// Restore this backup.
+    #[arg(long)]
+    backup_id: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct MigrateArgs {
+    #[command(flatten)]
+    dr: DrArgs,
+    /// Start at this phase (resuming a migration that stopped).
+    #[arg(long, value_parser = parse_phase)]
+    from: Option<ferry::dr::Phase>,
+}
+
+#[derive(clap::Args)]
+struct DrillArgs {
+    /// The scenario (TOML or YAML); default: the embedded sim/scenarios/basic.toml.
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+    /// Output format of the summary on stdout.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// Keep kubeconfigs, site config, backups, S3 data and the audit trail here.
+    #[arg(long)]
+    keep_dir: Option<PathBuf>,
+}
+
+fn parse_nodes(s: &str) -> Result<ferry::site::Nodes, String> {
+    s.parse()
+}
+
+fn parse_phase(s: &str) -> Result<ferry::dr::Phase, String> {
+    s.parse()
 }
 
 #[derive(Subcommand)]
@@ -106,7 +228,7 @@ fn init_logging(format: LogFormat, verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(format!(
-            "{default},wasmtime=warn,cranelift=warn,aws=warn,hyper=warn,kube=warn,tower=warn,rustls=warn"
+            "{default},wasmtime=warn,cranelift=warn,aws=warn,aws_smithy_runtime=warn,hyper=warn,kube=warn,tower=warn,rustls=warn,ferry_sim=warn,s3s=off"
         ))
     });
     let builder = tracing_subscriber::fmt()
@@ -142,9 +264,9 @@ async fn cmd_run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(args.config.as_ref(), &args.params)?;
     let runtime = Runtime::new(ferry::cache::default_dir())?;
     let req = RunRequest {
-        component: args.component,
+        component: args.component.into(),
         name: args.name,
-        policy: args.policy,
+        policy: args.policy.into(),
         config,
         phase: args.phase,
         args: parse_pairs(&args.args)?,
@@ -223,12 +345,252 @@ fn cmd_policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+impl DrArgs {
+    fn overrides(&self) -> ferry::site::SiteOverrides {
+        ferry::site::SiteOverrides {
+            hc_name: self.hc_name.clone(),
+            hc_namespace: self.hc_namespace.clone(),
+            nodes: self.nodes,
+            bucket: self.bucket.clone(),
+            s3_prefix: self.s3_prefix.clone(),
+            zone_id: self.zone_id.clone(),
+            external_dns_domain: self.external_dns_domain.clone(),
+            backup_dir: self.backup_dir.clone(),
+            source_kubeconfig: self.source_kubeconfig.clone(),
+            destination_kubeconfig: self.destination_kubeconfig.clone(),
+            hosted_kubeconfig: self.hosted_kubeconfig.clone(),
+            region: self.region.clone(),
+            params: self.params.clone(),
+        }
+    }
+
+    /// The run config, or the exit code after printing why there is none.
+    fn run_config(&self) -> Result<RunConfig, ExitCode> {
+        let site = match &self.site {
+            Some(p) => ferry::site::SiteConfig::load(p),
+            None => Ok(ferry::site::SiteConfig::default()),
+        };
+        let result = site.and_then(|mut s| {
+            s.apply(&self.overrides())?;
+            s.run_config()
+        });
+        result.map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        })
+    }
+
+    fn dr_options(&self, progress: Arc<dyn ferry::progress::ProgressSink>) -> ferry::dr::DrOptions {
+        let mut guest = ferry::dr::GuestChoice::stock();
+        if let Some(path) = &self.guest {
+            guest.component = path.clone().into();
+            guest.name = self.name.clone();
+        } else if let Some(name) = &self.name {
+            guest.name = Some(name.clone());
+        }
+        if let Some(path) = &self.policy {
+            guest.policy = path.clone().into();
+        }
+        ferry::dr::DrOptions {
+            guest,
+            plan: self.plan,
+            audit: self.audit.clone(),
+            progress,
+            ..Default::default()
+        }
+    }
+
+    fn phase_args(&self) -> ferry::dr::PhaseArgs {
+        ferry::dr::PhaseArgs {
+            force: self.force,
+            stop_after: self.stop_after.clone(),
+            backup_id: self.backup_id.clone(),
+            extra: Vec::new(),
+        }
+    }
+}
+
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(5))
+}
+
+async fn cmd_phase(phase: ferry::dr::Phase, args: DrArgs) -> anyhow::Result<ExitCode> {
+    let config = match args.run_config() {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let progress = Arc::new(ferry::progress::TerminalProgress::new());
+    let opts = args.dr_options(progress.clone());
+    if args.output == Output::Text {
+        eprintln!("== {phase} ==");
+    }
+    let result = ferry::dr::run_phase(&config, phase, &args.phase_args(), &opts).await;
+    progress.finish_line();
+    match result {
+        Ok(report) => {
+            match args.output {
+                Output::Text => println!("{}", report.to_text()),
+                Output::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({"phases": [report]}))?
+                ),
+            }
+            Ok(exit(report.exit_code()))
+        }
+        Err(e) => {
+            eprintln!("error: phase {phase}: {e}");
+            if args.output == Output::Json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"phases": [{"phase": phase, "status": "run-failed", "message": e.to_string(), "exit_code": e.exit_code()}]})
+                    )?
+                );
+            }
+            Ok(exit(e.exit_code()))
+        }
+    }
+}
+
+/// This process's command line without `--stop-after`/`--from` (and their
+/// values), as the base of the resume command.
+fn resume_base() -> Vec<String> {
+    let mut out = vec!["ferry".to_string()];
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--stop-after" || a == "--from" {
+            args.next();
+        } else if a.starts_with("--stop-after=") || a.starts_with("--from=") {
+        } else {
+            out.push(a);
+        }
+    }
+    out
+}
+
+fn print_migration(report: &ferry::dr::MigrateReport, output: Output) -> anyhow::Result<()> {
+    match output {
+        Output::Text => eprintln!("{}", report.message()),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "ok": report.succeeded(),
+                "phases": report.phases,
+                "completed": report.completed,
+                "failed": report.failed,
+                "stopped": report.stopped,
+                "resume_command": report.resume_command,
+                "message": report.message(),
+            }))?
+        ),
+    }
+    Ok(())
+}
+
+fn phase_hook(progress: Arc<ferry::progress::TerminalProgress>, output: Output) -> ferry::dr::PhaseHook {
+    Arc::new(move |phase, result| {
+        progress.finish_line();
+        if output == Output::Json {
+            return;
+        }
+        match result {
+            None => eprintln!("== {phase} =="),
+            Some(r) => match r.report() {
+                Some(report) => println!("{}", report.to_text()),
+                None => {
+                    if let ferry::dr::PhaseResult::RunFailed { message, .. } = r {
+                        println!("{phase}: FAILED: {message}");
+                    }
+                }
+            },
+        }
+    })
+}
+
+async fn cmd_migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    let config = match args.dr.run_config() {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let progress = Arc::new(ferry::progress::TerminalProgress::new());
+    let opts = args.dr.dr_options(progress.clone());
+    let mopts = ferry::dr::MigrateOptions {
+        args: args.dr.phase_args(),
+        from: args.from,
+        command: Some(resume_base()),
+        on_phase: Some(phase_hook(progress, args.dr.output)),
+    };
+    let report = ferry::dr::migrate(&config, &opts, &mopts).await;
+    print_migration(&report, args.dr.output)?;
+    Ok(exit(report.exit_code()))
+}
+
+async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
+    let scenario = match &args.scenario {
+        Some(p) => ferry_sim::scenario::Scenario::load(p)?,
+        None => ferry::drill::basic_scenario(),
+    };
+    let progress = Arc::new(ferry::progress::TerminalProgress::new());
+    let opts = ferry::drill::DrillOptions {
+        scenario,
+        keep_dir: args.keep_dir.clone(),
+        progress: progress.clone(),
+        say: Arc::new(|m: &str| eprintln!("drill: {m}")),
+        ..Default::default()
+    };
+    let drill = ferry::drill::Drill::start(opts).await?;
+    eprintln!("drill: working directory {}", drill.dir().display());
+    let mopts = ferry::dr::MigrateOptions {
+        on_phase: Some(phase_hook(progress, args.output)),
+        ..Default::default()
+    };
+    let migration = drill.migrate_with(&mopts).await;
+    let checks = drill.verify().await;
+    match args.output {
+        Output::Text => {
+            eprintln!("{}", migration.message());
+            println!("{}", checks.to_text());
+            if let Some(d) = &args.keep_dir {
+                println!(
+                    "kept: {} (site.toml, kubeconfigs/, backup/, audit.jsonl, s3/)",
+                    d.display()
+                );
+            }
+        }
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "ok": migration.succeeded() && checks.passed(),
+                "migration": {"phases": migration.phases, "completed": migration.completed,
+                    "failed": migration.failed, "message": migration.message()},
+                "checks": checks.checks,
+                "dir": args.keep_dir,
+            }))?
+        ),
+    }
+    drill.shutdown().await;
+    let code = if !migration.succeeded() {
+        migration.exit_code().max(1)
+    } else if !checks.passed() {
+        1
+    } else {
+        0
+    };
+    Ok(exit(code))
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, cli.verbose);
     let result = match cli.command {
         Command::Run(args) => cmd_run(args).await,
+        Command::Backup(args) => cmd_phase(ferry::dr::Phase::Backup, args).await,
+        Command::Restore(args) => cmd_phase(ferry::dr::Phase::Restore, args).await,
+        Command::Teardown(args) => cmd_phase(ferry::dr::Phase::Teardown, args).await,
+        Command::Finish(args) => cmd_phase(ferry::dr::Phase::Finish, args).await,
+        Command::Migrate(args) => cmd_migrate(args).await,
+        Command::Drill(args) => cmd_drill(args).await,
         Command::Policy(cmd) => cmd_policy(cmd),
     };
     match result {

@@ -40,6 +40,123 @@ impl ProgressSink for LogProgress {
     }
 }
 
+/// Prints progress for a person at a terminal, on stderr: one line per step
+/// event as it happens, and a byte counter for streams (the etcd snapshot
+/// upload). On a TTY the counter updates in place; otherwise it prints a line
+/// at most every 64 MiB (and at least once per stream).
+pub struct TerminalProgress {
+    tty: bool,
+    state: Mutex<TerminalState>,
+}
+
+#[derive(Default)]
+struct TerminalState {
+    /// The byte-counted step whose line is open (TTY) or last printed.
+    open: Option<String>,
+    last_printed: u64,
+    last_draw: Option<std::time::Instant>,
+}
+
+impl Default for TerminalProgress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TerminalProgress {
+    /// A sink that updates lines in place when stderr is a terminal.
+    pub fn new() -> Self {
+        use std::io::IsTerminal as _;
+        TerminalProgress {
+            tty: std::io::stderr().is_terminal(),
+            state: Mutex::new(TerminalState::default()),
+        }
+    }
+
+    /// Ends an open in-place line (call before printing anything else).
+    pub fn finish_line(&self) {
+        if let Ok(mut st) = self.state.lock()
+            && st.open.take().is_some()
+            && self.tty
+        {
+            eprintln!();
+        }
+    }
+}
+
+/// `1.5 MiB` style byte counts.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+impl ProgressSink for TerminalProgress {
+    fn event(&self, e: &ProgressEvent) {
+        let Ok(mut st) = self.state.lock() else {
+            return;
+        };
+        if e.unit == "bytes" {
+            let amount = match e.total {
+                Some(t) if t > 0 => format!(
+                    "{} / {} ({}%)",
+                    human_bytes(e.done),
+                    human_bytes(t),
+                    e.done.saturating_mul(100) / t
+                ),
+                _ => human_bytes(e.done),
+            };
+            let same = st.open.as_deref() == Some(e.step.as_str());
+            if self.tty {
+                let now = std::time::Instant::now();
+                let due = st
+                    .last_draw
+                    .is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_millis(100));
+                if !same && st.open.is_some() {
+                    eprintln!();
+                }
+                if !same || due || e.total.is_some_and(|t| e.done >= t) {
+                    eprint!("\r  {}: {amount}\x1b[K", e.step);
+                    st.last_draw = Some(now);
+                }
+            } else if !same || e.done >= st.last_printed.saturating_add(64 * 1024 * 1024) {
+                eprintln!("  {}: {amount}", e.step);
+                st.last_printed = e.done;
+            }
+            if !same {
+                st.open = Some(e.step.clone());
+                if !self.tty {
+                    st.last_printed = e.done;
+                }
+            }
+            return;
+        }
+        if st.open.take().is_some() && self.tty {
+            eprintln!();
+        }
+        let count = match (e.unit, e.total) {
+            ("items", Some(t)) => format!(" [{}/{t}]", e.done),
+            ("seconds", Some(t)) => format!(" [{}s/{t}s]", e.done),
+            ("seconds", None) if e.done > 0 => format!(" [{}s]", e.done),
+            _ => String::new(),
+        };
+        if e.message.is_empty() {
+            eprintln!("  {}{count}", e.step);
+        } else {
+            eprintln!("  {}{count}: {}", e.step, e.message);
+        }
+    }
+}
+
 /// Keeps every event in memory (tests, JSON summaries).
 #[derive(Default)]
 pub struct RecordingProgress {

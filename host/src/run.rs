@@ -1,6 +1,9 @@
-//! One guest run from files: config, policy, component → result. Shared by
-//! the CLI and the tests so both exercise exactly the same path.
+//! One guest run: config, policy, component → result. Shared by the CLI, the
+//! DR commands and the tests so all exercise exactly the same path. The
+//! component and the policy come from files or from memory (the embedded
+//! stock guest and policy).
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -12,14 +15,55 @@ use crate::progress::{LogProgress, ProgressSink};
 use crate::runner::{RunError, Runtime};
 use crate::state::{Clock, RunEnv};
 
+/// Where a component comes from.
+#[derive(Debug, Clone)]
+pub enum ComponentSource {
+    /// A `.wasm` file.
+    File(PathBuf),
+    /// Bytes in memory (e.g. the embedded stock guest).
+    Bytes {
+        /// The component.
+        bytes: Cow<'static, [u8]>,
+        /// What to call it in messages.
+        origin: String,
+    },
+}
+
+impl From<PathBuf> for ComponentSource {
+    fn from(path: PathBuf) -> Self {
+        ComponentSource::File(path)
+    }
+}
+
+/// Where a policy comes from.
+#[derive(Debug, Clone)]
+pub enum PolicySource {
+    /// A `.cedar` file.
+    File(PathBuf),
+    /// Policy text in memory (e.g. the embedded stock policy).
+    Text {
+        /// The Cedar text.
+        text: Cow<'static, str>,
+        /// What to call it in messages.
+        origin: String,
+    },
+}
+
+impl From<PathBuf> for PolicySource {
+    fn from(path: PathBuf) -> Self {
+        PolicySource::File(path)
+    }
+}
+
 /// What to run.
 pub struct RunRequest {
-    /// The component file.
-    pub component: PathBuf,
-    /// The guest's name (policy principal); default: the file stem.
+    /// The component.
+    pub component: ComponentSource,
+    /// The guest's name (policy principal); default: the file stem (`guest`
+    /// for bytes).
     pub name: Option<String>,
-    /// The Cedar policy file.
-    pub policy: PathBuf,
+    /// The Cedar policy.
+    pub policy: PolicySource,
     /// The run config (already loaded, params applied).
     pub config: RunConfig,
     /// The phase.
@@ -90,8 +134,18 @@ impl Default for RunOptions {
 
 /// Loads the policy and the component, checks imports, and runs the phase.
 pub async fn run(runtime: &Runtime, req: RunRequest, opts: RunOptions) -> Result<Outcome, RunFailure> {
-    let guest = runtime.load_file(&req.component, req.name.as_deref())?;
-    let policy = PolicyEngine::load(&req.policy, &req.config.params, &guest.identity)?;
+    let guest = match &req.component {
+        ComponentSource::File(path) => runtime.load_file(path, req.name.as_deref())?,
+        ComponentSource::Bytes { bytes, origin } => {
+            runtime.load_bytes(bytes, req.name.as_deref().unwrap_or("guest"), origin)?
+        }
+    };
+    let policy = match &req.policy {
+        PolicySource::File(path) => PolicyEngine::load(path, &req.config.params, &guest.identity)?,
+        PolicySource::Text { text, origin } => {
+            PolicyEngine::from_source(text, origin, &req.config.params, &guest.identity)?
+        }
+    };
     let audit = match &req.audit {
         Some(p) => Audit::to_file(p).map_err(|e| anyhow::anyhow!("cannot open audit trail {}: {e}", p.display()))?,
         None => Audit::disabled(),

@@ -59,9 +59,9 @@ impl GuestRun {
         init_logging();
         let runtime = Runtime::new(None).map_err(RunFailure::Host)?;
         let req = RunRequest {
-            component: self.component,
+            component: self.component.into(),
             name: Some("test-guest".into()),
-            policy: self.policy,
+            policy: self.policy.into(),
             config: self.config,
             phase: phase.into(),
             args,

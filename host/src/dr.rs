@@ -1,0 +1,652 @@
+//! The disaster-recovery job: run the phases of the DR guest (the embedded
+//! stock `hosted-cluster-dr` by default) one at a time, or all of them in
+//! order ([`migrate`]).
+//!
+//! Each phase is its own guest run: a fresh store, its own limits, its own
+//! audit records. The guest is idempotent per phase (a phase that already
+//! happened reports `"already_done": true`), so a migration that stopped is
+//! resumed by running the remaining phases again.
+//!
+//! The guest contract: `run(phase, args)` returns a JSON object with at
+//! least `phase`, `already_done` and `steps` (`[{"step", "result"}]`); a phase
+//! stopped on purpose by `stop_after=<step>` says so with
+//! `"stopped_after": "<step>"`.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::caps::Clients;
+use crate::config::RunConfig;
+use crate::progress::{LogProgress, ProgressSink};
+use crate::run::{ComponentSource, Outcome, PolicySource, RunFailure, RunOptions, RunRequest};
+use crate::runner::Runtime;
+
+/// A phase of the DR guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Back the hosted cluster up (pause, snapshot etcd to S3, render objects).
+    Backup,
+    /// Restore it on the destination.
+    Restore,
+    /// Tear the source copy down.
+    Teardown,
+    /// Unpause, clean up, check health.
+    Finish,
+}
+
+impl Phase {
+    /// Every phase, in migration order.
+    pub const ALL: [Phase; 4] = [Phase::Backup, Phase::Restore, Phase::Teardown, Phase::Finish];
+
+    /// The phase name the guest receives.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Backup => "backup",
+            Phase::Restore => "restore",
+            Phase::Teardown => "teardown",
+            Phase::Finish => "finish",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Phase {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Phase::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("`{s}` is not a phase (backup, restore, teardown, finish)"))
+    }
+}
+
+/// Arguments of a phase.
+#[derive(Debug, Clone, Default)]
+pub struct PhaseArgs {
+    /// `force=true`: tear down without a verified-healthy destination.
+    pub force: bool,
+    /// `stop_after=<step>`: stop right after that step (rehearsing interruptions).
+    pub stop_after: Option<String>,
+    /// `backup_id=<id>`: restore that backup.
+    pub backup_id: Option<String>,
+    /// Any other `key=value` argument.
+    pub extra: Vec<(String, String)>,
+}
+
+impl PhaseArgs {
+    /// The `(key, value)` list the guest receives.
+    pub fn to_pairs(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if self.force {
+            out.push(("force".to_string(), "true".to_string()));
+        }
+        if let Some(s) = &self.stop_after {
+            out.push(("stop_after".to_string(), s.clone()));
+        }
+        if let Some(b) = &self.backup_id {
+            out.push(("backup_id".to_string(), b.clone()));
+        }
+        out.extend(self.extra.iter().cloned());
+        out
+    }
+}
+
+/// Which guest and policy run the phases.
+#[derive(Debug, Clone)]
+pub struct GuestChoice {
+    /// The component.
+    pub component: ComponentSource,
+    /// The guest's name (policy principal); default: the file stem.
+    pub name: Option<String>,
+    /// The policy.
+    pub policy: PolicySource,
+}
+
+impl GuestChoice {
+    /// The embedded stock guest and policy.
+    pub fn stock() -> Self {
+        GuestChoice {
+            component: ComponentSource::Bytes {
+                bytes: Cow::Borrowed(crate::stock::guest_wasm()),
+                origin: crate::stock::GUEST_ORIGIN.to_string(),
+            },
+            name: Some(crate::stock::GUEST_NAME.to_string()),
+            policy: PolicySource::Text {
+                text: Cow::Borrowed(crate::stock::policy_text()),
+                origin: crate::stock::POLICY_ORIGIN.to_string(),
+            },
+        }
+    }
+}
+
+impl Default for GuestChoice {
+    fn default() -> Self {
+        Self::stock()
+    }
+}
+
+/// How phases run.
+#[derive(Clone)]
+pub struct DrOptions {
+    /// The guest and policy.
+    pub guest: GuestChoice,
+    /// Plan mode.
+    pub plan: bool,
+    /// Audit trail (appended to by every phase).
+    pub audit: Option<PathBuf>,
+    /// Where progress goes.
+    pub progress: Arc<dyn ProgressSink>,
+    /// Explicit AWS credentials (drills, tests); otherwise the default chain.
+    pub aws_credentials: Option<aws_credential_types::Credentials>,
+    /// Where compiled components are cached.
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for DrOptions {
+    fn default() -> Self {
+        DrOptions {
+            guest: GuestChoice::stock(),
+            plan: false,
+            audit: None,
+            progress: Arc::new(LogProgress),
+            aws_credentials: None,
+            cache_dir: crate::cache::default_dir(),
+        }
+    }
+}
+
+impl DrOptions {
+    fn run_options(&self) -> RunOptions {
+        RunOptions {
+            cache_dir: self.cache_dir.clone(),
+            progress: self.progress.clone(),
+            clients: match &self.aws_credentials {
+                Some(c) => Clients::with_aws_credentials(c.clone()),
+                None => Clients::default(),
+            },
+        }
+    }
+}
+
+/// How a phase the guest ran ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum PhaseOutcome {
+    /// The guest returned its summary.
+    Succeeded {
+        /// The summary (a JSON string, when the guest returned something else than JSON).
+        summary: Value,
+    },
+    /// The guest returned an error.
+    GuestFailed {
+        /// The WIT error kind: `invalid`, `conflict`, `unavailable`, ...
+        kind: String,
+        /// The guest's message.
+        message: String,
+    },
+}
+
+/// One phase's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseReport {
+    /// The phase.
+    pub phase: Phase,
+    /// How it ended.
+    #[serde(flatten)]
+    pub outcome: PhaseOutcome,
+    /// How long it took, in milliseconds.
+    pub elapsed_ms: u64,
+}
+
+impl PhaseReport {
+    /// True when the guest returned a summary.
+    pub fn succeeded(&self) -> bool {
+        matches!(self.outcome, PhaseOutcome::Succeeded { .. })
+    }
+
+    /// The summary, when the guest returned one.
+    pub fn summary(&self) -> Option<&Value> {
+        match &self.outcome {
+            PhaseOutcome::Succeeded { summary } => Some(summary),
+            PhaseOutcome::GuestFailed { .. } => None,
+        }
+    }
+
+    /// `(step, result)` of each step of the summary.
+    pub fn steps(&self) -> Vec<(String, String)> {
+        let Some(steps) = self.summary().and_then(|s| s.get("steps")).and_then(Value::as_array) else {
+            return Vec::new();
+        };
+        steps
+            .iter()
+            .map(|s| {
+                let text = |k: &str| match s.get(k) {
+                    Some(Value::String(v)) => v.clone(),
+                    Some(v) => v.to_string(),
+                    None => String::new(),
+                };
+                (text("step"), text("result"))
+            })
+            .collect()
+    }
+
+    /// The summary's `already_done`.
+    pub fn already_done(&self) -> bool {
+        self.summary()
+            .and_then(|s| s.get("already_done"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    /// The step the phase stopped after on request (`stop_after`), if it did.
+    pub fn stopped_after(&self) -> Option<&str> {
+        self.summary()
+            .and_then(|s| s.get("stopped_after"))
+            .and_then(Value::as_str)
+    }
+
+    /// The process exit code: 0 on success, 1 for a guest error.
+    pub fn exit_code(&self) -> i32 {
+        if self.succeeded() { 0 } else { 1 }
+    }
+
+    /// A few lines for a person: the outcome and each step.
+    pub fn to_text(&self) -> String {
+        let secs = self.elapsed_ms as f64 / 1000.0;
+        let mut out = match &self.outcome {
+            PhaseOutcome::Succeeded { .. } => {
+                let mut head = format!("{}: ok in {secs:.1} s", self.phase);
+                if self.already_done() {
+                    head.push_str(" (already done)");
+                }
+                if let Some(step) = self.stopped_after() {
+                    head.push_str(&format!(" (stopped after step `{step}` as asked)"));
+                }
+                head
+            }
+            PhaseOutcome::GuestFailed { kind, message } => {
+                format!("{}: FAILED after {secs:.1} s ({kind}): {message}", self.phase)
+            }
+        };
+        for (step, result) in self.steps() {
+            out.push_str(&format!("\n  {step}: {result}"));
+        }
+        out
+    }
+}
+
+/// Runs one phase with a fresh runtime. See [`run_phase_with`].
+pub async fn run_phase(
+    config: &RunConfig,
+    phase: Phase,
+    args: &PhaseArgs,
+    opts: &DrOptions,
+) -> Result<PhaseReport, RunFailure> {
+    let runtime = Runtime::new(opts.cache_dir.clone()).map_err(RunFailure::Host)?;
+    run_phase_with(&runtime, config, phase, args, opts).await
+}
+
+/// Runs one phase of the guest in its own store under the config's limits.
+/// `Ok` also when the guest returned an error (see [`PhaseReport::succeeded`]);
+/// `Err` when the run itself failed (policy, imports, traps, limits, host).
+pub async fn run_phase_with(
+    runtime: &Runtime,
+    config: &RunConfig,
+    phase: Phase,
+    args: &PhaseArgs,
+    opts: &DrOptions,
+) -> Result<PhaseReport, RunFailure> {
+    let started = Instant::now();
+    let req = RunRequest {
+        component: opts.guest.component.clone(),
+        name: opts.guest.name.clone(),
+        policy: opts.guest.policy.clone(),
+        config: config.clone(),
+        phase: phase.name().to_string(),
+        args: args.to_pairs(),
+        plan: opts.plan,
+        audit: opts.audit.clone(),
+    };
+    let outcome = crate::run::run(runtime, req, opts.run_options()).await?;
+    let outcome = match outcome {
+        Outcome::Success(json) => PhaseOutcome::Succeeded {
+            summary: serde_json::from_str(&json).unwrap_or(Value::String(json)),
+        },
+        Outcome::GuestError(e) => {
+            let (kind, message) = wit_error_parts(e);
+            PhaseOutcome::GuestFailed { kind, message }
+        }
+    };
+    Ok(PhaseReport {
+        phase,
+        outcome,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// The kind and message of a guest's WIT error.
+pub fn wit_error_parts(e: crate::bindings::WitError) -> (String, String) {
+    use crate::bindings::WitError as E;
+    let (kind, message) = match e {
+        E::Denied(m) => ("denied", m),
+        E::NotFound(m) => ("not-found", m),
+        E::Conflict(m) => ("conflict", m),
+        E::Invalid(m) => ("invalid", m),
+        E::Unavailable(m) => ("unavailable", m),
+        E::Other(m) => ("other", m),
+    };
+    (kind.to_string(), message)
+}
+
+/// How a phase of a migration ended.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum PhaseResult {
+    /// The guest completed the phase.
+    Completed(PhaseReport),
+    /// The guest stopped after a step on request (`stop_after`).
+    Stopped(PhaseReport),
+    /// The guest returned an error.
+    GuestFailed(PhaseReport),
+    /// The run failed before or around the guest.
+    RunFailed {
+        /// The phase.
+        phase: Phase,
+        /// The error.
+        message: String,
+        /// Its exit code.
+        exit_code: i32,
+    },
+}
+
+impl PhaseResult {
+    /// The phase.
+    pub fn phase(&self) -> Phase {
+        match self {
+            PhaseResult::Completed(r) | PhaseResult::Stopped(r) | PhaseResult::GuestFailed(r) => r.phase,
+            PhaseResult::RunFailed { phase, .. } => *phase,
+        }
+    }
+
+    /// The guest's report, when it ran to an answer.
+    pub fn report(&self) -> Option<&PhaseReport> {
+        match self {
+            PhaseResult::Completed(r) | PhaseResult::Stopped(r) | PhaseResult::GuestFailed(r) => Some(r),
+            PhaseResult::RunFailed { .. } => None,
+        }
+    }
+}
+
+/// Called when a phase of a migration starts (`None`) or ends (`Some`).
+pub type PhaseHook = Arc<dyn Fn(Phase, Option<&PhaseResult>) + Send + Sync>;
+
+/// Options of [`migrate`].
+#[derive(Clone, Default)]
+pub struct MigrateOptions {
+    /// Arguments: `force` goes to `teardown`, `backup_id` to `restore`,
+    /// `stop_after` and `extra` to every phase (a guest ignores a step name
+    /// that is not one of the phase's).
+    pub args: PhaseArgs,
+    /// Skip the phases before this one (resuming).
+    pub from: Option<Phase>,
+    /// The command that started the migration, without `--from` and
+    /// `--stop-after`, used to say how to resume (default `ferry migrate`).
+    pub command: Option<Vec<String>>,
+    /// Told when each phase starts and ends (live output).
+    pub on_phase: Option<PhaseHook>,
+}
+
+impl fmt::Debug for MigrateOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MigrateOptions")
+            .field("args", &self.args)
+            .field("from", &self.from)
+            .field("command", &self.command)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The result of [`migrate`].
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrateReport {
+    /// Each phase that ran, in order.
+    pub phases: Vec<PhaseResult>,
+    /// Phases that completed.
+    pub completed: Vec<Phase>,
+    /// The phase that failed, if one did.
+    pub failed: Option<Phase>,
+    /// The phase that stopped on request, if one did.
+    pub stopped: Option<Phase>,
+    /// The command to resume with, unless everything completed.
+    pub resume_command: Option<String>,
+}
+
+impl MigrateReport {
+    /// True when every phase completed.
+    pub fn succeeded(&self) -> bool {
+        self.failed.is_none() && self.stopped.is_none()
+    }
+
+    /// The process exit code (0, or the failed phase's).
+    pub fn exit_code(&self) -> i32 {
+        self.phases
+            .iter()
+            .find_map(|p| match p {
+                PhaseResult::GuestFailed(_) => Some(1),
+                PhaseResult::RunFailed { exit_code, .. } => Some(*exit_code),
+                _ => None,
+            })
+            .unwrap_or(0)
+    }
+
+    /// What happened, for a person: completed phases, the failure, and how to resume.
+    pub fn message(&self) -> String {
+        let done = if self.completed.is_empty() {
+            "none".to_string()
+        } else {
+            self.completed.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+        };
+        let resume = self.resume_command.as_deref().unwrap_or("ferry migrate");
+        if let Some(failed) = self.failed {
+            let why = self
+                .phases
+                .iter()
+                .find(|p| p.phase() == failed)
+                .map(|p| match p {
+                    PhaseResult::GuestFailed(r) => match &r.outcome {
+                        PhaseOutcome::GuestFailed { kind, message } => format!("the guest reported {kind}: {message}"),
+                        PhaseOutcome::Succeeded { .. } => String::new(),
+                    },
+                    PhaseResult::RunFailed { message, .. } => message.clone(),
+                    _ => String::new(),
+                })
+                .unwrap_or_default();
+            format!(
+                "migration stopped: phase `{failed}` failed: {why}\ncompleted phases: {done}\n\
+                 fix the cause, then resume with:\n  {resume}"
+            )
+        } else if let Some(stopped) = self.stopped {
+            format!(
+                "migration paused as asked during phase `{stopped}`\ncompleted phases: {done}\n\
+                 resume with:\n  {resume}"
+            )
+        } else {
+            format!("migration complete: {done}")
+        }
+    }
+}
+
+/// Quotes a word for a POSIX shell when needed.
+fn shell_word(w: &str) -> String {
+    if !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c)) {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', r"'\''"))
+    }
+}
+
+/// Runs backup → restore → teardown → finish (from `opts.from`), each in its
+/// own run, stopping at the first failure (or requested stop).
+pub async fn migrate(config: &RunConfig, opts: &DrOptions, mopts: &MigrateOptions) -> MigrateReport {
+    let mut report = MigrateReport {
+        phases: Vec::new(),
+        completed: Vec::new(),
+        failed: None,
+        stopped: None,
+        resume_command: None,
+    };
+    let runtime = match Runtime::new(opts.cache_dir.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            let phase = mopts.from.unwrap_or(Phase::Backup);
+            report.phases.push(PhaseResult::RunFailed {
+                phase,
+                message: format!("{e:#}"),
+                exit_code: 5,
+            });
+            report.failed = Some(phase);
+            report.resume_command = Some(resume_command(mopts, phase));
+            return report;
+        }
+    };
+    let start = mopts.from.unwrap_or(Phase::Backup);
+    for phase in Phase::ALL.into_iter().skip_while(|p| *p != start) {
+        let mut args = PhaseArgs {
+            force: false,
+            stop_after: mopts.args.stop_after.clone(),
+            backup_id: None,
+            extra: mopts.args.extra.clone(),
+        };
+        match phase {
+            Phase::Teardown => args.force = mopts.args.force,
+            Phase::Restore => args.backup_id = mopts.args.backup_id.clone(),
+            _ => {}
+        }
+        if let Some(hook) = &mopts.on_phase {
+            hook(phase, None);
+        }
+        let result = match run_phase_with(&runtime, config, phase, &args, opts).await {
+            Ok(r) if !r.succeeded() => PhaseResult::GuestFailed(r),
+            Ok(r) if r.stopped_after().is_some() => PhaseResult::Stopped(r),
+            Ok(r) => PhaseResult::Completed(r),
+            Err(e) => PhaseResult::RunFailed {
+                phase,
+                message: e.to_string(),
+                exit_code: e.exit_code(),
+            },
+        };
+        let next = match &result {
+            PhaseResult::Completed(_) => {
+                report.completed.push(phase);
+                None
+            }
+            PhaseResult::Stopped(_) => {
+                report.stopped = Some(phase);
+                Some(phase)
+            }
+            PhaseResult::GuestFailed(_) | PhaseResult::RunFailed { .. } => {
+                report.failed = Some(phase);
+                Some(phase)
+            }
+        };
+        if let Some(hook) = &mopts.on_phase {
+            hook(phase, Some(&result));
+        }
+        report.phases.push(result);
+        if let Some(resume_at) = next {
+            report.resume_command = Some(resume_command(mopts, resume_at));
+            break;
+        }
+    }
+    report
+}
+
+fn resume_command(mopts: &MigrateOptions, phase: Phase) -> String {
+    let base = mopts
+        .command
+        .clone()
+        .unwrap_or_else(|| vec!["ferry".to_string(), "migrate".to_string()]);
+    let mut words: Vec<String> = base.iter().map(|w| shell_word(w)).collect();
+    if phase != Phase::Backup {
+        words.push("--from".to_string());
+        words.push(phase.name().to_string());
+    }
+    words.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_parse_and_args_flatten() {
+        assert_eq!("teardown".parse::<Phase>(), Ok(Phase::Teardown));
+        assert!("migrate".parse::<Phase>().is_err());
+        let args = PhaseArgs {
+            force: true,
+            stop_after: Some("pause".into()),
+            backup_id: Some("b1".into()),
+            extra: vec![("x".into(), "y".into())],
+        };
+        assert_eq!(
+            args.to_pairs(),
+            [
+                ("force", "true"),
+                ("stop_after", "pause"),
+                ("backup_id", "b1"),
+                ("x", "y")
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+    }
+
+    #[test]
+    fn resume_commands_quote_and_name_the_phase() {
+        let m = MigrateOptions {
+            command: Some(vec![
+                "ferry".into(),
+                "migrate".into(),
+                "--site".into(),
+                "my site.toml".into(),
+            ]),
+            ..Default::default()
+        };
+        assert_eq!(
+            resume_command(&m, Phase::Teardown),
+            "ferry migrate --site 'my site.toml' --from teardown"
+        );
+        assert_eq!(
+            resume_command(&MigrateOptions::default(), Phase::Backup),
+            "ferry migrate"
+        );
+    }
+
+    #[test]
+    fn reports_read_the_summary() {
+        let r = PhaseReport {
+            phase: Phase::Backup,
+            outcome: PhaseOutcome::Succeeded {
+                summary: serde_json::json!({"phase": "backup", "already_done": true,
+                    "steps": [{"step": "pause", "result": "paused"}], "stopped_after": "pause"}),
+            },
+            elapsed_ms: 1500,
+        };
+        assert!(r.already_done());
+        assert_eq!(r.stopped_after(), Some("pause"));
+        assert_eq!(r.steps(), [("pause".to_string(), "paused".to_string())]);
+        assert!(r.to_text().contains("pause: paused"), "{}", r.to_text());
+    }
+}

@@ -1,0 +1,998 @@
+//! `ferry drill`: a whole hosted-cluster migration against the simulator, on
+//! a machine with no cluster and no AWS account.
+//!
+//! A drill starts, on loopback: moto (for Route53, with a hosted zone for the
+//! scenario's external-dns domain), an S3 that checks SigV4 signatures (with
+//! the bucket [`BUCKET`]), the simulated management clusters of a scenario
+//! (the source seeded with a hosted cluster; every cluster with a HyperShift
+//! operator and a `hypershift/external-dns` Deployment), and one external-dns
+//! controller per management cluster (owner ids `ferry-drill-<cluster>`).
+//! It writes kubeconfigs and a site config into its directory, runs the DR
+//! phases with the embedded stock guest and policy ([`Drill::migrate`],
+//! [`Drill::phase`]), and checks the outcome ([`Drill::verify`]).
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ferry::drill::DrillError> {
+//! use ferry::drill::{Drill, DrillOptions};
+//! let drill = Drill::start(DrillOptions::default()).await?;
+//! let migration = drill.migrate().await;
+//! let report = drill.verify().await;
+//! println!("{}\n{}", migration.message(), report.to_text());
+//! drill.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_route53::types::RrType;
+use ferry_sim::environment::{Environment, EnvironmentOptions, ExternalDnsDeployment};
+use ferry_sim::external_dns::{ExternalDns, ExternalDnsOptions, parse_txt};
+use ferry_sim::hypershift::OperatorEvent;
+use ferry_sim::s3::SigV4S3Server;
+use ferry_sim::scenario::Scenario;
+use ferry_sim::services::{ETCD_INSTALL_HINT, MotoServer};
+use ferry_sim::{ListOptions, registry};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::RunConfig;
+use crate::dr::{DrOptions, GuestChoice, MigrateOptions, MigrateReport, Phase, PhaseArgs, PhaseReport};
+use crate::progress::{LogProgress, ProgressSink};
+use crate::run::RunFailure;
+use crate::runner::Runtime;
+use crate::site::SiteConfig;
+
+/// The scenario a drill runs by default (`sim/scenarios/basic.toml`).
+pub const BASIC_SCENARIO: &str = include_str!("../../sim/scenarios/basic.toml");
+
+/// The S3 bucket backups go to.
+pub const BUCKET: &str = "ferry-drill-backups";
+
+/// The S3 key prefix of backups.
+pub const PREFIX: &str = "hosted-clusters";
+
+/// The access key the drill's S3 accepts (moto accepts anything).
+pub const ACCESS_KEY: &str = "AKIAFERRYDRILL";
+
+/// The secret key of [`ACCESS_KEY`].
+pub const SECRET_KEY: &str = "ferry-drill-secret";
+
+/// Owner id prefix of the drill's external-dns controllers.
+pub const OWNER_PREFIX: &str = "ferry-drill-";
+
+/// The external-dns `--txt-suffix`.
+pub const TXT_SUFFIX: &str = "-external-dns";
+
+/// Where `ferry drill` installs moto when it is missing (the same place as `.ci/setup`).
+pub const MOTO_VENV: &str = ".cache/ferry/venv";
+
+/// The moto version `ferry drill` installs (as `.ci/setup` does).
+pub const MOTO_REQUIREMENT: &str = "moto[server]>=5.2.5,<6";
+
+/// Errors of starting a drill.
+#[derive(Debug, thiserror::Error)]
+pub enum DrillError {
+    /// A tool the drill needs is missing.
+    #[error("{0}")]
+    Prerequisite(String),
+    /// A service did not start.
+    #[error("cannot start {what}: {message}")]
+    Service {
+        /// The service.
+        what: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// The simulated environment did not start.
+    #[error("cannot start the simulated management clusters: {0}")]
+    Environment(#[from] ferry_sim::environment::EnvironmentError),
+    /// The generated site config is unusable (a bug).
+    #[error(transparent)]
+    Site(#[from] crate::site::SiteError),
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Setting up Route53 failed.
+    #[error("route53 {0}")]
+    Route53(String),
+}
+
+/// How to start a drill.
+#[derive(Clone)]
+pub struct DrillOptions {
+    /// The scenario (default: [`BASIC_SCENARIO`]).
+    pub scenario: Scenario,
+    /// Keep everything (kubeconfigs, site config, backup dir, audit, S3 data)
+    /// in this directory instead of a temporary one.
+    pub keep_dir: Option<PathBuf>,
+    /// Where guest progress goes.
+    pub progress: Arc<dyn ProgressSink>,
+    /// Install moto into `~/.cache/ferry/venv` when it is missing.
+    pub install_moto: bool,
+    /// The guest's clock scale (waits of the guest run this much faster).
+    pub clock_scale: f64,
+    /// external-dns reconcile interval.
+    pub external_dns_interval: Duration,
+    /// Where set-up messages go (default: the log).
+    pub say: Arc<dyn Fn(&str) + Send + Sync>,
+}
+
+impl Default for DrillOptions {
+    fn default() -> Self {
+        DrillOptions {
+            scenario: basic_scenario(),
+            keep_dir: None,
+            progress: Arc::new(LogProgress),
+            install_moto: true,
+            clock_scale: 20.0,
+            external_dns_interval: Duration::from_millis(300),
+            say: Arc::new(|m: &str| tracing::info!("{m}")),
+        }
+    }
+}
+
+/// The embedded basic scenario.
+pub fn basic_scenario() -> Scenario {
+    Scenario::from_toml(BASIC_SCENARIO).expect("the embedded basic scenario is valid (unit-tested)")
+}
+
+/// Tools the drill found.
+#[derive(Debug, Clone)]
+pub struct Prerequisites {
+    /// The etcd binary.
+    pub etcd: PathBuf,
+    /// The moto_server binary.
+    pub moto_server: PathBuf,
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn home() -> Option<PathBuf> {
+    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from)
+}
+
+/// Finds `moto_server` where `ferry_sim::services::MotoServer::start` looks:
+/// `$FERRY_MOTO_SERVER`, `~/.cache/ferry/venv/bin/moto_server`, then `PATH`.
+pub fn find_moto_server() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("FERRY_MOTO_SERVER").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    home()
+        .map(|h| h.join(MOTO_VENV).join("bin/moto_server"))
+        .filter(|p| is_executable(p))
+        .or_else(|| which("moto_server"))
+}
+
+/// Finds etcd where the simulator's launchers look: `$FERRY_ETCD`, `/usr/bin/etcd`, `PATH`.
+pub fn find_etcd() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("FERRY_ETCD").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let usr = PathBuf::from("/usr/bin/etcd");
+    if is_executable(&usr) {
+        return Some(usr);
+    }
+    which("etcd")
+}
+
+/// Checks for etcd and moto; installs moto into `~/.cache/ferry/venv` when
+/// it is missing, `install` is set and `python3` exists, saying what it does.
+pub async fn ensure_prerequisites(
+    install: bool,
+    say: &(dyn Fn(&str) + Send + Sync),
+) -> Result<Prerequisites, DrillError> {
+    let etcd = find_etcd()
+        .filter(|p| is_executable(p))
+        .ok_or_else(|| DrillError::Prerequisite(format!("etcd is missing; {ETCD_INSTALL_HINT}")))?;
+    if let Some(moto_server) = find_moto_server() {
+        return Ok(Prerequisites { etcd, moto_server });
+    }
+    let venv = home()
+        .map(|h| h.join(MOTO_VENV))
+        .ok_or_else(|| DrillError::Prerequisite("moto is missing and $HOME is not set to install it into".into()))?;
+    let Some(python) = which("python3") else {
+        return Err(DrillError::Prerequisite(format!(
+            "moto is missing, and python3 (needed to install it) is too; install python3 with \
+             `apt-get install python3 python3-venv` (Debian/Ubuntu) or `dnf install python3` (Fedora/RHEL), \
+             then run `ferry drill` again (it installs moto into {})",
+            venv.display()
+        )));
+    };
+    if !install {
+        return Err(DrillError::Prerequisite(format!(
+            "moto is missing; install it with: python3 -m venv {v} && {v}/bin/pip install '{MOTO_REQUIREMENT}'",
+            v = venv.display()
+        )));
+    }
+    say(&format!(
+        "moto is missing; creating {} with {}",
+        venv.display(),
+        python.display()
+    ));
+    run_install(tokio::process::Command::new(&python).arg("-m").arg("venv").arg(&venv)).await?;
+    let pip = venv.join("bin/pip");
+    say(&format!("running {} install '{MOTO_REQUIREMENT}'", pip.display()));
+    run_install(
+        tokio::process::Command::new(&pip)
+            .args(["install", "--quiet", "--disable-pip-version-check", "--upgrade"])
+            .arg(MOTO_REQUIREMENT),
+    )
+    .await?;
+    let moto_server = find_moto_server().ok_or_else(|| {
+        DrillError::Prerequisite(format!(
+            "moto was installed into {} but bin/moto_server is not there",
+            venv.display()
+        ))
+    })?;
+    say(&format!("moto installed: {}", moto_server.display()));
+    Ok(Prerequisites { etcd, moto_server })
+}
+
+async fn run_install(cmd: &mut tokio::process::Command) -> Result<(), DrillError> {
+    let shown = format!("{:?}", cmd.as_std());
+    let status = cmd
+        .stdin(std::process::Stdio::null())
+        .status()
+        .await
+        .map_err(|e| DrillError::Prerequisite(format!("cannot run {shown}: {e}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(DrillError::Prerequisite(format!("{shown} failed ({status})")))
+    }
+}
+
+/// One check of [`Drill::verify`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// Its name: `etcd-data`, `dns-moved`, `source-clean`, `backup-kept`,
+    /// `no-deletion-flow` or `audit-no-denials`.
+    pub name: &'static str,
+    /// Whether it passed.
+    pub passed: bool,
+    /// What was found.
+    pub detail: String,
+}
+
+/// The result of [`Drill::verify`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DrillReport {
+    /// Each check, in order.
+    pub checks: Vec<Check>,
+}
+
+impl DrillReport {
+    /// True when every check passed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+
+    /// The check called `name`.
+    pub fn check(&self, name: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+
+    /// One line per check.
+    pub fn to_text(&self) -> String {
+        let mut out = String::from("drill checks:");
+        for c in &self.checks {
+            out.push_str(&format!(
+                "\n  [{}] {}: {}",
+                if c.passed { "pass" } else { "FAIL" },
+                c.name,
+                c.detail
+            ));
+        }
+        out
+    }
+
+    fn push(&mut self, name: &'static str, problems: Vec<String>, ok_detail: String) {
+        let passed = problems.is_empty();
+        self.checks.push(Check {
+            name,
+            passed,
+            detail: if passed { ok_detail } else { problems.join("; ") },
+        });
+    }
+}
+
+/// A running drill.
+pub struct Drill {
+    external_dns: Vec<(String, ExternalDns)>,
+    env: Environment,
+    s3: SigV4S3Server,
+    moto: MotoServer,
+    zone_id: String,
+    dir: PathBuf,
+    temp: Option<tempfile::TempDir>,
+    site: SiteConfig,
+    site_path: PathBuf,
+    run_config: RunConfig,
+    audit: PathBuf,
+    runtime: Runtime,
+    guest: GuestChoice,
+    progress: Arc<dyn ProgressSink>,
+}
+
+impl std::fmt::Debug for Drill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Drill")
+            .field("dir", &self.dir)
+            .field("moto", &self.moto.url())
+            .field("s3", &self.s3.url())
+            .field("zone_id", &self.zone_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+fn toml_path(p: &Path) -> String {
+    toml_str(&p.display().to_string())
+}
+
+fn service_error(what: &'static str) -> impl FnOnce(anyhow::Error) -> DrillError {
+    move |e| DrillError::Service {
+        what,
+        message: format!("{e:#}"),
+    }
+}
+
+fn route53_error<E: std::error::Error + 'static>(op: &'static str) -> impl FnOnce(E) -> DrillError {
+    move |e| DrillError::Route53(format!("{op} failed: {}", crate::backends::error_chain(&e)))
+}
+
+fn route53_client(url: &str) -> aws_sdk_route53::Client {
+    let credentials = aws_sdk_route53::config::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "ferry-drill");
+    let config = aws_sdk_route53::Config::builder()
+        .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
+        .region(aws_sdk_route53::config::Region::new("us-east-1"))
+        .credentials_provider(credentials)
+        .endpoint_url(url)
+        .build();
+    aws_sdk_route53::Client::from_conf(config)
+}
+
+fn normalize(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+impl Drill {
+    /// Checks prerequisites and starts everything; see the module docs.
+    pub async fn start(opts: DrillOptions) -> Result<Drill, DrillError> {
+        let say = opts.say.clone();
+        let (dir, temp) = match &opts.keep_dir {
+            Some(d) => {
+                std::fs::create_dir_all(d).map_err(|source| DrillError::Io {
+                    path: d.clone(),
+                    source,
+                })?;
+                let d = std::path::absolute(d).unwrap_or_else(|_| d.clone());
+                (d, None)
+            }
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("ferry-drill-")
+                    .tempdir()
+                    .map_err(|source| DrillError::Io {
+                        path: std::env::temp_dir(),
+                        source,
+                    })?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        let prereq = ensure_prerequisites(opts.install_moto, say.as_ref()).await?;
+        say(&format!(
+            "using etcd {} and moto {}",
+            prereq.etcd.display(),
+            prereq.moto_server.display()
+        ));
+
+        let moto = MotoServer::start().await.map_err(service_error("moto (Route53)"))?;
+        let s3 = SigV4S3Server::start(dir.join("s3"), ACCESS_KEY, SECRET_KEY)
+            .await
+            .map_err(service_error("the SigV4 S3 server"))?;
+        let bucket_dir = s3.root().join(BUCKET);
+        std::fs::create_dir_all(&bucket_dir).map_err(|source| DrillError::Io {
+            path: bucket_dir,
+            source,
+        })?;
+        say(&format!("S3 (SigV4-checking) at {}, bucket {BUCKET}", s3.url()));
+
+        let domain = opts.scenario.hosted_cluster.external_dns_domain.clone();
+        let route53 = route53_client(&moto.url());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let zone = route53
+            .create_hosted_zone()
+            .name(&domain)
+            .caller_reference(format!("ferry-drill-{}-{nanos}", std::process::id()))
+            .send()
+            .await
+            .map_err(route53_error("CreateHostedZone"))?;
+        let zone_id = zone
+            .hosted_zone()
+            .map(|z| z.id().trim_start_matches("/hostedzone/").to_string())
+            .ok_or_else(|| DrillError::Route53("CreateHostedZone answered no zone".into()))?;
+        say(&format!(
+            "Route53 (moto) at {}, zone {zone_id} for {domain}",
+            moto.url()
+        ));
+
+        let env = Environment::start(
+            opts.scenario.clone(),
+            EnvironmentOptions {
+                allow_http_restore_urls: true,
+                external_dns: Some(ExternalDnsDeployment {
+                    owner_id_prefix: OWNER_PREFIX.to_string(),
+                    txt_suffix: TXT_SUFFIX.to_string(),
+                }),
+                ..EnvironmentOptions::default()
+            },
+        )
+        .await?;
+        let mut external_dns = Vec::new();
+        for c in &env.clusters {
+            let name = c.sim.name().to_string();
+            let mut eo = ExternalDnsOptions::new(&moto.url(), &zone_id, &domain, &format!("{OWNER_PREFIX}{name}"));
+            eo.interval = opts.external_dns_interval;
+            eo.txt_suffix = TXT_SUFFIX.to_string();
+            let ed = ExternalDns::start(c.sim.store().clone(), eo).map_err(|e| DrillError::Service {
+                what: "external-dns",
+                message: e.to_string(),
+            })?;
+            external_dns.push((name, ed));
+        }
+        let hc = &env.scenario.hosted_cluster;
+        say(&format!(
+            "management clusters {} started; hosted cluster {}/{} seeded on {}",
+            env.clusters
+                .iter()
+                .map(|c| c.sim.name().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            hc.namespace,
+            hc.name,
+            env.source().sim.name()
+        ));
+
+        let kube_dir = dir.join("kubeconfigs");
+        let written = env.write_kubeconfigs(&kube_dir)?;
+        let path_of = |sim_name: Option<&str>| -> Option<PathBuf> {
+            let n = sim_name?;
+            written.iter().find(|(w, _, _)| w == n).map(|(_, _, p)| p.clone())
+        };
+        let source_kc = path_of(Some(env.source().sim.name()));
+        let dest_kc = path_of(env.destination().map(|d| d.sim.name()));
+        let hosted_kc = path_of(env.hosted.as_ref().map(|h| h.sim().name()));
+        let cluster = |alias: &str, p: Option<PathBuf>| match p {
+            Some(p) => format!("[clusters.{alias}]\nkubeconfig = {}\n", toml_path(&p)),
+            None => String::new(),
+        };
+        let site_text = format!(
+            "# Written by `ferry drill`: the simulated clusters, moto (Route53) and a SigV4 S3.\n\
+             # To run a phase by hand while the drill runs, export\n\
+             #   AWS_ACCESS_KEY_ID={ACCESS_KEY} AWS_SECRET_ACCESS_KEY={SECRET_KEY}\n\
+             # and run e.g. `ferry backup --site {site}`.\n\
+             {src}{dst}{hosted}\
+             [hosted_cluster]\nnamespace = {ns}\nname = {name}\nnodes = \"reuse\"\n\n\
+             [backup]\ndir = \"backup\"\nbucket = {bucket}\nprefix = {prefix}\npresign_seconds = 3600\n\n\
+             [dns]\nzone_id = {zone}\nexternal_dns_domain = {domain}\ntxt_suffix = {suffix}\n\n\
+             [aws]\nregion = \"us-east-1\"\nendpoint_url = {s3}\nroute53_endpoint_url = {moto}\nforce_path_style = true\n\n\
+             [timeouts]\ndns_seconds = 400\nrestore_seconds = 1200\nnodes_seconds = 1200\n\n\
+             [clock]\nscale = {scale:?}\n",
+            site = dir.join("site.toml").display(),
+            src = cluster("source", source_kc),
+            dst = cluster("destination", dest_kc),
+            hosted = cluster("hosted", hosted_kc),
+            ns = toml_str(&hc.namespace),
+            name = toml_str(&hc.name),
+            bucket = toml_str(BUCKET),
+            prefix = toml_str(PREFIX),
+            zone = toml_str(&zone_id),
+            domain = toml_str(&domain),
+            suffix = toml_str(TXT_SUFFIX),
+            s3 = toml_str(&s3.url()),
+            moto = toml_str(&moto.url()),
+            scale = opts.clock_scale,
+        );
+        let site_path = dir.join("site.toml");
+        std::fs::write(&site_path, &site_text).map_err(|source| DrillError::Io {
+            path: site_path.clone(),
+            source,
+        })?;
+        let site = SiteConfig::load(&site_path)?;
+        let run_config = site.run_config()?;
+        let runtime = Runtime::new(crate::cache::default_dir()).map_err(service_error("the wasm runtime"))?;
+        Ok(Drill {
+            external_dns,
+            env,
+            s3,
+            moto,
+            zone_id,
+            audit: dir.join("audit.jsonl"),
+            dir,
+            temp,
+            site,
+            site_path,
+            run_config,
+            runtime,
+            guest: GuestChoice::stock(),
+            progress: opts.progress,
+        })
+    }
+
+    /// The simulated management clusters and hosted cluster.
+    pub fn env(&self) -> &Environment {
+        &self.env
+    }
+
+    /// moto's URL (Route53).
+    pub fn moto_url(&self) -> String {
+        self.moto.url()
+    }
+
+    /// A Route53 client for moto, with the drill's credentials.
+    pub fn route53(&self) -> aws_sdk_route53::Client {
+        route53_client(&self.moto.url())
+    }
+
+    /// The Route53 hosted zone id (without `/hostedzone/`).
+    pub fn zone_id(&self) -> &str {
+        &self.zone_id
+    }
+
+    /// The backup bucket.
+    pub fn bucket(&self) -> &str {
+        BUCKET
+    }
+
+    /// The SigV4-checking S3 server.
+    pub fn s3(&self) -> &SigV4S3Server {
+        &self.s3
+    }
+
+    /// The AWS credentials the drill's runs use.
+    pub fn credentials(&self) -> aws_credential_types::Credentials {
+        aws_credential_types::Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "ferry-drill")
+    }
+
+    /// The external-dns controller of management cluster `cluster` (e.g. `source`).
+    pub fn external_dns(&self, cluster: &str) -> Option<&ExternalDns> {
+        self.external_dns.iter().find(|(n, _)| n == cluster).map(|(_, e)| e)
+    }
+
+    /// The source's external-dns (stop it to make DNS never move).
+    pub fn source_external_dns(&self) -> Option<&ExternalDns> {
+        self.external_dns.first().map(|(_, e)| e)
+    }
+
+    /// The destination's external-dns.
+    pub fn destination_external_dns(&self) -> Option<&ExternalDns> {
+        self.external_dns.get(1).map(|(_, e)| e)
+    }
+
+    /// The external-dns owner id of management cluster `cluster`.
+    pub fn owner_id(&self, cluster: &str) -> String {
+        format!("{OWNER_PREFIX}{cluster}")
+    }
+
+    /// The drill's directory (kubeconfigs, site.toml, backup, audit.jsonl, s3).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The site config (as loaded from [`Drill::site_path`]).
+    pub fn site(&self) -> &SiteConfig {
+        &self.site
+    }
+
+    /// The site file.
+    pub fn site_path(&self) -> &Path {
+        &self.site_path
+    }
+
+    /// The run config every phase runs with.
+    pub fn run_config(&self) -> &RunConfig {
+        &self.run_config
+    }
+
+    /// Changes the run config (e.g. timeouts, params) for later phases.
+    pub fn run_config_mut(&mut self) -> &mut RunConfig {
+        &mut self.run_config
+    }
+
+    /// The audit trail all phases append to.
+    pub fn audit_path(&self) -> &Path {
+        &self.audit
+    }
+
+    /// Runs phases with another guest or policy from now on.
+    pub fn set_guest(&mut self, guest: GuestChoice) {
+        self.guest = guest;
+    }
+
+    /// The options phases run with (guest, audit, progress, credentials).
+    pub fn dr_options(&self) -> DrOptions {
+        DrOptions {
+            guest: self.guest.clone(),
+            plan: false,
+            audit: Some(self.audit.clone()),
+            progress: self.progress.clone(),
+            aws_credentials: Some(self.credentials()),
+            cache_dir: crate::cache::default_dir(),
+        }
+    }
+
+    /// Runs one phase (own store and limits) with the drill's guest, policy and audit.
+    pub async fn phase(&self, phase: Phase, args: &PhaseArgs) -> Result<PhaseReport, RunFailure> {
+        crate::dr::run_phase_with(&self.runtime, &self.run_config, phase, args, &self.dr_options()).await
+    }
+
+    /// Runs backup → restore → teardown → finish.
+    pub async fn migrate(&self) -> MigrateReport {
+        self.migrate_with(&MigrateOptions::default()).await
+    }
+
+    /// Runs the migration with options (arguments, `from`).
+    pub async fn migrate_with(&self, mopts: &MigrateOptions) -> MigrateReport {
+        let mut mopts = mopts.clone();
+        if mopts.command.is_none() {
+            mopts.command = Some(vec![
+                "ferry".into(),
+                "migrate".into(),
+                "--site".into(),
+                self.site_path.display().to_string(),
+            ]);
+        }
+        crate::dr::migrate(&self.run_config, &self.dr_options(), &mopts).await
+    }
+
+    /// Checks the outcome of a migration; each check is named (see [`Check::name`]).
+    pub async fn verify(&self) -> DrillReport {
+        let mut report = DrillReport::default();
+        self.check_etcd(&mut report).await;
+        self.check_dns(&mut report).await;
+        self.check_source(&mut report);
+        self.check_backup(&mut report);
+        self.check_operators(&mut report);
+        self.check_audit(&mut report);
+        report
+    }
+
+    async fn check_etcd(&self, report: &mut DrillReport) {
+        let hcp_ns = self.env.hcp_namespace();
+        let keys = &self.env.scenario.etcd_keys;
+        let mut problems = Vec::new();
+        match self.env.destination() {
+            None => problems.push("the scenario has no destination cluster".to_string()),
+            Some(dest) => match dest.operator.wait_for_etcd(&hcp_ns, Duration::from_secs(30)).await {
+                None => problems.push(format!("no hosted etcd runs for {hcp_ns} on the destination")),
+                Some(client) => {
+                    for (k, v) in keys {
+                        match client.get(k).await {
+                            Ok(Some(got)) if &got == v => {}
+                            Ok(Some(got)) => problems.push(format!("{k} = {got:?}, expected {v:?}")),
+                            Ok(None) => problems.push(format!("{k} is missing")),
+                            Err(e) => problems.push(format!("cannot read {k}: {e}")),
+                        }
+                    }
+                }
+            },
+        }
+        report.push(
+            "etcd-data",
+            problems,
+            format!("{} key(s) read back from the destination's hosted etcd", keys.len()),
+        );
+    }
+
+    async fn zone_records(&self) -> Result<Vec<(String, RrType, Vec<String>)>, String> {
+        let client = self.route53();
+        let mut out = Vec::new();
+        let mut start: Option<(String, RrType)> = None;
+        loop {
+            let mut req = client.list_resource_record_sets().hosted_zone_id(&self.zone_id);
+            if let Some((name, ty)) = &start {
+                req = req.start_record_name(name).start_record_type(ty.clone());
+            }
+            let page = req
+                .send()
+                .await
+                .map_err(|e| format!("ListResourceRecordSets failed: {}", crate::backends::error_chain(&e)))?;
+            for set in page.resource_record_sets() {
+                out.push((
+                    normalize(set.name()),
+                    set.r#type().clone(),
+                    set.resource_records().iter().map(|r| r.value().to_string()).collect(),
+                ));
+            }
+            match (page.is_truncated(), page.next_record_name(), page.next_record_type()) {
+                (true, Some(n), Some(t)) => start = Some((n.to_string(), t.clone())),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn check_dns(&self, report: &mut DrillReport) {
+        let hcp_ns = self.env.hcp_namespace();
+        let dest_name = self.env.destination().map(|d| d.sim.name().to_string());
+        let src_owner = self.owner_id(self.env.source().sim.name());
+        let dest_owner = dest_name.as_deref().map(|n| self.owner_id(n)).unwrap_or_default();
+        let domain = normalize(&self.env.scenario.hosted_cluster.external_dns_domain);
+        let suffix_opts = ExternalDnsOptions::new(&self.moto.url(), &self.zone_id, &domain, &dest_owner);
+        let mut problems = Vec::new();
+        let records = match self.zone_records().await {
+            Ok(r) => r,
+            Err(e) => {
+                report.push("dns-moved", vec![e], String::new());
+                return;
+            }
+        };
+        let mut hosts = Vec::new();
+        if let Some(dest) = self.env.destination() {
+            match dest
+                .sim
+                .store()
+                .list(&registry::ROUTE, Some(&hcp_ns), &ListOptions::default())
+            {
+                Ok(list) => {
+                    for route in &list.items {
+                        let labels = &route["metadata"]["labels"];
+                        if labels[ferry_sim::external_dns::INTERNAL_ROUTE_LABEL].as_str() == Some("true")
+                            || labels[ferry_sim::external_dns::ROUTE_VISIBILITY_LABEL].as_str() == Some("private")
+                        {
+                            continue;
+                        }
+                        let Some(host) = route["spec"]["host"].as_str().map(normalize) else {
+                            continue;
+                        };
+                        if host == domain || host.ends_with(&format!(".{domain}")) {
+                            hosts.push(host);
+                        }
+                    }
+                }
+                Err(e) => problems.push(format!("cannot list Routes of {hcp_ns} on the destination: {e}")),
+            }
+        }
+        if hosts.is_empty() && problems.is_empty() {
+            problems.push(format!(
+                "the destination has no public Route in {hcp_ns} under {domain}"
+            ));
+        }
+        for host in &hosts {
+            let has_record = records
+                .iter()
+                .any(|(n, t, _)| n == host && matches!(t, RrType::A | RrType::Cname));
+            if !has_record {
+                problems.push(format!("no A/CNAME record for {host}"));
+                continue;
+            }
+            let txt = normalize(&suffix_opts.txt_name(host));
+            let owners: Vec<String> = records
+                .iter()
+                .filter(|(n, t, _)| *n == txt && *t == RrType::Txt)
+                .flat_map(|(_, _, values)| values.iter().filter_map(|v| parse_txt(v)).map(|o| o.owner))
+                .collect();
+            if !owners.contains(&dest_owner) {
+                problems.push(format!("{host} is owned by {owners:?}, not {dest_owner}"));
+            }
+        }
+        for (name, ty, values) in &records {
+            if *ty != RrType::Txt {
+                continue;
+            }
+            for o in values.iter().filter_map(|v| parse_txt(v)) {
+                let ours = o
+                    .resource
+                    .as_deref()
+                    .is_some_and(|r| r.contains(&format!("/{hcp_ns}/")))
+                    || suffix_opts.host_of_txt(name).is_some_and(|h| hosts.contains(&h));
+                if o.owner == src_owner && ours {
+                    problems.push(format!("{name} is still owned by the source ({src_owner})"));
+                }
+            }
+        }
+        report.push(
+            "dns-moved",
+            problems,
+            format!("{} host(s) resolve to records owned by {dest_owner}", hosts.len()),
+        );
+    }
+
+    fn check_source(&self, report: &mut DrillReport) {
+        let store = self.env.source().sim.store();
+        let hc = &self.env.scenario.hosted_cluster;
+        let hcp_ns = self.env.hcp_namespace();
+        let mut problems = Vec::new();
+        if store
+            .get(&registry::HOSTED_CLUSTER, Some(&hc.namespace), &hc.name)
+            .is_ok()
+        {
+            problems.push(format!("HostedCluster {}/{} still exists", hc.namespace, hc.name));
+        }
+        let list = |kind: &'static ferry_sim::KindInfo, ns: &str| {
+            store
+                .list(kind, Some(ns), &ListOptions::default())
+                .map(|l| l.items)
+                .unwrap_or_default()
+        };
+        let name_of = |o: &Value| o["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        for np in list(&registry::NODE_POOL, &hc.namespace) {
+            if np["spec"]["clusterName"].as_str() == Some(hc.name.as_str()) {
+                problems.push(format!("NodePool {} still exists", name_of(&np)));
+            }
+        }
+        if store.get(&registry::NAMESPACE, None, &hcp_ns).is_ok() {
+            problems.push(format!("the HCP namespace {hcp_ns} still exists"));
+        }
+        let prefix = format!("{}-", hc.name);
+        for (kind, what) in [(&registry::SECRET, "Secret"), (&registry::CONFIG_MAP, "ConfigMap")] {
+            for o in list(kind, &hc.namespace) {
+                let n = name_of(&o);
+                if n.starts_with(&prefix) {
+                    problems.push(format!("{what} {}/{n} still exists", hc.namespace));
+                }
+            }
+        }
+        for other in &self.env.scenario.other_hosted_clusters {
+            match store.get(&registry::HOSTED_CLUSTER, Some(&hc.namespace), other) {
+                Err(_) => problems.push(format!("the other HostedCluster {other} is gone")),
+                Ok(o) => {
+                    if !o["metadata"]["deletionTimestamp"].is_null() {
+                        problems.push(format!("the other HostedCluster {other} is being deleted"));
+                    }
+                    if !o["spec"]["pausedUntil"].is_null() {
+                        problems.push(format!("the other HostedCluster {other} was paused"));
+                    }
+                }
+            }
+        }
+        report.push(
+            "source-clean",
+            problems,
+            format!(
+                "no trace of {}/{} on the source; {} other hosted cluster(s) untouched",
+                hc.namespace,
+                hc.name,
+                self.env.scenario.other_hosted_clusters.len()
+            ),
+        );
+    }
+
+    fn check_backup(&self, report: &mut DrillReport) {
+        let root = self.s3.root().join(BUCKET).join(PREFIX);
+        let mut found = Vec::new();
+        let mut stack = vec![root.clone()];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.file_name().is_some_and(|n| n == "index.json") {
+                    found.push(p);
+                }
+            }
+        }
+        let problems = if found.is_empty() {
+            vec![format!("no index.json under s3://{BUCKET}/{PREFIX}/")]
+        } else {
+            Vec::new()
+        };
+        let keys: Vec<String> = found
+            .iter()
+            .filter_map(|p| p.strip_prefix(self.s3.root().join(BUCKET)).ok())
+            .map(|p| p.display().to_string())
+            .collect();
+        report.push(
+            "backup-kept",
+            problems,
+            format!("s3://{BUCKET}/ has {}", keys.join(", ")),
+        );
+    }
+
+    fn check_operators(&self, report: &mut DrillReport) {
+        let hc = &self.env.scenario.hosted_cluster;
+        let mut problems = Vec::new();
+        for c in &self.env.clusters {
+            let ran = c.operator.log().any(|e| {
+                matches!(e, OperatorEvent::DeletionFlowRan { hc_namespace, hc_name, .. }
+                    if *hc_namespace == hc.namespace && *hc_name == hc.name)
+            });
+            if ran {
+                problems.push(format!(
+                    "the HostedCluster deletion flow ran on {} (NodePools and CAPI Cluster deleted)",
+                    c.sim.name()
+                ));
+            }
+        }
+        report.push(
+            "no-deletion-flow",
+            problems,
+            "no operator ran the HostedCluster deletion flow".into(),
+        );
+    }
+
+    fn check_audit(&self, report: &mut DrillReport) {
+        let mut problems = Vec::new();
+        let mut records = 0usize;
+        match std::fs::read_to_string(&self.audit) {
+            Err(e) => problems.push(format!("cannot read the audit trail {}: {e}", self.audit.display())),
+            Ok(text) => {
+                for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                    records += 1;
+                    let Ok(r) = serde_json::from_str::<Value>(line) else {
+                        problems.push(format!("unreadable audit line: {line}"));
+                        continue;
+                    };
+                    let denied = r["decision"].as_str() == Some("deny")
+                        || (r["kind"].as_str() == Some("load") && r["outcome"].as_str() == Some("refused"));
+                    if denied && problems.len() < 10 {
+                        problems.push(format!(
+                            "{} denied in {}: {} {} ({})",
+                            r["kind"].as_str().unwrap_or_default(),
+                            r["phase"].as_str().unwrap_or_default(),
+                            r["action"].as_str().unwrap_or_default(),
+                            r["resource"].as_str().unwrap_or_default(),
+                            r["message"].as_str().unwrap_or_default()
+                        ));
+                    }
+                }
+            }
+        }
+        report.push(
+            "audit-no-denials",
+            problems,
+            format!("{records} audit record(s), none denied"),
+        );
+    }
+
+    /// Stops external-dns, the clusters and the servers; removes the
+    /// directory unless it was `keep_dir`.
+    pub async fn shutdown(self) {
+        for (_, ed) in &self.external_dns {
+            ed.stop().await;
+        }
+        self.env.shutdown().await;
+        drop(self.s3);
+        drop(self.moto);
+        drop(self.temp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_basic_scenario_parses() {
+        let s = super::basic_scenario();
+        assert_eq!(s.management_clusters, ["source", "destination"]);
+        assert!(!s.etcd_keys.is_empty());
+    }
+}

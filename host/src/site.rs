@@ -1,0 +1,634 @@
+//! The site config (TOML): what the HyperShift DR procedure's env file held,
+//! turned into a [`RunConfig`] for the stock `hosted-cluster-dr` guest.
+//!
+//! Relative paths are relative to the site file. Every value can be
+//! overridden on the command line ([`SiteOverrides`]); missing required values
+//! are reported all at once, each with the key and the flag that set it.
+//!
+//! ```toml
+#![doc = include_str!("site_example.toml")]
+//! ```
+//!
+//! The run config it becomes has the clusters `source`, `destination` and
+//! `hosted`, the `[aws]`, `[limits]` and `[clock]` sections as given, the
+//! backup directory as `[workspace]`, and these `[params]` (plus the site's
+//! own `[params]`, then `--param` overrides): `source`, `destination`,
+//! `hosted` (the cluster aliases), `hc_namespace`, `hc_name`, `nodes`,
+//! `bucket`, `s3_prefix`, `presign_seconds`, `zone_id`,
+//! `external_dns_domain`, `txt_suffix`, `dns_timeout_seconds`,
+//! `restore_timeout_seconds`, `nodes_timeout_seconds`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+use crate::config::{AwsConfig, ClockConfig, ClusterConfig, Limits, RunConfig, WorkspaceConfig};
+
+/// A commented example site config (the one in this module's docs).
+pub const EXAMPLE: &str = include_str!("site_example.toml");
+
+/// Errors reading a site config or turning it into a run config.
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    /// The file could not be read.
+    #[error("cannot read site config {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid site config.
+    #[error("site config {path} is invalid: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line, column and key.
+        message: String,
+    },
+    /// A value is present but wrong.
+    #[error("{origin}: {key} {message}")]
+    Invalid {
+        /// The site file, or `the command line`.
+        origin: String,
+        /// The key or flag.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Required values are missing.
+    #[error("{}", missing_message(.origin, .missing))]
+    Missing {
+        /// The site file, or `the command line`.
+        origin: String,
+        /// Every missing value.
+        missing: Vec<MissingValue>,
+    },
+}
+
+/// One required value that is not set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingValue {
+    /// What it is, e.g. `hosted cluster name (HC_CLUSTER_NAME)`.
+    pub what: &'static str,
+    /// The site key, e.g. `[hosted_cluster] name`.
+    pub key: &'static str,
+    /// The flag, e.g. `--hc-name`.
+    pub flag: &'static str,
+}
+
+fn missing_message(origin: &str, missing: &[MissingValue]) -> String {
+    let mut s = format!("{origin}: {} required value(s) missing:", missing.len());
+    for m in missing {
+        s.push_str(&format!("\n  - {}: set {} or pass {}", m.what, m.key, m.flag));
+    }
+    s
+}
+
+/// What to do with the hosted cluster's nodes on restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Nodes {
+    /// Keep the existing worker machines and let them rejoin.
+    #[default]
+    Reuse,
+    /// Restore the control plane only.
+    ControlPlaneOnly,
+}
+
+impl Nodes {
+    /// The parameter value: `reuse` or `control-plane-only`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Nodes::Reuse => "reuse",
+            Nodes::ControlPlaneOnly => "control-plane-only",
+        }
+    }
+}
+
+impl fmt::Display for Nodes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Nodes {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "reuse" => Ok(Nodes::Reuse),
+            "control-plane-only" => Ok(Nodes::ControlPlaneOnly),
+            other => Err(format!("`{other}` is not one of: reuse, control-plane-only")),
+        }
+    }
+}
+
+/// `[clusters]`: the three clusters of a DR run.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteClusters {
+    /// The source management cluster (`MGMT_KUBECONFIG`).
+    pub source: Option<ClusterConfig>,
+    /// The destination management cluster (`MGMT2_KUBECONFIG`).
+    pub destination: Option<ClusterConfig>,
+    /// The hosted cluster's own API (`HC_KUBECONFIG`).
+    pub hosted: Option<ClusterConfig>,
+}
+
+/// `[hosted_cluster]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostedClusterSection {
+    /// The HostedCluster namespace (`HC_CLUSTER_NS`); default `clusters`.
+    pub namespace: Option<String>,
+    /// The HostedCluster name (`HC_CLUSTER_NAME`); required.
+    pub name: Option<String>,
+    /// What to do with the nodes; default `reuse`.
+    pub nodes: Option<Nodes>,
+}
+
+/// `[backup]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSection {
+    /// Local backup directory (`BACKUP_DIR`); default `./backup` next to the site file.
+    pub dir: Option<PathBuf>,
+    /// The S3 bucket for backups (`BUCKET_NAME`); required. Not the OIDC bucket.
+    pub bucket: Option<String>,
+    /// S3 key prefix; default `hosted-clusters`.
+    pub prefix: Option<String>,
+    /// Lifetime of the presigned snapshot URL; default 3600.
+    pub presign_seconds: Option<u64>,
+}
+
+/// `[dns]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsSection {
+    /// The Route53 hosted zone id (`AWS_ZONE_ID`); required.
+    pub zone_id: Option<String>,
+    /// The external-dns domain (`EXTERNAL_DNS_DOMAIN`); required.
+    pub external_dns_domain: Option<String>,
+    /// external-dns `--txt-suffix`; default `-external-dns`.
+    pub txt_suffix: Option<String>,
+}
+
+/// `[timeouts]`, in seconds.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsSection {
+    /// DNS records moving to the destination; default 400.
+    pub dns_seconds: Option<u64>,
+    /// The restored control plane becoming available; default 1200.
+    pub restore_seconds: Option<u64>,
+    /// Nodes rejoining; default 1200.
+    pub nodes_seconds: Option<u64>,
+}
+
+/// A whole site config.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    /// The clusters.
+    #[serde(default)]
+    pub clusters: SiteClusters,
+    /// The hosted cluster.
+    #[serde(default)]
+    pub hosted_cluster: HostedClusterSection,
+    /// Where backups go.
+    #[serde(default)]
+    pub backup: BackupSection,
+    /// Route53 and external-dns.
+    #[serde(default)]
+    pub dns: DnsSection,
+    /// AWS settings, exactly the run config's `[aws]`.
+    #[serde(default)]
+    pub aws: AwsConfig,
+    /// Timeouts the guest waits with.
+    #[serde(default)]
+    pub timeouts: TimeoutsSection,
+    /// Limits of each phase's run.
+    #[serde(default)]
+    pub limits: Limits,
+    /// The guest's clock.
+    #[serde(default)]
+    pub clock: ClockConfig,
+    /// Extra parameters passed through to the guest.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// The file it was read from (messages, relative paths).
+    #[serde(skip)]
+    pub origin: Option<PathBuf>,
+    /// `--param` overrides; they win over everything.
+    #[serde(skip)]
+    pub param_overrides: BTreeMap<String, String>,
+}
+
+/// Command-line overrides of a site config.
+#[derive(Debug, Clone, Default)]
+pub struct SiteOverrides {
+    /// `--hc-name`.
+    pub hc_name: Option<String>,
+    /// `--hc-namespace`.
+    pub hc_namespace: Option<String>,
+    /// `--nodes`.
+    pub nodes: Option<Nodes>,
+    /// `--bucket`.
+    pub bucket: Option<String>,
+    /// `--s3-prefix`.
+    pub s3_prefix: Option<String>,
+    /// `--zone-id`.
+    pub zone_id: Option<String>,
+    /// `--external-dns-domain`.
+    pub external_dns_domain: Option<String>,
+    /// `--backup-dir`.
+    pub backup_dir: Option<PathBuf>,
+    /// `--source-kubeconfig`.
+    pub source_kubeconfig: Option<PathBuf>,
+    /// `--destination-kubeconfig`.
+    pub destination_kubeconfig: Option<PathBuf>,
+    /// `--hosted-kubeconfig`.
+    pub hosted_kubeconfig: Option<PathBuf>,
+    /// `--region`.
+    pub region: Option<String>,
+    /// `--param key=value` (repeatable).
+    pub params: Vec<String>,
+}
+
+/// Parameters the site sets itself; `[params]` may not set them.
+const CORE_PARAMS: &[&str] = &[
+    "source",
+    "destination",
+    "hosted",
+    "hc_namespace",
+    "hc_name",
+    "nodes",
+    "bucket",
+    "s3_prefix",
+    "presign_seconds",
+    "zone_id",
+    "external_dns_domain",
+    "txt_suffix",
+    "dns_timeout_seconds",
+    "restore_timeout_seconds",
+    "nodes_timeout_seconds",
+];
+
+impl SiteConfig {
+    /// Reads a site file; relative paths inside are resolved against its folder.
+    pub fn load(path: &Path) -> Result<Self, SiteError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SiteError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut site = Self::parse(&text, path)?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        site.resolve_relative(&base);
+        site.origin = Some(path.to_path_buf());
+        Ok(site)
+    }
+
+    /// Parses site text; `origin` only names it in messages (paths stay as written).
+    pub fn parse(text: &str, origin: &Path) -> Result<Self, SiteError> {
+        toml::from_str(text).map_err(|e| SiteError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+
+    fn resolve_relative(&mut self, base: &Path) {
+        for c in [
+            &mut self.clusters.source,
+            &mut self.clusters.destination,
+            &mut self.clusters.hosted,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Some(k) = &c.kubeconfig
+                && k.is_relative()
+            {
+                c.kubeconfig = Some(base.join(k));
+            }
+        }
+        let dir = self.backup.dir.clone().unwrap_or_else(|| PathBuf::from("backup"));
+        self.backup.dir = Some(if dir.is_relative() { base.join(dir) } else { dir });
+    }
+
+    fn origin_name(&self) -> String {
+        match &self.origin {
+            Some(p) => format!("site config {}", p.display()),
+            None => "the command line".to_string(),
+        }
+    }
+
+    /// Applies command-line overrides (paths in them are taken as given,
+    /// i.e. relative to the working directory).
+    pub fn apply(&mut self, o: &SiteOverrides) -> Result<(), SiteError> {
+        fn set<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
+            if let Some(v) = value {
+                *slot = Some(v.clone());
+            }
+        }
+        set(&mut self.hosted_cluster.name, &o.hc_name);
+        set(&mut self.hosted_cluster.namespace, &o.hc_namespace);
+        set(&mut self.hosted_cluster.nodes, &o.nodes);
+        set(&mut self.backup.bucket, &o.bucket);
+        set(&mut self.backup.prefix, &o.s3_prefix);
+        set(&mut self.backup.dir, &o.backup_dir);
+        set(&mut self.dns.zone_id, &o.zone_id);
+        set(&mut self.dns.external_dns_domain, &o.external_dns_domain);
+        set(&mut self.aws.region, &o.region);
+        for (slot, path) in [
+            (&mut self.clusters.source, &o.source_kubeconfig),
+            (&mut self.clusters.destination, &o.destination_kubeconfig),
+            (&mut self.clusters.hosted, &o.hosted_kubeconfig),
+        ] {
+            if let Some(path) = path {
+                let context = slot.as_ref().and_then(|c| c.context.clone());
+                *slot = Some(ClusterConfig {
+                    kubeconfig: Some(path.clone()),
+                    context,
+                });
+            }
+        }
+        for p in &o.params {
+            let (k, v) = p
+                .split_once('=')
+                .filter(|(k, _)| !k.trim().is_empty())
+                .ok_or_else(|| SiteError::Invalid {
+                    origin: "the command line".into(),
+                    key: format!("--param `{p}`"),
+                    message: "is not of the form key=value".into(),
+                })?;
+            self.param_overrides.insert(k.trim().to_string(), v.to_string());
+        }
+        Ok(())
+    }
+
+    /// Checks the site and builds the run config of a DR phase. Every missing
+    /// required value is reported in one error.
+    pub fn run_config(&self) -> Result<RunConfig, SiteError> {
+        let origin = self.origin_name();
+        let mut missing = Vec::new();
+        let mut need = |value: bool, what, key, flag| {
+            if !value {
+                missing.push(MissingValue { what, key, flag });
+            }
+        };
+        let non_empty = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+        need(
+            non_empty(&self.hosted_cluster.name),
+            "hosted cluster name (HC_CLUSTER_NAME)",
+            "[hosted_cluster] name",
+            "--hc-name",
+        );
+        need(
+            non_empty(&self.backup.bucket),
+            "S3 bucket for backups (BUCKET_NAME)",
+            "[backup] bucket",
+            "--bucket",
+        );
+        need(
+            non_empty(&self.dns.zone_id),
+            "Route53 hosted zone id (AWS_ZONE_ID)",
+            "[dns] zone_id",
+            "--zone-id",
+        );
+        need(
+            non_empty(&self.dns.external_dns_domain),
+            "external-dns domain (EXTERNAL_DNS_DOMAIN)",
+            "[dns] external_dns_domain",
+            "--external-dns-domain",
+        );
+        need(
+            self.clusters.source.is_some(),
+            "source management cluster (MGMT_KUBECONFIG)",
+            "[clusters.source] kubeconfig",
+            "--source-kubeconfig",
+        );
+        need(
+            self.clusters.destination.is_some(),
+            "destination management cluster (MGMT2_KUBECONFIG)",
+            "[clusters.destination] kubeconfig",
+            "--destination-kubeconfig",
+        );
+        need(
+            self.clusters.hosted.is_some(),
+            "hosted cluster API (HC_KUBECONFIG)",
+            "[clusters.hosted] kubeconfig",
+            "--hosted-kubeconfig",
+        );
+        if !missing.is_empty() {
+            return Err(SiteError::Missing { origin, missing });
+        }
+        for key in self.params.keys() {
+            if CORE_PARAMS.contains(&key.as_str()) {
+                return Err(SiteError::Invalid {
+                    origin,
+                    key: format!("[params] {key}"),
+                    message: "is set by the site's own sections; set it there (or pass --param to override)".into(),
+                });
+            }
+        }
+        let presign = self.backup.presign_seconds.unwrap_or(3600);
+        if presign == 0 {
+            return Err(SiteError::Invalid {
+                origin,
+                key: "[backup] presign_seconds".into(),
+                message: "must be more than 0".into(),
+            });
+        }
+
+        let get = |v: &Option<String>, default: &str| v.clone().unwrap_or_else(|| default.to_string());
+        let mut clusters = BTreeMap::new();
+        for (alias, c) in [
+            ("source", &self.clusters.source),
+            ("destination", &self.clusters.destination),
+            ("hosted", &self.clusters.hosted),
+        ] {
+            if let Some(c) = c {
+                clusters.insert(alias.to_string(), c.clone());
+            }
+        }
+        let mut params: BTreeMap<String, String> = [
+            ("source", "source".to_string()),
+            ("destination", "destination".to_string()),
+            ("hosted", "hosted".to_string()),
+            ("hc_namespace", get(&self.hosted_cluster.namespace, "clusters")),
+            ("hc_name", get(&self.hosted_cluster.name, "")),
+            ("nodes", self.hosted_cluster.nodes.unwrap_or_default().to_string()),
+            ("bucket", get(&self.backup.bucket, "")),
+            ("s3_prefix", get(&self.backup.prefix, "hosted-clusters")),
+            ("presign_seconds", presign.to_string()),
+            ("zone_id", get(&self.dns.zone_id, "")),
+            ("external_dns_domain", get(&self.dns.external_dns_domain, "")),
+            ("txt_suffix", get(&self.dns.txt_suffix, "-external-dns")),
+            (
+                "dns_timeout_seconds",
+                self.timeouts.dns_seconds.unwrap_or(400).to_string(),
+            ),
+            (
+                "restore_timeout_seconds",
+                self.timeouts.restore_seconds.unwrap_or(1200).to_string(),
+            ),
+            (
+                "nodes_timeout_seconds",
+                self.timeouts.nodes_seconds.unwrap_or(1200).to_string(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        params.extend(self.params.clone());
+        params.extend(self.param_overrides.clone());
+        Ok(RunConfig {
+            clusters,
+            aws: self.aws.clone(),
+            etcd: BTreeMap::new(),
+            workspace: Some(WorkspaceConfig {
+                dir: self.backup.dir.clone().unwrap_or_else(|| PathBuf::from("backup")),
+            }),
+            params,
+            limits: self.limits.clone(),
+            clock: self.clock.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_parses_and_becomes_a_run_config() {
+        let site = SiteConfig::parse(EXAMPLE, Path::new("example.toml")).expect("the example is valid");
+        let config = site.run_config().expect("the example is complete");
+        assert_eq!(config.params["hc_name"], "my.cluster");
+        assert_eq!(config.params["hc_namespace"], "clusters");
+        assert_eq!(config.params["nodes"], "reuse");
+        assert_eq!(config.params["bucket"], "dr-backups");
+        assert_eq!(config.params["s3_prefix"], "hosted-clusters");
+        assert_eq!(config.params["zone_id"], "Z0123");
+        assert_eq!(config.params["txt_suffix"], "-external-dns");
+        assert_eq!(config.params["dns_timeout_seconds"], "400");
+        assert_eq!(config.params["source"], "source");
+        assert_eq!(config.clusters.len(), 3);
+        assert_eq!(config.clusters["source"].context.as_deref(), Some("admin"));
+        assert_eq!(config.aws.region.as_deref(), Some("us-east-1"));
+    }
+
+    #[test]
+    fn relative_paths_follow_the_site_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("site.toml");
+        std::fs::write(&path, EXAMPLE).expect("write");
+        let config = SiteConfig::load(&path).expect("load").run_config().expect("complete");
+        assert_eq!(
+            config.clusters["destination"].kubeconfig.as_deref(),
+            Some(dir.path().join("destination.kubeconfig").as_path())
+        );
+        assert_eq!(config.workspace.map(|w| w.dir), Some(dir.path().join("./backup")));
+    }
+
+    #[test]
+    fn unknown_keys_name_the_file_line_and_key() {
+        let text = "[hosted_cluster]\nname = \"a\"\n[backup]\nbukcet = \"x\"\n";
+        let e = SiteConfig::parse(text, Path::new("/etc/ferry/site.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/etc/ferry/site.toml"), "{e}");
+        assert!(e.contains("line 4"), "{e}");
+        assert!(e.contains("bukcet"), "{e}");
+        let e = SiteConfig::parse("[hosted_cluster]\nnodes = \"all\"\n", Path::new("s.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("all") && e.contains("control-plane-only"), "{e}");
+    }
+
+    #[test]
+    fn missing_values_are_reported_at_once_with_key_and_flag() {
+        let site = SiteConfig::parse("[hosted_cluster]\nnamespace = \"x\"\n", Path::new("s.toml")).expect("valid");
+        let e = site.run_config().unwrap_err();
+        let SiteError::Missing { missing, .. } = &e else {
+            panic!("expected missing values, got {e}");
+        };
+        let flags: Vec<&str> = missing.iter().map(|m| m.flag).collect();
+        assert_eq!(
+            flags,
+            [
+                "--hc-name",
+                "--bucket",
+                "--zone-id",
+                "--external-dns-domain",
+                "--source-kubeconfig",
+                "--destination-kubeconfig",
+                "--hosted-kubeconfig"
+            ]
+        );
+        let text = e.to_string();
+        assert!(text.contains("[hosted_cluster] name"), "{text}");
+        assert!(text.contains("7 required value(s) missing"), "{text}");
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let mut site = SiteConfig::parse(EXAMPLE, Path::new("s.toml")).expect("valid");
+        site.apply(&SiteOverrides {
+            hc_name: Some("other".into()),
+            nodes: Some(Nodes::ControlPlaneOnly),
+            bucket: Some("b2".into()),
+            source_kubeconfig: Some(PathBuf::from("/k/src")),
+            region: Some("eu-west-1".into()),
+            params: vec!["extra=1".into(), "zone_id=Z9".into()],
+            ..Default::default()
+        })
+        .expect("valid overrides");
+        let c = site.run_config().expect("complete");
+        assert_eq!(c.params["hc_name"], "other");
+        assert_eq!(c.params["nodes"], "control-plane-only");
+        assert_eq!(c.params["bucket"], "b2");
+        assert_eq!(c.params["extra"], "1");
+        assert_eq!(c.params["zone_id"], "Z9");
+        assert_eq!(c.aws.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(c.clusters["source"].kubeconfig.as_deref(), Some(Path::new("/k/src")));
+        assert_eq!(c.clusters["source"].context.as_deref(), Some("admin"));
+        assert!(
+            site.apply(&SiteOverrides {
+                params: vec!["novalue".into()],
+                ..Default::default()
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn flags_alone_are_enough() {
+        let mut site = SiteConfig::default();
+        site.apply(&SiteOverrides {
+            hc_name: Some("a".into()),
+            bucket: Some("b".into()),
+            zone_id: Some("Z".into()),
+            external_dns_domain: Some("d.example.com".into()),
+            source_kubeconfig: Some("s".into()),
+            destination_kubeconfig: Some("d".into()),
+            hosted_kubeconfig: Some("h".into()),
+            ..Default::default()
+        })
+        .expect("valid");
+        let c = site.run_config().expect("complete");
+        assert_eq!(c.params["external_dns_domain"], "d.example.com");
+    }
+
+    #[test]
+    fn site_params_may_not_shadow_the_sections() {
+        let text = format!("{EXAMPLE}\nhc_name = \"sneaky\"\n");
+        let site = SiteConfig::parse(&text, Path::new("s.toml")).expect("valid toml");
+        let e = site.run_config().unwrap_err().to_string();
+        assert!(e.contains("[params] hc_name"), "{e}");
+    }
+}

@@ -1,0 +1,34 @@
+//! The stock disaster-recovery guest and its policy, embedded in the binary.
+//!
+//! `ferry backup|restore|teardown|finish|migrate|drill` run these unless
+//! `--guest`/`--policy` name others. The component is `guests/hosted-cluster-dr`
+//! (built by `build.rs`); the policy is `policies/hosted-cluster-dr.cedar`.
+
+/// The stock guest's name, i.e. its policy principal `Ferry::Guest::"hosted-cluster-dr"`.
+pub const GUEST_NAME: &str = "hosted-cluster-dr";
+
+/// Where the embedded component came from, for messages.
+pub const GUEST_ORIGIN: &str = "embedded hosted-cluster-dr.wasm";
+
+/// Where the embedded policy came from, for messages.
+pub const POLICY_ORIGIN: &str = "embedded policies/hosted-cluster-dr.cedar";
+
+/// The stock component's bytes (`hosted_cluster_dr.wasm`, world `automation`).
+pub fn guest_wasm() -> &'static [u8] {
+    crate::guests::HOSTED_CLUSTER_DR_WASM
+}
+
+/// The stock Cedar policy's text.
+pub fn policy_text() -> &'static str {
+    include_str!("../../policies/hosted-cluster-dr.cedar")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_stock_guest_is_a_component() {
+        let wasm = super::guest_wasm();
+        assert_eq!(&wasm[..4], b"\0asm");
+        assert_eq!(&wasm[4..8], &[0x0d, 0, 1, 0]);
+    }
+}

@@ -1,0 +1,444 @@
+//! The stock disaster-recovery guest end to end: `ferry migrate` moves a
+//! hosted cluster between two simulated management clusters, with real etcd,
+//! a signature-checking S3, moto's Route53 and external-dns, under the stock
+//! policy. Every test checks the outcome with the drill's verification
+//! (etcd keys read back from the restored etcd, DNS owned by the
+//! destination, the source clean except the S3 backup, no operator deletion
+//! flow against the migrated cluster, no denied call in the audit trail).
+
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on setup errors")]
+
+use std::time::Duration;
+
+use ferry::dr::{MigrateOptions, Phase, PhaseArgs, PhaseOutcome, PhaseReport};
+use ferry::drill::{Drill, DrillOptions, DrillReport};
+use ferry_sim::registry;
+use ferry_sim::scenario::Scenario;
+use ferry_sim::store::WriteOptions;
+use ferry_sim::{Patch, Store};
+use serde_json::json;
+
+/// The steps of each phase, in order (checked against a full run below).
+const BACKUP_STEPS: &[&str] = &[
+    "preflight",
+    "marker",
+    "pause",
+    "scale-down",
+    "snapshot",
+    "dump",
+    "upload",
+    "delete-routes",
+    "wait-dns",
+    "complete",
+];
+const RESTORE_STEPS: &[&str] = &[
+    "verify-backup",
+    "preflight",
+    "namespaces",
+    "secrets",
+    "hcp-secrets",
+    "control-plane",
+    "capi-cluster",
+    "machines",
+    "hosted-cluster",
+    "node-pools",
+    "wait-restored",
+    "wait-nodes",
+];
+const TEARDOWN_STEPS: &[&str] = &[
+    "gate",
+    "stop-operator",
+    "scale-down",
+    "node-pools",
+    "machines",
+    "machine-sets",
+    "capi-cluster",
+    "aws-machines",
+    "control-plane",
+    "hcp-namespace",
+    "hosted-cluster",
+    "hc-namespace",
+    "start-operator",
+];
+const FINISH_STEPS: &[&str] = &["ovn-pods", "cluster-version", "nodes", "report"];
+
+fn steps_of(phase: Phase) -> &'static [&'static str] {
+    match phase {
+        Phase::Backup => BACKUP_STEPS,
+        Phase::Restore => RESTORE_STEPS,
+        Phase::Teardown => TEARDOWN_STEPS,
+        Phase::Finish => FINISH_STEPS,
+    }
+}
+
+const HA_THREE_POOLS: &str = r#"
+management_clusters = ["source", "destination"]
+other_hosted_clusters = ["prod-ha-neighbour"]
+carry_secrets = ["prod-ha-extra-carry"]
+
+[hosted_cluster]
+namespace = "clusters"
+name = "prod-ha"
+availability_policy = "HighlyAvailable"
+external_dns_domain = "guest.example.com"
+
+[etcd_keys]
+"/kubernetes.io/configmaps/default/ferry-marker" = "from-source-ha"
+"/kubernetes.io/secrets/app/token" = "s3cr3t"
+
+[[node_pools]]
+name = "prod-ha-a"
+replicas = 2
+
+[[node_pools]]
+name = "prod-ha-b"
+replicas = 1
+
+[[node_pools]]
+name = "prod-ha-c"
+replicas = 3
+"#;
+
+async fn drill(scenario: Scenario, clock_scale: f64) -> Drill {
+    ferry_tests::init_logging();
+    let opts = DrillOptions {
+        scenario,
+        install_moto: false,
+        clock_scale,
+        ..DrillOptions::default()
+    };
+    Drill::start(opts).await.unwrap()
+}
+
+fn basic() -> Scenario {
+    ferry::drill::basic_scenario()
+}
+
+fn assert_verified(report: &DrillReport) {
+    assert!(report.passed(), "drill verification failed:\n{}", report.to_text());
+}
+
+fn args(extra: &[(&str, &str)]) -> PhaseArgs {
+    PhaseArgs {
+        extra: extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..PhaseArgs::default()
+    }
+}
+
+fn guest_failure(report: &PhaseReport) -> (String, String) {
+    match &report.outcome {
+        PhaseOutcome::GuestFailed { kind, message } => (kind.clone(), message.clone()),
+        PhaseOutcome::Succeeded { summary } => panic!("expected {} to fail, it succeeded: {summary}", report.phase),
+    }
+}
+
+fn hcp_ns(drill: &Drill) -> String {
+    drill.env().hcp_namespace()
+}
+
+fn dest_store(drill: &Drill) -> &Store {
+    drill.env().destination().unwrap().sim.store()
+}
+
+fn source_store(drill: &Drill) -> &Store {
+    drill.env().source().sim.store()
+}
+
+/// Nothing of the hosted cluster exists on the destination.
+fn assert_destination_untouched(drill: &Drill) {
+    let hc = &drill.env().scenario.hosted_cluster;
+    let store = dest_store(drill);
+    assert!(
+        store
+            .get(&registry::HOSTED_CLUSTER, Some(&hc.namespace), &hc.name)
+            .is_err()
+    );
+    assert!(store.get(&registry::NAMESPACE, None, &hcp_ns(drill)).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_migration_then_every_phase_rerun_is_a_no_op() {
+    let drill = drill(basic(), 20.0).await;
+    let report = drill.migrate().await;
+    assert!(report.succeeded(), "{report:#?}");
+    assert_verified(&drill.verify().await);
+
+    // Each phase, run again after the migration, changes nothing.
+    for phase in Phase::ALL {
+        let r = drill.phase(phase, &PhaseArgs::default()).await.unwrap();
+        assert!(r.succeeded(), "{}", r.to_text());
+        assert!(
+            r.already_done(),
+            "re-running {phase} changed something:\n{}",
+            r.to_text()
+        );
+    }
+    assert_verified(&drill.verify().await);
+    drill.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn highly_available_with_three_node_pools_reusing_the_nodes() {
+    let drill = drill(Scenario::from_toml(HA_THREE_POOLS).unwrap(), 20.0).await;
+    let report = drill.migrate().await;
+    assert!(report.succeeded(), "{report:#?}");
+    assert_verified(&drill.verify().await);
+    // All six nodes came back, on the destination's control plane.
+    let finish = drill.phase(Phase::Finish, &PhaseArgs::default()).await.unwrap();
+    let nodes = &finish.summary().unwrap()["nodes"];
+    assert_eq!(nodes["ready"], 6, "{nodes}");
+    assert_eq!(nodes["expected"], 6, "{nodes}");
+    // The destination got the CAPI/AWS machine objects (the reuse variant).
+    let machines = dest_store(&drill)
+        .list(&registry::AWS_MACHINE, Some(&hcp_ns(&drill)), &Default::default())
+        .unwrap();
+    assert_eq!(machines.items.len(), 6);
+    drill.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_plane_only_leaves_the_machines_behind() {
+    let drill = drill(basic(), 20.0).await;
+    let mopts = MigrateOptions {
+        args: args(&[("nodes", "control-plane-only")]),
+        ..MigrateOptions::default()
+    };
+    let report = drill.migrate_with(&mopts).await;
+    assert!(report.succeeded(), "{report:#?}");
+    assert_verified(&drill.verify().await);
+    let machines = dest_store(&drill)
+        .list(&registry::AWS_MACHINE, Some(&hcp_ns(&drill)), &Default::default())
+        .unwrap();
+    assert!(machines.items.is_empty(), "control-plane-only carried machines");
+    drill.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_phase_resumes_after_stopping_at_each_step() {
+    let drill = drill(basic(), 20.0).await;
+    for phase in Phase::ALL {
+        for step in steps_of(phase) {
+            let r = drill
+                .phase(
+                    phase,
+                    &PhaseArgs {
+                        stop_after: Some(step.to_string()),
+                        ..PhaseArgs::default()
+                    },
+                )
+                .await
+                .unwrap();
+            assert!(r.succeeded(), "{phase} stopped after {step}:\n{}", r.to_text());
+            assert_eq!(r.stopped_after(), Some(*step), "{}", r.to_text());
+        }
+        let r = drill.phase(phase, &PhaseArgs::default()).await.unwrap();
+        assert!(r.succeeded(), "{}", r.to_text());
+        let steps: Vec<String> = r.steps().into_iter().map(|(s, _)| s).collect();
+        assert_eq!(steps, steps_of(phase), "the step list of {phase} changed");
+    }
+    assert_verified(&drill.verify().await);
+    drill.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_backup_stops_restore_before_any_change() {
+    let drill = drill(basic(), 20.0).await;
+    let backup = drill.phase(Phase::Backup, &PhaseArgs::default()).await.unwrap();
+    assert!(backup.succeeded(), "{}", backup.to_text());
+    let summary = backup.summary().unwrap();
+    let id = summary["backup_id"].as_str().unwrap().to_string();
+    let hc = drill.env().scenario.hosted_cluster.clone();
+
+    // A manifest changed after the backup.
+    let backup_dir = drill.run_config().workspace.as_ref().unwrap().dir.clone();
+    let file = backup_dir
+        .join(&id)
+        .join(format!("namespaces/{}/hc-{}.yaml", hc.namespace, hc.name));
+    let original = std::fs::read(&file).unwrap();
+    let mut tampered = original.clone();
+    tampered.extend_from_slice(b"# edited by hand\n");
+    std::fs::write(&file, &tampered).unwrap();
+    let r = drill.phase(Phase::Restore, &PhaseArgs::default()).await.unwrap();
+    let (kind, message) = guest_failure(&r);
+    assert_eq!(kind, "invalid", "{message}");
+    assert!(
+        message.contains("corrupt") && message.contains(&format!("hc-{}.yaml", hc.name)),
+        "{message}"
+    );
+    assert!(message.contains("Nothing was changed"), "{message}");
+    assert_destination_untouched(&drill);
+    std::fs::write(&file, &original).unwrap();
+
+    // The snapshot replaced in S3 by bytes of the same size.
+    let key = summary["snapshot"]["key"].as_str().unwrap().to_string();
+    let size = summary["snapshot"]["size"].as_u64().unwrap() as usize;
+    let s3 = ferry::backends::s3::s3_client(
+        &ferry::backends::s3::S3Settings {
+            region: "us-east-1".into(),
+            endpoint_url: Some(drill.s3().url()),
+            force_path_style: true,
+            profile: None,
+        },
+        Some(drill.credentials()),
+    )
+    .await;
+    s3.put_object()
+        .bucket(drill.bucket())
+        .key(&key)
+        .body(vec![0x42u8; size].into())
+        .send()
+        .await
+        .unwrap();
+    let r = drill.phase(Phase::Restore, &PhaseArgs::default()).await.unwrap();
+    let (kind, message) = guest_failure(&r);
+    assert_eq!(kind, "invalid", "{message}");
+    assert!(message.contains("SHA-256") && message.contains(&key), "{message}");
+    assert_destination_untouched(&drill);
+    drill.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_presigned_url_is_detected_and_explained() {
+    // Real time: the URL's expiry and the guest's clock must agree.
+    let drill = drill(basic(), 1.0).await;
+    let backup = drill.phase(Phase::Backup, &PhaseArgs::default()).await.unwrap();
+    assert!(backup.succeeded(), "{}", backup.to_text());
+
+    // The destination's HyperShift operator is down while the URL expires.
+    let store = dest_store(&drill).clone();
+    let set_operator = |replicas: u32| {
+        store
+            .patch(
+                &registry::DEPLOYMENT,
+                Some("hypershift"),
+                "operator",
+                &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+                &WriteOptions::default(),
+            )
+            .unwrap();
+    };
+    set_operator(0);
+    let restart = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(3000)).await;
+            store
+                .patch(
+                    &registry::DEPLOYMENT,
+                    Some("hypershift"),
+                    "operator",
+                    &Patch::Merge(json!({"spec": {"replicas": 2}})),
+                    &WriteOptions::default(),
+                )
+                .unwrap();
+        })
+    };
+    let r = drill
+        .phase(
+            Phase::Restore,
+            &args(&[("presign_seconds", "1"), ("restore_timeout_seconds", "60")]),
+        )
+        .await
+        .unwrap();
+    restart.await.unwrap();
+    let (_, message) = guest_failure(&r);
+    assert!(message.contains("expired"), "{message}");
+    assert!(message.contains("re-run `ferry restore`"), "{message}");
+    let hc = &drill.env().scenario.hosted_cluster;
+    let restored = dest_store(&drill)
+        .get(&registry::HOSTED_CLUSTER, Some(&hc.namespace), &hc.name)
+        .unwrap();
+    assert_ne!(
+        ferry_sim::hypershift::condition_status(&restored, "EtcdSnapshotRestored").as_deref(),
+        Some("True")
+    );
+    // Teardown refuses: the destination is not healthy.
+    let t = drill.phase(Phase::Teardown, &PhaseArgs::default()).await.unwrap();
+    let (_, message) = guest_failure(&t);
+    assert!(message.contains("not verified healthy"), "{message}");
+    assert!(
+        source_store(&drill)
+            .get(&registry::HOSTED_CLUSTER, Some(&hc.namespace), &hc.name)
+            .is_ok()
+    );
+    drill.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route53_wait_that_times_out_stops_before_teardown() {
+    let drill = drill(basic(), 20.0).await;
+    // The source's external-dns is down: the records never go away.
+    drill.source_external_dns().unwrap().stop().await;
+    let mopts = MigrateOptions {
+        args: args(&[("dns_timeout_seconds", "30")]),
+        ..MigrateOptions::default()
+    };
+    let report = drill.migrate_with(&mopts).await;
+    assert_eq!(report.failed, Some(Phase::Backup), "{report:#?}");
+    assert!(report.completed.is_empty(), "{report:#?}");
+    let text = format!("{report:?}");
+    assert!(
+        text.contains("Route53") && text.contains("nothing was destroyed"),
+        "{text}"
+    );
+    // Nothing destructive happened: the source still has its hosted cluster, paused.
+    let hc = &drill.env().scenario.hosted_cluster;
+    let source_hc = source_store(&drill)
+        .get(&registry::HOSTED_CLUSTER, Some(&hc.namespace), &hc.name)
+        .unwrap();
+    assert_eq!(source_hc["spec"]["pausedUntil"], "true");
+    assert_destination_untouched(&drill);
+    drill.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_migration_changes_nothing() {
+    let drill = drill(basic(), 20.0).await;
+    let opts = ferry::dr::DrOptions {
+        plan: true,
+        ..drill.dr_options()
+    };
+    let report = ferry::dr::migrate(drill.run_config(), &opts, &MigrateOptions::default()).await;
+    assert!(report.succeeded(), "{report:#?}");
+    for phase in &report.phases {
+        let ferry::dr::PhaseResult::Completed(r) = phase else {
+            panic!("{phase:?}");
+        };
+        for (step, result) in r.steps() {
+            assert!(
+                ["planned", "checked", "already", "skipped"].contains(&result.as_str()),
+                "{} {step}: {result} in a plan",
+                r.phase
+            );
+        }
+    }
+    // The source is as it was: not paused, its routes and writers there, no marker.
+    let hc = &drill.env().scenario.hosted_cluster;
+    let store = source_store(&drill);
+    let source_hc = store
+        .get(&registry::HOSTED_CLUSTER, Some(&hc.namespace), &hc.name)
+        .unwrap();
+    assert!(source_hc["spec"].get("pausedUntil").is_none(), "{source_hc}");
+    let routes = store
+        .list(&registry::ROUTE, Some(&hcp_ns(&drill)), &Default::default())
+        .unwrap();
+    assert_eq!(routes.items.len(), 4);
+    let api = store
+        .get(&registry::DEPLOYMENT, Some(&hcp_ns(&drill)), "kube-apiserver")
+        .unwrap();
+    assert_eq!(api["spec"]["replicas"], 1);
+    assert!(
+        store
+            .get(
+                &registry::CONFIG_MAP,
+                Some(&hc.namespace),
+                &format!("ferry-dr-{}", hc.name)
+            )
+            .is_err()
+    );
+    assert_destination_untouched(&drill);
+    // Nothing was written to the bucket.
+    let report = drill.verify().await;
+    assert!(!report.check("backup-kept").unwrap().passed, "{}", report.to_text());
+    drill.shutdown().await;
+}
