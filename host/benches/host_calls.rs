@@ -77,10 +77,11 @@ async fn main() {
             config: config.clone(),
             phase: "bench".into(),
             plan: false,
-            audit: ferry::audit::Audit::disabled(),
+            audit: Arc::new(ferry::audit::Audit::disabled()),
             clock: Clock::new(1.0),
             progress: opts.progress,
-            clients: opts.clients,
+            clients: Arc::new(opts.clients),
+            hooks: Arc::new(ferry::hooks::HookSet::empty()),
         })
     };
     let args = |op: &str, n: u64| vec![("op".to_string(), op.to_string()), ("n".to_string(), n.to_string())];

@@ -34,6 +34,7 @@ pub mod hook {
             "ferry:host/k8s": crate::bindings::automation::ferry::host::k8s,
             "ferry:host/objects": crate::bindings::automation::ferry::host::objects,
             "ferry:host/dns": crate::bindings::automation::ferry::host::dns,
+            "ferry:host/hooks": crate::bindings::automation::ferry::host::hooks,
         },
         trappable_error_type: { "ferry:host/types.error" => crate::caps::HostError },
     });

@@ -146,6 +146,95 @@ impl Default for ClockConfig {
     }
 }
 
+/// One site hook: a `hook`-world component with its own policy and limits.
+///
+/// ```toml
+/// [[hooks]]
+/// name = "change-window"              # its policy principal: Ferry::Guest::"change-window"
+/// component = "hooks/change-window.wasm"
+/// policy = "hooks/change-window.cedar"
+/// points = ["verify"]                 # default: every point
+/// advisory = false                    # true: a failure is a warning, never blocks
+/// [hooks.limits]                      # default: 64 MiB, 2 s CPU, 60 s wall
+/// cpu_ms = 5000
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookConfig {
+    /// The hook's name: its policy principal and how messages name it.
+    pub name: String,
+    /// The component file (relative paths: relative to the config file).
+    pub component: PathBuf,
+    /// Its Cedar policy file.
+    pub policy: PathBuf,
+    /// The points it is called at (`before-step`, `after-step`,
+    /// `select-objects`, `transform-object`, `verify`); empty means all.
+    #[serde(default)]
+    pub points: Vec<String>,
+    /// When true, a failing, trapping, denied or vetoing hook only logs a warning.
+    #[serde(default)]
+    pub advisory: bool,
+    /// Its limits (default [`HookConfig::default_limits`]).
+    pub limits: Option<Limits>,
+}
+
+impl HookConfig {
+    /// The limits of a hook that sets none: small, since a hook only decides.
+    pub fn default_limits() -> Limits {
+        Limits {
+            memory_mib: 64,
+            cpu_ms: 2_000,
+            wall_seconds: 60,
+            max_handles: 64,
+            max_object_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl HookConfig {
+    /// Resolves relative component and policy paths against `base`.
+    pub fn resolve_relative(&mut self, base: &Path) {
+        if self.component.is_relative() {
+            self.component = base.join(&self.component);
+        }
+        if self.policy.is_relative() {
+            self.policy = base.join(&self.policy);
+        }
+    }
+}
+
+/// A hooks file (`ferry drill --hooks`): `[[hooks]]` entries and the
+/// `[params]` they read, as a site config would hold them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HooksFile {
+    /// The hooks, in call order.
+    #[serde(default)]
+    pub hooks: Vec<HookConfig>,
+    /// Parameters for the hooks.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+}
+
+impl HooksFile {
+    /// Reads a hooks file; relative paths are relative to its folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut file: HooksFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        for h in &mut file.hooks {
+            h.resolve_relative(&base);
+        }
+        Ok(file)
+    }
+}
+
 /// A whole run config.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -170,6 +259,9 @@ pub struct RunConfig {
     /// Clock.
     #[serde(default)]
     pub clock: ClockConfig,
+    /// Site hooks, called in this order.
+    #[serde(default)]
+    pub hooks: Vec<HookConfig>,
 }
 
 impl RunConfig {
@@ -205,6 +297,9 @@ impl RunConfig {
             && w.dir.is_relative()
         {
             w.dir = base.join(&w.dir);
+        }
+        for h in &mut self.hooks {
+            h.resolve_relative(base);
         }
     }
 

@@ -560,6 +560,20 @@ impl Drill {
         route53_client(&self.moto.url())
     }
 
+    /// An S3 client for the drill's bucket (for checking what a run stored).
+    pub async fn s3_client(&self) -> aws_sdk_s3::Client {
+        crate::backends::s3::s3_client(
+            &crate::backends::s3::S3Settings {
+                region: "us-east-1".into(),
+                endpoint_url: Some(self.s3.url()),
+                force_path_style: true,
+                profile: None,
+            },
+            Some(self.credentials()),
+        )
+        .await
+    }
+
     /// The Route53 hosted zone id (without `/hostedzone/`).
     pub fn zone_id(&self) -> &str {
         &self.zone_id

@@ -161,17 +161,31 @@ pub async fn run(runtime: &Runtime, req: RunRequest, opts: RunOptions) -> Result
         return Err(e.into());
     }
     let pre = runtime.prepare(&guest)?;
+    let hooks = match crate::hooks::HookSet::load(runtime, &req.config.hooks, &req.config.params) {
+        Ok(h) => h,
+        Err(e) => {
+            audit.record(&Record::event(
+                &guest.identity,
+                &req.phase,
+                "load-hooks",
+                "refused",
+                Some(e.to_string()),
+            ));
+            return Err(e);
+        }
+    };
     audit.record(&Record::event(&guest.identity, &req.phase, "load", "ok", None));
     let env = Arc::new(RunEnv {
+        hooks: Arc::new(hooks),
         guest: guest.identity.clone(),
         policy: Arc::new(policy),
         clock: Clock::new(req.config.clock.scale),
         config: req.config,
         phase: req.phase.clone(),
         plan: req.plan,
-        audit,
+        audit: Arc::new(audit),
         progress: opts.progress,
-        clients: opts.clients,
+        clients: Arc::new(opts.clients),
     });
     let result = runtime.run(&pre, env.clone(), &req.phase, req.args).await;
     let (outcome, message) = match &result {

@@ -11,7 +11,9 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, types::ComponentItem};
 use wasmtime::{Config, Engine, Store, UpdateDeadline};
 
+use crate::bindings::automation::ferry::host::hooks::{Event as HookEvent, Outcome as HookOutcome};
 use crate::bindings::automation::{Automation, AutomationPre};
+use crate::bindings::hook::HookPre;
 use crate::policy::{GuestIdentity, PolicyEngine};
 use crate::state::{RunEnv, RunState};
 
@@ -30,6 +32,7 @@ pub const FERRY_INTERFACES: &[&str] = &[
     "ferry:host/etcd",
     "ferry:host/workspace",
     "ferry:host/hooks",
+    "ferry:host/hook-dispatch",
 ];
 /// WASI interfaces every guest may import. None of them reaches files,
 /// network or environment: no directories are preopened, the environment
@@ -312,6 +315,17 @@ impl Runtime {
         })
     }
 
+    /// Prepares a `hook` component for instantiation.
+    pub fn prepare_hook(&self, guest: &Guest) -> Result<HookPre<RunState>, RunError> {
+        let wrong = |e: wasmtime::Error| RunError::WrongWorld {
+            guest: guest.identity.name.clone(),
+            world: "hook",
+            message: format!("{e:#}"),
+        };
+        let pre = self.linker.instantiate_pre(&guest.component).map_err(wrong)?;
+        HookPre::new(pre).map_err(wrong)
+    }
+
     /// Runs `phase` of a prepared guest in a fresh store under the run's limits.
     /// Ok(Ok(json)) is success; Ok(Err(e)) is the guest's own error value.
     pub async fn run(
@@ -321,36 +335,66 @@ impl Runtime {
         phase: &str,
         args: Vec<(String, String)>,
     ) -> Result<Result<String, crate::bindings::WitError>, RunError> {
-        let limits = env.config.limits.clone();
-        let guest = env.guest.name.clone();
-        let mut store = Store::new(&self.engine, RunState::new(env));
-        store.limiter(|s| &mut s.limiter);
-        let budget_ticks = (limits.cpu_ms / EPOCH_TICK.as_millis() as u64).max(1);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |mut ctx| {
-            let data = ctx.data_mut();
-            data.cpu_ticks += 1;
-            if data.cpu_ticks > budget_ticks {
-                return Err(wasmtime::Error::new(LimitExceeded::Cpu { cpu_ms: limits.cpu_ms }));
-            }
-            // Yield to tokio at every tick so a busy guest never starves the
-            // host's other tasks (progress rendering, timeouts).
-            Ok(UpdateDeadline::Yield(1))
-        });
-
-        let wall = Duration::from_secs(limits.wall_seconds);
-        let fut = async {
+        let (mut store, wall, guest) = limited_store(&self.engine, env);
+        within_wall(wall, &guest, async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_run(&mut store, phase, &args).await
-        };
-        match tokio::time::timeout(wall, fut).await {
-            Err(_) => Err(LimitExceeded::Wall {
-                seconds: limits.wall_seconds,
-            }
-            .into()),
-            Ok(Ok(result)) => Ok(result),
-            Ok(Err(e)) => Err(classify_failure(e, &guest)),
+        })
+        .await
+    }
+}
+
+/// Calls one hook in a fresh store under its own limits.
+pub(crate) async fn run_hook(
+    engine: &Engine,
+    pre: &HookPre<RunState>,
+    env: Arc<RunEnv>,
+    event: &HookEvent,
+) -> Result<Result<HookOutcome, crate::bindings::WitError>, RunError> {
+    let (mut store, wall, guest) = limited_store(engine, env);
+    within_wall(wall, &guest, async {
+        let instance = pre.instantiate_async(&mut store).await?;
+        instance.call_on_event(&mut store, event).await
+    })
+    .await
+}
+
+/// A store for one run of `env`'s guest: memory limiter, CPU budget counted
+/// in epoch ticks (yielding to tokio at each), and the wall-clock limit.
+fn limited_store(engine: &Engine, env: Arc<RunEnv>) -> (Store<RunState>, Duration, String) {
+    let limits = env.config.limits.clone();
+    let guest = env.guest.name.clone();
+    let mut store = Store::new(engine, RunState::new(env));
+    store.limiter(|s| &mut s.limiter);
+    let budget_ticks = (limits.cpu_ms / EPOCH_TICK.as_millis() as u64).max(1);
+    store.set_epoch_deadline(1);
+    let cpu_ms = limits.cpu_ms;
+    store.epoch_deadline_callback(move |mut ctx| {
+        let data = ctx.data_mut();
+        data.cpu_ticks += 1;
+        if data.cpu_ticks > budget_ticks {
+            return Err(wasmtime::Error::new(LimitExceeded::Cpu { cpu_ms }));
         }
+        // Yield to tokio at every tick so a busy guest never starves the
+        // host's other tasks (progress rendering, timeouts).
+        Ok(UpdateDeadline::Yield(1))
+    });
+    (store, Duration::from_secs(limits.wall_seconds), guest)
+}
+
+/// Runs a guest call under the wall-clock limit and classifies failures.
+async fn within_wall<T>(
+    wall: Duration,
+    guest: &str,
+    fut: impl std::future::Future<Output = wasmtime::Result<T>>,
+) -> Result<T, RunError> {
+    match tokio::time::timeout(wall, fut).await {
+        Err(_) => Err(LimitExceeded::Wall {
+            seconds: wall.as_secs(),
+        }
+        .into()),
+        Ok(Ok(result)) => Ok(result),
+        Ok(Err(e)) => Err(classify_failure(e, guest)),
     }
 }
 

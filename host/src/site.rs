@@ -220,6 +220,9 @@ pub struct SiteConfig {
     /// Extra parameters passed through to the guest.
     #[serde(default)]
     pub params: BTreeMap<String, String>,
+    /// Site hooks (`[[hooks]]`, as in the run config), called in this order.
+    #[serde(default)]
+    pub hooks: Vec<crate::config::HookConfig>,
     /// The file it was read from (messages, relative paths).
     #[serde(skip)]
     pub origin: Option<PathBuf>,
@@ -317,6 +320,9 @@ impl SiteConfig {
         }
         let dir = self.backup.dir.clone().unwrap_or_else(|| PathBuf::from("backup"));
         self.backup.dir = Some(if dir.is_relative() { base.join(dir) } else { dir });
+        for h in &mut self.hooks {
+            h.resolve_relative(base);
+        }
     }
 
     fn origin_name(&self) -> String {
@@ -496,6 +502,7 @@ impl SiteConfig {
             params,
             limits: self.limits.clone(),
             clock: self.clock.clone(),
+            hooks: self.hooks.clone(),
         })
     }
 }

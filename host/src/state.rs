@@ -61,14 +61,16 @@ pub struct RunEnv {
     pub phase: String,
     /// Whether this run is a plan.
     pub plan: bool,
-    /// The audit trail.
-    pub audit: Audit,
+    /// The audit trail (shared with the run's hooks).
+    pub audit: Arc<Audit>,
     /// The guest's clock.
     pub clock: Clock,
     /// Where progress events go.
     pub progress: Arc<dyn ProgressSink>,
     /// Clients created on first use, shared by handles of the same target.
-    pub clients: crate::caps::Clients,
+    pub clients: Arc<crate::caps::Clients>,
+    /// The site hooks `hook-dispatch` calls (empty for hooks themselves).
+    pub hooks: Arc<crate::hooks::HookSet>,
 }
 
 /// Memory limiter that remembers why it refused, for a clear error message.

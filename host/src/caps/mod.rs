@@ -8,6 +8,7 @@ mod clients;
 pub mod context;
 pub mod dns;
 pub mod etcd;
+pub mod hook_dispatch;
 pub mod k8s;
 pub mod objects;
 pub mod workspace;

@@ -1,0 +1,230 @@
+//! Site hooks: `hook`-world components the run config lists, called by a full
+//! guest through `hook-dispatch`.
+//!
+//! Each hook is loaded and checked once per run (its imports against its own
+//! policy), and each call runs in a fresh store under the hook's own policy
+//! and limits, on its own tokio task. Its host calls are checked and audited
+//! like any other, under its own name; each call into it and its outcome is
+//! audited too. A hook that fails (error value, trap, limit) fails the
+//! dispatch with a message naming it, unless it is advisory.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use wasmtime::Engine;
+
+use crate::audit::Record;
+use crate::bindings::WitError;
+use crate::bindings::automation::ferry::host::hooks::{Event, Outcome, Point};
+use crate::bindings::hook::HookPre;
+use crate::caps::HostError;
+use crate::config::{HookConfig, Limits};
+use crate::policy::{GuestIdentity, PolicyEngine};
+use crate::run::RunFailure;
+use crate::runner::{RunError, Runtime};
+use crate::state::{RunEnv, RunState};
+
+/// The WIT name of a point, as the run config lists it.
+pub fn point_name(p: Point) -> &'static str {
+    match p {
+        Point::BeforeStep => "before-step",
+        Point::AfterStep => "after-step",
+        Point::SelectObjects => "select-objects",
+        Point::TransformObject => "transform-object",
+        Point::Verify => "verify",
+    }
+}
+
+const POINTS: &[&str] = &[
+    "before-step",
+    "after-step",
+    "select-objects",
+    "transform-object",
+    "verify",
+];
+
+/// One loaded hook.
+struct LoadedHook {
+    identity: GuestIdentity,
+    pre: HookPre<RunState>,
+    policy: Arc<PolicyEngine>,
+    advisory: bool,
+    points: Vec<String>,
+    limits: Limits,
+}
+
+/// The hooks of one run, in config order.
+pub struct HookSet {
+    engine: Option<Engine>,
+    hooks: Vec<LoadedHook>,
+}
+
+impl HookSet {
+    /// No hooks: every dispatch proceeds.
+    pub fn empty() -> HookSet {
+        HookSet {
+            engine: None,
+            hooks: Vec::new(),
+        }
+    }
+
+    /// How many hooks there are.
+    pub fn len(&self) -> usize {
+        self.hooks.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.hooks.is_empty()
+    }
+
+    /// Loads every hook: its component, its policy (linked with `params`) and
+    /// its import check. The first problem fails the run before the guest starts,
+    /// naming the hook.
+    pub fn load(
+        runtime: &Runtime,
+        configs: &[HookConfig],
+        params: &BTreeMap<String, String>,
+    ) -> Result<HookSet, RunFailure> {
+        let mut hooks = Vec::new();
+        for c in configs {
+            for p in &c.points {
+                if !POINTS.contains(&p.as_str()) {
+                    return Err(RunFailure::Host(anyhow::anyhow!(
+                        "hook `{}`: unknown point `{p}` (points are {})",
+                        c.name,
+                        POINTS.join(", ")
+                    )));
+                }
+            }
+            let guest = runtime.load_file(&c.component, Some(&c.name))?;
+            let policy = PolicyEngine::load(&c.policy, params, &guest.identity)?;
+            runtime.check_imports(&guest, &policy)?;
+            let pre = runtime.prepare_hook(&guest)?;
+            hooks.push(LoadedHook {
+                identity: guest.identity,
+                pre,
+                policy: Arc::new(policy),
+                advisory: c.advisory,
+                points: c.points.clone(),
+                limits: c.limits.clone().unwrap_or_else(HookConfig::default_limits),
+            });
+        }
+        Ok(HookSet {
+            engine: Some(runtime.engine().clone()),
+            hooks,
+        })
+    }
+
+    /// Calls every hook listening on the event's point and combines the
+    /// outcomes (see the `hook-dispatch` WIT docs).
+    pub async fn dispatch(self: &Arc<Self>, parent: &Arc<RunEnv>, event: Event) -> Result<Outcome, HostError> {
+        let point = point_name(event.point);
+        let Some(engine) = self.engine.clone() else {
+            return Ok(Outcome::Proceed);
+        };
+        let mut objects = Vec::new();
+        let mut replaced: Option<String> = None;
+        for (i, hook) in self.hooks.iter().enumerate() {
+            if !hook.points.is_empty() && !hook.points.iter().any(|p| p == point) {
+                continue;
+            }
+            let name = hook.identity.name.clone();
+            let env = Arc::new(RunEnv {
+                guest: hook.identity.clone(),
+                policy: hook.policy.clone(),
+                config: crate::config::RunConfig {
+                    limits: hook.limits.clone(),
+                    hooks: Vec::new(),
+                    ..parent.config.clone()
+                },
+                phase: parent.phase.clone(),
+                plan: parent.plan,
+                audit: parent.audit.clone(),
+                clock: parent.clock.clone(),
+                progress: parent.progress.clone(),
+                clients: parent.clients.clone(),
+                hooks: Arc::new(HookSet::empty()),
+            });
+            let ev = Event {
+                payload: replaced.clone().unwrap_or_else(|| event.payload.clone()),
+                phase: event.phase.clone(),
+                step: event.step.clone(),
+                point: event.point,
+            };
+            let set = self.clone();
+            let engine = engine.clone();
+            // Its own task: the hook's store never nests inside the caller's fiber.
+            let task = tokio::spawn(async move {
+                let hook = &set.hooks[i];
+                crate::runner::run_hook(&engine, &hook.pre, env, &ev).await
+            });
+            let result = match task.await {
+                Ok(r) => r,
+                Err(e) => Err(RunError::Host(anyhow::anyhow!("the hook task failed: {e}"))),
+            };
+            let at = format!("{point} {}/{}", event.phase, event.step);
+            let failure = match result {
+                Ok(Ok(outcome)) => {
+                    let (what, msg) = match &outcome {
+                        Outcome::Proceed => ("proceed", None),
+                        Outcome::Veto(why) => ("veto", Some(why.clone())),
+                        Outcome::Objects(v) => ("objects", Some(format!("{} objects", v.len()))),
+                        Outcome::Replaced(_) => ("replaced", None),
+                    };
+                    parent.audit.record(&Record::event(
+                        &hook.identity,
+                        &parent.phase,
+                        "hook",
+                        what,
+                        Some(format!("{at}{}", msg.map(|m| format!(": {m}")).unwrap_or_default())),
+                    ));
+                    match outcome {
+                        Outcome::Proceed => None,
+                        Outcome::Veto(why) if hook.advisory => {
+                            tracing::warn!(hook = %name, %at, "advisory hook would veto: {why}");
+                            None
+                        }
+                        Outcome::Veto(why) => return Ok(Outcome::Veto(format!("hook `{name}` vetoed ({at}): {why}"))),
+                        Outcome::Objects(v) => {
+                            objects.extend(v);
+                            None
+                        }
+                        Outcome::Replaced(m) => {
+                            replaced = Some(m);
+                            None
+                        }
+                    }
+                }
+                Ok(Err(e)) => Some(match e {
+                    WitError::Denied(m) => HostError::Denied(format!("hook `{name}` ({at}) was denied: {m}")),
+                    WitError::NotFound(m) => HostError::NotFound(format!("hook `{name}` ({at}): {m}")),
+                    WitError::Conflict(m) => HostError::Conflict(format!("hook `{name}` ({at}): {m}")),
+                    WitError::Invalid(m) => HostError::Invalid(format!("hook `{name}` ({at}): {m}")),
+                    WitError::Unavailable(m) => HostError::Unavailable(format!("hook `{name}` ({at}): {m}")),
+                    WitError::Other(m) => HostError::Other(format!("hook `{name}` ({at}) failed: {m}")),
+                }),
+                Err(e) => Some(HostError::Other(format!("hook `{name}` ({at}) failed: {e}"))),
+            };
+            if let Some(err) = failure {
+                parent.audit.record(&Record::event(
+                    &hook.identity,
+                    &parent.phase,
+                    "hook",
+                    if hook.advisory { "advisory-failure" } else { "failed" },
+                    Some(err.to_string()),
+                ));
+                if hook.advisory {
+                    tracing::warn!(hook = %name, %at, "advisory hook failed; going on: {err}");
+                    continue;
+                }
+                return Err(err);
+            }
+        }
+        Ok(match (replaced, objects.is_empty()) {
+            (Some(m), _) => Outcome::Replaced(m),
+            (None, false) => Outcome::Objects(objects),
+            (None, true) => Outcome::Proceed,
+        })
+    }
+}
