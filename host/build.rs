@@ -13,7 +13,11 @@ use std::process::Command;
 const GUESTS: &[(&str, &str, &str)] = &[
     ("hosted-cluster-dr", "hosted_cluster_dr", "HOSTED_CLUSTER_DR"),
     ("test-guest", "test_guest", "TEST_GUEST"),
+    ("test-hook", "test_hook", "TEST_HOOK"),
     ("test-sockets", "test_sockets", "TEST_SOCKETS"),
+    ("carry-labelled", "carry_labelled", "CARRY_LABELLED"),
+    ("change-window", "change_window", "CHANGE_WINDOW"),
+    ("run-summary", "run_summary", "RUN_SUMMARY"),
 ];
 
 fn main() {
@@ -101,17 +105,19 @@ fn main() {
     std::fs::write(out_dir.join("guests.rs"), consts).expect("write guests.rs");
 }
 
-/// The directories of the guests workspace's crates (each holds a Cargo.toml).
+/// The directories of the guests workspace's crates (each holds a Cargo.toml):
+/// direct subfolders of `guests/` and of `guests/examples/`.
 fn guest_crate_dirs(guests: &Path) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(guests)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.join("Cargo.toml").is_file())
-                .collect()
-        })
-        .unwrap_or_default();
+    let subdirs = |dir: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|entries| entries.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    let mut dirs: Vec<PathBuf> = subdirs(guests)
+        .into_iter()
+        .chain(subdirs(&guests.join("examples")))
+        .filter(|p| p.join("Cargo.toml").is_file())
+        .collect();
     dirs.sort();
     dirs
 }

@@ -12,7 +12,8 @@
 //! - [`runner`]: engine, linker, component loading (with [`cache`]), import
 //!   checks and limits;
 //! - [`caps`]: the host side of each WIT interface, over [`backends`];
-//! - [`audit`]: the JSON-lines audit trail.
+//! - [`audit`]: the JSON-lines audit trail;
+//! - [`hooks`]: site hooks a full guest calls through `hook-dispatch`.
 //!
 //! On top of those, the disaster-recovery job:
 //! - [`stock`]: the embedded stock guest `hosted-cluster-dr` and its policy;
@@ -28,10 +29,12 @@ pub mod caps;
 pub mod config;
 pub mod dr;
 pub mod drill;
+pub mod hooks;
 pub mod policy;
 pub mod progress;
 pub mod run;
 pub mod runner;
+pub mod scaffold;
 pub mod site;
 pub mod state;
 pub mod stock;

@@ -51,6 +51,21 @@ enum Command {
     /// Check and explain policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Scaffold new components.
+    #[command(subcommand)]
+    New(NewCommand),
+}
+
+#[derive(Subcommand)]
+enum NewCommand {
+    /// A site hook crate: a `verify` hook, its WIT, policy, hooks file and README.
+    Hook {
+        /// The hook's name (its policy principal), e.g. `change-freeze`.
+        name: String,
+        /// Where to create it (default: ./<name>).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -182,6 +197,10 @@ struct DrillArgs {
     /// Keep kubeconfigs, site config, backups, S3 data and the audit trail here.
     #[arg(long)]
     keep_dir: Option<PathBuf>,
+    /// The site's hooks to rehearse: a TOML file with `[[hooks]]` entries
+    /// (name, component, policy, points, advisory) and the `[params]` they read.
+    #[arg(long)]
+    hooks: Option<PathBuf>,
 }
 
 fn parse_nodes(s: &str) -> Result<ferry::site::Nodes, String> {
@@ -538,7 +557,20 @@ async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
         say: Arc::new(|m: &str| eprintln!("drill: {m}")),
         ..Default::default()
     };
-    let drill = ferry::drill::Drill::start(opts).await?;
+    let hooks = match &args.hooks {
+        Some(p) => Some(ferry::config::HooksFile::load(p)?),
+        None => None,
+    };
+    let mut drill = ferry::drill::Drill::start(opts).await?;
+    if let Some(h) = hooks {
+        eprintln!(
+            "drill: with hooks {}",
+            h.hooks.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ")
+        );
+        let config = drill.run_config_mut();
+        config.hooks = h.hooks;
+        config.params.extend(h.params);
+    }
     eprintln!("drill: working directory {}", drill.dir().display());
     let mopts = ferry::dr::MigrateOptions {
         on_phase: Some(phase_hook(progress, args.output)),
@@ -579,6 +611,28 @@ async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
     Ok(exit(code))
 }
 
+fn cmd_new_hook(name: &str, dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    // Built from a checkout: point the new crate at its SDK by path.
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(std::path::Path::to_path_buf);
+    let repo = repo.filter(|r| r.join("guests/ferry-sdk/Cargo.toml").is_file());
+    match ferry::scaffold::new_hook(name, &dir, repo.as_deref()) {
+        Ok(files) => {
+            for f in &files {
+                println!("created {}", f.display());
+            }
+            println!("next: see {}", dir.join("README.md").display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -592,6 +646,7 @@ async fn main() -> ExitCode {
         Command::Migrate(args) => cmd_migrate(args).await,
         Command::Drill(args) => cmd_drill(args).await,
         Command::Policy(cmd) => cmd_policy(cmd),
+        Command::New(NewCommand::Hook { name, dir }) => cmd_new_hook(&name, dir),
     };
     match result {
         Ok(code) => code,
