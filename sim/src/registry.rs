@@ -711,6 +711,10 @@ pub static EVENTS_V1_EVENT: KindInfo =
 /// coordination.k8s.io/v1 Lease (leader election).
 pub static LEASE: KindInfo = KindInfo::new("coordination.k8s.io", "v1", "Lease", "leases", true);
 
+/// monitoring.coreos.com/v1 ServiceMonitor (Prometheus operator; carried by site hooks).
+pub static SERVICE_MONITOR: KindInfo =
+    KindInfo::new("monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors", true).short(&["smon"]);
+
 /// Every built-in kind, in discovery order (core first, then groups as listed).
 pub static BUILTIN: &[&KindInfo] = &[
     &NAMESPACE,
@@ -738,6 +742,7 @@ pub static BUILTIN: &[&KindInfo] = &[
     &CLUSTER_VERSION,
     &EVENTS_V1_EVENT,
     &LEASE,
+    &SERVICE_MONITOR,
 ];
 
 /// The set of kinds one simulated API server serves.

@@ -63,9 +63,7 @@ pub fn describe(r: &ObjectRef) -> String {
 
 /// The name of an object.
 pub fn name(o: &Value) -> &str {
-    o.pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
+    o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default()
 }
 
 /// A string at a JSON pointer.
@@ -102,12 +100,8 @@ pub struct Cluster {
 impl Cluster {
     /// Opens the cluster the run config names `alias`.
     pub fn open(alias: &str) -> Result<Cluster> {
-        let inner = retry(|| wit::open_cluster(alias))
-            .map_err(|e| crate::context(e, format!("cluster `{alias}`")))?;
-        Ok(Cluster {
-            inner,
-            dry_run: false,
-        })
+        let inner = retry(|| wit::open_cluster(alias)).map_err(|e| crate::context(e, format!("cluster `{alias}`")))?;
+        Ok(Cluster { inner, dry_run: false })
     }
 
     /// Every mutation through this handle is a server-side dry run.
@@ -146,24 +140,16 @@ impl Cluster {
     pub fn get_as<T: DeserializeOwned>(&self, r: &ObjectRef) -> Result<Option<T>> {
         match self.get(r)? {
             None => Ok(None),
-            Some(v) => serde_json::from_value(v).map(Some).map_err(|e| {
-                invalid(format!(
-                    "{} does not have the expected shape: {e}",
-                    describe(r)
-                ))
-            }),
+            Some(v) => serde_json::from_value(v)
+                .map(Some)
+                .map_err(|e| invalid(format!("{} does not have the expected shape: {e}", describe(r)))),
         }
     }
 
     /// Gets an object that must exist.
     pub fn must_get(&self, r: &ObjectRef) -> Result<Value> {
-        self.get(r)?.ok_or_else(|| {
-            Error::NotFound(format!(
-                "{} does not exist on cluster `{}`",
-                describe(r),
-                self.alias()
-            ))
-        })
+        self.get(r)?
+            .ok_or_else(|| Error::NotFound(format!("{} does not exist on cluster `{}`", describe(r), self.alias())))
     }
 
     /// Lists objects of a kind (all pages), optionally in one namespace and
@@ -219,10 +205,7 @@ impl Cluster {
 
     /// Deletes an object (background propagation).
     pub fn delete(&self, r: &ObjectRef) -> Result<DeleteOutcome> {
-        retry(|| {
-            self.inner
-                .delete(r, Some(Propagation::Background), &self.opts())
-        })
+        retry(|| self.inner.delete(r, Some(Propagation::Background), &self.opts()))
     }
 
     /// Sets replicas through the scale subresource; returns the previous count.

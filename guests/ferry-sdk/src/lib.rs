@@ -11,32 +11,130 @@
 //! - [`wait`]: bounded waits on the host's clock that report progress;
 //! - [`log`], [`params`] and error constructors ([`invalid`], [`other`], ...).
 //!
-//! A full automation guest:
+//! A full automation guest generates its `automation` world with
+//! [`automation_world!`] and implements its export:
 //!
 //! ```ignore
-//! struct Guest;
-//! impl ferry_sdk::bindings::Guest for Guest {
-//!     fn run(phase: String, args: Vec<(String, String)>) -> Result<String, ferry_sdk::Error> {
+//! ferry_sdk::automation_world!("../../wit");
+//!
+//! struct Component;
+//! impl Guest for Component {
+//!     fn run(phase: String, args: Vec<(String, String)>) -> ferry_sdk::Result<String> {
 //!         let source = ferry_sdk::k8s::Cluster::open("source")?;
 //!         Ok(format!("{phase}: opened {}", source.alias()))
 //!     }
 //! }
-//! ferry_sdk::bindings::export_automation!(Guest with_types_in ferry_sdk::bindings);
+//! export!(Component);
 //! ```
+//!
+//! A site hook uses [`hook_world!`] the same way (see [`hooks`]):
+//!
+//! ```ignore
+//! ferry_sdk::hook_world!("../wit");
+//!
+//! use ferry_sdk::hooks::{Event, Outcome};
+//!
+//! struct Hook;
+//! impl Guest for Hook {
+//!     fn on_event(event: Event) -> ferry_sdk::Result<Outcome> {
+//!         Ok(Outcome::Proceed)
+//!     }
+//! }
+//! export!(Hook);
+//! ```
+//!
+//! The SDK holds the bindings of every host interface (an import-only world,
+//! [`bindings`]); the world macros map the component's imports onto them, so
+//! the component generates only its export glue and needs no direct
+//! `wit-bindgen` dependency. A component imports only the interfaces it
+//! actually calls: the unused ones are dropped when the component is built.
 
+pub mod hooks;
 pub mod k8s;
 pub mod manifest;
+pub mod time;
 pub mod wait;
 
-/// The generated bindings of the `automation` world (`ferry:host@0.1.0`).
+/// The `wit-bindgen` this SDK was built with (used by the world macros).
+#[doc(hidden)]
+pub use wit_bindgen;
+
+/// The generated bindings of every `ferry:host@0.1.0` interface, imports only.
+///
+/// Components generate their world (export included) with
+/// [`automation_world!`] or [`hook_world!`], which reuse these modules.
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
-        world: "automation",
-        pub_export_macro: true,
-        export_macro_name: "export_automation",
-        default_bindings_module: "ferry_sdk::bindings",
+        inline: "
+            package ferry:sdk;
+
+            world imports {
+                import ferry:host/context@0.1.0;
+                import ferry:host/k8s@0.1.0;
+                import ferry:host/objects@0.1.0;
+                import ferry:host/dns@0.1.0;
+                import ferry:host/etcd@0.1.0;
+                import ferry:host/workspace@0.1.0;
+                import ferry:host/hook-dispatch@0.1.0;
+            }
+        ",
+        world: "ferry:sdk/imports",
+        generate_all,
     });
+}
+
+/// Generates the `automation` world (`ferry:host/automation@0.1.0`) in the
+/// calling module: a `Guest` trait with `run`, an `export!` macro, and the
+/// imports mapped onto [`bindings`].
+///
+/// The argument is the WIT directory, relative to the calling crate's
+/// `Cargo.toml`. Call it at the crate root, then `export!(YourType);`.
+#[macro_export]
+macro_rules! automation_world {
+    ($path:literal) => {
+        $crate::wit_bindgen::generate!({
+            path: $path,
+            world: "ferry:host/automation@0.1.0",
+            runtime_path: "::ferry_sdk::wit_bindgen::rt",
+            with: {
+                "ferry:host/types@0.1.0": ::ferry_sdk::bindings::ferry::host::types,
+                "ferry:host/context@0.1.0": ::ferry_sdk::bindings::ferry::host::context,
+                "ferry:host/k8s@0.1.0": ::ferry_sdk::bindings::ferry::host::k8s,
+                "ferry:host/objects@0.1.0": ::ferry_sdk::bindings::ferry::host::objects,
+                "ferry:host/dns@0.1.0": ::ferry_sdk::bindings::ferry::host::dns,
+                "ferry:host/etcd@0.1.0": ::ferry_sdk::bindings::ferry::host::etcd,
+                "ferry:host/workspace@0.1.0": ::ferry_sdk::bindings::ferry::host::workspace,
+                "ferry:host/hooks@0.1.0": ::ferry_sdk::bindings::ferry::host::hooks,
+                "ferry:host/hook-dispatch@0.1.0": ::ferry_sdk::bindings::ferry::host::hook_dispatch,
+            },
+        });
+    };
+}
+
+/// Generates the `hook` world (`ferry:host/hook@0.1.0`) in the calling
+/// module: a `Guest` trait with `on_event`, an `export!` macro, and the
+/// imports mapped onto [`bindings`].
+///
+/// The argument is the WIT directory, relative to the calling crate's
+/// `Cargo.toml`. Call it at the crate root, then `export!(YourType);`.
+#[macro_export]
+macro_rules! hook_world {
+    ($path:literal) => {
+        $crate::wit_bindgen::generate!({
+            path: $path,
+            world: "ferry:host/hook@0.1.0",
+            runtime_path: "::ferry_sdk::wit_bindgen::rt",
+            with: {
+                "ferry:host/types@0.1.0": ::ferry_sdk::bindings::ferry::host::types,
+                "ferry:host/context@0.1.0": ::ferry_sdk::bindings::ferry::host::context,
+                "ferry:host/k8s@0.1.0": ::ferry_sdk::bindings::ferry::host::k8s,
+                "ferry:host/objects@0.1.0": ::ferry_sdk::bindings::ferry::host::objects,
+                "ferry:host/dns@0.1.0": ::ferry_sdk::bindings::ferry::host::dns,
+                "ferry:host/hooks@0.1.0": ::ferry_sdk::bindings::ferry::host::hooks,
+            },
+        });
+    };
 }
 
 /// The error every host call returns and every phase reports (the WIT `error` variant).
@@ -121,10 +219,7 @@ pub mod log {
     use crate::context::{self, Level};
 
     fn emit(level: Level, message: &str, fields: &[(&str, &str)]) {
-        let fields: Vec<(String, String)> = fields
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let fields: Vec<(String, String)> = fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         context::log(level, message, &fields);
     }
 
@@ -174,20 +269,12 @@ pub mod params {
 
         /// From explicit pairs (tests).
         pub fn from_pairs(pairs: &[(&str, &str)]) -> Params {
-            Params(
-                pairs
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            )
+            Params(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
         }
 
         /// A value, if set and not empty.
         pub fn get(&self, name: &str) -> Option<&str> {
-            self.0
-                .get(name)
-                .map(String::as_str)
-                .filter(|v| !v.is_empty())
+            self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
         }
 
         /// A value or a default.
@@ -213,11 +300,9 @@ pub mod params {
         pub fn u64_or(&self, name: &str, default: u64) -> crate::Result<u64> {
             match self.get(name) {
                 None => Ok(default),
-                Some(v) => v.parse().map_err(|_| {
-                    crate::invalid(format!(
-                        "parameter `{name}` must be a whole number, got `{v}`"
-                    ))
-                }),
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| crate::invalid(format!("parameter `{name}` must be a whole number, got `{v}`"))),
             }
         }
     }

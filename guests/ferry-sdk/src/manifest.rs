@@ -57,11 +57,7 @@ pub fn remove_annotations_with_prefix(obj: &mut Value, prefix: &str) {
 }
 
 fn drop_empty(meta: &mut Map<String, Value>, key: &str) {
-    if meta
-        .get(key)
-        .and_then(Value::as_object)
-        .is_some_and(Map::is_empty)
-    {
+    if meta.get(key).and_then(Value::as_object).is_some_and(Map::is_empty) {
         meta.remove(key);
     }
 }
@@ -69,13 +65,9 @@ fn drop_empty(meta: &mut Map<String, Value>, key: &str) {
 /// Sets an annotation.
 pub fn annotate(obj: &mut Value, key: &str, value: &str) {
     if let Some(o) = obj.as_object_mut() {
-        let meta = o
-            .entry("metadata")
-            .or_insert_with(|| Value::Object(Map::new()));
+        let meta = o.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
         if let Some(meta) = meta.as_object_mut() {
-            let ann = meta
-                .entry("annotations")
-                .or_insert_with(|| Value::Object(Map::new()));
+            let ann = meta.entry("annotations").or_insert_with(|| Value::Object(Map::new()));
             if let Some(ann) = ann.as_object_mut() {
                 ann.insert(key.to_string(), Value::String(value.to_string()));
             }

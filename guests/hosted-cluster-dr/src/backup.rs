@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use ferry_sdk::hooks::{Outcome, Point};
 use ferry_sdk::k8s::{Cluster, condition_true, name, str_at};
 use ferry_sdk::objects::Bucket;
 use ferry_sdk::wait::{Check, Wait};
@@ -70,8 +71,7 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
     let hosted = c.open("hosted")?;
     let bucket = layout::open_bucket(&c)?;
     let zone_id = c.p.require("zone_id")?.to_string();
-    let zone =
-        ferry_sdk::k8s::retry(|| dns::open_zone(&zone_id)).ctx(format!("hosted zone {zone_id}"))?;
+    let zone = ferry_sdk::k8s::retry(|| dns::open_zone(&zone_id)).ctx(format!("hosted zone {zone_id}"))?;
     let domain = c.p.require("external_dns_domain")?.to_string();
 
     let Some(hc) = src.get(&c.hc.hc_ref())? else {
@@ -84,18 +84,12 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
     })?;
     c.step("marker", |c| {
         if !marker.backup_id.is_empty() {
-            return Ok(Done::Already(format!(
-                "backup {} ({})",
-                marker.backup_id, marker.state
-            )));
+            return Ok(Done::Already(format!("backup {} ({})", marker.backup_id, marker.state)));
         }
         marker.backup_id = model_backup_id();
         marker.state = "in-progress".into();
         if c.plan {
-            return Ok(Done::Planned(format!(
-                "would start backup {}",
-                marker.backup_id
-            )));
+            return Ok(Done::Planned(format!("would start backup {}", marker.backup_id)));
         }
         marker.write(c, &src)?;
         Ok(Done::Did(format!("started backup {}", marker.backup_id)))
@@ -134,15 +128,10 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
         Some(index) => upload(c, &src, &bucket, &index, &files, &mut marker),
     })?;
     c.step("delete-routes", |c| delete_routes(c, &src, &mut marker))?;
-    c.step("wait-dns", |c| {
-        wait_dns(c, &zone, &domain, &marker.route_hosts)
-    })?;
+    c.step("wait-dns", |c| wait_dns(c, &zone, &domain, &marker.route_hosts))?;
     c.step("complete", |c| {
         if marker.state == "complete" {
-            return Ok(Done::Already(format!(
-                "backup {} complete",
-                marker.backup_id
-            )));
+            return Ok(Done::Already(format!("backup {} complete", marker.backup_id)));
         }
         if c.plan {
             return Ok(Done::Planned("would mark the backup complete".into()));
@@ -214,7 +203,10 @@ fn preflight(
         ));
     }
     if str_at(hc, "/spec/etcd/managementType") != Some("Managed") {
-        problems.push("its etcd is not Managed (spec.etcd.managementType); only managed etcd can be restored from a snapshot".into());
+        problems.push(
+            "its etcd is not Managed (spec.etcd.managementType); only managed etcd can be restored from a snapshot"
+                .into(),
+        );
     }
     if c.p.or("nodes", "reuse") == "reuse" && !api_server_has_hostname(hc) {
         problems.push(
@@ -232,7 +224,11 @@ fn preflight(
             c.alias("destination")
         )),
         Ok(None) => {}
-        Err(e) => problems.push(format!("destination `{}` unreachable: {}", c.alias("destination"), ferry_sdk::message(&e))),
+        Err(e) => problems.push(format!(
+            "destination `{}` unreachable: {}",
+            c.alias("destination"),
+            ferry_sdk::message(&e)
+        )),
     }
     for (role, cluster) in [("source", src), ("destination", dst)] {
         if let Err(why) = external_dns_configured(cluster, domain) {
@@ -257,11 +253,7 @@ fn preflight(
         Err(e) => problems.push(format!("bucket {}: {}", bucket.name(), ferry_sdk::message(&e))),
     }
     if let Err(e) = ferry_sdk::k8s::retry(|| zone.list_record_sets(Some(domain))) {
-        problems.push(format!(
-            "hosted zone {}: {}",
-            zone.id(),
-            ferry_sdk::message(&e)
-        ));
+        problems.push(format!("hosted zone {}: {}", zone.id(), ferry_sdk::message(&e)));
     }
     if !problems.is_empty() {
         return Err(invalid(format!(
@@ -280,8 +272,7 @@ fn api_server_has_hostname(hc: &Value) -> bool {
         .is_some_and(|services| {
             services.iter().any(|s| {
                 str_at(s, "/service") == Some("APIServer")
-                    && (str_at(s, "/servicePublishingStrategy/route/hostname")
-                        .is_some_and(|h| !h.is_empty())
+                    && (str_at(s, "/servicePublishingStrategy/route/hostname").is_some_and(|h| !h.is_empty())
                         || str_at(s, "/servicePublishingStrategy/type") == Some("LoadBalancer"))
             })
         })
@@ -299,18 +290,10 @@ fn external_dns_configured(cluster: &Cluster, domain: &str) -> std::result::Resu
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .flat_map(|c| {
-            c.get("args")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-        })
+        .flat_map(|c| c.get("args").and_then(Value::as_array).into_iter().flatten())
         .filter_map(Value::as_str)
         .collect();
-    let filters: Vec<&str> = args
-        .iter()
-        .filter_map(|a| a.strip_prefix("--domain-filter="))
-        .collect();
+    let filters: Vec<&str> = args.iter().filter_map(|a| a.strip_prefix("--domain-filter=")).collect();
     if filters
         .iter()
         .any(|f| domain == *f || domain.ends_with(&format!(".{f}")))
@@ -326,10 +309,7 @@ fn external_dns_configured(cluster: &Cluster, domain: &str) -> std::result::Resu
 
 fn own_pools(c: &Ctx, src: &Cluster) -> Result<Vec<Value>> {
     let all = src.list(NODE_POOL.0, NODE_POOL.1, Some(&c.hc.ns), None)?;
-    Ok(own_node_pools(&all, &c.hc.name)
-        .into_iter()
-        .cloned()
-        .collect())
+    Ok(own_node_pools(&all, &c.hc.name).into_iter().cloned().collect())
 }
 
 fn pause(c: &mut Ctx, src: &Cluster, hc: &Value, pools: &[Value]) -> Result<Done> {
@@ -346,10 +326,7 @@ fn pause(c: &mut Ctx, src: &Cluster, hc: &Value, pools: &[Value]) -> Result<Done
         paused.push(ferry_sdk::k8s::describe(&obj_ref));
     }
     Ok(match (paused.is_empty(), c.plan) {
-        (true, _) => Done::Already(format!(
-            "HostedCluster and {} NodePools are paused",
-            pools.len()
-        )),
+        (true, _) => Done::Already(format!("HostedCluster and {} NodePools are paused", pools.len())),
         (false, true) => Done::Planned(format!("would pause {}", paused.join(", "))),
         (false, false) => Done::Did(format!("paused {}", paused.join(", "))),
     })
@@ -364,10 +341,7 @@ fn scale_down_writers(c: &mut Ctx, src: &Cluster, marker: &mut Marker) -> Result
             missing.push(*w);
             continue;
         };
-        let replicas = d
-            .pointer("/spec/replicas")
-            .and_then(Value::as_u64)
-            .unwrap_or(1) as u32;
+        let replicas = d.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1) as u32;
         if replicas == 0 {
             continue;
         }
@@ -376,10 +350,7 @@ fn scale_down_writers(c: &mut Ctx, src: &Cluster, marker: &mut Marker) -> Result
             continue;
         }
         // Record before scaling, so a crash in between never loses the count.
-        marker
-            .writer_replicas
-            .entry(w.to_string())
-            .or_insert(replicas);
+        marker.writer_replicas.entry(w.to_string()).or_insert(replicas);
         marker.write(c, src)?;
         src.scale(&d_ref, 0)?;
         scaled.push(format!("{w} ({replicas}→0)"));
@@ -400,23 +371,15 @@ fn scale_down_writers(c: &mut Ctx, src: &Cluster, marker: &mut Marker) -> Result
 /// The etcd member pods to try, healthy ones first.
 fn members(c: &Ctx, src: &Cluster, hc: &Value) -> Result<Vec<String>> {
     let ha = str_at(hc, "/spec/controllerAvailabilityPolicy") == Some("HighlyAvailable");
-    let wanted: Vec<String> = (0..if ha { 3 } else { 1 })
-        .map(|i| format!("etcd-{i}"))
-        .collect();
+    let wanted: Vec<String> = (0..if ha { 3 } else { 1 }).map(|i| format!("etcd-{i}")).collect();
     let mut healthy = Vec::new();
     let mut seen = Vec::new();
     for pod in &wanted {
         match src.get(&r(POD, Some(&c.hc.hcp_ns), pod))? {
-            Some(p)
-                if str_at(&p, "/status/phase") == Some("Running")
-                    && condition_true(&p, "Ready") =>
-            {
+            Some(p) if str_at(&p, "/status/phase") == Some("Running") && condition_true(&p, "Ready") => {
                 healthy.push(pod.clone())
             }
-            Some(p) => seen.push(format!(
-                "{pod}: {}",
-                str_at(&p, "/status/phase").unwrap_or("unknown")
-            )),
+            Some(p) => seen.push(format!("{pod}: {}", str_at(&p, "/status/phase").unwrap_or("unknown"))),
             None => seen.push(format!("{pod}: missing")),
         }
     }
@@ -431,27 +394,18 @@ fn members(c: &Ctx, src: &Cluster, hc: &Value) -> Result<Vec<String>> {
     Ok(healthy)
 }
 
-fn snapshot(
-    c: &mut Ctx,
-    src: &Cluster,
-    hc: &Value,
-    bucket: &Bucket,
-    marker: &mut Marker,
-) -> Result<Done> {
+fn snapshot(c: &mut Ctx, src: &Cluster, hc: &Value, bucket: &Bucket, marker: &mut Marker) -> Result<Done> {
     if let Some(s) = &marker.snapshot {
         match ferry_sdk::k8s::retry(|| bucket.head(&s.key)) {
-            Ok(info)
-                if info.sha256.as_deref() == Some(s.sha256.as_str()) && info.size == s.size =>
-            {
+            Ok(info) if info.sha256.as_deref() == Some(s.sha256.as_str()) && info.size == s.size => {
                 return Ok(Done::Already(format!(
                     "snapshot {} (revision {}) is in S3",
                     s.key, s.revision
                 )));
             }
-            Ok(_) | Err(Error::NotFound(_)) => log::warn(
-                "the recorded snapshot is missing or differs; taking a new one",
-                &[],
-            ),
+            Ok(_) | Err(Error::NotFound(_)) => {
+                log::warn("the recorded snapshot is missing or differs; taking a new one", &[])
+            }
             Err(e) => return Err(e),
         }
     }
@@ -459,10 +413,7 @@ fn snapshot(
     // The writers must really be down for the snapshot to be consistent.
     for w in ETCD_WRITERS {
         if let Some(d) = src.get(&r(DEPLOYMENT, Some(&c.hc.hcp_ns), w))? {
-            let n = d
-                .pointer("/spec/replicas")
-                .and_then(Value::as_u64)
-                .unwrap_or(0);
+            let n = d.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(0);
             if n > 0 && !c.plan {
                 return Err(conflict(format!(
                     "Deployment {}/{w} is back at {n} replicas (is the HostedCluster still paused?); refusing an \
@@ -472,9 +423,7 @@ fn snapshot(
             }
         }
     }
-    let tls = src
-        .get(&r(SECRET, Some(&c.hc.hcp_ns), "etcd-client-tls"))?
-        .is_some();
+    let tls = src.get(&r(SECRET, Some(&c.hc.hcp_ns), "etcd-client-tls"))?.is_some();
     let dir = layout::s3_dir(c, &marker.backup_id);
     if c.plan {
         return Ok(Done::Planned(format!(
@@ -540,9 +489,7 @@ fn hcp_secret_excluded(secret: &Value, hc_name: &str, pools: &[Value]) -> bool {
         || t == "bootstrap.kubernetes.io/token"
         || n.contains("oauth-openshift")
         || n.starts_with(&format!("token-{hc_name}"))
-        || pools
-            .iter()
-            .any(|p| n.starts_with(&format!("token-{}-", name(p))))
+        || pools.iter().any(|p| n.starts_with(&format!("token-{}-", name(p))))
 }
 
 fn dump(
@@ -605,8 +552,7 @@ fn dump(
             &[("names", &format!("{shared:?}"))],
         );
     }
-    let encryption_key =
-        str_at(hc, "/spec/secretEncryption/aescbc/activeKey/name").map(str::to_string);
+    let encryption_key = str_at(hc, "/spec/secretEncryption/aescbc/activeKey/name").map(str::to_string);
 
     // HCP namespace.
     for s in src.list(SECRET.0, SECRET.1, Some(&hcp_ns), None)? {
@@ -633,6 +579,25 @@ fn dump(
         objects.extend(src.list(kind.0, kind.1, Some(&hcp_ns), None)?);
     }
 
+    // Site hooks may add objects to carry (a site's resources, by kind and label).
+    if let Outcome::Objects(refs) = c.hook(Point::SelectObjects, "dump", json!({}))? {
+        for obj_ref in refs {
+            let o = src.get(&obj_ref)?.ok_or_else(|| {
+                Error::NotFound(format!(
+                    "a hook asked to carry {}, which does not exist on the source",
+                    ferry_sdk::k8s::describe(&obj_ref)
+                ))
+            })?;
+            let same = |x: &Value| {
+                name(x) == name(&o)
+                    && str_at(x, "/kind") == str_at(&o, "/kind")
+                    && str_at(x, "/metadata/namespace") == str_at(&o, "/metadata/namespace")
+            };
+            if !objects.iter().any(same) {
+                objects.push(o);
+            }
+        }
+    }
     let mut files = Vec::new();
     for o in objects {
         let o = clean(o);
@@ -652,9 +617,7 @@ fn dump(
             member: String::new(),
         },
         (None, false) => {
-            return Err(Error::Other(
-                "no snapshot recorded; re-run the backup".into(),
-            ));
+            return Err(Error::Other("no snapshot recorded; re-run the backup".into()));
         }
     };
     let index = Index {
@@ -681,10 +644,7 @@ fn dump(
             .iter()
             .map(|p| Pool {
                 name: name(p).into(),
-                replicas: p
-                    .pointer("/spec/replicas")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0),
+                replicas: p.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(0),
             })
             .collect(),
         route_hosts: if route_hosts.is_empty() {
@@ -731,28 +691,13 @@ fn upload(
         )));
     }
     for (i, (e, data)) in files.iter().enumerate() {
-        layout::put(
-            bucket,
-            &format!("{dir}{}", e.path),
-            data,
-            "application/yaml",
-        )?;
-        log::progress(
-            "backup/upload",
-            i as u64 + 1,
-            Some(files.len() as u64 + 1),
-            &e.path,
-        );
+        layout::put(bucket, &format!("{dir}{}", e.path), data, "application/yaml")?;
+        log::progress("backup/upload", i as u64 + 1, Some(files.len() as u64 + 1), &e.path);
     }
     let index_json = serde_json::to_vec_pretty(index).map_err(|e| Error::Other(e.to_string()))?;
     // The index goes last, locally and in S3: a backup without one is incomplete.
     workspace::write_file(&format!("{}/index.json", index.backup_id), &index_json)?;
-    layout::put(
-        bucket,
-        &format!("{dir}index.json"),
-        &index_json,
-        "application/json",
-    )?;
+    layout::put(bucket, &format!("{dir}index.json"), &index_json, "application/json")?;
     marker.route_hosts = index.route_hosts.clone();
     marker.state = "uploaded".into();
     marker.write(c, src)?;
@@ -766,9 +711,7 @@ fn upload(
 fn delete_routes(c: &mut Ctx, src: &Cluster, marker: &mut Marker) -> Result<Done> {
     let routes = src.list(ROUTE.0, ROUTE.1, Some(&c.hc.hcp_ns), None)?;
     if routes.is_empty() {
-        return Ok(Done::Already(
-            "no control-plane routes left on the source".into(),
-        ));
+        return Ok(Done::Already("no control-plane routes left on the source".into()));
     }
     let mut hosts = marker.route_hosts.clone();
     hosts.extend(
@@ -785,6 +728,8 @@ fn delete_routes(c: &mut Ctx, src: &Cluster, marker: &mut Marker) -> Result<Done
             hosts.join(", ")
         )));
     }
+    // Deleting the routes takes the hosted cluster off the air: hooks may veto.
+    c.hook(Point::Verify, "delete-routes", json!({"routes": hosts}))?;
     if hosts != marker.route_hosts {
         marker.route_hosts = hosts.clone();
         marker.write(c, src)?;
@@ -803,12 +748,7 @@ fn delete_routes(c: &mut Ctx, src: &Cluster, marker: &mut Marker) -> Result<Done
 /// ownership TXT records (`<label><suffix>.<rest>`, and the `a-`/`cname-`
 /// prefixed ones newer external-dns writes), and any TXT that names one of
 /// its routes. Other hosted clusters' records in the same zone never count.
-pub fn own_records(
-    records: &[dns::RecordSet],
-    hosts: &[String],
-    suffix: &str,
-    hcp_ns: &str,
-) -> Vec<String> {
+pub fn own_records(records: &[dns::RecordSet], hosts: &[String], suffix: &str, hcp_ns: &str) -> Vec<String> {
     let mut names = Vec::new();
     for h in hosts {
         let h = h.trim_end_matches('.').to_ascii_lowercase();
@@ -825,8 +765,7 @@ pub fn own_records(
     records
         .iter()
         .filter(|rs| {
-            names.contains(&rs.name)
-                || (rs.record_type == "TXT" && rs.values.iter().any(|v| v.contains(&route_marker)))
+            names.contains(&rs.name) || (rs.record_type == "TXT" && rs.values.iter().any(|v| v.contains(&route_marker)))
         })
         .map(|rs| format!("{} {}", rs.name, rs.record_type))
         .collect()
@@ -860,11 +799,7 @@ fn wait_dns(c: &mut Ctx, zone: &dns::Zone, domain: &str, hosts: &[String]) -> Re
          those by hand in zone {}.",
         zone.id()
     );
-    let what = format!(
-        "Route53 zone {} to drop the records of {}",
-        zone.id(),
-        c.hc.name
-    );
+    let what = format!("Route53 zone {} to drop the records of {}", zone.id(), c.hc.name);
     let wait = Wait {
         step: "backup/wait-dns",
         what: &what,
@@ -900,11 +835,7 @@ mod tests {
     fn only_this_clusters_records_count() {
         let records = vec![
             rs("api-demo.example.com", "CNAME", "router"),
-            rs(
-                "api-demo-external-dns.example.com",
-                "TXT",
-                "\"heritage=external-dns\"",
-            ),
+            rs("api-demo-external-dns.example.com", "TXT", "\"heritage=external-dns\""),
             rs(
                 "oauth-x.example.com",
                 "TXT",
@@ -947,26 +878,10 @@ mod tests {
             "demo",
             &pools
         ));
-        assert!(hcp_secret_excluded(
-            &s("oauth-openshift-x", "Opaque"),
-            "demo",
-            &pools
-        ));
-        assert!(hcp_secret_excluded(
-            &s("token-workers-abc", "Opaque"),
-            "demo",
-            &pools
-        ));
-        assert!(hcp_secret_excluded(
-            &s("token-demo-workers", "Opaque"),
-            "demo",
-            &pools
-        ));
-        assert!(!hcp_secret_excluded(
-            &s("root-ca", "Opaque"),
-            "demo",
-            &pools
-        ));
+        assert!(hcp_secret_excluded(&s("oauth-openshift-x", "Opaque"), "demo", &pools));
+        assert!(hcp_secret_excluded(&s("token-workers-abc", "Opaque"), "demo", &pools));
+        assert!(hcp_secret_excluded(&s("token-demo-workers", "Opaque"), "demo", &pools));
+        assert!(!hcp_secret_excluded(&s("root-ca", "Opaque"), "demo", &pools));
         assert!(!hcp_secret_excluded(
             &s("kube-apiserver-cert", "kubernetes.io/tls"),
             "demo",

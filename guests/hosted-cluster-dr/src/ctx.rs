@@ -2,6 +2,7 @@
 //! mode, and the record of steps (with `stop_after` for rehearsing
 //! interruptions).
 
+use ferry_sdk::hooks::{self, Outcome, Point};
 use ferry_sdk::log;
 use ferry_sdk::params::Params;
 use ferry_sdk::{Error, Result};
@@ -72,6 +73,7 @@ impl Ctx {
     pub fn step(&mut self, name: &str, f: impl FnOnce(&mut Ctx) -> Result<Done>) -> Result<()> {
         let label = format!("{}/{name}", self.phase);
         log::progress(&label, self.steps.len() as u64, None, "started");
+        self.hook(Point::BeforeStep, name, json!({}))?;
         let done = f(self).map_err(|e| ferry_sdk::context(e, format!("step {label}")))?;
         let (result, detail) = match done {
             Done::Did(d) => {
@@ -91,6 +93,7 @@ impl Ctx {
         );
         self.steps
             .push(json!({"step": name, "result": result, "detail": detail}));
+        self.hook(Point::AfterStep, name, json!({"result": result, "detail": detail}))?;
         if self.stop_after.as_deref() == Some(name) {
             log::warn(
                 &format!("stopped after step {label} as asked; run the phase again to continue"),
@@ -106,6 +109,40 @@ impl Ctx {
             return Err(Error::Other(STOPPED_MARKER.into()));
         }
         Ok(())
+    }
+
+    /// The payload every hook event carries, plus `extra`.
+    pub fn hook_payload(&self, extra: Value) -> Value {
+        let mut o = Map::new();
+        o.insert("hc_namespace".into(), json!(self.hc.ns));
+        o.insert("hc_name".into(), json!(self.hc.name));
+        o.insert("hcp_namespace".into(), json!(self.hc.hcp_ns));
+        for role in ["source", "destination", "hosted"] {
+            o.insert(role.into(), json!(self.alias(role)));
+        }
+        if let Value::Object(extra) = extra {
+            o.extend(extra);
+        }
+        Value::Object(o)
+    }
+
+    /// Calls the site's hooks at `point` of `step`; a veto stops the phase
+    /// (before the step's changes for `before-step` and `verify`).
+    pub fn hook(&self, point: Point, step: &str, extra: Value) -> Result<Outcome> {
+        let outcome = hooks::dispatch(point, self.phase, step, &self.hook_payload(extra))?;
+        if let Outcome::Veto(why) = &outcome {
+            let when = if matches!(point, Point::AfterStep) {
+                " after the step"
+            } else {
+                " before the step changed anything"
+            };
+            return Err(Error::Invalid(format!(
+                "{}. The phase stopped at {}/{step}{when}; run it again once the hook allows it",
+                why.trim_end_matches('.'),
+                self.phase
+            )));
+        }
+        Ok(outcome)
     }
 
     fn to_value(&self) -> Value {

@@ -18,15 +18,10 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
     let dst = c.open("destination")?;
     let hosted = c.open("hosted")?;
     let Some(hc) = dst.get(&c.hc.hc_ref())? else {
-        let why = format!(
-            "HostedCluster {}/{} is not on the destination",
-            c.hc.ns, c.hc.name
-        );
+        let why = format!("HostedCluster {}/{} is not on the destination", c.hc.ns, c.hc.name);
         if c.plan {
             c.step("ovn-pods", |_| {
-                Ok(Done::Planned(format!(
-                    "{why} yet: would finish after restore"
-                )))
+                Ok(Done::Planned(format!("{why} yet: would finish after restore")))
             })?;
             return Ok(c.summary());
         }
@@ -50,7 +45,10 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
                 condition(&cv, t).map(|x| format!("{t}={}", x.get("status").and_then(Value::as_str).unwrap_or("?")))
             })
             .collect();
-        c.out.insert("cluster_version".into(), json!({"version": version, "conditions": conds}));
+        c.out.insert(
+            "cluster_version".into(),
+            json!({"version": version, "conditions": conds}),
+        );
         if !condition_true(&cv, "Available") {
             return Err(Error::Unavailable(format!(
                 "ClusterVersion is not Available ({}); check the hosted control plane on the destination",
@@ -61,18 +59,14 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
     })?;
     c.step("nodes", |c| wait_nodes(c, &dst, &hosted))?;
     let (ready, expected) = node_counts(&c, &dst, &hosted)?;
-    c.out.insert(
-        "nodes".into(),
-        json!({"ready": ready, "expected": expected}),
-    );
+    c.out
+        .insert("nodes".into(), json!({"ready": ready, "expected": expected}));
     c.step("report", |c| {
         if finished.is_some() {
             return Ok(Done::Already("finished before".into()));
         }
         if c.plan {
-            return Ok(Done::Planned(
-                "would record the finish on the HostedCluster".into(),
-            ));
+            return Ok(Done::Planned("would record the finish on the HostedCluster".into()));
         }
         let now = rfc3339(ferry_sdk::context::now());
         dst.merge_patch(
@@ -97,10 +91,7 @@ fn restart_ovn(c: &mut Ctx, hosted: &Cluster) -> Result<Done> {
     }
     let old: Vec<String> = pods.iter().map(|p| name(p).to_string()).collect();
     if c.plan {
-        return Ok(Done::Planned(format!(
-            "would delete {} OVN pods",
-            old.len()
-        )));
+        return Ok(Done::Planned(format!("would delete {} OVN pods", old.len())));
     }
     for p in &old {
         let mut attempt = 0;
@@ -143,8 +134,5 @@ fn restart_ovn(c: &mut Ctx, hosted: &Cluster) -> Result<Done> {
             Check::Pending(format!("{fresh}/{} recreated", nodes.min(old.len())))
         })
     })?;
-    Ok(Done::Did(format!(
-        "deleted {} OVN pods; all recreated",
-        old.len()
-    )))
+    Ok(Done::Did(format!("deleted {} OVN pods; all recreated", old.len())))
 }

@@ -124,10 +124,7 @@ pub struct FileEntry {
 
 /// Hex SHA-256.
 pub fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The file-name prefix of a kind in the documented layout.
@@ -145,7 +142,16 @@ pub fn file_prefix(kind: &str) -> &'static str {
         "MachineDeployment" => "machinedeployment",
         "MachineSet" => "machineset",
         "Machine" => "machine",
-        _ => "object",
+        _ => "",
+    }
+}
+
+/// The file name of a manifest: `<prefix>-<name>.yaml`, the lower-case kind
+/// for kinds the documented procedure does not name (objects hooks add).
+fn file_name(kind: &str, name: &str) -> String {
+    match file_prefix(kind) {
+        "" => format!("{}-{name}.yaml", kind.to_ascii_lowercase()),
+        p => format!("{p}-{name}.yaml"),
     }
 }
 
@@ -158,25 +164,18 @@ pub fn to_yaml(obj: &Value) -> Result<Vec<u8>> {
 
 /// Parses a manifest file of the backup folder.
 pub fn from_yaml(path: &str, data: &[u8]) -> Result<Value> {
-    let text = std::str::from_utf8(data)
-        .map_err(|_| invalid(format!("backup file {path} is not UTF-8")))?;
-    serde_saphyr::from_str(text)
-        .map_err(|e| invalid(format!("backup file {path} is not valid YAML: {e}")))
+    let text = std::str::from_utf8(data).map_err(|_| invalid(format!("backup file {path} is not UTF-8")))?;
+    serde_saphyr::from_str(text).map_err(|e| invalid(format!("backup file {path} is not valid YAML: {e}")))
 }
 
 /// A manifest file and its index entry.
 pub fn entry(obj: &Value, data: &[u8]) -> FileEntry {
-    let s = |p: &str| {
-        obj.pointer(p)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
+    let s = |p: &str| obj.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
     let kind = s("/kind");
     let namespace = s("/metadata/namespace");
     let name = s("/metadata/name");
     FileEntry {
-        path: format!("namespaces/{namespace}/{}-{name}.yaml", file_prefix(&kind)),
+        path: format!("namespaces/{namespace}/{}", file_name(&kind, &name)),
         sha256: sha256_hex(data),
         size: data.len() as u64,
         api_version: s("/apiVersion"),
@@ -213,8 +212,7 @@ pub fn put(bucket: &Bucket, key: &str, data: &[u8], content_type: &str) -> Resul
         content_type: Some(content_type.to_string()),
         create_only: false,
     };
-    ferry_sdk::k8s::retry(|| bucket.put(key, data, &opts))
-        .ctx(format!("writing s3://{}/{key}", bucket.name()))?;
+    ferry_sdk::k8s::retry(|| bucket.put(key, data, &opts)).ctx(format!("writing s3://{}/{key}", bucket.name()))?;
     Ok(())
 }
 
@@ -236,10 +234,7 @@ fn local_ids() -> Result<Vec<String>> {
     };
     let mut ids = Vec::new();
     for e in entries {
-        if e.is_dir
-            && model::is_backup_id(&e.name)
-            && read_local(&format!("{}/index.json", e.name))?.is_some()
-        {
+        if e.is_dir && model::is_backup_id(&e.name) && read_local(&format!("{}/index.json", e.name))?.is_some() {
             ids.push(e.name);
         }
     }
@@ -249,8 +244,8 @@ fn local_ids() -> Result<Vec<String>> {
 /// Backup ids with an `index.json` in S3.
 fn s3_ids(c: &Ctx, bucket: &Bucket) -> Result<Vec<String>> {
     let root = s3_root(c);
-    let listed = ferry_sdk::k8s::retry(|| bucket.list_objects(&root))
-        .ctx(format!("listing s3://{}/{root}", bucket.name()))?;
+    let listed =
+        ferry_sdk::k8s::retry(|| bucket.list_objects(&root)).ctx(format!("listing s3://{}/{root}", bucket.name()))?;
     let mut ids: Vec<String> = listed
         .iter()
         .filter_map(|o| {
@@ -301,19 +296,13 @@ pub fn load(c: &Ctx, bucket: &Bucket) -> Result<Option<Backup>> {
                     )));
                 }
                 Err(e) => {
-                    return Err(ferry_sdk::context(
-                        e,
-                        format!("reading s3://{}/{key}", bucket.name()),
-                    ));
+                    return Err(ferry_sdk::context(e, format!("reading s3://{}/{key}", bucket.name())));
                 }
             }
         }
     };
-    let index: Index = serde_json::from_slice(&data).map_err(|e| {
-        invalid(format!(
-            "the index of backup {id} is corrupt ({e}); take a new backup"
-        ))
-    })?;
+    let index: Index = serde_json::from_slice(&data)
+        .map_err(|e| invalid(format!("the index of backup {id} is corrupt ({e}); take a new backup")))?;
     if index.format != FORMAT {
         return Err(invalid(format!(
             "backup {id} has format `{}`; this guest reads `{FORMAT}`",
@@ -337,8 +326,7 @@ pub fn read_file(c: &Ctx, bucket: &Bucket, id: &str, f: &FileEntry) -> Result<Ve
         Some(d) => d,
         None => {
             let key = format!("{}{}", s3_dir(c, id), f.path);
-            let d = ferry_sdk::k8s::retry(|| bucket.get(&key))
-                .ctx(format!("reading s3://{}/{key}", bucket.name()))?;
+            let d = ferry_sdk::k8s::retry(|| bucket.get(&key)).ctx(format!("reading s3://{}/{key}", bucket.name()))?;
             if !c.plan {
                 workspace::write_file(&local, &d)?;
             }

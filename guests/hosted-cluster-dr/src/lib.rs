@@ -26,11 +26,13 @@ mod model;
 mod restore;
 mod teardown;
 
-use ferry_sdk::{Error, Result};
+use ferry_sdk::Result;
 
-struct Guest;
+ferry_sdk::automation_world!("../../wit");
 
-impl ferry_sdk::bindings::Guest for Guest {
+struct Component;
+
+impl Guest for Component {
     fn run(phase: String, args: Vec<(String, String)>) -> Result<String> {
         let summary = match phase.as_str() {
             "backup" => ctx::finish(backup::run(&args))?,
@@ -47,4 +49,4 @@ impl ferry_sdk::bindings::Guest for Guest {
     }
 }
 
-ferry_sdk::bindings::export_automation!(Guest with_types_in ferry_sdk::bindings);
+export!(Component);

@@ -26,10 +26,7 @@ pub const MACHINE_DEPLOYMENT: Kind = ("cluster.x-k8s.io/v1beta1", "MachineDeploy
 pub const MACHINE_SET: Kind = ("cluster.x-k8s.io/v1beta1", "MachineSet");
 pub const MACHINE: Kind = ("cluster.x-k8s.io/v1beta1", "Machine");
 pub const AWS_CLUSTER: Kind = ("infrastructure.cluster.x-k8s.io/v1beta2", "AWSCluster");
-pub const AWS_MACHINE_TEMPLATE: Kind = (
-    "infrastructure.cluster.x-k8s.io/v1beta2",
-    "AWSMachineTemplate",
-);
+pub const AWS_MACHINE_TEMPLATE: Kind = ("infrastructure.cluster.x-k8s.io/v1beta2", "AWSMachineTemplate");
 pub const AWS_MACHINE: Kind = ("infrastructure.cluster.x-k8s.io/v1beta2", "AWSMachine");
 pub const CLUSTER_VERSION: Kind = ("config.openshift.io/v1", "ClusterVersion");
 
@@ -125,11 +122,7 @@ pub fn own_node_pools<'a>(pools: &'a [Value], hc_name: &str) -> Vec<&'a Value> {
 pub fn replicas_sum<'a>(pools: impl IntoIterator<Item = &'a Value>) -> u64 {
     pools
         .into_iter()
-        .map(|np| {
-            np.pointer("/spec/replicas")
-                .and_then(Value::as_u64)
-                .unwrap_or(0)
-        })
+        .map(|np| np.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(0))
         .sum()
 }
 
@@ -158,13 +151,7 @@ const SECRET_KEYS: &[&str] = &[
     "kubeconfig",
 ];
 /// Keys whose `{name}` object (or list of them) names a ConfigMap.
-const CONFIG_MAP_KEYS: &[&str] = &[
-    "additionalTrustBundle",
-    "trustedCA",
-    "ca",
-    "config",
-    "tuningConfig",
-];
+const CONFIG_MAP_KEYS: &[&str] = &["additionalTrustBundle", "trustedCA", "ca", "config", "tuningConfig"];
 
 impl References {
     /// Collects references from an object's `spec`.
@@ -191,11 +178,7 @@ impl References {
                             .map(|a| a.iter().collect())
                             .unwrap_or_else(|| vec![child])
                         {
-                            if let Some(n) = item
-                                .get("name")
-                                .and_then(Value::as_str)
-                                .filter(|n| !n.is_empty())
-                            {
+                            if let Some(n) = item.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
                                 set.insert(n.to_string());
                             }
                         }
@@ -209,34 +192,11 @@ impl References {
     }
 }
 
-/// Civil date-time (UTC) of milliseconds since the epoch.
-fn civil(ms: u64) -> (i64, u32, u32, u64, u64, u64) {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let sod = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, sod / 3600, sod % 3600 / 60, sod % 60)
-}
-
-/// RFC 3339 UTC time of milliseconds since the epoch.
-pub fn rfc3339(ms: u64) -> String {
-    let (y, mo, d, h, mi, s) = civil(ms);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
-}
+pub use ferry_sdk::time::rfc3339;
 
 /// A backup id: the UTC time, sortable (`20261123T101500Z`).
 pub fn backup_id(ms: u64) -> String {
-    let (y, mo, d, h, mi, s) = civil(ms);
-    format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z")
+    ferry_sdk::time::compact(ms)
 }
 
 /// Whether a string looks like a backup id.
@@ -276,10 +236,7 @@ mod tests {
         let mut refs = References::default();
         refs.collect(&hc);
         refs.collect(&np);
-        assert_eq!(
-            refs.secrets.iter().collect::<Vec<_>>(),
-            ["idp", "key", "ps"]
-        );
+        assert_eq!(refs.secrets.iter().collect::<Vec<_>>(), ["idp", "key", "ps"]);
         assert_eq!(
             refs.config_maps.iter().collect::<Vec<_>>(),
             ["bundle", "idp-ca", "tuned-a", "tuned-b"]

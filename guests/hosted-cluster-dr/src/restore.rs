@@ -1,5 +1,6 @@
 //! `restore` on the destination management cluster.
 
+use ferry_sdk::hooks::{self, Outcome, Point};
 use ferry_sdk::k8s::{Cluster, condition, condition_true, name, str_at};
 use ferry_sdk::objects::Bucket;
 use ferry_sdk::wait::{Check, Wait};
@@ -32,9 +33,7 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
             })?;
             return Ok(c.summary());
         }
-        return Err(Error::NotFound(format!(
-            "{missing}; run `ferry backup` first"
-        )));
+        return Err(Error::NotFound(format!("{missing}; run `ferry backup` first")));
     };
     let index = backup.index;
     let id = index.backup_id.clone();
@@ -42,6 +41,17 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
     let mut manifests: Vec<(FileEntry, Value)> = Vec::new();
     c.step("verify-backup", |c| {
         manifests = verify(c, &bucket, &index)?;
+        // Site hooks may rewrite manifests; done before anything is applied.
+        for (f, m) in manifests.iter_mut() {
+            if let Outcome::Replaced(text) = hooks::dispatch(Point::TransformObject, "restore", "verify-backup", m)? {
+                *m = serde_json::from_str(&text).map_err(|e| {
+                    invalid(format!(
+                        "a transform-object hook returned invalid JSON for {}: {e}",
+                        f.path
+                    ))
+                })?;
+            }
+        }
         Ok(Done::Checked(format!(
             "backup {id} ({} index): {} manifests and the snapshot match their SHA-256",
             backup.origin,
@@ -55,9 +65,7 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
     let of = |kinds: &[Kind], ns: &str| -> Vec<Value> {
         manifests
             .iter()
-            .filter(|(f, _)| {
-                f.namespace == ns && kinds.iter().any(|k| k.1 == f.kind && k.0 == f.api_version)
-            })
+            .filter(|(f, _)| f.namespace == ns && kinds.iter().any(|k| k.1 == f.kind && k.0 == f.api_version))
             .map(|(_, m)| m.clone())
             .collect()
     };
@@ -94,6 +102,14 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
         }
         apply_all(c, &dst, &id, all)
     })?;
+    c.step("extra-objects", |c| {
+        let extra: Vec<Value> = manifests
+            .iter()
+            .filter(|(f, _)| !KNOWN.iter().any(|k| k.1 == f.kind && k.0 == f.api_version))
+            .map(|(_, m)| m.clone())
+            .collect();
+        apply_all(c, &dst, &id, extra)
+    })?;
     let hc_manifest = of(&[HOSTED_CLUSTER], &hc_ns)
         .into_iter()
         .next()
@@ -104,7 +120,8 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
     c.step("node-pools", |c| {
         if !reuse {
             return Ok(Done::Skipped(
-                "control-plane-only: NodePools are in the backup but not applied; create node pools on the destination".into(),
+                "control-plane-only: NodePools are in the backup but not applied; create node pools on the destination"
+                    .into(),
             ));
         }
         let pools = of(&[NODE_POOL], &hc_ns)
@@ -122,6 +139,22 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
     c.step("wait-nodes", |c| wait_nodes(c, &dst, &hosted))?;
     Ok(c.summary())
 }
+
+/// The kinds the documented procedure carries (everything else came from a hook).
+const KNOWN: &[Kind] = &[
+    SECRET,
+    CONFIG_MAP,
+    HOSTED_CLUSTER,
+    NODE_POOL,
+    HOSTED_CONTROL_PLANE,
+    CAPI_CLUSTER,
+    AWS_CLUSTER,
+    AWS_MACHINE_TEMPLATE,
+    AWS_MACHINE,
+    MACHINE_DEPLOYMENT,
+    MACHINE_SET,
+    MACHINE,
+];
 
 /// Reads every manifest (checking its SHA-256) and checks the snapshot in S3
 /// host-side, before anything on the destination changes.
@@ -219,9 +252,7 @@ fn namespaces(c: &mut Ctx, dst: &Cluster, id: &str) -> Result<Done> {
     // The HostedCluster namespace may hold other hosted clusters: create it if
     // missing, never replace or delete it.
     if dst.get(&r(NAMESPACE, None, &c.hc.ns))?.is_none() {
-        dst.create(
-            &json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": c.hc.ns}}),
-        )?;
+        dst.create(&json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": c.hc.ns}}))?;
         created.push(c.hc.ns.clone());
     }
     if dst.get(&r(NAMESPACE, None, &c.hc.hcp_ns))?.is_none() {
@@ -285,19 +316,11 @@ fn apply_all(c: &mut Ctx, dst: &Cluster, id: &str, manifests: Vec<Value>) -> Res
 /// most 1024 characters, with an https or s3 scheme.
 const MAX_URL: usize = 1024;
 
-fn hosted_cluster(
-    c: &mut Ctx,
-    dst: &Cluster,
-    bucket: &Bucket,
-    index: &Index,
-    mut hc: Value,
-) -> Result<Done> {
+fn hosted_cluster(c: &mut Ctx, dst: &Cluster, bucket: &Bucket, index: &Index, mut hc: Value) -> Result<Done> {
     if let Some(existing) = dst.get(&c.hc.hc_ref())?
         && ours(&existing, &index.backup_id)
     {
-        return Ok(Done::Already(
-            "the HostedCluster was created from this backup".into(),
-        ));
+        return Ok(Done::Already("the HostedCluster was created from this backup".into()));
     }
     if c.plan {
         return Ok(Done::Planned(format!(
@@ -308,8 +331,7 @@ fn hosted_cluster(
     }
     let secs = c.p.u64_or("presign_seconds", 3600)?.clamp(1, 604_800) as u32;
     // Presigned right before use, in the bucket's own region (host-side).
-    let url = ferry_sdk::k8s::retry(|| bucket.presign_get(&index.snapshot.key, secs))
-        .ctx("presigning the snapshot")?;
+    let url = ferry_sdk::k8s::retry(|| bucket.presign_get(&index.snapshot.key, secs)).ctx("presigning the snapshot")?;
     if url.len() > MAX_URL {
         return Err(invalid(format!(
             "the presigned snapshot URL is {} characters long; HyperShift accepts at most {MAX_URL} (temporary STS \
@@ -324,7 +346,9 @@ fn hosted_cluster(
     let storage = hc
         .pointer_mut("/spec/etcd/managed/storage")
         .and_then(Value::as_object_mut)
-        .ok_or_else(|| invalid("the backed-up HostedCluster has no spec.etcd.managed.storage; its etcd is not managed"))?;
+        .ok_or_else(|| {
+            invalid("the backed-up HostedCluster has no spec.etcd.managed.storage; its etcd is not managed")
+        })?;
     storage.insert("restoreSnapshotURL".into(), json!([url]));
     manifest::annotate(&mut hc, BACKUP_ID_ANNOTATION, &index.backup_id);
     manifest::annotate(&mut hc, URL_EXPIRES_ANNOTATION, &expires.to_string());
@@ -345,14 +369,8 @@ fn restore_failure(c: &Ctx, hc: &Value) -> Option<String> {
     if cond.get("status").and_then(Value::as_str) != Some("False") {
         return None;
     }
-    let reason = cond
-        .get("reason")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let message = cond
-        .get("message")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let reason = cond.get("reason").and_then(Value::as_str).unwrap_or_default();
+    let message = cond.get("message").and_then(Value::as_str).unwrap_or_default();
     let expired = manifest::annotation(hc, URL_EXPIRES_ANNOTATION)
         .and_then(|t| t.parse::<u64>().ok())
         .filter(|t| ferry_sdk::context::now() > *t)
@@ -370,17 +388,14 @@ fn restore_failure(c: &Ctx, hc: &Value) -> Option<String> {
 
 fn wait_restored(c: &mut Ctx, dst: &Cluster) -> Result<Done> {
     let hc_ref = c.hc.hc_ref();
-    let done =
-        |hc: &Value| condition_true(hc, "Available") && condition_true(hc, "EtcdSnapshotRestored");
+    let done = |hc: &Value| condition_true(hc, "Available") && condition_true(hc, "EtcdSnapshotRestored");
     if c.plan {
         return Ok(Done::Planned(
             "would wait for the HostedCluster to be Available with its etcd restored".into(),
         ));
     }
     if dst.get(&hc_ref)?.as_ref().is_some_and(done) {
-        return Ok(Done::Already(
-            "the HostedCluster is Available and restored".into(),
-        ));
+        return Ok(Done::Already("the HostedCluster is Available and restored".into()));
     }
     let timeout = c.p.u64_or("restore_timeout_seconds", 1200)?;
     let advice = "Nothing on the source was touched by restore. Check the destination's HyperShift operator and etcd pods, then re-run `ferry restore`.";
@@ -452,16 +467,21 @@ pub fn wait_nodes(c: &mut Ctx, dst: &Cluster, hosted: &Cluster) -> Result<Done> 
     }
     let (ready, expected) = node_counts(c, dst, hosted)?;
     if expected == 0 {
-        return Ok(Done::Skipped(
-            "no NodePool replicas on the destination".into(),
-        ));
+        return Ok(Done::Skipped("no NodePool replicas on the destination".into()));
     }
     if ready == expected {
         return Ok(Done::Already(format!("{ready}/{expected} nodes Ready")));
     }
     let timeout = c.p.u64_or("nodes_timeout_seconds", 1200)?;
     Wait {
-        step: &format!("{}/wait-nodes", if c.out.contains_key("finish") { "finish" } else { "restore" }),
+        step: &format!(
+            "{}/wait-nodes",
+            if c.out.contains_key("finish") {
+                "finish"
+            } else {
+                "restore"
+            }
+        ),
         what: "the hosted cluster's nodes to be Ready",
         timeout_seconds: timeout,
         interval_millis: 1000,

@@ -9,6 +9,7 @@
 //! work when there are none), deletes everything of this hosted cluster, and
 //! only then starts the operator again at the replicas it had.
 
+use ferry_sdk::hooks::Point;
 use ferry_sdk::k8s::{Cluster, DeleteOutcome, condition_true, name, str_at};
 use ferry_sdk::wait::{Check, Wait};
 use ferry_sdk::{Error, Result, log, manifest};
@@ -27,7 +28,7 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
     let hosted = c.open("hosted")?;
     let bucket = layout::open_bucket(&c)?;
     let force = c.p.flag("force");
-    let mut carried: Vec<(Kind, String)> = Vec::new();
+    let mut carried: Vec<ferry_sdk::ObjectRef> = Vec::new();
     c.step("gate", |c| {
         let Some(backup) = layout::load(c, &bucket)? else {
             let why = format!(
@@ -44,27 +45,42 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
         };
         let index_key = format!("{}index.json", layout::s3_dir(c, &backup.index.backup_id));
         ferry_sdk::k8s::retry(|| bucket.head(&index_key)).map_err(|e| {
-            ferry_sdk::context(e, format!("the S3 copy of backup {} (teardown keeps it)", backup.index.backup_id))
+            ferry_sdk::context(
+                e,
+                format!("the S3 copy of backup {} (teardown keeps it)", backup.index.backup_id),
+            )
         })?;
+        // What the hosted cluster had in the shared namespace, besides itself
+        // and its NodePools (deleted in their own steps).
         for f in &backup.index.files {
-            if f.namespace == c.hc.ns && (f.kind == "Secret" || f.kind == "ConfigMap") {
-                let kind = if f.kind == "Secret" { SECRET } else { CONFIG_MAP };
-                carried.push((kind, f.name.clone()));
+            if f.namespace == c.hc.ns && f.kind != HOSTED_CLUSTER.1 && f.kind != NODE_POOL.1 {
+                carried.push(ferry_sdk::k8s::obj(
+                    &f.api_version,
+                    &f.kind,
+                    Some(&f.namespace),
+                    &f.name,
+                ));
             }
         }
-        match destination_health(c, &dst, &hosted) {
-            Ok(ok) => Ok(Done::Checked(ok)),
-            Err(why) if c.plan => Ok(Done::Planned(format!("teardown would be refused now: {why}"))),
+        let verified = match destination_health(c, &dst, &hosted) {
+            Ok(ok) => ok,
+            Err(why) if c.plan => return Ok(Done::Planned(format!("teardown would be refused now: {why}"))),
             Err(why) if force => {
                 log::warn("teardown forced without a verified destination", &[("why", &why)]);
                 c.out.insert("forced".into(), json!(why));
-                Ok(Done::Checked(format!("FORCED past: {why}")))
+                format!("FORCED past: {why}")
             }
-            Err(why) => Err(Error::Invalid(format!(
-                "the destination is not verified healthy: {why}. Teardown refused; nothing was deleted. Finish \
-                 `ferry restore` first, or pass --force to tear down anyway (logged)"
-            ))),
-        }
+            Err(why) => {
+                return Err(Error::Invalid(format!(
+                    "the destination is not verified healthy: {why}. Teardown refused; nothing was deleted. Finish \
+                     `ferry restore` first, or pass --force to tear down anyway (logged)"
+                )));
+            }
+        };
+        // The site's own checks (change windows, approvals) come last, before anything is deleted.
+        c.hook(Point::Verify, "gate", json!({"destination": verified}))
+            .map_err(|e| ferry_sdk::context(e, "teardown refused; nothing was deleted"))?;
+        Ok(Done::Checked(verified))
     })?;
     let op_ns = c.p.or("operator_namespace", "hypershift").to_string();
     let op_name = c.p.or("operator_deployment", "operator").to_string();
@@ -72,11 +88,7 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
     // Nothing of this hosted cluster left on the source: nothing to stop the operator for.
     let remains = src.get(&c.hc.hc_ref())?.is_some()
         || src.get(&r(NAMESPACE, None, &c.hc.hcp_ns))?.is_some()
-        || !own_node_pools(
-            &src.list(NODE_POOL.0, NODE_POOL.1, Some(&c.hc.ns), None)?,
-            &c.hc.name,
-        )
-        .is_empty();
+        || !own_node_pools(&src.list(NODE_POOL.0, NODE_POOL.1, Some(&c.hc.ns), None)?, &c.hc.name).is_empty();
     c.step("stop-operator", |c| {
         let stopped_by_us = src
             .get(&op_ref)?
@@ -89,19 +101,13 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
         stop_operator(c, &src, &op_ref)
     })?;
     c.step("scale-down", |c| scale_down(c, &src))?;
-    let pools: Vec<String> = own_node_pools(
-        &src.list(NODE_POOL.0, NODE_POOL.1, Some(&c.hc.ns), None)?,
-        &c.hc.name,
-    )
-    .iter()
-    .map(|p| name(p).to_string())
-    .collect();
+    let pools: Vec<String> = own_node_pools(&src.list(NODE_POOL.0, NODE_POOL.1, Some(&c.hc.ns), None)?, &c.hc.name)
+        .iter()
+        .map(|p| name(p).to_string())
+        .collect();
     let hc_ns = c.hc.ns.clone();
     c.step("node-pools", |c| {
-        let refs = pools
-            .iter()
-            .map(|p| r(NODE_POOL, Some(&hc_ns), p))
-            .collect();
+        let refs = pools.iter().map(|p| r(NODE_POOL, Some(&hc_ns), p)).collect();
         remove(c, &src, refs)
     })?;
     let hcp_ns = c.hc.hcp_ns.clone();
@@ -118,19 +124,11 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
     c.step("machine-sets", |c| {
         remove(c, &src, all_of(&[MACHINE_SET, MACHINE_DEPLOYMENT])?)
     })?;
-    c.step("capi-cluster", |c| {
-        remove(c, &src, all_of(&[CAPI_CLUSTER])?)
-    })?;
+    c.step("capi-cluster", |c| remove(c, &src, all_of(&[CAPI_CLUSTER])?))?;
     c.step("aws-machines", |c| {
-        remove(
-            c,
-            &src,
-            all_of(&[AWS_MACHINE, AWS_MACHINE_TEMPLATE, AWS_CLUSTER])?,
-        )
+        remove(c, &src, all_of(&[AWS_MACHINE, AWS_MACHINE_TEMPLATE, AWS_CLUSTER])?)
     })?;
-    c.step("control-plane", |c| {
-        remove(c, &src, all_of(&[HOSTED_CONTROL_PLANE])?)
-    })?;
+    c.step("control-plane", |c| remove(c, &src, all_of(&[HOSTED_CONTROL_PLANE])?))?;
     c.step("hcp-namespace", |c| delete_namespace(c, &src, &hcp_ns))?;
     c.step("hosted-cluster", |c| remove(c, &src, vec![c.hc.hc_ref()]))?;
     c.step("hc-namespace", |c| hc_namespace(c, &src, &carried))?;
@@ -140,11 +138,7 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
 
 /// Checks that the destination runs the hosted cluster: HostedCluster
 /// Available with its etcd restored, and all its nodes Ready.
-pub fn destination_health(
-    c: &Ctx,
-    dst: &Cluster,
-    hosted: &Cluster,
-) -> std::result::Result<String, String> {
+pub fn destination_health(c: &Ctx, dst: &Cluster, hosted: &Cluster) -> std::result::Result<String, String> {
     let msg = |e: Error| ferry_sdk::message(&e).to_string();
     let hc = dst.get(&c.hc.hc_ref()).map_err(msg)?.ok_or_else(|| {
         format!(
@@ -160,7 +154,9 @@ pub fn destination_health(
         .and_then(Value::as_array)
         .is_some_and(|a| !a.is_empty());
     if restoring && !condition_true(&hc, "EtcdSnapshotRestored") {
-        return Err("the destination's etcd was not restored from the snapshot (EtcdSnapshotRestored is not True)".into());
+        return Err(
+            "the destination's etcd was not restored from the snapshot (EtcdSnapshotRestored is not True)".into(),
+        );
     }
     let (ready, expected) = node_counts(c, dst, hosted).map_err(msg)?;
     if ready < expected {
@@ -180,10 +176,7 @@ fn stop_operator(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef) -> R
             ferry_sdk::k8s::describe(op_ref)
         )));
     };
-    let replicas = d
-        .pointer("/spec/replicas")
-        .and_then(Value::as_u64)
-        .unwrap_or(1);
+    let replicas = d.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1);
     let recorded = manifest::annotation(&d, OPERATOR_REPLICAS_ANNOTATION).is_some();
     if replicas == 0 {
         if !recorded && !c.plan {
@@ -193,9 +186,7 @@ fn stop_operator(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef) -> R
                 &json!({"metadata": {"annotations": {OPERATOR_REPLICAS_ANNOTATION: "0"}}}),
             )?;
         }
-        return Ok(Done::Already(
-            "the source's HyperShift operator is stopped".into(),
-        ));
+        return Ok(Done::Already("the source's HyperShift operator is stopped".into()));
     }
     if c.plan {
         return Ok(Done::Planned(format!(
@@ -248,9 +239,7 @@ fn start_operator(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef) -> 
         return Ok(Done::Skipped("no operator Deployment".into()));
     };
     let Some(recorded) = manifest::annotation(&d, OPERATOR_REPLICAS_ANNOTATION) else {
-        return Ok(Done::Already(
-            "the HyperShift operator runs as before teardown".into(),
-        ));
+        return Ok(Done::Already("the HyperShift operator runs as before teardown".into()));
     };
     let replicas: u32 = recorded.parse().map_err(|_| {
         Error::Invalid(format!(
@@ -268,9 +257,7 @@ fn start_operator(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef) -> 
         op_ref,
         &json!({"metadata": {"annotations": {OPERATOR_REPLICAS_ANNOTATION: null}}}),
     )?;
-    Ok(Done::Did(format!(
-        "scaled the HyperShift operator back to {replicas}"
-    )))
+    Ok(Done::Did(format!("scaled the HyperShift operator back to {replicas}")))
 }
 
 fn scale_down(c: &mut Ctx, src: &Cluster) -> Result<Done> {
@@ -280,32 +267,20 @@ fn scale_down(c: &mut Ctx, src: &Cluster) -> Result<Done> {
         let n = name(&sts).to_string();
         let sts_ref = r(STATEFUL_SET, Some(&ns), &n);
         // Scaling a StatefulSet whose PVC retention is `whenScaled: Delete` deletes its data.
-        if str_at(
-            &sts,
-            "/spec/persistentVolumeClaimRetentionPolicy/whenScaled",
-        ) == Some("Delete")
-        {
-            src.merge_patch(&sts_ref, &json!({"spec": {"persistentVolumeClaimRetentionPolicy": {"whenScaled": "Retain"}}}))?;
-            changed.push(format!(
-                "StatefulSet {n}: PVC retention whenScaled Delete→Retain"
-            ));
+        if str_at(&sts, "/spec/persistentVolumeClaimRetentionPolicy/whenScaled") == Some("Delete") {
+            src.merge_patch(
+                &sts_ref,
+                &json!({"spec": {"persistentVolumeClaimRetentionPolicy": {"whenScaled": "Retain"}}}),
+            )?;
+            changed.push(format!("StatefulSet {n}: PVC retention whenScaled Delete→Retain"));
         }
-        if sts
-            .pointer("/spec/replicas")
-            .and_then(Value::as_u64)
-            .unwrap_or(1)
-            > 0
-        {
+        if sts.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1) > 0 {
             src.scale(&sts_ref, 0)?;
             changed.push(format!("StatefulSet {n}→0"));
         }
     }
     for d in src.list(DEPLOYMENT.0, DEPLOYMENT.1, Some(&ns), None)? {
-        if d.pointer("/spec/replicas")
-            .and_then(Value::as_u64)
-            .unwrap_or(1)
-            > 0
-        {
+        if d.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1) > 0 {
             src.scale(&r(DEPLOYMENT, Some(&ns), name(&d)), 0)?;
             changed.push(format!("Deployment {}→0", name(&d)));
         }
@@ -326,9 +301,7 @@ fn remove(c: &mut Ctx, src: &Cluster, refs: Vec<ferry_sdk::ObjectRef>) -> Result
         }
         match src.delete(obj_ref)? {
             DeleteOutcome::Absent => {}
-            DeleteOutcome::Deleted | DeleteOutcome::Pending => {
-                gone.push(format!("{} {}", obj_ref.kind, obj_ref.name))
-            }
+            DeleteOutcome::Deleted | DeleteOutcome::Pending => gone.push(format!("{} {}", obj_ref.kind, obj_ref.name)),
         }
     }
     Ok(match (gone.is_empty(), c.plan) {
@@ -367,7 +340,7 @@ fn delete_namespace(c: &mut Ctx, src: &Cluster, ns: &str) -> Result<Done> {
 /// Deletes what this hosted cluster had in the shared HostedCluster namespace
 /// (what the backup carried, unless another hosted cluster refers to it, and
 /// the marker), then the namespace itself only if nothing else lives in it.
-fn hc_namespace(c: &mut Ctx, src: &Cluster, carried: &[(Kind, String)]) -> Result<Done> {
+fn hc_namespace(c: &mut Ctx, src: &Cluster, carried: &[ferry_sdk::ObjectRef]) -> Result<Done> {
     let ns = c.hc.ns.clone();
     if src.get(&r(NAMESPACE, None, &ns))?.is_none() {
         return Ok(Done::Already(format!("namespace {ns} is gone")));
@@ -380,18 +353,19 @@ fn hc_namespace(c: &mut Ctx, src: &Cluster, carried: &[(Kind, String)]) -> Resul
     }
     let mut deleted = Vec::new();
     let mut kept = Vec::new();
-    for (kind, n) in carried {
-        let shared = if kind.1 == "Secret" {
-            refs.secrets.contains(n)
-        } else {
-            refs.config_maps.contains(n)
+    for obj_ref in carried {
+        let n = &obj_ref.name;
+        let shared = match obj_ref.kind.as_str() {
+            "Secret" => refs.secrets.contains(n),
+            "ConfigMap" => refs.config_maps.contains(n),
+            _ => false,
         };
         if shared {
-            kept.push(format!("{} {n} (used by another hosted cluster)", kind.1));
+            kept.push(format!("{} {n} (used by another hosted cluster)", obj_ref.kind));
             continue;
         }
-        if src.delete(&r(*kind, Some(&ns), n))? != DeleteOutcome::Absent {
-            deleted.push(format!("{} {n}", kind.1));
+        if src.delete(obj_ref)? != DeleteOutcome::Absent {
+            deleted.push(format!("{} {n}", obj_ref.kind));
         }
     }
     if src.delete(&c.hc.marker_ref())? != DeleteOutcome::Absent {
@@ -417,10 +391,7 @@ fn hc_namespace(c: &mut Ctx, src: &Cluster, carried: &[(Kind, String)]) -> Resul
         }
     }
     if c.plan {
-        return Ok(Done::Planned(format!(
-            "would delete {}",
-            deleted.join(", ")
-        )));
+        return Ok(Done::Planned(format!("would delete {}", deleted.join(", "))));
     }
     let mut detail = if deleted.is_empty() {
         "nothing of it left".to_string()
@@ -432,9 +403,7 @@ fn hc_namespace(c: &mut Ctx, src: &Cluster, carried: &[(Kind, String)]) -> Resul
     }
     if residents.is_empty() {
         src.delete(&r(NAMESPACE, None, &ns))?;
-        detail.push_str(&format!(
-            "; deleted namespace {ns} (nothing else lived in it)"
-        ));
+        detail.push_str(&format!("; deleted namespace {ns} (nothing else lived in it)"));
         return Ok(Done::Did(detail));
     }
     residents.truncate(5);

@@ -39,7 +39,12 @@ fn opt(op: &Value, key: &str) -> Option<String> {
 }
 
 fn object_ref(op: &Value) -> ObjectRef {
-    ObjectRef { api_version: s(op, "apiVersion"), kind: s(op, "kind"), namespace: opt(op, "namespace"), name: s(op, "name") }
+    ObjectRef {
+        api_version: s(op, "apiVersion"),
+        kind: s(op, "kind"),
+        namespace: opt(op, "namespace"),
+        name: s(op, "name"),
+    }
 }
 
 fn write_options(op: &Value) -> k8s::WriteOptions {
@@ -87,7 +92,11 @@ fn run_op(op: &Value, h: &mut Handles) -> Value {
             json!({ "ok": null })
         }
         "log" => {
-            context::log(context::Level::Info, &s(op, "message"), &[("from".to_string(), "test-guest".to_string())]);
+            context::log(
+                context::Level::Info,
+                &s(op, "message"),
+                &[("from".to_string(), "test-guest".to_string())],
+            );
             json!({ "ok": null })
         }
         "progress" => {
@@ -108,7 +117,9 @@ fn run_op(op: &Value, h: &mut Handles) -> Value {
             Err(e) => err_json(&e),
         },
         n if n.starts_with("k8s.") => {
-            let Some(c) = h.clusters.get(&s(op, "cluster")) else { return missing("cluster", &s(op, "cluster")) };
+            let Some(c) = h.clusters.get(&s(op, "cluster")) else {
+                return missing("cluster", &s(op, "cluster"));
+            };
             match n {
                 "k8s.get" => as_ok(c.get(&object_ref(op)).map(|t| parse_json(&t))),
                 "k8s.list" => as_ok(
@@ -116,32 +127,53 @@ fn run_op(op: &Value, h: &mut Handles) -> Value {
                         &s(op, "apiVersion"),
                         &s(op, "kind"),
                         opt(op, "namespace").as_deref(),
-                        &k8s::ListOptions { label_selector: opt(op, "labelSelector"), field_selector: opt(op, "fieldSelector") },
+                        &k8s::ListOptions {
+                            label_selector: opt(op, "labelSelector"),
+                            field_selector: opt(op, "fieldSelector"),
+                        },
                     )
                     .map(|items| Value::Array(items.iter().map(|t| parse_json(t)).collect())),
                 ),
-                "k8s.create" => as_ok(c.create(&op["manifest"].to_string(), &write_options(op)).map(|t| parse_json(&t))),
-                "k8s.apply" => as_ok(c.apply(&op["manifest"].to_string(), &write_options(op)).map(|t| parse_json(&t))),
-                "k8s.replace" => as_ok(c.replace(&op["manifest"].to_string(), &write_options(op)).map(|t| parse_json(&t))),
+                "k8s.create" => as_ok(
+                    c.create(&op["manifest"].to_string(), &write_options(op))
+                        .map(|t| parse_json(&t)),
+                ),
+                "k8s.apply" => as_ok(
+                    c.apply(&op["manifest"].to_string(), &write_options(op))
+                        .map(|t| parse_json(&t)),
+                ),
+                "k8s.replace" => as_ok(
+                    c.replace(&op["manifest"].to_string(), &write_options(op))
+                        .map(|t| parse_json(&t)),
+                ),
                 "k8s.patch" => {
                     let kind = match s(op, "patchKind").as_str() {
                         "json" => k8s::PatchKind::Json,
                         "apply" => k8s::PatchKind::Apply,
                         _ => k8s::PatchKind::Merge,
                     };
-                    as_ok(c.patch(&object_ref(op), kind, &op["patch"].to_string(), &write_options(op)).map(|t| parse_json(&t)))
+                    as_ok(
+                        c.patch(&object_ref(op), kind, &op["patch"].to_string(), &write_options(op))
+                            .map(|t| parse_json(&t)),
+                    )
                 }
                 "k8s.delete" => as_ok(c.delete(&object_ref(op), None, &write_options(op)).map(|o| {
-                    Value::String(match o {
-                        k8s::DeleteOutcome::Deleted => "deleted",
-                        k8s::DeleteOutcome::Pending => "pending",
-                        k8s::DeleteOutcome::Absent => "absent",
-                    }
-                    .into())
+                    Value::String(
+                        match o {
+                            k8s::DeleteOutcome::Deleted => "deleted",
+                            k8s::DeleteOutcome::Pending => "pending",
+                            k8s::DeleteOutcome::Absent => "absent",
+                        }
+                        .into(),
+                    )
                 })),
                 "k8s.scale" => as_ok(
-                    c.scale(&object_ref(op), op.get("replicas").and_then(Value::as_u64).unwrap_or(0) as u32, &write_options(op))
-                        .map(|p| json!(p)),
+                    c.scale(
+                        &object_ref(op),
+                        op.get("replicas").and_then(Value::as_u64).unwrap_or(0) as u32,
+                        &write_options(op),
+                    )
+                    .map(|p| json!(p)),
                 ),
                 _ => json!({ "err": { "kind": "script", "message": format!("unknown op {n}") } }),
             }
@@ -154,25 +186,41 @@ fn run_op(op: &Value, h: &mut Handles) -> Value {
             Err(e) => err_json(&e),
         },
         n if n.starts_with("s3.") => {
-            let Some(b) = h.buckets.get(&s(op, "bucket")) else { return missing("bucket", &s(op, "bucket")) };
+            let Some(b) = h.buckets.get(&s(op, "bucket")) else {
+                return missing("bucket", &s(op, "bucket"));
+            };
             let key = s(op, "key");
             match n {
                 "s3.put" => as_ok(
-                    b.put(&key, s(op, "data").as_bytes(), &objects::PutOptions {
-                        content_type: opt(op, "contentType"),
-                        create_only: op.get("createOnly").and_then(Value::as_bool).unwrap_or(false),
-                    })
+                    b.put(
+                        &key,
+                        s(op, "data").as_bytes(),
+                        &objects::PutOptions {
+                            content_type: opt(op, "contentType"),
+                            create_only: op.get("createOnly").and_then(Value::as_bool).unwrap_or(false),
+                        },
+                    )
                     .map(|i| info_json(&i)),
                 ),
-                "s3.get" => as_ok(b.get(&key).map(|d| Value::String(String::from_utf8_lossy(&d).into_owned()))),
+                "s3.get" => as_ok(
+                    b.get(&key)
+                        .map(|d| Value::String(String::from_utf8_lossy(&d).into_owned())),
+                ),
                 "s3.head" => as_ok(b.head(&key).map(|i| info_json(&i))),
-                "s3.list" => as_ok(b.list_objects(&s(op, "prefix")).map(|l| Value::Array(l.iter().map(info_json).collect()))),
+                "s3.list" => as_ok(
+                    b.list_objects(&s(op, "prefix"))
+                        .map(|l| Value::Array(l.iter().map(info_json).collect())),
+                ),
                 "s3.delete" => as_ok(b.delete(&key).map(|_| Value::Null)),
                 "s3.presign" => as_ok(
-                    b.presign_get(&key, op.get("expires").and_then(Value::as_u64).unwrap_or(60) as u32).map(Value::String),
+                    b.presign_get(&key, op.get("expires").and_then(Value::as_u64).unwrap_or(60) as u32)
+                        .map(Value::String),
                 ),
                 "s3.verify" => as_ok(b.verify_sha256(&key, &s(op, "sha256")).map(|_| Value::Null)),
-                "s3.exposure" => as_ok(b.exposure().map(|e| json!({ "public": e.publicly_readable, "reason": e.reason }))),
+                "s3.exposure" => as_ok(
+                    b.exposure()
+                        .map(|e| json!({ "public": e.publicly_readable, "reason": e.reason })),
+                ),
                 _ => json!({ "err": { "kind": "script", "message": format!("unknown op {n}") } }),
             }
         }
@@ -184,11 +232,18 @@ fn run_op(op: &Value, h: &mut Handles) -> Value {
             Err(e) => err_json(&e),
         },
         "dns.list" => {
-            let Some(z) = h.zones.get(&s(op, "zone")) else { return missing("zone", &s(op, "zone")) };
-            as_ok(z.list_record_sets(opt(op, "filter").as_deref()).map(|l| Value::Array(l.iter().map(record_json).collect())))
+            let Some(z) = h.zones.get(&s(op, "zone")) else {
+                return missing("zone", &s(op, "zone"));
+            };
+            as_ok(
+                z.list_record_sets(opt(op, "filter").as_deref())
+                    .map(|l| Value::Array(l.iter().map(record_json).collect())),
+            )
         }
         "dns.change" => {
-            let Some(z) = h.zones.get(&s(op, "zone")) else { return missing("zone", &s(op, "zone")) };
+            let Some(z) = h.zones.get(&s(op, "zone")) else {
+                return missing("zone", &s(op, "zone"));
+            };
             let changes: Vec<dns::Change> = op["changes"]
                 .as_array()
                 .map(|a| {
@@ -215,12 +270,18 @@ fn run_op(op: &Value, h: &mut Handles) -> Value {
             as_ok(z.change_record_sets(&changes).map(Value::String))
         }
         "etcd.snapshot-endpoint" => {
-            let Some(b) = h.buckets.get(&s(op, "bucket")) else { return missing("bucket", &s(op, "bucket")) };
+            let Some(b) = h.buckets.get(&s(op, "bucket")) else {
+                return missing("bucket", &s(op, "bucket"));
+            };
             as_ok(etcd::snapshot_endpoint_to_object(&s(op, "alias"), b, &s(op, "key")).map(|i| snapshot_json(&i)))
         }
         "etcd.snapshot-pod" => {
-            let Some(b) = h.buckets.get(&s(op, "bucket")) else { return missing("bucket", &s(op, "bucket")) };
-            let Some(c) = h.clusters.get(&s(op, "cluster")) else { return missing("cluster", &s(op, "cluster")) };
+            let Some(b) = h.buckets.get(&s(op, "bucket")) else {
+                return missing("bucket", &s(op, "bucket"));
+            };
+            let Some(c) = h.clusters.get(&s(op, "cluster")) else {
+                return missing("cluster", &s(op, "cluster"));
+            };
             let member = etcd::PodMember {
                 namespace: s(op, "namespace"),
                 pod: s(op, "pod"),
@@ -231,9 +292,15 @@ fn run_op(op: &Value, h: &mut Handles) -> Value {
             as_ok(etcd::snapshot_pod_to_object(c, &member, b, &s(op, "key")).map(|i| snapshot_json(&i)))
         }
         "fs.write" => as_ok(workspace::write_file(&s(op, "path"), s(op, "data").as_bytes()).map(|_| Value::Null)),
-        "fs.read" => as_ok(workspace::read_file(&s(op, "path")).map(|d| Value::String(String::from_utf8_lossy(&d).into_owned()))),
+        "fs.read" => {
+            as_ok(workspace::read_file(&s(op, "path")).map(|d| Value::String(String::from_utf8_lossy(&d).into_owned())))
+        }
         "fs.list" => as_ok(workspace::list_dir(&s(op, "path")).map(|l| {
-            Value::Array(l.iter().map(|e| json!({ "name": e.name, "dir": e.is_dir, "size": e.size })).collect())
+            Value::Array(
+                l.iter()
+                    .map(|e| json!({ "name": e.name, "dir": e.is_dir, "size": e.size }))
+                    .collect(),
+            )
         })),
         "drop-cluster" => {
             h.clusters.remove(&s(op, "cluster"));
@@ -255,10 +322,17 @@ impl Guest for Component {
                 let ops: Value = serde_json::from_str(&arg("ops").unwrap_or_else(|| "[]".into()))
                     .map_err(|e| Error::Invalid(format!("ops is not JSON: {e}")))?;
                 let mut handles = Handles::default();
-                let results: Vec<Value> = ops.as_array().into_iter().flatten().map(|op| run_op(op, &mut handles)).collect();
+                let results: Vec<Value> = ops
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|op| run_op(op, &mut handles))
+                    .collect();
                 Ok(Value::Array(results).to_string())
             }
-            "fail" => Err(Error::Other(arg("message").unwrap_or_else(|| "failing on purpose".into()))),
+            "fail" => Err(Error::Other(
+                arg("message").unwrap_or_else(|| "failing on purpose".into()),
+            )),
             "loop" => {
                 let mut x: u64 = 0;
                 loop {
