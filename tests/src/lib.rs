@@ -149,3 +149,40 @@ pub mod aws {
         aws_sdk_route53::Client::new(&sdk)
     }
 }
+
+/// Helpers for tests that run the DR guest through a [`ferry::drill::Drill`].
+pub mod dr {
+    use ferry::dr::{Phase, PhaseArgs, PhaseOutcome, PhaseReport};
+    use ferry::drill::Drill;
+    use ferry_sim::registry;
+
+    /// The kind and message of a phase the guest failed; panics if it succeeded.
+    pub fn guest_failure(report: &PhaseReport) -> (String, String) {
+        match &report.outcome {
+            PhaseOutcome::GuestFailed { kind, message } => (kind.clone(), message.clone()),
+            PhaseOutcome::Succeeded { summary } => {
+                panic!("expected {} to fail, it succeeded: {summary}", report.phase)
+            }
+        }
+    }
+
+    /// Runs one phase with no arguments.
+    pub async fn run(drill: &Drill, phase: Phase) -> PhaseReport {
+        match drill.phase(phase, &PhaseArgs::default()).await {
+            Ok(r) => r,
+            Err(e) => panic!("{phase} could not run: {e}"),
+        }
+    }
+
+    /// Whether the source still has the scenario's HostedCluster.
+    pub fn source_has_hosted_cluster(drill: &Drill) -> bool {
+        let hc = &drill.env().scenario.hosted_cluster;
+        drill
+            .env()
+            .source()
+            .sim
+            .store()
+            .get(&registry::HOSTED_CLUSTER, Some(&hc.namespace), &hc.name)
+            .is_ok()
+    }
+}

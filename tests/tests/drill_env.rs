@@ -46,16 +46,7 @@ async fn a_drill_starts_serves_and_shuts_down() {
         .unwrap();
 
     // The bucket exists and checks signatures; the zone exists in moto.
-    let s3 = ferry::backends::s3::s3_client(
-        &ferry::backends::s3::S3Settings {
-            region: "us-east-1".into(),
-            endpoint_url: Some(drill.s3().url()),
-            force_path_style: true,
-            profile: None,
-        },
-        Some(drill.credentials()),
-    )
-    .await;
+    let s3 = drill.s3_client().await;
     s3.head_bucket().bucket(drill.bucket()).send().await.unwrap();
     let zone = drill
         .route53()

@@ -10,12 +10,13 @@
 
 use std::time::Duration;
 
-use ferry::dr::{MigrateOptions, Phase, PhaseArgs, PhaseOutcome, PhaseReport};
+use ferry::dr::{MigrateOptions, Phase, PhaseArgs};
 use ferry::drill::{Drill, DrillOptions, DrillReport};
 use ferry_sim::registry;
 use ferry_sim::scenario::Scenario;
 use ferry_sim::store::WriteOptions;
 use ferry_sim::{Patch, Store};
+use ferry_tests::dr::guest_failure;
 use serde_json::json;
 
 /// The steps of each phase, in order (checked against a full run below).
@@ -40,6 +41,7 @@ const RESTORE_STEPS: &[&str] = &[
     "control-plane",
     "capi-cluster",
     "machines",
+    "extra-objects",
     "hosted-cluster",
     "node-pools",
     "wait-restored",
@@ -122,13 +124,6 @@ fn args(extra: &[(&str, &str)]) -> PhaseArgs {
     PhaseArgs {
         extra: extra.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         ..PhaseArgs::default()
-    }
-}
-
-fn guest_failure(report: &PhaseReport) -> (String, String) {
-    match &report.outcome {
-        PhaseOutcome::GuestFailed { kind, message } => (kind.clone(), message.clone()),
-        PhaseOutcome::Succeeded { summary } => panic!("expected {} to fail, it succeeded: {summary}", report.phase),
     }
 }
 
@@ -272,16 +267,7 @@ async fn a_corrupt_backup_stops_restore_before_any_change() {
     // The snapshot replaced in S3 by bytes of the same size.
     let key = summary["snapshot"]["key"].as_str().unwrap().to_string();
     let size = summary["snapshot"]["size"].as_u64().unwrap() as usize;
-    let s3 = ferry::backends::s3::s3_client(
-        &ferry::backends::s3::S3Settings {
-            region: "us-east-1".into(),
-            endpoint_url: Some(drill.s3().url()),
-            force_path_style: true,
-            profile: None,
-        },
-        Some(drill.credentials()),
-    )
-    .await;
+    let s3 = drill.s3_client().await;
     s3.put_object()
         .bucket(drill.bucket())
         .key(&key)

@@ -1,0 +1,312 @@
+//! Site hooks around the stock DR guest: they change what is carried and
+//! restored, veto destructive steps, are held to their own policies and
+//! limits, and fail their step with their name unless they are advisory.
+//! Swapping the whole guest runs a site's component under its own policy.
+
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on setup errors")]
+
+use std::path::PathBuf;
+
+use ferry::config::{HookConfig, Limits};
+use ferry::dr::{GuestChoice, Phase};
+use ferry::drill::{Drill, DrillOptions};
+use ferry::run::{ComponentSource, PolicySource};
+use ferry_sim::registry;
+use ferry_tests::dr::{guest_failure, run, source_has_hosted_cluster};
+
+async fn drill() -> Drill {
+    ferry_tests::init_logging();
+    Drill::start(DrillOptions {
+        install_moto: false,
+        ..DrillOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn test_hook(points: &[&str], advisory: bool) -> HookConfig {
+    HookConfig {
+        name: "test-hook".into(),
+        component: PathBuf::from(ferry::guests::TEST_HOOK),
+        policy: ferry_tests::fixture("test-hook.cedar"),
+        points: points.iter().map(|p| p.to_string()).collect(),
+        advisory,
+        limits: None,
+    }
+}
+
+fn with_hook(drill: &mut Drill, hook: HookConfig, mode: &str) {
+    let config = drill.run_config_mut();
+    config.hooks = vec![hook];
+    config.params.insert("test_hook_mode".into(), mode.into());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vetoing_verify_hook_stops_teardown_with_nothing_deleted() {
+    let mut drill = drill().await;
+    with_hook(&mut drill, test_hook(&["verify"], false), "veto");
+    // Backup's own verify point (before the routes go) vetoes too: run it without.
+    drill
+        .run_config_mut()
+        .params
+        .insert("test_hook_mode".into(), "proceed".into());
+    assert!(run(&drill, Phase::Backup).await.succeeded());
+    assert!(run(&drill, Phase::Restore).await.succeeded());
+    drill
+        .run_config_mut()
+        .params
+        .insert("test_hook_mode".into(), "veto".into());
+    let r = run(&drill, Phase::Teardown).await;
+    let (kind, message) = guest_failure(&r);
+    assert_eq!(kind, "invalid", "{message}");
+    assert!(
+        message.contains("hook `test-hook` vetoed") && message.contains("test veto at teardown/gate"),
+        "{message}"
+    );
+    assert!(message.contains("nothing was deleted"), "{message}");
+    assert!(source_has_hosted_cluster(&drill));
+    let store = drill.env().source().sim.store();
+    let hcp = drill.env().hcp_namespace();
+    assert!(store.get(&registry::NAMESPACE, None, &hcp).is_ok());
+    let operator = store
+        .get(&registry::DEPLOYMENT, Some("hypershift"), "operator")
+        .unwrap();
+    assert_eq!(operator["spec"]["replicas"], 2, "the operator was stopped");
+    // The hook allows it now: teardown completes.
+    drill
+        .run_config_mut()
+        .params
+        .insert("test_hook_mode".into(), "proceed".into());
+    assert!(run(&drill, Phase::Teardown).await.succeeded());
+    assert!(!source_has_hosted_cluster(&drill));
+    drill.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_outside_its_policy_is_denied_and_the_phase_says_so() {
+    let mut drill = drill().await;
+    with_hook(&mut drill, test_hook(&["before-step"], false), "deny");
+    let r = run(&drill, Phase::Backup).await;
+    let (kind, message) = guest_failure(&r);
+    assert_eq!(kind, "denied", "{message}");
+    assert!(
+        message.contains("hook `test-hook`") && message.contains("backup/preflight"),
+        "{message}"
+    );
+    // Denied before anything happened: not even paused.
+    let hc = &drill.env().scenario.hosted_cluster;
+    let source_hc = drill
+        .env()
+        .source()
+        .sim
+        .store()
+        .get(&registry::HOSTED_CLUSTER, Some(&hc.namespace), &hc.name)
+        .unwrap();
+    assert!(source_hc["spec"].get("pausedUntil").is_none());
+    let audit = std::fs::read_to_string(drill.audit_path()).unwrap();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\"guest\":\"test-hook\"") && l.contains("\"decision\":\"deny\"")),
+        "the hook's denied call is not in the audit trail"
+    );
+    drill.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trapping_or_runaway_hook_fails_its_step_with_its_name() {
+    let mut drill = drill().await;
+    with_hook(&mut drill, test_hook(&["before-step"], false), "trap");
+    let (_, message) = guest_failure(&run(&drill, Phase::Backup).await);
+    assert!(
+        message.contains("hook `test-hook`") && message.contains("trap"),
+        "{message}"
+    );
+
+    let mut runaway = test_hook(&["before-step"], false);
+    runaway.limits = Some(Limits {
+        cpu_ms: 200,
+        ..HookConfig::default_limits()
+    });
+    with_hook(&mut drill, runaway, "loop");
+    let (_, message) = guest_failure(&run(&drill, Phase::Backup).await);
+    assert!(
+        message.contains("hook `test-hook`") && message.contains("CPU"),
+        "{message}"
+    );
+
+    with_hook(&mut drill, test_hook(&["before-step"], false), "error");
+    let (kind, message) = guest_failure(&run(&drill, Phase::Backup).await);
+    assert_eq!(kind, "invalid", "{message}");
+    assert!(
+        message.contains("hook `test-hook`") && message.contains("on purpose"),
+        "{message}"
+    );
+    drill.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_advisory_hook_that_fails_only_warns() {
+    let mut drill = drill().await;
+    with_hook(&mut drill, test_hook(&[], true), "trap");
+    let report = drill.migrate().await;
+    assert!(report.succeeded(), "{report:#?}");
+    let checks = drill.verify().await;
+    assert!(checks.passed(), "{}", checks.to_text());
+    let audit = std::fs::read_to_string(drill.audit_path()).unwrap();
+    assert!(
+        audit.contains("advisory-failure"),
+        "the advisory failures are not audited"
+    );
+    drill.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transform_hook_rewrites_what_restore_applies() {
+    let mut drill = drill().await;
+    with_hook(&mut drill, test_hook(&["transform-object"], false), "transform");
+    let report = drill.migrate().await;
+    assert!(report.succeeded(), "{report:#?}");
+    let hc = &drill.env().scenario.hosted_cluster;
+    let restored = drill
+        .env()
+        .destination()
+        .unwrap()
+        .sim
+        .store()
+        .get(&registry::HOSTED_CLUSTER, Some(&hc.namespace), &hc.name)
+        .unwrap();
+    assert_eq!(
+        restored["metadata"]["annotations"]["site.example/restored-by"], "test-hook",
+        "{restored}"
+    );
+    drill.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swapped_guest_runs_under_its_own_policy() {
+    let mut drill = drill().await;
+    // The site's own DR guest (here: the stock component under another name)
+    // with a site policy that does not grant etcd snapshots.
+    let stock = ferry::stock::policy_text().replace("Ferry::Guest::\"hosted-cluster-dr\"", "Ferry::Guest::\"site-dr\"");
+    let start = stock.find("@id(\"etcd-snapshot\")").unwrap();
+    let end = start + stock[start..].find("resource == ?resource);").unwrap() + "resource == ?resource);".len();
+    let stock = format!("{}{}", &stock[..start], &stock[end..]);
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("site-dr.cedar");
+    std::fs::write(&policy, stock).unwrap();
+    drill.set_guest(GuestChoice {
+        component: ComponentSource::File(PathBuf::from(ferry::guests::HOSTED_CLUSTER_DR)),
+        name: Some("site-dr".into()),
+        policy: PolicySource::File(policy),
+    });
+    let (kind, message) = guest_failure(&run(&drill, Phase::Backup).await);
+    assert_eq!(kind, "denied", "{message}");
+    assert!(message.contains("etcd"), "{message}");
+    let audit = std::fs::read_to_string(drill.audit_path()).unwrap();
+    assert!(
+        audit.contains("\"guest\":\"site-dr\""),
+        "the swapped guest is not the principal"
+    );
+    drill.shutdown().await;
+}
+
+fn example(name: &str, component: &str, points: &[&str]) -> HookConfig {
+    HookConfig {
+        name: name.into(),
+        component: PathBuf::from(component),
+        policy: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../guests/examples/{name}/policy.cedar")),
+        points: points.iter().map(|p| p.to_string()).collect(),
+        advisory: false,
+        limits: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_resource_selected_by_a_hook_survives_the_migration() {
+    let mut drill = drill().await;
+    let hcp = drill.env().hcp_namespace();
+    let labels = serde_json::json!({"ferry.dev/carry": "true"});
+    let store = drill.env().source().sim.store().clone();
+    store
+        .create(
+            &registry::SERVICE_MONITOR,
+            Some(&hcp),
+            serde_json::json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+                "metadata": {"name": "site-etcd-metrics", "namespace": hcp, "labels": labels},
+                "spec": {"endpoints": [{"port": "metrics", "interval": "30s"}],
+                    "selector": {"matchLabels": {"app": "etcd"}}}}),
+            &Default::default(),
+        )
+        .unwrap();
+    store
+        .create(
+            &registry::CONFIG_MAP,
+            Some(&hcp),
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "site-runbook", "namespace": hcp, "labels": labels},
+                "data": {"owner": "platform-team"}}),
+            &Default::default(),
+        )
+        .unwrap();
+    drill.run_config_mut().hooks = vec![
+        example("carry-labelled", ferry::guests::CARRY_LABELLED, &["select-objects"]),
+        example("run-summary", ferry::guests::RUN_SUMMARY, &["after-step"]),
+    ];
+    let report = drill.migrate().await;
+    assert!(report.succeeded(), "{report:#?}");
+    let checks = drill.verify().await;
+    assert!(checks.passed(), "{}", checks.to_text());
+    let dest = drill.env().destination().unwrap().sim.store();
+    let smon = dest
+        .get(&registry::SERVICE_MONITOR, Some(&hcp), "site-etcd-metrics")
+        .unwrap();
+    assert_eq!(smon["spec"]["endpoints"][0]["port"], "metrics");
+    let cm = dest.get(&registry::CONFIG_MAP, Some(&hcp), "site-runbook").unwrap();
+    assert_eq!(cm["data"]["owner"], "platform-team");
+    // The run-summary hook wrote one summary after backup and one after finish.
+    let hc = &drill.env().scenario.hosted_cluster;
+    let prefix = format!("hosted-clusters/{}/{}/run-summaries/", hc.namespace, hc.name);
+    let s3 = drill.s3_client().await;
+    let listed = s3
+        .list_objects_v2()
+        .bucket(drill.bucket())
+        .prefix(&prefix)
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert!(keys.iter().any(|k| k.contains("/backup-")), "{keys:?}");
+    assert!(keys.iter().any(|k| k.contains("/finish-")), "{keys:?}");
+    drill.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_change_window_example_vetoes_teardown_outside_the_window() {
+    let mut drill = drill().await;
+    drill.run_config_mut().hooks = vec![example("change-window", ferry::guests::CHANGE_WINDOW, &["verify"])];
+    drill
+        .run_config_mut()
+        .params
+        .insert("change_window".into(), "closed".into());
+    let report = drill.migrate().await;
+    assert_eq!(report.failed, Some(Phase::Teardown), "{report:#?}");
+    assert!(
+        format!("{report:?}").contains("hook `change-window` vetoed"),
+        "{report:#?}"
+    );
+    assert!(source_has_hosted_cluster(&drill));
+    drill
+        .run_config_mut()
+        .params
+        .insert("change_window".into(), "open".into());
+    let report = drill
+        .migrate_with(&ferry::dr::MigrateOptions {
+            from: Some(Phase::Teardown),
+            ..Default::default()
+        })
+        .await;
+    assert!(report.succeeded(), "{report:#?}");
+    assert!(drill.verify().await.passed());
+    drill.shutdown().await;
+}
