@@ -38,6 +38,7 @@ async fn main() {
         endpoint_url: Some(moto.url()),
         force_path_style: true,
         profile: None,
+        ca_bundle_pem: None,
     };
     let s3 = s3_client(&settings, Some(Credentials::new("t", "t", None, None, "bench"))).await;
     s3.create_bucket().bucket("bench").send().await.unwrap();

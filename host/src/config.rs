@@ -85,6 +85,9 @@ pub struct AwsConfig {
     /// Use path-style S3 addressing (needed by most S3-compatible stores).
     #[serde(default)]
     pub force_path_style: bool,
+    /// A PEM file of extra CA certificates to trust (a private S3-compatible
+    /// store); the system's roots stay trusted. Relative to the config file.
+    pub ca_bundle: Option<PathBuf>,
 }
 
 /// An etcd endpoint the run may snapshot, by alias.
@@ -300,6 +303,11 @@ impl RunConfig {
         }
         for h in &mut self.hooks {
             h.resolve_relative(base);
+        }
+        if let Some(ca) = &self.aws.ca_bundle
+            && ca.is_relative()
+        {
+            self.aws.ca_bundle = Some(base.join(ca));
         }
     }
 

@@ -410,9 +410,16 @@ impl Drill {
         ));
 
         let moto = MotoServer::start().await.map_err(service_error("moto (Route53)"))?;
-        let s3 = SigV4S3Server::start(dir.join("s3"), ACCESS_KEY, SECRET_KEY)
+        // HTTPS with its own CA, so the restore URL is https:// as HyperShift requires.
+        let s3 = SigV4S3Server::start_tls(dir.join("s3"), ACCESS_KEY, SECRET_KEY)
             .await
             .map_err(service_error("the SigV4 S3 server"))?;
+        let ca_pem = s3.ca_pem().unwrap_or_default().to_string();
+        let ca_path = dir.join("s3-ca.pem");
+        std::fs::write(&ca_path, &ca_pem).map_err(|source| DrillError::Io {
+            path: ca_path.clone(),
+            source,
+        })?;
         let bucket_dir = s3.root().join(BUCKET);
         std::fs::create_dir_all(&bucket_dir).map_err(|source| DrillError::Io {
             path: bucket_dir,
@@ -445,7 +452,7 @@ impl Drill {
         let env = Environment::start(
             opts.scenario.clone(),
             EnvironmentOptions {
-                allow_http_restore_urls: true,
+                restore_trusted_ca: Some(ca_pem.clone()),
                 external_dns: Some(ExternalDnsDeployment {
                     owner_id_prefix: OWNER_PREFIX.to_string(),
                     txt_suffix: TXT_SUFFIX.to_string(),
@@ -501,7 +508,7 @@ impl Drill {
              [hosted_cluster]\nnamespace = {ns}\nname = {name}\nnodes = \"reuse\"\n\n\
              [backup]\ndir = \"backup\"\nbucket = {bucket}\nprefix = {prefix}\npresign_seconds = 3600\n\n\
              [dns]\nzone_id = {zone}\nexternal_dns_domain = {domain}\ntxt_suffix = {suffix}\n\n\
-             [aws]\nregion = \"us-east-1\"\nendpoint_url = {s3}\nroute53_endpoint_url = {moto}\nforce_path_style = true\n\n\
+             [aws]\nregion = \"us-east-1\"\nendpoint_url = {s3}\nroute53_endpoint_url = {moto}\nforce_path_style = true\nca_bundle = \"s3-ca.pem\"\n\n\
              [timeouts]\ndns_seconds = 400\nrestore_seconds = 1200\nnodes_seconds = 1200\n\n\
              [clock]\nscale = {scale:?}\n",
             site = dir.join("site.toml").display(),
@@ -567,6 +574,7 @@ impl Drill {
                 region: "us-east-1".into(),
                 endpoint_url: Some(self.s3.url()),
                 force_path_style: true,
+                ca_bundle_pem: self.s3.ca_pem().map(|p| p.as_bytes().to_vec()),
                 profile: None,
             },
             Some(self.credentials()),

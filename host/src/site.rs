@@ -323,6 +323,11 @@ impl SiteConfig {
         for h in &mut self.hooks {
             h.resolve_relative(base);
         }
+        if let Some(ca) = &self.aws.ca_bundle
+            && ca.is_relative()
+        {
+            self.aws.ca_bundle = Some(base.join(ca));
+        }
     }
 
     fn origin_name(&self) -> String {

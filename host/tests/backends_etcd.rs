@@ -38,6 +38,7 @@ async fn s3_for(url: &str, bucket: &str) -> aws_sdk_s3::Client {
         endpoint_url: Some(url.to_string()),
         force_path_style: true,
         profile: None,
+        ca_bundle_pem: None,
     };
     let client = s3_client(
         &settings,

@@ -33,6 +33,7 @@ async fn client(url: &str, access_key: &str, secret_key: &str) -> aws_sdk_s3::Cl
         endpoint_url: Some(url.to_string()),
         force_path_style: true,
         profile: None,
+        ca_bundle_pem: None,
     };
     s3_client(
         &settings,

@@ -90,6 +90,8 @@ pub struct EnvironmentOptions {
     pub node_ready_delay: Duration,
     /// Seed a `hypershift/external-dns` Deployment on every management cluster.
     pub external_dns: Option<ExternalDnsDeployment>,
+    /// The CA (PEM) the operators trust for `https://` restore URLs (the S3 of a drill).
+    pub restore_trusted_ca: Option<String>,
 }
 
 /// How the seeded `hypershift/external-dns` Deployments are configured.
@@ -155,6 +157,7 @@ impl Default for EnvironmentOptions {
             hosted_api: true,
             node_ready_delay: Duration::from_secs(2),
             external_dns: None,
+            restore_trusted_ca: None,
         }
     }
 }
@@ -199,6 +202,7 @@ impl Environment {
             let mut oo = OperatorOptions::new(name);
             oo.hosted_etcd = opts.hosted_etcd;
             oo.restore_policy = policy;
+            oo.restore_trusted_ca = opts.restore_trusted_ca.clone();
             oo.default_external_dns_domain = scenario.hosted_cluster.external_dns_domain.clone();
             let operator = HyperShiftOperator::start(&sim, oo)?;
             seed_operator_deployment(sim.store())?;

@@ -46,6 +46,8 @@ pub struct SigV4S3Server {
     root: PathBuf,
     access_key: String,
     secret_key: String,
+    /// The CA that signed the server certificate, when serving HTTPS.
+    ca_pem: Option<String>,
     /// The accept loop; it owns the connection tasks, so aborting it ends them too.
     task: JoinHandle<()>,
 }
@@ -62,9 +64,32 @@ impl SigV4S3Server {
         access_key: impl Into<String>,
         secret_key: impl Into<String>,
     ) -> Result<SigV4S3Server> {
-        let root = root_dir.as_ref().to_path_buf();
-        let access_key = access_key.into();
-        let secret_key = secret_key.into();
+        Self::start_inner(root_dir.as_ref(), access_key.into(), secret_key.into(), false).await
+    }
+
+    /// Like [`SigV4S3Server::start`], but serving HTTPS with a certificate for
+    /// `127.0.0.1` and `localhost` signed by a CA minted for this server
+    /// ([`SigV4S3Server::ca_pem`]): presigned URLs are then `https://`, as
+    /// HyperShift requires of `restoreSnapshotURL`.
+    pub async fn start_tls(
+        root_dir: impl AsRef<Path>,
+        access_key: impl Into<String>,
+        secret_key: impl Into<String>,
+    ) -> Result<SigV4S3Server> {
+        Self::start_inner(root_dir.as_ref(), access_key.into(), secret_key.into(), true).await
+    }
+
+    async fn start_inner(root: &Path, access_key: String, secret_key: String, tls: bool) -> Result<SigV4S3Server> {
+        let root = root.to_path_buf();
+        let (acceptor, ca_pem) = if tls {
+            let (config, ca) = tls_config()?;
+            (
+                Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))),
+                Some(ca),
+            )
+        } else {
+            (None, None)
+        };
         if access_key.is_empty() || secret_key.is_empty() {
             bail!("the S3 server needs a non-empty access key and secret key");
         }
@@ -100,10 +125,19 @@ impl SigV4S3Server {
                 // Reap finished connections so the set does not grow forever.
                 while connections.try_join_next().is_some() {}
                 let service = service.clone();
+                let acceptor = acceptor.clone();
                 connections.spawn(async move {
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(socket), service)
-                        .await;
+                    let builder = hyper::server::conn::http1::Builder::new();
+                    let conn = match acceptor {
+                        None => builder.serve_connection(TokioIo::new(socket), service).await,
+                        Some(acceptor) => match acceptor.accept(socket).await {
+                            Ok(tls) => builder.serve_connection(TokioIo::new(tls), service).await,
+                            Err(e) => {
+                                tracing::debug!(error = %e, "S3 server: TLS handshake failed");
+                                return;
+                            }
+                        },
+                    };
                     if let Err(e) = conn {
                         tracing::debug!(error = %e, "S3 server: connection ended with an error");
                     }
@@ -116,13 +150,20 @@ impl SigV4S3Server {
             root,
             access_key,
             secret_key,
+            ca_pem,
             task,
         })
     }
 
     /// The endpoint URL, e.g. `http://127.0.0.1:40123` (use path-style addressing).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca_pem.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The CA (PEM) clients must trust, when the server speaks HTTPS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// The socket address the server listens on.
@@ -209,6 +250,34 @@ mod tests {
         let err = SigV4S3Server::start(dir.path(), "", "sk").await.unwrap_err();
         assert!(err.to_string().contains("access key"), "{err}");
     }
+}
+
+/// A rustls server configuration with a fresh CA and a certificate for
+/// 127.0.0.1/localhost; returns it with the CA's PEM.
+fn tls_config() -> Result<(rustls::ServerConfig, String)> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let ca_key = KeyPair::generate()?;
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.distinguished_name.push(DnType::CommonName, "ferry-sim S3 CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    let ca_cert = ca.self_signed(&ca_key)?;
+    let ca_pem = ca_cert.pem();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate()?;
+    let mut server = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])?;
+    server.distinguished_name.push(DnType::CommonName, "ferry-sim S3");
+    let cert = server.signed_by(&key, &issuer)?;
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(cert.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )?;
+    Ok((config, ca_pem))
 }
 
 /// The file-system store as a private AWS bucket: s3s-fs answers the object

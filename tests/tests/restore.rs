@@ -1,5 +1,6 @@
 //! The restore path end to end: ferry streams a hosted etcd snapshot into an
-//! S3 that really checks SigV4, presigns it in the bucket's region, and a
+//! S3 that really checks SigV4 (over HTTPS, with its own CA), presigns it in the
+//! bucket's region, and a
 //! simulated management cluster restores a HostedCluster from that URL. An
 //! expired URL gets S3's XML error body, which the cluster rejects instead of
 //! restoring garbage.
@@ -11,7 +12,6 @@ use std::time::Duration;
 use aws_credential_types::Credentials;
 use ferry::backends::etcd::{EtcdEndpoint, snapshot_to_s3};
 use ferry::backends::s3::{Bucket, S3Settings, s3_client};
-use ferry_sim::hypershift::restore::RestoreUrlPolicy;
 use ferry_sim::hypershift::{EtcdKvClient, HyperShiftOperator, OperatorOptions, condition, condition_status};
 use ferry_sim::s3::SigV4S3Server;
 use ferry_sim::services::EtcdServer;
@@ -55,7 +55,7 @@ fn hosted_cluster(url: &str) -> Value {
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    _s3: SigV4S3Server,
+    s3: SigV4S3Server,
     _source: EtcdServer,
     bucket: Bucket,
 }
@@ -63,7 +63,7 @@ struct Fixture {
 /// A source etcd with one key, snapshotted by ferry into a SigV4 S3.
 async fn snapshot_in_s3() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let s3 = SigV4S3Server::start(dir.path().join("s3"), "AKIAFERRYTEST", "ferry-secret")
+    let s3 = SigV4S3Server::start_tls(dir.path().join("s3"), "AKIAFERRYTEST", "ferry-secret")
         .await
         .unwrap();
     let settings = S3Settings {
@@ -71,6 +71,7 @@ async fn snapshot_in_s3() -> Fixture {
         endpoint_url: Some(s3.url()),
         force_path_style: true,
         profile: None,
+        ca_bundle_pem: s3.ca_pem().map(|p| p.as_bytes().to_vec()),
     };
     let client = s3_client(
         &settings,
@@ -99,20 +100,18 @@ async fn snapshot_in_s3() -> Fixture {
     .unwrap();
     Fixture {
         _dir: dir,
-        _s3: s3,
+        s3,
         _source: source,
         bucket: Bucket::new(client, "backups"),
     }
 }
 
-async fn destination() -> (Sim, HyperShiftOperator) {
+/// A destination whose operator trusts the S3's CA (as a real one trusts S3's public CA).
+async fn destination(s3: &SigV4S3Server) -> (Sim, HyperShiftOperator) {
     let sim = Sim::start("destination").await.unwrap();
     let mut opts = OperatorOptions::new("destination");
     opts.hosted_etcd = true;
-    // The SigV4 test server speaks plain HTTP on loopback.
-    opts.restore_policy = RestoreUrlPolicy {
-        allow_http_restore_urls: true,
-    };
+    opts.restore_trusted_ca = s3.ca_pem().map(str::to_string);
     let operator = HyperShiftOperator::start(&sim, opts).unwrap();
     sim.store()
         .create(
@@ -133,8 +132,8 @@ async fn a_cluster_restores_from_a_presigned_sigv4_url() {
         .presign_get("prod.a/etcd-0.db", Duration::from_secs(600))
         .await
         .unwrap();
-    assert!(url.contains("X-Amz-Signature="), "{url}");
-    let (sim, operator) = destination().await;
+    assert!(url.starts_with("https://") && url.contains("X-Amz-Signature="), "{url}");
+    let (sim, operator) = destination(&f.s3).await;
     sim.store()
         .create(
             &registry::HOSTED_CLUSTER,
@@ -166,7 +165,7 @@ async fn an_expired_presigned_url_is_rejected_not_restored() {
         .unwrap();
     // Let the URL expire (X-Amz-Date has one-second resolution).
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let (sim, operator) = destination().await;
+    let (sim, operator) = destination(&f.s3).await;
     sim.store()
         .create(
             &registry::HOSTED_CLUSTER,

@@ -54,6 +54,8 @@ pub struct S3Settings {
     pub force_path_style: bool,
     /// A named profile of the shared AWS config files.
     pub profile: Option<String>,
+    /// Extra CA certificates to trust (PEM), for a store behind a private CA.
+    pub ca_bundle_pem: Option<Vec<u8>>,
 }
 
 /// Loads the shared AWS configuration: the standard credential chain (or the
@@ -77,6 +79,23 @@ pub(crate) async fn sdk_config(
     }
     if let Some(url) = &settings.endpoint_url {
         loader = loader.endpoint_url(url);
+    }
+    if let Some(pem) = &settings.ca_bundle_pem {
+        use aws_smithy_http_client::tls;
+        let trust = tls::TrustStore::empty()
+            .with_native_roots(true)
+            .with_pem_certificate(pem.clone());
+        match tls::TlsContext::builder().with_trust_store(trust).build() {
+            Ok(context) => {
+                let client = aws_smithy_http_client::Builder::new()
+                    .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+                    .tls_context(context)
+                    .build_https();
+                loader = loader.http_client(client);
+            }
+            // Every request then fails the TLS handshake, naming the store.
+            Err(e) => tracing::error!("the [aws] ca_bundle is not usable PEM: {e}"),
+        }
     }
     loader.load().await
 }

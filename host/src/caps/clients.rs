@@ -127,5 +127,12 @@ pub fn s3_settings(config: &RunConfig) -> crate::backends::s3::S3Settings {
         endpoint_url: config.aws.endpoint_url.clone(),
         force_path_style: config.aws.force_path_style,
         profile: config.aws.profile.clone(),
+        ca_bundle_pem: config.aws.ca_bundle.as_ref().and_then(|p| match std::fs::read(p) {
+            Ok(pem) => Some(pem),
+            Err(e) => {
+                tracing::error!("cannot read the [aws] ca_bundle {}: {e}", p.display());
+                None
+            }
+        }),
     }
 }

@@ -15,13 +15,8 @@ pub(crate) struct TlsConnect {
     pub server_name: Option<String>,
 }
 
-/// Send one request to an `http://` URL and read the whole response.
-/// Returns the status and body, or a description of what failed.
-pub(crate) async fn request(method: http::Method, url: &str, body: String) -> Result<(u16, Vec<u8>), String> {
-    request_with(method, url, body, None).await
-}
-
-/// Like [`request`], but `https://` URLs are fetched over TLS with `tls`.
+/// Send one request and read the whole response: `http://` in the clear, `https://` over TLS
+/// with `tls`. Returns the status and body, or a description of what failed.
 pub(crate) async fn request_with(
     method: http::Method,
     url: &str,

@@ -262,7 +262,7 @@ impl EtcdClientTls {
         }
     }
 
-    fn rustls_config(&self) -> Result<rustls::ClientConfig, String> {
+    pub(crate) fn rustls_config(&self) -> Result<rustls::ClientConfig, String> {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let mut roots = rustls::RootCertStore::empty();

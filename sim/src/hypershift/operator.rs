@@ -63,6 +63,9 @@ pub struct OperatorOptions {
     pub resync: Duration,
     /// Wait between retries of a failed snapshot restore.
     pub restore_retry: Duration,
+    /// The CA (PEM) restores trust for `https://` snapshot URLs, as a real cluster trusts
+    /// the public CAs of S3 (the drill's and tests' S3 has its own CA).
+    pub restore_trusted_ca: Option<String>,
 }
 
 impl OperatorOptions {
@@ -77,6 +80,7 @@ impl OperatorOptions {
             restore_policy: RestoreUrlPolicy::default(),
             resync: Duration::from_millis(500),
             restore_retry: Duration::from_secs(5),
+            restore_trusted_ca: None,
         }
     }
 }
@@ -809,7 +813,13 @@ async fn ensure_etcd(inner: &Inner, hc: &Value, hcp_ns: &str) -> Result<bool, Ap
         None => HostedEtcd::start_in(&dir, hcp_ns, members.clone())
             .await
             .map_err(|e| ("EtcdStartFailed", e.to_string())),
-        Some(url) => match restore::download_snapshot(url, inner.opts.restore_download_timeout).await {
+        Some(url) => match restore::download_snapshot(
+            url,
+            inner.opts.restore_download_timeout,
+            inner.opts.restore_trusted_ca.as_deref(),
+        )
+        .await
+        {
             Err(e) => Err((e.reason(), e.to_string())),
             Ok(bytes) => HostedEtcd::restore_in(&dir, hcp_ns, members.clone(), &bytes)
                 .await

@@ -8,6 +8,9 @@
 //! [`registry_with_admission`]. The store's hook sees only the new object, so immutability is
 //! enforced by the operator instead, which sets the HostedCluster condition
 //! `RestoreSnapshotURLValid=False` and does not restore when the URL changed.
+//!
+//! The download verifies `https://` servers against the CA the operator is given (a real
+//! cluster trusts S3's public CA; the drill's S3 has its own).
 
 use std::time::Duration;
 
@@ -25,16 +28,16 @@ pub const MAX_URL_LEN: usize = 1024;
 /// Which URL schemes admission accepts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RestoreUrlPolicy {
-    /// Also accept `http://127.0.0.1...` (loopback tests against the in-process S3); the real
-    /// API accepts only `https://` and `s3://`.
+    /// Also accept `http://127.0.0.1...` (an S3 on loopback without TLS); the real API
+    /// accepts only `https://` and `s3://`, which is what the drill and the tests use.
     pub allow_http_restore_urls: bool,
 }
 
 /// Why a snapshot could not be fetched or used.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
-    /// The URL is not one the sim can fetch (`s3://` needs credentials etcd-init does not have,
-    /// `https://` needs TLS the sim does not implement).
+    /// The URL is not one the sim can fetch (`s3://` needs credentials etcd-init does not have;
+    /// `https://` needs a CA the operator trusts, `OperatorOptions::restore_trusted_ca`).
     #[error("cannot fetch {url}: {why}")]
     Unsupported {
         /// The URL.
@@ -188,10 +191,15 @@ pub fn registry_with_admission(policy: RestoreUrlPolicy) -> Registry {
     Registry::new(std::iter::once(hc).chain(Registry::builtin().kinds().iter().copied()))
 }
 
-/// Fetch a snapshot like etcd-init's `curl`: plain HTTP only (see [`RestoreError::Unsupported`]),
-/// bounded by `timeout`, and rejecting bodies that start with `<?xml`.
-pub async fn download_snapshot(url: &str, timeout: Duration) -> Result<Vec<u8>, RestoreError> {
-    let body = tokio::time::timeout(timeout, http_get(url))
+/// Fetch a snapshot like etcd-init's `curl`: `https://` verified against `trusted_ca` (PEM;
+/// the system roots of a real cluster), or plain `http://` when admission allowed it; bounded
+/// by `timeout`, and rejecting bodies that start with `<?xml`.
+pub async fn download_snapshot(
+    url: &str,
+    timeout: Duration,
+    trusted_ca: Option<&str>,
+) -> Result<Vec<u8>, RestoreError> {
+    let body = tokio::time::timeout(timeout, http_get(url, trusted_ca))
         .await
         .map_err(|_| RestoreError::Download {
             url: url.to_string(),
@@ -207,14 +215,35 @@ pub async fn download_snapshot(url: &str, timeout: Duration) -> Result<Vec<u8>, 
     Ok(body)
 }
 
-async fn http_get(url: &str) -> Result<Vec<u8>, RestoreError> {
-    if !url.starts_with("http://") {
-        return Err(RestoreError::Unsupported {
-            url: url.to_string(),
-            why: "the simulator's etcd-init fetches only http:// URLs (no TLS, no S3 credentials)".to_string(),
-        });
-    }
-    let (status, out) = super::client::request(http::Method::GET, url, String::new())
+async fn http_get(url: &str, trusted_ca: Option<&str>) -> Result<Vec<u8>, RestoreError> {
+    let tls = match (url.starts_with("https://"), trusted_ca) {
+        (true, Some(ca)) => {
+            let tls = super::etcd::EtcdClientTls {
+                ca_pem: ca.to_string(),
+                cert_pem: String::new(),
+                key_pem: String::new(),
+                server_name: None,
+            };
+            let config = tls.rustls_config().map_err(|why| RestoreError::Download {
+                url: url.to_string(),
+                why,
+            })?;
+            Some(super::client::TlsConnect {
+                config: std::sync::Arc::new(config),
+                server_name: None,
+            })
+        }
+        (false, _) if url.starts_with("http://") => None,
+        _ => {
+            return Err(RestoreError::Unsupported {
+                url: url.to_string(),
+                why: "the simulator's etcd-init fetches http:// URLs and https:// URLs whose server the operator's \
+                      trusted CA signed (OperatorOptions::restore_trusted_ca); s3:// needs credentials it does not have"
+                    .to_string(),
+            });
+        }
+    };
+    let (status, out) = super::client::request_with(http::Method::GET, url, String::new(), tls.as_ref())
         .await
         .map_err(|why| RestoreError::Download {
             url: url.to_string(),
