@@ -14,6 +14,7 @@
 //! profile = "dr"                      # optional; default credential chain
 //! endpoint_url = "http://127.0.0.1:5000"  # optional, for S3-compatible stores
 //! force_path_style = true
+//! ca_bundle = "private-ca.pem"        # optional: extra CAs to trust (system roots kept)
 //!
 //! [etcd.test]
 //! endpoints = ["http://127.0.0.1:2379"]
