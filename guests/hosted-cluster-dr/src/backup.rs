@@ -325,11 +325,13 @@ fn pause(c: &mut Ctx, src: &Cluster, hc: &Value, pools: &[Value]) -> Result<Done
         src.merge_patch(&obj_ref, &json!({"spec": {"pausedUntil": "true"}}))?;
         paused.push(ferry_sdk::k8s::describe(&obj_ref));
     }
-    Ok(match (paused.is_empty(), c.plan) {
-        (true, _) => Done::Already(format!("HostedCluster and {} NodePools are paused", pools.len())),
-        (false, true) => Done::Planned(format!("would pause {}", paused.join(", "))),
-        (false, false) => Done::Did(format!("paused {}", paused.join(", "))),
-    })
+    Ok(Done::of_changes(
+        &paused,
+        c.plan,
+        format!("HostedCluster and {} NodePools are paused", pools.len()),
+        "pause",
+        "paused",
+    ))
 }
 
 fn scale_down_writers(c: &mut Ctx, src: &Cluster, marker: &mut Marker) -> Result<Done> {
@@ -361,11 +363,13 @@ fn scale_down_writers(c: &mut Ctx, src: &Cluster, marker: &mut Marker) -> Result
             &[("deployments", &missing.join(","))],
         );
     }
-    Ok(match (scaled.is_empty(), c.plan) {
-        (true, _) => Done::Already("the etcd writers are at 0 replicas".into()),
-        (false, true) => Done::Planned(format!("would scale {}", scaled.join(", "))),
-        (false, false) => Done::Did(format!("scaled {}", scaled.join(", "))),
-    })
+    Ok(Done::of_changes(
+        &scaled,
+        c.plan,
+        "the etcd writers are at 0 replicas",
+        "scale",
+        "scaled",
+    ))
 }
 
 /// The etcd member pods to try, healthy ones first.
@@ -568,14 +572,7 @@ fn dump(
     } else {
         objects.extend(src.list(CAPI_CLUSTER.0, CAPI_CLUSTER.1, Some(&hcp_ns), None)?);
     }
-    for kind in [
-        AWS_CLUSTER,
-        AWS_MACHINE_TEMPLATE,
-        AWS_MACHINE,
-        MACHINE_DEPLOYMENT,
-        MACHINE_SET,
-        MACHINE,
-    ] {
+    for &kind in MACHINE_KINDS {
         objects.extend(src.list(kind.0, kind.1, Some(&hcp_ns), None)?);
     }
 

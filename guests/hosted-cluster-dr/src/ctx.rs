@@ -24,6 +24,18 @@ pub enum Done {
     Checked(String),
 }
 
+impl Done {
+    /// The outcome of a step that changes each of `items`: `Already` (with
+    /// `already`) when there is none to change, `Planned` in a plan, else `Did`.
+    pub fn of_changes(items: &[String], plan: bool, already: impl Into<String>, verb: &str, past: &str) -> Done {
+        match (items.is_empty(), plan) {
+            (true, _) => Done::Already(already.into()),
+            (false, true) => Done::Planned(format!("would {verb} {}", items.join(", "))),
+            (false, false) => Done::Did(format!("{past} {}", items.join(", "))),
+        }
+    }
+}
+
 /// One phase run.
 pub struct Ctx {
     /// Parameters and arguments.

@@ -30,6 +30,17 @@ pub const AWS_MACHINE_TEMPLATE: Kind = ("infrastructure.cluster.x-k8s.io/v1beta2
 pub const AWS_MACHINE: Kind = ("infrastructure.cluster.x-k8s.io/v1beta2", "AWSMachine");
 pub const CLUSTER_VERSION: Kind = ("config.openshift.io/v1", "ClusterVersion");
 
+/// The AWS and CAPI objects that let the destination adopt the existing
+/// machines (the "reuse the nodes" variant), in the order restore applies them.
+pub const MACHINE_KINDS: &[Kind] = &[
+    AWS_CLUSTER,
+    AWS_MACHINE_TEMPLATE,
+    AWS_MACHINE,
+    MACHINE_DEPLOYMENT,
+    MACHINE_SET,
+    MACHINE,
+];
+
 /// The deployments that write to etcd, scaled to zero for a consistent snapshot.
 pub const ETCD_WRITERS: &[&str] = &[
     "kube-apiserver",

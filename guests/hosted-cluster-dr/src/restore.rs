@@ -88,16 +88,8 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
                 "control-plane-only: machines are not carried over".into(),
             ));
         }
-        let kinds = [
-            AWS_CLUSTER,
-            AWS_MACHINE_TEMPLATE,
-            AWS_MACHINE,
-            MACHINE_DEPLOYMENT,
-            MACHINE_SET,
-            MACHINE,
-        ];
         let mut all = Vec::new();
-        for k in kinds {
+        for &k in MACHINE_KINDS {
             all.extend(of(&[k], &hcp_ns));
         }
         apply_all(c, &dst, &id, all)
@@ -105,7 +97,12 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
     c.step("extra-objects", |c| {
         let extra: Vec<Value> = manifests
             .iter()
-            .filter(|(f, _)| !KNOWN.iter().any(|k| k.1 == f.kind && k.0 == f.api_version))
+            .filter(|(f, _)| {
+                !KNOWN
+                    .iter()
+                    .chain(MACHINE_KINDS)
+                    .any(|k| k.1 == f.kind && k.0 == f.api_version)
+            })
             .map(|(_, m)| m.clone())
             .collect();
         apply_all(c, &dst, &id, extra)
@@ -140,7 +137,8 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
     Ok(c.summary())
 }
 
-/// The kinds the documented procedure carries (everything else came from a hook).
+/// The kinds the documented procedure carries besides [`MACHINE_KINDS`] (everything else
+/// came from a hook).
 const KNOWN: &[Kind] = &[
     SECRET,
     CONFIG_MAP,
@@ -148,12 +146,6 @@ const KNOWN: &[Kind] = &[
     NODE_POOL,
     HOSTED_CONTROL_PLANE,
     CAPI_CLUSTER,
-    AWS_CLUSTER,
-    AWS_MACHINE_TEMPLATE,
-    AWS_MACHINE,
-    MACHINE_DEPLOYMENT,
-    MACHINE_SET,
-    MACHINE,
 ];
 
 /// Reads every manifest (checking its SHA-256) and checks the snapshot in S3
@@ -260,11 +252,13 @@ fn namespaces(c: &mut Ctx, dst: &Cluster, id: &str) -> Result<Done> {
             "metadata": {"name": c.hc.hcp_ns, "annotations": {BACKUP_ID_ANNOTATION: id}}}))?;
         created.push(c.hc.hcp_ns.clone());
     }
-    Ok(match (created.is_empty(), c.plan) {
-        (true, _) => Done::Already("both namespaces exist".into()),
-        (false, true) => Done::Planned(format!("would create {}", created.join(", "))),
-        (false, false) => Done::Did(format!("created {}", created.join(", "))),
-    })
+    Ok(Done::of_changes(
+        &created,
+        c.plan,
+        "both namespaces exist",
+        "create",
+        "created",
+    ))
 }
 
 /// Applies manifests that are not there yet (objects restored from this
@@ -305,11 +299,13 @@ fn apply_all(c: &mut Ctx, dst: &Cluster, id: &str, manifests: Vec<Value>) -> Res
         dst.apply(&m).ctx(ferry_sdk::k8s::describe(&obj_ref))?;
         applied.push(format!("{} {}", obj_ref.kind, obj_ref.name));
     }
-    Ok(match (applied.is_empty(), c.plan) {
-        (true, _) => Done::Already(format!("all {total} restored from this backup already")),
-        (false, true) => Done::Planned(format!("would apply {}", applied.join(", "))),
-        (false, false) => Done::Did(format!("applied {}", applied.join(", "))),
-    })
+    Ok(Done::of_changes(
+        &applied,
+        c.plan,
+        format!("all {total} restored from this backup already"),
+        "apply",
+        "applied",
+    ))
 }
 
 /// `spec.etcd.managed.storage.restoreSnapshotURL` may hold one URL, of at
@@ -377,13 +373,19 @@ fn restore_failure(c: &Ctx, hc: &Value) -> Option<String> {
         .map(|t| format!(" The presigned URL expired at {}.", rfc3339(t)))
         .unwrap_or_default();
     Some(format!(
-        "the destination could not restore etcd from the snapshot ({reason}: {message}).{expired} The URL on a \
-         HostedCluster is immutable: delete the HostedCluster {ns}/{name}, the HostedControlPlane and the \
-         data-etcd-* PVCs in {hcp} on the destination, then re-run `ferry restore`; it presigns a fresh URL.",
-        ns = c.hc.ns,
-        name = c.hc.name,
-        hcp = c.hc.hcp_ns
+        "the destination could not restore etcd from the snapshot ({reason}: {message}).{expired} {}",
+        fresh_url_advice(c)
     ))
+}
+
+/// What to do when a restore URL failed: it cannot be changed on the HostedCluster.
+fn fresh_url_advice(c: &Ctx) -> String {
+    format!(
+        "The URL on a HostedCluster is immutable: delete the HostedCluster {}/{}, the HostedControlPlane and the \
+         data-etcd-* PVCs in {} on the destination, then re-run `ferry restore`; it presigns a fresh URL (raise \
+         presign_seconds if etcd starts slowly).",
+        c.hc.ns, c.hc.name, c.hc.hcp_ns
+    )
 }
 
 fn wait_restored(c: &mut Ctx, dst: &Cluster) -> Result<Done> {
@@ -416,14 +418,9 @@ fn wait_restored(c: &mut Ctx, dst: &Cluster) -> Result<Done> {
             && ferry_sdk::context::now() > t
         {
             return Err(Error::Invalid(format!(
-                "the presigned snapshot URL expired at {} before the destination restored etcd. The URL on a \
-                 HostedCluster is immutable: delete the HostedCluster {}/{}, the HostedControlPlane and the \
-                 data-etcd-* PVCs in {} on the destination, then re-run `ferry restore` (with a larger \
-                 presign_seconds if etcd starts slowly).",
+                "the presigned snapshot URL expired at {} before the destination restored etcd. {}",
                 rfc3339(t),
-                c.hc.ns,
-                c.hc.name,
-                c.hc.hcp_ns
+                fresh_url_advice(c)
             )));
         }
         Ok(if done(&hc) {

@@ -285,11 +285,13 @@ fn scale_down(c: &mut Ctx, src: &Cluster) -> Result<Done> {
             changed.push(format!("Deployment {}→0", name(&d)));
         }
     }
-    Ok(match (changed.is_empty(), c.plan) {
-        (true, _) => Done::Already(format!("nothing runs in {ns}")),
-        (false, true) => Done::Planned(format!("would scale {}", changed.join(", "))),
-        (false, false) => Done::Did(changed.join(", ")),
-    })
+    Ok(Done::of_changes(
+        &changed,
+        c.plan,
+        format!("nothing runs in {ns}"),
+        "scale",
+        "scaled",
+    ))
 }
 
 /// Removes finalizers and deletes each object (absent ones are fine).
@@ -304,11 +306,7 @@ fn remove(c: &mut Ctx, src: &Cluster, refs: Vec<ferry_sdk::ObjectRef>) -> Result
             DeleteOutcome::Deleted | DeleteOutcome::Pending => gone.push(format!("{} {}", obj_ref.kind, obj_ref.name)),
         }
     }
-    Ok(match (gone.is_empty(), c.plan) {
-        (true, _) => Done::Already("none left".into()),
-        (false, true) => Done::Planned(format!("would delete {}", gone.join(", "))),
-        (false, false) => Done::Did(format!("deleted {}", gone.join(", "))),
-    })
+    Ok(Done::of_changes(&gone, c.plan, "none left", "delete", "deleted"))
 }
 
 fn delete_namespace(c: &mut Ctx, src: &Cluster, ns: &str) -> Result<Done> {
