@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -12,7 +14,6 @@ use anyhow::{Context, Result, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use ferry_sim::hypershift::pki::server_sans;
 use ferry_sim::hypershift::restore::RestoreUrlPolicy;
@@ -22,6 +23,7 @@ use ferry_sim::hypershift::{
 use ferry_sim::registry;
 use ferry_sim::services::EtcdServer;
 use ferry_sim::{Sim, Store, WriteOptions};
+use support::serve_bytes;
 
 const NS: &str = "clusters";
 const NAME: &str = "demo.one";
@@ -340,35 +342,6 @@ async fn a_grpc_client_snapshots_a_member_over_tls_with_the_published_material()
     Ok(())
 }
 
-/// Serve `body` to every request on a loopback port; returns the URL prefix.
-async fn serve_bytes(body: Vec<u8>) -> Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let body = body.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 1024];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match sock.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = sock.write_all(head.as_bytes()).await;
-                let _ = sock.write_all(&body).await;
-                let _ = sock.shutdown().await;
-            });
-        }
-    });
-    Ok(format!("http://{addr}"))
-}
-
 #[tokio::test]
 async fn a_highly_available_restore_has_the_snapshot_on_every_member() -> Result<()> {
     let dir = tempfile::tempdir()?;
@@ -387,7 +360,7 @@ async fn a_highly_available_restore_has_the_snapshot_on_every_member() -> Result
         .output()
         .await?;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let base = serve_bytes(std::fs::read(&snap)?).await?;
+    let base = serve_bytes(200, std::fs::read(&snap)?).await?;
 
     let (sim, ho, hcp_ns) = env(json!({
         "controllerAvailabilityPolicy": "HighlyAvailable",

@@ -6,11 +6,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::Duration;
 
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use ferry_sim::hypershift::restore::{self, RestoreUrlPolicy};
 use ferry_sim::hypershift::{
@@ -20,6 +21,7 @@ use ferry_sim::patch::Patch;
 use ferry_sim::registry;
 use ferry_sim::services::EtcdServer;
 use ferry_sim::{DeleteOptions, ListOptions, Sim, SimOptions, Store, WriteOptions};
+use support::serve_bytes;
 
 const NS: &str = "clusters";
 const NAME: &str = "demo.one";
@@ -549,35 +551,6 @@ async fn restore_url_is_immutable() -> Result<()> {
     );
     eventually("RestoreSnapshotURLValid=True again", SHORT, || valid("True")).await?;
     Ok(())
-}
-
-/// Serve `body` with `status` to every request on a loopback port; returns the URL prefix.
-async fn serve_bytes(status: u16, body: Vec<u8>) -> Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let body = body.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 1024];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match sock.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let head = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = sock.write_all(head.as_bytes()).await;
-                let _ = sock.write_all(&body).await;
-                let _ = sock.shutdown().await;
-            });
-        }
-    });
-    Ok(format!("http://{addr}"))
 }
 
 fn loopback_opts(cluster: &str) -> OperatorOptions {
