@@ -19,7 +19,7 @@ use kube::runtime::watcher;
 use kube::{Client, Config};
 use serde_json::{Value, json};
 
-use ferry_sim::registry;
+use ferry_sim::kube::registry;
 use ferry_sim::{Sim, SimOptions};
 
 async fn start() -> Result<(Sim, Client)> {

@@ -1,4 +1,4 @@
-//! The in-process external-dns (`ferry_sim::external_dns`) against a real moto Route53.
+//! The in-process external-dns (`ferry_sim::hypershift::external_dns`) against a real moto Route53.
 //! Passes are driven with `reconcile_now()`; the background loop runs with a one-hour interval
 //! and no Route watch, so every assertion follows a pass this test started (the one
 //! exception, `route_changes_trigger_a_pass`, polls with a bound).
@@ -14,8 +14,8 @@ use aws_sdk_route53::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
 use serde_json::json;
 
-use ferry_sim::external_dns::{Conflict, ExternalDns, ExternalDnsOptions};
-use ferry_sim::registry::{self, Registry};
+use ferry_sim::hypershift::external_dns::{Conflict, ExternalDns, ExternalDnsOptions};
+use ferry_sim::kube::registry::{self, Registry};
 use ferry_sim::services::MotoServer;
 use ferry_sim::{DeleteOptions, Store, WriteOptions};
 
@@ -126,16 +126,20 @@ fn store() -> Result<Store> {
     Ok(s)
 }
 
-fn add_route(store: &Store, name: &str, host: &str, labels: serde_json::Value) -> Result<()> {
-    store.create(
+/// A Route admitted by the router of `owner`'s cluster, as the OpenShift router leaves it
+/// (external-dns takes the target from `status.ingress[].routerCanonicalHostname`).
+fn add_route(store: &Store, owner: &str, name: &str, host: &str, labels: serde_json::Value) -> Result<()> {
+    store.create_with_status(
         &registry::ROUTE,
         Some(NS),
         json!({
             "apiVersion": "route.openshift.io/v1", "kind": "Route",
             "metadata": {"name": name, "namespace": NS, "labels": labels},
             "spec": {"host": host, "to": {"kind": "Service", "name": name}},
+            "status": {"ingress": [{"host": host, "routerName": "default",
+                "routerCanonicalHostname": format!("router-default.{owner}.ferry-sim.invalid"),
+                "conditions": [{"type": "Admitted", "status": "True"}]}]},
         }),
-        &WriteOptions::default(),
     )?;
     Ok(())
 }
@@ -152,14 +156,15 @@ fn rec(name: &str, ty: &str, value: &str) -> (String, String, String) {
 async fn route_records_follow_the_route() -> Result<()> {
     let env = env().await?;
     let store = store()?;
-    add_route(&store, "kube-apiserver", "api-hc1.example.com", json!({}))?;
+    add_route(&store, "owner-a", "kube-apiserver", "api-hc1.example.com", json!({}))?;
     add_route(
         &store,
+        "owner-a",
         "internal",
         "api-hc1.internal.example.com",
-        json!({"hypershift.openshift.io/internal-route": "true"}),
+        json!({"hypershift.openshift.io/internal-route": "true", "hypershift.openshift.io/route-visibility": "private"}),
     )?;
-    add_route(&store, "elsewhere", "api-hc1.example.org", json!({}))?;
+    add_route(&store, "owner-a", "elsewhere", "api-hc1.example.org", json!({}))?;
     let dns = ExternalDns::start(store.clone(), env.options("owner-a"))?;
 
     let report = dns.reconcile_now().await?;
@@ -194,7 +199,7 @@ async fn records_of_another_owner_are_never_touched() -> Result<()> {
     let env = env().await?;
     let store_a = store()?;
     let store_b = store()?;
-    add_route(&store_b, "kube-apiserver", "api-hc1.example.com", json!({}))?;
+    add_route(&store_b, "owner-b", "kube-apiserver", "api-hc1.example.com", json!({}))?;
     let b = ExternalDns::start(store_b.clone(), env.options("owner-b"))?;
     b.reconcile_now().await?;
     let owned_by_b = env.records().await?;
@@ -215,7 +220,7 @@ async fn records_of_another_owner_are_never_touched() -> Result<()> {
     );
 
     // A wants the same host (as the destination cluster does after a restore): conflict.
-    add_route(&store_a, "kube-apiserver", "api-hc1.example.com", json!({}))?;
+    add_route(&store_a, "owner-a", "kube-apiserver", "api-hc1.example.com", json!({}))?;
     let a = ExternalDns::start(store_a.clone(), env.options("owner-a"))?;
     let report = a.reconcile_now().await?;
     assert_eq!(
@@ -249,7 +254,7 @@ async fn records_of_another_owner_are_never_touched() -> Result<()> {
 async fn a_second_owner_adopts_nothing() -> Result<()> {
     let env = env().await?;
     let store_a = store()?;
-    add_route(&store_a, "oauth", "oauth-hc1.example.com", json!({}))?;
+    add_route(&store_a, "owner-a", "oauth", "oauth-hc1.example.com", json!({}))?;
     let a = ExternalDns::start(store_a.clone(), env.options("owner-a"))?;
     a.reconcile_now().await?;
     // A record nobody owns (no TXT), e.g. created by hand.
@@ -265,8 +270,8 @@ async fn a_second_owner_adopts_nothing() -> Result<()> {
     assert_eq!(env.records().await?, before);
 
     // C now has routes for both names: two conflicts, no writes.
-    add_route(&store_c, "oauth", "oauth-hc1.example.com", json!({}))?;
-    add_route(&store_c, "legacy", "legacy.example.com", json!({}))?;
+    add_route(&store_c, "owner-c", "oauth", "oauth-hc1.example.com", json!({}))?;
+    add_route(&store_c, "owner-c", "legacy", "legacy.example.com", json!({}))?;
     let report = c.reconcile_now().await?;
     let mut owners: Vec<(String, Option<String>)> = report
         .conflicts
@@ -301,7 +306,7 @@ async fn route_changes_trigger_a_pass() -> Result<()> {
     let mut opts = env.options("owner-a");
     opts.watch_routes = true;
     let dns = ExternalDns::start(store.clone(), opts)?;
-    add_route(&store, "ignition", "ignition-hc1.example.com", json!({}))?;
+    add_route(&store, "owner-a", "ignition", "ignition-hc1.example.com", json!({}))?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         if env.records().await?.len() == 2 {
@@ -312,6 +317,53 @@ async fn route_changes_trigger_a_pass() -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    dns.stop().await;
+    Ok(())
+}
+
+/// The service source (`--source=service`): a LoadBalancer Service with the hostname
+/// annotation the CPO sets for `LoadBalancer` publishing gets a CNAME to its load balancer,
+/// and loses it when the annotation goes, as the record moves to another cluster.
+#[tokio::test]
+async fn load_balancer_services_are_published_and_released() -> Result<()> {
+    let env = env().await?;
+    let store = store()?;
+    let lb = "a1b2-kube-apiserver.elb.us-east-1.amazonaws.com";
+    store.create_with_status(
+        &registry::SERVICE,
+        Some(NS),
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kube-apiserver", "namespace": NS,
+                "annotations": {"external-dns.alpha.kubernetes.io/hostname": "api-hc1.example.com"}},
+            "spec": {"type": "LoadBalancer", "ports": [{"port": 6443}]},
+            "status": {"loadBalancer": {"ingress": [{"hostname": lb}]}},
+        }),
+    )?;
+    let dns = ExternalDns::start(store.clone(), env.options("owner-a"))?;
+    dns.reconcile_now().await?;
+    let txt = "\"heritage=external-dns,external-dns/owner=owner-a,external-dns/resource=service/clusters-hc1/kube-apiserver\"";
+    assert_eq!(
+        env.records().await?,
+        vec![
+            rec("api-hc1-external-dns.example.com", "TXT", txt),
+            rec("api-hc1.example.com", "CNAME", lb),
+        ]
+    );
+    store.patch(
+        &registry::SERVICE,
+        Some(NS),
+        "kube-apiserver",
+        &ferry_sim::Patch::Merge(
+            json!({"metadata": {"annotations": {"external-dns.alpha.kubernetes.io/hostname": null}}}),
+        ),
+        &WriteOptions::default(),
+    )?;
+    assert_eq!(
+        dns.reconcile_now().await?.deleted,
+        vec!["api-hc1.example.com".to_string()]
+    );
+    assert_eq!(env.records().await?, vec![]);
     dns.stop().await;
     Ok(())
 }

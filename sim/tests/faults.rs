@@ -1,4 +1,4 @@
-//! Fault injection (`ferry_sim::faults`) seen through kube-rs: injected errors are real API
+//! Fault injection (`ferry_sim::kube::faults`) seen through kube-rs: injected errors are real API
 //! errors with `Status` bodies, a 429 carries `Retry-After`, outages are scoped, dropped
 //! connections surface as transport errors, and `every(k)` hits exactly every k-th request.
 //! kube 5 clients retry 429/503/504 by default; the tests turn that off except where they show it.
@@ -14,7 +14,7 @@ use kube::{Client, Config};
 use serde_json::json;
 
 use ferry_sim::Sim;
-use ferry_sim::faults::{FaultAction, FaultRule, InjectedError, RuleStats, Verb};
+use ferry_sim::kube::faults::{FaultAction, FaultRule, InjectedError, RuleStats, Verb};
 
 /// A server and a client *without* kube's default retry of 429/503/504, so that every
 /// injected error reaches the test.

@@ -15,77 +15,45 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
+use ferry_sim::hypershift::environment::{Environment, EnvironmentOptions};
 use ferry_sim::hypershift::pki::server_sans;
-use ferry_sim::hypershift::restore::RestoreUrlPolicy;
-use ferry_sim::hypershift::{
-    EtcdClientTls, EtcdKvClient, EtcdPki, HyperShiftOperator, OperatorEvent, OperatorOptions, hcp_namespace,
-};
-use ferry_sim::registry;
-use ferry_sim::services::EtcdServer;
+use ferry_sim::hypershift::scenario::Scenario;
+use ferry_sim::hypershift::{EtcdClientTls, EtcdKvClient, EtcdPki, OperatorEvent, hcp_namespace};
+use ferry_sim::kube::crd::CrdSource;
+use ferry_sim::kube::registry;
 use ferry_sim::{Sim, Store, WriteOptions};
-use support::serve_bytes;
+use support::SnapshotStore;
 
 const NS: &str = "clusters";
-const NAME: &str = "demo.one";
+const NAME: &str = "demo-one";
 const SHORT: Duration = Duration::from_secs(10);
 const ETCD: Duration = Duration::from_secs(90);
 
-fn create_hc(store: &Store, spec: Value) {
-    let _ = store.create(
-        &registry::NAMESPACE,
-        None,
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}),
-        &WriteOptions::default(),
-    );
-    let mut s = json!({
-        "release": {"image": "quay.io/openshift-release-dev/ocp-release:4.17.0-x86_64"},
-        "infraID": "demo-one-infra",
-        "controllerAvailabilityPolicy": "SingleReplica",
-        "etcd": {"managementType": "Managed", "managed": {"storage": {"type": "PersistentVolume"}}},
-        "platform": {"type": "AWS", "aws": {"region": "us-east-1"}},
-    });
-    for (k, v) in spec.as_object().unwrap() {
-        s[k] = v.clone();
-    }
-    store
-        .create(
-            &registry::HOSTED_CLUSTER,
-            Some(NS),
-            json!({"apiVersion": "hypershift.openshift.io/v1beta1", "kind": "HostedCluster",
-                "metadata": {"name": NAME, "namespace": NS}, "spec": s}),
-            &WriteOptions::default(),
-        )
-        .unwrap();
+fn scenario(policy: &str) -> Scenario {
+    Scenario::from_toml(&format!(
+        "management_clusters = [\"source\", \"destination\"]\n[hosted_cluster]\nnamespace = \"{NS}\"\nname = \"{NAME}\"\navailability_policy = \"{policy}\"\n"
+    ))
+    .unwrap()
 }
 
-fn opts(cluster: &str) -> OperatorOptions {
-    let mut o = OperatorOptions::new(cluster);
-    o.hosted_etcd = true;
-    o.restore_policy = RestoreUrlPolicy {
-        allow_http_restore_urls: true,
+/// Management clusters with the upstream CRDs whose source runs the hosted cluster (with
+/// `policy`) and its etcd.
+async fn env(policy: &str, restore_ca: Option<String>) -> Result<(Environment, String)> {
+    let opts = EnvironmentOptions {
+        crds: CrdSource::Dir(support::upstream_crds()),
+        hosted_api: false,
+        restore_trusted_ca: restore_ca,
+        ..EnvironmentOptions::default()
     };
-    o
-}
-
-/// A management cluster whose HostedCluster (with `spec`) has a running etcd.
-async fn env(spec: Value) -> Result<(Sim, HyperShiftOperator, String)> {
-    let sim = Sim::start("mgmt").await?;
-    let ho = HyperShiftOperator::start(&sim, opts("mgmt"))?;
-    create_hc(sim.store(), spec);
+    let env = Environment::start(scenario(policy), opts).await?;
     let hcp_ns = hcp_namespace(NS, NAME);
-    let started = ho
-        .log()
-        .wait_for(ETCD, |e| {
-            matches!(
-                e,
-                OperatorEvent::EtcdStarted { .. } | OperatorEvent::EtcdRestoreFailed { .. }
-            )
-        })
-        .await;
-    if !matches!(started, Some(OperatorEvent::EtcdStarted { .. })) {
-        bail!("the hosted etcd did not start: {:?}", ho.log().entries());
+    if env.source().controllers.wait_for_etcd(&hcp_ns, ETCD).await.is_none() {
+        bail!(
+            "the hosted etcd did not start: {:?}",
+            env.source().controllers.log().entries()
+        );
     }
-    Ok((sim, ho, hcp_ns))
+    Ok((env, hcp_ns))
 }
 
 /// Poll (bounded) until `obj` exists.
@@ -159,7 +127,8 @@ fn server_certificate_names_localhost_and_the_member_dns_names() {
 
 #[tokio::test]
 async fn hcp_namespace_gets_the_client_secret_and_the_ca_configmap() -> Result<()> {
-    let (sim, ho, hcp_ns) = env(json!({})).await?;
+    let (env, hcp_ns) = env("SingleReplica", None).await?;
+    let (sim, ho) = (&env.source().sim, &env.source().controllers);
     let store = sim.store().clone();
     let tls = tls_from_namespace(&store, &hcp_ns).await?;
     assert!(tls.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"), "{}", tls.ca_pem);
@@ -170,7 +139,7 @@ async fn hcp_namespace_gets_the_client_secret_and_the_ca_configmap() -> Result<(
 
     // The material works through the pod's port-forward with the pod's DNS name (a SAN of the
     // serving certificate), and a name the certificate does not carry is refused.
-    let client = pod_client(&sim, &hcp_ns, "etcd-0", &tls);
+    let client = pod_client(sim, &hcp_ns, "etcd-0", &tls);
     client.put("/kubernetes.io/configmaps/default/tls", "yes").await?;
     assert_eq!(
         client.get("/kubernetes.io/configmaps/default/tls").await?.as_deref(),
@@ -192,7 +161,7 @@ async fn hcp_namespace_gets_the_client_secret_and_the_ca_configmap() -> Result<(
         &registry::CONFIG_MAP,
         Some(&hcp_ns),
         "etcd-ca",
-        &ferry_sim::patch::Patch::Merge(json!({"data": {"ca.crt": "not a CA"}})),
+        &ferry_sim::kube::patch::Patch::Merge(json!({"data": {"ca.crt": "not a CA"}})),
         &WriteOptions::default(),
     )?;
     let deadline = std::time::Instant::now() + SHORT;
@@ -200,13 +169,14 @@ async fn hcp_namespace_gets_the_client_secret_and_the_ca_configmap() -> Result<(
         assert!(std::time::Instant::now() < deadline, "etcd-ca was not reconciled");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    ho.shutdown().await;
+    env.shutdown().await;
     Ok(())
 }
 
 #[tokio::test]
 async fn a_client_without_the_client_certificate_is_refused() -> Result<()> {
-    let (sim, ho, hcp_ns) = env(json!({})).await?;
+    let (env, hcp_ns) = env("SingleReplica", None).await?;
+    let (sim, ho) = (&env.source().sim, &env.source().controllers);
     let tls = tls_from_namespace(sim.store(), &hcp_ns).await?;
     let url = ho.etcd_client_url(&hcp_ns).unwrap();
 
@@ -254,16 +224,17 @@ async fn a_client_without_the_client_certificate_is_refused() -> Result<()> {
         .await
         .expect_err("plain HTTP");
     println!("over plain HTTP: {err}");
-    ho.shutdown().await;
+    env.shutdown().await;
     Ok(())
 }
 
 #[tokio::test]
 async fn highly_available_pods_reach_three_members_of_one_cluster() -> Result<()> {
-    let (sim, ho, hcp_ns) = env(json!({"controllerAvailabilityPolicy": "HighlyAvailable"})).await?;
+    let (env, hcp_ns) = env("HighlyAvailable", None).await?;
+    let sim = &env.source().sim;
     let tls = tls_from_namespace(sim.store(), &hcp_ns).await?;
     let pods = ["etcd-0", "etcd-1", "etcd-2"];
-    let clients: Vec<EtcdKvClient> = pods.iter().map(|p| pod_client(&sim, &hcp_ns, p, &tls)).collect();
+    let clients: Vec<EtcdKvClient> = pods.iter().map(|p| pod_client(sim, &hcp_ns, p, &tls)).collect();
 
     let mut member_ids = BTreeSet::new();
     let mut cluster_ids = BTreeSet::new();
@@ -298,7 +269,7 @@ async fn highly_available_pods_reach_three_members_of_one_cluster() -> Result<()
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    ho.shutdown().await;
+    env.shutdown().await;
     Ok(())
 }
 
@@ -306,9 +277,10 @@ async fn highly_available_pods_reach_three_members_of_one_cluster() -> Result<()
 async fn a_grpc_client_snapshots_a_member_over_tls_with_the_published_material() -> Result<()> {
     // What a DR backup does: etcdctl (gRPC) with the client certificate and CA from the HCP
     // namespace, through a pod's port-forward, takes a snapshot.
-    let (sim, ho, hcp_ns) = env(json!({"controllerAvailabilityPolicy": "HighlyAvailable"})).await?;
+    let (env, hcp_ns) = env("HighlyAvailable", None).await?;
+    let sim = &env.source().sim;
     let tls = tls_from_namespace(sim.store(), &hcp_ns).await?;
-    pod_client(&sim, &hcp_ns, "etcd-0", &tls).put("/grpc/key", "v").await?;
+    pod_client(sim, &hcp_ns, "etcd-0", &tls).put("/grpc/key", "v").await?;
     let dir = tempfile::tempdir()?;
     for (f, pem) in [
         ("ca.crt", &tls.ca_pem),
@@ -338,46 +310,42 @@ async fn a_grpc_client_snapshots_a_member_over_tls_with_the_published_material()
     let list = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(list.lines().count(), 3, "{list}");
-    ho.shutdown().await;
+    env.shutdown().await;
     Ok(())
 }
 
 #[tokio::test]
 async fn a_highly_available_restore_has_the_snapshot_on_every_member() -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let src = EtcdServer::start(dir.path().join("src")).await?;
-    let source = EtcdKvClient::new(&src.client_url());
-    source.put("/kubernetes.io/secrets/default/keep", "from-source").await?;
-    source.put("/kubernetes.io/configmaps/app/state", "42").await?;
-    let snap = dir.path().join("snap.db");
-    let out = tokio::process::Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .arg("--endpoints")
-        .arg(src.client_url())
-        .arg("snapshot")
-        .arg("save")
-        .arg(&snap)
-        .output()
-        .await?;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let base = serve_bytes(200, std::fs::read(&snap)?).await?;
-
-    let (sim, ho, hcp_ns) = env(json!({
-        "controllerAvailabilityPolicy": "HighlyAvailable",
-        "etcd": {"managementType": "Managed", "managed": {"storage": {"type": "PersistentVolume",
-            "restoreSnapshotURL": [format!("{base}/demo.one-etcd-0-snapshot.db")]}}},
-    }))
+    let snap = support::etcd_snapshot(&[
+        ("/kubernetes.io/secrets/default/keep", "from-source"),
+        ("/kubernetes.io/configmaps/app/state", "42"),
+    ])
     .await?;
+    let snapshots = SnapshotStore::start().await?;
+    let url = snapshots.presigned("demo-one.db", &snap, &snapshots.secret()).await?;
+    let (env, hcp_ns) = env("HighlyAvailable", Some(snapshots.ca_pem())).await?;
+    env.recreate_hosted_cluster(1, &url, false)?;
+    let dest = &env.clusters[1];
+    let started = dest
+        .controllers
+        .log()
+        .wait_for(ETCD, |e| {
+            matches!(
+                e,
+                OperatorEvent::EtcdStarted { .. } | OperatorEvent::EtcdRestoreFailed { .. }
+            )
+        })
+        .await;
     assert!(
-        ho.log()
-            .any(|e| matches!(e, OperatorEvent::EtcdStarted { restored: true, members, .. } if members.len() == 3)),
+        matches!(&started, Some(OperatorEvent::EtcdStarted { restored: true, members, .. }) if members.len() == 3),
         "{:?}",
-        ho.log().entries()
+        dest.controllers.log().entries()
     );
+    let sim = &dest.sim;
     let tls = tls_from_namespace(sim.store(), &hcp_ns).await?;
     let mut member_ids = BTreeSet::new();
     for pod in ["etcd-0", "etcd-1", "etcd-2"] {
-        let c = pod_client(&sim, &hcp_ns, pod, &tls);
+        let c = pod_client(sim, &hcp_ns, pod, &tls);
         // Serializable reads: what this member restored into its own store.
         assert_eq!(
             c.get_local("/kubernetes.io/secrets/default/keep").await?.as_deref(),
@@ -394,15 +362,15 @@ async fn a_highly_available_restore_has_the_snapshot_on_every_member() -> Result
     }
     assert_eq!(member_ids.len(), 3, "{member_ids:?}");
     // The restored members form one working cluster: a new write reaches every member.
-    let c0 = pod_client(&sim, &hcp_ns, "etcd-0", &tls);
+    let c0 = pod_client(sim, &hcp_ns, "etcd-0", &tls);
     c0.put("/after/restore", "ok").await?;
     assert_eq!(
-        pod_client(&sim, &hcp_ns, "etcd-2", &tls)
+        pod_client(sim, &hcp_ns, "etcd-2", &tls)
             .get("/after/restore")
             .await?
             .as_deref(),
         Some("ok")
     );
-    ho.shutdown().await;
+    env.shutdown().await;
     Ok(())
 }

@@ -24,6 +24,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
 use super::client::TlsConnect;
+use super::pki::EtcdClientTls;
 pub use super::pki::EtcdPki;
 use crate::services::EtcdCluster;
 
@@ -226,69 +227,6 @@ impl HostedEtcd {
         let HostedEtcd { cluster, dir, .. } = self;
         let _ = cluster.stop().await;
         let _ = std::fs::remove_dir_all(&dir);
-    }
-}
-
-/// Client-side TLS for [`EtcdKvClient::with_tls`] (PEM).
-#[derive(Clone, Default)]
-pub struct EtcdClientTls {
-    /// The CA the server certificate must chain to.
-    pub ca_pem: String,
-    /// The client certificate; empty: present none (etcd then refuses the connection).
-    pub cert_pem: String,
-    /// Its private key; empty when `cert_pem` is.
-    pub key_pem: String,
-    /// The name to verify the server certificate against (e.g.
-    /// `etcd-0.etcd-discovery.<ns>.svc` through a port-forward); default: the URL's host.
-    pub server_name: Option<String>,
-}
-
-impl std::fmt::Debug for EtcdClientTls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EtcdClientTls")
-            .field("client_cert", &!self.cert_pem.is_empty())
-            .field("server_name", &self.server_name)
-            .finish_non_exhaustive()
-    }
-}
-
-impl EtcdClientTls {
-    /// The same settings without a client certificate.
-    pub fn without_client_cert(&self) -> EtcdClientTls {
-        EtcdClientTls {
-            cert_pem: String::new(),
-            key_pem: String::new(),
-            ..self.clone()
-        }
-    }
-
-    pub(crate) fn rustls_config(&self) -> Result<rustls::ClientConfig, String> {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
-            let cert = cert.map_err(|e| format!("invalid CA PEM: {e}"))?;
-            roots.add(cert).map_err(|e| format!("invalid CA certificate: {e}"))?;
-        }
-        if roots.is_empty() {
-            return Err("the CA PEM holds no certificate".to_string());
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS versions: {e}"))?
-            .with_root_certificates(roots);
-        if self.cert_pem.is_empty() {
-            return Ok(builder.with_no_client_auth());
-        }
-        let chain = CertificateDer::pem_slice_iter(self.cert_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("invalid client certificate PEM: {e}"))?;
-        let key = PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes())
-            .map_err(|e| format!("invalid client key PEM: {e}"))?;
-        builder
-            .with_client_auth_cert(chain, key)
-            .map_err(|e| format!("invalid client certificate or key: {e}"))
     }
 }
 

@@ -28,15 +28,50 @@ pub const PROTOCOLS: [&str; 3] = ["v4.channel.k8s.io", "channel.k8s.io", "portfo
 /// (namespace, pod, container port) → target address.
 type Routes = HashMap<(String, String, u16), SocketAddr>;
 
+/// Told of every port-forward connection: (namespace, pod, container port).
+pub type Observer = Arc<dyn Fn(&str, &str, u16) + Send + Sync>;
+
 /// Map from (namespace, pod, container port) to the real address that receives the traffic.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct PortForwards {
     inner: Arc<Mutex<Routes>>,
+    observers: Arc<Mutex<Vec<Observer>>>,
+}
+
+impl std::fmt::Debug for PortForwards {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortForwards")
+            .field("routes", &self.map().len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl PortForwards {
     fn map(&self) -> std::sync::MutexGuard<'_, Routes> {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Call `f` for every port-forward connection from now on (a simulated cluster's
+    /// controllers use it to check what a client reaches, and when).
+    pub fn observe(&self, f: Observer) {
+        self.observers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(f);
+    }
+
+    /// A client opens a port-forward to `namespace/pod:port`: tell the observers, and return
+    /// the target, if any.
+    pub fn connect(&self, namespace: &str, pod: &str, port: u16) -> Option<SocketAddr> {
+        let observers = self
+            .observers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for o in observers {
+            o(namespace, pod, port);
+        }
+        self.lookup(namespace, pod, port)
     }
 
     /// Route `namespace/pod:port` to `target`.

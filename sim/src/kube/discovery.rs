@@ -1,21 +1,14 @@
-//! Discovery documents (`/version`, `/api`, `/apis`, `/apis/{g}/{v}`) and a minimal OpenAPI v3.
+//! Discovery documents (`/version`, `/api`, `/apis`, `/apis/{g}/{v}`).
 //!
 //! Only the legacy (unaggregated) discovery shapes are served; kubectl asks for the aggregated
 //! `apidiscovery.k8s.io/v2` list first and falls back when the reply is plain
-//! `application/json`.
-//!
-//! OpenAPI: `/openapi/v2` is 404. `/openapi/v3` serves one tiny document per group-version that
-//! only declares, for each kind, a PATCH operation accepting the `fieldValidation` query
-//! parameter. That is what kubectl (1.27+) checks before `create`/`apply` to decide that
-//! validation is done server-side; with both OpenAPI endpoints missing it refuses with
-//! "failed to download openapi" unless `--validate=false` is given. The PATCH operations carry
-//! no request body, so kubectl's client-side apply does not try to build a strategic merge
-//! patch from OpenAPI schemas and uses its compiled-in types (built-in kinds) or a JSON merge
-//! patch (custom resources), exactly as with a server without OpenAPI.
+//! `application/json`. A group's versions are listed most preferred first, in Kubernetes'
+//! version order, and `preferredVersion` is the first: what `kubectl get` and a client that
+//! asks discovery read and write. The OpenAPI documents are in [`super::openapi`].
 
 use serde_json::{Value, json};
 
-use crate::registry::{KindInfo, Registry};
+use super::registry::{KindInfo, Registry};
 
 /// The Kubernetes version the simulator claims to be.
 pub const GIT_VERSION: &str = "v1.32.0-ferry-sim";
@@ -44,7 +37,7 @@ pub fn api_versions(server_address: &str) -> Value {
     })
 }
 
-fn group_entry(group: &str, versions: &[&str]) -> Value {
+fn group_entry(group: &str, versions: &[String]) -> Value {
     let vs: Vec<Value> = versions
         .iter()
         .map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v}))
@@ -56,29 +49,21 @@ fn group_entry(group: &str, versions: &[&str]) -> Value {
     })
 }
 
-fn versions_of<'a>(reg: &'a Registry, group: &str) -> Vec<&'a str> {
-    reg.group_versions()
-        .into_iter()
-        .filter(|(g, _)| *g == group)
-        .map(|(_, v)| v)
-        .collect()
-}
-
 /// `/apis`.
 pub fn api_group_list(reg: &Registry) -> Value {
-    let mut groups: Vec<&str> = Vec::new();
+    let mut groups: Vec<String> = Vec::new();
     for (g, _) in reg.group_versions() {
         if !g.is_empty() && !groups.contains(&g) {
             groups.push(g);
         }
     }
-    let entries: Vec<Value> = groups.iter().map(|g| group_entry(g, &versions_of(reg, g))).collect();
+    let entries: Vec<Value> = groups.iter().map(|g| group_entry(g, &reg.versions_of(g))).collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": entries})
 }
 
 /// `/apis/{group}`, if the group is served.
 pub fn api_group(reg: &Registry, group: &str) -> Option<Value> {
-    let versions = versions_of(reg, group);
+    let versions = reg.versions_of(group);
     if group.is_empty() || versions.is_empty() {
         return None;
     }
@@ -93,7 +78,7 @@ pub fn api_group(reg: &Registry, group: &str) -> Option<Value> {
 fn resource_entries(k: &KindInfo) -> Vec<Value> {
     let mut main = json!({
         "name": k.plural,
-        "singularName": k.singular(),
+        "singularName": k.singular,
         "namespaced": k.namespaced,
         "kind": k.kind,
         "verbs": k.verbs,
@@ -126,7 +111,7 @@ fn resource_entries(k: &KindInfo) -> Vec<Value> {
             "verbs": ["get", "patch", "update"],
         }));
     }
-    for s in k.extra_subresources {
+    for s in &k.extra_subresources {
         out.push(json!({
             "name": format!("{}/{}", k.plural, s.name),
             "singularName": "",
@@ -162,72 +147,6 @@ pub fn api_resource_list(reg: &Registry, group: &str, version: &str) -> Option<V
     }))
 }
 
-/// A stable content hash for the OpenAPI v3 URLs (clients cache documents by it).
-const OPENAPI_HASH: &str = "ferry-sim-1";
-
-fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() {
-        format!("api/{version}")
-    } else {
-        format!("apis/{group}/{version}")
-    }
-}
-
-/// `/openapi/v3`: the index of per-group-version documents.
-pub fn openapi_v3_root(reg: &Registry) -> Value {
-    let mut paths = serde_json::Map::new();
-    for (g, v) in reg.group_versions() {
-        let p = gv_path(g, v);
-        paths.insert(
-            p.clone(),
-            json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={OPENAPI_HASH}")}),
-        );
-    }
-    json!({"paths": paths})
-}
-
-/// `/openapi/v3/{api/v1 | apis/g/v}`: see the module documentation for why it is this small.
-pub fn openapi_v3_group_version(reg: &Registry, path: &str) -> Option<Value> {
-    let (group, version) = reg.group_versions().into_iter().find(|(g, v)| gv_path(g, v) == path)?;
-    let mut paths = serde_json::Map::new();
-    for k in reg
-        .kinds()
-        .iter()
-        .filter(|k| k.group == group && k.version == version && k.allows("patch"))
-    {
-        let url = if k.namespaced {
-            format!("/{path}/namespaces/{{namespace}}/{}/{{name}}", k.plural)
-        } else {
-            format!("/{path}/{}/{{name}}", k.plural)
-        };
-        paths.insert(
-            url,
-            json!({
-                "patch": {
-                    "operationId": format!("patch{}", k.kind),
-                    "x-kubernetes-action": "patch",
-                    "x-kubernetes-group-version-kind": {
-                        "group": k.group, "version": k.version, "kind": k.kind,
-                    },
-                    "parameters": [
-                        {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
-                        {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
-                        {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
-                        {"name": "force", "in": "query", "schema": {"type": "boolean"}},
-                    ],
-                    "responses": {"200": {"description": "OK"}},
-                }
-            }),
-        );
-    }
-    Some(json!({
-        "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": GIT_VERSION},
-        "paths": paths,
-        "components": {"schemas": {}},
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,7 +169,5 @@ mod tests {
             g.iter()
                 .any(|e| e["name"] == "hypershift.openshift.io" && e["preferredVersion"]["version"] == "v1beta1")
         }));
-        let doc = openapi_v3_group_version(&reg, "apis/apps/v1").expect("doc");
-        assert!(doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"].is_object());
     }
 }

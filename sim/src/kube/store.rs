@@ -20,11 +20,19 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::error::{ApiError, Cause, cause};
-use crate::meta::{self, meta_mut, meta_str};
-use crate::patch::{self, Patch};
-use crate::registry::{self, Behavior, CreateStatus, KindInfo, Registry};
-use crate::selector::{self, FieldSelector, LabelSelector};
+use super::crd::validation::Write;
+use super::crd::{self, FieldValidation};
+use super::error::ApiError;
+use super::field::{self, Cause};
+use super::meta::{self, meta_mut, meta_str};
+use super::names;
+use super::patch::{self, Patch};
+use super::registry::{self, Behavior, CreateStatus, Kind, KindInfo, Registry};
+use super::selector::{self, FieldSelector, LabelSelector};
+
+fn cause(field: &str, reason: &str, message: impl Into<String>) -> Cause {
+    Cause::new(field, reason, message)
+}
 
 /// Default number of events kept for watch resumption.
 pub const DEFAULT_HISTORY_LIMIT: usize = 10_000;
@@ -62,8 +70,8 @@ impl EventType {
 pub struct WatchEvent {
     /// What happened.
     pub event_type: EventType,
-    /// The object's kind.
-    pub kind: &'static KindInfo,
+    /// The object's kind, at its storage version (the object is stored in it).
+    pub kind: Kind,
     /// Namespace, empty for cluster-scoped objects.
     pub namespace: String,
     /// Object name.
@@ -95,16 +103,30 @@ pub struct WriteOptions {
     pub dry_run: bool,
     /// Target endpoint.
     pub subresource: Subresource,
+    /// `fieldValidation`: what unknown fields of a custom resource do.
+    pub field_validation: FieldValidation,
 }
 
 impl WriteOptions {
     /// Options for a `/status` write.
     pub fn status() -> Self {
         WriteOptions {
-            dry_run: false,
             subresource: Subresource::Status,
+            ..Default::default()
         }
     }
+}
+
+/// What a write returned: the object, whether an apply created it, and the warnings the API
+/// server sends with it (`Warning` headers: unknown fields, ratcheted rules).
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The object after the write, in the version of the request.
+    pub object: Value,
+    /// True when an apply patch created the object (the API answers 201).
+    pub created: bool,
+    /// Warnings for the client.
+    pub warnings: Vec<String>,
 }
 
 /// `propagationPolicy` of a delete.
@@ -130,6 +152,9 @@ pub struct DeleteOptions {
     pub uid: Option<String>,
     /// `preconditions.resourceVersion`.
     pub resource_version: Option<String>,
+    /// `gracePeriodSeconds`: how long a scheduled pod may take to stop (`None`: its
+    /// `terminationGracePeriodSeconds`).
+    pub grace_period_seconds: Option<i64>,
 }
 
 /// Options of a list.
@@ -179,7 +204,7 @@ impl ObjectList {
             metadata["remainingItemCount"] = json!(r);
         }
         json!({
-            "kind": kind.list_kind(),
+            "kind": kind.list_kind,
             "apiVersion": kind.api_version(),
             "metadata": metadata,
             "items": self.items,
@@ -199,8 +224,8 @@ pub struct PatchOutcome {
 /// Which events a watcher wants.
 #[derive(Debug, Clone, Default)]
 pub struct WatchFilter {
-    /// Only this kind (`None`: every kind; used by in-process controllers).
-    pub kind: Option<&'static KindInfo>,
+    /// Only this kind's resource (`None`: every kind; used by in-process controllers).
+    pub kind: Option<Kind>,
     /// Only this namespace.
     pub namespace: Option<String>,
     /// Only objects with matching labels.
@@ -211,9 +236,9 @@ pub struct WatchFilter {
 
 impl WatchFilter {
     /// Every event of one kind, in all namespaces.
-    pub fn kind(kind: &'static KindInfo) -> Self {
+    pub fn kind(kind: &Kind) -> Self {
         WatchFilter {
-            kind: Some(kind),
+            kind: Some(kind.clone()),
             ..Default::default()
         }
     }
@@ -245,24 +270,33 @@ enum Work {
 }
 
 struct Table {
-    kind: &'static KindInfo,
+    /// The resource's row at its storage version.
+    kind: Kind,
     items: BTreeMap<ObjKey, Arc<Value>>,
+}
+
+/// (group, plural): one table per resource, whatever the versions served.
+type TableKey = (String, String);
+
+fn table_key(kind: &KindInfo) -> TableKey {
+    (kind.group.clone(), kind.plural.clone())
 }
 
 struct State {
     rv: u64,
-    tables: HashMap<(&'static str, &'static str), Table>,
-    uids: HashMap<String, (&'static KindInfo, ObjKey)>,
+    tables: HashMap<TableKey, Table>,
+    uids: HashMap<String, (Kind, ObjKey)>,
     history: VecDeque<Arc<WatchEvent>>,
     /// Highest resourceVersion dropped from `history`.
     compacted: u64,
     history_limit: usize,
+    /// What is served; CRD writes replace it (copy on write, so readers keep a snapshot).
+    registry: Arc<Registry>,
 }
 
 struct Shared {
     state: Mutex<State>,
     notify: watch::Sender<u64>,
-    registry: Registry,
 }
 
 /// A cheaply clonable handle to one simulated API server's objects.
@@ -286,7 +320,7 @@ fn lock(shared: &Shared) -> MutexGuard<'_, State> {
 }
 
 fn same_kind(a: &KindInfo, b: &KindInfo) -> bool {
-    a.group == b.group && a.plural == b.plural
+    a.same_resource(b)
 }
 
 fn key_for(kind: &KindInfo, namespace: Option<&str>, name: &str) -> Result<ObjKey, ApiError> {
@@ -338,7 +372,7 @@ fn check_identity(kind: &KindInfo, obj: &mut Value, key: Option<&ObjKey>) -> Res
         }
     }
     match map.get("kind") {
-        Some(Value::String(k)) if !k.is_empty() && k != kind.kind => {
+        Some(Value::String(k)) if !k.is_empty() && *k != kind.kind => {
             return Err(ApiError::bad_request(format!(
                 "the kind in the data ({k}) does not match the expected kind ({})",
                 kind.kind
@@ -388,71 +422,74 @@ fn check_identity(kind: &KindInfo, obj: &mut Value, key: Option<&ObjKey>) -> Res
     Ok(())
 }
 
-/// Label, annotation and finalizer validation shared by create and update.
-fn validate_metadata(obj: &Value) -> Vec<Cause> {
+/// `ValidateObjectMeta` (`k8s.io/apimachinery/pkg/api/validation/objectmeta.go`): the name by
+/// the kind's rule, label keys and values, annotation keys, finalizer names.
+fn validate_metadata(kind: &KindInfo, obj: &Value) -> Vec<Cause> {
     let mut causes = Vec::new();
+    let meta = field::Path::new("metadata");
+    if let Some(name) = meta_str(obj, "name").filter(|n| !n.is_empty()) {
+        for m in kind.name_rule.check(name, false) {
+            causes.push(field::invalid_str(&meta.child("name"), name, &m));
+        }
+    }
     if let Some(labels) = obj.pointer("/metadata/labels") {
+        let path = meta.child("labels");
         match labels.as_object() {
             Some(l) => {
                 for (k, v) in l {
-                    if let Err(e) = selector::validate_label_key(k) {
-                        causes.push(cause("metadata.labels", "FieldValueInvalid", e));
+                    for m in names::qualified_name(k) {
+                        causes.push(field::invalid_str(&path, k, &m));
                     }
                     match v.as_str() {
                         Some(s) => {
-                            if let Err(e) = selector::validate_label_value(s) {
-                                causes.push(cause(&format!("metadata.labels[{k}]"), "FieldValueInvalid", e));
+                            for m in names::label_value(s) {
+                                causes.push(field::invalid_str(&path, s, &m));
                             }
                         }
-                        None => causes.push(cause(
-                            &format!("metadata.labels[{k}]"),
-                            "FieldValueInvalid",
-                            "label values must be strings",
-                        )),
+                        None => causes.push(field::invalid(&path.key(k), v, "label values must be strings")),
                     }
                 }
             }
             None if labels.is_null() => {}
-            None => causes.push(cause(
-                "metadata.labels",
-                "FieldValueInvalid",
-                "must be a map of strings",
-            )),
+            None => causes.push(field::invalid(&path, labels, "must be a map of strings")),
         }
     }
     if let Some(ann) = obj.pointer("/metadata/annotations") {
+        let path = meta.child("annotations");
         match ann.as_object() {
             Some(a) => {
+                let mut total = 0usize;
                 for (k, v) in a {
-                    if let Err(e) = selector::validate_label_key(k) {
-                        causes.push(cause("metadata.annotations", "FieldValueInvalid", e));
+                    for m in names::qualified_name(&k.to_ascii_lowercase()) {
+                        causes.push(field::invalid_str(&path, k, &m));
                     }
-                    if !v.is_string() {
-                        causes.push(cause(
-                            &format!("metadata.annotations[{k}]"),
-                            "FieldValueInvalid",
-                            "annotation values must be strings",
-                        ));
+                    match v.as_str() {
+                        Some(s) => total += k.len() + s.len(),
+                        None => causes.push(field::invalid(&path.key(k), v, "annotation values must be strings")),
                     }
+                }
+                if total > 256 * 1024 {
+                    causes.push(field::too_long(&path, 256 * 1024));
                 }
             }
             None if ann.is_null() => {}
-            None => causes.push(cause(
-                "metadata.annotations",
-                "FieldValueInvalid",
-                "must be a map of strings",
-            )),
+            None => causes.push(field::invalid(&path, ann, "must be a map of strings")),
         }
     }
     if let Some(f) = obj.pointer("/metadata/finalizers")
         && !f.is_null()
-        && !f.as_array().is_some_and(|a| a.iter().all(Value::is_string))
     {
-        causes.push(cause(
-            "metadata.finalizers",
-            "FieldValueInvalid",
-            "must be a list of strings",
-        ));
+        let path = meta.child("finalizers");
+        match f.as_array() {
+            Some(list) if list.iter().all(Value::is_string) => {
+                for name in list.iter().filter_map(Value::as_str) {
+                    for m in names::qualified_name(name) {
+                        causes.push(field::invalid_str(&path, name, &m));
+                    }
+                }
+            }
+            _ => causes.push(field::invalid(&path, f, "must be a list of strings")),
+        }
     }
     causes
 }
@@ -501,13 +538,14 @@ fn decode_continue(token: &str) -> Result<(u64, ObjKey), ApiError> {
 
 /// The autoscaling/v1 `Scale` view of an object.
 fn scale_of(kind: &KindInfo, obj: &Value) -> Result<Value, ApiError> {
-    let Some(scale) = kind.scale else {
+    let Some(scale) = &kind.scale else {
         return Err(ApiError::unknown_resource());
     };
     let replicas = |path: &str| meta::get_path(obj, path).and_then(Value::as_i64).unwrap_or(0);
-    let mut status = json!({"replicas": replicas(scale.status_replicas)});
+    let mut status = json!({"replicas": replicas(&scale.status_replicas)});
     if let Some(sel) = scale
         .label_selector
+        .as_deref()
         .and_then(|p| meta::get_path(obj, p))
         .and_then(selector::selector_string)
     {
@@ -524,7 +562,7 @@ fn scale_of(kind: &KindInfo, obj: &Value) -> Result<Value, ApiError> {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": metadata,
-        "spec": {"replicas": replicas(scale.spec_replicas)},
+        "spec": {"replicas": replicas(&scale.spec_replicas)},
         "status": status,
     }))
 }
@@ -532,15 +570,70 @@ fn scale_of(kind: &KindInfo, obj: &Value) -> Result<Value, ApiError> {
 struct Txn<'a> {
     st: &'a mut State,
     work: Vec<Work>,
+    /// `Warning` headers for the client of this write.
+    warnings: Vec<String>,
+}
+
+/// Convert `obj` (any served version of `kind`'s resource) to `version`: through the
+/// resource's conversion webhook when it has one, otherwise as the `None` strategy does
+/// (only `apiVersion` changes).
+fn convert(reg: &Registry, kind: &KindInfo, obj: &Value, version: &str) -> Result<Value, ApiError> {
+    let (_, current) = registry::split_api_version(obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default());
+    if current == version {
+        return Ok(obj.clone());
+    }
+    let target = if kind.group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{}/{version}", kind.group)
+    };
+    let mut out = match reg.converter(kind) {
+        Some(conv) => conv(obj, version).map_err(|e| {
+            ApiError::internal(format!(
+                "conversion webhook for {}, Kind={} failed: {e}",
+                target, kind.kind
+            ))
+        })?,
+        None => obj.clone(),
+    };
+    if let Some(m) = out.as_object_mut() {
+        m.insert("apiVersion".into(), json!(target));
+    }
+    Ok(out)
 }
 
 impl Txn<'_> {
-    fn table(&self, kind: &KindInfo) -> Option<&Table> {
-        self.st.tables.get(&(kind.group, kind.plural))
+    fn reg(&self) -> &Registry {
+        &self.st.registry
     }
 
+    /// The served row a request made with `kind` goes to (404 when that version is not served).
+    fn served(&self, kind: &KindInfo) -> Result<Kind, ApiError> {
+        self.reg().resolve(kind).cloned().ok_or_else(ApiError::unknown_resource)
+    }
+
+    fn table(&self, kind: &KindInfo) -> Option<&Table> {
+        self.st.tables.get(&table_key(kind))
+    }
+
+    /// The stored object (storage version).
     fn get(&self, kind: &KindInfo, key: &ObjKey) -> Option<Arc<Value>> {
         self.table(kind).and_then(|t| t.items.get(key)).cloned()
+    }
+
+    /// A stored object as `kind`'s version shows it: converted, pruned and defaulted.
+    fn view(&self, kind: &KindInfo, stored: &Value) -> Result<Value, ApiError> {
+        let mut v = convert(self.reg(), kind, stored, &kind.version)?;
+        crd::on_read(kind, &mut v);
+        Ok(v)
+    }
+
+    /// An object in `kind`'s version, converted to its storage version.
+    fn to_storage(&self, kind: &KindInfo, obj: Value) -> Result<Value, ApiError> {
+        if kind.version == kind.storage_version {
+            return Ok(obj);
+        }
+        convert(self.reg(), kind, &obj, &kind.storage_version)
     }
 
     fn next_rv(&mut self) -> u64 {
@@ -557,33 +650,38 @@ impl Txn<'_> {
         }
     }
 
-    /// Store `obj` under a new resourceVersion and record the event.
+    /// Store `obj` (already in the storage version) under a new resourceVersion and record
+    /// the event.
     fn put(
         &mut self,
-        kind: &'static KindInfo,
+        kind: &KindInfo,
         key: &ObjKey,
         mut obj: Value,
         event_type: EventType,
         previous: Option<Arc<Value>>,
     ) -> Arc<Value> {
+        let storage: Kind = match self.reg().storage(kind) {
+            Some(k) => k.clone(),
+            None => Arc::new(kind.clone()),
+        };
         let rv = self.next_rv();
         set_rv(&mut obj, rv);
         let obj = Arc::new(obj);
         if let Some(uid) = meta_str(&obj, "uid") {
-            self.st.uids.insert(uid.to_string(), (kind, key.clone()));
+            self.st.uids.insert(uid.to_string(), (storage.clone(), key.clone()));
         }
         self.st
             .tables
-            .entry((kind.group, kind.plural))
+            .entry(table_key(&storage))
             .or_insert_with(|| Table {
-                kind,
+                kind: storage.clone(),
                 items: BTreeMap::new(),
             })
             .items
             .insert(key.clone(), obj.clone());
         self.record(WatchEvent {
             event_type,
-            kind,
+            kind: storage,
             namespace: key.0.clone(),
             name: key.1.clone(),
             resource_version: rv,
@@ -594,8 +692,9 @@ impl Txn<'_> {
     }
 
     /// Remove an object; the DELETED event carries its last stored state at a new version.
-    fn remove(&mut self, kind: &'static KindInfo, key: &ObjKey, policy: PropagationPolicy) -> Option<Arc<Value>> {
-        let old = self.st.tables.get_mut(&(kind.group, kind.plural))?.items.remove(key)?;
+    fn remove(&mut self, kind: &KindInfo, key: &ObjKey, policy: PropagationPolicy) -> Option<Arc<Value>> {
+        let storage = self.table(kind)?.kind.clone();
+        let old = self.st.tables.get_mut(&table_key(kind))?.items.remove(key)?;
         let rv = self.next_rv();
         let mut last = (*old).clone();
         set_rv(&mut last, rv);
@@ -612,9 +711,12 @@ impl Txn<'_> {
         if kind.namespaced {
             self.work.push(Work::Namespace(key.0.clone()));
         }
+        if kind.behavior == Behavior::CustomResourceDefinition {
+            self.uninstall_crd(&old);
+        }
         self.record(WatchEvent {
             event_type: EventType::Deleted,
-            kind,
+            kind: storage,
             namespace: key.0.clone(),
             name: key.1.clone(),
             resource_version: rv,
@@ -622,6 +724,47 @@ impl Txn<'_> {
             previous: Some(old),
         });
         Some(last)
+    }
+
+    /// A CRD is gone: its resource is no longer served and its objects go with it (the
+    /// `customresourcecleanup` finalizer's work, done at once).
+    fn uninstall_crd(&mut self, crd_obj: &Value) {
+        let group = crd_obj
+            .pointer("/spec/group")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let plural = crd_obj
+            .pointer("/spec/names/plural")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let keys: Vec<ObjKey> = self
+            .st
+            .tables
+            .get(&(group.clone(), plural.clone()))
+            .map(|t| t.items.keys().cloned().collect())
+            .unwrap_or_default();
+        if let Some(kind) = self
+            .st
+            .tables
+            .get(&(group.clone(), plural.clone()))
+            .map(|t| t.kind.clone())
+        {
+            for k in keys {
+                self.remove(&kind, &k, PropagationPolicy::Background);
+            }
+        }
+        let mut reg = (*self.st.registry).clone();
+        reg.uninstall(&group, &plural);
+        self.st.registry = Arc::new(reg);
+    }
+
+    /// Serve the versions of a created or updated CRD.
+    fn install_crd(&mut self, kinds: Vec<KindInfo>) {
+        let mut reg = (*self.st.registry).clone();
+        reg.install(kinds.into_iter().map(KindInfo::build).collect());
+        self.st.registry = Arc::new(reg);
     }
 
     fn namespace_state(&self, ns: &str) -> Option<Arc<Value>> {
@@ -638,7 +781,7 @@ impl Txn<'_> {
         })
     }
 
-    fn keys_in_namespace(&self, ns: &str) -> Vec<(&'static KindInfo, ObjKey)> {
+    fn keys_in_namespace(&self, ns: &str) -> Vec<(Kind, ObjKey)> {
         let mut out = Vec::new();
         for t in self.st.tables.values() {
             if !t.kind.namespaced {
@@ -649,19 +792,19 @@ impl Txn<'_> {
                 .range((ns.to_string(), String::new())..)
                 .take_while(|((n, _), _)| n == ns)
             {
-                out.push((t.kind, k.clone()));
+                out.push((t.kind.clone(), k.clone()));
             }
         }
-        out.sort_by(|a, b| (a.0.plural, &a.1).cmp(&(b.0.plural, &b.1)));
+        out.sort_by(|a, b| (&a.0.plural, &a.1).cmp(&(&b.0.plural, &b.1)));
         out
     }
 
-    fn dependents(&self, uid: &str) -> Vec<(&'static KindInfo, ObjKey, Arc<Value>)> {
+    fn dependents(&self, uid: &str) -> Vec<(Kind, ObjKey, Arc<Value>)> {
         let mut out = Vec::new();
         for t in self.st.tables.values() {
             for (k, v) in &t.items {
                 if meta::owner_uids(v).iter().any(|u| u == uid) {
-                    out.push((t.kind, k.clone(), v.clone()));
+                    out.push((t.kind.clone(), k.clone(), v.clone()));
                 }
             }
         }
@@ -670,7 +813,7 @@ impl Txn<'_> {
 
     /// Drop ownerReferences to `uid` from `obj` (orphaning, or a dangling reference of an
     /// object that still has other live owners).
-    fn strip_owner(&mut self, kind: &'static KindInfo, key: &ObjKey, obj: &Arc<Value>, uid: &str) {
+    fn strip_owner(&mut self, kind: &KindInfo, key: &ObjKey, obj: &Arc<Value>, uid: &str) {
         let mut new = (**obj).clone();
         if let Some(Value::Array(refs)) = new.pointer_mut("/metadata/ownerReferences") {
             refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(uid));
@@ -683,15 +826,46 @@ impl Txn<'_> {
     /// deletionTimestamp; others are removed and their dependents collected.
     fn delete_object(
         &mut self,
-        kind: &'static KindInfo,
+        kind: &KindInfo,
         key: &ObjKey,
         policy: PropagationPolicy,
         dry_run: bool,
     ) -> Result<Arc<Value>, ApiError> {
+        self.delete_object_with(kind, key, policy, dry_run, None)
+    }
+
+    /// A pod on a node is deleted gracefully (`pkg/registry/core/pod/strategy.go`,
+    /// `CheckGracefulDelete`): it gets `deletionTimestamp` = now + grace period and
+    /// `deletionGracePeriodSeconds`, and the kubelet deletes it with grace 0 once it stopped.
+    fn graceful_pod(&self, kind: &KindInfo, cur: &Value, grace: Option<i64>) -> Option<i64> {
+        if !(kind.group.is_empty() && kind.plural == "pods") {
+            return None;
+        }
+        let scheduled = cur
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
+        let grace = grace
+            .or_else(|| {
+                cur.pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+            })
+            .unwrap_or(30);
+        (scheduled && grace > 0).then_some(grace)
+    }
+
+    fn delete_object_with(
+        &mut self,
+        kind: &KindInfo,
+        key: &ObjKey,
+        policy: PropagationPolicy,
+        dry_run: bool,
+        grace: Option<i64>,
+    ) -> Result<Arc<Value>, ApiError> {
         let cur = self.get(kind, key).ok_or_else(|| ApiError::not_found(kind, &key.1))?;
         if kind.is_namespace() && IMMORTAL_NAMESPACES.contains(&key.1.as_str()) {
             return Err(ApiError::new(
-                crate::error::Reason::Forbidden,
+                super::error::Reason::Forbidden,
                 format!(
                     "namespaces \"{}\" is forbidden: this namespace may not be deleted",
                     key.1
@@ -703,6 +877,26 @@ impl Txn<'_> {
         let foreground = policy == PropagationPolicy::Foreground && !self.dependents(&uid).is_empty();
         if foreground && !fins.iter().any(|f| f == "foregroundDeletion") {
             fins.push("foregroundDeletion".into());
+        }
+        let pod_grace = self.graceful_pod(kind, &cur, grace);
+        if let Some(g) = pod_grace
+            && !dry_run
+            && !has_deletion_timestamp(&cur)
+        {
+            let mut new = (*cur).clone();
+            if let Some(m) = meta_mut(&mut new) {
+                let at = chrono::Utc::now() + chrono::Duration::seconds(g);
+                m.insert(
+                    "deletionTimestamp".into(),
+                    json!(at.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                );
+                m.insert("deletionGracePeriodSeconds".into(), json!(g));
+            }
+            return Ok(self.put(kind, key, new, EventType::Modified, Some(cur)));
+        }
+        if pod_grace.is_some() && has_deletion_timestamp(&cur) && grace != Some(0) {
+            // Already terminating: a second graceful delete changes nothing.
+            return Ok(cur);
         }
         let graceful = kind.is_namespace() || !fins.is_empty();
         if dry_run {
@@ -719,7 +913,7 @@ impl Txn<'_> {
         }
         if policy == PropagationPolicy::Orphan {
             for (dk, dkey, dobj) in self.dependents(&uid) {
-                self.strip_owner(dk, &dkey, &dobj, &uid);
+                self.strip_owner(&dk, &dkey, &dobj, &uid);
             }
         }
         if kind.is_namespace() {
@@ -761,7 +955,7 @@ impl Txn<'_> {
         };
         for (k, okey) in self.keys_in_namespace(&key.1) {
             // Failures (already gone) are fine: the goal is an empty namespace.
-            let _ = self.delete_object(k, &okey, PropagationPolicy::Background, false);
+            let _ = self.delete_object(&k, &okey, PropagationPolicy::Background, false);
         }
         self.work.push(Work::Namespace(key.1.clone()));
         stored
@@ -780,9 +974,9 @@ impl Txn<'_> {
                             .any(|u| u != &uid && self.st.uids.contains_key(u));
                         let owner_gone = !self.st.uids.contains_key(&uid);
                         if other_live_owner && owner_gone {
-                            self.strip_owner(dk, &dkey, &dobj, &uid);
+                            self.strip_owner(&dk, &dkey, &dobj, &uid);
                         } else if !other_live_owner && !has_deletion_timestamp(&dobj) {
-                            let _ = self.delete_object(dk, &dkey, policy, false);
+                            let _ = self.delete_object(&dk, &dkey, policy, false);
                         }
                     }
                 }
@@ -790,7 +984,7 @@ impl Txn<'_> {
                     let Some((k, key)) = self.st.uids.get(&uid).cloned() else {
                         continue;
                     };
-                    let Some(owner) = self.get(k, &key) else {
+                    let Some(owner) = self.get(&k, &key) else {
                         continue;
                     };
                     let fins = meta::finalizers(&owner);
@@ -800,13 +994,13 @@ impl Txn<'_> {
                     {
                         let rest: Vec<String> = fins.into_iter().filter(|f| f != "foregroundDeletion").collect();
                         if rest.is_empty() {
-                            self.remove(k, &key, PropagationPolicy::Background);
+                            self.remove(&k, &key, PropagationPolicy::Background);
                         } else {
                             let mut new = (*owner).clone();
                             if let Some(m) = meta_mut(&mut new) {
                                 m.insert("finalizers".into(), json!(rest));
                             }
-                            self.put(k, &key, new, EventType::Modified, Some(owner));
+                            self.put(&k, &key, new, EventType::Modified, Some(owner));
                         }
                     }
                 }
@@ -843,12 +1037,67 @@ impl Txn<'_> {
         }
     }
 
+    /// Admission of a custom resource: prune, default and validate `obj` (in `kind`'s
+    /// version), then apply the request's `fieldValidation` to what pruning removed.
+    fn admit(
+        &mut self,
+        kind: &KindInfo,
+        name: &str,
+        obj: &mut Value,
+        write: Write<'_>,
+        fv: FieldValidation,
+        mut causes: Vec<Cause>,
+    ) -> Result<(), ApiError> {
+        let admitted = crd::admit(kind, obj, write);
+        if !admitted.unknown_fields.is_empty() {
+            let problems: Vec<String> = admitted
+                .unknown_fields
+                .iter()
+                .map(|p| format!("unknown field \"{p}\""))
+                .collect();
+            match fv {
+                FieldValidation::Strict => {
+                    return Err(ApiError::bad_request(format!(
+                        "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+                        kind.kind,
+                        kind.version,
+                        kind.kind,
+                        problems.join(", ")
+                    )));
+                }
+                FieldValidation::Warn => self.warnings.extend(problems),
+                FieldValidation::Ignore => {}
+            }
+        }
+        self.warnings.extend(admitted.report.warnings);
+        causes.extend(admitted.report.errors);
+        if causes.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::invalid(kind, name, causes))
+        }
+    }
+
+    /// A CRD's own admission: defaults, the checks of [`crd::kinds_of`], and the status the
+    /// API server's CRD controllers give it. Returns the rows to serve once it is stored.
+    fn admit_crd(&self, obj: &mut Value, name: &str, old_status: Option<&Value>) -> Result<Vec<KindInfo>, ApiError> {
+        crd::default_crd(obj);
+        let kinds = crd::kinds_of(obj)
+            .map_err(|causes| ApiError::invalid(&registry::CUSTOM_RESOURCE_DEFINITION, name, causes))?;
+        let status = crd::status_of(obj, old_status);
+        if let Some(m) = obj.as_object_mut() {
+            m.insert("status".into(), status);
+        }
+        Ok(kinds)
+    }
+
     fn create(
         &mut self,
-        kind: &'static KindInfo,
+        kind: &Kind,
         namespace: Option<&str>,
         mut obj: Value,
         dry_run: bool,
+        fv: FieldValidation,
     ) -> Result<Value, ApiError> {
         check_identity(kind, &mut obj, None)?;
         let ns = if kind.namespaced {
@@ -883,14 +1132,22 @@ impl Txn<'_> {
             return Err(ApiError::invalid(
                 kind,
                 "",
-                vec![cause(
-                    "metadata.name",
-                    "FieldValueRequired",
-                    "Required value: name or generateName is required",
+                vec![field::required(
+                    &field::Path::new("metadata.name"),
+                    "name or generateName is required",
                 )],
             ));
         }
         if name.is_empty() {
+            let bad: Vec<Cause> = kind
+                .name_rule
+                .check(&generate, true)
+                .iter()
+                .map(|m| field::invalid_str(&field::Path::new("metadata.generateName"), &generate, m))
+                .collect();
+            if !bad.is_empty() {
+                return Err(ApiError::invalid(kind, "", bad));
+            }
             // Retry on the (unlikely) collision like the real server's generator would.
             for _ in 0..16 {
                 name = format!("{generate}{}", meta::random_suffix());
@@ -898,9 +1155,6 @@ impl Txn<'_> {
                     break;
                 }
             }
-        }
-        if let Err(c) = meta::validate_name(&name, kind.is_namespace()) {
-            return Err(ApiError::invalid(kind, &name, vec![c]));
         }
         if kind.namespaced {
             match self.namespace_state(&ns) {
@@ -953,29 +1207,42 @@ impl Txn<'_> {
         if let Some(prepare) = kind.prepare {
             prepare(&mut obj).map_err(|c| ApiError::invalid(kind, &name, c))?;
         }
-        let causes = validate_metadata(&obj);
-        if !causes.is_empty() {
+        let causes = validate_metadata(kind, &obj);
+        if kind.schema.is_some() {
+            self.admit(kind, &name, &mut obj, Write::Create, fv, causes)?;
+        } else if !causes.is_empty() {
             return Err(ApiError::invalid(kind, &name, causes));
         }
+        let crd_kinds = if kind.behavior == Behavior::CustomResourceDefinition {
+            Some(self.admit_crd(&mut obj, &name, None)?)
+        } else {
+            None
+        };
         drop_empty_meta(&mut obj);
         if dry_run {
             return Ok(obj);
         }
-        let stored = self.put(kind, &key, obj, EventType::Added, None);
-        Ok((*stored).clone())
+        let stored = self.to_storage(kind, obj)?;
+        let stored = self.put(kind, &key, stored, EventType::Added, None);
+        if let Some(kinds) = crd_kinds {
+            self.install_crd(kinds);
+        }
+        self.view(kind, &stored)
     }
 
     /// Write a new version of an existing object: the shared tail of PUT, PATCH, status and
-    /// scale writes.
+    /// scale writes. `candidate` is in `kind`'s version.
     fn write_existing(
         &mut self,
-        kind: &'static KindInfo,
+        kind: &Kind,
         key: &ObjKey,
         mut candidate: Value,
         sub: Subresource,
         dry_run: bool,
+        fv: FieldValidation,
     ) -> Result<Value, ApiError> {
-        let old = self.get(kind, key).ok_or_else(|| ApiError::not_found(kind, &key.1))?;
+        let stored_old = self.get(kind, key).ok_or_else(|| ApiError::not_found(kind, &key.1))?;
+        let old = self.view(kind, &stored_old)?;
         check_identity(kind, &mut candidate, Some(key))?;
         if let Some(rv) = meta_str(&candidate, "resourceVersion")
             && !rv.is_empty()
@@ -983,6 +1250,7 @@ impl Txn<'_> {
         {
             return Err(ApiError::conflict(kind, &key.1));
         }
+        let mut crd_kinds = None;
         let mut new = match sub {
             Subresource::Main => {
                 let mut n = candidate;
@@ -1025,7 +1293,7 @@ impl Txn<'_> {
                         }
                     }
                 }
-                let mut causes = validate_metadata(&n);
+                let mut causes = validate_metadata(kind, &n);
                 if has_deletion_timestamp(&old) {
                     let before = meta::finalizers(&old);
                     let added: Vec<String> = meta::finalizers(&n)
@@ -1042,23 +1310,31 @@ impl Txn<'_> {
                         ));
                     }
                 }
-                if !causes.is_empty() {
+                if kind.schema.is_some() {
+                    self.admit(kind, &key.1, &mut n, Write::Update(&old), fv, causes)?;
+                } else if !causes.is_empty() {
                     return Err(ApiError::invalid(kind, &key.1, causes));
+                }
+                if kind.behavior == Behavior::CustomResourceDefinition {
+                    crd_kinds = Some(self.admit_crd(&mut n, &key.1, old.get("status"))?);
                 }
                 n
             }
             Subresource::Status => {
-                let mut n = (*old).clone();
+                let mut n = old.clone();
                 if let Some(map) = n.as_object_mut() {
                     match candidate.get("status") {
                         Some(s) if !s.is_null() => map.insert("status".into(), s.clone()),
                         _ => map.remove("status"),
                     };
                 }
+                if kind.schema.is_some() {
+                    self.admit(kind, &key.1, &mut n, Write::Status(&old), fv, Vec::new())?;
+                }
                 n
             }
             Subresource::Finalize => {
-                let mut n = (*old).clone();
+                let mut n = old.clone();
                 let fins = candidate
                     .pointer("/spec/finalizers")
                     .cloned()
@@ -1080,18 +1356,19 @@ impl Txn<'_> {
             }
         }
         set_rv(&mut new, rv_of(&old));
-        if new == *old {
+        if new == old {
             // A no-op write neither bumps the resourceVersion nor emits an event.
             return Ok(new);
         }
         if dry_run {
             return Ok(new);
         }
+        let stored_new = self.to_storage(kind, new.clone())?;
         if has_deletion_timestamp(&new) {
             if kind.is_namespace() {
-                let stored = self.put(kind, key, new, EventType::Modified, Some(old));
+                let stored = self.put(kind, key, stored_new, EventType::Modified, Some(stored_old));
                 self.work.push(Work::Namespace(key.1.clone()));
-                return Ok((*stored).clone());
+                return self.view(kind, &stored);
             }
             if meta::finalizers(&new).is_empty() {
                 // Emptying the finalizers of a deleting object completes the deletion.
@@ -1103,13 +1380,16 @@ impl Txn<'_> {
                 return Ok(new);
             }
         }
-        let stored = self.put(kind, key, new, EventType::Modified, Some(old));
-        Ok((*stored).clone())
+        let stored = self.put(kind, key, stored_new, EventType::Modified, Some(stored_old));
+        if let Some(kinds) = crd_kinds {
+            self.install_crd(kinds);
+        }
+        self.view(kind, &stored)
     }
 
     fn apply_patch(
         &mut self,
-        kind: &'static KindInfo,
+        kind: &Kind,
         key: &ObjKey,
         patch: &Patch,
         opts: &WriteOptions,
@@ -1125,6 +1405,21 @@ impl Txn<'_> {
                     )));
                 }
             }
+            if let Some(schema) = kind.schema.as_deref() {
+                // Server-side apply builds a typed object from the configuration: a field the
+                // schema does not declare fails that conversion (HTTP 500, as upstream).
+                let mut typed = config.clone();
+                let unknown = crd::validation::prune(&mut typed, schema);
+                if let Some(first) = unknown.first() {
+                    return Err(ApiError::internal(format!(
+                        "failed to create typed patch object ({}/{}; {}, Kind={}): .{first}: field not declared in schema",
+                        key.0,
+                        key.1,
+                        kind.api_version(),
+                        kind.kind
+                    )));
+                }
+            }
         }
         let Some(cur) = self.get(kind, key) else {
             return match patch {
@@ -1132,13 +1427,13 @@ impl Txn<'_> {
                     let mut obj = config.clone();
                     check_identity(kind, &mut obj, Some(key))?;
                     let ns = (!key.0.is_empty()).then_some(key.0.as_str());
-                    let object = self.create(kind, ns, obj, opts.dry_run)?;
+                    let object = self.create(kind, ns, obj, opts.dry_run, opts.field_validation)?;
                     Ok(PatchOutcome { object, created: true })
                 }
                 _ => Err(ApiError::not_found(kind, &key.1)),
             };
         };
-        let mut candidate = (*cur).clone();
+        let mut candidate = self.view(kind, &cur)?;
         match patch {
             Patch::Merge(p) => patch::merge_patch(&mut candidate, p),
             Patch::Json(p) => patch::json_patch(&mut candidate, p)?,
@@ -1154,21 +1449,44 @@ impl Txn<'_> {
                 patch::apply_merge(&mut candidate, &config, kind.strategic_merge)?;
             }
         }
-        let object = self.write_existing(kind, key, candidate, opts.subresource, opts.dry_run)?;
+        if opts.field_validation == FieldValidation::Strict
+            && !matches!(patch, Patch::Apply { .. })
+            && let Some(schema) = kind.schema.as_deref()
+        {
+            // A merge or JSON patch under Strict: the patched object is decoded strictly.
+            let mut typed = candidate.clone();
+            let unknown = crd::validation::prune(&mut typed, schema);
+            if !unknown.is_empty() {
+                let problems: Vec<String> = unknown.iter().map(|p| format!("unknown field \"{p}\"")).collect();
+                return Err(ApiError::invalid_group_kind(
+                    "",
+                    "",
+                    "",
+                    vec![field::invalid_str(
+                        &field::Path::new("patch"),
+                        &candidate.to_string(),
+                        &format!("strict decoding error: {}", problems.join(", ")),
+                    )],
+                ));
+            }
+        }
+        let object = self.write_existing(
+            kind,
+            key,
+            candidate,
+            opts.subresource,
+            opts.dry_run,
+            opts.field_validation,
+        )?;
         Ok(PatchOutcome { object, created: false })
     }
 
-    fn write_scale(
-        &mut self,
-        kind: &'static KindInfo,
-        key: &ObjKey,
-        scale: &Value,
-        dry_run: bool,
-    ) -> Result<Value, ApiError> {
-        let Some(info) = kind.scale else {
+    fn write_scale(&mut self, kind: &Kind, key: &ObjKey, scale: &Value, dry_run: bool) -> Result<Value, ApiError> {
+        let Some(info) = kind.scale.clone() else {
             return Err(ApiError::unknown_resource());
         };
         let cur = self.get(kind, key).ok_or_else(|| ApiError::not_found(kind, &key.1))?;
+        let cur = self.view(kind, &cur)?;
         let replicas = scale.pointer("/spec/replicas");
         let replicas = match replicas.and_then(Value::as_i64) {
             Some(r) if r >= 0 && r <= i64::from(i32::MAX) => r,
@@ -1196,8 +1514,8 @@ impl Txn<'_> {
                 key.1
             )));
         }
-        let mut candidate = (*cur).clone();
-        meta::set_path(&mut candidate, info.spec_replicas, json!(replicas));
+        let mut candidate = cur.clone();
+        meta::set_path(&mut candidate, &info.spec_replicas, json!(replicas));
         // The Scale's resourceVersion is a precondition on the scaled object.
         set_rv(&mut candidate, rv_of(&cur));
         if let Some(rv) = meta_str(scale, "resourceVersion").filter(|s| !s.is_empty())
@@ -1205,7 +1523,14 @@ impl Txn<'_> {
         {
             m.insert("resourceVersion".into(), json!(rv));
         }
-        let new = self.write_existing(kind, key, candidate, Subresource::Main, dry_run)?;
+        let new = self.write_existing(
+            kind,
+            key,
+            candidate,
+            Subresource::Main,
+            dry_run,
+            FieldValidation::Ignore,
+        )?;
         scale_of(kind, &new)
     }
 }
@@ -1223,16 +1548,34 @@ impl Store {
                     history: VecDeque::new(),
                     compacted: 0,
                     history_limit: history_limit.max(1),
+                    registry: Arc::new(registry),
                 }),
                 notify,
-                registry,
             }),
         }
     }
 
-    /// The kinds this store serves.
-    pub fn registry(&self) -> &Registry {
-        &self.shared.registry
+    /// What this store serves now (a snapshot: CRD writes change it).
+    pub fn registry(&self) -> Arc<Registry> {
+        lock(&self.shared).registry.clone()
+    }
+
+    /// Change what is served (e.g. register a conversion webhook).
+    pub fn update_registry(&self, f: impl FnOnce(&mut Registry)) {
+        let mut st = lock(&self.shared);
+        let mut reg = (*st.registry).clone();
+        f(&mut reg);
+        st.registry = Arc::new(reg);
+    }
+
+    /// The served row a request with `kind` goes to (its CRD-defined row when a CRD serves
+    /// the resource), or 404 when the version is not served.
+    pub fn kind(&self, kind: &KindInfo) -> Result<Kind, ApiError> {
+        lock(&self.shared)
+            .registry
+            .resolve(kind)
+            .cloned()
+            .ok_or_else(ApiError::unknown_resource)
     }
 
     /// The current (latest) resourceVersion.
@@ -1240,17 +1583,18 @@ impl Store {
         lock(&self.shared).rv
     }
 
-    fn txn<R>(&self, f: impl FnOnce(&mut Txn<'_>) -> R) -> R {
+    fn txn<R>(&self, f: impl FnOnce(&mut Txn<'_>) -> R) -> (R, Vec<String>) {
         let mut guard = lock(&self.shared);
         let before = guard.rv;
-        let out = {
+        let (out, warnings) = {
             let mut txn = Txn {
                 st: &mut guard,
                 work: Vec::new(),
+                warnings: Vec::new(),
             };
             let out = f(&mut txn);
             txn.drain();
-            out
+            (out, txn.warnings)
         };
         let after = guard.rv;
         if after != before {
@@ -1258,21 +1602,33 @@ impl Store {
             // lock, can never miss a wake-up.
             self.shared.notify.send_replace(after);
         }
-        out
+        (out, warnings)
+    }
+
+    /// A stored object (as watch events carry it) as `kind`'s version shows it.
+    pub fn view(&self, kind: &KindInfo, stored: &Value) -> Result<Value, ApiError> {
+        self.txn(|t| {
+            let kind = t.served(kind)?;
+            t.view(&kind, stored)
+        })
+        .0
     }
 
     /// GET one object.
-    pub fn get(&self, kind: &'static KindInfo, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {
+    pub fn get(&self, kind: &KindInfo, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {
         let key = key_for(kind, namespace, name)?;
-        self.txn(|t| t.get(kind, &key))
-            .map(|v| (*v).clone())
-            .ok_or_else(|| ApiError::not_found(kind, name))
+        self.txn(|t| {
+            let kind = t.served(kind)?;
+            let stored = t.get(&kind, &key).ok_or_else(|| ApiError::not_found(&kind, name))?;
+            t.view(&kind, &stored)
+        })
+        .0
     }
 
     /// GET one object and deserialize it (e.g. into a k8s-openapi type).
     pub fn get_as<T: serde::de::DeserializeOwned>(
         &self,
-        kind: &'static KindInfo,
+        kind: &KindInfo,
         namespace: Option<&str>,
         name: &str,
     ) -> Result<T, ApiError> {
@@ -1281,15 +1637,7 @@ impl Store {
     }
 
     /// LIST, in one namespace or (with `None`) across all of them.
-    pub fn list(
-        &self,
-        kind: &'static KindInfo,
-        namespace: Option<&str>,
-        opts: &ListOptions,
-    ) -> Result<ObjectList, ApiError> {
-        opts.field_selector
-            .validate(kind.field_selectors)
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    pub fn list(&self, kind: &KindInfo, namespace: Option<&str>, opts: &ListOptions) -> Result<ObjectList, ApiError> {
         let start = opts
             .continue_token
             .as_deref()
@@ -1302,75 +1650,104 @@ impl Store {
             None
         };
         let limit = opts.limit.filter(|l| *l > 0);
-        let st = lock(&self.shared);
-        let list_rv = start.as_ref().map(|(rv, _)| *rv).unwrap_or(st.rv);
-        let mut items = Vec::new();
-        let mut continue_token = None;
-        let mut remaining = 0u64;
-        if let Some(table) = st.tables.get(&(kind.group, kind.plural)) {
-            let iter: Box<dyn Iterator<Item = (&ObjKey, &Arc<Value>)>> = match &start {
-                Some((_, after)) => Box::new(
-                    table
-                        .items
-                        .range((std::ops::Bound::Excluded(after.clone()), std::ops::Bound::Unbounded)),
-                ),
-                None => Box::new(table.items.iter()),
-            };
-            let mut last_key: Option<ObjKey> = None;
-            for (k, v) in iter {
-                if let Some(ns) = ns
-                    && k.0 != ns
+        self.txn(|t| {
+            let kind = t.served(kind)?;
+            let extra: Vec<&str> = kind.field_selectors.iter().map(String::as_str).collect();
+            opts.field_selector
+                .validate(&extra)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?;
+            let list_rv = start.as_ref().map(|(rv, _)| *rv).unwrap_or(t.st.rv);
+            let mut items = Vec::new();
+            let mut continue_token = None;
+            let mut remaining = 0u64;
+            if let Some(table) = t.table(&kind) {
+                let iter: Box<dyn Iterator<Item = (&ObjKey, &Arc<Value>)>> = match &start {
+                    Some((_, after)) => Box::new(
+                        table
+                            .items
+                            .range((std::ops::Bound::Excluded(after.clone()), std::ops::Bound::Unbounded)),
+                    ),
+                    None => Box::new(table.items.iter()),
+                };
+                let mut last_key: Option<ObjKey> = None;
+                let mut matched = Vec::new();
+                for (k, v) in iter {
+                    if let Some(ns) = ns
+                        && k.0 != ns
+                    {
+                        continue;
+                    }
+                    if !opts.label_selector.matches_object(v) || !opts.field_selector.matches_object(v) {
+                        continue;
+                    }
+                    if limit.is_some_and(|l| matched.len() >= l) {
+                        remaining += 1;
+                        continue;
+                    }
+                    matched.push(v.clone());
+                    last_key = Some(k.clone());
+                }
+                for v in matched {
+                    items.push(t.view(&kind, &v)?);
+                }
+                if remaining > 0
+                    && let Some(k) = last_key
                 {
-                    continue;
+                    continue_token = Some(encode_continue(list_rv, &k));
                 }
-                if !opts.label_selector.matches_object(v) || !opts.field_selector.matches_object(v) {
-                    continue;
-                }
-                if limit.is_some_and(|l| items.len() >= l) {
-                    remaining += 1;
-                    continue;
-                }
-                items.push((**v).clone());
-                last_key = Some(k.clone());
             }
-            if remaining > 0
-                && let Some(k) = last_key
-            {
-                continue_token = Some(encode_continue(list_rv, &k));
-            }
-        }
-        Ok(ObjectList {
-            items,
-            resource_version: list_rv,
-            continue_token,
-            remaining_item_count: (remaining > 0).then_some(remaining),
+            Ok(ObjectList {
+                items,
+                resource_version: list_rv,
+                continue_token,
+                remaining_item_count: (remaining > 0).then_some(remaining),
+            })
         })
+        .0
     }
 
     /// POST: create an object. `namespace` may be `None` when the body carries it.
     /// ProjectRequest creates a Namespace and returns a `Project`.
     pub fn create(
         &self,
-        kind: &'static KindInfo,
+        kind: &KindInfo,
         namespace: Option<&str>,
         obj: Value,
         opts: &WriteOptions,
     ) -> Result<Value, ApiError> {
+        self.create_ext(kind, namespace, obj, opts).map(|w| w.object)
+    }
+
+    /// [`Store::create`] with the warnings for the client.
+    pub fn create_ext(
+        &self,
+        kind: &KindInfo,
+        namespace: Option<&str>,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<Written, ApiError> {
         if kind.behavior == Behavior::ProjectRequest {
-            return self.create_project(obj, opts);
+            return self.create_project(obj, opts).map(|object| Written {
+                object,
+                created: true,
+                warnings: Vec::new(),
+            });
         }
-        self.txn(|t| t.create(kind, namespace, obj, opts.dry_run))
+        let (r, warnings) = self.txn(|t| {
+            let kind = t.served(kind)?;
+            t.create(&kind, namespace, obj, opts.dry_run, opts.field_validation)
+        });
+        r.map(|object| Written {
+            object,
+            created: true,
+            warnings,
+        })
     }
 
     /// Create an object together with its `.status` (seeding scenarios: a real cluster would
     /// get there by a create and a status write from a controller, which is exactly what this
     /// does).
-    pub fn create_with_status(
-        &self,
-        kind: &'static KindInfo,
-        namespace: Option<&str>,
-        obj: Value,
-    ) -> Result<Value, ApiError> {
+    pub fn create_with_status(&self, kind: &KindInfo, namespace: Option<&str>, obj: Value) -> Result<Value, ApiError> {
         let status = obj.get("status").cloned();
         let created = self.create(kind, namespace, obj, &WriteOptions::default())?;
         match status {
@@ -1406,7 +1783,7 @@ impl Store {
             },
         });
         let created = self.create(&registry::NAMESPACE, None, ns, opts).map_err(|e| {
-            if e.reason == crate::error::Reason::AlreadyExists {
+            if e.reason == super::error::Reason::AlreadyExists {
                 ApiError::already_exists(&PROJECT_VIEW, &name)
             } else {
                 e
@@ -1425,48 +1802,93 @@ impl Store {
     /// precondition (409 on mismatch). With [`Subresource::Status`] only `.status` is taken.
     pub fn update(
         &self,
-        kind: &'static KindInfo,
+        kind: &KindInfo,
         namespace: Option<&str>,
         name: &str,
         obj: Value,
         opts: &WriteOptions,
     ) -> Result<Value, ApiError> {
+        self.update_ext(kind, namespace, name, obj, opts).map(|w| w.object)
+    }
+
+    /// [`Store::update`] with the warnings for the client.
+    pub fn update_ext(
+        &self,
+        kind: &KindInfo,
+        namespace: Option<&str>,
+        name: &str,
+        obj: Value,
+        opts: &WriteOptions,
+    ) -> Result<Written, ApiError> {
         let key = key_for(kind, namespace, name)?;
-        self.txn(|t| t.write_existing(kind, &key, obj, opts.subresource, opts.dry_run))
+        let (r, warnings) = self.txn(|t| {
+            let kind = t.served(kind)?;
+            t.write_existing(&kind, &key, obj, opts.subresource, opts.dry_run, opts.field_validation)
+        });
+        r.map(|object| Written {
+            object,
+            created: false,
+            warnings,
+        })
     }
 
     /// PATCH (merge, JSON, strategic or server-side apply).
     pub fn patch(
         &self,
-        kind: &'static KindInfo,
+        kind: &KindInfo,
         namespace: Option<&str>,
         name: &str,
         patch: &Patch,
         opts: &WriteOptions,
     ) -> Result<PatchOutcome, ApiError> {
+        self.patch_ext(kind, namespace, name, patch, opts)
+            .map(|w| PatchOutcome {
+                object: w.object,
+                created: w.created,
+            })
+    }
+
+    /// [`Store::patch`] with the warnings for the client.
+    pub fn patch_ext(
+        &self,
+        kind: &KindInfo,
+        namespace: Option<&str>,
+        name: &str,
+        patch: &Patch,
+        opts: &WriteOptions,
+    ) -> Result<Written, ApiError> {
         let key = key_for(kind, namespace, name)?;
-        self.txn(|t| t.apply_patch(kind, &key, patch, opts))
+        let (r, warnings) = self.txn(|t| {
+            let kind = t.served(kind)?;
+            t.apply_patch(&kind, &key, patch, opts)
+        });
+        r.map(|o| Written {
+            object: o.object,
+            created: o.created,
+            warnings,
+        })
     }
 
     /// DELETE one object. Returns the object as it is after the call: with a deletionTimestamp
     /// when finalizers (or namespace termination) keep it, otherwise its last state.
     pub fn delete(
         &self,
-        kind: &'static KindInfo,
+        kind: &KindInfo,
         namespace: Option<&str>,
         name: &str,
         opts: &DeleteOptions,
     ) -> Result<Value, ApiError> {
         let key = key_for(kind, namespace, name)?;
         self.txn(|t| {
+            let kind = t.served(kind)?;
             let cur = t
-                .get(kind, &key)
-                .ok_or_else(|| ApiError::not_found(kind, name))?;
+                .get(&kind, &key)
+                .ok_or_else(|| ApiError::not_found(&kind, name))?;
             if let Some(uid) = opts.uid.as_deref().filter(|u| !u.is_empty()) {
                 let actual = meta_str(&cur, "uid").unwrap_or_default();
                 if uid != actual {
                     return Err(ApiError::conflict_msg(
-                        kind,
+                        &kind,
                         name,
                         &format!(
                             "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
@@ -1478,7 +1900,7 @@ impl Store {
                 let actual = meta_str(&cur, "resourceVersion").unwrap_or_default();
                 if rv != actual {
                     return Err(ApiError::conflict_msg(
-                        kind,
+                        &kind,
                         name,
                         &format!(
                             "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {actual}"
@@ -1486,16 +1908,17 @@ impl Store {
                     ));
                 }
             }
-            t.delete_object(kind, &key, opts.propagation, opts.dry_run)
-                .map(|v| (*v).clone())
+            let after = t.delete_object_with(&kind, &key, opts.propagation, opts.dry_run, opts.grace_period_seconds)?;
+            t.view(&kind, &after)
         })
+        .0
     }
 
     /// DELETE on a collection: delete every object matching `list` (selectors only; no
     /// pagination). Returns what each delete returned.
     pub fn delete_collection(
         &self,
-        kind: &'static KindInfo,
+        kind: &KindInfo,
         namespace: Option<&str>,
         list: &ListOptions,
         opts: &DeleteOptions,
@@ -1513,7 +1936,7 @@ impl Store {
             let ns = meta_str(&item, "namespace").map(str::to_string);
             match self.delete(kind, ns.as_deref(), &name, opts) {
                 Ok(v) => out.push(v),
-                Err(e) if e.reason == crate::error::Reason::NotFound => {}
+                Err(e) if e.reason == super::error::Reason::NotFound => {}
                 Err(e) => return Err(e),
             }
         }
@@ -1521,28 +1944,33 @@ impl Store {
     }
 
     /// GET `/scale`: the autoscaling/v1 `Scale` of a scalable object.
-    pub fn get_scale(&self, kind: &'static KindInfo, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {
+    pub fn get_scale(&self, kind: &KindInfo, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {
         let obj = self.get(kind, namespace, name)?;
-        scale_of(kind, &obj)
+        let kind = self.kind(kind)?;
+        scale_of(&kind, &obj)
     }
 
     /// PUT `/scale`: set the desired replicas from a `Scale` body.
     pub fn update_scale(
         &self,
-        kind: &'static KindInfo,
+        kind: &KindInfo,
         namespace: Option<&str>,
         name: &str,
         scale: &Value,
         opts: &WriteOptions,
     ) -> Result<Value, ApiError> {
         let key = key_for(kind, namespace, name)?;
-        self.txn(|t| t.write_scale(kind, &key, scale, opts.dry_run))
+        self.txn(|t| {
+            let kind = t.served(kind)?;
+            t.write_scale(&kind, &key, scale, opts.dry_run)
+        })
+        .0
     }
 
     /// PATCH `/scale`: patch the `Scale` view, then write its replicas back.
     pub fn patch_scale(
         &self,
-        kind: &'static KindInfo,
+        kind: &KindInfo,
         namespace: Option<&str>,
         name: &str,
         patch: &Patch,
@@ -1550,8 +1978,10 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let key = key_for(kind, namespace, name)?;
         self.txn(|t| {
-            let cur = t.get(kind, &key).ok_or_else(|| ApiError::not_found(kind, name))?;
-            let mut scale = scale_of(kind, &cur)?;
+            let kind = t.served(kind)?;
+            let cur = t.get(&kind, &key).ok_or_else(|| ApiError::not_found(&kind, name))?;
+            let cur = t.view(&kind, &cur)?;
+            let mut scale = scale_of(&kind, &cur)?;
             match patch {
                 Patch::Merge(p) => patch::merge_patch(&mut scale, p),
                 Patch::Json(p) => patch::json_patch(&mut scale, p)?,
@@ -1559,16 +1989,18 @@ impl Store {
                 Patch::Strategic(p) => patch::strategic_merge_patch(&mut scale, p)?,
                 Patch::Apply { config, .. } => patch::merge_patch(&mut scale, config),
             }
-            t.write_scale(kind, &key, &scale, opts.dry_run)
+            t.write_scale(&kind, &key, &scale, opts.dry_run)
         })
+        .0
     }
 
     /// Start watching. Fails with 410 `Expired` when `from` is older than the kept history.
     pub fn watch(&self, filter: WatchFilter, from: WatchFrom) -> Result<Watcher, ApiError> {
-        if let Some(kind) = filter.kind {
+        if let Some(kind) = &filter.kind {
+            let extra: Vec<&str> = kind.field_selectors.iter().map(String::as_str).collect();
             filter
                 .field_selector
-                .validate(kind.field_selectors)
+                .validate(&extra)
                 .map_err(|e| ApiError::bad_request(e.to_string()))?;
         }
         let st = lock(&self.shared);
@@ -1587,9 +2019,9 @@ impl Store {
                 let mut tables: Vec<&Table> = st
                     .tables
                     .values()
-                    .filter(|t| filter.kind.is_none_or(|k| same_kind(k, t.kind)))
+                    .filter(|t| filter.kind.as_ref().is_none_or(|k| same_kind(k, &t.kind)))
                     .collect();
-                tables.sort_by_key(|t| (t.kind.group, t.kind.plural));
+                tables.sort_by(|a, b| (&a.kind.group, &a.kind.plural).cmp(&(&b.kind.group, &b.kind.plural)));
                 for t in tables {
                     for (k, v) in &t.items {
                         if filter.namespace.as_ref().is_some_and(|ns| *ns != k.0) {
@@ -1600,7 +2032,7 @@ impl Store {
                         }
                         pending.push_back(WatchEvent {
                             event_type: EventType::Added,
-                            kind: t.kind,
+                            kind: t.kind.clone(),
                             namespace: k.0.clone(),
                             name: k.1.clone(),
                             resource_version: rv_of(v),
@@ -1630,7 +2062,8 @@ impl Store {
 }
 
 /// The kind used only to word "project already exists" errors like OpenShift does.
-static PROJECT_VIEW: KindInfo = KindInfo::new("project.openshift.io", "v1", "Project", "projects", false);
+static PROJECT_VIEW: std::sync::LazyLock<KindInfo> =
+    std::sync::LazyLock::new(|| KindInfo::builtin("project.openshift.io", "v1", "Project", "projects", false));
 
 /// A cursor over the store's event history (see [`Store::watch`]).
 pub struct Watcher {
@@ -1655,7 +2088,7 @@ impl std::fmt::Debug for Watcher {
 /// Apply the filter to one history event, turning selector transitions into ADDED/DELETED the
 /// way the apiserver's watch cache does.
 fn translate(filter: &WatchFilter, ev: &WatchEvent) -> Option<WatchEvent> {
-    if filter.kind.is_some_and(|k| !same_kind(k, ev.kind)) {
+    if filter.kind.as_ref().is_some_and(|k| !same_kind(k, &ev.kind)) {
         return None;
     }
     if filter.namespace.as_ref().is_some_and(|ns| *ns != ev.namespace) {
@@ -1745,7 +2178,7 @@ impl Watcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{CONFIG_MAP, NAMESPACE};
+    use crate::kube::registry::{CONFIG_MAP, NAMESPACE};
 
     fn store() -> Store {
         Store::new(Registry::builtin(), 100)
@@ -1859,10 +2292,10 @@ mod tests {
             .watch(WatchFilter::default(), WatchFrom::ResourceVersion(start))
             .expect_err("too old");
         assert_eq!(err.code(), 410);
-        assert_eq!(err.reason, crate::error::Reason::Expired);
+        assert_eq!(err.reason, crate::kube::error::Reason::Expired);
 
         let filter = WatchFilter {
-            kind: Some(&CONFIG_MAP),
+            kind: Some(CONFIG_MAP.clone()),
             label_selector: LabelSelector::parse("team=a").expect("selector"),
             ..Default::default()
         };

@@ -18,18 +18,18 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::discovery;
-use crate::error::{ApiError, Reason};
-use crate::patch::{Patch, PatchType};
-use crate::portforward::{self, PortForwards};
-use crate::proto;
-use crate::registry::{self, KindInfo};
-use crate::selector::{FieldSelector, LabelSelector};
-use crate::store::{
-    DeleteOptions, ListOptions, PropagationPolicy, Store, Subresource, WatchFilter, WatchFrom, WriteOptions,
+use super::crd::FieldValidation;
+use super::error::{ApiError, Reason};
+use super::field;
+use super::patch::{Patch, PatchType};
+use super::portforward::{self, PortForwards};
+use super::registry::{self, Kind};
+use super::selector::{FieldSelector, LabelSelector};
+use super::store::{
+    DeleteOptions, ListOptions, PropagationPolicy, Store, Subresource, WatchFilter, WatchFrom, WriteOptions, Written,
 };
-use crate::table;
-use crate::watch::{self as watch_http, WatchSettings};
+use super::watch::{self as watch_http, WatchSettings};
+use super::{discovery, openapi, proto, table};
 
 /// Largest request body accepted (the real apiserver's limit is 3 MiB; be generous).
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -69,6 +69,18 @@ pub async fn log_requests(State(app): State<Arc<AppState>>, req: Request, next: 
 
 fn json_response(code: StatusCode, body: &Value) -> Response {
     (code, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// Add `Warning: 299 - "<text>"` headers, as kube-apiserver sends them (kubectl prints
+/// `Warning: <text>`).
+fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        let text = format!("299 - {}", field::go_quote(w));
+        if let Ok(v) = axum::http::HeaderValue::from_str(&text) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    resp
 }
 
 fn ok(body: &Value) -> Response {
@@ -136,10 +148,23 @@ impl Params {
         })
     }
 
-    fn write_options(&self, subresource: Subresource) -> Result<WriteOptions, ApiError> {
+    fn write_options(&self, subresource: Subresource, options_kind: &str) -> Result<WriteOptions, ApiError> {
+        let field_validation = FieldValidation::parse(self.get("fieldValidation")).map_err(|bad| {
+            ApiError::invalid_group_kind(
+                "meta.k8s.io",
+                options_kind,
+                "",
+                vec![field::not_supported(
+                    &field::Path::new("fieldValidation"),
+                    &Value::String(bad),
+                    &[json!("Ignore"), json!("Strict"), json!("Warn")],
+                )],
+            )
+        })?;
         Ok(WriteOptions {
             dry_run: self.dry_run()?,
             subresource,
+            field_validation,
         })
     }
 }
@@ -190,13 +215,29 @@ pub async fn dispatch(State(app): State<Arc<AppState>>, req: Request) -> Respons
         ["version"] if get => ok(&discovery::version()),
         ["healthz" | "livez" | "readyz"] if get => (StatusCode::OK, "ok").into_response(),
         ["api"] if get => ok(&discovery::api_versions(&app.address)),
-        ["apis"] if get => ok(&discovery::api_group_list(reg)),
-        ["openapi", "v3"] if get => ok(&discovery::openapi_v3_root(reg)),
-        ["openapi", "v3", rest @ ..] if get => match discovery::openapi_v3_group_version(reg, &rest.join("/")) {
+        ["apis"] if get => ok(&discovery::api_group_list(&reg)),
+        ["openapi", "v2"] if get => {
+            let accept = parts
+                .headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if accept.contains("protobuf") {
+                (
+                    [(header::CONTENT_TYPE, openapi::V2_PROTOBUF)],
+                    openapi::v2_protobuf(&reg),
+                )
+                    .into_response()
+            } else {
+                ok(&openapi::v2_document(&reg))
+            }
+        }
+        ["openapi", "v3"] if get => ok(&openapi::index(&reg)),
+        ["openapi", "v3", rest @ ..] if get => match openapi::group_version(&reg, &rest.join("/")) {
             Some(doc) => ok(&doc),
             None => error_response(&ApiError::unknown_resource()),
         },
-        ["apis", group] if get => match discovery::api_group(reg, group) {
+        ["apis", group] if get => match discovery::api_group(&reg, group) {
             Some(g) => ok(&g),
             None => error_response(&ApiError::unknown_resource()),
         },
@@ -214,7 +255,7 @@ pub async fn dispatch(State(app): State<Arc<AppState>>, req: Request) -> Respons
 
 /// A resolved resource URL.
 struct Target {
-    kind: &'static KindInfo,
+    kind: Kind,
     namespace: Option<String>,
     name: Option<String>,
     sub: Option<String>,
@@ -222,7 +263,7 @@ struct Target {
 
 fn resolve(store: &Store, group: &str, version: &str, rest: &[String]) -> Result<Target, ApiError> {
     let reg = store.registry();
-    let lookup = |plural: &str| reg.by_resource(group, version, plural);
+    let lookup = |plural: &str| reg.by_resource(group, version, plural).cloned();
     // `/namespaces/{ns}/{plural}/...` unless `{plural}` is really a namespace subresource.
     if rest.len() >= 3
         && rest[0] == "namespaces"
@@ -274,7 +315,7 @@ async fn resource(
         if method != Method::GET {
             return error_response(&ApiError::method_not_allowed());
         }
-        return match discovery::api_resource_list(app.store.registry(), group, version) {
+        return match discovery::api_resource_list(&app.store.registry(), group, version) {
             Some(list) => ok(&list),
             None => error_response(&ApiError::unknown_resource()),
         };
@@ -290,7 +331,9 @@ async fn resource(
     };
     let headers = parts.headers.clone();
     match (target.name.clone(), target.sub.clone()) {
-        (Some(name), Some(sub)) if sub == "portforward" && target.kind.plural == "pods" => {
+        (Some(name), Some(sub))
+            if sub == "portforward" && target.kind.plural == "pods" && target.kind.group.is_empty() =>
+        {
             result(port_forward(app, target, name, parts, params).await)
         }
         (name, sub) => {
@@ -298,19 +341,24 @@ async fn resource(
                 Ok(b) => b,
                 Err(e) => return error_response(&e),
             };
+            let deprecation = target.kind.deprecation_warning.clone();
             let req = Req {
                 app: &app,
-                kind: target.kind,
+                kind: target.kind.clone(),
                 namespace: target.namespace.as_deref(),
                 params: &params,
                 headers: &headers,
                 body: &body,
             };
             let watch = watch_prefix || params.flag("watch");
-            match (name, sub) {
+            let resp = match (name, sub) {
                 (None, _) => result(collection(req, &method, watch)),
                 (Some(name), None) => result(object(req, &method, &name)),
                 (Some(name), Some(sub)) => result(subresource(req, &method, &name, &sub)),
+            };
+            match deprecation {
+                Some(w) => with_warnings(resp, &[w]),
+                None => resp,
             }
         }
     }
@@ -318,7 +366,7 @@ async fn resource(
 
 struct Req<'a> {
     app: &'a AppState,
-    kind: &'static KindInfo,
+    kind: Kind,
     namespace: Option<&'a str>,
     params: &'a Params,
     headers: &'a HeaderMap,
@@ -338,11 +386,16 @@ impl Req<'_> {
         header_str(self.headers, header::ACCEPT)
     }
 
+    /// Render a write's object with its warnings.
+    fn render_written(&self, code: StatusCode, w: &Written) -> Response {
+        with_warnings(self.render_object(code, &w.object), &w.warnings)
+    }
+
     /// Render one object, as a Table when kubectl asks for it.
     fn render_object(&self, code: StatusCode, obj: &Value) -> Response {
         if table::wants_table(self.accept()) {
             let t = table::to_table(
-                self.kind,
+                &self.kind,
                 std::slice::from_ref(obj),
                 json!({"resourceVersion": obj.pointer("/metadata/resourceVersion").cloned().unwrap_or(json!(""))}),
                 table::IncludeObject::parse(self.params.get("includeObject")),
@@ -354,7 +407,7 @@ impl Req<'_> {
 }
 
 fn collection(req: Req<'_>, method: &Method, watch: bool) -> Result<Response, ApiError> {
-    let kind = req.kind;
+    let kind = req.kind.clone();
     if kind.namespaced && req.namespace.is_none() && *method != Method::GET {
         // Creating or deleting across all namespaces is not a thing.
         return Err(ApiError::method_not_allowed());
@@ -393,7 +446,7 @@ fn collection(req: Req<'_>, method: &Method, watch: bool) -> Result<Response, Ap
                 }
             };
             let filter = WatchFilter {
-                kind: Some(kind),
+                kind: Some(kind.clone()),
                 namespace: req.namespace.map(str::to_string),
                 label_selector: list.label_selector,
                 field_selector: list.field_selector,
@@ -406,6 +459,7 @@ fn collection(req: Req<'_>, method: &Method, watch: bool) -> Result<Response, Ap
             }
             Ok(watch_http::respond(
                 kind,
+                store.clone(),
                 watcher,
                 WatchSettings {
                     bookmarks: req.params.flag("allowWatchBookmarks"),
@@ -419,33 +473,33 @@ fn collection(req: Req<'_>, method: &Method, watch: bool) -> Result<Response, Ap
         Method::GET | Method::HEAD => {
             req.require_verb("list")?;
             let opts = req.params.list_options()?;
-            let list = store.list(kind, req.namespace, &opts)?;
+            let list = store.list(&kind, req.namespace, &opts)?;
             if table::wants_table(req.accept()) {
-                let body = list.to_json(kind);
+                let body = list.to_json(&kind);
                 let t = table::to_table(
-                    kind,
+                    &kind,
                     &list.items,
                     body.get("metadata").cloned().unwrap_or_else(|| json!({})),
                     table::IncludeObject::parse(req.params.get("includeObject")),
                 );
                 return Ok(ok(&t));
             }
-            Ok(ok(&list.to_json(kind)))
+            Ok(ok(&list.to_json(&kind)))
         }
         Method::POST => {
             req.require_verb("create")?;
             let obj = decode_body(req.headers, req.body)?;
-            let opts = req.params.write_options(Subresource::Main)?;
-            let created = store.create(kind, req.namespace, obj, &opts)?;
-            Ok(req.render_object(StatusCode::CREATED, &created))
+            let opts = req.params.write_options(Subresource::Main, "CreateOptions")?;
+            let created = store.create_ext(&kind, req.namespace, obj, &opts)?;
+            Ok(req.render_written(StatusCode::CREATED, &created))
         }
         Method::DELETE => {
             req.require_verb("deletecollection")?;
             let list = req.params.list_options()?;
             let opts = delete_options(&req)?;
-            let deleted = store.delete_collection(kind, req.namespace, &list, &opts)?;
+            let deleted = store.delete_collection(&kind, req.namespace, &list, &opts)?;
             Ok(ok(&json!({
-                "kind": kind.list_kind(),
+                "kind": kind.list_kind,
                 "apiVersion": kind.api_version(),
                 "metadata": {"resourceVersion": store.resource_version().to_string()},
                 "items": deleted,
@@ -503,11 +557,19 @@ fn delete_options(req: &Req<'_>) -> Result<DeleteOptions, ApiError> {
             .and_then(Value::as_str)
             .map(str::to_string)
     };
+    let grace_period_seconds = match req.params.get("gracePeriodSeconds") {
+        Some(g) => Some(
+            g.parse::<i64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid gracePeriodSeconds {g:?}")))?,
+        ),
+        None => body.get("gracePeriodSeconds").and_then(Value::as_i64),
+    };
     Ok(DeleteOptions {
         dry_run,
         propagation,
         uid: pre("uid"),
         resource_version: pre("resourceVersion"),
+        grace_period_seconds,
     })
 }
 
@@ -566,7 +628,7 @@ fn decode_patch(req: &Req<'_>) -> Result<Patch, ApiError> {
 }
 
 fn object(req: Req<'_>, method: &Method, name: &str) -> Result<Response, ApiError> {
-    let kind = req.kind;
+    let kind = req.kind.clone();
     if kind.namespaced && req.namespace.is_none() {
         return Err(ApiError::unknown_resource());
     }
@@ -577,32 +639,32 @@ fn object(req: Req<'_>, method: &Method, name: &str) -> Result<Response, ApiErro
     match *method {
         Method::GET | Method::HEAD => {
             req.require_verb("get")?;
-            let obj = store.get(kind, req.namespace, name)?;
+            let obj = store.get(&kind, req.namespace, name)?;
             Ok(req.render_object(StatusCode::OK, &obj))
         }
         Method::PUT => {
             req.require_verb("update")?;
             let obj = decode_body(req.headers, req.body)?;
-            let opts = req.params.write_options(Subresource::Main)?;
-            let updated = store.update(kind, req.namespace, name, obj, &opts)?;
-            Ok(req.render_object(StatusCode::OK, &updated))
+            let opts = req.params.write_options(Subresource::Main, "UpdateOptions")?;
+            let updated = store.update_ext(&kind, req.namespace, name, obj, &opts)?;
+            Ok(req.render_written(StatusCode::OK, &updated))
         }
         Method::PATCH => {
             req.require_verb("patch")?;
             let patch = decode_patch(&req)?;
-            let opts = req.params.write_options(Subresource::Main)?;
-            let out = store.patch(kind, req.namespace, name, &patch, &opts)?;
+            let opts = req.params.write_options(Subresource::Main, "PatchOptions")?;
+            let out = store.patch_ext(&kind, req.namespace, name, &patch, &opts)?;
             let code = if out.created {
                 StatusCode::CREATED
             } else {
                 StatusCode::OK
             };
-            Ok(req.render_object(code, &out.object))
+            Ok(req.render_written(code, &out))
         }
         Method::DELETE => {
             req.require_verb("delete")?;
             let opts = delete_options(&req)?;
-            let obj = store.delete(kind, req.namespace, name, &opts)?;
+            let obj = store.delete(&kind, req.namespace, name, &opts)?;
             Ok(ok(&obj))
         }
         _ => Err(ApiError::method_not_allowed()),
@@ -610,32 +672,34 @@ fn object(req: Req<'_>, method: &Method, name: &str) -> Result<Response, ApiErro
 }
 
 fn subresource(req: Req<'_>, method: &Method, name: &str, sub: &str) -> Result<Response, ApiError> {
-    let kind = req.kind;
+    let kind = req.kind.clone();
     if kind.namespaced != req.namespace.is_some() {
         return Err(ApiError::unknown_resource());
     }
     let store = &req.app.store;
     match sub {
         "status" if kind.status => match *method {
-            Method::GET => Ok(ok(&store.get(kind, req.namespace, name)?)),
+            Method::GET => Ok(ok(&store.get(&kind, req.namespace, name)?)),
             Method::PUT => {
                 let obj = decode_body(req.headers, req.body)?;
-                let opts = req.params.write_options(Subresource::Status)?;
-                Ok(ok(&store.update(kind, req.namespace, name, obj, &opts)?))
+                let opts = req.params.write_options(Subresource::Status, "UpdateOptions")?;
+                let w = store.update_ext(&kind, req.namespace, name, obj, &opts)?;
+                Ok(with_warnings(ok(&w.object), &w.warnings))
             }
             Method::PATCH => {
                 let patch = decode_patch(&req)?;
-                let opts = req.params.write_options(Subresource::Status)?;
-                Ok(ok(&store.patch(kind, req.namespace, name, &patch, &opts)?.object))
+                let opts = req.params.write_options(Subresource::Status, "PatchOptions")?;
+                let w = store.patch_ext(&kind, req.namespace, name, &patch, &opts)?;
+                Ok(with_warnings(ok(&w.object), &w.warnings))
             }
             _ => Err(ApiError::method_not_allowed()),
         },
         "scale" if kind.scale.is_some() => match *method {
-            Method::GET => Ok(ok(&store.get_scale(kind, req.namespace, name)?)),
+            Method::GET => Ok(ok(&store.get_scale(&kind, req.namespace, name)?)),
             Method::PUT => {
                 let scale = decode_body(req.headers, req.body)?;
-                let opts = req.params.write_options(Subresource::Main)?;
-                Ok(ok(&store.update_scale(kind, req.namespace, name, &scale, &opts)?))
+                let opts = req.params.write_options(Subresource::Main, "UpdateOptions")?;
+                Ok(ok(&store.update_scale(&kind, req.namespace, name, &scale, &opts)?))
             }
             Method::PATCH => {
                 // Scale is a built-in type, so strategic merge is accepted for every kind.
@@ -646,16 +710,16 @@ fn subresource(req: Req<'_>, method: &Method, name: &str, sub: &str) -> Result<R
                     ),
                     _ => decode_patch(&req)?,
                 };
-                let opts = req.params.write_options(Subresource::Main)?;
-                Ok(ok(&store.patch_scale(kind, req.namespace, name, &patch, &opts)?))
+                let opts = req.params.write_options(Subresource::Main, "PatchOptions")?;
+                Ok(ok(&store.patch_scale(&kind, req.namespace, name, &patch, &opts)?))
             }
             _ => Err(ApiError::method_not_allowed()),
         },
         "finalize" if kind.is_namespace() => match *method {
             Method::PUT => {
                 let obj = decode_body(req.headers, req.body)?;
-                let opts = req.params.write_options(Subresource::Finalize)?;
-                Ok(ok(&store.update(kind, req.namespace, name, obj, &opts)?))
+                let opts = req.params.write_options(Subresource::Finalize, "UpdateOptions")?;
+                Ok(ok(&store.update(&kind, req.namespace, name, obj, &opts)?))
             }
             _ => Err(ApiError::method_not_allowed()),
         },
@@ -685,7 +749,7 @@ async fn port_forward(
         })?;
     let routes: Vec<_> = ports
         .iter()
-        .map(|p| (*p, app.port_forwards.lookup(&namespace, &pod, *p)))
+        .map(|p| (*p, app.port_forwards.connect(&namespace, &pod, *p)))
         .collect();
     let shutdown = app.shutdown.clone();
     Ok(ws

@@ -1,30 +1,34 @@
 //! An in-process external-dns for one simulated management cluster, behaving like the
-//! external-dns that the HyperShift operator deploys:
-//! `--source=openshift-route --registry=txt --txt-suffix=-external-dns --txt-owner-id=<owner>
-//! --domain-filter=<domain> --interval=1m`.
+//! external-dns that the HyperShift operator deploys (`cmd/install/assets/hypershift_operator.go`,
+//! `ExternalDNSDeployment`): `--source=service --source=openshift-route --registry=txt
+//! --txt-suffix=-external-dns --txt-owner-id=<owner> --domain-filter=<domain>
+//! --label-filter=hypershift.openshift.io/route-visibility!=private --interval=1m`.
 //!
 //! It talks to a real Route53 API (moto, see [`crate::services::MotoServer`]) and, every
-//! [`ExternalDnsOptions::interval`] and after every Route change, reconciles one hosted zone
-//! with the Routes of its [`Store`]:
+//! [`ExternalDnsOptions::interval`] and after every Route or Service change, reconciles one
+//! hosted zone with the Routes and Services of its [`Store`]:
 //!
-//! - **Eligible Routes**: any namespace, `spec.host` equal to the domain filter or ending in
-//!   `.<domain filter>`, and not private. A Route is private (skipped) when it carries the label
-//!   `hypershift.openshift.io/internal-route=true` (what HyperShift puts on its internal routes)
-//!   or the label `hypershift.openshift.io/route-visibility=private` (what HyperShift's
-//!   external-dns label filter excludes).
-//! - **Records**: per host, a `CNAME` to the route's router
-//!   (`status.ingress[].routerCanonicalHostname`, else [`ExternalDnsOptions::target`]) with
+//! - **Eligible objects**: any namespace, a hostname equal to the domain filter or ending in
+//!   `.<domain filter>`, and not labelled `hypershift.openshift.io/route-visibility=private`
+//!   (the label filter, which applies to every source).
+//!   - Routes (`source/openshift_route.go`): `spec.host`, pointing at the router that admitted
+//!     the route (`status.ingress[].routerCanonicalHostname`).
+//!   - Services (`source/service.go`): the hostnames of the
+//!     `external-dns.alpha.kubernetes.io/hostname` annotation (comma-separated), pointing at a
+//!     LoadBalancer's `status.loadBalancer.ingress[].hostname` or an ExternalName's
+//!     `spec.externalName`. Other Service types are not published.
+//! - **Records**: per host, a `CNAME` to the target (else [`ExternalDnsOptions::target`]) with
 //!   [`ExternalDnsOptions::ttl`], plus the ownership `TXT` record of the txt registry with the
 //!   suffix: for host `<first-label>.<rest>` the TXT name is
 //!   `<first-label><txt_suffix>.<rest>` (e.g. `api-hc1.example.com` →
 //!   `api-hc1-external-dns.example.com`; this is the name the DR scripts grep for) and its value
-//!   is `"heritage=external-dns,external-dns/owner=<owner>,external-dns/resource=route/<ns>/<name>"`.
+//!   is `"heritage=external-dns,external-dns/owner=<owner>,external-dns/resource=<route|service>/<ns>/<name>"`.
 //!   Real external-dns ≥ 0.12 also writes a second, type-prefixed TXT (`cname-<first-label>...`);
 //!   this controller writes only the one above and reads only that one.
 //! - **Ownership**: a host whose TXT names another owner is never updated or deleted (the
 //!   conflict is logged and reported); a `CNAME`/`A` at a host without an ownership TXT is never
 //!   touched either. A record set this owner created is deleted (both records) once no eligible
-//!   Route asks for its host.
+//!   object asks for its host.
 //!
 //! [`ExternalDns::reconcile_now`] runs one pass on demand and returns what it did, so tests can
 //! be deterministic without sleeping.
@@ -41,18 +45,18 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::error::ApiError;
-use crate::registry;
-use crate::store::{ListOptions, Store, WatchFilter, WatchFrom, Watcher};
+use crate::kube::error::ApiError;
+use crate::kube::registry;
+use crate::kube::store::{ListOptions, Store, WatchFilter, WatchFrom, Watcher};
 
 /// The TXT suffix HyperShift passes to external-dns.
 pub const DEFAULT_TXT_SUFFIX: &str = "-external-dns";
 
-/// Label HyperShift sets on routes that must not be published.
-pub const INTERNAL_ROUTE_LABEL: &str = "hypershift.openshift.io/internal-route";
+/// The label whose value `private` keeps an object out of DNS (HyperShift's label filter).
+pub const ROUTE_VISIBILITY_LABEL: &str = super::ROUTE_VISIBILITY_LABEL;
 
-/// Label whose value `private` also excludes a route.
-pub const ROUTE_VISIBILITY_LABEL: &str = "hypershift.openshift.io/route-visibility";
+/// The annotation that names a Service's (or Route's) hostnames.
+pub const HOSTNAME_ANNOTATION: &str = super::EXTERNAL_DNS_HOSTNAME_ANNOTATION;
 
 /// Errors of the controller.
 #[derive(Debug, thiserror::Error)]
@@ -91,8 +95,6 @@ pub struct ExternalDnsOptions {
     pub watch_routes: bool,
     /// `--txt-suffix`.
     pub txt_suffix: String,
-    /// CNAME target for routes without `status.ingress[].routerCanonicalHostname`.
-    pub target: String,
     /// TTL of the records created.
     pub ttl: i64,
     /// Route53 endpoint, e.g. a moto server's URL.
@@ -107,8 +109,7 @@ pub struct ExternalDnsOptions {
 
 impl ExternalDnsOptions {
     /// HyperShift's settings for `owner_id` managing `domain_filter` in zone `zone_id` on the
-    /// Route53 at `endpoint_url`; the default target is `router-default.<owner_id>.ferry-sim.invalid`
-    /// so that records of different clusters are told apart.
+    /// Route53 at `endpoint_url`.
     pub fn new(endpoint_url: &str, zone_id: &str, domain_filter: &str, owner_id: &str) -> Self {
         ExternalDnsOptions {
             zone_id: zone_id.to_string(),
@@ -117,7 +118,6 @@ impl ExternalDnsOptions {
             interval: Duration::from_secs(60),
             watch_routes: true,
             txt_suffix: DEFAULT_TXT_SUFFIX.to_string(),
-            target: format!("router-default.{owner_id}.ferry-sim.invalid"),
             ttl: 300,
             endpoint_url: endpoint_url.to_string(),
             region: "us-east-1".to_string(),
@@ -288,12 +288,24 @@ fn first_value(set: &ResourceRecordSet) -> Option<&str> {
     set.resource_records().first().map(|r| r.value())
 }
 
-fn route_desired(route: &Value, default_target: &str) -> Option<(String, Desired)> {
-    let meta = &route["metadata"];
-    let labels = &meta["labels"];
-    if labels[INTERNAL_ROUTE_LABEL].as_str() == Some("true")
-        || labels[ROUTE_VISIBILITY_LABEL].as_str() == Some("private")
-    {
+/// The label filter HyperShift gives external-dns: `route-visibility!=private`.
+fn filtered_out(obj: &Value) -> bool {
+    obj["metadata"]["labels"][ROUTE_VISIBILITY_LABEL].as_str() == Some("private")
+}
+
+fn resource(kind: &str, obj: &Value) -> String {
+    format!(
+        "{kind}/{}/{}",
+        obj["metadata"]["namespace"].as_str().unwrap_or_default(),
+        obj["metadata"]["name"].as_str().unwrap_or_default()
+    )
+}
+
+/// external-dns's OpenShift Route source (`source/ocproute.go`, `endpointsFromOcpRoute` and
+/// `getTargetsFromRouteStatus`): the target is the `routerCanonicalHostname` of an ingress whose
+/// first condition is `Admitted=True`; a route no router admitted yields no record.
+fn route_desired(route: &Value) -> Option<(String, Desired)> {
+    if filtered_out(route) {
         return None;
     }
     let host = normalize(route["spec"]["host"].as_str()?);
@@ -304,16 +316,55 @@ fn route_desired(route: &Value, default_target: &str) -> Option<(String, Desired
         .as_array()
         .into_iter()
         .flatten()
+        .filter(|i| i["conditions"][0]["type"] == "Admitted" && i["conditions"][0]["status"] == "True")
         .filter_map(|i| i["routerCanonicalHostname"].as_str())
-        .find(|h| !h.is_empty())
-        .unwrap_or(default_target)
+        .find(|h| !h.is_empty())?
         .to_string();
-    let resource = format!(
-        "route/{}/{}",
-        meta["namespace"].as_str().unwrap_or_default(),
-        meta["name"].as_str().unwrap_or_default()
-    );
-    Some((host, Desired { target, resource }))
+    Some((
+        host,
+        Desired {
+            target,
+            resource: resource("route", route),
+        },
+    ))
+}
+
+/// The hosts a Service asks for: its hostname annotation, pointing at its load balancer or
+/// external name.
+fn service_desired(svc: &Value) -> Vec<(String, Desired)> {
+    if filtered_out(svc) {
+        return Vec::new();
+    }
+    let Some(hosts) = svc["metadata"]["annotations"][HOSTNAME_ANNOTATION].as_str() else {
+        return Vec::new();
+    };
+    let target = match svc["spec"]["type"].as_str() {
+        Some("LoadBalancer") => svc["status"]["loadBalancer"]["ingress"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|i| i["hostname"].as_str().or(i["ip"].as_str()))
+            .map(str::to_string),
+        Some("ExternalName") => svc["spec"]["externalName"].as_str().map(str::to_string),
+        _ => None,
+    };
+    let Some(target) = target.filter(|t| !t.is_empty()) else {
+        return Vec::new();
+    };
+    hosts
+        .split(',')
+        .map(|h| normalize(h.trim()))
+        .filter(|h| !h.is_empty())
+        .map(|h| {
+            (
+                h,
+                Desired {
+                    target: target.clone(),
+                    resource: resource("service", svc),
+                },
+            )
+        })
+        .collect()
 }
 
 impl Inner {
@@ -365,13 +416,18 @@ impl Inner {
         let opts = &self.opts;
         let mut report = ReconcileReport::default();
 
-        // What the Routes ask for; the first Route (by namespace, name) wins a shared host.
+        // What the Routes and Services ask for; the first object (Routes, then Services, each
+        // by namespace and name) wins a shared host.
         let routes = self.store.list(&registry::ROUTE, None, &ListOptions::default())?;
+        let services = self.store.list(&registry::SERVICE, None, &ListOptions::default())?;
         let mut desired: BTreeMap<String, Desired> = BTreeMap::new();
-        for route in &routes.items {
-            if let Some((host, want)) = route_desired(route, &opts.target)
-                && opts.in_domain(&host)
-            {
+        let wanted = routes
+            .items
+            .iter()
+            .filter_map(route_desired)
+            .chain(services.items.iter().flat_map(service_desired));
+        for (host, want) in wanted {
+            if opts.in_domain(&host) {
                 desired.entry(host).or_insert(want);
             }
         }
@@ -481,10 +537,19 @@ impl Inner {
     }
 }
 
+/// Wait for a change of a Route or a Service (false: the watch expired).
 async fn next_route_change(watcher: &mut Option<Watcher>) -> bool {
-    match watcher {
-        Some(w) => w.next().await.is_ok(),
-        None => std::future::pending().await,
+    let Some(w) = watcher else {
+        return std::future::pending().await;
+    };
+    loop {
+        match w.next().await {
+            Ok(ev) if ev.kind.same_resource(&registry::ROUTE) || ev.kind.same_resource(&registry::SERVICE) => {
+                return true;
+            }
+            Ok(_) => {}
+            Err(_) => return false,
+        }
     }
 }
 
@@ -493,12 +558,7 @@ async fn run(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
         inner
             .opts
             .watch_routes
-            .then(|| {
-                inner
-                    .store
-                    .watch(WatchFilter::kind(&registry::ROUTE), WatchFrom::Now)
-                    .ok()
-            })
+            .then(|| inner.store.watch(WatchFilter::default(), WatchFrom::Now).ok())
             .flatten()
     };
     let mut watcher = watch_routes();
@@ -636,16 +696,46 @@ mod tests {
     }
 
     #[test]
-    fn private_routes_are_skipped() {
+    fn private_and_unadmitted_routes_are_skipped() {
+        let admitted = json!({"ingress": [{"routerCanonicalHostname": "router.x",
+            "conditions": [{"type": "Admitted", "status": "True"}]}]});
         let r = json!({"metadata": {"namespace": "n", "name": "r",
-            "labels": {INTERNAL_ROUTE_LABEL: "true"}}, "spec": {"host": "a.example.com"}});
-        assert!(route_desired(&r, "t").is_none());
+            "labels": {ROUTE_VISIBILITY_LABEL: "private"}}, "spec": {"host": "a.example.com"}, "status": admitted});
+        assert!(route_desired(&r).is_none());
+        let r = json!({"metadata": {"namespace": "n", "name": "r"}, "spec": {"host": "a.example.com"},
+            "status": {"ingress": [{"routerCanonicalHostname": "router.x",
+                "conditions": [{"type": "Admitted", "status": "False"}]}]}});
+        assert!(route_desired(&r).is_none(), "a route no router admitted has no target");
         let r = json!({"metadata": {"namespace": "n", "name": "r"}, "spec": {"host": "A.example.com."},
-            "status": {"ingress": [{"routerCanonicalHostname": "router.x"}]}});
-        let (host, d) = route_desired(&r, "t").unwrap();
+            "status": admitted});
+        let (host, d) = route_desired(&r).unwrap();
         assert_eq!(
             (host.as_str(), d.target.as_str(), d.resource.as_str()),
             ("a.example.com", "router.x", "route/n/r")
         );
+    }
+
+    #[test]
+    fn load_balancer_and_external_name_services_are_published() {
+        let lb = json!({"metadata": {"namespace": "n", "name": "kube-apiserver",
+            "annotations": {HOSTNAME_ANNOTATION: "api.example.com, API2.example.com"}},
+            "spec": {"type": "LoadBalancer"},
+            "status": {"loadBalancer": {"ingress": [{"hostname": "lb.elb.amazonaws.com"}]}}});
+        let d = service_desired(&lb);
+        assert_eq!(d.len(), 2);
+        assert_eq!(
+            (d[1].0.as_str(), d[1].1.target.as_str()),
+            ("api2.example.com", "lb.elb.amazonaws.com")
+        );
+        assert_eq!(d[0].1.resource, "service/n/kube-apiserver");
+        let ext = json!({"metadata": {"namespace": "n", "name": "x", "annotations": {HOSTNAME_ANNOTATION: "p.example.com"}},
+            "spec": {"type": "ExternalName", "externalName": "vpce.example"}});
+        assert_eq!(service_desired(&ext)[0].1.target, "vpce.example");
+        let cluster_ip = json!({"metadata": {"namespace": "n", "name": "x", "annotations": {HOSTNAME_ANNOTATION: "p.example.com"}},
+            "spec": {"type": "ClusterIP"}});
+        assert!(service_desired(&cluster_ip).is_empty());
+        let pending = json!({"metadata": {"namespace": "n", "name": "x", "annotations": {HOSTNAME_ANNOTATION: "p.example.com"}},
+            "spec": {"type": "LoadBalancer"}});
+        assert!(service_desired(&pending).is_empty());
     }
 }

@@ -2,8 +2,6 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::{Cause, cause};
-
 /// Current time in the apiserver's format: RFC 3339, UTC, second precision (`2026-01-02T03:04:05Z`).
 pub fn now() -> String {
     chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
@@ -46,47 +44,6 @@ pub fn owner_uids(obj: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn dns_chars_ok(s: &str, allow_dot: bool) -> bool {
-    s.chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (allow_dot && c == '.'))
-        && s.chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && s.chars()
-            .last()
-            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-}
-
-/// Validate an object name: a DNS-1123 label for namespaces (and other `label_only` kinds),
-/// a DNS-1123 subdomain otherwise. Returns the `Invalid` cause on failure.
-pub fn validate_name(name: &str, label_only: bool) -> Result<(), Cause> {
-    let (max, allow_dot, what, example) = if label_only {
-        (63, false, "RFC 1123 label", "'my-name',  or '123-abc'")
-    } else {
-        (253, true, "RFC 1123 subdomain", "'example.com'")
-    };
-    if name.len() > max || !dns_chars_ok(name, allow_dot) {
-        let rule = if allow_dot {
-            "must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"
-        } else {
-            "must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"
-        };
-        return Err(cause(
-            "metadata.name",
-            "FieldValueInvalid",
-            format!(
-                "Invalid value: \"{name}\": a lowercase {what} {rule} (e.g. {example}){}",
-                if name.len() > max {
-                    format!(", must be no more than {max} characters")
-                } else {
-                    String::new()
-                }
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// Five random characters from the apiserver's generateName alphabet (no vowels, no
@@ -165,13 +122,7 @@ mod tests {
     }
 
     #[test]
-    fn names() {
-        assert!(validate_name("a-b.c", false).is_ok());
-        assert!(validate_name("a-b.c", true).is_err());
-        assert!(validate_name("Abc", false).is_err());
-        assert!(validate_name("-a", false).is_err());
-        assert!(validate_name("", false).is_err());
-        assert!(validate_name(&"a".repeat(64), true).is_err());
+    fn generated_suffixes() {
         assert_eq!(random_suffix().len(), 5);
     }
 

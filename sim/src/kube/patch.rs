@@ -10,7 +10,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::ApiError;
+use crate::kube::error::ApiError;
 
 /// Media types of PATCH bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

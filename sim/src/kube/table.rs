@@ -7,7 +7,7 @@
 
 use serde_json::{Value, json};
 
-use crate::registry::KindInfo;
+use super::registry::KindInfo;
 
 /// Whether an `Accept` header asks for a Table.
 pub fn wants_table(accept: &str) -> bool {
@@ -220,9 +220,9 @@ pub fn to_table(kind: &KindInfo, items: &[Value], list_meta: Value, include: Inc
         "name": "Name", "type": "string", "format": "name", "priority": 0,
         "description": "Name must be unique within a namespace.",
     })];
-    for c in kind.columns {
+    for c in &kind.columns {
         columns.push(json!({
-            "name": c.name, "type": c.type_, "format": "", "priority": 0,
+            "name": c.name, "type": c.type_, "format": "", "priority": c.priority,
             "description": format!("Custom resource definition column (in JSONPath format): {}", c.path),
         }));
     }
@@ -234,8 +234,8 @@ pub fn to_table(kind: &KindInfo, items: &[Value], list_meta: Value, include: Inc
         .iter()
         .map(|obj| {
             let mut cells = vec![obj.pointer("/metadata/name").cloned().unwrap_or(Value::Null)];
-            for c in kind.columns {
-                cells.push(cell(obj, c.path, c.type_));
+            for c in &kind.columns {
+                cells.push(cell(obj, &c.path, &c.type_));
             }
             cells.push(age(obj));
             let mut row = json!({"cells": cells});

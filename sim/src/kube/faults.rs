@@ -19,7 +19,7 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use ferry_sim::Sim;
-//! use ferry_sim::faults::{FaultAction, FaultRule, InjectedError, Verb};
+//! use ferry_sim::kube::faults::{FaultAction, FaultRule, InjectedError, Verb};
 //! let sim = Sim::start("mgmt1").await?;
 //! // Every second GET of a ConfigMap in namespace `ns` answers 500.
 //! let id = sim.faults().add(
@@ -52,7 +52,8 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::registry::Registry;
+use super::registry::Registry;
+use super::store::Store;
 
 /// Errors of this module.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -539,8 +540,8 @@ impl RequestInfo {
 pub struct FaultState {
     /// The rules.
     pub plan: FaultPlan,
-    /// Resolves resources to kinds for rule matching.
-    pub registry: Registry,
+    /// Resolves resources to kinds for rule matching (through what it serves now).
+    pub store: Store,
 }
 
 /// The middleware: classify the request, consult the plan, and interfere.
@@ -548,7 +549,12 @@ pub async fn inject(State(state): State<FaultState>, req: Request, next: Next) -
     if state.plan.is_empty() {
         return next.run(req).await;
     }
-    let info = RequestInfo::classify(req.method(), req.uri().path(), req.uri().query(), &state.registry);
+    let info = RequestInfo::classify(
+        req.method(),
+        req.uri().path(),
+        req.uri().query(),
+        &state.store.registry(),
+    );
     let Some(action) = state.plan.decide(&info) else {
         return next.run(req).await;
     };

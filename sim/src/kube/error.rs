@@ -7,7 +7,8 @@
 
 use serde_json::{Value, json};
 
-use crate::registry::KindInfo;
+use super::field::{self, Cause};
+use super::registry::KindInfo;
 
 /// The machine-readable `reason` of a failed request, with its HTTP status code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,17 +75,6 @@ impl Reason {
     }
 }
 
-/// One entry of `details.causes` (mostly used by `Invalid`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cause {
-    /// Machine-readable cause, e.g. `FieldValueInvalid`, `FieldValueRequired`.
-    pub reason: String,
-    /// Human-readable text, e.g. `Invalid value: "A": ...`.
-    pub message: String,
-    /// Dotted path of the offending field, e.g. `metadata.name`.
-    pub field: String,
-}
-
 /// `details` of a `Status`: which object the error is about.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Details {
@@ -113,11 +103,7 @@ pub struct ApiError {
 /// `configmaps` for the core group, `deployments.apps` otherwise: the "qualified resource"
 /// the real server puts in messages.
 fn qualified(kind: &KindInfo) -> String {
-    if kind.group.is_empty() {
-        kind.plural.to_string()
-    } else {
-        format!("{}.{}", kind.plural, kind.group)
-    }
+    kind.qualified_resource()
 }
 
 fn resource_details(kind: &KindInfo, name: &str) -> Box<Details> {
@@ -209,24 +195,36 @@ impl ApiError {
         }
     }
 
-    /// 422 Invalid with one cause per field error. `causes` are `(field, reason, detail)`.
+    /// 422 Invalid with one cause per field error, worded as `errors.NewInvalid` words it:
+    /// `Kind.group "name" is invalid: <errors>` (one error bare, several in brackets).
     pub fn invalid(kind: &KindInfo, name: &str, causes: Vec<Cause>) -> Self {
-        let joined = causes
-            .iter()
-            .map(|c| format!("{}: {}", c.field, c.message))
-            .collect::<Vec<_>>();
-        let body = if joined.len() == 1 {
-            joined.join("")
+        Self::invalid_group_kind(&kind.group, &kind.kind, name, causes)
+    }
+
+    /// [`ApiError::invalid`] for a group and kind given as strings (`""`, `""` for the
+    /// options errors upstream reports against an empty GroupKind).
+    pub fn invalid_group_kind(group: &str, kind: &str, name: &str, causes: Vec<Cause>) -> Self {
+        let gk = if group.is_empty() {
+            kind.to_string()
         } else {
-            format!("[{}]", joined.join(", "))
+            format!("{kind}.{group}")
+        };
+        let message = if causes.is_empty() {
+            format!("{gk} {} is invalid", field::go_quote(name))
+        } else {
+            format!(
+                "{gk} {} is invalid: {}",
+                field::go_quote(name),
+                field::aggregate(&causes)
+            )
         };
         ApiError {
             reason: Reason::Invalid,
-            message: format!("{} \"{}\" is invalid: {}", kind.kind, name, body),
+            message,
             details: Box::new(Details {
-                name: Some(name.to_string()),
-                group: (!kind.group.is_empty()).then(|| kind.group.to_string()),
-                kind: Some(kind.kind.to_string()),
+                name: (!name.is_empty()).then(|| name.to_string()),
+                group: (!group.is_empty()).then(|| group.to_string()),
+                kind: (!kind.is_empty()).then(|| kind.to_string()),
                 causes,
             }),
         }
@@ -328,15 +326,6 @@ impl ApiError {
     }
 }
 
-/// Shorthand for a field-level `Invalid` cause.
-pub fn cause(field: &str, reason: &str, message: impl Into<String>) -> Cause {
-    Cause {
-        reason: reason.to_string(),
-        message: message.into(),
-        field: field.to_string(),
-    }
-}
-
 /// Errors of starting or running the simulator itself (not API errors).
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
@@ -361,4 +350,16 @@ pub enum SimError {
     /// An API error raised while seeding the store at start-up.
     #[error("seeding the store failed: {0}")]
     Seed(#[from] ApiError),
+    /// The CRDs to serve could not be loaded.
+    #[error(transparent)]
+    Crds(#[from] super::crd::CrdLoadError),
+    /// A CRD was refused when installed at start-up.
+    #[error("{origin}: the CustomResourceDefinition was refused: {source}")]
+    Crd {
+        /// The file (or cluster) it came from.
+        origin: String,
+        /// The API server's answer.
+        #[source]
+        source: ApiError,
+    },
 }

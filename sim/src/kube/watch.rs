@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::error::ApiError;
-use crate::registry::KindInfo;
-use crate::store::{WatchEvent, Watcher};
+use super::error::ApiError;
+use super::registry::{Kind, KindInfo};
+use super::store::{Store, WatchEvent, Watcher};
 
 /// Per-request watch settings.
 #[derive(Debug, Clone)]
@@ -36,8 +36,12 @@ fn line(event_type: &str, object: &Value) -> Bytes {
     Bytes::from(s)
 }
 
-fn event_line(ev: &WatchEvent) -> Bytes {
-    line(ev.event_type.as_str(), &ev.object)
+/// One event, its object shown in the version the client watches.
+fn event_line(store: &Store, kind: &KindInfo, ev: &WatchEvent) -> Bytes {
+    match store.view(kind, &ev.object) {
+        Ok(obj) => line(ev.event_type.as_str(), &obj),
+        Err(e) => line("ERROR", &e.to_status()),
+    }
 }
 
 fn bookmark(kind: &KindInfo, rv: u64, initial_end: bool) -> Bytes {
@@ -52,7 +56,8 @@ fn bookmark(kind: &KindInfo, rv: u64, initial_end: bool) -> Bytes {
 }
 
 struct StreamState {
-    kind: &'static KindInfo,
+    kind: Kind,
+    store: Store,
     watcher: Option<Watcher>,
     error: Option<ApiError>,
     settings: WatchSettings,
@@ -76,7 +81,7 @@ async fn next_chunk(st: &mut StreamState) -> Option<Bytes> {
         if st.settings.send_initial_events && !st.initial_end_sent && !watcher.in_initial_events() {
             st.initial_end_sent = true;
             if let Some(rv) = watcher.bookmark() {
-                return Some(bookmark(st.kind, rv, true));
+                return Some(bookmark(&st.kind, rv, true));
             }
         }
         let deadline = st.deadline;
@@ -92,14 +97,14 @@ async fn next_chunk(st: &mut StreamState) -> Option<Bytes> {
             _ = wait_down(&mut st.shutdown) => return None,
             _ = sleep => return None,
             ev = watcher.next() => match ev {
-                Ok(ev) => return Some(event_line(&ev)),
+                Ok(ev) => return Some(event_line(&st.store, &st.kind, &ev)),
                 Err(e) => {
                     st.error = Some(e);
                 }
             },
             _ = st.ticker.tick(), if bookmarks => {
                 if let Some(rv) = watcher.bookmark() {
-                    return Some(bookmark(st.kind, rv, false));
+                    return Some(bookmark(&st.kind, rv, false));
                 }
             }
         }
@@ -109,7 +114,8 @@ async fn next_chunk(st: &mut StreamState) -> Option<Bytes> {
 /// Stream a watch. `watcher` is `Err` when the start resourceVersion is already too old: the
 /// real apiserver answers 200 with a single ERROR event in that case too.
 pub fn respond(
-    kind: &'static KindInfo,
+    kind: Kind,
+    store: Store,
     watcher: Result<Watcher, ApiError>,
     settings: WatchSettings,
     shutdown: watch::Receiver<bool>,
@@ -121,6 +127,7 @@ pub fn respond(
     };
     let state = StreamState {
         kind,
+        store,
         watcher,
         error,
         // `checked_add`: a huge timeoutSeconds must not overflow (and panic); it means "never".

@@ -16,7 +16,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! use ferry_sim::s3::SigV4S3Server;
+//! use ferry_sim::services::SigV4S3Server;
 //! let dir = std::env::temp_dir().join("ferry-s3-demo");
 //! let s3 = SigV4S3Server::start(&dir, "AKIDEXAMPLE", "secret").await?;
 //! println!("S3 at {} with key {}", s3.url(), s3.access_key());

@@ -7,7 +7,7 @@
 //!
 //! [hosted_cluster]
 //! namespace = "clusters"
-//! name = "demo.one"
+//! name = "demo-one"
 //! availability_policy = "SingleReplica"
 //! external_dns_domain = "guest.example.com"
 //!
@@ -66,6 +66,51 @@ pub struct Scenario {
     /// Names of other HostedClusters in the same namespace (they must survive the DR).
     #[serde(default)]
     pub other_hosted_clusters: Vec<String>,
+    /// Instances beyond the NodePools' replicas (a surge during a rollout): more Ready nodes
+    /// than the NodePools ask for.
+    #[serde(default)]
+    pub surge_nodes: u32,
+    /// Whether Cluster API's deprecated `v1beta1` is still served (newer CAPI releases stop
+    /// serving it; `false` rehearses that).
+    #[serde(default = "default_true")]
+    pub capi_v1beta1_served: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// How the APIServer is published (`spec.services[APIServer].servicePublishingStrategy.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum Publishing {
+    /// A Route with a hostname, published by external-dns' route source.
+    #[default]
+    Route,
+    /// A LoadBalancer Service whose external-dns annotation carries the hostname.
+    LoadBalancer,
+}
+
+/// `spec.platform.aws.endpointAccess`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum EndpointAccess {
+    /// Public endpoints only.
+    #[default]
+    Public,
+    /// Public endpoints and a PrivateLink endpoint.
+    PublicAndPrivate,
+    /// A PrivateLink endpoint only.
+    Private,
+}
+
+impl EndpointAccess {
+    /// The API value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndpointAccess::Public => "Public",
+            EndpointAccess::PublicAndPrivate => "PublicAndPrivate",
+            EndpointAccess::Private => "Private",
+        }
+    }
 }
 
 fn default_clusters() -> Vec<String> {
@@ -96,6 +141,17 @@ pub struct HostedClusterSpec {
     /// `spec.infraID` (default: the name with dots replaced and a suffix).
     #[serde(default)]
     pub infra_id: Option<String>,
+    /// How the APIServer is published.
+    #[serde(default)]
+    pub api_publishing: Publishing,
+    /// Public, PublicAndPrivate or Private endpoints.
+    #[serde(default)]
+    pub endpoint_access: EndpointAccess,
+    /// Identity providers and other `spec.configuration` references whose Secrets and
+    /// ConfigMaps have names unrelated to the hosted cluster's (htpasswd, OpenID client secret
+    /// and CA, OAuth templates, client CA, trusted CAs, scheduler policy, ...).
+    #[serde(default)]
+    pub identity_providers: bool,
 }
 
 fn default_namespace() -> String {

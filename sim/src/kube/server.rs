@@ -12,12 +12,13 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api::{self, AppState};
-use crate::error::SimError;
-use crate::faults::{self, ConnHandle, FaultListener, FaultPlan, FaultState};
-use crate::portforward::PortForwards;
-use crate::registry::{self, Registry};
-use crate::store::{DEFAULT_HISTORY_LIMIT, Store, WriteOptions};
+use super::api::{self, AppState};
+use super::crd::CrdSource;
+use super::error::SimError;
+use super::faults::{self, ConnHandle, FaultListener, FaultPlan, FaultState};
+use super::portforward::PortForwards;
+use super::registry::{self, Registry};
+use super::store::{DEFAULT_HISTORY_LIMIT, Store, WriteOptions};
 
 /// Namespaces every real cluster starts with.
 pub const DEFAULT_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
@@ -29,8 +30,11 @@ pub struct SimOptions {
     pub name: String,
     /// Listen address; the default `127.0.0.1:0` picks a free port.
     pub addr: SocketAddr,
-    /// Kinds served.
+    /// Kinds served before any CRD (the core kinds, plus the HyperShift fallback rows when
+    /// `crds` is [`CrdSource::Builtin`]).
     pub registry: Registry,
+    /// CustomResourceDefinitions installed at start, through the API as `kubectl apply` would.
+    pub crds: CrdSource,
     /// Events kept for watch resumption.
     pub history_limit: usize,
     /// BOOKMARK period for watches with `allowWatchBookmarks=true`.
@@ -49,6 +53,7 @@ impl SimOptions {
             name: name.to_string(),
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             registry: Registry::builtin(),
+            crds: CrdSource::Builtin,
             history_limit: DEFAULT_HISTORY_LIMIT,
             bookmark_interval: Duration::from_secs(10),
             default_namespaces: true,
@@ -85,7 +90,28 @@ impl Sim {
 
     /// Start a server with explicit options.
     pub async fn start_with(opts: SimOptions) -> Result<Sim, SimError> {
-        let store = Store::new(opts.registry.clone(), opts.history_limit);
+        let registry = match &opts.crds {
+            // Without CRDs, the minimal rows serve HyperShift's kinds; with them, the CRDs do.
+            CrdSource::Builtin => opts.registry.clone(),
+            _ => {
+                let mut reg = opts.registry.clone();
+                for k in registry::hypershift_fallback() {
+                    reg.uninstall(&k.group, &k.plural);
+                }
+                reg
+            }
+        };
+        let store = Store::new(registry, opts.history_limit);
+        for (origin, crd) in opts.crds.load().map_err(SimError::Crds)? {
+            store
+                .create(
+                    &registry::CUSTOM_RESOURCE_DEFINITION,
+                    None,
+                    crd,
+                    &WriteOptions::default(),
+                )
+                .map_err(|source| SimError::Crd { origin, source })?;
+        }
         if opts.default_namespaces {
             for ns in DEFAULT_NAMESPACES {
                 store.create(
@@ -118,7 +144,7 @@ impl Sim {
         });
         let fault_state = FaultState {
             plan: opts.faults.clone(),
-            registry: opts.registry.clone(),
+            store: store.clone(),
         };
         // Faults run inside the logging layer so that injected answers are logged too.
         let app = Router::new()

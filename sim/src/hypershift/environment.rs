@@ -1,0 +1,992 @@
+//! [`Environment`]: HyperShift management clusters, the source seeded with a realistic hosted
+//! cluster from a [`Scenario`], and the hosted cluster's own API.
+//!
+//! Each management cluster serves the CRDs of [`EnvironmentOptions::crds`] with HyperShift
+//! installed as `hypershift install` installs it: the CAPI kinds stored as `v1beta2` behind the
+//! HO's conversion webhook ([`super::capi::convert`]), the Deployments `hypershift/operator`
+//! and (optionally) `hypershift/external-dns`, and the controllers of [`super::controllers`].
+//!
+//! Seeded on the source, all valid against the upstream CRDs (HC namespace `ns`, control-plane
+//! namespace `ns-name` with `.` → `-`):
+//! - HC namespace: the HostedCluster (its control plane built by the controllers), its
+//!   NodePools, the Secrets and ConfigMaps it references (pull secret, SSH key, encryption key,
+//!   trust bundle; with `identity_providers`, the `spec.configuration` references under names
+//!   unrelated to the hosted cluster), and the other HostedClusters of the scenario;
+//! - control-plane namespace: what Cluster API made of the NodePools (MachineDeployments,
+//!   MachineSets, Machines, AWSMachines, AWSMachineTemplates, owned as CAPI owns them, with
+//!   their finalizers), their EC2 instances ([`super::aws::Ec2`]), secrets the backup carries
+//!   (`root-ca`, `kube-apiserver-cert`, scenario `carry_secrets`) and secrets it must leave
+//!   (`builder-dockercfg-*`, `default-token-*`, `oauth-openshift-*`, `token-<hc>-*`, scenario
+//!   `leave_secrets`).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Value, json};
+
+use super::aws::{Ec2, Instance};
+use super::context::ControllersOptions;
+use super::controllers::{Controllers, ControllersError};
+use super::hosted::{ApiResolver, HostedApiOptions, HostedClusterApi, running_on};
+use super::scenario::{EndpointAccess, Publishing, Scenario};
+use super::{Condition, capi, hcp_namespace};
+use crate::kube::crd::CrdSource;
+use crate::kube::error::{ApiError, Reason, SimError};
+use crate::kube::patch::Patch;
+use crate::kube::registry::{self, KindInfo, Registry};
+use crate::kube::server::{Sim, SimOptions};
+use crate::kube::store::{ListOptions, Store, WriteOptions};
+
+/// Errors of starting an environment.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvironmentError {
+    /// A simulator failed to start or write its kubeconfig.
+    #[error(transparent)]
+    Sim(#[from] SimError),
+    /// Seeding an object failed.
+    #[error("cannot seed {what}: {source}")]
+    Seed {
+        /// The object.
+        what: String,
+        /// The API error.
+        source: ApiError,
+    },
+    /// The controllers failed to start.
+    #[error(transparent)]
+    Controllers(#[from] ControllersError),
+    /// The hosted control plane did not come up in time.
+    #[error("the hosted control plane of {0} did not become available: {1}")]
+    NotAvailable(String, String),
+    /// Seeding etcd keys failed.
+    #[error(transparent)]
+    Etcd(#[from] crate::hypershift::etcd::HostedEtcdError),
+    /// The scenario names no management cluster.
+    #[error("the scenario names no management cluster")]
+    NoClusters,
+    /// The kubeconfig directory could not be created.
+    #[error("cannot create {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Route53, for the kubelets' view of the API hostname.
+#[derive(Debug, Clone)]
+pub struct DnsLookup {
+    /// Route53 endpoint (moto's URL).
+    pub endpoint_url: String,
+    /// The hosted zone.
+    pub zone_id: String,
+    /// Signing region.
+    pub region: String,
+}
+
+/// How to start an [`Environment`].
+#[derive(Debug, Clone)]
+pub struct EnvironmentOptions {
+    /// Run real hosted etcds (needs etcd binaries).
+    pub hosted_etcd: bool,
+    /// How long to wait for the source's control plane.
+    pub ready_timeout: Duration,
+    /// Start the hosted cluster's own API ([`HostedClusterApi`]).
+    pub hosted_api: bool,
+    /// How long the control plane must be reachable before the hosted cluster's Nodes turn
+    /// Ready.
+    pub node_ready_delay: Duration,
+    /// Seed a `hypershift/external-dns` Deployment on every management cluster.
+    pub external_dns: Option<ExternalDnsDeployment>,
+    /// The CA (PEM) `etcd-init` trusts for `https://` restore URLs (the S3 of a drill).
+    pub restore_trusted_ca: Option<String>,
+    /// The CRDs every management cluster serves.
+    pub crds: CrdSource,
+    /// Route53, where kubelets look up the API hostname (`None`: they reach wherever the
+    /// control plane runs).
+    pub dns: Option<DnsLookup>,
+    /// How long a deleted pod takes to terminate.
+    pub pod_termination: Duration,
+}
+
+impl Default for EnvironmentOptions {
+    fn default() -> Self {
+        EnvironmentOptions {
+            hosted_etcd: true,
+            ready_timeout: Duration::from_secs(60),
+            hosted_api: true,
+            node_ready_delay: Duration::from_secs(2),
+            external_dns: None,
+            restore_trusted_ca: None,
+            crds: CrdSource::Builtin,
+            dns: None,
+            pod_termination: Duration::from_millis(500),
+        }
+    }
+}
+
+/// How the seeded `hypershift/external-dns` Deployments are configured.
+#[derive(Debug, Clone)]
+pub struct ExternalDnsDeployment {
+    /// Owner id prefix: management cluster `c` gets `--txt-owner-id=<prefix><c>`.
+    pub owner_id_prefix: String,
+    /// `--txt-suffix`.
+    pub txt_suffix: String,
+}
+
+impl ExternalDnsDeployment {
+    /// The `--txt-owner-id` of management cluster `cluster`.
+    pub fn owner_id(&self, cluster: &str) -> String {
+        format!("{}{cluster}", self.owner_id_prefix)
+    }
+}
+
+/// The container args of HyperShift's external-dns Deployment
+/// (`cmd/install/assets/hypershift_operator.go`, `ExternalDNSDeployment`).
+pub fn external_dns_args(domain: &str, txt_suffix: &str, owner_id: &str) -> Vec<String> {
+    vec![
+        "--source=service".to_string(),
+        "--source=openshift-route".to_string(),
+        format!("--domain-filter={domain}"),
+        "--provider=aws".to_string(),
+        "--registry=txt".to_string(),
+        format!("--txt-suffix={txt_suffix}"),
+        format!("--txt-owner-id={owner_id}"),
+        "--label-filter=hypershift.openshift.io/route-visibility!=private".to_string(),
+        "--interval=1m".to_string(),
+        "--txt-cache-interval=1h".to_string(),
+    ]
+}
+
+/// Seeds the Deployment `hypershift/external-dns` with [`external_dns_args`] into `store`.
+pub fn seed_external_dns_deployment(
+    store: &Store,
+    domain: &str,
+    txt_suffix: &str,
+    owner_id: &str,
+) -> Result<(), EnvironmentError> {
+    namespace(store, "hypershift")?;
+    create(
+        store,
+        &registry::DEPLOYMENT,
+        "hypershift",
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "external-dns", "namespace": "hypershift", "labels": {"app": "external-dns"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "external-dns"}},
+                "template": {"metadata": {"labels": {"app": "external-dns"}},
+                    "spec": {"containers": [{"name": "external-dns",
+                        "image": "registry.k8s.io/external-dns/external-dns:sim",
+                        "args": external_dns_args(domain, txt_suffix, owner_id)}]}}},
+        }),
+    )
+}
+
+/// The CAPI core resources HyperShift installs with a conversion webhook.
+const CAPI_RESOURCES: &[&str] = &["clusters", "machines", "machinesets", "machinedeployments"];
+
+/// What `hypershift install` does to a management cluster's CRDs: the CAPI core kinds get the
+/// HO's conversion webhook (`cmd/install/install.go`: `conversion.strategy: Webhook`, service
+/// `hypershift/operator`, path `/convert`), and, when `v1beta1_served` is false, a CAPI that no
+/// longer serves `v1beta1`.
+pub fn install_hypershift(store: &Store, v1beta1_served: bool) -> Result<(), ApiError> {
+    for plural in CAPI_RESOURCES {
+        let name = format!("{plural}.{}", capi::CAPI_GROUP);
+        let Ok(crd) = store.get(&registry::CUSTOM_RESOURCE_DEFINITION, None, &name) else {
+            // Built-in rows (no CRD): nothing to convert between.
+            continue;
+        };
+        let mut versions = crd.pointer("/spec/versions").cloned().unwrap_or(json!([]));
+        if let Some(vs) = versions.as_array_mut() {
+            for v in vs {
+                if v.get("name").and_then(Value::as_str) == Some("v1beta1") {
+                    v["served"] = json!(v1beta1_served);
+                }
+            }
+        }
+        store.patch(
+            &registry::CUSTOM_RESOURCE_DEFINITION,
+            None,
+            &name,
+            &Patch::Merge(json!({"spec": {"versions": versions, "conversion": {"strategy": "Webhook", "webhook": {
+                "clientConfig": {"service": {"name": "operator", "namespace": "hypershift", "path": "/convert", "port": 443}},
+                "conversionReviewVersions": ["v1beta1", "v1beta2"]}}}})),
+            &WriteOptions::default(),
+        )?;
+        store.update_registry(|r| r.set_converter(capi::CAPI_GROUP, plural, Arc::new(capi::convert)));
+    }
+    Ok(())
+}
+
+/// One management cluster: its API server and controllers.
+#[derive(Debug)]
+pub struct ManagementCluster {
+    /// The API server.
+    pub sim: Sim,
+    /// The controllers (HyperShift operator, control-plane operators, Cluster API, pods).
+    pub controllers: Controllers,
+}
+
+/// Running management clusters, the first seeded from the scenario.
+#[derive(Debug)]
+pub struct Environment {
+    /// The clusters, in scenario order (source first).
+    pub clusters: Vec<ManagementCluster>,
+    /// The scenario.
+    pub scenario: Scenario,
+    /// The hosted cluster's API (shared by all management clusters), when started.
+    pub hosted: Option<HostedClusterApi>,
+    /// The account's EC2 instances.
+    pub ec2: Ec2,
+}
+
+/// The API hostname of the scenario's hosted cluster.
+pub fn api_hostname(sc: &Scenario, name: &str) -> String {
+    format!(
+        "api-{}.{}",
+        name.replace('.', "-"),
+        sc.hosted_cluster.external_dns_domain
+    )
+}
+
+/// A resolver of the API hostname through Route53: the management cluster whose load
+/// balancer the CNAME names (answers cached for half a second).
+fn route53_resolver(dns: &DnsLookup, host: String, clusters: Vec<String>) -> ApiResolver {
+    /// When the last answer was read, and which cluster it named.
+    type Answer = Option<(Instant, Option<usize>)>;
+    let cache: Arc<Mutex<Answer>> = Arc::new(Mutex::new(None));
+    let conf = aws_sdk_route53::Config::builder()
+        .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
+        .region(aws_sdk_route53::config::Region::new(dns.region.clone()))
+        .endpoint_url(&dns.endpoint_url)
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "sim",
+            "sim",
+            None,
+            None,
+            "ferry-sim",
+        ))
+        .build();
+    let client = aws_sdk_route53::Client::from_conf(conf);
+    let zone = dns.zone_id.clone();
+    Arc::new(move || {
+        let cache = cache.clone();
+        let client = client.clone();
+        let zone = zone.clone();
+        let host = host.clone();
+        let clusters = clusters.clone();
+        Box::pin(async move {
+            if let Some((at, v)) = *cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+                && at.elapsed() < Duration::from_millis(500)
+            {
+                return v;
+            }
+            let answer = client
+                .list_resource_record_sets()
+                .hosted_zone_id(&zone)
+                .start_record_name(&host)
+                .max_items(5)
+                .send()
+                .await
+                .ok()
+                .and_then(|out| {
+                    out.resource_record_sets()
+                        .iter()
+                        .find(|r| r.name().trim_end_matches('.') == host && r.r#type().as_str() != "TXT")
+                        .and_then(|r| r.resource_records().first().map(|v| v.value().to_string()))
+                });
+            let resolved =
+                answer.and_then(|target| clusters.iter().position(|c| target.contains(&format!(".{c}.elb."))));
+            *cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), resolved));
+            resolved
+        })
+    })
+}
+
+impl Environment {
+    /// Start every management cluster and its controllers, seed the source, and wait until its
+    /// hosted control plane is available (then write the scenario's etcd keys).
+    pub async fn start(scenario: Scenario, opts: EnvironmentOptions) -> Result<Environment, EnvironmentError> {
+        if scenario.management_clusters.is_empty() {
+            return Err(EnvironmentError::NoClusters);
+        }
+        let ec2 = Ec2::default();
+        let mut clusters = Vec::new();
+        for name in &scenario.management_clusters {
+            let sim = Sim::start_with(SimOptions {
+                registry: Registry::builtin(),
+                crds: opts.crds.clone(),
+                ..SimOptions::new(name)
+            })
+            .await?;
+            install_hypershift(sim.store(), scenario.capi_v1beta1_served).map_err(|source| EnvironmentError::Seed {
+                what: "the CAPI conversion webhook".into(),
+                source,
+            })?;
+            let mut co = ControllersOptions::new(name);
+            co.hosted_etcd = opts.hosted_etcd;
+            co.restore_trusted_ca = opts.restore_trusted_ca.clone();
+            co.region = scenario.hosted_cluster.region.clone();
+            co.workloads.termination = opts.pod_termination;
+            let controllers = Controllers::start(&sim, co, ec2.clone())?;
+            seed_operator_deployment(sim.store())?;
+            if let Some(ed) = &opts.external_dns {
+                seed_external_dns_deployment(
+                    sim.store(),
+                    &scenario.hosted_cluster.external_dns_domain,
+                    &ed.txt_suffix,
+                    &ed.owner_id(name),
+                )?;
+            }
+            clusters.push(ManagementCluster { sim, controllers });
+        }
+        let hosted = if opts.hosted_api {
+            let hc = &scenario.hosted_cluster;
+            let mut ho = HostedApiOptions::new(&hc.namespace, &hc.name, ec2.clone());
+            ho.node_ready_delay = opts.node_ready_delay;
+            if let Some(dns) = &opts.dns
+                && hc.endpoint_access != EndpointAccess::Private
+            {
+                ho.resolver = Some(route53_resolver(
+                    dns,
+                    api_hostname(&scenario, &hc.name),
+                    scenario.management_clusters.clone(),
+                ));
+            }
+            let stores = clusters.iter().map(|c| c.sim.store().clone()).collect();
+            Some(HostedClusterApi::start(ho, stores).await?)
+        } else {
+            None
+        };
+        let env = Environment {
+            clusters,
+            scenario,
+            hosted,
+            ec2,
+        };
+        env.seed_source(&opts).await?;
+        Ok(env)
+    }
+
+    /// The source (first) cluster.
+    pub fn source(&self) -> &ManagementCluster {
+        &self.clusters[0]
+    }
+
+    /// The destination (second) cluster, if any.
+    pub fn destination(&self) -> Option<&ManagementCluster> {
+        self.clusters.get(1)
+    }
+
+    /// The control-plane namespace of the scenario's hosted cluster.
+    pub fn hcp_namespace(&self) -> String {
+        hcp_namespace(
+            &self.scenario.hosted_cluster.namespace,
+            &self.scenario.hosted_cluster.name,
+        )
+    }
+
+    /// Which management cluster (index) runs the hosted cluster's control plane now.
+    pub fn running_on(&self) -> Option<usize> {
+        let hc = &self.scenario.hosted_cluster;
+        let opts = HostedApiOptions::new(&hc.namespace, &hc.name, self.ec2.clone());
+        let stores: Vec<Store> = self.clusters.iter().map(|c| c.sim.store().clone()).collect();
+        running_on(&opts, &stores)
+    }
+
+    /// Write `<cluster>.kubeconfig` for every cluster (and the hosted API) into `dir`; returns
+    /// (name, url, path).
+    pub fn write_kubeconfigs(&self, dir: &Path) -> Result<Vec<(String, String, PathBuf)>, EnvironmentError> {
+        std::fs::create_dir_all(dir).map_err(|source| EnvironmentError::Dir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut out = Vec::new();
+        for c in &self.clusters {
+            let name = c.sim.name().to_string();
+            let path = dir.join(format!("{name}.kubeconfig"));
+            c.sim.write_kubeconfig(&path, &name)?;
+            out.push((name, c.sim.url(), path));
+        }
+        if let Some(h) = &self.hosted {
+            let name = h.sim().name().to_string();
+            let path = dir.join(format!("{name}.kubeconfig"));
+            h.sim().write_kubeconfig(&path, &name)?;
+            out.push((name, h.sim().url(), path));
+        }
+        Ok(out)
+    }
+
+    /// The simplest restore there is, for tests of the simulated operators (not what ferry's
+    /// guest does): the scenario's HostedCluster and the Secrets and ConfigMaps of its
+    /// namespace re-created on management cluster `to`, with `url` as the single
+    /// `restoreSnapshotURL` and, when `annotate`, the restored-from-backup annotation.
+    /// Returns the created HostedCluster.
+    pub fn recreate_hosted_cluster(&self, to: usize, url: &str, annotate: bool) -> Result<Value, EnvironmentError> {
+        let hc = &self.scenario.hosted_cluster;
+        let dst = self.clusters.get(to).ok_or(EnvironmentError::NoClusters)?.sim.store();
+        let src = self.source().sim.store();
+        let seed = |what: String| move |source: ApiError| EnvironmentError::Seed { what, source };
+        namespace(dst, &hc.namespace)?;
+        for kind in [&*registry::SECRET, &*registry::CONFIG_MAP] {
+            let items = src
+                .list(kind, Some(&hc.namespace), &ListOptions::default())
+                .map_err(seed(format!("{}s of {}", kind.kind, hc.namespace)))?
+                .items;
+            for o in items {
+                create(dst, kind, &hc.namespace, portable(&o))?;
+            }
+        }
+        let mut obj = portable(
+            &src.get(&registry::HOSTED_CLUSTER, Some(&hc.namespace), &hc.name)
+                .map_err(seed(format!("HostedCluster {}/{}", hc.namespace, hc.name)))?,
+        );
+        obj["spec"]["etcd"]["managed"]["storage"]["restoreSnapshotURL"] = json!([url]);
+        if let Some(spec) = obj["spec"].as_object_mut() {
+            spec.remove("pausedUntil");
+        }
+        if annotate {
+            obj["metadata"]["annotations"][super::RESTORED_FROM_BACKUP_ANNOTATION] = json!("true");
+        }
+        dst.create(
+            &registry::HOSTED_CLUSTER,
+            Some(&hc.namespace),
+            obj,
+            &WriteOptions::default(),
+        )
+        .map_err(seed(format!("HostedCluster {}/{} on {}", hc.namespace, hc.name, to)))
+    }
+
+    /// Stop controllers (and their etcds) and servers.
+    pub async fn shutdown(self) {
+        if let Some(h) = self.hosted {
+            h.shutdown().await;
+        }
+        for c in self.clusters {
+            c.controllers.shutdown().await;
+            c.sim.shutdown().await;
+        }
+    }
+
+    async fn seed_source(&self, opts: &EnvironmentOptions) -> Result<(), EnvironmentError> {
+        let src = self.source();
+        let store = src.sim.store();
+        let sc = &self.scenario;
+        let hc = &sc.hosted_cluster;
+        let ns = hc.namespace.as_str();
+        let cp_ns = self.hcp_namespace();
+        let infra = hc.infra_id();
+        namespace(store, ns)?;
+        for name in std::iter::once(hc.name.as_str()).chain(sc.other_hosted_clusters.iter().map(String::as_str)) {
+            seed_references(store, ns, name)?;
+        }
+        if hc.identity_providers {
+            seed_configuration_refs(store, ns)?;
+        }
+        create(
+            store,
+            &registry::HOSTED_CLUSTER,
+            ns,
+            hosted_cluster(sc, &hc.name, &infra),
+        )?;
+        for other in &sc.other_hosted_clusters {
+            create(
+                store,
+                &registry::HOSTED_CLUSTER,
+                ns,
+                hosted_cluster(sc, other, &format!("{}-infra", other.replace('.', "-"))),
+            )?;
+        }
+        for np in &sc.node_pools {
+            create(
+                store,
+                &registry::NODE_POOL,
+                ns,
+                json!({
+                    "apiVersion": "hypershift.openshift.io/v1beta1", "kind": "NodePool",
+                    "metadata": {"name": np.name, "namespace": ns},
+                    "spec": {
+                        "clusterName": hc.name,
+                        "replicas": np.replicas,
+                        "management": {"upgradeType": "Replace", "autoRepair": false},
+                        "platform": {"type": "AWS", "aws": {"instanceType": np.instance_type,
+                            "instanceProfile": format!("{infra}-worker"),
+                            "subnet": {"id": format!("subnet-{}", short_hash(&hc.name))}}},
+                        "release": {"image": hc.release_image},
+                    },
+                }),
+            )?;
+        }
+        // The operators build the control plane; wait until it is available.
+        let deadline = Instant::now() + opts.ready_timeout;
+        loop {
+            let hcp = store.get(&registry::HOSTED_CONTROL_PLANE, Some(&cp_ns), &hc.name).ok();
+            let available = hcp
+                .as_ref()
+                .and_then(|h| Condition::read(h, "Available"))
+                .is_some_and(|c| c.status == "True");
+            if available {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(EnvironmentError::NotAvailable(
+                    cp_ns.clone(),
+                    format!(
+                        "HostedControlPlane conditions: {}; controller log: {:?}",
+                        hcp.and_then(|h| h.pointer("/status/conditions").cloned())
+                            .unwrap_or(Value::Null),
+                        src.controllers.log().entries()
+                    ),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if opts.hosted_etcd
+            && let Some(client) = src.controllers.etcd_client(&cp_ns)
+        {
+            for (k, v) in &sc.etcd_keys {
+                client.put(k, v).await?;
+            }
+        }
+        self.seed_capi(store, &cp_ns, &infra)?;
+        // Control-plane namespace secrets: carried by the backup ...
+        for name in ["root-ca", "kube-apiserver-cert"]
+            .into_iter()
+            .map(str::to_string)
+            .chain(sc.carry_secrets.iter().cloned())
+        {
+            secret(store, &cp_ns, &name, "Opaque", "tls.crt", "simulated")?;
+        }
+        // ... and left by its filters (docker, service-account-token, oauth-openshift, token-<hc>).
+        secret(
+            store,
+            &cp_ns,
+            "builder-dockercfg-x7k2p",
+            "kubernetes.io/dockercfg",
+            ".dockercfg",
+            "{}",
+        )?;
+        secret(
+            store,
+            &cp_ns,
+            "default-token-x7k2p",
+            "kubernetes.io/service-account-token",
+            "token",
+            "simulated",
+        )?;
+        secret(
+            store,
+            &cp_ns,
+            "oauth-openshift-session-x7k2p",
+            "Opaque",
+            "session",
+            "simulated",
+        )?;
+        for np in &sc.node_pools {
+            secret(
+                store,
+                &cp_ns,
+                &format!("token-{}-{}", hc.name, np.name),
+                "Opaque",
+                "token",
+                "simulated",
+            )?;
+        }
+        for name in &sc.leave_secrets {
+            secret(store, &cp_ns, name, "Opaque", "token", "simulated")?;
+        }
+        Ok(())
+    }
+
+    /// What Cluster API made of the NodePools (`v1beta2`, as CAPI writes it), and the instances.
+    fn seed_capi(&self, store: &Store, cp_ns: &str, infra: &str) -> Result<(), EnvironmentError> {
+        let hc = &self.scenario.hosted_cluster;
+        let hc_key = format!("{}/{}", hc.namespace, hc.name);
+        // CAPI writes its objects in the version it stores (v1beta2); without CRDs, the
+        // built-in rows serve only v1beta1.
+        let (md_kind, ms_kind, m_kind) = (
+            capi::kind_in(store, &registry::MACHINE_DEPLOYMENT, "v1beta2"),
+            capi::kind_in(store, &registry::MACHINE_SET, "v1beta2"),
+            capi::kind_in(store, &registry::MACHINE, "v1beta2"),
+        );
+        let served_v1beta2 = md_kind.version == "v1beta2";
+        let api_version = format!("cluster.x-k8s.io/{}", md_kind.version);
+        let infra_ref = |kind: &str, name: &str| {
+            if served_v1beta2 {
+                json!({"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": kind, "name": name})
+            } else {
+                json!({"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2", "kind": kind, "name": name, "namespace": cp_ns})
+            }
+        };
+        let mut surge = self.scenario.surge_nodes;
+        for (pool_index, np) in self.scenario.node_pools.iter().enumerate() {
+            let template = format!("{}-{}", np.name, short_hash(&format!("{infra}/{}/template", np.name)));
+            let ms = format!("{}-{}", np.name, short_hash(&format!("{infra}/{}/ms", np.name)));
+            let labels = json!({super::CAPI_CLUSTER_LABEL: infra, super::NODE_POOL_LABEL: np.name});
+            create(
+                store,
+                &registry::AWS_MACHINE_TEMPLATE,
+                cp_ns,
+                json!({
+                    "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2", "kind": "AWSMachineTemplate",
+                    "metadata": {"name": template, "namespace": cp_ns, "labels": labels},
+                    "spec": {"template": {"spec": {"instanceType": np.instance_type,
+                        "iamInstanceProfile": format!("{infra}-worker")}}},
+                }),
+            )?;
+            let spec_template = json!({"metadata": {"labels": {super::NODE_POOL_LABEL: np.name}},
+                "spec": {"clusterName": infra, "bootstrap": {"dataSecretName": format!("user-data-{}", np.name)},
+                    "infrastructureRef": infra_ref("AWSMachineTemplate", &template)}});
+            let md = create_get(
+                store,
+                &md_kind,
+                cp_ns,
+                json!({
+                    "apiVersion": api_version, "kind": "MachineDeployment",
+                    "metadata": {"name": np.name, "namespace": cp_ns, "labels": labels,
+                        "annotations": {super::CLUSTER_ANNOTATION: hc_key}},
+                    "spec": {"clusterName": infra, "replicas": np.replicas,
+                        "selector": {"matchLabels": {super::NODE_POOL_LABEL: np.name}},
+                        "template": spec_template},
+                    "status": {"replicas": np.replicas, "readyReplicas": np.replicas, "phase": "Running"},
+                }),
+            )?;
+            let owner = |o: &Value, kind: &str| {
+                json!([{"apiVersion": api_version, "kind": kind, "name": super::name_of(o),
+                    "uid": o.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
+                    "controller": true, "blockOwnerDeletion": true}])
+            };
+            let ms_obj = create_get(
+                store,
+                &ms_kind,
+                cp_ns,
+                json!({
+                    "apiVersion": api_version, "kind": "MachineSet",
+                    "metadata": {"name": ms, "namespace": cp_ns, "labels": labels, "ownerReferences": owner(&md, "MachineDeployment")},
+                    "spec": {"clusterName": infra, "replicas": np.replicas,
+                        "selector": {"matchLabels": {super::NODE_POOL_LABEL: np.name}},
+                        "template": spec_template},
+                    "status": {"replicas": np.replicas, "readyReplicas": np.replicas},
+                }),
+            )?;
+            let extra = std::mem::take(&mut surge);
+            for i in 0..np.replicas {
+                let machine = format!("{ms}-{}", short_hash(&format!("{ms}/{i}")).get(5..).unwrap_or("m0000"));
+                let aws_machine = format!(
+                    "{}-{}",
+                    np.name,
+                    short_hash(&format!("{ms}/{i}/aws")).get(5..).unwrap_or("a0000")
+                );
+                // Pools are told apart by their position: names that differ in one letter must
+                // not share instance IDs or node names.
+                let provider_id = format!("aws:///{}a/i-0{:07x}{:08x}", hc.region, pool_index + 1, i);
+                let node = format!("ip-10-0-{}-{}.ec2.internal", pool_index + 1, 10 + i);
+                let m = create_get(
+                    store,
+                    &m_kind,
+                    cp_ns,
+                    json!({
+                        "apiVersion": api_version, "kind": "Machine",
+                        "metadata": {"name": machine, "namespace": cp_ns, "labels": labels,
+                            "finalizers": [capi::MACHINE_FINALIZER], "ownerReferences": owner(&ms_obj, "MachineSet")},
+                        "spec": {"clusterName": infra, "bootstrap": {"dataSecretName": format!("user-data-{}", np.name)},
+                            "infrastructureRef": infra_ref("AWSMachine", &aws_machine), "providerID": provider_id},
+                        "status": {"phase": "Running", "nodeRef": if served_v1beta2 { json!({"name": node}) } else { json!({"kind": "Node", "name": node}) }},
+                    }),
+                )?;
+                create(
+                    store,
+                    &registry::AWS_MACHINE,
+                    cp_ns,
+                    json!({
+                        "apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2", "kind": "AWSMachine",
+                        "metadata": {"name": aws_machine, "namespace": cp_ns, "labels": labels,
+                            "finalizers": [capi::AWS_MACHINE_FINALIZER],
+                            "ownerReferences": [{"apiVersion": api_version, "kind": "Machine", "name": machine,
+                                "uid": m.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
+                                "controller": true, "blockOwnerDeletion": true}]},
+                        "spec": {"instanceType": np.instance_type, "providerID": provider_id},
+                        "status": {"ready": true, "instanceState": "running"},
+                    }),
+                )?;
+                self.ec2.launch(Instance {
+                    provider_id,
+                    node_name: node,
+                    node_pool: np.name.clone(),
+                    hosted_cluster: hc_key.clone(),
+                    terminated: false,
+                });
+            }
+            for s in 0..extra {
+                self.ec2.launch(Instance {
+                    provider_id: format!("aws:///{}a/i-0surge{:011x}", hc.region, s),
+                    node_name: format!("ip-10-0-200-{}.ec2.internal", 10 + s),
+                    node_pool: np.name.clone(),
+                    hosted_cluster: hc_key.clone(),
+                    terminated: false,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The HostedCluster of the scenario (or one of its siblings), valid against the upstream CRD.
+fn hosted_cluster(sc: &Scenario, name: &str, infra: &str) -> Value {
+    let hc = &sc.hosted_cluster;
+    let domain = &hc.external_dns_domain;
+    let api = api_hostname(sc, name);
+    let api_strategy = match hc.api_publishing {
+        Publishing::Route => json!({"type": "Route", "route": {"hostname": api}}),
+        Publishing::LoadBalancer => json!({"type": "LoadBalancer", "loadBalancer": {"hostname": api}}),
+    };
+    let arn = |role: &str| format!("arn:aws:iam::123456789012:role/{infra}-{role}");
+    let mut spec = json!({
+        "release": {"image": hc.release_image},
+        "infraID": infra,
+        "controllerAvailabilityPolicy": hc.availability_policy,
+        "infrastructureAvailabilityPolicy": "SingleReplica",
+        "dns": {"baseDomain": domain},
+        "pullSecret": {"name": format!("{name}-pull-secret")},
+        "sshKey": {"name": format!("{name}-ssh-key")},
+        "secretEncryption": {"type": "aescbc", "aescbc": {"activeKey": {"name": format!("{name}-etcd-encryption-key")}}},
+        "additionalTrustBundle": {"name": format!("{name}-ca-bundle")},
+        "etcd": {"managementType": "Managed", "managed": {"storage": {"type": "PersistentVolume",
+            "persistentVolume": {"size": "8Gi"}}}},
+        "platform": {"type": "AWS", "aws": {
+            "region": hc.region,
+            "endpointAccess": hc.endpoint_access.as_str(),
+            "cloudProviderConfig": {"vpc": format!("vpc-{}", short_hash(infra)), "subnet": {"id": format!("subnet-{}", short_hash(name))}},
+            "rolesRef": {
+                "controlPlaneOperatorARN": arn("control-plane-operator"), "imageRegistryARN": arn("openshift-image-registry"),
+                "ingressARN": arn("openshift-ingress"), "kubeCloudControllerARN": arn("cloud-controller"),
+                "networkARN": arn("cloud-network-config-controller"), "nodePoolManagementARN": arn("node-pool"),
+                "storageARN": arn("aws-ebs-csi-driver-controller"),
+            },
+        }},
+        "networking": {"networkType": "OVNKubernetes", "clusterNetwork": [{"cidr": "10.132.0.0/14"}],
+            "serviceNetwork": [{"cidr": "172.31.0.0/16"}], "machineNetwork": [{"cidr": "10.0.0.0/16"}]},
+        "services": [
+            {"service": "APIServer", "servicePublishingStrategy": api_strategy},
+            {"service": "OAuthServer", "servicePublishingStrategy": {"type": "Route", "route": {"hostname": format!("oauth-{}.{domain}", name.replace('.', "-"))}}},
+            {"service": "Konnectivity", "servicePublishingStrategy": {"type": "Route"}},
+            {"service": "Ignition", "servicePublishingStrategy": {"type": "Route"}},
+        ],
+    });
+    if hc.identity_providers && name == hc.name {
+        spec["configuration"] = configuration_with_refs();
+    }
+    json!({
+        "apiVersion": "hypershift.openshift.io/v1beta1",
+        "kind": "HostedCluster",
+        "metadata": {"name": name, "namespace": hc.namespace},
+        "spec": spec,
+    })
+}
+
+/// `spec.configuration` naming Secrets and ConfigMaps under names unrelated to the hosted
+/// cluster: every kind of reference `api/util/configrefs` collects.
+fn configuration_with_refs() -> Value {
+    json!({
+        "apiServer": {"clientCA": {"name": "corp-client-ca"},
+            "servingCerts": {"namedCertificates": [{"names": ["api.corp.example"], "servingCertificate": {"name": "corp-api-cert"}}]}},
+        "authentication": {"oauthMetadata": {"name": "corp-oauth-metadata"}},
+        "image": {"additionalTrustedCA": {"name": "corp-registry-ca"}},
+        "oauth": {
+            "identityProviders": [
+                {"name": "local", "type": "HTPasswd", "mappingMethod": "claim", "htpasswd": {"fileData": {"name": "htpass-secret"}}},
+                {"name": "corp-sso", "type": "OpenID", "mappingMethod": "claim", "openID": {"clientID": "ferry",
+                    "clientSecret": {"name": "sso-client-secret"}, "ca": {"name": "sso-ca"},
+                    "issuer": "https://sso.corp.example", "claims": {"preferredUsername": ["preferred_username"], "name": ["name"], "email": ["email"]}}},
+                {"name": "corp-ldap", "type": "LDAP", "mappingMethod": "claim", "ldap": {"url": "ldaps://ldap.corp.example/ou=users,dc=corp?uid",
+                    "bindDN": "cn=ferry", "bindPassword": {"name": "ldap-bind-password"}, "ca": {"name": "ldap-ca"},
+                    "attributes": {"id": ["dn"], "preferredUsername": ["uid"]}}},
+            ],
+            "templates": {"login": {"name": "corp-login-template"}, "providerSelection": {"name": "corp-provider-template"},
+                "error": {"name": "corp-error-template"}},
+        },
+        "proxy": {"trustedCA": {"name": "corp-proxy-ca"}},
+        "scheduler": {"policy": {"name": "corp-scheduler-policy"}},
+    })
+}
+
+/// The Secrets and ConfigMaps of [`configuration_with_refs`].
+fn seed_configuration_refs(store: &Store, ns: &str) -> Result<(), EnvironmentError> {
+    secret(
+        store,
+        ns,
+        "htpass-secret",
+        "Opaque",
+        "htpasswd",
+        "ferry:$2y$05$simulatedhash",
+    )?;
+    secret(store, ns, "sso-client-secret", "Opaque", "clientSecret", "s3cr3t")?;
+    secret(store, ns, "ldap-bind-password", "Opaque", "bindPassword", "s3cr3t")?;
+    secret(store, ns, "corp-api-cert", "kubernetes.io/tls", "tls.crt", "simulated")?;
+    for t in ["corp-login-template", "corp-provider-template", "corp-error-template"] {
+        secret(
+            store,
+            ns,
+            t,
+            "Opaque",
+            &format!("{}.html", t.trim_start_matches("corp-").trim_end_matches("-template")),
+            "<html/>",
+        )?;
+    }
+    for (cm, key) in [
+        ("corp-client-ca", "ca-bundle.crt"),
+        ("corp-oauth-metadata", "oauthMetadata"),
+        ("corp-registry-ca", "registry.corp.example"),
+        ("sso-ca", "ca.crt"),
+        ("ldap-ca", "ca.crt"),
+        ("corp-proxy-ca", "ca-bundle.crt"),
+        ("corp-scheduler-policy", "policy.cfg"),
+    ] {
+        create(
+            store,
+            &registry::CONFIG_MAP,
+            ns,
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": cm, "namespace": ns},
+                "data": {key: "-----BEGIN CERTIFICATE-----\nSIM\n-----END CERTIFICATE-----\n"}}),
+        )?;
+    }
+    Ok(())
+}
+
+/// The pull secret, SSH key, encryption key and trust bundle of a HostedCluster.
+fn seed_references(store: &Store, ns: &str, name: &str) -> Result<(), EnvironmentError> {
+    secret(
+        store,
+        ns,
+        &format!("{name}-pull-secret"),
+        "kubernetes.io/dockerconfigjson",
+        ".dockerconfigjson",
+        r#"{"auths":{"quay.io":{"auth":"ZmVycnk6c2ltCg=="}}}"#,
+    )?;
+    secret(
+        store,
+        ns,
+        &format!("{name}-ssh-key"),
+        "Opaque",
+        "id_rsa.pub",
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFerrySim ferry@sim",
+    )?;
+    secret(
+        store,
+        ns,
+        &format!("{name}-etcd-encryption-key"),
+        "Opaque",
+        "key",
+        "c2ltdWxhdGVkLWFlcy1jYmMta2V5LTMyLWJ5dGVzISE=",
+    )?;
+    create(
+        store,
+        &registry::CONFIG_MAP,
+        ns,
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": format!("{name}-ca-bundle"), "namespace": ns},
+        "data": {"ca-bundle.crt": "-----BEGIN CERTIFICATE-----\nSIM\n-----END CERTIFICATE-----\n"}}),
+    )
+}
+
+/// An object as a client re-creates it elsewhere: no server-set metadata, no status.
+pub fn portable(obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        for k in [
+            "uid",
+            "resourceVersion",
+            "creationTimestamp",
+            "generation",
+            "managedFields",
+            "finalizers",
+            "ownerReferences",
+            "deletionTimestamp",
+        ] {
+            m.remove(k);
+        }
+    }
+    if let Some(m) = o.as_object_mut() {
+        m.remove("status");
+    }
+    o
+}
+
+/// A stable 10-hex-digit FNV-1a hash (for `<np>-<hash>` names).
+fn short_hash(s: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{:010x}", h & 0xff_ffff_ffff)
+}
+
+fn create_get(store: &Store, kind: &KindInfo, ns: &str, obj: Value) -> Result<Value, EnvironmentError> {
+    let name = super::name_of(&obj).to_string();
+    create(store, kind, ns, obj)?;
+    store
+        .get(kind, Some(ns), &name)
+        .map_err(|source| EnvironmentError::Seed {
+            what: format!("{} {ns}/{name}", kind.kind),
+            source,
+        })
+}
+
+fn create(store: &Store, kind: &KindInfo, ns: &str, obj: Value) -> Result<(), EnvironmentError> {
+    let name = super::name_of(&obj).to_string();
+    let ns_opt = (!ns.is_empty()).then_some(ns);
+    match store.create_with_status(kind, ns_opt, obj) {
+        Ok(_) => Ok(()),
+        Err(e) if e.reason == Reason::AlreadyExists => Ok(()),
+        Err(source) => Err(EnvironmentError::Seed {
+            what: format!("{} {ns}/{name}", kind.kind),
+            source,
+        }),
+    }
+}
+
+fn namespace(store: &Store, name: &str) -> Result<(), EnvironmentError> {
+    create(
+        store,
+        &registry::NAMESPACE,
+        "",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+    )
+}
+
+fn secret(store: &Store, ns: &str, name: &str, type_: &str, key: &str, value: &str) -> Result<(), EnvironmentError> {
+    create(
+        store,
+        &registry::SECRET,
+        ns,
+        json!({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": ns},
+            "type": type_,
+            "data": {key: B64.encode(value)},
+        }),
+    )
+}
+
+/// The HyperShift operator's Deployment (two replicas, as installed); the operator runs while it
+/// has a running pod.
+fn seed_operator_deployment(store: &Store) -> Result<(), EnvironmentError> {
+    namespace(store, "hypershift")?;
+    create(
+        store,
+        &registry::DEPLOYMENT,
+        "hypershift",
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "operator", "namespace": "hypershift", "labels": {"app": "operator"}},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "operator"}},
+                "template": {"metadata": {"labels": {"app": "operator"}},
+                    "spec": {"containers": [{"name": "operator", "image": "quay.io/hypershift/hypershift-operator:sim"}]}}},
+        }),
+    )?;
+    Ok(())
+}
