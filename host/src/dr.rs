@@ -40,11 +40,23 @@ pub enum Phase {
     Teardown,
     /// Unpause, clean up, check health.
     Finish,
+    /// Return the source to service after a backup that will not be restored (not part of a
+    /// migration; `ferry abort`).
+    Abort,
 }
 
 impl Phase {
-    /// Every phase, in migration order.
+    /// Every phase of a migration, in order.
     pub const ALL: [Phase; 4] = [Phase::Backup, Phase::Restore, Phase::Teardown, Phase::Finish];
+
+    /// Every phase the guest runs, [`Phase::Abort`] included.
+    pub const EVERY: [Phase; 5] = [
+        Phase::Backup,
+        Phase::Restore,
+        Phase::Teardown,
+        Phase::Finish,
+        Phase::Abort,
+    ];
 
     /// The phase name the guest receives.
     pub fn name(self) -> &'static str {
@@ -53,6 +65,7 @@ impl Phase {
             Phase::Restore => "restore",
             Phase::Teardown => "teardown",
             Phase::Finish => "finish",
+            Phase::Abort => "abort",
         }
     }
 }
@@ -66,17 +79,18 @@ impl fmt::Display for Phase {
 impl FromStr for Phase {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Phase::ALL
+        Phase::EVERY
             .into_iter()
             .find(|p| p.name() == s)
-            .ok_or_else(|| format!("`{s}` is not a phase (backup, restore, teardown, finish)"))
+            .ok_or_else(|| format!("`{s}` is not a phase (backup, restore, teardown, finish, abort)"))
     }
 }
 
 /// Arguments of a phase.
 #[derive(Debug, Clone, Default)]
 pub struct PhaseArgs {
-    /// `force=true`: tear down without a verified-healthy destination.
+    /// `force=true`: tear down without a verified-healthy destination, or abort although the
+    /// destination has the hosted cluster.
     pub force: bool,
     /// `stop_after=<step>`: stop right after that step (rehearsing interruptions).
     pub stop_after: Option<String>,
@@ -432,6 +446,9 @@ pub struct MigrateReport {
     pub stopped: Option<Phase>,
     /// The command to resume with, unless everything completed.
     pub resume_command: Option<String>,
+    /// The command that returns the source to service instead, while the migration stopped
+    /// before teardown (backup or restore).
+    pub abort_command: Option<String>,
 }
 
 impl MigrateReport {
@@ -460,6 +477,11 @@ impl MigrateReport {
             self.completed.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
         };
         let resume = self.resume_command.as_deref().unwrap_or("ferry migrate");
+        let abort = self
+            .abort_command
+            .as_deref()
+            .map(|a| format!("\nor, to return the source to service instead (it stays paused until then):\n  {a}"))
+            .unwrap_or_default();
         if let Some(failed) = self.failed {
             let why = self
                 .phases
@@ -476,12 +498,12 @@ impl MigrateReport {
                 .unwrap_or_default();
             format!(
                 "migration stopped: phase `{failed}` failed: {why}\ncompleted phases: {done}\n\
-                 fix the cause, then resume with:\n  {resume}"
+                 fix the cause, then resume with:\n  {resume}{abort}"
             )
         } else if let Some(stopped) = self.stopped {
             format!(
                 "migration paused as asked during phase `{stopped}`\ncompleted phases: {done}\n\
-                 resume with:\n  {resume}"
+                 resume with:\n  {resume}{abort}"
             )
         } else {
             format!("migration complete: {done}")
@@ -507,6 +529,7 @@ pub async fn migrate(config: &RunConfig, opts: &DrOptions, mopts: &MigrateOption
         failed: None,
         stopped: None,
         resume_command: None,
+        abort_command: None,
     };
     let runtime = match Runtime::new(opts.cache_dir.clone()) {
         Ok(r) => r,
@@ -519,6 +542,7 @@ pub async fn migrate(config: &RunConfig, opts: &DrOptions, mopts: &MigrateOption
             });
             report.failed = Some(phase);
             report.resume_command = Some(resume_command(mopts, phase));
+            report.abort_command = abort_command(mopts, phase);
             return report;
         }
     };
@@ -568,10 +592,36 @@ pub async fn migrate(config: &RunConfig, opts: &DrOptions, mopts: &MigrateOption
         report.phases.push(result);
         if let Some(resume_at) = next {
             report.resume_command = Some(resume_command(mopts, resume_at));
+            report.abort_command = abort_command(mopts, resume_at);
             break;
         }
     }
     report
+}
+
+/// `ferry abort` with the migration's options, while the source can still go back to service
+/// (the migration stopped in backup or restore; after teardown started there is no source).
+fn abort_command(mopts: &MigrateOptions, phase: Phase) -> Option<String> {
+    if !matches!(phase, Phase::Backup | Phase::Restore) {
+        return None;
+    }
+    let base = mopts
+        .command
+        .clone()
+        .unwrap_or_else(|| vec!["ferry".to_string(), "migrate".to_string()]);
+    let mut replaced = false;
+    let words: Vec<String> = base
+        .iter()
+        .map(|w| {
+            if !replaced && w == "migrate" {
+                replaced = true;
+                "abort".to_string()
+            } else {
+                shell_word(w)
+            }
+        })
+        .collect();
+    Some(words.join(" "))
 }
 
 fn resume_command(mopts: &MigrateOptions, phase: Phase) -> String {

@@ -27,13 +27,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_route53::types::RrType;
-use ferry_sim::environment::{Environment, EnvironmentOptions, ExternalDnsDeployment};
-use ferry_sim::external_dns::{ExternalDns, ExternalDnsOptions, parse_txt};
-use ferry_sim::hypershift::OperatorEvent;
-use ferry_sim::s3::SigV4S3Server;
-use ferry_sim::scenario::Scenario;
+use ferry_sim::ListOptions;
+use ferry_sim::hypershift::environment::{DnsLookup, Environment, EnvironmentOptions, ExternalDnsDeployment};
+use ferry_sim::hypershift::external_dns::{ExternalDns, ExternalDnsOptions, parse_txt};
+use ferry_sim::hypershift::scenario::Scenario;
+use ferry_sim::hypershift::{OperatorEvent, condition_status};
+use ferry_sim::kube::crd::CrdSource;
+use ferry_sim::kube::registry;
+use ferry_sim::services::s3::SigV4S3Server;
 use ferry_sim::services::{ETCD_INSTALL_HINT, MotoServer};
-use ferry_sim::{ListOptions, registry};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -87,7 +89,7 @@ pub enum DrillError {
     },
     /// The simulated environment did not start.
     #[error("cannot start the simulated management clusters: {0}")]
-    Environment(#[from] ferry_sim::environment::EnvironmentError),
+    Environment(#[from] ferry_sim::hypershift::environment::EnvironmentError),
     /// The generated site config is unusable (a bug).
     #[error(transparent)]
     Site(#[from] crate::site::SiteError),
@@ -122,6 +124,9 @@ pub struct DrillOptions {
     pub external_dns_interval: Duration,
     /// Where set-up messages go (default: the log).
     pub say: Arc<dyn Fn(&str) + Send + Sync>,
+    /// The CRDs the simulated management clusters serve: HyperShift's own (`--crds DIR`, or
+    /// read from a live cluster with `--crds-from`), or the minimal built-in definitions.
+    pub crds: CrdSource,
 }
 
 impl Default for DrillOptions {
@@ -134,6 +139,7 @@ impl Default for DrillOptions {
             clock_scale: 20.0,
             external_dns_interval: Duration::from_millis(300),
             say: Arc::new(|m: &str| tracing::info!("{m}")),
+            crds: CrdSource::Builtin,
         }
     }
 }
@@ -265,7 +271,7 @@ async fn run_install(cmd: &mut tokio::process::Command) -> Result<(), DrillError
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
     /// Its name: `etcd-data`, `dns-moved`, `source-clean`, `backup-kept`,
-    /// `no-deletion-flow` or `audit-no-denials`.
+    /// `no-deletion-flow`, `restored-signal`, `operator-running` or `audit-no-denials`.
     pub name: &'static str,
     /// Whether it passed.
     pub passed: bool,
@@ -449,9 +455,18 @@ impl Drill {
             moto.url()
         ));
 
+        say(&format!("HyperShift's kinds are served from {}", opts.crds.describe()));
         let env = Environment::start(
             opts.scenario.clone(),
             EnvironmentOptions {
+                crds: opts.crds.clone(),
+                // Kubelets find the API server through Route53, as on AWS: until DNS moves,
+                // the nodes keep talking to the source.
+                dns: Some(DnsLookup {
+                    endpoint_url: moto.url(),
+                    zone_id: zone_id.clone(),
+                    region: "us-east-1".into(),
+                }),
                 restore_trusted_ca: Some(ca_pem.clone()),
                 external_dns: Some(ExternalDnsDeployment {
                     owner_id_prefix: OWNER_PREFIX.to_string(),
@@ -701,8 +716,68 @@ impl Drill {
         self.check_source(&mut report);
         self.check_backup(&mut report);
         self.check_operators(&mut report);
+        self.check_restored_signal(&mut report);
+        self.check_operator_running(&mut report);
         self.check_audit(&mut report);
         report
+    }
+
+    /// `restored-signal`: the destination knows its control plane came from a backup: etcd
+    /// was restored from the snapshot (`EtcdSnapshotRestored` on the HostedControlPlane) and
+    /// the hosted cluster config operator ran its recovery (`HostedClusterRestoredFromBackup`,
+    /// set because of the `hypershift.openshift.io/restored-from-backup` annotation).
+    fn check_restored_signal(&self, report: &mut DrillReport) {
+        let hc = &self.env.scenario.hosted_cluster;
+        let hcp_ns = self.env.hcp_namespace();
+        let mut problems = Vec::new();
+        match self.env.destination() {
+            None => problems.push("the scenario has no destination cluster".to_string()),
+            Some(dest) => match dest
+                .sim
+                .store()
+                .get(&registry::HOSTED_CONTROL_PLANE, Some(&hcp_ns), &hc.name)
+            {
+                Err(e) => problems.push(format!(
+                    "no HostedControlPlane {hcp_ns}/{} on the destination: {e}",
+                    hc.name
+                )),
+                Ok(hcp) => {
+                    for ty in ["EtcdSnapshotRestored", "HostedClusterRestoredFromBackup"] {
+                        match condition_status(&hcp, ty).as_deref() {
+                            Some("True") => {}
+                            other => problems.push(format!("the HostedControlPlane's {ty} is {other:?}, not True")),
+                        }
+                    }
+                }
+            },
+        }
+        report.push(
+            "restored-signal",
+            problems,
+            "the destination's control plane reports EtcdSnapshotRestored and HostedClusterRestoredFromBackup".into(),
+        );
+    }
+
+    /// `operator-running`: the source's HyperShift operator runs at the end, whatever
+    /// happened (teardown scales it down and must bring it back).
+    fn check_operator_running(&self, report: &mut DrillReport) {
+        let store = self.env.source().sim.store();
+        let problems = if ferry_sim::hypershift::controllers::operator_running(store) {
+            Vec::new()
+        } else {
+            let replicas = store
+                .get(&registry::DEPLOYMENT, Some("hypershift"), "operator")
+                .map(|d| d["spec"]["replicas"].to_string())
+                .unwrap_or_else(|e| format!("unreadable ({e})"));
+            vec![format!(
+                "the source's HyperShift operator (hypershift/operator, replicas {replicas}) has no running pod: every other hosted cluster there is unmanaged"
+            )]
+        };
+        report.push(
+            "operator-running",
+            problems,
+            "the source's HyperShift operator runs".into(),
+        );
     }
 
     async fn check_etcd(&self, report: &mut DrillReport) {
@@ -711,7 +786,7 @@ impl Drill {
         let mut problems = Vec::new();
         match self.env.destination() {
             None => problems.push("the scenario has no destination cluster".to_string()),
-            Some(dest) => match dest.operator.wait_for_etcd(&hcp_ns, Duration::from_secs(30)).await {
+            Some(dest) => match dest.controllers.wait_for_etcd(&hcp_ns, Duration::from_secs(30)).await {
                 None => problems.push(format!("no hosted etcd runs for {hcp_ns} on the destination")),
                 Some(client) => {
                     for (k, v) in keys {
@@ -777,33 +852,20 @@ impl Drill {
         };
         let mut hosts = Vec::new();
         if let Some(dest) = self.env.destination() {
-            match dest
-                .sim
-                .store()
-                .list(&registry::ROUTE, Some(&hcp_ns), &ListOptions::default())
-            {
-                Ok(list) => {
-                    for route in &list.items {
-                        let labels = &route["metadata"]["labels"];
-                        if labels[ferry_sim::external_dns::INTERNAL_ROUTE_LABEL].as_str() == Some("true")
-                            || labels[ferry_sim::external_dns::ROUTE_VISIBILITY_LABEL].as_str() == Some("private")
-                        {
-                            continue;
-                        }
-                        let Some(host) = route["spec"]["host"].as_str().map(normalize) else {
-                            continue;
-                        };
-                        if host == domain || host.ends_with(&format!(".{domain}")) {
-                            hosts.push(host);
-                        }
-                    }
-                }
-                Err(e) => problems.push(format!("cannot list Routes of {hcp_ns} on the destination: {e}")),
+            match public_hosts(dest.sim.store(), &hcp_ns) {
+                Ok(found) => hosts.extend(
+                    found
+                        .into_iter()
+                        .filter(|h| *h == domain || h.ends_with(&format!(".{domain}"))),
+                ),
+                Err(e) => problems.push(format!(
+                    "cannot list Routes and Services of {hcp_ns} on the destination: {e}"
+                )),
             }
         }
         if hosts.is_empty() && problems.is_empty() {
             problems.push(format!(
-                "the destination has no public Route in {hcp_ns} under {domain}"
+                "the destination publishes no public hostname (Route or annotated Service) in {hcp_ns} under {domain}"
             ));
         }
         for host in &hosts {
@@ -873,10 +935,18 @@ impl Drill {
             problems.push(format!("the HCP namespace {hcp_ns} still exists"));
         }
         let prefix = format!("{}-", hc.name);
+        // `prod-neighbour-pull-secret` is the neighbour's, not `prod`'s.
+        let others: Vec<String> = self
+            .env
+            .scenario
+            .other_hosted_clusters
+            .iter()
+            .map(|o| format!("{o}-"))
+            .collect();
         for (kind, what) in [(&registry::SECRET, "Secret"), (&registry::CONFIG_MAP, "ConfigMap")] {
             for o in list(kind, &hc.namespace) {
                 let n = name_of(&o);
-                if n.starts_with(&prefix) {
+                if n.starts_with(&prefix) && !others.iter().any(|p| p.len() > prefix.len() && n.starts_with(p)) {
                     problems.push(format!("{what} {}/{n} still exists", hc.namespace));
                 }
             }
@@ -944,7 +1014,7 @@ impl Drill {
         let hc = &self.env.scenario.hosted_cluster;
         let mut problems = Vec::new();
         for c in &self.env.clusters {
-            let ran = c.operator.log().any(|e| {
+            let ran = c.controllers.log().any(|e| {
                 matches!(e, OperatorEvent::DeletionFlowRan { hc_namespace, hc_name, .. }
                     if *hc_namespace == hc.namespace && *hc_name == hc.name)
             });
@@ -1007,6 +1077,85 @@ impl Drill {
         drop(self.moto);
         drop(self.temp);
     }
+}
+
+/// The API groups whose CRDs `--crds-from` reads: HyperShift's, Cluster API's and CAPA's.
+pub const CRD_GROUPS: &[&str] = &[
+    "hypershift.openshift.io",
+    "cluster.x-k8s.io",
+    "infrastructure.cluster.x-k8s.io",
+];
+
+/// The CustomResourceDefinitions of [`CRD_GROUPS`] on the cluster of `kubeconfig`, as
+/// `kubectl get crd -o yaml` would give them (status and server-set metadata dropped).
+pub async fn crds_from_cluster(kubeconfig: &Path) -> Result<CrdSource, DrillError> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let fail = |message: String| DrillError::Service {
+        what: "the CRD source cluster",
+        message,
+    };
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)
+        .map_err(|e| fail(format!("cannot read {}: {e}", kubeconfig.display())))?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .map_err(|e| fail(format!("{}: {e}", kubeconfig.display())))?;
+    let client = kube::Client::try_from(config).map_err(|e| fail(e.to_string()))?;
+    let api: kube::Api<CustomResourceDefinition> = kube::Api::all(client);
+    let list = api
+        .list(&Default::default())
+        .await
+        .map_err(|e| fail(format!("cannot list CustomResourceDefinitions: {e}")))?;
+    let mut crds = Vec::new();
+    for crd in list.items {
+        if !CRD_GROUPS.contains(&crd.spec.group.as_str()) {
+            continue;
+        }
+        let mut v = serde_json::to_value(&crd).map_err(|e| fail(e.to_string()))?;
+        if let Some(m) = v.as_object_mut() {
+            m.remove("status");
+        }
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.retain(|k, _| k == "name" || k == "labels" || k == "annotations");
+        }
+        crds.push(v);
+    }
+    if crds.is_empty() {
+        return Err(fail(format!(
+            "{} serves no CRD of {}: is it a HyperShift management cluster?",
+            kubeconfig.display(),
+            CRD_GROUPS.join(", ")
+        )));
+    }
+    Ok(CrdSource::Objects {
+        origin: kubeconfig.display().to_string(),
+        crds,
+    })
+}
+
+/// The public hostnames a control-plane namespace publishes to external-dns: Routes (not
+/// labelled private) and Services with the external-dns hostname annotation.
+fn public_hosts(store: &ferry_sim::Store, ns: &str) -> Result<Vec<String>, ferry_sim::ApiError> {
+    use ferry_sim::hypershift::{EXTERNAL_DNS_HOSTNAME_ANNOTATION, ROUTE_VISIBILITY_LABEL};
+    let mut hosts = Vec::new();
+    for route in store.list(&registry::ROUTE, Some(ns), &ListOptions::default())?.items {
+        if route["metadata"]["labels"][ROUTE_VISIBILITY_LABEL].as_str() == Some("private") {
+            continue;
+        }
+        if let Some(h) = route["spec"]["host"].as_str() {
+            hosts.push(normalize(h));
+        }
+    }
+    for svc in store.list(&registry::SERVICE, Some(ns), &ListOptions::default())?.items {
+        if svc["metadata"]["labels"][ROUTE_VISIBILITY_LABEL].as_str() == Some("private") {
+            continue;
+        }
+        if let Some(h) = svc["metadata"]["annotations"][EXTERNAL_DNS_HOSTNAME_ANNOTATION].as_str() {
+            hosts.extend(h.split(',').map(|h| normalize(h.trim())).filter(|h| !h.is_empty()));
+        }
+    }
+    hosts.sort();
+    hosts.dedup();
+    Ok(hosts)
 }
 
 #[cfg(test)]

@@ -46,6 +46,9 @@ enum Command {
     Finish(DrArgs),
     /// DR: backup → restore → teardown → finish, each its own run; stops at the first failure.
     Migrate(MigrateArgs),
+    /// DR: return the source to service after a backup that will not be restored (writers
+    /// back, unpaused, DNS back); refused while the destination has the cluster, unless --force.
+    Abort(DrArgs),
     /// A whole migration against the simulator (no cluster or AWS needed).
     Drill(DrillArgs),
     /// Check and explain policies.
@@ -166,7 +169,8 @@ struct DrArgs {
     /// Output format of the summary on stdout.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     output: Output,
-    /// Tear down without a verified-healthy destination.
+    /// Teardown: tear down without a verified-healthy destination. Abort: abort although the
+    /// destination has the hosted cluster (split brain: two control planes on one etcd history).
     #[arg(long)]
     force: bool,
     /// Stop right after this step (rehearsing interruptions).
@@ -201,6 +205,14 @@ struct DrillArgs {
     /// (name, component, policy, points, advisory) and the `[params]` they read.
     #[arg(long)]
     hooks: Option<PathBuf>,
+    /// Serve HyperShift's kinds from the CRDs of this directory (for example
+    /// `../shared/upstream/hypershift/crds`), with their schemas and CEL rules.
+    #[arg(long, value_name = "DIR", conflicts_with = "crds_from")]
+    crds: Option<PathBuf>,
+    /// Read the HyperShift, Cluster API and CAPA CRDs from a live management cluster, to
+    /// rehearse against the exact HyperShift version a site runs.
+    #[arg(long, value_name = "KUBECONFIG")]
+    crds_from: Option<PathBuf>,
 }
 
 fn parse_nodes(s: &str) -> Result<ferry::site::Nodes, String> {
@@ -499,6 +511,7 @@ fn print_migration(report: &ferry::dr::MigrateReport, output: Output) -> anyhow:
                 "failed": report.failed,
                 "stopped": report.stopped,
                 "resume_command": report.resume_command,
+                "abort_command": report.abort_command,
                 "message": report.message(),
             }))?
         ),
@@ -546,12 +559,18 @@ async fn cmd_migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
 
 async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
     let scenario = match &args.scenario {
-        Some(p) => ferry_sim::scenario::Scenario::load(p)?,
+        Some(p) => ferry_sim::hypershift::scenario::Scenario::load(p)?,
         None => ferry::drill::basic_scenario(),
+    };
+    let crds = match (&args.crds, &args.crds_from) {
+        (Some(dir), _) => ferry_sim::kube::crd::CrdSource::Dir(dir.clone()),
+        (None, Some(kubeconfig)) => ferry::drill::crds_from_cluster(kubeconfig).await?,
+        (None, None) => ferry_sim::kube::crd::CrdSource::Builtin,
     };
     let progress = Arc::new(ferry::progress::TerminalProgress::new());
     let opts = ferry::drill::DrillOptions {
         scenario,
+        crds,
         keep_dir: args.keep_dir.clone(),
         progress: progress.clone(),
         say: Arc::new(|m: &str| eprintln!("drill: {m}")),
@@ -643,6 +662,7 @@ async fn main() -> ExitCode {
         Command::Restore(args) => cmd_phase(ferry::dr::Phase::Restore, args).await,
         Command::Teardown(args) => cmd_phase(ferry::dr::Phase::Teardown, args).await,
         Command::Finish(args) => cmd_phase(ferry::dr::Phase::Finish, args).await,
+        Command::Abort(args) => cmd_phase(ferry::dr::Phase::Abort, args).await,
         Command::Migrate(args) => cmd_migrate(args).await,
         Command::Drill(args) => cmd_drill(args).await,
         Command::Policy(cmd) => cmd_policy(cmd),

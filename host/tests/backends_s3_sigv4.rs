@@ -1,5 +1,5 @@
 //! S3 backend against an S3 server that really verifies SigV4 (s3s-fs, in
-//! process via `ferry_sim::s3::SigV4S3Server`; no mocks).
+//! process via `ferry_sim::services::s3::SigV4S3Server`; no mocks).
 //!
 //! moto accepts any signature and expired presigned URLs, so these tests cover
 //! what it cannot: refused credentials, and presigned URLs (the ones ferry's
@@ -14,7 +14,7 @@ use aws_credential_types::Credentials;
 use bytes::Bytes;
 use ferry::backends::BackendError;
 use ferry::backends::s3::{Bucket, PutOptions, S3Settings, s3_client};
-use ferry_sim::s3::SigV4S3Server;
+use ferry_sim::services::s3::SigV4S3Server;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

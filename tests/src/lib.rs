@@ -13,6 +13,19 @@ pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
 }
 
+/// HyperShift's upstream CRDs (`../shared/upstream/hypershift/crds`, or under
+/// `$FERRY_UPSTREAM_DIR`): every migration test runs against them. Missing, the test fails with
+/// what to do rather than passing against the schema-less fallback.
+pub fn upstream_crds() -> ferry_sim::kube::crd::CrdSource {
+    let dir = ferry_sim::crd_tests::upstream_dir().unwrap_or_else(|| {
+        panic!(
+            "HyperShift's upstream CRDs are not in ../shared/upstream next to the checkout: set \
+             FERRY_UPSTREAM_DIR to the directory holding hypershift/crds"
+        )
+    });
+    ferry_sim::kube::crd::CrdSource::Dir(dir.join("hypershift/crds"))
+}
+
 /// Turns on test logging once (set `FERRY_LOG=debug` to see host logs).
 pub fn init_logging() {
     let _ = tracing_subscriber::fmt()
@@ -154,7 +167,7 @@ pub mod aws {
 pub mod dr {
     use ferry::dr::{Phase, PhaseArgs, PhaseOutcome, PhaseReport};
     use ferry::drill::Drill;
-    use ferry_sim::registry;
+    use ferry_sim::kube::registry;
 
     /// The kind and message of a phase the guest failed; panics if it succeeded.
     pub fn guest_failure(report: &PhaseReport) -> (String, String) {

@@ -5,13 +5,14 @@
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on setup errors")]
 
 use ferry::drill::{Drill, DrillOptions};
-use ferry_sim::registry;
+use ferry_sim::kube::registry;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drill_starts_serves_and_shuts_down() {
     ferry_tests::init_logging();
     let drill = Drill::start(DrillOptions {
         install_moto: false,
+        crds: ferry_tests::upstream_crds(),
         ..Default::default()
     })
     .await

@@ -11,7 +11,7 @@ use ferry::config::{HookConfig, Limits};
 use ferry::dr::{GuestChoice, Phase};
 use ferry::drill::{Drill, DrillOptions};
 use ferry::run::{ComponentSource, PolicySource};
-use ferry_sim::registry;
+use ferry_sim::kube::registry;
 use ferry_tests::dr::{guest_failure, run, source_has_hosted_cluster};
 
 async fn drill() -> Drill {

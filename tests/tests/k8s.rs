@@ -175,7 +175,7 @@ async fn denials_happen_before_any_request_reaches_the_server() {
     );
     assert_eq!(err_kind(&out[6]), "denied");
     let namespaces = store
-        .list(&ferry_sim::registry::NAMESPACE, None, &Default::default())
+        .list(&ferry_sim::kube::registry::NAMESPACE, None, &Default::default())
         .unwrap();
     let names: Vec<&str> = namespaces
         .items
@@ -183,7 +183,11 @@ async fn denials_happen_before_any_request_reaches_the_server() {
         .filter_map(|n| n["metadata"]["name"].as_str())
         .collect();
     assert!(!names.contains(&"team-b"), "{names:?}");
-    assert!(store.get(&ferry_sim::registry::SECRET, Some("team-a"), "s").is_err());
+    assert!(
+        store
+            .get(&ferry_sim::kube::registry::SECRET, Some("team-a"), "s")
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -250,12 +254,17 @@ async fn etcd_snapshot_through_a_pod_port_forward() {
     let addr: std::net::SocketAddr = etcd.client_url().trim_start_matches("http://").parse().unwrap();
     let store = c.sim.store().clone();
     store
-        .create(&ferry_sim::registry::NAMESPACE, None, ns("team-a"), &Default::default())
+        .create(
+            &ferry_sim::kube::registry::NAMESPACE,
+            None,
+            ns("team-a"),
+            &Default::default(),
+        )
         .unwrap();
     let pod = json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "etcd-0", "namespace": "team-a" },
                       "spec": { "containers": [{ "name": "etcd", "image": "etcd" }] }, "status": { "phase": "Running" } });
     store
-        .create_with_status(&ferry_sim::registry::POD, Some("team-a"), pod)
+        .create_with_status(&ferry_sim::kube::registry::POD, Some("team-a"), pod)
         .unwrap();
     c.sim.set_port_forward("team-a", "etcd-0", 2379, addr);
 

@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use ferry::dr::{MigrateOptions, Phase, PhaseArgs};
 use ferry::drill::{Drill, DrillOptions, DrillReport};
-use ferry_sim::registry;
-use ferry_sim::scenario::Scenario;
-use ferry_sim::store::WriteOptions;
+use ferry_sim::hypershift::scenario::Scenario;
+use ferry_sim::kube::registry;
+use ferry_sim::kube::store::WriteOptions;
 use ferry_sim::{Patch, Store};
 use ferry_tests::dr::guest_failure;
 use serde_json::json;
@@ -38,13 +38,13 @@ const RESTORE_STEPS: &[&str] = &[
     "namespaces",
     "secrets",
     "hcp-secrets",
-    "control-plane",
     "capi-cluster",
     "machines",
     "extra-objects",
     "hosted-cluster",
     "node-pools",
     "wait-restored",
+    "wait-dns",
     "wait-nodes",
 ];
 const TEARDOWN_STEPS: &[&str] = &[
@@ -57,12 +57,14 @@ const TEARDOWN_STEPS: &[&str] = &[
     "capi-cluster",
     "aws-machines",
     "control-plane",
+    "finalizers",
     "hcp-namespace",
     "hosted-cluster",
     "hc-namespace",
     "start-operator",
 ];
 const FINISH_STEPS: &[&str] = &["ovn-pods", "cluster-version", "nodes", "report"];
+const ABORT_STEPS: &[&str] = &["gate", "writers", "unpause", "wait-dns", "marker"];
 
 fn steps_of(phase: Phase) -> &'static [&'static str] {
     match phase {
@@ -70,6 +72,7 @@ fn steps_of(phase: Phase) -> &'static [&'static str] {
         Phase::Restore => RESTORE_STEPS,
         Phase::Teardown => TEARDOWN_STEPS,
         Phase::Finish => FINISH_STEPS,
+        Phase::Abort => ABORT_STEPS,
     }
 }
 
@@ -106,6 +109,7 @@ async fn drill(scenario: Scenario, clock_scale: f64) -> Drill {
     let opts = DrillOptions {
         scenario,
         install_moto: false,
+        crds: ferry_tests::upstream_crds(),
         clock_scale,
         ..DrillOptions::default()
     };
@@ -380,6 +384,12 @@ async fn a_route53_wait_that_times_out_stops_before_teardown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_planned_migration_changes_nothing() {
     let drill = drill(basic(), 20.0).await;
+    let routes_before = source_store(&drill)
+        .list(&registry::ROUTE, Some(&hcp_ns(&drill)), &Default::default())
+        .unwrap()
+        .items
+        .len();
+    assert!(routes_before > 0);
     let opts = ferry::dr::DrOptions {
         plan: true,
         ..drill.dr_options()
@@ -408,7 +418,7 @@ async fn a_planned_migration_changes_nothing() {
     let routes = store
         .list(&registry::ROUTE, Some(&hcp_ns(&drill)), &Default::default())
         .unwrap();
-    assert_eq!(routes.items.len(), 4);
+    assert_eq!(routes.items.len(), routes_before);
     let api = store
         .get(&registry::DEPLOYMENT, Some(&hcp_ns(&drill)), "kube-apiserver")
         .unwrap();

@@ -1,9 +1,8 @@
-//! The restore path end to end: ferry streams a hosted etcd snapshot into an
-//! S3 that really checks SigV4 (over HTTPS, with its own CA), presigns it in the
-//! bucket's region, and a
-//! simulated management cluster restores a HostedCluster from that URL. An
-//! expired URL gets S3's XML error body, which the cluster rejects instead of
-//! restoring garbage.
+//! The restore path end to end: ferry streams a hosted etcd snapshot into an S3 that really
+//! checks SigV4 (over HTTPS, with its own CA) and presigns it; a simulated management cluster
+//! with HyperShift's CRDs restores a HostedCluster from that URL (`etcd-init`), and reports it
+//! where upstream does: `EtcdSnapshotRestored` on the HostedControlPlane. An expired URL gets
+//! S3's XML error body, which `etcd-init` rejects instead of restoring garbage.
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on setup errors")]
 
@@ -12,46 +11,16 @@ use std::time::Duration;
 use aws_credential_types::Credentials;
 use ferry::backends::etcd::{EtcdEndpoint, snapshot_to_s3};
 use ferry::backends::s3::{Bucket, S3Settings, s3_client};
-use ferry_sim::hypershift::{EtcdKvClient, HyperShiftOperator, OperatorOptions, condition, condition_status};
-use ferry_sim::s3::SigV4S3Server;
+use ferry_sim::hypershift::environment::{Environment, EnvironmentOptions};
+use ferry_sim::hypershift::scenario::Scenario;
+use ferry_sim::hypershift::{EtcdKvClient, OperatorEvent, condition_status, hcp_namespace};
+use ferry_sim::kube::registry;
 use ferry_sim::services::EtcdServer;
-use ferry_sim::{Sim, WriteOptions, registry};
-use serde_json::{Value, json};
+use ferry_sim::services::s3::SigV4S3Server;
+use serde_json::Value;
 
 const NS: &str = "clusters";
-const NAME: &str = "prod.a";
-
-/// Waits (bounded) until the HostedCluster's `EtcdSnapshotRestored` condition
-/// has `status`, and returns the HostedCluster.
-async fn wait_for_restore_condition(store: &ferry_sim::Store, status: &str) -> Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(hc) = store.get(&registry::HOSTED_CLUSTER, Some(NS), NAME)
-            && condition_status(&hc, "EtcdSnapshotRestored").as_deref() == Some(status)
-        {
-            return hc;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for EtcdSnapshotRestored={status}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn hosted_cluster(url: &str) -> Value {
-    json!({
-        "apiVersion": "hypershift.openshift.io/v1beta1", "kind": "HostedCluster",
-        "metadata": { "name": NAME, "namespace": NS },
-        "spec": {
-            "infraID": "prod-a-infra", "controllerAvailabilityPolicy": "SingleReplica",
-            "release": { "image": "quay.io/openshift-release-dev/ocp-release:4.17.0-x86_64" },
-            "platform": { "type": "AWS", "aws": { "region": "us-east-1" } },
-            "etcd": { "managementType": "Managed", "managed": { "storage": {
-                "type": "PersistentVolume", "restoreSnapshotURL": [url] } } }
-        }
-    })
-}
+const NAME: &str = "prod-a";
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -92,7 +61,7 @@ async fn snapshot_in_s3() -> Fixture {
         &endpoint,
         &client,
         "backups",
-        "prod.a/etcd-0.db",
+        "prod-a/etcd-0.db",
         8 * 1024 * 1024,
         |_| {},
     )
@@ -106,22 +75,56 @@ async fn snapshot_in_s3() -> Fixture {
     }
 }
 
-/// A destination whose operator trusts the S3's CA (as a real one trusts S3's public CA).
-async fn destination(s3: &SigV4S3Server) -> (Sim, HyperShiftOperator) {
-    let sim = Sim::start("destination").await.unwrap();
-    let mut opts = OperatorOptions::new("destination");
-    opts.hosted_etcd = true;
-    opts.restore_trusted_ca = s3.ca_pem().map(str::to_string);
-    let operator = HyperShiftOperator::start(&sim, opts).unwrap();
-    sim.store()
-        .create(
-            &registry::NAMESPACE,
-            None,
-            json!({ "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": NS } }),
-            &WriteOptions::default(),
-        )
-        .unwrap();
-    (sim, operator)
+/// Source and destination with HyperShift's CRDs, the destination's `etcd-init` trusting the
+/// S3's CA (as a real one trusts S3's public CA).
+async fn environment(s3: &SigV4S3Server) -> Environment {
+    ferry_tests::init_logging();
+    let scenario = Scenario::from_toml(&format!(
+        "management_clusters = [\"source\", \"destination\"]\n[hosted_cluster]\nnamespace = \"{NS}\"\nname = \"{NAME}\"\n"
+    ))
+    .unwrap();
+    let opts = EnvironmentOptions {
+        crds: ferry_tests::upstream_crds(),
+        hosted_api: false,
+        restore_trusted_ca: s3.ca_pem().map(str::to_string),
+        ..EnvironmentOptions::default()
+    };
+    Environment::start(scenario, opts).await.unwrap()
+}
+
+/// Waits (bounded) until the destination's HostedControlPlane has `EtcdSnapshotRestored`
+/// (`True`), or `etcd-init` failed; returns the HostedControlPlane.
+async fn wait_for_restore(env: &Environment) -> Option<Value> {
+    let dest = &env.clusters[1];
+    let seen = dest
+        .controllers
+        .log()
+        .wait_for(Duration::from_secs(60), |e| {
+            matches!(
+                e,
+                OperatorEvent::EtcdStarted { .. } | OperatorEvent::EtcdRestoreFailed { .. }
+            )
+        })
+        .await;
+    if !matches!(seen, Some(OperatorEvent::EtcdStarted { restored: true, .. })) {
+        return None;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let hcp = dest
+            .sim
+            .store()
+            .get(&registry::HOSTED_CONTROL_PLANE, Some(&hcp_namespace(NS, NAME)), NAME)
+            .ok();
+        if let Some(h) = hcp.filter(|h| condition_status(h, "EtcdSnapshotRestored").as_deref() == Some("True")) {
+            return Some(h);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "etcd started but EtcdSnapshotRestored never True"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
@@ -129,30 +132,37 @@ async fn a_cluster_restores_from_a_presigned_sigv4_url() {
     let f = snapshot_in_s3().await;
     let url = f
         .bucket
-        .presign_get("prod.a/etcd-0.db", Duration::from_secs(600))
+        .presign_get("prod-a/etcd-0.db", Duration::from_secs(600))
         .await
         .unwrap();
     assert!(url.starts_with("https://") && url.contains("X-Amz-Signature="), "{url}");
-    let (sim, operator) = destination(&f.s3).await;
-    sim.store()
-        .create(
-            &registry::HOSTED_CLUSTER,
-            Some(NS),
-            hosted_cluster(&url),
-            &WriteOptions::default(),
-        )
-        .unwrap();
-
-    wait_for_restore_condition(sim.store(), "True").await;
-    let kv = operator
-        .wait_for_etcd("clusters-prod-a", Duration::from_secs(60))
+    let env = environment(&f.s3).await;
+    env.recreate_hosted_cluster(1, &url, true).unwrap();
+    assert!(
+        wait_for_restore(&env).await.is_some(),
+        "{:?}",
+        env.clusters[1].controllers.log().entries()
+    );
+    let kv = env.clusters[1]
+        .controllers
+        .wait_for_etcd(&hcp_namespace(NS, NAME), Duration::from_secs(60))
         .await
         .unwrap();
     assert_eq!(
         kv.get("/kubernetes.io/configmaps/app/state").await.unwrap().as_deref(),
         Some("from-source")
     );
-    operator.shutdown().await;
+    let hc = env.clusters[1]
+        .sim
+        .store()
+        .get(&registry::HOSTED_CLUSTER, Some(NS), NAME)
+        .unwrap();
+    assert_eq!(
+        condition_status(&hc, "EtcdSnapshotRestored"),
+        None,
+        "upstream never copies it to the HostedCluster"
+    );
+    env.shutdown().await;
 }
 
 #[tokio::test]
@@ -160,24 +170,32 @@ async fn an_expired_presigned_url_is_rejected_not_restored() {
     let f = snapshot_in_s3().await;
     let url = f
         .bucket
-        .presign_get("prod.a/etcd-0.db", Duration::from_secs(1))
+        .presign_get("prod-a/etcd-0.db", Duration::from_secs(1))
         .await
         .unwrap();
+    let env = environment(&f.s3).await;
     // Let the URL expire (X-Amz-Date has one-second resolution).
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let (sim, operator) = destination(&f.s3).await;
-    sim.store()
-        .create(
-            &registry::HOSTED_CLUSTER,
-            Some(NS),
-            hosted_cluster(&url),
-            &WriteOptions::default(),
-        )
+    env.recreate_hosted_cluster(1, &url, false).unwrap();
+    assert!(wait_for_restore(&env).await.is_none());
+    // etcd-init exits 1 on an XML body: the kubelet's termination reason is `Error`.
+    let failed = env.clusters[1]
+        .controllers
+        .log()
+        .entries()
+        .into_iter()
+        .find_map(|e| match e {
+            OperatorEvent::EtcdRestoreFailed { reason, message, .. } => Some((reason, message)),
+            _ => None,
+        });
+    let (reason, message) = failed.expect("etcd-init failed");
+    assert_eq!(reason, "Error");
+    assert!(message.contains("Request has expired"), "{message}");
+    let hcp = env.clusters[1]
+        .sim
+        .store()
+        .get(&registry::HOSTED_CONTROL_PLANE, Some(&hcp_namespace(NS, NAME)), NAME)
         .unwrap();
-
-    let hc = wait_for_restore_condition(sim.store(), "False").await;
-    let cond = condition(&hc, "EtcdSnapshotRestored").unwrap();
-    assert_eq!(cond["reason"], "InvalidSnapshot", "{cond}");
-    assert_ne!(condition_status(&hc, "Available").as_deref(), Some("True"));
-    operator.shutdown().await;
+    assert_ne!(condition_status(&hcp, "Available").as_deref(), Some("True"));
+    env.shutdown().await;
 }

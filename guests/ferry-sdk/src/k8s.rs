@@ -212,4 +212,16 @@ impl Cluster {
     pub fn scale(&self, r: &ObjectRef, replicas: u32) -> Result<u32> {
         retry(|| self.inner.scale(r, replicas, &self.opts()))
     }
+
+    /// The `apiVersion` (`group/version`) in which this cluster serves `kind` of `group`, the
+    /// version its discovery prefers: how to address kinds whose served versions change across
+    /// releases (Cluster API `v1beta1` → `v1beta2`).
+    pub fn api_version(&self, group: &str, kind: &str) -> Result<String> {
+        let version = retry(|| self.inner.preferred_version(group, kind))?;
+        Ok(if group.is_empty() {
+            version
+        } else {
+            format!("{group}/{version}")
+        })
+    }
 }

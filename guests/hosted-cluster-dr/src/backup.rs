@@ -13,12 +13,15 @@ use serde_json::{Value, json};
 use crate::ctx::{Ctx, Done};
 use crate::layout::{self, FileEntry, Index, Pool, Snapshot};
 use crate::model::*;
+use crate::publish;
+use crate::workloads;
 
 /// The backup state kept in the marker ConfigMap on the source (so a re-run
 /// resumes where a crash left off, and the writers' replicas are never lost).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Marker {
-    /// `in-progress`, `uploaded` or `complete`.
+    /// `in-progress`, `uploaded`, `complete`, or `aborted` (`ferry abort` returned the source
+    /// to service; the next backup starts afresh).
     pub state: String,
     /// The backup id.
     pub backup_id: String,
@@ -26,8 +29,11 @@ pub struct Marker {
     pub writer_replicas: BTreeMap<String, u32>,
     /// The snapshot once taken.
     pub snapshot: Option<Snapshot>,
-    /// Route hosts recorded before the routes were deleted.
+    /// Public hostnames (Routes and annotated Services) recorded before DNS was released.
     pub route_hosts: Vec<String>,
+    /// What `ferry abort` did, when it ran (RFC 3339 time and summary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<String>,
 }
 
 impl Marker {
@@ -46,7 +52,8 @@ impl Marker {
         })
     }
 
-    fn write(&self, c: &Ctx, src: &Cluster) -> Result<()> {
+    /// Writes the marker to the source.
+    pub fn write(&self, c: &Ctx, src: &Cluster) -> Result<()> {
         let state = serde_json::to_string_pretty(self).map_err(|e| Error::Other(e.to_string()))?;
         src.apply(&json!({
             "apiVersion": "v1", "kind": "ConfigMap",
@@ -83,9 +90,11 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
         preflight(c, &hc, &src, &dst, &hosted, &bucket, &zone, &domain)
     })?;
     c.step("marker", |c| {
-        if !marker.backup_id.is_empty() {
+        if !marker.backup_id.is_empty() && marker.state != "aborted" {
             return Ok(Done::Already(format!("backup {} ({})", marker.backup_id, marker.state)));
         }
+        // After an abort the source ran again: a new backup, with nothing of the old one.
+        marker = Marker::default();
         marker.backup_id = model_backup_id();
         marker.state = "in-progress".into();
         if c.plan {
@@ -127,7 +136,7 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
         ))),
         Some(index) => upload(c, &src, &bucket, &index, &files, &mut marker),
     })?;
-    c.step("delete-routes", |c| delete_routes(c, &src, &mut marker))?;
+    c.step("delete-routes", |c| delete_routes(c, &src, &domain, &mut marker))?;
     c.step("wait-dns", |c| wait_dns(c, &zone, &domain, &marker.route_hosts))?;
     c.step("complete", |c| {
         if marker.state == "complete" {
@@ -195,22 +204,11 @@ fn preflight(
     zone: &dns::Zone,
     domain: &str,
 ) -> Result<Done> {
-    let mut problems = Vec::new();
-    if str_at(hc, "/spec/platform/type") != Some("AWS") {
-        problems.push(format!(
-            "HostedCluster {}/{} is not on the AWS platform (spec.platform.type); this guest moves AWS hosted clusters",
-            c.hc.ns, c.hc.name
-        ));
-    }
-    if str_at(hc, "/spec/etcd/managementType") != Some("Managed") {
-        problems.push(
-            "its etcd is not Managed (spec.etcd.managementType); only managed etcd can be restored from a snapshot"
-                .into(),
-        );
-    }
+    let mut problems = unsupported(hc, &c.hc.ns, &c.hc.name);
     if c.p.or("nodes", "reuse") == "reuse" && !api_server_has_hostname(hc) {
         problems.push(
-            "the APIServer service has no fixed hostname in spec.services[].servicePublishingStrategy.route.hostname; \
+            "the APIServer service has no fixed hostname (spec.services[].servicePublishingStrategy.route.hostname or \
+             .loadBalancer.hostname); \
              nodes cannot rejoin a control plane on another management cluster (use nodes=control-plane-only, or \
              set a hostname)"
                 .into(),
@@ -266,6 +264,51 @@ fn preflight(
     ))
 }
 
+/// What makes a hosted cluster one this guest cannot move, each with the reason and the way
+/// it can be moved instead.
+fn unsupported(hc: &Value, ns: &str, name: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if str_at(hc, "/spec/platform/type") != Some("AWS") {
+        problems.push(format!(
+            "HostedCluster {}/{} is not on the AWS platform (spec.platform.type); this guest moves AWS hosted clusters",
+            ns, name
+        ));
+    }
+    if str_at(hc, "/spec/etcd/managementType") != Some("Managed") {
+        problems.push(
+            "its etcd is not Managed (spec.etcd.managementType); only managed etcd can be restored from a snapshot"
+                .into(),
+        );
+    }
+    // One snapshot holds one etcd: the shards of a sharded etcd are not in it, and upstream's
+    // etcd-init does not restore shards (`v2/etcd/shard.go`).
+    if hc
+        .pointer("/spec/etcd/managed/shards")
+        .and_then(Value::as_array)
+        .is_some_and(|s| !s.is_empty())
+    {
+        problems.push(
+            "its etcd is sharded (spec.etcd.managed.shards): one snapshot holds one etcd, not its shards, and \
+             HyperShift restores no shard from a URL. Back up and restore sharded clusters with OADP volume \
+             snapshots instead"
+                .into(),
+        );
+    }
+    // Private endpoint access: the API is reached through the control-plane operator's VPC
+    // endpoint and private hosted zone, which ferry can neither move nor verify.
+    let access = str_at(hc, "/spec/platform/aws/endpointAccess").unwrap_or("Public");
+    if access != "Public" {
+        problems.push(format!(
+            "its endpoint access is {access} (spec.platform.aws.endpointAccess): nodes reach the API through an AWS \
+             PrivateLink endpoint and the private zone records the control-plane operator keeps, which ferry can \
+             neither move nor verify, so nothing could show the nodes followed the control plane. Migrate it by \
+             hand: follow the documented procedure, then check the VPC endpoint and the private hosted zone \
+             before deleting the source"
+        ));
+    }
+    problems
+}
+
 fn api_server_has_hostname(hc: &Value) -> bool {
     hc.pointer("/spec/services")
         .and_then(Value::as_array)
@@ -273,7 +316,7 @@ fn api_server_has_hostname(hc: &Value) -> bool {
             services.iter().any(|s| {
                 str_at(s, "/service") == Some("APIServer")
                     && (str_at(s, "/servicePublishingStrategy/route/hostname").is_some_and(|h| !h.is_empty())
-                        || str_at(s, "/servicePublishingStrategy/type") == Some("LoadBalancer"))
+                        || str_at(s, "/servicePublishingStrategy/loadBalancer/hostname").is_some_and(|h| !h.is_empty()))
             })
         })
 }
@@ -325,6 +368,27 @@ fn pause(c: &mut Ctx, src: &Cluster, hc: &Value, pools: &[Value]) -> Result<Done
         src.merge_patch(&obj_ref, &json!({"spec": {"pausedUntil": "true"}}))?;
         paused.push(ferry_sdk::k8s::describe(&obj_ref));
     }
+    // The HyperShift operator copies `pausedUntil` to the HostedControlPlane
+    // (`pauseHostedControlPlane`); until it has, the control-plane operator still reconciles and
+    // scales the etcd writers back up behind the next step.
+    if !c.plan {
+        let hcp_ref = r(HOSTED_CONTROL_PLANE, Some(&c.hc.hcp_ns), &c.hc.name);
+        Wait {
+            step: "backup/pause",
+            what: "the HostedControlPlane to be paused (the HyperShift operator copies pausedUntil to it)",
+            timeout_seconds: c.p.u64_or("pause_timeout_seconds", 300)?,
+            interval_millis: 500,
+            on_timeout: "The HostedCluster is paused but its HostedControlPlane is not: is the source's HyperShift \
+                         operator running? Nothing else was changed; re-run the backup, or `ferry abort`.",
+        }
+        .until(|| {
+            Ok(match src.get(&hcp_ref)? {
+                Some(h) if str_at(&h, "/spec/pausedUntil") == Some("true") => Check::Done(()),
+                Some(_) => Check::Pending("not yet paused".into()),
+                None => Check::Pending("no HostedControlPlane".into()),
+            })
+        })?;
+    }
     Ok(Done::of_changes(
         &paused,
         c.plan,
@@ -363,10 +427,24 @@ fn scale_down_writers(c: &mut Ctx, src: &Cluster, marker: &mut Marker) -> Result
             &[("deployments", &missing.join(","))],
         );
     }
+    // At 0 replicas the writers' pods still run until they terminate: the snapshot waits.
+    let terminated = workloads::wait_pods_gone(
+        c,
+        src,
+        &c.hc.hcp_ns,
+        ETCD_WRITERS,
+        "backup/scale-down",
+        "a consistent snapshot needs every etcd writer stopped",
+    )?;
+    if scaled.is_empty() && terminated > 0 && !c.plan {
+        return Ok(Done::Did(format!(
+            "waited for {terminated} etcd writer pods to terminate"
+        )));
+    }
     Ok(Done::of_changes(
         &scaled,
         c.plan,
-        "the etcd writers are at 0 replicas",
+        "the etcd writers are at 0 replicas and their pods are gone",
         "scale",
         "scaled",
     ))
@@ -426,6 +504,14 @@ fn snapshot(c: &mut Ctx, src: &Cluster, hc: &Value, bucket: &Bucket, marker: &mu
                 )));
             }
         }
+    }
+    let running = workloads::pods_of(src, &c.hc.hcp_ns, ETCD_WRITERS)?;
+    if !running.is_empty() && !c.plan {
+        return Err(conflict(format!(
+            "etcd writer pods still run ({}); refusing an inconsistent snapshot. Re-run the backup: it waits for \
+             them to terminate",
+            running.join(", ")
+        )));
     }
     let tls = src.get(&r(SECRET, Some(&c.hc.hcp_ns), "etcd-client-tls"))?.is_some();
     let dir = layout::s3_dir(c, &marker.backup_id);
@@ -528,16 +614,17 @@ fn dump(
     let prefix = format!("{}-", c.hc.name);
     let mut carried = Vec::new();
     for (kind, referenced) in [(SECRET, &refs.secrets), (CONFIG_MAP, &refs.config_maps)] {
+        let mut of_kind = Vec::new();
         for o in src.list(kind.0, kind.1, Some(&ns), None)? {
             let n = name(&o).to_string();
             let own_prefix = n.starts_with(&prefix) && !belongs_to_other(&n);
             if referenced.contains(&n) || own_prefix {
-                carried.push(n.clone());
+                of_kind.push(n.clone());
                 objects.push(o);
             }
         }
         for n in referenced.iter() {
-            if !carried.contains(n) {
+            if !of_kind.contains(n) {
                 return Err(Error::NotFound(format!(
                     "{} {ns}/{n} is referenced by the HostedCluster or a NodePool but does not exist; the restored \
                      cluster would not start. Recreate it or fix the reference, then re-run the backup",
@@ -545,6 +632,7 @@ fn dump(
                 )));
             }
         }
+        carried.extend(of_kind);
     }
     let shared: Vec<&String> = carried
         .iter()
@@ -567,13 +655,15 @@ fn dump(
     let hcp = src.must_get(&r(HOSTED_CONTROL_PLANE, Some(&hcp_ns), &c.hc.name))?;
     objects.push(hcp);
     let infra = str_at(hc, "/spec/infraID").unwrap_or_default().to_string();
-    if let Some(cl) = src.get(&r(CAPI_CLUSTER, Some(&hcp_ns), &infra))? {
+    // Cluster API objects in the version the source serves and prefers (discovery).
+    let served = Served::new(src);
+    if let Some(cl) = src.get(&served.r(CAPI_CLUSTER, Some(&hcp_ns), &infra)?)? {
         objects.push(cl);
     } else {
-        objects.extend(src.list(CAPI_CLUSTER.0, CAPI_CLUSTER.1, Some(&hcp_ns), None)?);
+        objects.extend(served.list(CAPI_CLUSTER, &hcp_ns)?);
     }
     for &kind in MACHINE_KINDS {
-        objects.extend(src.list(kind.0, kind.1, Some(&hcp_ns), None)?);
+        objects.extend(served.list(kind, &hcp_ns)?);
     }
 
     // Site hooks may add objects to carry (a site's resources, by kind and label).
@@ -602,7 +692,8 @@ fn dump(
         let e = layout::entry(&o, &data);
         files.push((e, data));
     }
-    let route_hosts = current_route_hosts(c, src)?;
+    let domain = c.p.require("external_dns_domain")?.to_string();
+    let route_hosts = publish::public_hosts(src, &c.hc.hcp_ns, &domain)?;
     let snapshot = match (&marker.snapshot, c.plan) {
         (Some(s), _) => s.clone(),
         // A plan takes no snapshot; the index it renders says so.
@@ -660,17 +751,6 @@ fn dump(
     Ok((index, files))
 }
 
-fn current_route_hosts(c: &Ctx, src: &Cluster) -> Result<Vec<String>> {
-    let mut hosts: Vec<String> = src
-        .list(ROUTE.0, ROUTE.1, Some(&c.hc.hcp_ns), None)?
-        .iter()
-        .filter_map(|r| str_at(r, "/spec/host").map(str::to_string))
-        .collect();
-    hosts.sort();
-    hosts.dedup();
-    Ok(hosts)
-}
-
 fn upload(
     c: &mut Ctx,
     src: &Cluster,
@@ -705,12 +785,20 @@ fn upload(
     )))
 }
 
-fn delete_routes(c: &mut Ctx, src: &Cluster, marker: &mut Marker) -> Result<Done> {
+/// Releases the control plane's DNS on the source: deletes its Routes and removes the
+/// external-dns hostname annotation from its published Services (`LoadBalancer` publishing).
+/// The source's external-dns then drops their records; the paused control-plane operator puts
+/// neither back until `ferry abort` unpauses it.
+fn delete_routes(c: &mut Ctx, src: &Cluster, domain: &str, marker: &mut Marker) -> Result<Done> {
     let routes = src.list(ROUTE.0, ROUTE.1, Some(&c.hc.hcp_ns), None)?;
-    if routes.is_empty() {
-        return Ok(Done::Already("no control-plane routes left on the source".into()));
+    let services = publish::published_services(src, &c.hc.hcp_ns)?;
+    if routes.is_empty() && services.is_empty() {
+        return Ok(Done::Already(
+            "no control-plane Route or published Service left on the source".into(),
+        ));
     }
     let mut hosts = marker.route_hosts.clone();
+    hosts.extend(publish::public_hosts(src, &c.hc.hcp_ns, domain)?);
     hosts.extend(
         routes
             .iter()
@@ -718,14 +806,15 @@ fn delete_routes(c: &mut Ctx, src: &Cluster, marker: &mut Marker) -> Result<Done
     );
     hosts.sort();
     hosts.dedup();
+    let what = match (routes.len(), services.len()) {
+        (r, 0) => format!("{r} routes"),
+        (0, s) => format!("the hostnames of {s} Services"),
+        (r, s) => format!("{r} routes and the hostnames of {s} Services"),
+    };
     if c.plan {
-        return Ok(Done::Planned(format!(
-            "would delete {} routes ({})",
-            routes.len(),
-            hosts.join(", ")
-        )));
+        return Ok(Done::Planned(format!("would release {what} ({})", hosts.join(", "))));
     }
-    // Deleting the routes takes the hosted cluster off the air: hooks may veto.
+    // Releasing DNS takes the hosted cluster off the air: hooks may veto.
     c.hook(Point::Verify, "delete-routes", json!({"routes": hosts}))?;
     if hosts != marker.route_hosts {
         marker.route_hosts = hosts.clone();
@@ -734,45 +823,21 @@ fn delete_routes(c: &mut Ctx, src: &Cluster, marker: &mut Marker) -> Result<Done
     for route in &routes {
         src.delete(&r(ROUTE, Some(&c.hc.hcp_ns), name(route)))?;
     }
-    Ok(Done::Did(format!(
-        "deleted {} routes ({})",
-        routes.len(),
-        hosts.join(", ")
-    )))
-}
-
-/// The records of this hosted cluster in the zone: its route hosts, their
-/// ownership TXT records (`<label><suffix>.<rest>`, and the `a-`/`cname-`
-/// prefixed ones newer external-dns writes), and any TXT that names one of
-/// its routes. Other hosted clusters' records in the same zone never count.
-pub fn own_records(records: &[dns::RecordSet], hosts: &[String], suffix: &str, hcp_ns: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    for h in hosts {
-        let h = h.trim_end_matches('.').to_ascii_lowercase();
-        names.push(h.clone());
-        if let Some((first, rest)) = h.split_once('.') {
-            names.push(format!("{first}{suffix}.{rest}"));
-            for p in ["a-", "cname-"] {
-                names.push(format!("{p}{first}{suffix}.{rest}"));
-                names.push(format!("{p}{first}.{rest}"));
-            }
-        }
+    for svc in &services {
+        src.merge_patch(
+            &r(SERVICE, Some(&c.hc.hcp_ns), &svc.name),
+            &json!({"metadata": {"annotations": {publish::HOSTNAME_ANNOTATION: null}}}),
+        )?;
     }
-    let route_marker = format!("external-dns/resource=route/{hcp_ns}/");
-    records
-        .iter()
-        .filter(|rs| {
-            names.contains(&rs.name) || (rs.record_type == "TXT" && rs.values.iter().any(|v| v.contains(&route_marker)))
-        })
-        .map(|rs| format!("{} {}", rs.name, rs.record_type))
-        .collect()
+    let verb = if services.is_empty() { "deleted" } else { "released" };
+    Ok(Done::Did(format!("{verb} {what} ({})", hosts.join(", "))))
 }
 
 fn wait_dns(c: &mut Ctx, zone: &dns::Zone, domain: &str, hosts: &[String]) -> Result<Done> {
     let suffix = c.p.or("txt_suffix", "-external-dns").to_string();
     let list = || -> Result<Vec<String>> {
         let records = ferry_sdk::k8s::retry(|| zone.list_record_sets(Some(domain)))?;
-        Ok(own_records(&records, hosts, &suffix, &c.hc.hcp_ns))
+        Ok(publish::own_records(&records, hosts, &suffix, &c.hc.hcp_ns))
     };
     let first = list()?;
     if first.is_empty() {
@@ -819,46 +884,35 @@ fn wait_dns(c: &mut Ctx, zone: &dns::Zone, domain: &str, hosts: &[String]) -> Re
 mod tests {
     use super::*;
 
-    fn rs(name: &str, t: &str, v: &str) -> dns::RecordSet {
-        dns::RecordSet {
-            name: name.into(),
-            record_type: t.into(),
-            ttl: Some(60),
-            values: vec![v.into()],
-        }
-    }
-
     #[test]
-    fn only_this_clusters_records_count() {
-        let records = vec![
-            rs("api-demo.example.com", "CNAME", "router"),
-            rs("api-demo-external-dns.example.com", "TXT", "\"heritage=external-dns\""),
-            rs(
-                "oauth-x.example.com",
-                "TXT",
-                "\"heritage=external-dns,external-dns/resource=route/clusters-demo/oauth\"",
-            ),
-            rs("api-other.example.com", "CNAME", "router"),
-            rs(
-                "api-other-external-dns.example.com",
-                "TXT",
-                "\"external-dns/resource=route/clusters-other/api\"",
-            ),
-        ];
-        let own = own_records(
-            &records,
-            &["api-demo.example.com".into()],
-            "-external-dns",
-            "clusters-demo",
+    fn clusters_this_guest_cannot_move_are_refused_with_the_reason() {
+        let hc = |extra: Value| {
+            let mut h = json!({"spec": {"platform": {"type": "AWS", "aws": {"endpointAccess": "Public"}},
+                "etcd": {"managementType": "Managed", "managed": {"storage": {"type": "PersistentVolume"}}}}});
+            if let (Some(h), Some(e)) = (h["spec"].as_object_mut(), extra.as_object()) {
+                for (k, v) in e {
+                    h.insert(k.clone(), v.clone());
+                }
+            }
+            h
+        };
+        assert!(unsupported(&hc(json!({})), "clusters", "demo").is_empty());
+        let sharded = hc(json!({"etcd": {"managementType": "Managed", "managed": {"shards": [{"name": "events"}]}}}));
+        let why = unsupported(&sharded, "clusters", "demo");
+        assert!(
+            why.len() == 1 && why[0].contains("sharded") && why[0].contains("OADP"),
+            "{why:?}"
         );
-        assert_eq!(
-            own,
-            [
-                "api-demo.example.com CNAME",
-                "api-demo-external-dns.example.com TXT",
-                "oauth-x.example.com TXT"
-            ]
-        );
+        for access in ["Private", "PublicAndPrivate"] {
+            let private = hc(json!({"platform": {"type": "AWS", "aws": {"endpointAccess": access}}}));
+            let why = unsupported(&private, "clusters", "demo");
+            assert!(
+                why.len() == 1 && why[0].contains(access) && why[0].contains("by hand"),
+                "{why:?}"
+            );
+        }
+        let unmanaged = hc(json!({"etcd": {"managementType": "Unmanaged"}}));
+        assert!(unsupported(&unmanaged, "clusters", "demo")[0].contains("not Managed"));
     }
 
     #[test]

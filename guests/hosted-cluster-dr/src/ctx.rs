@@ -183,6 +183,11 @@ const STOPPED_MARKER: &str = "ferry:stopped-after";
 /// The summary of a phase stopped by `stop_after`.
 static STOPPED: std::sync::Mutex<Option<Value>> = std::sync::Mutex::new(None);
 
+/// Whether `e` is a `stop_after` stop (a rehearsed interruption), not a failure.
+pub fn is_stop(e: &Error) -> bool {
+    matches!(e, Error::Other(m) if m.contains(STOPPED_MARKER))
+}
+
 /// Turns a `stop_after` stop into the phase's (successful) summary, with
 /// `stopped_after` naming the step; other results pass through.
 pub fn finish(result: Result<Value>) -> Result<Value> {

@@ -7,24 +7,30 @@
 //!   directory and S3 (index last), delete the routes, wait for Route53 to
 //!   drop this hosted cluster's records;
 //! - `restore` (destination): verify the backup, then namespaces, secrets,
-//!   configmaps, control plane, CAPI/AWS objects, the HostedCluster with one
-//!   fresh presigned `restoreSnapshotURL`, NodePools; wait for it to be
-//!   Available, restored and its nodes Ready;
+//!   configmaps, CAPI/AWS objects, the HostedCluster with one fresh presigned
+//!   `restoreSnapshotURL` and the restored-from-backup annotation (the operator
+//!   makes the HostedControlPlane from it), NodePools; wait for it to be
+//!   Available, its etcd restored, its DNS moved and its nodes Ready;
 //! - `teardown` (source): gated on a healthy destination; removes the old
 //!   control plane with the HyperShift operator stopped, so its deletion flow
 //!   never runs against the migrated cluster;
-//! - `finish` (hosted cluster): OVN pods, ClusterVersion, nodes, report.
+//! - `finish` (hosted cluster): OVN pods, ClusterVersion, nodes, report;
+//! - `abort` (source): returns a source whose backup will not be restored to service
+//!   (writers back, unpaused, DNS back), refused while the destination has the cluster.
 //!
 //! Progress and state live in the clusters (a marker ConfigMap, annotations)
 //! and in the backup, never only in memory. See `README.md` for parameters.
 
+mod abort;
 mod backup;
 mod ctx;
 mod finish;
 mod layout;
 mod model;
+mod publish;
 mod restore;
 mod teardown;
+mod workloads;
 
 use ferry_sdk::Result;
 
@@ -39,9 +45,10 @@ impl Guest for Component {
             "restore" => ctx::finish(restore::run(&args))?,
             "teardown" => ctx::finish(teardown::run(&args))?,
             "finish" => ctx::finish(finish::run(&args))?,
+            "abort" => ctx::finish(abort::run(&args))?,
             other => {
                 return Err(Error::Invalid(format!(
-                    "unknown phase `{other}`: the phases are backup, restore, teardown and finish"
+                    "unknown phase `{other}`: the phases are backup, restore, teardown, finish and abort"
                 )));
             }
         };

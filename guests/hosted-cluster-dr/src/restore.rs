@@ -10,6 +10,13 @@ use serde_json::{Value, json};
 use crate::ctx::{Ctx, Done};
 use crate::layout::{self, FileEntry, Index};
 use crate::model::*;
+use crate::publish;
+
+/// `hypershift.openshift.io/restored-from-backup`: upstream's signal that a control plane came
+/// from a backup. The HO mirrors it to the HostedControlPlane, the hosted cluster config
+/// operator then recovers what a restore leaves stale (`reconcileClusterRecovery`) and reports
+/// `HostedClusterRestoredFromBackup`; the HO removes the annotation once that is True.
+pub const RESTORED_FROM_BACKUP_ANNOTATION: &str = "hypershift.openshift.io/restored-from-backup";
 
 /// Runs the restore phase.
 pub fn run(args: &[(String, String)]) -> Result<Value> {
@@ -17,6 +24,9 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
     let dst = c.open("destination")?;
     let hosted = c.open("hosted")?;
     let bucket = layout::open_bucket(&c)?;
+    let zone_id = c.p.require("zone_id")?.to_string();
+    let zone = ferry_sdk::k8s::retry(|| ferry_sdk::dns::open_zone(&zone_id)).ctx(format!("hosted zone {zone_id}"))?;
+    let domain = c.p.require("external_dns_domain")?.to_string();
     let missing = format!(
         "no backup of {}/{} in the backup directory nor in s3://{}/{}",
         c.hc.ns,
@@ -58,26 +68,26 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
             manifests.len()
         )))
     })?;
-    c.step("preflight", |c| preflight(c, &dst, &id))?;
+    c.step("preflight", |c| preflight(c, &dst, &id, &manifests))?;
     c.step("namespaces", |c| namespaces(c, &dst, &id))?;
     let hc_ns = c.hc.ns.clone();
     let hcp_ns = c.hc.hcp_ns.clone();
-    let of = |kinds: &[Kind], ns: &str| -> Vec<Value> {
+    let of = |kinds: &[GroupKind], ns: &str| -> Vec<Value> {
         manifests
             .iter()
-            .filter(|(f, _)| f.namespace == ns && kinds.iter().any(|k| k.1 == f.kind && k.0 == f.api_version))
+            .filter(|(f, _)| f.namespace == ns && kinds.iter().any(|k| is(f, *k)))
             .map(|(_, m)| m.clone())
             .collect()
     };
     c.step("secrets", |c| {
-        apply_all(c, &dst, &id, of(&[SECRET, CONFIG_MAP], &hc_ns))
+        apply_all(c, &dst, &id, of(&[gk(SECRET), gk(CONFIG_MAP)], &hc_ns))
     })?;
     c.step("hcp-secrets", |c| {
-        apply_all(c, &dst, &id, of(&[SECRET, CONFIG_MAP], &hcp_ns))
+        apply_all(c, &dst, &id, of(&[gk(SECRET), gk(CONFIG_MAP)], &hcp_ns))
     })?;
-    c.step("control-plane", |c| {
-        apply_all(c, &dst, &id, of(&[HOSTED_CONTROL_PLANE], &hcp_ns))
-    })?;
+    // No HostedControlPlane from the backup: the operator builds it from the HostedCluster
+    // (`reconcileHostedControlPlane` copies `spec.etcd` whole), and an HCP created first, without
+    // the HostedCluster's exact `restoreSnapshotURL`, can never take it (CEL on `oldSelf`).
     c.step("capi-cluster", |c| {
         apply_all(c, &dst, &id, of(&[CAPI_CLUSTER], &hcp_ns))
     })?;
@@ -97,17 +107,12 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
     c.step("extra-objects", |c| {
         let extra: Vec<Value> = manifests
             .iter()
-            .filter(|(f, _)| {
-                !KNOWN
-                    .iter()
-                    .chain(MACHINE_KINDS)
-                    .any(|k| k.1 == f.kind && k.0 == f.api_version)
-            })
+            .filter(|(f, _)| !KNOWN.iter().chain(MACHINE_KINDS).any(|k| is(f, *k)))
             .map(|(_, m)| m.clone())
             .collect();
         apply_all(c, &dst, &id, extra)
     })?;
-    let hc_manifest = of(&[HOSTED_CLUSTER], &hc_ns)
+    let hc_manifest = of(&[gk(HOSTED_CLUSTER)], &hc_ns)
         .into_iter()
         .next()
         .ok_or_else(|| invalid(format!("backup {id} holds no HostedCluster manifest")))?;
@@ -121,7 +126,7 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
                     .into(),
             ));
         }
-        let pools = of(&[NODE_POOL], &hc_ns)
+        let pools = of(&[gk(NODE_POOL)], &hc_ns)
             .into_iter()
             .map(|mut np| {
                 if let Some(spec) = np.get_mut("spec").and_then(Value::as_object_mut) {
@@ -133,18 +138,43 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
         apply_all(c, &dst, &id, pools)
     })?;
     c.step("wait-restored", |c| wait_restored(c, &dst))?;
+    c.step("wait-dns", |c| wait_dns_moved(c, &dst, &zone, &domain))?;
     c.step("wait-nodes", |c| wait_nodes(c, &dst, &hosted))?;
     Ok(c.summary())
 }
 
+fn gk(k: Kind) -> GroupKind {
+    GroupKind::of(k)
+}
+
+/// Whether a backup file holds an object of `k` (any version).
+fn is(f: &FileEntry, k: GroupKind) -> bool {
+    k.matches(&f.api_version, &f.kind)
+}
+
 /// The kinds the documented procedure carries besides [`MACHINE_KINDS`] (everything else
-/// came from a hook).
-const KNOWN: &[Kind] = &[
-    SECRET,
-    CONFIG_MAP,
-    HOSTED_CLUSTER,
-    NODE_POOL,
-    HOSTED_CONTROL_PLANE,
+/// came from a hook). The HostedControlPlane is carried but never applied.
+const KNOWN: &[GroupKind] = &[
+    GroupKind {
+        group: "",
+        kind: "Secret",
+    },
+    GroupKind {
+        group: "",
+        kind: "ConfigMap",
+    },
+    GroupKind {
+        group: "hypershift.openshift.io",
+        kind: "HostedCluster",
+    },
+    GroupKind {
+        group: "hypershift.openshift.io",
+        kind: "NodePool",
+    },
+    GroupKind {
+        group: "hypershift.openshift.io",
+        kind: "HostedControlPlane",
+    },
     CAPI_CLUSTER,
 ];
 
@@ -205,7 +235,34 @@ fn ours(obj: &Value, id: &str) -> bool {
     manifest::annotation(obj, BACKUP_ID_ANNOTATION) == Some(id)
 }
 
-fn preflight(c: &mut Ctx, dst: &Cluster, id: &str) -> Result<Done> {
+fn preflight(c: &mut Ctx, dst: &Cluster, id: &str, manifests: &[(FileEntry, Value)]) -> Result<Done> {
+    // Cluster API objects were dumped in the version the source served; the destination
+    // must serve that version too (it converts between the versions it serves).
+    let mut unserved = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (f, _) in manifests {
+        let group = group_of(&f.api_version);
+        if (group != CAPI_GROUP && group != CAPA_GROUP) || !seen.insert((f.api_version.clone(), f.kind.clone())) {
+            continue;
+        }
+        match dst.list(&f.api_version, &f.kind, Some(&c.hc.hcp_ns), None) {
+            Ok(_) => {}
+            Err(Error::NotFound(_)) => {
+                let serves = dst.api_version(group, &f.kind).unwrap_or_else(|_| "nothing".into());
+                unserved.push(format!("{} {} (it serves {serves})", f.api_version, f.kind));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if !unserved.is_empty() {
+        return Err(invalid(format!(
+            "the destination `{}` does not serve the versions backup {id} holds: {}; nothing was changed. Install \
+             the same HyperShift (and Cluster API) release as on the source, or take the backup again once both \
+             serve the same versions",
+            c.alias("destination"),
+            unserved.join(", ")
+        )));
+    }
     if let Some(hc) = dst.get(&c.hc.hc_ref())? {
         if ours(&hc, id) {
             return Ok(Done::Checked(format!(
@@ -348,9 +405,11 @@ fn hosted_cluster(c: &mut Ctx, dst: &Cluster, bucket: &Bucket, index: &Index, mu
     storage.insert("restoreSnapshotURL".into(), json!([url]));
     manifest::annotate(&mut hc, BACKUP_ID_ANNOTATION, &index.backup_id);
     manifest::annotate(&mut hc, URL_EXPIRES_ANNOTATION, &expires.to_string());
+    manifest::annotate(&mut hc, RESTORED_FROM_BACKUP_ANNOTATION, "true");
     match dst.create(&hc)? {
         Some(_) => Ok(Done::Did(format!(
-            "created the HostedCluster, unpaused, restoring from the snapshot (URL valid {secs}s, until {})",
+            "created the HostedCluster, unpaused, marked restored-from-backup, restoring from the snapshot (URL \
+             valid {secs}s, until {}); the operator creates the HostedControlPlane from it",
             rfc3339(expires)
         ))),
         None => Err(conflict(
@@ -359,23 +418,54 @@ fn hosted_cluster(c: &mut Ctx, dst: &Cluster, bucket: &Bucket, index: &Index, mu
     }
 }
 
-/// Why a restore from a snapshot failed, in words for the operator.
-fn restore_failure(c: &Ctx, hc: &Value) -> Option<String> {
-    let cond = condition(hc, "EtcdSnapshotRestored")?;
-    if cond.get("status").and_then(Value::as_str) != Some("False") {
-        return None;
+/// Why a restore from a snapshot failed, in words for the operator. Upstream reports a failed
+/// `etcd-init` as `EtcdSnapshotRestored=False` on the HostedControlPlane only once every etcd
+/// pod is ready, which a failed init never is (`etcdRestoredCondition`): the init containers'
+/// own status is read too.
+fn restore_failure(c: &Ctx, dst: &Cluster, hc: &Value, hcp: Option<&Value>) -> Result<Option<String>> {
+    let mut why = None;
+    if let Some(cond) = hcp.and_then(|h| condition(h, "EtcdSnapshotRestored"))
+        && cond.get("status").and_then(Value::as_str) == Some("False")
+    {
+        why = Some(format!(
+            "the HostedControlPlane reports EtcdSnapshotRestored=False ({})",
+            cond.get("reason").and_then(Value::as_str).unwrap_or_default()
+        ));
     }
-    let reason = cond.get("reason").and_then(Value::as_str).unwrap_or_default();
-    let message = cond.get("message").and_then(Value::as_str).unwrap_or_default();
+    if why.is_none() {
+        for pod in dst.list(POD.0, POD.1, Some(&c.hc.hcp_ns), Some("app=etcd"))? {
+            let failed = pod
+                .pointer("/status/initContainerStatuses")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|s| s.get("name").and_then(Value::as_str) == Some("etcd-init"))
+                .find_map(|s| {
+                    let t = s.pointer("/lastState/terminated")?;
+                    (t.get("exitCode").and_then(Value::as_i64).unwrap_or(0) != 0).then(|| {
+                        let reason = t.get("reason").and_then(Value::as_str).unwrap_or("Error");
+                        let message = t.get("message").and_then(Value::as_str).unwrap_or_default();
+                        format!("{reason}{}{message}", if message.is_empty() { "" } else { ": " })
+                    })
+                });
+            if let Some(f) = failed {
+                why = Some(format!("etcd-init of pod {} failed ({f})", name(&pod)));
+                break;
+            }
+        }
+    }
+    let Some(why) = why else {
+        return Ok(None);
+    };
     let expired = manifest::annotation(hc, URL_EXPIRES_ANNOTATION)
         .and_then(|t| t.parse::<u64>().ok())
         .filter(|t| ferry_sdk::context::now() > *t)
         .map(|t| format!(" The presigned URL expired at {}.", rfc3339(t)))
         .unwrap_or_default();
-    Some(format!(
-        "the destination could not restore etcd from the snapshot ({reason}: {message}).{expired} {}",
+    Ok(Some(format!(
+        "the destination could not restore etcd from the snapshot: {why}.{expired} {}",
         fresh_url_advice(c)
-    ))
+    )))
 }
 
 /// What to do when a restore URL failed: it cannot be changed on the HostedCluster.
@@ -388,33 +478,62 @@ fn fresh_url_advice(c: &Ctx) -> String {
     )
 }
 
+/// Whether the destination's HostedControlPlane reports its etcd restored from the snapshot.
+pub fn restored_on(c: &Ctx, dst: &Cluster) -> Result<bool> {
+    Ok(dst
+        .get(&r(HOSTED_CONTROL_PLANE, Some(&c.hc.hcp_ns), &c.hc.name))?
+        .is_some_and(|h| condition_true(&h, "EtcdSnapshotRestored")))
+}
+
+/// `Available` on the HostedCluster (the HO computes it from the HostedControlPlane) and
+/// `EtcdSnapshotRestored` on the HostedControlPlane, the only place upstream sets it.
+fn restored(hc: &Value, hcp: Option<&Value>) -> bool {
+    condition_true(hc, "Available") && hcp.is_some_and(|h| condition_true(h, "EtcdSnapshotRestored"))
+}
+
+fn status_of(o: Option<&Value>, t: &str) -> String {
+    o.and_then(|o| condition(o, t))
+        .and_then(|c| c.get("status"))
+        .and_then(Value::as_str)
+        .unwrap_or("Unknown")
+        .to_string()
+}
+
 fn wait_restored(c: &mut Ctx, dst: &Cluster) -> Result<Done> {
     let hc_ref = c.hc.hc_ref();
-    let done = |hc: &Value| condition_true(hc, "Available") && condition_true(hc, "EtcdSnapshotRestored");
+    let hcp_ref = r(HOSTED_CONTROL_PLANE, Some(&c.hc.hcp_ns), &c.hc.name);
     if c.plan {
         return Ok(Done::Planned(
-            "would wait for the HostedCluster to be Available with its etcd restored".into(),
+            "would wait for the HostedCluster to be Available and its HostedControlPlane to report \
+             EtcdSnapshotRestored"
+                .into(),
         ));
     }
-    if dst.get(&hc_ref)?.as_ref().is_some_and(done) {
-        return Ok(Done::Already("the HostedCluster is Available and restored".into()));
+    if let Some(hc) = dst.get(&hc_ref)?
+        && restored(&hc, dst.get(&hcp_ref)?.as_ref())
+    {
+        return Ok(Done::Already(
+            "the HostedCluster is Available and its etcd restored".into(),
+        ));
     }
     let timeout = c.p.u64_or("restore_timeout_seconds", 1200)?;
-    let advice = "Nothing on the source was touched by restore. Check the destination's HyperShift operator and etcd pods, then re-run `ferry restore`.";
+    let advice = "Nothing on the source was touched by restore. Check the destination's HyperShift operator, the \
+                  HostedControlPlane and its etcd pods, then re-run `ferry restore`.";
     Wait {
         step: "restore/wait-restored",
-        what: "the HostedCluster to be Available with EtcdSnapshotRestored",
+        what: "the HostedCluster to be Available and its HostedControlPlane to report EtcdSnapshotRestored",
         timeout_seconds: timeout,
         interval_millis: 1000,
         on_timeout: advice,
     }
     .until(|| {
         let hc = dst.must_get(&hc_ref)?;
-        if let Some(why) = restore_failure(c, &hc) {
+        let hcp = dst.get(&hcp_ref)?;
+        if let Some(why) = restore_failure(c, dst, &hc, hcp.as_ref())? {
             return Err(Error::Invalid(why));
         }
         if let Some(t) = manifest::annotation(&hc, URL_EXPIRES_ANNOTATION).and_then(|t| t.parse::<u64>().ok())
-            && !condition_true(&hc, "EtcdSnapshotRestored")
+            && !hcp.as_ref().is_some_and(|h| condition_true(h, "EtcdSnapshotRestored"))
             && ferry_sdk::context::now() > t
         {
             return Err(Error::Invalid(format!(
@@ -423,26 +542,57 @@ fn wait_restored(c: &mut Ctx, dst: &Cluster) -> Result<Done> {
                 fresh_url_advice(c)
             )));
         }
-        Ok(if done(&hc) {
+        Ok(if restored(&hc, hcp.as_ref()) {
             Check::Done(())
+        } else if hcp.is_none() {
+            Check::Pending(format!(
+                "no HostedControlPlane yet (HostedCluster ReconciliationSucceeded={})",
+                status_of(Some(&hc), "ReconciliationSucceeded")
+            ))
         } else {
-            let conds = ["Available", "EtcdSnapshotRestored"]
-                .iter()
-                .map(|t| {
-                    let s = condition(&hc, t)
-                        .and_then(|c| c.get("status"))
-                        .and_then(Value::as_str)
-                        .unwrap_or("Unknown");
-                    format!("{t}={s}")
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            Check::Pending(conds)
+            Check::Pending(format!(
+                "HostedCluster Available={}, HostedControlPlane EtcdSnapshotRestored={}",
+                status_of(Some(&hc), "Available"),
+                status_of(hcp.as_ref(), "EtcdSnapshotRestored")
+            ))
         })
     })?;
     Ok(Done::Did(
         "the HostedCluster is Available and its etcd was restored from the snapshot".into(),
     ))
+}
+
+/// Waits until Route53 publishes the control plane's hostnames from the destination (its
+/// external-dns owns them): before that, nodes still resolve the API to the source.
+fn wait_dns_moved(c: &mut Ctx, dst: &Cluster, zone: &ferry_sdk::dns::Zone, domain: &str) -> Result<Done> {
+    if c.plan {
+        return Ok(Done::Planned(
+            "would wait for Route53 to publish the control plane's hostnames from the destination".into(),
+        ));
+    }
+    let owner = publish::owner_id(dst)?.ok_or_else(|| {
+        invalid(format!(
+            "the destination `{}` runs no external-dns with --txt-owner-id (Deployment hypershift/external-dns); \
+             nothing can publish the hosted cluster's hostnames",
+            c.alias("destination")
+        ))
+    })?;
+    let hosts = publish::public_hosts(dst, &c.hc.hcp_ns, domain)?;
+    if hosts.is_empty() {
+        return Ok(Done::Skipped(format!(
+            "the control plane publishes no public hostname under {domain} (Routes or annotated Services)"
+        )));
+    }
+    match publish::wait_moved(c, "restore/wait-dns", zone, domain, &hosts, &owner)? {
+        0 => Ok(Done::Already(format!(
+            "Route53 publishes {} from {owner}",
+            hosts.join(", ")
+        ))),
+        _ => Ok(Done::Did(format!(
+            "Route53 publishes {} from {owner}",
+            hosts.join(", ")
+        ))),
+    }
 }
 
 /// Nodes Ready in the hosted cluster, and how many are expected (the sum of
@@ -455,7 +605,7 @@ pub fn node_counts(c: &Ctx, dst: &Cluster, hosted: &Cluster) -> Result<(u64, u64
     Ok((ready, expected))
 }
 
-/// Waits until the hosted cluster has as many Ready nodes as its NodePools want.
+/// Waits until the hosted cluster has at least as many Ready nodes as its NodePools want.
 pub fn wait_nodes(c: &mut Ctx, dst: &Cluster, hosted: &Cluster) -> Result<Done> {
     if c.plan {
         return Ok(Done::Planned(
@@ -466,7 +616,8 @@ pub fn wait_nodes(c: &mut Ctx, dst: &Cluster, hosted: &Cluster) -> Result<Done> 
     if expected == 0 {
         return Ok(Done::Skipped("no NodePool replicas on the destination".into()));
     }
-    if ready == expected {
+    // A rollout surges nodes beyond the NodePools' replicas: at least the expected count.
+    if ready >= expected {
         return Ok(Done::Already(format!("{ready}/{expected} nodes Ready")));
     }
     let timeout = c.p.u64_or("nodes_timeout_seconds", 1200)?;
@@ -487,7 +638,7 @@ pub fn wait_nodes(c: &mut Ctx, dst: &Cluster, hosted: &Cluster) -> Result<Done> 
     }
     .until(|| {
         let (ready, expected) = node_counts(c, dst, hosted)?;
-        Ok(if ready == expected {
+        Ok(if ready >= expected {
             Check::Done(())
         } else {
             Check::Pending(format!("{ready}/{expected} Ready"))

@@ -7,7 +7,14 @@
 //! operator (remembering its replicas on the Deployment itself), removes
 //! finalizers with merge patches (which, unlike the documented JSON patch,
 //! work when there are none), deletes everything of this hosted cluster, and
-//! only then starts the operator again at the replicas it had.
+//! only then starts the operator again at the replicas it had. Any failure after
+//! `stop-operator` starts it again before the phase stops (the hosted cluster stays paused,
+//! so a running operator never deletes it), or says how to.
+//!
+//! Upstream puts finalizers where the namespace would wait on them forever with the operator
+//! stopped: `hypershift.openshift.io/component-finalizer` on the `cluster-api` and
+//! `capi-provider` Deployments (`reconcileCAPIFinalizers`), both operators' finalizers on
+//! AWSEndpointServices; the `finalizers` step clears them.
 
 use ferry_sdk::hooks::Point;
 use ferry_sdk::k8s::{Cluster, DeleteOutcome, condition_true, name, str_at};
@@ -18,7 +25,13 @@ use serde_json::{Value, json};
 use crate::ctx::{Ctx, Done};
 use crate::layout;
 use crate::model::*;
-use crate::restore::node_counts;
+use crate::publish;
+use crate::restore::{node_counts, restored_on};
+use crate::workloads;
+
+/// The CAPI controllers of a control-plane namespace: no Machine is deleted while they run
+/// (they would delete its instance, which the destination's nodes now are).
+const CAPI_CONTROLLERS: &[&str] = &["cluster-api", "capi-provider"];
 
 /// Runs the teardown phase.
 pub fn run(args: &[(String, String)]) -> Result<Value> {
@@ -28,6 +41,12 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
     let hosted = c.open("hosted")?;
     let bucket = layout::open_bucket(&c)?;
     let force = c.p.flag("force");
+    let zone_id = c.p.get("zone_id").map(str::to_string);
+    let domain = c.p.or("external_dns_domain", "").to_string();
+    let zone = match &zone_id {
+        Some(z) => Some(ferry_sdk::k8s::retry(|| ferry_sdk::dns::open_zone(z))?),
+        None => None,
+    };
     let mut carried: Vec<ferry_sdk::ObjectRef> = Vec::new();
     c.step("gate", |c| {
         let Some(backup) = layout::load(c, &bucket)? else {
@@ -62,7 +81,7 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
                 ));
             }
         }
-        let verified = match destination_health(c, &dst, &hosted) {
+        let verified = match destination_health(c, &dst, &hosted, zone.as_ref().map(|z| (z, domain.as_str()))) {
             Ok(ok) => ok,
             Err(why) if c.plan => return Ok(Done::Planned(format!("teardown would be refused now: {why}"))),
             Err(why) if force => {
@@ -89,18 +108,30 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
     let remains = src.get(&c.hc.hc_ref())?.is_some()
         || src.get(&r(NAMESPACE, None, &c.hc.hcp_ns))?.is_some()
         || !own_node_pools(&src.list(NODE_POOL.0, NODE_POOL.1, Some(&c.hc.ns), None)?, &c.hc.name).is_empty();
-    c.step("stop-operator", |c| {
-        let stopped_by_us = src
-            .get(&op_ref)?
-            .is_some_and(|d| manifest::annotation(&d, OPERATOR_REPLICAS_ANNOTATION).is_some());
-        if !remains && !stopped_by_us {
-            return Ok(Done::Already(
-                "nothing of the hosted cluster is left on the source".into(),
-            ));
-        }
-        stop_operator(c, &src, &op_ref)
-    })?;
-    c.step("scale-down", |c| scale_down(c, &src))?;
+    // Once the operator is being stopped, whatever fails, it is started again.
+    let result = c
+        .step("stop-operator", |c| {
+            let stopped_by_us = src
+                .get(&op_ref)?
+                .is_some_and(|d| manifest::annotation(&d, OPERATOR_REPLICAS_ANNOTATION).is_some());
+            if !remains && !stopped_by_us {
+                return Ok(Done::Already(
+                    "nothing of the hosted cluster is left on the source".into(),
+                ));
+            }
+            stop_operator(c, &src, &op_ref)
+        })
+        .and_then(|()| tear_down(&mut c, &src, &carried));
+    if let Err(e) = result {
+        return Err(restart_after(&mut c, &src, &op_ref, e));
+    }
+    c.step("start-operator", |c| start_operator(c, &src, &op_ref))?;
+    Ok(c.summary())
+}
+
+/// The steps between `stop-operator` and `start-operator`.
+fn tear_down(c: &mut Ctx, src: &Cluster, carried: &[ferry_sdk::ObjectRef]) -> Result<()> {
+    c.step("scale-down", |c| scale_down(c, src))?;
     let pools: Vec<String> = own_node_pools(&src.list(NODE_POOL.0, NODE_POOL.1, Some(&c.hc.ns), None)?, &c.hc.name)
         .iter()
         .map(|p| name(p).to_string())
@@ -108,37 +139,124 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
     let hc_ns = c.hc.ns.clone();
     c.step("node-pools", |c| {
         let refs = pools.iter().map(|p| r(NODE_POOL, Some(&hc_ns), p)).collect();
-        remove(c, &src, refs)
+        remove(c, src, refs)
     })?;
     let hcp_ns = c.hc.hcp_ns.clone();
-    let all_of = |kinds: &[Kind]| -> Result<Vec<ferry_sdk::ObjectRef>> {
+    let served = Served::new(src);
+    let all_of = |kinds: &[GroupKind]| -> Result<Vec<ferry_sdk::ObjectRef>> {
         let mut out = Vec::new();
         for k in kinds {
-            for o in src.list(k.0, k.1, Some(&hcp_ns), None)? {
-                out.push(r(*k, Some(&hcp_ns), name(&o)));
+            for o in served.list(*k, &hcp_ns)? {
+                out.push(served.r(*k, Some(&hcp_ns), name(&o))?);
             }
         }
         Ok(out)
     };
-    c.step("machines", |c| remove(c, &src, all_of(&[MACHINE])?))?;
+    c.step("machines", |c| remove(c, src, all_of(&[MACHINE])?))?;
     c.step("machine-sets", |c| {
-        remove(c, &src, all_of(&[MACHINE_SET, MACHINE_DEPLOYMENT])?)
+        remove(c, src, all_of(&[MACHINE_SET, MACHINE_DEPLOYMENT])?)
     })?;
-    c.step("capi-cluster", |c| remove(c, &src, all_of(&[CAPI_CLUSTER])?))?;
+    c.step("capi-cluster", |c| remove(c, src, all_of(&[CAPI_CLUSTER])?))?;
     c.step("aws-machines", |c| {
-        remove(c, &src, all_of(&[AWS_MACHINE, AWS_MACHINE_TEMPLATE, AWS_CLUSTER])?)
+        remove(c, src, all_of(&[AWS_MACHINE, AWS_MACHINE_TEMPLATE, AWS_CLUSTER])?)
     })?;
-    c.step("control-plane", |c| remove(c, &src, all_of(&[HOSTED_CONTROL_PLANE])?))?;
-    c.step("hcp-namespace", |c| delete_namespace(c, &src, &hcp_ns))?;
-    c.step("hosted-cluster", |c| remove(c, &src, vec![c.hc.hc_ref()]))?;
-    c.step("hc-namespace", |c| hc_namespace(c, &src, &carried))?;
-    c.step("start-operator", |c| start_operator(c, &src, &op_ref))?;
-    Ok(c.summary())
+    c.step("control-plane", |c| {
+        let hcps = src
+            .list(HOSTED_CONTROL_PLANE.0, HOSTED_CONTROL_PLANE.1, Some(&hcp_ns), None)?
+            .iter()
+            .map(|o| r(HOSTED_CONTROL_PLANE, Some(&hcp_ns), name(o)))
+            .collect();
+        remove(c, src, hcps)
+    })?;
+    c.step("finalizers", |c| clear_namespace_finalizers(c, src))?;
+    c.step("hcp-namespace", |c| delete_namespace(c, src, &hcp_ns))?;
+    c.step("hosted-cluster", |c| remove(c, src, vec![c.hc.hc_ref()]))?;
+    c.step("hc-namespace", |c| hc_namespace(c, src, carried))?;
+    Ok(())
 }
 
-/// Checks that the destination runs the hosted cluster: HostedCluster
-/// Available with its etcd restored, and all its nodes Ready.
-pub fn destination_health(c: &Ctx, dst: &Cluster, hosted: &Cluster) -> std::result::Result<String, String> {
+/// After a failure with the operator stopped: start it again (the HostedCluster is paused or
+/// gone, so it deletes nothing), and say what happened. A `stop_after` stop (a rehearsed
+/// crash) is passed through: a crash cannot restart anything, and the next run resumes.
+fn restart_after(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef, e: Error) -> Error {
+    if crate::ctx::is_stop(&e) || c.plan {
+        return e;
+    }
+    let how = format!(
+        "kubectl -n {} scale deployment/{} --replicas=<the value of annotation {OPERATOR_REPLICAS_ANNOTATION}>",
+        op_ref.namespace.as_deref().unwrap_or("hypershift"),
+        op_ref.name
+    );
+    match start_operator(c, src, op_ref) {
+        Ok(done) => {
+            let what = match done {
+                Done::Did(d) | Done::Already(d) | Done::Skipped(d) | Done::Planned(d) | Done::Checked(d) => d,
+            };
+            ferry_sdk::context(
+                e,
+                format!(
+                    "teardown stopped; the source's HyperShift operator was started again ({what}); re-run teardown"
+                ),
+            )
+        }
+        Err(restart) => ferry_sdk::context(
+            e,
+            format!(
+                "teardown stopped, and starting the source's HyperShift operator again failed too ({}): every other \
+                 hosted cluster on the source is unmanaged until you run `{how}`",
+                ferry_sdk::message(&restart)
+            ),
+        ),
+    }
+}
+
+/// Clears the finalizers that would keep the control-plane namespace from going away with
+/// the operators stopped: the component finalizer on the CAPI Deployments, and both
+/// operators' finalizers on AWSEndpointServices.
+fn clear_namespace_finalizers(c: &mut Ctx, src: &Cluster) -> Result<Done> {
+    let ns = c.hc.hcp_ns.clone();
+    let mut cleared = Vec::new();
+    for (kind, objects) in [
+        (DEPLOYMENT, src.list(DEPLOYMENT.0, DEPLOYMENT.1, Some(&ns), None)?),
+        (AWS_ENDPOINT_SERVICE, list_if_served(src, AWS_ENDPOINT_SERVICE, &ns)?),
+    ] {
+        for o in objects {
+            let has = o
+                .pointer("/metadata/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|f| !f.is_empty());
+            if has {
+                src.clear_finalizers(&r(kind, Some(&ns), name(&o)))?;
+                cleared.push(format!("{} {}", kind.1, name(&o)));
+            }
+        }
+    }
+    Ok(Done::of_changes(
+        &cleared,
+        c.plan,
+        format!("nothing in {ns} holds a finalizer the operators would remove"),
+        "clear the finalizers of",
+        "cleared the finalizers of",
+    ))
+}
+
+/// Lists `kind` in `ns`, or nothing when the cluster does not serve it.
+fn list_if_served(cluster: &Cluster, kind: Kind, ns: &str) -> Result<Vec<Value>> {
+    match cluster.list(kind.0, kind.1, Some(ns), None) {
+        Err(Error::NotFound(_)) => Ok(Vec::new()),
+        other => other,
+    }
+}
+
+/// Checks that the destination runs the hosted cluster: HostedCluster Available with its
+/// etcd restored (on the HostedControlPlane), its hostnames published from the destination
+/// (when a zone is given), and at least all its nodes Ready.
+pub fn destination_health(
+    c: &Ctx,
+    dst: &Cluster,
+    hosted: &Cluster,
+    zone: Option<(&ferry_sdk::dns::Zone, &str)>,
+) -> std::result::Result<String, String> {
     let msg = |e: Error| ferry_sdk::message(&e).to_string();
     let hc = dst.get(&c.hc.hc_ref()).map_err(msg)?.ok_or_else(|| {
         format!(
@@ -153,10 +271,28 @@ pub fn destination_health(c: &Ctx, dst: &Cluster, hosted: &Cluster) -> std::resu
         .pointer("/spec/etcd/managed/storage/restoreSnapshotURL")
         .and_then(Value::as_array)
         .is_some_and(|a| !a.is_empty());
-    if restoring && !condition_true(&hc, "EtcdSnapshotRestored") {
+    if restoring && !restored_on(c, dst).map_err(msg)? {
         return Err(
-            "the destination's etcd was not restored from the snapshot (EtcdSnapshotRestored is not True)".into(),
+            "the destination's etcd was not restored from the snapshot (the HostedControlPlane's \
+             EtcdSnapshotRestored is not True)"
+                .into(),
         );
+    }
+    let mut dns_note = String::new();
+    if let Some((zone, domain)) = zone {
+        let owner = publish::owner_id(dst)
+            .map_err(msg)?
+            .ok_or("the destination runs no external-dns with a --txt-owner-id")?;
+        let hosts = publish::public_hosts(dst, &c.hc.hcp_ns, domain).map_err(msg)?;
+        let records = ferry_sdk::k8s::retry(|| zone.list_record_sets(Some(domain))).map_err(msg)?;
+        let left = publish::not_moved(&records, &hosts, c.p.or("txt_suffix", "-external-dns"), &owner);
+        if !left.is_empty() {
+            return Err(format!(
+                "Route53 does not publish {} from the destination ({owner}) yet: the nodes still reach the source",
+                left.join(", ")
+            ));
+        }
+        dns_note = format!(", {} hostname(s) published from the destination", hosts.len());
     }
     let (ready, expected) = node_counts(c, dst, hosted).map_err(msg)?;
     if ready < expected {
@@ -165,7 +301,7 @@ pub fn destination_health(c: &Ctx, dst: &Cluster, hosted: &Cluster) -> std::resu
         ));
     }
     Ok(format!(
-        "the destination runs the hosted cluster: Available, etcd restored, {ready}/{expected} nodes Ready"
+        "the destination runs the hosted cluster: Available, etcd restored{dns_note}, {ready}/{expected} nodes Ready"
     ))
 }
 
@@ -201,34 +337,15 @@ fn stop_operator(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef) -> R
         )?;
     }
     src.scale(op_ref, 0)?;
-    let selector = d
-        .pointer("/spec/selector/matchLabels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .filter(|s| !s.is_empty());
-    if let Some(selector) = selector {
-        let ns = op_ref.namespace.clone().unwrap_or_default();
-        Wait {
-            step: "teardown/stop-operator",
-            what: "the HyperShift operator's pods to stop",
-            timeout_seconds: 300,
-            interval_millis: 1000,
-            on_timeout: "Nothing of the hosted cluster was deleted yet. Check the operator's pods and re-run teardown.",
-        }
-        .until(|| {
-            let pods = src.list(POD.0, POD.1, Some(&ns), Some(&selector))?;
-            Ok(if pods.is_empty() {
-                Check::Done(())
-            } else {
-                Check::Pending(format!("{} pods left", pods.len()))
-            })
-        })?;
-    }
+    let ns = op_ref.namespace.clone().unwrap_or_default();
+    workloads::wait_pods_gone(
+        c,
+        src,
+        &ns,
+        &[op_ref.name.as_str()],
+        "teardown/stop-operator",
+        "the operator must not run while the hosted cluster is deleted",
+    )?;
     Ok(Done::Did(format!(
         "scaled the HyperShift operator from {replicas} to 0"
     )))
@@ -284,6 +401,20 @@ fn scale_down(c: &mut Ctx, src: &Cluster) -> Result<Done> {
             src.scale(&r(DEPLOYMENT, Some(&ns), name(&d)), 0)?;
             changed.push(format!("Deployment {}→0", name(&d)));
         }
+    }
+    // The CAPI controllers must be gone before any Machine is deleted.
+    let gone = workloads::wait_pods_gone(
+        c,
+        src,
+        &ns,
+        CAPI_CONTROLLERS,
+        "teardown/scale-down",
+        "they would delete the instances the destination's nodes run on",
+    )?;
+    if changed.is_empty() && gone > 0 && !c.plan {
+        return Ok(Done::Did(format!(
+            "waited for {gone} Cluster API controller pods to terminate"
+        )));
     }
     Ok(Done::of_changes(
         &changed,

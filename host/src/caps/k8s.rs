@@ -514,6 +514,31 @@ impl HostCluster for RunState {
         self.finish(approved, result)
     }
 
+    async fn preferred_version(
+        &mut self,
+        h: Resource<ClusterHandle>,
+        group: String,
+        kind: String,
+    ) -> HostResult<String> {
+        let (alias, client) = self.cluster(&h)?;
+        // Discovery comes with an open cluster (every call resolves its kind this way).
+        let approved = self.authorize(Action::K8sOpen, ResourceRef::Cluster { alias: alias.clone() }, false)?;
+        let result = async {
+            let what = format!("discovering {kind} in group `{group}`");
+            let g = kube::discovery::group(&client, &group).await.map_err(|e| match e {
+                kube::Error::Discovery(d) => {
+                    HostError::NotFound(format!("cluster `{alias}` does not serve group `{group}`: {d}"))
+                }
+                other => map_kube_error(other, &alias, &what),
+            })?;
+            g.recommended_kind(&kind)
+                .map(|(ar, _)| ar.version)
+                .ok_or_else(|| HostError::NotFound(format!("cluster `{alias}` serves no {kind} in group `{group}`")))
+        }
+        .await;
+        self.finish(approved, result)
+    }
+
     async fn drop(&mut self, h: Resource<ClusterHandle>) -> wasmtime::Result<()> {
         self.table.delete(h)?;
         Ok(())
