@@ -154,13 +154,20 @@ struct KnownFile {
 }
 
 /// Where HyperShift's upstream data (CRDs and CRD test suites) lives for ferry's own tests:
-/// `$FERRY_UPSTREAM_DIR`, else `../shared/upstream` next to the checkout. The files stay out of
-/// the project (they are upstream's); `None` when the directory holds no `hypershift/crds`.
+/// `$FERRY_UPSTREAM_DIR`, else the nearest `shared/upstream` beside the checkout or one of its
+/// parents (`../shared/upstream` for a checkout next to it). The files stay out of the project
+/// (they are upstream's); `None` when no such directory holds `hypershift/crds`.
 pub fn upstream_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("FERRY_UPSTREAM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/upstream"));
-    dir.join("hypershift/crds").is_dir().then_some(dir)
+    if let Some(dir) = std::env::var_os("FERRY_UPSTREAM_DIR").map(PathBuf::from) {
+        return dir.join("hypershift/crds").is_dir().then_some(dir);
+    }
+    // The sim crate sits in the checkout: start beside the checkout, then go up.
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    checkout
+        .ancestors()
+        .skip(1)
+        .map(|a| a.join("shared/upstream"))
+        .find(|d| d.join("hypershift/crds").is_dir())
 }
 
 /// Read a known-divergences file (TOML, `[[divergence]]` tables).
