@@ -28,7 +28,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let bytes = std::fs::read(ferry::guests::TEST_GUEST).unwrap();
+    let bytes = std::fs::read(ferry_artifacts::TEST_GUEST).unwrap();
     let cache = tempfile::tempdir().unwrap();
     let runtime = Runtime::new(Some(cache.path().to_path_buf())).unwrap();
     let engine = runtime.engine().clone();

@@ -15,11 +15,9 @@
 //! - [`audit`]: the JSON-lines audit trail;
 //! - [`hooks`]: site hooks a full guest calls through `hook-dispatch`.
 //!
-//! On top of those, the disaster-recovery job:
-//! - [`stock`]: the embedded stock guest `hosted-cluster-dr` and its policy;
-//! - [`site`]: the site config (what the procedure's env file held);
-//! - [`dr`]: running its phases (`backup`, `restore`, `teardown`, `finish`, `migrate`);
-//! - [`drill`]: a whole migration against the simulator (`ferry drill`).
+//! The disaster-recovery product is built on this crate, apart from it: `ferry-dr` (the stock
+//! guest, site config and phases), `ferry-drill` (the rehearsal against the simulator) and
+//! `ferry-cli` (the `ferry` command).
 
 pub mod audit;
 pub mod backends;
@@ -27,20 +25,10 @@ pub mod bindings;
 pub mod cache;
 pub mod caps;
 pub mod config;
-pub mod dr;
-pub mod drill;
 pub mod hooks;
 pub mod policy;
 pub mod progress;
 pub mod run;
 pub mod runner;
 pub mod scaffold;
-pub mod site;
 pub mod state;
-pub mod stock;
-
-/// Paths of the guest components built by `build.rs` (tests use them), and
-/// the embedded stock guest and policy (see [`stock`]).
-pub mod guests {
-    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
-}

@@ -53,7 +53,7 @@ pub struct GuestRun {
 impl Default for GuestRun {
     fn default() -> Self {
         GuestRun {
-            component: PathBuf::from(ferry::guests::TEST_GUEST),
+            component: PathBuf::from(ferry_artifacts::TEST_GUEST),
             policy: fixture("test-guest.cedar"),
             config: RunConfig::default(),
             plan: false,
@@ -163,10 +163,10 @@ pub mod aws {
     }
 }
 
-/// Helpers for tests that run the DR guest through a [`ferry::drill::Drill`].
+/// Helpers for tests that run the DR guest through a [`ferry_drill::Drill`].
 pub mod dr {
-    use ferry::dr::{Phase, PhaseArgs, PhaseOutcome, PhaseReport};
-    use ferry::drill::Drill;
+    use ferry_dr::phases::{Phase, PhaseArgs, PhaseOutcome, PhaseReport};
+    use ferry_drill::Drill;
     use ferry_sim::kube::registry;
 
     /// The kind and message of a phase the guest failed; panics if it succeeded.

@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use ferry::dr::{DrOptions, Phase, PhaseArgs, PhaseReport};
-use ferry::drill::{Drill, DrillOptions};
+use ferry_dr::phases::{DrOptions, Phase, PhaseArgs, PhaseReport};
+use ferry_drill::{Drill, DrillOptions};
 use ferry_sim::kube::registry;
 use ferry_sim::{ListOptions, Store};
 use ferry_tests::dr::{guest_failure, run};
@@ -30,7 +30,7 @@ const BACKUP_STEPS: &[&str] = &[
 async fn drill() -> Drill {
     ferry_tests::init_logging();
     Drill::start(DrillOptions {
-        scenario: ferry::drill::basic_scenario(),
+        scenario: ferry_drill::basic_scenario(),
         install_moto: false,
         crds: ferry_tests::upstream_crds(),
         clock_scale: 20.0,
@@ -197,7 +197,7 @@ async fn abort_is_refused_while_the_destination_has_the_cluster_unless_forced() 
         force: true,
         ..PhaseArgs::default()
     };
-    let plan = ferry::dr::run_phase(drill.run_config(), Phase::Abort, &forced, &opts)
+    let plan = ferry_dr::phases::run_phase(drill.run_config(), Phase::Abort, &forced, &opts)
         .await
         .unwrap();
     assert!(plan.succeeded(), "{}", plan.to_text());
@@ -224,7 +224,7 @@ async fn abort_is_refused_while_the_destination_has_the_cluster_unless_forced() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_migration_prints_the_abort_command() {
     let drill = drill().await;
-    let mopts = ferry::dr::MigrateOptions {
+    let mopts = ferry_dr::phases::MigrateOptions {
         args: stop_after("delete-routes"),
         ..Default::default()
     };

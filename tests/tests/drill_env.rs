@@ -1,10 +1,10 @@
-//! `ferry::drill::Drill` starts everything a drill needs on loopback, serves
+//! `ferry_drill::Drill` starts everything a drill needs on loopback, serves
 //! it through the kubeconfigs and site config it writes, and shuts down.
 //! (The full migration e2e tests live elsewhere, once the stock guest lands.)
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on setup errors")]
 
-use ferry::drill::{Drill, DrillOptions};
+use ferry_drill::{Drill, DrillOptions};
 use ferry_sim::kube::registry;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

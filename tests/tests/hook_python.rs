@@ -16,10 +16,10 @@ use std::process::Command;
 use std::time::Instant;
 
 use ferry::config::HookConfig;
-use ferry::dr::{Phase, PhaseOutcome};
-use ferry::drill::{Drill, DrillOptions};
 use ferry::policy::PolicyEngine;
 use ferry::runner::Runtime;
+use ferry_dr::phases::{Phase, PhaseOutcome};
+use ferry_drill::{Drill, DrillOptions};
 use ferry_tests::dr::{run, source_has_hosted_cluster};
 use sha2::{Digest, Sha256};
 
@@ -273,7 +273,7 @@ async fn the_python_hook_vetoes_teardown_during_a_change_freeze() {
     ferry_tests::init_logging();
     let hook = python_hook();
     let mut drill = Drill::start(DrillOptions {
-        scenario: ferry::drill::basic_scenario(),
+        scenario: ferry_drill::basic_scenario(),
         install_moto: false,
         ..DrillOptions::default()
     })

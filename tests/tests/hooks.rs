@@ -8,9 +8,9 @@
 use std::path::PathBuf;
 
 use ferry::config::{HookConfig, Limits};
-use ferry::dr::{GuestChoice, Phase};
-use ferry::drill::{Drill, DrillOptions};
 use ferry::run::{ComponentSource, PolicySource};
+use ferry_dr::phases::{GuestChoice, Phase};
+use ferry_drill::{Drill, DrillOptions};
 use ferry_sim::kube::registry;
 use ferry_tests::dr::{guest_failure, run, source_has_hosted_cluster};
 
@@ -27,7 +27,7 @@ async fn drill() -> Drill {
 fn test_hook(points: &[&str], advisory: bool) -> HookConfig {
     HookConfig {
         name: "test-hook".into(),
-        component: PathBuf::from(ferry::guests::TEST_HOOK),
+        component: PathBuf::from(ferry_artifacts::TEST_HOOK),
         policy: ferry_tests::fixture("test-hook.cedar"),
         points: points.iter().map(|p| p.to_string()).collect(),
         advisory,
@@ -188,7 +188,8 @@ async fn a_swapped_guest_runs_under_its_own_policy() {
     let mut drill = drill().await;
     // The site's own DR guest (here: the stock component under another name)
     // with a site policy that does not grant etcd snapshots.
-    let stock = ferry::stock::policy_text().replace("Ferry::Guest::\"hosted-cluster-dr\"", "Ferry::Guest::\"site-dr\"");
+    let stock =
+        ferry_dr::stock::policy_text().replace("Ferry::Guest::\"hosted-cluster-dr\"", "Ferry::Guest::\"site-dr\"");
     let start = stock.find("@id(\"etcd-snapshot\")").unwrap();
     let end = start + stock[start..].find("resource == ?resource);").unwrap() + "resource == ?resource);".len();
     let stock = format!("{}{}", &stock[..start], &stock[end..]);
@@ -196,7 +197,7 @@ async fn a_swapped_guest_runs_under_its_own_policy() {
     let policy = dir.path().join("site-dr.cedar");
     std::fs::write(&policy, stock).unwrap();
     drill.set_guest(GuestChoice {
-        component: ComponentSource::File(PathBuf::from(ferry::guests::HOSTED_CLUSTER_DR)),
+        component: ComponentSource::File(PathBuf::from(ferry_artifacts::HOSTED_CLUSTER_DR)),
         name: Some("site-dr".into()),
         policy: PolicySource::File(policy),
     });
@@ -250,8 +251,8 @@ async fn a_site_resource_selected_by_a_hook_survives_the_migration() {
         )
         .unwrap();
     drill.run_config_mut().hooks = vec![
-        example("carry-labelled", ferry::guests::CARRY_LABELLED, &["select-objects"]),
-        example("run-summary", ferry::guests::RUN_SUMMARY, &["after-step"]),
+        example("carry-labelled", ferry_artifacts::CARRY_LABELLED, &["select-objects"]),
+        example("run-summary", ferry_artifacts::RUN_SUMMARY, &["after-step"]),
     ];
     let report = drill.migrate().await;
     assert!(report.succeeded(), "{report:#?}");
@@ -284,7 +285,7 @@ async fn a_site_resource_selected_by_a_hook_survives_the_migration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_change_window_example_vetoes_teardown_outside_the_window() {
     let mut drill = drill().await;
-    drill.run_config_mut().hooks = vec![example("change-window", ferry::guests::CHANGE_WINDOW, &["verify"])];
+    drill.run_config_mut().hooks = vec![example("change-window", ferry_artifacts::CHANGE_WINDOW, &["verify"])];
     drill
         .run_config_mut()
         .params
@@ -301,7 +302,7 @@ async fn the_change_window_example_vetoes_teardown_outside_the_window() {
         .params
         .insert("change_window".into(), "open".into());
     let report = drill
-        .migrate_with(&ferry::dr::MigrateOptions {
+        .migrate_with(&ferry_dr::phases::MigrateOptions {
             from: Some(Phase::Teardown),
             ..Default::default()
         })

@@ -10,8 +10,8 @@
 
 use std::time::Duration;
 
-use ferry::dr::{MigrateOptions, Phase, PhaseArgs};
-use ferry::drill::{Drill, DrillOptions, DrillReport};
+use ferry_dr::phases::{MigrateOptions, Phase, PhaseArgs};
+use ferry_drill::{Drill, DrillOptions, DrillReport};
 use ferry_sim::hypershift::scenario::Scenario;
 use ferry_sim::kube::registry;
 use ferry_sim::kube::store::WriteOptions;
@@ -117,7 +117,7 @@ async fn drill(scenario: Scenario, clock_scale: f64) -> Drill {
 }
 
 fn basic() -> Scenario {
-    ferry::drill::basic_scenario()
+    ferry_drill::basic_scenario()
 }
 
 fn assert_verified(report: &DrillReport) {
@@ -390,14 +390,14 @@ async fn a_planned_migration_changes_nothing() {
         .items
         .len();
     assert!(routes_before > 0);
-    let opts = ferry::dr::DrOptions {
+    let opts = ferry_dr::phases::DrOptions {
         plan: true,
         ..drill.dr_options()
     };
-    let report = ferry::dr::migrate(drill.run_config(), &opts, &MigrateOptions::default()).await;
+    let report = ferry_dr::phases::migrate(drill.run_config(), &opts, &MigrateOptions::default()).await;
     assert!(report.succeeded(), "{report:#?}");
     for phase in &report.phases {
-        let ferry::dr::PhaseResult::Completed(r) = phase else {
+        let ferry_dr::phases::PhaseResult::Completed(r) = phase else {
             panic!("{phase:?}");
         };
         for (step, result) in r.steps() {

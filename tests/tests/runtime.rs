@@ -58,7 +58,7 @@ fn wat_core_module() -> Vec<u8> {
 #[tokio::test]
 async fn a_truncated_component_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let bytes = std::fs::read(ferry::guests::TEST_GUEST).unwrap();
+    let bytes = std::fs::read(ferry_artifacts::TEST_GUEST).unwrap();
     let path = dir.path().join("truncated.wasm");
     std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
     let err = GuestRun {
@@ -101,7 +101,7 @@ async fn ungranted_imports_are_refused_before_instantiation() {
 #[tokio::test]
 async fn a_guest_importing_sockets_is_refused() {
     let err = GuestRun {
-        component: ferry::guests::TEST_SOCKETS.into(),
+        component: ferry_artifacts::TEST_SOCKETS.into(),
         ..Default::default()
     }
     .phase("run", vec![])

@@ -4,8 +4,8 @@
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on setup errors")]
 
-use ferry::dr::{Phase, PhaseArgs};
-use ferry::drill::{Drill, DrillOptions, DrillReport};
+use ferry_dr::phases::{Phase, PhaseArgs};
+use ferry_drill::{Drill, DrillOptions, DrillReport};
 use ferry_sim::hypershift::scenario::{EndpointAccess, Publishing, Scenario};
 use ferry_sim::hypershift::{OperatorEvent, condition_status};
 use ferry_sim::kube::registry;
@@ -46,7 +46,7 @@ fn assert_verified(report: &DrillReport) {
 /// operator acts on (`reconcileClusterRecovery`) before the operator removes the annotation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_meets_the_operator_where_upstream_puts_things() {
-    let drill = drill(ferry::drill::basic_scenario()).await;
+    let drill = drill(ferry_drill::basic_scenario()).await;
     let b = run(&drill, Phase::Backup).await;
     assert!(b.succeeded(), "{}", b.to_text());
     let r = run(&drill, Phase::Restore).await;
@@ -91,7 +91,7 @@ async fn restore_meets_the_operator_where_upstream_puts_things() {
 /// it again too, and says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn teardown_clears_upstream_finalizers_and_always_restarts_the_operator() {
-    let drill = drill(ferry::drill::basic_scenario()).await;
+    let drill = drill(ferry_drill::basic_scenario()).await;
     for phase in [Phase::Backup, Phase::Restore] {
         let r = run(&drill, phase).await;
         assert!(r.succeeded(), "{}", r.to_text());
@@ -151,7 +151,7 @@ async fn teardown_clears_upstream_finalizers_and_always_restarts_the_operator() 
 /// would terminate the instances the destination's nodes are).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waits_last_until_the_pods_are_gone() {
-    let drill = drill(ferry::drill::basic_scenario()).await;
+    let drill = drill(ferry_drill::basic_scenario()).await;
     let report = drill.migrate().await;
     assert!(report.succeeded(), "{}", report.message());
     assert_verified(&drill.verify().await);
@@ -186,7 +186,7 @@ async fn a_surge_of_nodes_is_enough_nodes() {
 /// writes CAPI kinds in the version each cluster serves (discovery).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capi_kinds_follow_discovery() {
-    let mut sc = ferry::drill::basic_scenario();
+    let mut sc = ferry_drill::basic_scenario();
     sc.capi_v1beta1_served = false;
     let drill = drill(sc).await;
     let report = drill.migrate().await;

@@ -83,7 +83,7 @@ impl BackendError {
 
 /// `err` and its sources joined with `: `, skipping a source whose text is
 /// already contained in the previous one (hyper and the SDK often repeat it).
-pub(crate) fn error_chain(err: &(dyn StdError + 'static)) -> String {
+pub fn error_chain(err: &(dyn StdError + 'static)) -> String {
     let mut out = err.to_string();
     let mut last = out.clone();
     let mut source = err.source();

@@ -30,7 +30,7 @@ fn run_prints_the_guest_summary_and_exits_zero() {
     let ops = r#"[{"op":"param","name":"who"},{"op":"is-plan"}]"#;
     let o = ferry(&[
         "run",
-        ferry::guests::TEST_GUEST,
+        ferry_artifacts::TEST_GUEST,
         "--name",
         "test-guest",
         "--policy",
@@ -54,7 +54,7 @@ fn a_guest_error_exits_one() {
     let policy = repo("tests/fixtures/test-guest.cedar");
     let o = ferry(&[
         "run",
-        ferry::guests::TEST_GUEST,
+        ferry_artifacts::TEST_GUEST,
         "--name",
         "test-guest",
         "--policy",
@@ -75,7 +75,7 @@ fn ungranted_imports_exit_three_and_name_each_import() {
     let policy = repo("tests/fixtures/context-only.cedar");
     let o = ferry(&[
         "run",
-        ferry::guests::TEST_GUEST,
+        ferry_artifacts::TEST_GUEST,
         "--name",
         "test-guest",
         "--policy",
@@ -96,7 +96,7 @@ fn a_runaway_guest_exits_four() {
     let policy = repo("tests/fixtures/test-guest.cedar");
     let o = ferry(&[
         "run",
-        ferry::guests::TEST_GUEST,
+        ferry_artifacts::TEST_GUEST,
         "--name",
         "test-guest",
         "--policy",
@@ -119,7 +119,7 @@ fn a_bad_run_config_exits_two_with_the_key() {
     let policy = repo("tests/fixtures/test-guest.cedar");
     let o = ferry(&[
         "run",
-        ferry::guests::TEST_GUEST,
+        ferry_artifacts::TEST_GUEST,
         "--policy",
         policy.to_str().unwrap(),
         "--config",
@@ -139,7 +139,7 @@ fn policy_check_validates_and_checks_imports() {
         "--policy",
         good.to_str().unwrap(),
         "--component",
-        ferry::guests::TEST_GUEST,
+        ferry_artifacts::TEST_GUEST,
         "--name",
         "test-guest",
     ]);
@@ -157,7 +157,7 @@ fn policy_check_validates_and_checks_imports() {
         "--policy",
         narrow.to_str().unwrap(),
         "--component",
-        ferry::guests::TEST_GUEST,
+        ferry_artifacts::TEST_GUEST,
     ]);
     assert_eq!(o.status.code(), Some(3));
 

@@ -22,11 +22,11 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::caps::Clients;
-use crate::config::RunConfig;
-use crate::progress::{LogProgress, ProgressSink};
-use crate::run::{ComponentSource, Outcome, PolicySource, RunFailure, RunOptions, RunRequest};
-use crate::runner::Runtime;
+use ferry::caps::Clients;
+use ferry::config::RunConfig;
+use ferry::progress::{LogProgress, ProgressSink};
+use ferry::run::{ComponentSource, Outcome, PolicySource, RunFailure, RunOptions, RunRequest};
+use ferry::runner::Runtime;
 
 /// A phase of the DR guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -177,7 +177,7 @@ impl Default for DrOptions {
             audit: None,
             progress: Arc::new(LogProgress),
             aws_credentials: None,
-            cache_dir: crate::cache::default_dir(),
+            cache_dir: ferry::cache::default_dir(),
         }
     }
 }
@@ -334,7 +334,7 @@ pub async fn run_phase_with(
         plan: opts.plan,
         audit: opts.audit.clone(),
     };
-    let outcome = crate::run::run(runtime, req, opts.run_options()).await?;
+    let outcome = ferry::run::run(runtime, req, opts.run_options()).await?;
     let outcome = match outcome {
         Outcome::Success(json) => PhaseOutcome::Succeeded {
             summary: serde_json::from_str(&json).unwrap_or(Value::String(json)),
@@ -352,8 +352,8 @@ pub async fn run_phase_with(
 }
 
 /// The kind and message of a guest's WIT error.
-pub fn wit_error_parts(e: crate::bindings::WitError) -> (String, String) {
-    use crate::bindings::WitError as E;
+pub fn wit_error_parts(e: ferry::bindings::WitError) -> (String, String) {
+    use ferry::bindings::WitError as E;
     let (kind, message) = match e {
         E::Denied(m) => ("denied", m),
         E::NotFound(m) => ("not-found", m),

@@ -109,7 +109,7 @@ enum Output {
 
 #[derive(clap::Args, Clone)]
 struct DrArgs {
-    /// The site config (TOML; see `ferry::site`).
+    /// The site config (TOML; see `ferry_dr::site`).
     #[arg(long)]
     site: Option<PathBuf>,
     /// HostedCluster name ([hosted_cluster] name).
@@ -120,7 +120,7 @@ struct DrArgs {
     hc_namespace: Option<String>,
     /// `reuse` or `control-plane-only` ([hosted_cluster] nodes).
     #[arg(long, value_parser = parse_nodes)]
-    nodes: Option<ferry::site::Nodes>,
+    nodes: Option<ferry_dr::site::Nodes>,
     /// S3 bucket for backups ([backup] bucket).
     #[arg(long)]
     bucket: Option<String>,
@@ -187,7 +187,7 @@ struct MigrateArgs {
     dr: DrArgs,
     /// Start at this phase (resuming a migration that stopped).
     #[arg(long, value_parser = parse_phase)]
-    from: Option<ferry::dr::Phase>,
+    from: Option<ferry_dr::phases::Phase>,
 }
 
 #[derive(clap::Args)]
@@ -215,11 +215,11 @@ struct DrillArgs {
     crds_from: Option<PathBuf>,
 }
 
-fn parse_nodes(s: &str) -> Result<ferry::site::Nodes, String> {
+fn parse_nodes(s: &str) -> Result<ferry_dr::site::Nodes, String> {
     s.parse()
 }
 
-fn parse_phase(s: &str) -> Result<ferry::dr::Phase, String> {
+fn parse_phase(s: &str) -> Result<ferry_dr::phases::Phase, String> {
     s.parse()
 }
 
@@ -377,8 +377,8 @@ fn cmd_policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
 }
 
 impl DrArgs {
-    fn overrides(&self) -> ferry::site::SiteOverrides {
-        ferry::site::SiteOverrides {
+    fn overrides(&self) -> ferry_dr::site::SiteOverrides {
+        ferry_dr::site::SiteOverrides {
             hc_name: self.hc_name.clone(),
             hc_namespace: self.hc_namespace.clone(),
             nodes: self.nodes,
@@ -398,8 +398,8 @@ impl DrArgs {
     /// The run config, or the exit code after printing why there is none.
     fn run_config(&self) -> Result<RunConfig, ExitCode> {
         let site = match &self.site {
-            Some(p) => ferry::site::SiteConfig::load(p),
-            None => Ok(ferry::site::SiteConfig::default()),
+            Some(p) => ferry_dr::site::SiteConfig::load(p),
+            None => Ok(ferry_dr::site::SiteConfig::default()),
         };
         let result = site.and_then(|mut s| {
             s.apply(&self.overrides())?;
@@ -411,8 +411,8 @@ impl DrArgs {
         })
     }
 
-    fn dr_options(&self, progress: Arc<dyn ferry::progress::ProgressSink>) -> ferry::dr::DrOptions {
-        let mut guest = ferry::dr::GuestChoice::stock();
+    fn dr_options(&self, progress: Arc<dyn ferry::progress::ProgressSink>) -> ferry_dr::phases::DrOptions {
+        let mut guest = ferry_dr::phases::GuestChoice::stock();
         if let Some(path) = &self.guest {
             guest.component = path.clone().into();
             guest.name = self.name.clone();
@@ -422,7 +422,7 @@ impl DrArgs {
         if let Some(path) = &self.policy {
             guest.policy = path.clone().into();
         }
-        ferry::dr::DrOptions {
+        ferry_dr::phases::DrOptions {
             guest,
             plan: self.plan,
             audit: self.audit.clone(),
@@ -431,8 +431,8 @@ impl DrArgs {
         }
     }
 
-    fn phase_args(&self) -> ferry::dr::PhaseArgs {
-        ferry::dr::PhaseArgs {
+    fn phase_args(&self) -> ferry_dr::phases::PhaseArgs {
+        ferry_dr::phases::PhaseArgs {
             force: self.force,
             stop_after: self.stop_after.clone(),
             backup_id: self.backup_id.clone(),
@@ -445,7 +445,7 @@ fn exit(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(5))
 }
 
-async fn cmd_phase(phase: ferry::dr::Phase, args: DrArgs) -> anyhow::Result<ExitCode> {
+async fn cmd_phase(phase: ferry_dr::phases::Phase, args: DrArgs) -> anyhow::Result<ExitCode> {
     let config = match args.run_config() {
         Ok(c) => c,
         Err(code) => return Ok(code),
@@ -455,7 +455,7 @@ async fn cmd_phase(phase: ferry::dr::Phase, args: DrArgs) -> anyhow::Result<Exit
     if args.output == Output::Text {
         eprintln!("== {phase} ==");
     }
-    let result = ferry::dr::run_phase(&config, phase, &args.phase_args(), &opts).await;
+    let result = ferry_dr::phases::run_phase(&config, phase, &args.phase_args(), &opts).await;
     progress.finish_line();
     match result {
         Ok(report) => {
@@ -499,7 +499,7 @@ fn resume_base() -> Vec<String> {
     out
 }
 
-fn print_migration(report: &ferry::dr::MigrateReport, output: Output) -> anyhow::Result<()> {
+fn print_migration(report: &ferry_dr::phases::MigrateReport, output: Output) -> anyhow::Result<()> {
     match output {
         Output::Text => eprintln!("{}", report.message()),
         Output::Json => println!(
@@ -519,7 +519,7 @@ fn print_migration(report: &ferry::dr::MigrateReport, output: Output) -> anyhow:
     Ok(())
 }
 
-fn phase_hook(progress: Arc<ferry::progress::TerminalProgress>, output: Output) -> ferry::dr::PhaseHook {
+fn phase_hook(progress: Arc<ferry::progress::TerminalProgress>, output: Output) -> ferry_dr::phases::PhaseHook {
     Arc::new(move |phase, result| {
         progress.finish_line();
         if output == Output::Json {
@@ -530,7 +530,7 @@ fn phase_hook(progress: Arc<ferry::progress::TerminalProgress>, output: Output) 
             Some(r) => match r.report() {
                 Some(report) => println!("{}", report.to_text()),
                 None => {
-                    if let ferry::dr::PhaseResult::RunFailed { message, .. } = r {
+                    if let ferry_dr::phases::PhaseResult::RunFailed { message, .. } = r {
                         println!("{phase}: FAILED: {message}");
                     }
                 }
@@ -546,13 +546,13 @@ async fn cmd_migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     };
     let progress = Arc::new(ferry::progress::TerminalProgress::new());
     let opts = args.dr.dr_options(progress.clone());
-    let mopts = ferry::dr::MigrateOptions {
+    let mopts = ferry_dr::phases::MigrateOptions {
         args: args.dr.phase_args(),
         from: args.from,
         command: Some(resume_base()),
         on_phase: Some(phase_hook(progress, args.dr.output)),
     };
-    let report = ferry::dr::migrate(&config, &opts, &mopts).await;
+    let report = ferry_dr::phases::migrate(&config, &opts, &mopts).await;
     print_migration(&report, args.dr.output)?;
     Ok(exit(report.exit_code()))
 }
@@ -560,15 +560,15 @@ async fn cmd_migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
 async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
     let scenario = match &args.scenario {
         Some(p) => ferry_sim::hypershift::scenario::Scenario::load(p)?,
-        None => ferry::drill::basic_scenario(),
+        None => ferry_drill::basic_scenario(),
     };
     let crds = match (&args.crds, &args.crds_from) {
         (Some(dir), _) => ferry_sim::kube::crd::CrdSource::Dir(dir.clone()),
-        (None, Some(kubeconfig)) => ferry::drill::crds_from_cluster(kubeconfig).await?,
+        (None, Some(kubeconfig)) => ferry_drill::crds_from_cluster(kubeconfig).await?,
         (None, None) => ferry_sim::kube::crd::CrdSource::Builtin,
     };
     let progress = Arc::new(ferry::progress::TerminalProgress::new());
-    let opts = ferry::drill::DrillOptions {
+    let opts = ferry_drill::DrillOptions {
         scenario,
         crds,
         keep_dir: args.keep_dir.clone(),
@@ -580,7 +580,7 @@ async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
         Some(p) => Some(ferry::config::HooksFile::load(p)?),
         None => None,
     };
-    let mut drill = ferry::drill::Drill::start(opts).await?;
+    let mut drill = ferry_drill::Drill::start(opts).await?;
     if let Some(h) = hooks {
         eprintln!(
             "drill: with hooks {}",
@@ -591,7 +591,7 @@ async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
         config.params.extend(h.params);
     }
     eprintln!("drill: working directory {}", drill.dir().display());
-    let mopts = ferry::dr::MigrateOptions {
+    let mopts = ferry_dr::phases::MigrateOptions {
         on_phase: Some(phase_hook(progress, args.output)),
         ..Default::default()
     };
@@ -658,11 +658,11 @@ async fn main() -> ExitCode {
     init_logging(cli.log_format, cli.verbose);
     let result = match cli.command {
         Command::Run(args) => cmd_run(args).await,
-        Command::Backup(args) => cmd_phase(ferry::dr::Phase::Backup, args).await,
-        Command::Restore(args) => cmd_phase(ferry::dr::Phase::Restore, args).await,
-        Command::Teardown(args) => cmd_phase(ferry::dr::Phase::Teardown, args).await,
-        Command::Finish(args) => cmd_phase(ferry::dr::Phase::Finish, args).await,
-        Command::Abort(args) => cmd_phase(ferry::dr::Phase::Abort, args).await,
+        Command::Backup(args) => cmd_phase(ferry_dr::phases::Phase::Backup, args).await,
+        Command::Restore(args) => cmd_phase(ferry_dr::phases::Phase::Restore, args).await,
+        Command::Teardown(args) => cmd_phase(ferry_dr::phases::Phase::Teardown, args).await,
+        Command::Finish(args) => cmd_phase(ferry_dr::phases::Phase::Finish, args).await,
+        Command::Abort(args) => cmd_phase(ferry_dr::phases::Phase::Abort, args).await,
         Command::Migrate(args) => cmd_migrate(args).await,
         Command::Drill(args) => cmd_drill(args).await,
         Command::Policy(cmd) => cmd_policy(cmd),

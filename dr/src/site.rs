@@ -25,7 +25,7 @@ use std::str::FromStr;
 
 use serde::Deserialize;
 
-use crate::config::{AwsConfig, ClockConfig, ClusterConfig, Limits, RunConfig, WorkspaceConfig};
+use ferry::config::{AwsConfig, ClockConfig, ClusterConfig, Limits, RunConfig, WorkspaceConfig};
 
 /// A commented example site config (the one in this module's docs).
 pub const EXAMPLE: &str = include_str!("site_example.toml");
@@ -222,7 +222,7 @@ pub struct SiteConfig {
     pub params: BTreeMap<String, String>,
     /// Site hooks (`[[hooks]]`, as in the run config), called in this order.
     #[serde(default)]
-    pub hooks: Vec<crate::config::HookConfig>,
+    pub hooks: Vec<ferry::config::HookConfig>,
     /// The file it was read from (messages, relative paths).
     #[serde(skip)]
     pub origin: Option<PathBuf>,

@@ -12,8 +12,8 @@
 //! [`Drill::phase`]), and checks the outcome ([`Drill::verify`]).
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), ferry::drill::DrillError> {
-//! use ferry::drill::{Drill, DrillOptions};
+//! # async fn demo() -> Result<(), ferry_drill::DrillError> {
+//! use ferry_drill::{Drill, DrillOptions};
 //! let drill = Drill::start(DrillOptions::default()).await?;
 //! let migration = drill.migrate().await;
 //! let report = drill.verify().await;
@@ -39,12 +39,12 @@ use ferry_sim::services::{ETCD_INSTALL_HINT, MotoServer};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::config::RunConfig;
-use crate::dr::{DrOptions, GuestChoice, MigrateOptions, MigrateReport, Phase, PhaseArgs, PhaseReport};
-use crate::progress::{LogProgress, ProgressSink};
-use crate::run::RunFailure;
-use crate::runner::Runtime;
-use crate::site::SiteConfig;
+use ferry::config::RunConfig;
+use ferry::progress::{LogProgress, ProgressSink};
+use ferry::run::RunFailure;
+use ferry::runner::Runtime;
+use ferry_dr::phases::{DrOptions, GuestChoice, MigrateOptions, MigrateReport, Phase, PhaseArgs, PhaseReport};
+use ferry_dr::site::SiteConfig;
 
 /// The scenario a drill runs by default (`sim/scenarios/basic.toml`).
 pub const BASIC_SCENARIO: &str = include_str!("../../sim/scenarios/basic.toml");
@@ -92,7 +92,7 @@ pub enum DrillError {
     Environment(#[from] ferry_sim::hypershift::environment::EnvironmentError),
     /// The generated site config is unusable (a bug).
     #[error(transparent)]
-    Site(#[from] crate::site::SiteError),
+    Site(#[from] ferry_dr::site::SiteError),
     /// A file could not be written.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -366,7 +366,7 @@ fn service_error(what: &'static str) -> impl FnOnce(anyhow::Error) -> DrillError
 }
 
 fn route53_error<E: std::error::Error + 'static>(op: &'static str) -> impl FnOnce(E) -> DrillError {
-    move |e| DrillError::Route53(format!("{op} failed: {}", crate::backends::error_chain(&e)))
+    move |e| DrillError::Route53(format!("{op} failed: {}", ferry::backends::error_chain(&e)))
 }
 
 fn route53_client(url: &str) -> aws_sdk_route53::Client {
@@ -548,7 +548,7 @@ impl Drill {
         })?;
         let site = SiteConfig::load(&site_path)?;
         let run_config = site.run_config()?;
-        let runtime = Runtime::new(crate::cache::default_dir()).map_err(service_error("the wasm runtime"))?;
+        let runtime = Runtime::new(ferry::cache::default_dir()).map_err(service_error("the wasm runtime"))?;
         Ok(Drill {
             external_dns,
             env,
@@ -584,8 +584,8 @@ impl Drill {
 
     /// An S3 client for the drill's bucket (for checking what a run stored).
     pub async fn s3_client(&self) -> aws_sdk_s3::Client {
-        crate::backends::s3::s3_client(
-            &crate::backends::s3::S3Settings {
+        ferry::backends::s3::s3_client(
+            &ferry::backends::s3::S3Settings {
                 region: "us-east-1".into(),
                 endpoint_url: Some(self.s3.url()),
                 force_path_style: true,
@@ -680,13 +680,13 @@ impl Drill {
             audit: Some(self.audit.clone()),
             progress: self.progress.clone(),
             aws_credentials: Some(self.credentials()),
-            cache_dir: crate::cache::default_dir(),
+            cache_dir: ferry::cache::default_dir(),
         }
     }
 
     /// Runs one phase (own store and limits) with the drill's guest, policy and audit.
     pub async fn phase(&self, phase: Phase, args: &PhaseArgs) -> Result<PhaseReport, RunFailure> {
-        crate::dr::run_phase_with(&self.runtime, &self.run_config, phase, args, &self.dr_options()).await
+        ferry_dr::phases::run_phase_with(&self.runtime, &self.run_config, phase, args, &self.dr_options()).await
     }
 
     /// Runs backup → restore → teardown → finish.
@@ -705,7 +705,7 @@ impl Drill {
                 self.site_path.display().to_string(),
             ]);
         }
-        crate::dr::migrate(&self.run_config, &self.dr_options(), &mopts).await
+        ferry_dr::phases::migrate(&self.run_config, &self.dr_options(), &mopts).await
     }
 
     /// Checks the outcome of a migration; each check is named (see [`Check::name`]).
@@ -819,7 +819,7 @@ impl Drill {
             let page = req
                 .send()
                 .await
-                .map_err(|e| format!("ListResourceRecordSets failed: {}", crate::backends::error_chain(&e)))?;
+                .map_err(|e| format!("ListResourceRecordSets failed: {}", ferry::backends::error_chain(&e)))?;
             for set in page.resource_record_sets() {
                 out.push((
                     normalize(set.name()),

@@ -15,7 +15,7 @@ pub const POLICY_ORIGIN: &str = "embedded policies/hosted-cluster-dr.cedar";
 
 /// The stock component's bytes (`hosted_cluster_dr.wasm`, world `automation`).
 pub fn guest_wasm() -> &'static [u8] {
-    crate::guests::HOSTED_CLUSTER_DR_WASM
+    ferry_artifacts::HOSTED_CLUSTER_DR_WASM
 }
 
 /// The stock Cedar policy's text.

@@ -1,0 +1,16 @@
+//! ferry's main job, as a product on the generic host: the disaster recovery of HyperShift
+//! hosted clusters.
+//!
+//! - [`stock`]: the embedded stock guest `hosted-cluster-dr` and its policy;
+//! - [`site`]: the site config (what the documented procedure's env file held);
+//! - [`phases`]: running its phases (`backup`, `restore`, `teardown`, `finish`, `abort`)
+//!   and `migrate`.
+//!
+//! The rehearsal against the simulator lives apart, in `ferry-drill`, so nothing here builds
+//! the simulator.
+
+pub mod phases;
+pub mod site;
+pub mod stock;
+
+pub use phases::{DrOptions, GuestChoice, MigrateOptions, MigrateReport, Phase, PhaseArgs, PhaseReport};
