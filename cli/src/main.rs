@@ -8,8 +8,8 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use ferry::config::RunConfig;
 use ferry::policy::{GuestIdentity, PolicyEngine};
-use ferry::run::{Outcome, RunOptions, RunRequest};
-use ferry::runner::Runtime;
+use ferry::runtime::Runtime;
+use ferry::runtime::run::{Outcome, RunOptions, RunRequest};
 
 /// ferry: run WebAssembly automation guests with capability-scoped access to
 /// Kubernetes, S3, Route53 and etcd.
@@ -293,7 +293,7 @@ fn parse_pairs(pairs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 
 async fn cmd_run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(args.config.as_ref(), &args.params)?;
-    let runtime = Runtime::new(ferry::cache::default_dir())?;
+    let runtime = Runtime::new(ferry::runtime::cache::default_dir())?;
     let req = RunRequest {
         component: args.component.into(),
         name: args.name,
@@ -304,7 +304,7 @@ async fn cmd_run(args: RunArgs) -> anyhow::Result<ExitCode> {
         plan: args.plan,
         audit: args.audit,
     };
-    match ferry::run::run(&runtime, req, RunOptions::default()).await {
+    match ferry::runtime::run::run(&runtime, req, RunOptions::default()).await {
         Ok(Outcome::Success(json)) => {
             println!("{json}");
             Ok(ExitCode::SUCCESS)
@@ -323,7 +323,7 @@ async fn cmd_run(args: RunArgs) -> anyhow::Result<ExitCode> {
 fn guest_identity(
     args: &PolicyArgs,
     runtime: &Runtime,
-) -> anyhow::Result<(GuestIdentity, Option<ferry::runner::Guest>)> {
+) -> anyhow::Result<(GuestIdentity, Option<ferry::runtime::Guest>)> {
     match &args.component {
         Some(path) => {
             let guest = runtime.load_file(path, args.name.as_deref())?;
@@ -345,7 +345,7 @@ fn cmd_policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
         PolicyCommand::Explain(a) => (a, true),
     };
     let config = load_config(args.config.as_ref(), &args.params)?;
-    let runtime = Runtime::new(ferry::cache::default_dir())?;
+    let runtime = Runtime::new(ferry::runtime::cache::default_dir())?;
     let (identity, guest) = guest_identity(&args, &runtime)?;
     let policy = match PolicyEngine::load(&args.policy, &config.params, &identity) {
         Ok(p) => p,

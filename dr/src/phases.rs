@@ -22,11 +22,12 @@ use std::time::Instant;
 use serde::Serialize;
 use serde_json::Value;
 
-use ferry::caps::Clients;
+use ferry::capabilities::Clients;
 use ferry::config::RunConfig;
 use ferry::progress::{LogProgress, ProgressSink};
-use ferry::run::{ComponentSource, Outcome, PolicySource, RunFailure, RunOptions, RunRequest};
-use ferry::runner::Runtime;
+use ferry::runtime::RunFailure;
+use ferry::runtime::Runtime;
+use ferry::runtime::run::{ComponentSource, Outcome, PolicySource, RunOptions, RunRequest};
 
 /// A phase of the DR guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -177,7 +178,7 @@ impl Default for DrOptions {
             audit: None,
             progress: Arc::new(LogProgress),
             aws_credentials: None,
-            cache_dir: ferry::cache::default_dir(),
+            cache_dir: ferry::runtime::cache::default_dir(),
         }
     }
 }
@@ -334,7 +335,7 @@ pub async fn run_phase_with(
         plan: opts.plan,
         audit: opts.audit.clone(),
     };
-    let outcome = ferry::run::run(runtime, req, opts.run_options()).await?;
+    let outcome = ferry::runtime::run::run(runtime, req, opts.run_options()).await?;
     let outcome = match outcome {
         Outcome::Success(json) => PhaseOutcome::Succeeded {
             summary: serde_json::from_str(&json).unwrap_or(Value::String(json)),
@@ -352,8 +353,8 @@ pub async fn run_phase_with(
 }
 
 /// The kind and message of a guest's WIT error.
-pub fn wit_error_parts(e: ferry::bindings::WitError) -> (String, String) {
-    use ferry::bindings::WitError as E;
+pub fn wit_error_parts(e: ferry::capabilities::bindings::WitError) -> (String, String) {
+    use ferry::capabilities::bindings::WitError as E;
     let (kind, message) = match e {
         E::Denied(m) => ("denied", m),
         E::NotFound(m) => ("not-found", m),

@@ -41,8 +41,8 @@ use serde_json::Value;
 
 use ferry::config::RunConfig;
 use ferry::progress::{LogProgress, ProgressSink};
-use ferry::run::RunFailure;
-use ferry::runner::Runtime;
+use ferry::runtime::RunFailure;
+use ferry::runtime::Runtime;
 use ferry_dr::phases::{DrOptions, GuestChoice, MigrateOptions, MigrateReport, Phase, PhaseArgs, PhaseReport};
 use ferry_dr::site::SiteConfig;
 
@@ -366,7 +366,12 @@ fn service_error(what: &'static str) -> impl FnOnce(anyhow::Error) -> DrillError
 }
 
 fn route53_error<E: std::error::Error + 'static>(op: &'static str) -> impl FnOnce(E) -> DrillError {
-    move |e| DrillError::Route53(format!("{op} failed: {}", ferry::backends::error_chain(&e)))
+    move |e| {
+        DrillError::Route53(format!(
+            "{op} failed: {}",
+            ferry::capabilities::provider::error_chain(&e)
+        ))
+    }
 }
 
 fn route53_client(url: &str) -> aws_sdk_route53::Client {
@@ -548,7 +553,7 @@ impl Drill {
         })?;
         let site = SiteConfig::load(&site_path)?;
         let run_config = site.run_config()?;
-        let runtime = Runtime::new(ferry::cache::default_dir()).map_err(service_error("the wasm runtime"))?;
+        let runtime = Runtime::new(ferry::runtime::cache::default_dir()).map_err(service_error("the wasm runtime"))?;
         Ok(Drill {
             external_dns,
             env,
@@ -584,8 +589,8 @@ impl Drill {
 
     /// An S3 client for the drill's bucket (for checking what a run stored).
     pub async fn s3_client(&self) -> aws_sdk_s3::Client {
-        ferry::backends::s3::s3_client(
-            &ferry::backends::s3::S3Settings {
+        ferry::capabilities::objects::provider::s3_client(
+            &ferry::capabilities::objects::provider::S3Settings {
                 region: "us-east-1".into(),
                 endpoint_url: Some(self.s3.url()),
                 force_path_style: true,
@@ -680,7 +685,7 @@ impl Drill {
             audit: Some(self.audit.clone()),
             progress: self.progress.clone(),
             aws_credentials: Some(self.credentials()),
-            cache_dir: ferry::cache::default_dir(),
+            cache_dir: ferry::runtime::cache::default_dir(),
         }
     }
 
@@ -816,10 +821,12 @@ impl Drill {
             if let Some((name, ty)) = &start {
                 req = req.start_record_name(name).start_record_type(ty.clone());
             }
-            let page = req
-                .send()
-                .await
-                .map_err(|e| format!("ListResourceRecordSets failed: {}", ferry::backends::error_chain(&e)))?;
+            let page = req.send().await.map_err(|e| {
+                format!(
+                    "ListResourceRecordSets failed: {}",
+                    ferry::capabilities::provider::error_chain(&e)
+                )
+            })?;
             for set in page.resource_record_sets() {
                 out.push((
                     normalize(set.name()),

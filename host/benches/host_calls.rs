@@ -11,11 +11,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferry::capabilities::env::{Clock, RunEnv};
 use ferry::config::RunConfig;
 use ferry::policy::PolicyEngine;
-use ferry::run::RunOptions;
-use ferry::runner::Runtime;
-use ferry::state::{Clock, RunEnv};
+use ferry::runtime::Runtime;
+use ferry::runtime::run::RunOptions;
 
 fn policy_path() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/test-guest.cedar")
@@ -44,12 +44,12 @@ async fn main() {
             .collect(),
     );
     let sha = "bench";
-    ferry::cache::load(&engine, &bytes, sha, Some(cache.path())).unwrap();
+    ferry::runtime::cache::load(&engine, &bytes, sha, Some(cache.path())).unwrap();
     let cached = median(
         (0..50)
             .map(|_| {
                 let t = Instant::now();
-                ferry::cache::load(&engine, &bytes, sha, Some(cache.path())).unwrap();
+                ferry::runtime::cache::load(&engine, &bytes, sha, Some(cache.path())).unwrap();
                 t.elapsed()
             })
             .collect(),
@@ -81,7 +81,7 @@ async fn main() {
             clock: Clock::new(1.0),
             progress: opts.progress,
             clients: Arc::new(opts.clients),
-            hooks: Arc::new(ferry::hooks::HookSet::empty()),
+            hooks: Arc::new(ferry::runtime::hooks::HookSet::empty()),
         })
     };
     let args = |op: &str, n: u64| vec![("op".to_string(), op.to_string()), ("n".to_string(), n.to_string())];

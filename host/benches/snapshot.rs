@@ -11,8 +11,8 @@
 use std::time::Instant;
 
 use aws_credential_types::Credentials;
-use ferry::backends::etcd::{EtcdEndpoint, snapshot_to_s3};
-use ferry::backends::s3::{S3Settings, s3_client};
+use ferry::capabilities::etcd::provider::{EtcdEndpoint, snapshot_to_s3};
+use ferry::capabilities::objects::provider::{S3Settings, s3_client};
 use ferry_sim::services::{EtcdServer, MotoServer};
 
 fn vm_kib(field: &str) -> u64 {

@@ -6,29 +6,25 @@
 //! writes an audit record per call, and keeps bulk data (etcd snapshots) on
 //! the host side.
 //!
-//! The pieces, in the order a run uses them:
-//! - [`config`]: the run config (clusters by alias, AWS, etcd, workspace, limits);
-//! - [`policy`]: the Cedar policy engine and its schema;
-//! - [`runner`]: engine, linker, component loading (with [`cache`]), import
-//!   checks and limits;
-//! - [`caps`]: the host side of each WIT interface, over [`backends`];
-//! - [`audit`]: the JSON-lines audit trail;
-//! - [`hooks`]: site hooks a full guest calls through `hook-dispatch`.
+//! The house, from the ground up (no module imports one above it):
+//! - [`config`], [`progress`], [`policy`] (the Cedar engine and its schema), [`audit`] (the
+//!   JSON-lines trail);
+//! - [`capabilities`]: one folder per `ferry:host` interface, each with its handles, its
+//!   host functions and its provider (the code that talks to S3, Route53, etcd, Kubernetes),
+//!   the one list of them ([`capabilities::CAPABILITIES`]), the host bindings generated from
+//!   `wit/` and what one run may reach ([`capabilities::env`]);
+//! - [`runtime`]: engine, linker, component cache, stores and limits, site hooks, and
+//!   [`runtime::run::run`], the one way a guest runs;
+//! - [`scaffold`]: `ferry new hook`.
 //!
 //! The disaster-recovery product is built on this crate, apart from it: `ferry-dr` (the stock
 //! guest, site config and phases), `ferry-drill` (the rehearsal against the simulator) and
 //! `ferry-cli` (the `ferry` command).
 
 pub mod audit;
-pub mod backends;
-pub mod bindings;
-pub mod cache;
-pub mod caps;
+pub mod capabilities;
 pub mod config;
-pub mod hooks;
 pub mod policy;
 pub mod progress;
-pub mod run;
-pub mod runner;
+pub mod runtime;
 pub mod scaffold;
-pub mod state;

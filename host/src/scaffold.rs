@@ -8,18 +8,6 @@
 
 use std::path::{Path, PathBuf};
 
-/// The WIT files of `ferry:host@0.1.0`, as compiled into this binary.
-pub const WIT_FILES: &[(&str, &str)] = &[
-    ("context.wit", include_str!("../../wit/context.wit")),
-    ("dns.wit", include_str!("../../wit/dns.wit")),
-    ("etcd.wit", include_str!("../../wit/etcd.wit")),
-    ("k8s.wit", include_str!("../../wit/k8s.wit")),
-    ("objects.wit", include_str!("../../wit/objects.wit")),
-    ("types.wit", include_str!("../../wit/types.wit")),
-    ("workspace.wit", include_str!("../../wit/workspace.wit")),
-    ("worlds.wit", include_str!("../../wit/worlds.wit")),
-];
-
 /// Rust keywords, which cannot name a crate.
 const KEYWORDS: &[&str] = &[
     "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false", "fn",
@@ -124,7 +112,7 @@ pub fn new_hook(name: &str, dir: &Path, ferry_repo: Option<&Path>) -> Result<Vec
         (PathBuf::from("README.md"), readme(name, ferry_repo.is_some())),
         (PathBuf::from(".gitignore"), "/target\nCargo.lock\n".to_string()),
     ];
-    for (file, text) in WIT_FILES {
+    for (file, text) in crate::capabilities::wit_files() {
         files.push((Path::new("wit").join(file), (*text).to_string()));
     }
     let mut written = Vec::with_capacity(files.len());
@@ -293,7 +281,7 @@ fn readme(name: &str, has_sdk: bool) -> String {
         r#"# {name}
 
 A ferry site hook: a WebAssembly component of the WIT world
-`ferry:host/hook` (see `wit/worlds.wit`). The host calls it at the points
+`ferry:host/hook` (see `wit/worlds.wit` and `wit/hooks.wit`). The host calls it at the points
 `hooks.toml` lists, each call in its own sandbox, under its own policy
 (`policy.cedar`) and limits.
 
@@ -363,7 +351,7 @@ mod tests {
             assert!(path.is_file(), "{} missing", path.display());
             assert!(files.contains(&path), "{} not reported", path.display());
         }
-        assert_eq!(files.len(), 6 + WIT_FILES.len());
+        assert_eq!(files.len(), 6 + crate::capabilities::wit_files().len());
 
         let cargo = std::fs::read_to_string(dir.join("Cargo.toml")).expect("Cargo.toml");
         let manifest: toml::Value = toml::from_str(&cargo).expect("Cargo.toml is TOML");

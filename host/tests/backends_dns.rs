@@ -5,12 +5,12 @@
 use std::collections::BTreeSet;
 
 use aws_credential_types::Credentials;
-use ferry::backends::BackendError;
-use ferry::backends::dns::{
+use ferry::capabilities::dns::provider::{
     Change, ChangeAction, RecordSet, change_record_sets, find_zone_by_name, list_record_sets, list_record_sets_paged,
     route53_client,
 };
-use ferry::backends::s3::S3Settings;
+use ferry::capabilities::objects::provider::S3Settings;
+use ferry::capabilities::provider::ProviderError;
 use ferry_sim::services::MotoServer;
 
 async fn moto() -> MotoServer {
@@ -132,7 +132,7 @@ async fn changes_create_upsert_delete() {
     assert_eq!(found.id, zone);
     assert_eq!(found.name, "dr.example.org");
     let missing = find_zone_by_name(&client, "nope.example.org").await;
-    assert!(matches!(missing, Err(BackendError::NotFound(_))), "{missing:?}");
+    assert!(matches!(missing, Err(ProviderError::NotFound(_))), "{missing:?}");
 
     let api = a("api.dr.example.org", "192.0.2.10");
     change_record_sets(
@@ -155,7 +155,7 @@ async fn changes_create_upsert_delete() {
     )
     .await;
     assert!(
-        matches!(again, Err(BackendError::Conflict(_))),
+        matches!(again, Err(ProviderError::Conflict(_))),
         "create twice: {again:?}"
     );
 
@@ -196,13 +196,13 @@ async fn changes_create_upsert_delete() {
     )
     .await;
     assert!(
-        matches!(gone, Err(BackendError::NotFound(_)) | Ok(_)),
+        matches!(gone, Err(ProviderError::NotFound(_)) | Ok(_)),
         "delete missing: {gone:?}"
     );
     println!("delete of a missing record (moto accepts it, Route53 does not): {gone:?}");
 
     let unknown = list_record_sets(&client, "ZNOSUCHZONE", None).await;
-    assert!(matches!(unknown, Err(BackendError::NotFound(_))), "{unknown:?}");
+    assert!(matches!(unknown, Err(ProviderError::NotFound(_))), "{unknown:?}");
     let alias = RecordSet {
         alias_target: Some("lb.example.org".into()),
         ttl: None,
@@ -210,5 +210,5 @@ async fn changes_create_upsert_delete() {
         ..a("x.dr.example.org", "")
     };
     let refused = change_record_sets(&client, &zone, vec![upsert(alias)]).await;
-    assert!(matches!(refused, Err(BackendError::Invalid(_))), "{refused:?}");
+    assert!(matches!(refused, Err(ProviderError::Invalid(_))), "{refused:?}");
 }

@@ -10,9 +10,11 @@ use std::time::Instant;
 
 use aws_credential_types::Credentials;
 use bytes::Bytes;
-use ferry::backends::BackendError;
-use ferry::backends::etcd::{EtcdEndpoint, snapshot_to_s3, verify_snapshot_stream};
-use ferry::backends::s3::{S3Settings, s3_client, sidecar_sha256, upload_stream, verify_object_sha256};
+use ferry::capabilities::etcd::provider::{EtcdEndpoint, snapshot_to_s3, verify_snapshot_stream};
+use ferry::capabilities::objects::provider::{
+    S3Settings, s3_client, sidecar_sha256, upload_stream, verify_object_sha256,
+};
+use ferry::capabilities::provider::ProviderError;
 use ferry_sim::services::{EtcdServer, MotoServer};
 use sha2::{Digest, Sha256};
 
@@ -190,7 +192,7 @@ async fn big_snapshot_streams_200_mb_with_bounded_memory() {
             match s.message().await {
                 Ok(Some(m)) => Some((Ok(Bytes::copy_from_slice(m.blob())), s)),
                 Ok(None) => None,
-                Err(e) => Some((Err(BackendError::Unavailable(e.to_string())), s)),
+                Err(e) => Some((Err(ProviderError::Unavailable(e.to_string())), s)),
             }
         });
         let started = Instant::now();
@@ -267,7 +269,7 @@ async fn corrupted_snapshot_is_never_completed() {
     db.extend_from_slice(&hash);
     db[7 * MIB] ^= 0x01;
     let data = Bytes::from(db);
-    let chunks: Vec<Result<Bytes, BackendError>> = (0..data.len())
+    let chunks: Vec<Result<Bytes, ProviderError>> = (0..data.len())
         .step_by(32 * 1024)
         .map(|i| Ok(data.slice(i..(i + 32 * 1024).min(data.len()))))
         .collect();
@@ -282,7 +284,7 @@ async fn corrupted_snapshot_is_never_completed() {
     .await
     .expect_err("must fail");
     let text = err.to_string();
-    assert!(matches!(err, BackendError::Integrity(_)), "{text}");
+    assert!(matches!(err, ProviderError::Integrity(_)), "{text}");
     assert!(text.contains("trailer") && text.contains("aborted"), "{text}");
 
     let uploads = s3
@@ -310,7 +312,7 @@ async fn unreachable_member_is_unavailable_and_named() {
         .await
         .expect_err("unreachable");
     let text = err.to_string();
-    assert!(matches!(err, BackendError::Unavailable(_)), "{text}");
+    assert!(matches!(err, ProviderError::Unavailable(_)), "{text}");
     assert!(text.contains(&url), "{text}");
     println!("{text}");
 }
@@ -397,7 +399,7 @@ fn make_pki(dir: &std::path::Path, dns_name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_over_mutual_tls_with_a_domain_override() {
-    use ferry::backends::etcd::EtcdTls;
+    use ferry::capabilities::etcd::provider::EtcdTls;
     use ferry_sim::services::EtcdServerTls;
     let dir = tempfile::tempdir().expect("tempdir");
     let pki = dir.path().join("pki");
@@ -463,7 +465,7 @@ async fn snapshot_over_mutual_tls_with_a_domain_override() {
         .await
         .expect_err("no client cert");
     println!("without a client certificate: {err}");
-    assert!(matches!(err, BackendError::Invalid(_)), "{err}");
+    assert!(matches!(err, ProviderError::Invalid(_)), "{err}");
 }
 
 /// Snapshot of a "pod" etcd through a Kubernetes port-forward: ferry-sim
@@ -472,7 +474,7 @@ async fn snapshot_over_mutual_tls_with_a_domain_override() {
 /// listener, tonic over the forward) is exercised.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_through_pod_portforward() {
-    use ferry::backends::portforward::forward_pod_port;
+    use ferry::capabilities::etcd::portforward::forward_pod_port;
     use k8s_openapi::api::core::v1::{Namespace, Pod};
     use kube::api::{Api, PostParams};
 
@@ -506,7 +508,7 @@ async fn snapshot_through_pod_portforward() {
     // A pod that is not Running is refused before any forwarding.
     let pending = forward_pod_port(client.clone(), "clusters-hc1", "etcd-0", 2379).await;
     assert!(
-        matches!(&pending, Err(BackendError::Unavailable(m)) if m.contains("Pending")),
+        matches!(&pending, Err(ProviderError::Unavailable(m)) if m.contains("Pending")),
         "{pending:?}"
     );
     Api::<Pod>::namespaced(client.clone(), "clusters-hc1")
@@ -544,7 +546,7 @@ async fn snapshot_through_pod_portforward() {
         .expect("verify");
 
     let missing = forward_pod_port(client, "clusters-hc1", "no-such-pod", 2379).await;
-    assert!(matches!(missing, Err(BackendError::NotFound(_))), "{missing:?}");
+    assert!(matches!(missing, Err(ProviderError::NotFound(_))), "{missing:?}");
     drop(forward);
     sim.shutdown().await;
 }

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use aws_credential_types::Credentials;
 use aws_sdk_s3::types::{BucketCannedAcl, BucketLocationConstraint, CreateBucketConfiguration};
 use bytes::Bytes;
-use ferry::backends::BackendError;
-use ferry::backends::s3::{
+use ferry::capabilities::objects::provider::{
     Bucket, PutOptions, S3Settings, bucket_region, s3_client, sidecar_sha256, upload_stream, verify_object_sha256,
 };
+use ferry::capabilities::provider::ProviderError;
 use ferry_sim::services::MotoServer;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
@@ -62,8 +62,8 @@ fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Streams `data` in chunks of an odd size, so part boundaries fall inside chunks.
-fn chunked(data: Bytes, chunk: usize) -> impl futures::Stream<Item = Result<Bytes, BackendError>> + Send {
-    let pieces: Vec<Result<Bytes, BackendError>> = (0..data.len())
+fn chunked(data: Bytes, chunk: usize) -> impl futures::Stream<Item = Result<Bytes, ProviderError>> + Send {
+    let pieces: Vec<Result<Bytes, ProviderError>> = (0..data.len())
         .step_by(chunk)
         .map(|i| Ok(data.slice(i..(i + chunk).min(data.len()))))
         .collect();
@@ -137,25 +137,25 @@ async fn small_objects_round_trip() {
     // Over the cap: refused before the body is read.
     let err = bucket.get("dir/a.json", 4).await.expect_err("too large");
     assert!(
-        matches!(&err, BackendError::Invalid(m) if m.contains("s3://small/dir/a.json")),
+        matches!(&err, ProviderError::Invalid(m) if m.contains("s3://small/dir/a.json")),
         "{err}"
     );
 
     bucket.delete("dir/a.json").await.expect("delete");
     let err = bucket.get("dir/a.json", 1024).await.expect_err("deleted");
     assert!(
-        matches!(&err, BackendError::NotFound(m) if m.contains("s3://small/dir/a.json")),
+        matches!(&err, ProviderError::NotFound(m) if m.contains("s3://small/dir/a.json")),
         "{err}"
     );
     let err = bucket.head("dir/a.json").await.expect_err("deleted");
-    assert!(matches!(err, BackendError::NotFound(_)), "{err}");
+    assert!(matches!(err, ProviderError::NotFound(_)), "{err}");
     // Idempotent delete.
     bucket.delete("dir/a.json").await.expect("delete again");
 
     // A missing bucket is still an error, on every operation.
     let missing = Bucket::new(client.clone(), "no-such-bucket");
-    assert!(matches!(missing.get("k", 10).await, Err(BackendError::NotFound(_))));
-    assert!(matches!(missing.delete("k").await, Err(BackendError::NotFound(_))));
+    assert!(matches!(missing.get("k", 10).await, Err(ProviderError::NotFound(_))));
+    assert!(matches!(missing.delete("k").await, Err(ProviderError::NotFound(_))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,7 +177,7 @@ async fn create_only_put_and_integrity_check() {
     // moto 5.2 implements If-None-Match: * on PutObject with 412 PreconditionFailed.
     let err = second.expect_err("second create-only put must fail");
     assert!(
-        matches!(&err, BackendError::Conflict(m) if m.contains("s3://guarded/manifest.json")),
+        matches!(&err, ProviderError::Conflict(m) if m.contains("s3://guarded/manifest.json")),
         "{err}"
     );
     let kept = bucket.get("manifest.json", 100).await.expect("get");
@@ -195,7 +195,7 @@ async fn create_only_put_and_integrity_check() {
         .expect("raw put");
     let err = bucket.get("tampered", 100).await.expect_err("integrity");
     assert!(
-        matches!(&err, BackendError::Integrity(m) if m.contains("s3://guarded/tampered")),
+        matches!(&err, ProviderError::Integrity(m) if m.contains("s3://guarded/tampered")),
         "{err}"
     );
 }
@@ -292,7 +292,7 @@ async fn presigned_get_works_with_a_plain_http_client_in_the_buckets_region() {
         .presign_get("blob.bin", Duration::from_secs(8 * 24 * 3600))
         .await
         .expect_err("too long");
-    assert!(matches!(err, BackendError::Invalid(_)), "{err}");
+    assert!(matches!(err, ProviderError::Invalid(_)), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,7 +345,7 @@ async fn multipart_upload_stream_of_40_mib() {
         .await
         .expect_err("mismatch");
     assert!(
-        matches!(&err, BackendError::Integrity(m) if m.contains(&expected)),
+        matches!(&err, ProviderError::Integrity(m) if m.contains(&expected)),
         "{err}"
     );
 
@@ -369,14 +369,14 @@ async fn failing_stream_aborts_the_multipart_upload() {
     let client = client_for(&moto.url()).await;
     new_bucket(&client, "aborts").await;
     let good = Bytes::from(pseudo_random(20 * MIB, 3));
-    let stream = chunked(good, 3 * MIB).chain(futures::stream::iter(vec![Err(BackendError::Unavailable(
+    let stream = chunked(good, 3 * MIB).chain(futures::stream::iter(vec![Err(ProviderError::Unavailable(
         "source went away".into(),
     ))]));
     let err = upload_stream(&client, "aborts", "partial.db", stream, 5 * MIB)
         .await
         .expect_err("must fail");
     let text = err.to_string();
-    assert!(matches!(err, BackendError::Unavailable(_)), "{text}");
+    assert!(matches!(err, ProviderError::Unavailable(_)), "{text}");
     assert!(text.contains("source went away") && text.contains("aborted"), "{text}");
 
     let uploads = client
@@ -456,7 +456,7 @@ async fn public_access_from_acl_and_policy() {
     assert!(access.reason.contains("AnyoneReads"), "{}", access.reason);
 
     let missing = Bucket::new(client.clone(), "no-such-bucket").public_access().await;
-    assert!(matches!(missing, Err(BackendError::NotFound(_))), "{missing:?}");
+    assert!(matches!(missing, Err(ProviderError::NotFound(_))), "{missing:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -467,7 +467,7 @@ async fn connection_errors_name_the_endpoint() {
     let client = client_for(&url).await;
     let err = Bucket::new(client, "b").get("k", 10).await.expect_err("refused");
     let text = err.to_string();
-    assert!(matches!(err, BackendError::Unavailable(_)), "{text}");
+    assert!(matches!(err, ProviderError::Unavailable(_)), "{text}");
     assert!(
         text.contains(&format!("127.0.0.1:{port}")) && text.contains("s3://b/k"),
         "{text}"

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_credential_types::Credentials;
 use bytes::Bytes;
-use ferry::backends::BackendError;
-use ferry::backends::s3::{Bucket, PutOptions, S3Settings, s3_client};
+use ferry::capabilities::objects::provider::{Bucket, PutOptions, S3Settings, s3_client};
+use ferry::capabilities::provider::ProviderError;
 use ferry_sim::services::s3::SigV4S3Server;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -156,7 +156,7 @@ async fn signed_round_trip_with_the_right_credentials() {
 
     // Multipart (3 signed part uploads) plus the sidecar, as for etcd snapshots.
     let big = Bytes::from(pseudo_random(11 * 1024 * 1024 + 7, 7));
-    let chunks: Vec<Result<Bytes, BackendError>> = (0..big.len())
+    let chunks: Vec<Result<Bytes, ProviderError>> = (0..big.len())
         .step_by(300_001)
         .map(|i| Ok(big.slice(i..(i + 300_001).min(big.len()))))
         .collect();
@@ -173,7 +173,7 @@ async fn signed_round_trip_with_the_right_credentials() {
 
     bucket.delete("hc1/meta.json").await.unwrap();
     let err = bucket.get("hc1/meta.json", 1024).await.unwrap_err();
-    assert!(matches!(err, BackendError::NotFound(_)), "{err}");
+    assert!(matches!(err, ProviderError::NotFound(_)), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,7 +188,7 @@ async fn wrong_credentials_are_refused_with_a_message_naming_endpoint_and_object
         .await
         .unwrap_err();
     eprintln!("wrong secret, put: {err}");
-    let BackendError::Other(msg) = &err else {
+    let ProviderError::Other(msg) = &err else {
         panic!("expected Other for refused credentials, got {err:?}");
     };
     for needle in [
@@ -206,18 +206,18 @@ async fn wrong_credentials_are_refused_with_a_message_naming_endpoint_and_object
     let err = wrong_secret.get("hc1/meta.json", 1024).await.unwrap_err();
     eprintln!("wrong secret, get: {err}");
     assert!(
-        matches!(&err, BackendError::Other(m) if m.contains("SignatureDoesNotMatch") && m.contains(&s3.url())),
+        matches!(&err, ProviderError::Other(m) if m.contains("SignatureDoesNotMatch") && m.contains(&s3.url())),
         "{err}"
     );
     let right = new_bucket_handle(&s3, "backups").await;
     let err = right.head("hc1/meta.json").await.unwrap_err();
-    assert!(matches!(err, BackendError::NotFound(_)), "{err}");
+    assert!(matches!(err, ProviderError::NotFound(_)), "{err}");
 
     let unknown_key = Bucket::new(client(&s3.url(), "NOSUCHACCESSKEY", SECRET_KEY).await, "backups");
     let err = unknown_key.get("hc1/meta.json", 1024).await.unwrap_err();
     eprintln!("unknown access key, get: {err}");
     assert!(
-        matches!(&err, BackendError::Other(m) if m.contains(&s3.url()) && m.contains("s3://backups/hc1/meta.json")),
+        matches!(&err, ProviderError::Other(m) if m.contains(&s3.url()) && m.contains("s3://backups/hc1/meta.json")),
         "{err}"
     );
 }
@@ -331,7 +331,7 @@ async fn verify_sha256_mismatch_is_an_integrity_error() {
     let err = bucket.verify_sha256("hc1/snap.db", &wrong).await.unwrap_err();
     eprintln!("wrong expected hash: {err}");
     assert!(
-        matches!(&err, BackendError::Integrity(m) if m.contains("s3://backups/hc1/snap.db") && m.contains(&wrong)),
+        matches!(&err, ProviderError::Integrity(m) if m.contains("s3://backups/hc1/snap.db") && m.contains(&wrong)),
         "{err}"
     );
 
@@ -344,10 +344,10 @@ async fn verify_sha256_mismatch_is_an_integrity_error() {
     let err = bucket.verify_sha256("hc1/snap.db", &sha).await.unwrap_err();
     eprintln!("damaged object, verify: {err}");
     assert!(
-        matches!(&err, BackendError::Integrity(m) if m.contains("s3://backups/hc1/snap.db")),
+        matches!(&err, ProviderError::Integrity(m) if m.contains("s3://backups/hc1/snap.db")),
         "{err}"
     );
     let err = bucket.get("hc1/snap.db", 1 << 20).await.unwrap_err();
     eprintln!("damaged object, get: {err}");
-    assert!(matches!(err, BackendError::Integrity(_)), "{err}");
+    assert!(matches!(err, ProviderError::Integrity(_)), "{err}");
 }

@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use ferry::config::RunConfig;
-use ferry::run::{Outcome, RunFailure, RunOptions, RunRequest};
-use ferry::runner::Runtime;
+use ferry::runtime::RunFailure;
+use ferry::runtime::Runtime;
+use ferry::runtime::run::{Outcome, RunOptions, RunRequest};
 use serde_json::Value;
 
 /// The fixtures folder of this crate.
@@ -81,7 +82,7 @@ impl GuestRun {
             plan: self.plan,
             audit: self.audit,
         };
-        ferry::run::run(&runtime, req, self.options).await
+        ferry::runtime::run::run(&runtime, req, self.options).await
     }
 
     /// Runs the `script` phase and returns one result per operation.
@@ -120,7 +121,7 @@ pub fn err_message(result: &Value) -> &str {
 /// AWS pieces of a run config and clients pointed at a moto server.
 pub mod aws {
     use aws_credential_types::Credentials;
-    use ferry::caps::Clients;
+    use ferry::capabilities::Clients;
     use ferry::config::RunConfig;
 
     /// The fixed credentials tests use against moto.

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on setup errors")]
 
 use ferry::config::{EtcdConfig, RunConfig, WorkspaceConfig};
-use ferry::run::RunOptions;
+use ferry::runtime::run::RunOptions;
 use ferry_sim::services::{EtcdServer, MotoServer};
 use ferry_tests::{GuestRun, aws, err_kind, err_message, ok};
 use serde_json::{Value, json};

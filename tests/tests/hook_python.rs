@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use ferry::config::HookConfig;
 use ferry::policy::PolicyEngine;
-use ferry::runner::Runtime;
+use ferry::runtime::Runtime;
 use ferry_dr::phases::{Phase, PhaseOutcome};
 use ferry_drill::{Drill, DrillOptions};
 use ferry_tests::dr::{run, source_has_hosted_cluster};
@@ -151,7 +151,7 @@ pub fn build_python_hook() -> PathBuf {
     BUILT
         .get_or_init(|| {
             let wasm = build_python_hook_uncached();
-            let runtime = Runtime::new(ferry::cache::default_dir()).unwrap();
+            let runtime = Runtime::new(ferry::runtime::cache::default_dir()).unwrap();
             let started = Instant::now();
             runtime.load_file(&wasm, Some(HOOK)).unwrap();
             eprintln!(
@@ -219,7 +219,7 @@ fn the_python_hook_loads_and_its_imports_pass_its_policy() {
     // build_python_hook compiled it into ferry's component cache (the first
     // time on a machine: slow for CPython, see the example's README); this
     // load reads the cache, like `ferry` and the drill do.
-    let runtime = Runtime::new(ferry::cache::default_dir()).unwrap();
+    let runtime = Runtime::new(ferry::runtime::cache::default_dir()).unwrap();
     let started = Instant::now();
     let guest = runtime.load_file(&wasm, Some(HOOK)).unwrap();
     eprintln!("{HOOK}: cached load {:.3} s", started.elapsed().as_secs_f64());

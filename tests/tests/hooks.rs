@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use ferry::config::{HookConfig, Limits};
-use ferry::run::{ComponentSource, PolicySource};
+use ferry::runtime::run::{ComponentSource, PolicySource};
 use ferry_dr::phases::{GuestChoice, Phase};
 use ferry_drill::{Drill, DrillOptions};
 use ferry_sim::kube::registry;

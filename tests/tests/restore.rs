@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
-use ferry::backends::etcd::{EtcdEndpoint, snapshot_to_s3};
-use ferry::backends::s3::{Bucket, S3Settings, s3_client};
+use ferry::capabilities::etcd::provider::{EtcdEndpoint, snapshot_to_s3};
+use ferry::capabilities::objects::provider::{Bucket, S3Settings, s3_client};
 use ferry_sim::hypershift::environment::{Environment, EnvironmentOptions};
 use ferry_sim::hypershift::scenario::Scenario;
 use ferry_sim::hypershift::{EtcdKvClient, OperatorEvent, condition_status, hcp_namespace};

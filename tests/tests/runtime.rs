@@ -4,8 +4,9 @@
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on setup errors")]
 
 use ferry::config::RunConfig;
-use ferry::run::{Outcome, RunFailure};
-use ferry::runner::{LimitExceeded, RunError};
+use ferry::runtime::RunFailure;
+use ferry::runtime::run::Outcome;
+use ferry::runtime::{LimitExceeded, RunError};
 use ferry_tests::{GuestRun, err_kind, err_message, fixture, ok};
 use serde_json::json;
 
@@ -278,7 +279,9 @@ async fn a_guest_error_value_is_not_a_crash() {
         .await
         .unwrap();
     match out {
-        Outcome::GuestError(ferry::bindings::WitError::Other(m)) => assert_eq!(m, "precondition X failed"),
+        Outcome::GuestError(ferry::capabilities::bindings::WitError::Other(m)) => {
+            assert_eq!(m, "precondition X failed")
+        }
         other => panic!("expected a guest error, got {other:?}"),
     }
 }

@@ -1,13 +1,22 @@
 //! `ferry:host/context`: logging, progress, parameters, plan mode and time.
 
-use crate::bindings::automation::ferry::host::context::{Host, Level, Progress, Unit};
+use super::{Capability, View};
+use crate::capabilities::bindings::automation::ferry::host::context::{Host, Level, Progress, Unit};
 use crate::progress::ProgressEvent;
-use crate::state::RunState;
+
+/// The context capability: nothing in it reaches outside the run, so its calls are not
+/// checked one by one (importing it is).
+pub const CAPABILITY: Capability = Capability {
+    interface: "ferry:host/context",
+    wit: ("context.wit", include_str!("../../../../wit/context.wit")),
+    actions: &[],
+    needs_grant: true,
+};
 
 /// The longest a single `sleep` call may ask for (guests loop for longer waits).
 const MAX_SLEEP_MS: u64 = 3_600_000;
 
-impl Host for RunState {
+impl Host for View<'_> {
     async fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) -> wasmtime::Result<()> {
         let guest = &self.env.guest.name;
         let fields = if fields.is_empty() {
@@ -74,8 +83,8 @@ impl Host for RunState {
     }
 }
 
-impl crate::bindings::automation::ferry::host::types::Host for RunState {
-    fn convert_error(&mut self, err: crate::caps::HostError) -> wasmtime::Result<crate::bindings::WitError> {
+impl crate::capabilities::bindings::automation::ferry::host::types::Host for View<'_> {
+    fn convert_error(&mut self, err: super::HostError) -> wasmtime::Result<crate::capabilities::bindings::WitError> {
         err.into_wit()
     }
 }

@@ -1,17 +1,13 @@
 //! `ferry:host/dns`: Route53 hosted zones by id.
 
+use super::ZoneHandle;
 use wasmtime::component::Resource;
 
-use crate::backends::dns::{self as backend, normalize_name, normalize_zone_id};
-use crate::bindings::automation::ferry::host::dns::{Change, ChangeAction, Host, HostZone, RecordSet};
-use crate::caps::{HostError, HostResult};
+use crate::capabilities::View;
+use crate::capabilities::bindings::automation::ferry::host::dns::{Change, ChangeAction, Host, HostZone, RecordSet};
+use crate::capabilities::dns::provider::{self as backend, normalize_name, normalize_zone_id};
+use crate::capabilities::{HostError, HostResult};
 use crate::policy::{Action, ResourceRef};
-use crate::state::RunState;
-
-/// An open hosted-zone handle.
-pub struct ZoneHandle {
-    id: String,
-}
 
 fn to_wit(r: backend::RecordSet) -> RecordSet {
     RecordSet {
@@ -22,13 +18,13 @@ fn to_wit(r: backend::RecordSet) -> RecordSet {
     }
 }
 
-impl RunState {
+impl View<'_> {
     fn zone_id(&self, h: &Resource<ZoneHandle>) -> HostResult<String> {
         Ok(self.table.get(h)?.id.clone())
     }
 }
 
-impl Host for RunState {
+impl Host for View<'_> {
     async fn open_zone(&mut self, id: String) -> HostResult<Resource<ZoneHandle>> {
         let id = normalize_zone_id(&id).to_string();
         if id.is_empty() {
@@ -40,7 +36,7 @@ impl Host for RunState {
     }
 }
 
-impl HostZone for RunState {
+impl HostZone for View<'_> {
     async fn id(&mut self, h: Resource<ZoneHandle>) -> wasmtime::Result<String> {
         Ok(self.table.get(&h)?.id.clone())
     }

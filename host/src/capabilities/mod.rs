@@ -1,112 +1,112 @@
-//! Capabilities: the host side of each `ferry:host` interface.
+//! Capabilities: the host side of each `ferry:host` interface, one folder each with the same
+//! shape: `mod.rs` (its handles and its [`Capability`] entry), `host.rs` (the generated `Host`
+//! traits, implemented on the borrowed [`View`]), and `provider.rs` (the code that talks to the
+//! real service, knowing nothing of WebAssembly or policy). Small capabilities keep all in
+//! `mod.rs`.
 //!
-//! Every capability call follows the same path: build the policy resource
-//! from the call's arguments, ask the policy (before any I/O), record the
-//! decision in the audit trail, then perform the call and record its outcome.
+//! Every call takes the same way: guest → capability (the resource it acts on, from the call's
+//! arguments) → policy decision (before any I/O; audited) → provider → service, and the
+//! outcome is audited. [`CAPABILITIES`] is the one list of what this host provides: the
+//! runtime's import check, the scaffold's WIT files and the policy schema's table come from it.
 
-mod clients;
+pub mod bindings;
+pub mod clients;
 pub mod context;
 pub mod dns;
+pub mod env;
+pub mod error;
 pub mod etcd;
-pub mod hook_dispatch;
+pub mod hooks;
 pub mod k8s;
 pub mod objects;
+pub mod provider;
 pub mod workspace;
 
 pub use clients::Clients;
+pub use error::{HostError, HostResult};
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use crate::bindings::WitError;
+use wasmtime::component::{HasData, ResourceTable};
+
+use crate::capabilities::env::RunEnv;
 use crate::policy::{Action, CallContext, ResourceRef};
-use crate::state::RunState;
 
-/// The error a host function returns: either a value the guest sees, or a trap.
-#[derive(Debug, thiserror::Error)]
-pub enum HostError {
-    /// The policy refused the call; no I/O happened.
-    #[error("denied: {0}")]
-    Denied(String),
-    /// The target does not exist.
-    #[error("not found: {0}")]
-    NotFound(String),
-    /// Exists already, or changed concurrently.
-    #[error("conflict: {0}")]
-    Conflict(String),
-    /// Bad arguments.
-    #[error("invalid: {0}")]
-    Invalid(String),
-    /// A transient fault; retrying may help.
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    /// Anything else.
-    #[error("{0}")]
-    Other(String),
-    /// A host-side invariant broke (for example a stale handle): trap the guest.
-    #[error("trap: {0}")]
-    Trap(wasmtime::Error),
+/// One `ferry:host` interface as the host provides it.
+#[derive(Debug, Clone, Copy)]
+pub struct Capability {
+    /// The WIT interface, without version (`ferry:host/k8s`).
+    pub interface: &'static str,
+    /// The WIT file that defines it, and its text (compiled in, so `ferry new hook` works
+    /// outside the repository).
+    pub wit: (&'static str, &'static str),
+    /// The policy actions its calls are checked as (besides `import`).
+    pub actions: &'static [Action],
+    /// Whether importing it needs a grant (`import` on the interface); types-only interfaces
+    /// do not.
+    pub needs_grant: bool,
 }
 
-impl HostError {
-    /// Converts to the WIT error value, or returns the trap.
-    pub fn into_wit(self) -> wasmtime::Result<WitError> {
-        Ok(match self {
-            HostError::Denied(m) => WitError::Denied(m),
-            HostError::NotFound(m) => WitError::NotFound(m),
-            HostError::Conflict(m) => WitError::Conflict(m),
-            HostError::Invalid(m) => WitError::Invalid(m),
-            HostError::Unavailable(m) => WitError::Unavailable(m),
-            HostError::Other(m) => WitError::Other(m),
-            HostError::Trap(e) => return Err(e),
-        })
-    }
+/// `ferry:host/types`: shared types, nothing to grant.
+pub const TYPES: Capability = Capability {
+    interface: "ferry:host/types",
+    wit: ("types.wit", include_str!("../../../wit/types.wit")),
+    actions: &[],
+    needs_grant: false,
+};
 
-    /// The short outcome name used in the audit trail.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            HostError::Denied(_) => "denied",
-            HostError::NotFound(_) => "not-found",
-            HostError::Conflict(_) => "conflict",
-            HostError::Invalid(_) => "invalid",
-            HostError::Unavailable(_) => "unavailable",
-            HostError::Other(_) => "other",
-            HostError::Trap(_) => "trap",
+/// Every interface this host provides.
+pub const CAPABILITIES: &[Capability] = &[
+    TYPES,
+    context::CAPABILITY,
+    k8s::CAPABILITY,
+    objects::CAPABILITY,
+    dns::CAPABILITY,
+    etcd::CAPABILITY,
+    workspace::CAPABILITY,
+    hooks::TYPES,
+    hooks::DISPATCH,
+];
+
+/// The WIT files of the package: each capability's, then the worlds.
+pub fn wit_files() -> Vec<(&'static str, &'static str)> {
+    let mut files: Vec<(&str, &str)> = Vec::new();
+    for c in CAPABILITIES {
+        if !files.iter().any(|(name, _)| *name == c.wit.0) {
+            files.push(c.wit);
         }
     }
+    files.push(("worlds.wit", include_str!("../../../wit/worlds.wit")));
+    files
 }
 
-impl From<wasmtime::component::ResourceTableError> for HostError {
-    fn from(e: wasmtime::component::ResourceTableError) -> Self {
-        match e {
-            wasmtime::component::ResourceTableError::Full => HostError::Invalid(
-                "too many open handles: the run's handle limit is reached; drop handles you no longer need".into(),
-            ),
-            other => HostError::Trap(wasmtime::Error::msg(format!("bad handle: {other}"))),
-        }
-    }
+/// Each capability's state for one run.
+#[derive(Default)]
+pub struct CapabilityState {
+    /// Kubernetes discovery results, per cluster alias.
+    pub k8s: k8s::State,
 }
 
-impl From<crate::backends::BackendError> for HostError {
-    fn from(e: crate::backends::BackendError) -> Self {
-        use crate::backends::BackendError as B;
-        match e {
-            B::NotFound(m) => HostError::NotFound(m),
-            B::Conflict(m) => HostError::Conflict(m),
-            B::Invalid(m) => HostError::Invalid(m),
-            B::Unavailable(m) => HostError::Unavailable(m),
-            B::Integrity(m) => HostError::Other(format!("integrity check failed: {m}")),
-            B::Other(m) => HostError::Other(m),
-        }
-    }
+/// The borrowed view of one run's store that every capability's host functions run on: the
+/// run's environment, the guest's handles, and the capabilities' state.
+pub struct View<'a> {
+    /// What the run may reach (policy, config, audit, clients, hooks).
+    pub env: &'a Arc<RunEnv>,
+    /// The handles the guest holds.
+    pub table: &'a mut ResourceTable,
+    /// Per-run capability state.
+    pub state: &'a mut CapabilityState,
+}
+
+impl HasData for View<'static> {
+    type Data<'a> = View<'a>;
 }
 
 /// Stack room Cedar needs for one evaluation (it checks for 100 KiB).
 const POLICY_RED_ZONE: usize = 256 * 1024;
 /// Size of the stack policy evaluation moves to when room is short.
 const POLICY_STACK: usize = 1024 * 1024;
-
-/// Result of a host call.
-pub type HostResult<T> = Result<T, HostError>;
 
 /// A policy-approved call in progress; finishing it writes the audit record.
 pub struct Approved {
@@ -117,7 +117,7 @@ pub struct Approved {
     started: Instant,
 }
 
-impl RunState {
+impl View<'_> {
     /// Asks the policy whether `action` on `resource` is allowed, before any I/O.
     /// A denial is audited and returned as [`HostError::Denied`].
     pub(crate) fn authorize(&self, action: Action, resource: ResourceRef, dry_run: bool) -> HostResult<Approved> {

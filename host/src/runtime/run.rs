@@ -7,13 +7,15 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::Runtime;
+use super::error::RunFailure;
+use super::hooks::HookSet;
 use crate::audit::{Audit, Record};
-use crate::caps::Clients;
+use crate::capabilities::Clients;
+use crate::capabilities::env::{Clock, RunEnv};
 use crate::config::RunConfig;
 use crate::policy::PolicyEngine;
 use crate::progress::{LogProgress, ProgressSink};
-use crate::runner::{RunError, Runtime};
-use crate::state::{Clock, RunEnv};
 
 /// Where a component comes from.
 #[derive(Debug, Clone)]
@@ -82,34 +84,7 @@ pub enum Outcome {
     /// The guest returned its JSON summary.
     Success(String),
     /// The guest returned an error value.
-    GuestError(crate::bindings::WitError),
-}
-
-/// Errors before or during a run, each with its exit code.
-#[derive(Debug, thiserror::Error)]
-pub enum RunFailure {
-    /// The policy is malformed or does not validate.
-    #[error(transparent)]
-    Policy(#[from] crate::policy::PolicyError),
-    /// Loading, import checks, traps or limits.
-    #[error(transparent)]
-    Run(#[from] RunError),
-    /// Anything else on the host side.
-    #[error(transparent)]
-    Host(#[from] anyhow::Error),
-}
-
-impl RunFailure {
-    /// The process exit code for this failure.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            RunFailure::Policy(_) => 2,
-            RunFailure::Run(RunError::Read { .. } | RunError::NotAComponent { .. } | RunError::WrongWorld { .. }) => 2,
-            RunFailure::Run(RunError::ImportsRefused { .. }) => 3,
-            RunFailure::Run(RunError::Limit(_) | RunError::Trap { .. }) => 4,
-            RunFailure::Run(RunError::Host(_)) | RunFailure::Host(_) => 5,
-        }
-    }
+    GuestError(crate::capabilities::bindings::WitError),
 }
 
 /// Options that tests and embedders may change.
@@ -125,7 +100,7 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            cache_dir: crate::cache::default_dir(),
+            cache_dir: super::cache::default_dir(),
             progress: Arc::new(LogProgress),
             clients: Clients::default(),
         }
@@ -161,7 +136,7 @@ pub async fn run(runtime: &Runtime, req: RunRequest, opts: RunOptions) -> Result
         return Err(e.into());
     }
     let pre = runtime.prepare(&guest)?;
-    let hooks = match crate::hooks::HookSet::load(runtime, &req.config.hooks, &req.config.params) {
+    let hooks = match HookSet::load(runtime, &req.config.hooks, &req.config.params) {
         Ok(h) => h,
         Err(e) => {
             audit.record(&Record::event(

@@ -1,17 +1,12 @@
-//! Host-side backends that talk to real services: S3, Route53 and etcd.
-//! These modules know nothing about WebAssembly or policy; the capability
-//! layer calls them only after the policy allowed the call.
+//! What every provider shares: providers are the code that talks to real services (S3,
+//! Route53, etcd; each in its capability's `provider.rs`). They know nothing about
+//! WebAssembly or policy; a capability calls them only after the policy allowed the call.
 //!
-//! Every fallible call returns [`BackendError`], whose variants map one-to-one
-//! onto the guest-visible WIT error cases (plus [`BackendError::Integrity`],
+//! Every fallible call returns [`ProviderError`], whose variants map one-to-one
+//! onto the guest-visible WIT error cases (plus [`ProviderError::Integrity`],
 //! which the capability layer reports as `other`). Messages name the bucket,
 //! key, zone or endpoint involved and say what to do next, because the reader
 //! is an SRE in the middle of a recovery, not the author of this code.
-
-pub mod dns;
-pub mod etcd;
-pub mod portforward;
-pub mod s3;
 
 use std::error::Error as StdError;
 
@@ -24,7 +19,7 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 
 /// What went wrong in a backend call, classified the way a caller reacts to it.
 #[derive(Debug, thiserror::Error)]
-pub enum BackendError {
+pub enum ProviderError {
     /// The bucket, object, zone, record or pod does not exist.
     #[error("not found: {0}")]
     NotFound(String),
@@ -49,27 +44,27 @@ pub enum BackendError {
     Other(String),
 }
 
-impl BackendError {
+impl ProviderError {
     /// True for the transient kinds a caller may retry.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, BackendError::Unavailable(_))
+        matches!(self, ProviderError::Unavailable(_))
     }
 
     /// The message without the kind prefix that `Display` adds.
     pub fn message(&self) -> &str {
         match self {
-            BackendError::NotFound(m)
-            | BackendError::Conflict(m)
-            | BackendError::Invalid(m)
-            | BackendError::Unavailable(m)
-            | BackendError::Integrity(m)
-            | BackendError::Other(m) => m,
+            ProviderError::NotFound(m)
+            | ProviderError::Conflict(m)
+            | ProviderError::Invalid(m)
+            | ProviderError::Unavailable(m)
+            | ProviderError::Integrity(m)
+            | ProviderError::Other(m) => m,
         }
     }
 
     /// The same kind of error with `context: ` put before its message.
-    pub fn context(self, context: impl std::fmt::Display) -> BackendError {
-        use BackendError as B;
+    pub fn context(self, context: impl std::fmt::Display) -> ProviderError {
+        use ProviderError as B;
         match self {
             B::NotFound(m) => B::NotFound(format!("{context}: {m}")),
             B::Conflict(m) => B::Conflict(format!("{context}: {m}")),
@@ -223,17 +218,17 @@ where
 /// Classifies an SDK error and words it for an SRE.
 ///
 /// `action` says what was attempted, e.g. ``"reading s3://b/k"``.
-pub(crate) fn sdk_error<E>(err: SdkError<E, HttpResponse>, service: Service, action: &str) -> BackendError
+pub(crate) fn sdk_error<E>(err: SdkError<E, HttpResponse>, service: Service, action: &str) -> ProviderError
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
 {
     let svc = service.name();
     match err {
-        SdkError::ConstructionFailure(_) => BackendError::Invalid(format!(
+        SdkError::ConstructionFailure(_) => ProviderError::Invalid(format!(
             "{action}: the {svc} request could not be built: {}",
             error_chain(&err)
         )),
-        SdkError::TimeoutError(_) => BackendError::Unavailable(format!(
+        SdkError::TimeoutError(_) => ProviderError::Unavailable(format!(
             "{action}: {svc} did not answer in time; check the endpoint and network, then retry"
         )),
         SdkError::DispatchFailure(ref d) => {
@@ -243,9 +238,9 @@ where
                 .map(error_chain)
                 .unwrap_or_else(|| error_chain(&err));
             if d.is_user() {
-                BackendError::Invalid(format!("{action}: the {svc} request is malformed: {chain}"))
+                ProviderError::Invalid(format!("{action}: the {svc} request is malformed: {chain}"))
             } else {
-                BackendError::Unavailable(format!(
+                ProviderError::Unavailable(format!(
                     "{action}: {chain}; check the {svc} endpoint URL, DNS, proxy and TLS settings, then retry"
                 ))
             }
@@ -257,7 +252,7 @@ where
                 .get(ENDPOINT_HEADER)
                 .unwrap_or("the endpoint")
                 .to_string();
-            BackendError::Unavailable(format!(
+            ProviderError::Unavailable(format!(
                 "{action}: {endpoint} sent a response {svc} clients cannot parse (HTTP {}): {}; a proxy in between or an incompatible store is likely, retry or check the endpoint",
                 r.raw().status().as_u16(),
                 error_chain(&err)
@@ -289,7 +284,7 @@ where
             classify_service_error(service, action, status, &code, &message, &endpoint)
         }
         // SdkError is non_exhaustive.
-        other => BackendError::Other(format!("{action}: {svc} call failed: {}", error_chain(&other))),
+        other => ProviderError::Other(format!("{action}: {svc} call failed: {}", error_chain(&other))),
     }
 }
 
@@ -301,7 +296,7 @@ pub(crate) fn classify_service_error(
     code: &str,
     message: &str,
     endpoint: &str,
-) -> BackendError {
+) -> ProviderError {
     let svc = service.name();
     let what = match (code.is_empty(), message.is_empty()) {
         (true, true) => format!("HTTP {status}"),
@@ -313,20 +308,20 @@ pub(crate) fn classify_service_error(
     match code {
         "NoSuchKey" | "NoSuchBucket" | "NotFound" | "NoSuchUpload" | "NoSuchHostedZone" | "NoSuchChange"
         | "NoSuchBucketPolicy" | "HostedZoneNotFound" => {
-            return BackendError::NotFound(format!("{action}: does not exist ({what})"));
+            return ProviderError::NotFound(format!("{action}: does not exist ({what})"));
         }
         "PreconditionFailed" => {
-            return BackendError::Conflict(format!(
+            return ProviderError::Conflict(format!(
                 "{action}: the object exists already or changed since it was read ({what}); read it again before deciding to overwrite"
             ));
         }
         "ConditionalRequestConflict" | "OperationAborted" => {
-            return BackendError::Conflict(format!(
+            return ProviderError::Conflict(format!(
                 "{action}: a concurrent write to the same key is in progress ({what}); retry after it finishes"
             ));
         }
         "BucketAlreadyExists" | "BucketAlreadyOwnedByYou" | "HostedZoneAlreadyExists" | "ConflictingDomainExists" => {
-            return BackendError::Conflict(format!("{action}: exists already ({what})"));
+            return ProviderError::Conflict(format!("{action}: exists already ({what})"));
         }
         "SlowDown"
         | "Throttling"
@@ -337,38 +332,40 @@ pub(crate) fn classify_service_error(
         | "RequestTimeout"
         | "InternalError"
         | "ServiceUnavailable" => {
-            return BackendError::Unavailable(format!("{action}: {endpoint} is busy or failing ({what}); retry later"));
+            return ProviderError::Unavailable(format!(
+                "{action}: {endpoint} is busy or failing ({what}); retry later"
+            ));
         }
         // Refused credentials: the wording names the endpoint (a custom
         // endpoint with another store's keys is a common mix-up) and says
         // which part of the credentials to look at.
         "SignatureDoesNotMatch" => {
-            return BackendError::Other(format!(
+            return ProviderError::Other(format!(
                 "{action}: {svc} at {endpoint} rejected the request signature ({what}); the secret key does not \
                  belong to the access key in use (or a proxy altered the request): check the credentials ferry \
                  uses for this endpoint (AWS profile, AWS_* environment, role)"
             ));
         }
         "InvalidAccessKeyId" | "NotSignedUp" | "InvalidClientTokenId" | "UnrecognizedClientException" => {
-            return BackendError::Other(format!(
+            return ProviderError::Other(format!(
                 "{action}: {svc} at {endpoint} does not know the access key in use ({what}); check that the \
                  credentials (AWS profile, AWS_* environment, role) belong to this account and endpoint"
             ));
         }
         "ExpiredToken" | "ExpiredTokenException" | "InvalidToken" | "TokenRefreshRequired" => {
-            return BackendError::Other(format!(
+            return ProviderError::Other(format!(
                 "{action}: {svc} at {endpoint} refused the session token in use ({what}); refresh the \
                  temporary credentials (SSO login, role assumption) and retry"
             ));
         }
         "RequestTimeTooSkewed" => {
-            return BackendError::Other(format!(
+            return ProviderError::Other(format!(
                 "{action}: {svc} at {endpoint} refused the request because this machine's clock is off ({what}); \
                  fix the clock (NTP) and retry"
             ));
         }
         "AccessDenied" | "AllAccessDisabled" | "AccessDeniedException" => {
-            return BackendError::Other(format!(
+            return ProviderError::Other(format!(
                 "{action}: {svc} at {endpoint} denied access to the credentials in use ({what}); check the AWS \
                  profile, role and the bucket or zone policy"
             ));
@@ -376,33 +373,33 @@ pub(crate) fn classify_service_error(
         // Route53 rejects a whole batch with InvalidChangeBatch; its message
         // tells an existing record from a missing one.
         "InvalidChangeBatch" if lower.contains("already exists") => {
-            return BackendError::Conflict(format!("{action}: a record in the batch exists already ({what})"));
+            return ProviderError::Conflict(format!("{action}: a record in the batch exists already ({what})"));
         }
         "InvalidChangeBatch" if lower.contains("not found") => {
-            return BackendError::NotFound(format!("{action}: a record to delete does not exist ({what})"));
+            return ProviderError::NotFound(format!("{action}: a record to delete does not exist ({what})"));
         }
         "InvalidChangeBatch" | "InvalidInput" | "InvalidArgument" | "InvalidRequest" | "InvalidBucketName"
         | "KeyTooLongError" | "EntityTooSmall" | "EntityTooLarge" | "InvalidPart" | "InvalidPartOrder"
         | "InvalidDomainName" | "InvalidRange" => {
-            return BackendError::Invalid(format!("{action}: {svc} rejected the request ({what})"));
+            return ProviderError::Invalid(format!("{action}: {svc} rejected the request ({what})"));
         }
         _ => {}
     }
     match status {
-        404 => BackendError::NotFound(format!("{action}: does not exist ({what})")),
-        409 => BackendError::Conflict(format!("{action}: conflicting concurrent change ({what}); retry")),
-        412 => BackendError::Conflict(format!(
+        404 => ProviderError::NotFound(format!("{action}: does not exist ({what})")),
+        409 => ProviderError::Conflict(format!("{action}: conflicting concurrent change ({what}); retry")),
+        412 => ProviderError::Conflict(format!(
             "{action}: precondition failed, the target exists already or changed ({what})"
         )),
-        401 | 403 => BackendError::Other(format!(
+        401 | 403 => ProviderError::Other(format!(
             "{action}: {svc} at {endpoint} refused the credentials in use ({what}); check the AWS profile, role \
              and the bucket or zone policy"
         )),
         408 | 429 | 500..=599 => {
-            BackendError::Unavailable(format!("{action}: {endpoint} is busy or failing ({what}); retry later"))
+            ProviderError::Unavailable(format!("{action}: {endpoint} is busy or failing ({what}); retry later"))
         }
-        400..=499 => BackendError::Invalid(format!("{action}: {svc} rejected the request ({what})")),
-        _ => BackendError::Other(format!("{action}: unexpected {svc} answer from {endpoint} ({what})")),
+        400..=499 => ProviderError::Invalid(format!("{action}: {svc} rejected the request ({what})")),
+        _ => ProviderError::Other(format!("{action}: unexpected {svc} answer from {endpoint} ({what})")),
     }
 }
 
@@ -413,24 +410,24 @@ mod tests {
     #[test]
     fn classification_by_code_and_status() {
         let c = |status, code: &str, msg: &str| classify_service_error(Service::S3, "x", status, code, msg, "http://e");
-        assert!(matches!(c(404, "NoSuchKey", ""), BackendError::NotFound(_)));
-        assert!(matches!(c(404, "", ""), BackendError::NotFound(_)));
-        assert!(matches!(c(412, "PreconditionFailed", ""), BackendError::Conflict(_)));
+        assert!(matches!(c(404, "NoSuchKey", ""), ProviderError::NotFound(_)));
+        assert!(matches!(c(404, "", ""), ProviderError::NotFound(_)));
+        assert!(matches!(c(412, "PreconditionFailed", ""), ProviderError::Conflict(_)));
         assert!(matches!(
             c(409, "ConditionalRequestConflict", ""),
-            BackendError::Conflict(_)
+            ProviderError::Conflict(_)
         ));
-        assert!(matches!(c(503, "SlowDown", ""), BackendError::Unavailable(_)));
-        assert!(matches!(c(429, "", ""), BackendError::Unavailable(_)));
-        assert!(matches!(c(502, "", ""), BackendError::Unavailable(_)));
-        assert!(matches!(c(403, "AccessDenied", ""), BackendError::Other(_)));
+        assert!(matches!(c(503, "SlowDown", ""), ProviderError::Unavailable(_)));
+        assert!(matches!(c(429, "", ""), ProviderError::Unavailable(_)));
+        assert!(matches!(c(502, "", ""), ProviderError::Unavailable(_)));
+        assert!(matches!(c(403, "AccessDenied", ""), ProviderError::Other(_)));
         assert!(matches!(
             c(
                 400,
                 "InvalidChangeBatch",
                 "Tried to create resource record set but it already exists"
             ),
-            BackendError::Conflict(_)
+            ProviderError::Conflict(_)
         ));
         assert!(matches!(
             c(
@@ -438,11 +435,11 @@ mod tests {
                 "InvalidChangeBatch",
                 "Tried to delete resource record set but it was not found"
             ),
-            BackendError::NotFound(_)
+            ProviderError::NotFound(_)
         ));
         assert!(matches!(
             c(400, "InvalidChangeBatch", "bad TTL"),
-            BackendError::Invalid(_)
+            ProviderError::Invalid(_)
         ));
         for code in [
             "SignatureDoesNotMatch",
@@ -454,7 +451,7 @@ mod tests {
             "",
         ] {
             let err = c(403, code, "");
-            assert!(matches!(err, BackendError::Other(_)), "{code}: {err}");
+            assert!(matches!(err, ProviderError::Other(_)), "{code}: {err}");
             assert!(err.to_string().contains("at http://e"), "{code}: {err}");
         }
         assert!(

@@ -2,27 +2,18 @@
 //! the guest (capped by `[limits] max_object_bytes`); snapshots stream
 //! host-side through `etcd`.
 
+use super::BucketHandle;
 use std::time::Duration;
 
 use wasmtime::component::Resource;
 
-use crate::backends::s3::{self, Bucket};
-use crate::bindings::automation::ferry::host::objects::{Exposure, Host, HostBucket, ObjectInfo, PutOptions};
-use crate::caps::{HostError, HostResult};
+use super::provider::{self as s3, Bucket};
+use crate::capabilities::View;
+use crate::capabilities::bindings::automation::ferry::host::objects::{
+    Exposure, Host, HostBucket, ObjectInfo, PutOptions,
+};
+use crate::capabilities::{HostError, HostResult};
 use crate::policy::{Action, ResourceRef};
-use crate::state::RunState;
-
-/// An open bucket handle.
-pub struct BucketHandle {
-    bucket: Bucket,
-}
-
-impl BucketHandle {
-    /// The backend bucket (host-side only).
-    pub fn bucket(&self) -> &Bucket {
-        &self.bucket
-    }
-}
 
 fn info(i: s3::ObjectInfo) -> ObjectInfo {
     ObjectInfo {
@@ -33,7 +24,7 @@ fn info(i: s3::ObjectInfo) -> ObjectInfo {
     }
 }
 
-impl RunState {
+impl View<'_> {
     fn bucket(&self, h: &Resource<BucketHandle>) -> HostResult<Bucket> {
         Ok(self.table.get(h)?.bucket.clone())
     }
@@ -46,7 +37,7 @@ impl RunState {
     }
 }
 
-impl Host for RunState {
+impl Host for View<'_> {
     async fn open_bucket(&mut self, name: String) -> HostResult<Resource<BucketHandle>> {
         if name.is_empty() {
             return Err(HostError::Invalid("bucket name is empty".into()));
@@ -61,7 +52,7 @@ impl Host for RunState {
     }
 }
 
-impl HostBucket for RunState {
+impl HostBucket for View<'_> {
     async fn name(&mut self, h: Resource<BucketHandle>) -> wasmtime::Result<String> {
         Ok(self.table.get(&h)?.bucket.name().to_string())
     }

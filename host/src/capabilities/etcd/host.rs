@@ -1,23 +1,15 @@
-//! `ferry:host/etcd`: etcd snapshots streamed host-side into S3.
-//!
-//! The guest names the member (a pod behind a port-forward, or an endpoint
-//! alias from the run config) and the target object; the host opens the
-//! stream, uploads it as a multipart upload while hashing it, verifies etcd's
-//! integrity trailer and only then completes the upload. Snapshot bytes never
-//! enter guest memory.
-
 use std::sync::Arc;
 
 use wasmtime::component::Resource;
 
-use crate::backends::etcd::{EtcdEndpoint, snapshot_to_s3};
-use crate::bindings::automation::ferry::host::etcd::{Host, PodMember, SnapshotInfo};
-use crate::caps::k8s::ClusterHandle;
-use crate::caps::objects::BucketHandle;
-use crate::caps::{HostError, HostResult};
+use crate::capabilities::View;
+use crate::capabilities::bindings::automation::ferry::host::etcd::{Host, PodMember, SnapshotInfo};
+use crate::capabilities::etcd::provider::{EtcdEndpoint, snapshot_to_s3};
+use crate::capabilities::k8s::ClusterHandle;
+use crate::capabilities::objects::BucketHandle;
+use crate::capabilities::{HostError, HostResult};
 use crate::policy::{Action, ResourceRef};
 use crate::progress::{ProgressEvent, ProgressSink};
-use crate::state::RunState;
 
 /// Part size of snapshot uploads: 16 MiB keeps a 8 GiB snapshot well under
 /// S3's 10,000-part limit while bounding memory to a few parts.
@@ -35,14 +27,14 @@ fn progress_fn(sink: Arc<dyn ProgressSink>, step: String) -> impl Fn(u64) + Send
     }
 }
 
-impl RunState {
+impl View<'_> {
     async fn snapshot_into(
         &mut self,
         member_label: String,
         endpoint: EtcdEndpoint,
         into: &Resource<BucketHandle>,
         key: String,
-        approved_member: crate::caps::Approved,
+        approved_member: crate::capabilities::Approved,
     ) -> HostResult<SnapshotInfo> {
         let bucket = self.table.get(into)?.bucket().clone();
         let plan = self.env.plan;
@@ -97,7 +89,7 @@ impl RunState {
         match secrets
             .get_opt(name)
             .await
-            .map_err(|e| crate::caps::k8s::map_kube_error(e, alias, &format!("read secret {name}")))?
+            .map_err(|e| crate::capabilities::k8s::provider::map_kube_error(e, alias, &format!("read secret {name}")))?
         {
             Some(s) => {
                 let data = s.data.unwrap_or_default();
@@ -117,7 +109,9 @@ impl RunState {
                 let cm = cms
                     .get_opt(name)
                     .await
-                    .map_err(|e| crate::caps::k8s::map_kube_error(e, alias, &format!("read configmap {name}")))?
+                    .map_err(|e| {
+                        crate::capabilities::k8s::provider::map_kube_error(e, alias, &format!("read configmap {name}"))
+                    })?
                     .ok_or_else(|| {
                         HostError::NotFound(format!(
                             "no secret or configmap {namespace}/{name} on cluster `{alias}`"
@@ -132,7 +126,7 @@ impl RunState {
     }
 }
 
-impl Host for RunState {
+impl Host for View<'_> {
     async fn snapshot_pod_to_object(
         &mut self,
         via: Resource<ClusterHandle>,
@@ -176,7 +170,7 @@ impl Host for RunState {
                 .await;
                 let ca = Self::read_tls_item(&client, &alias, &member.namespace, ca_secret, &["ca.crt"]).await;
                 match (cert, key_pem, ca) {
-                    (Ok(cert_pem), Ok(key_pem), Ok(ca_pem)) => Some(crate::backends::etcd::EtcdTls {
+                    (Ok(cert_pem), Ok(key_pem), Ok(ca_pem)) => Some(crate::capabilities::etcd::provider::EtcdTls {
                         ca_pem,
                         cert_pem,
                         key_pem,
@@ -191,13 +185,17 @@ impl Host for RunState {
                 return self.fail(approved, e);
             }
         };
-        let forward =
-            match crate::backends::portforward::forward_pod_port(client, &member.namespace, &member.pod, member.port)
-                .await
-            {
-                Ok(f) => f,
-                Err(e) => return self.fail(approved, HostError::from(e)),
-            };
+        let forward = match crate::capabilities::etcd::portforward::forward_pod_port(
+            client,
+            &member.namespace,
+            &member.pod,
+            member.port,
+        )
+        .await
+        {
+            Ok(f) => f,
+            Err(e) => return self.fail(approved, HostError::from(e)),
+        };
         let scheme = if tls.is_some() { "https" } else { "http" };
         let endpoint = EtcdEndpoint {
             endpoints: vec![format!("{scheme}://{}", forward.local_addr)],

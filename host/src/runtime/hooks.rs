@@ -13,16 +13,18 @@ use std::sync::Arc;
 
 use wasmtime::Engine;
 
+use futures::future::BoxFuture;
+
+use super::error::{RunError, RunFailure};
+use super::state::RunState;
+use super::{Runtime, run_hook};
 use crate::audit::Record;
-use crate::bindings::WitError;
-use crate::bindings::automation::ferry::host::hooks::{Event, Outcome, Point};
-use crate::bindings::hook::HookPre;
-use crate::caps::HostError;
+use crate::capabilities::HostError;
+use crate::capabilities::bindings::automation::ferry::host::hooks::{Event, Outcome, Point};
+use crate::capabilities::bindings::hook::HookPre;
+use crate::capabilities::env::{HookDispatch, NoHooks, RunEnv};
 use crate::config::{HookConfig, Limits};
 use crate::policy::{GuestIdentity, PolicyEngine};
-use crate::run::RunFailure;
-use crate::runner::{RunError, Runtime};
-use crate::state::{RunEnv, RunState};
 
 /// The WIT name of a point, as the run config lists it.
 pub fn point_name(p: Point) -> &'static str {
@@ -56,7 +58,7 @@ struct LoadedHook {
 /// The hooks of one run, in config order.
 pub struct HookSet {
     engine: Option<Engine>,
-    hooks: Vec<LoadedHook>,
+    hooks: Arc<Vec<LoadedHook>>,
 }
 
 impl HookSet {
@@ -64,7 +66,7 @@ impl HookSet {
     pub fn empty() -> HookSet {
         HookSet {
             engine: None,
-            hooks: Vec::new(),
+            hooks: Arc::new(Vec::new()),
         }
     }
 
@@ -112,13 +114,13 @@ impl HookSet {
         }
         Ok(HookSet {
             engine: Some(runtime.engine().clone()),
-            hooks,
+            hooks: Arc::new(hooks),
         })
     }
 
     /// Calls every hook listening on the event's point and combines the
     /// outcomes (see the `hook-dispatch` WIT docs).
-    pub async fn dispatch(self: &Arc<Self>, parent: &Arc<RunEnv>, event: Event) -> Result<Outcome, HostError> {
+    async fn dispatch_event(&self, parent: &Arc<RunEnv>, event: Event) -> Result<Outcome, HostError> {
         let point = point_name(event.point);
         let Some(engine) = self.engine.clone() else {
             return Ok(Outcome::Proceed);
@@ -144,7 +146,7 @@ impl HookSet {
                 clock: parent.clock.clone(),
                 progress: parent.progress.clone(),
                 clients: parent.clients.clone(),
-                hooks: Arc::new(HookSet::empty()),
+                hooks: Arc::new(NoHooks),
             });
             let ev = Event {
                 payload: replaced.clone().unwrap_or_else(|| event.payload.clone()),
@@ -152,12 +154,12 @@ impl HookSet {
                 step: event.step.clone(),
                 point: event.point,
             };
-            let set = self.clone();
+            let hooks = self.hooks.clone();
             let engine = engine.clone();
             // Its own task: the hook's store never nests inside the caller's fiber.
             let task = tokio::spawn(async move {
-                let hook = &set.hooks[i];
-                crate::runner::run_hook(&engine, &hook.pre, env, &ev).await
+                let hook = &hooks[i];
+                run_hook(&engine, &hook.pre, env, &ev).await
             });
             let result = match task.await {
                 Ok(r) => r,
@@ -196,14 +198,7 @@ impl HookSet {
                         }
                     }
                 }
-                Ok(Err(e)) => Some(match e {
-                    WitError::Denied(m) => HostError::Denied(format!("hook `{name}` ({at}) was denied: {m}")),
-                    WitError::NotFound(m) => HostError::NotFound(format!("hook `{name}` ({at}): {m}")),
-                    WitError::Conflict(m) => HostError::Conflict(format!("hook `{name}` ({at}): {m}")),
-                    WitError::Invalid(m) => HostError::Invalid(format!("hook `{name}` ({at}): {m}")),
-                    WitError::Unavailable(m) => HostError::Unavailable(format!("hook `{name}` ({at}): {m}")),
-                    WitError::Other(m) => HostError::Other(format!("hook `{name}` ({at}) failed: {m}")),
-                }),
+                Ok(Err(e)) => Some(HostError::from_wit(e, |m| format!("hook `{name}` ({at}): {m}"))),
                 Err(e) => Some(HostError::Other(format!("hook `{name}` ({at}) failed: {e}"))),
             };
             if let Some(err) = failure {
@@ -226,5 +221,11 @@ impl HookSet {
             (None, false) => Outcome::Objects(objects),
             (None, true) => Outcome::Proceed,
         })
+    }
+}
+
+impl HookDispatch for HookSet {
+    fn dispatch<'a>(&'a self, env: &'a Arc<RunEnv>, event: Event) -> BoxFuture<'a, Result<Outcome, HostError>> {
+        Box::pin(self.dispatch_event(env, event))
     }
 }

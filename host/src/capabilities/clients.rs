@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use cap_std::fs::Dir;
 use tokio::sync::{Mutex, OnceCell};
 
-use crate::caps::{HostError, HostResult};
+use crate::capabilities::{HostError, HostResult};
 use crate::config::RunConfig;
 
 /// Lazily created clients of one run.
@@ -99,7 +99,8 @@ impl Clients {
     pub async fn s3(&self, config: &RunConfig) -> aws_sdk_s3::Client {
         self.s3
             .get_or_init(|| async {
-                crate::backends::s3::s3_client(&s3_settings(config), self.aws_credentials.clone()).await
+                crate::capabilities::objects::provider::s3_client(&s3_settings(config), self.aws_credentials.clone())
+                    .await
             })
             .await
             .clone()
@@ -113,7 +114,7 @@ impl Clients {
                 if config.aws.route53_endpoint_url.is_some() {
                     s.endpoint_url = config.aws.route53_endpoint_url.clone();
                 }
-                crate::backends::dns::route53_client(&s, self.aws_credentials.clone()).await
+                crate::capabilities::dns::provider::route53_client(&s, self.aws_credentials.clone()).await
             })
             .await
             .clone()
@@ -121,8 +122,8 @@ impl Clients {
 }
 
 /// The backend settings from the run config's `[aws]` section.
-pub fn s3_settings(config: &RunConfig) -> crate::backends::s3::S3Settings {
-    crate::backends::s3::S3Settings {
+pub fn s3_settings(config: &RunConfig) -> crate::capabilities::objects::provider::S3Settings {
+    crate::capabilities::objects::provider::S3Settings {
         region: config.aws.region.clone().unwrap_or_else(|| "us-east-1".into()),
         endpoint_url: config.aws.endpoint_url.clone(),
         force_path_style: config.aws.force_path_style,

@@ -12,8 +12,8 @@ use aws_sdk_route53::types::{
     Change as SdkChange, ChangeAction as SdkChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
 
-use super::s3::{S3Settings, sdk_config};
-use super::{BackendError, NameEndpoint, Service, sdk_error};
+use crate::capabilities::objects::provider::{S3Settings, sdk_config};
+use crate::capabilities::provider::{NameEndpoint, ProviderError, Service, sdk_error};
 
 /// Route53 is a global service; its API lives in us-east-1.
 const ROUTE53_REGION: &str = "us-east-1";
@@ -49,7 +49,7 @@ pub struct RecordSet {
 /// What a change does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeAction {
-    /// Create; fails with [`BackendError::Conflict`] if the record set exists.
+    /// Create; fails with [`ProviderError::Conflict`] if the record set exists.
     Create,
     /// Create or replace.
     Upsert,
@@ -134,7 +134,7 @@ pub async fn list_record_sets(
     client: &Client,
     zone_id: &str,
     name_filter: Option<&str>,
-) -> Result<Vec<RecordSet>, BackendError> {
+) -> Result<Vec<RecordSet>, ProviderError> {
     list_record_sets_paged(client, zone_id, name_filter, None).await
 }
 
@@ -149,10 +149,10 @@ pub async fn list_record_sets_paged(
     zone_id: &str,
     name_filter: Option<&str>,
     page_size: Option<i32>,
-) -> Result<Vec<RecordSet>, BackendError> {
+) -> Result<Vec<RecordSet>, ProviderError> {
     let zone = normalize_zone_id(zone_id);
     if zone.is_empty() {
-        return Err(BackendError::Invalid("the hosted zone id is empty".into()));
+        return Err(ProviderError::Invalid("the hosted zone id is empty".into()));
     }
     let page_size = page_size.unwrap_or(300).clamp(1, 300);
     let mut out = Vec::new();
@@ -181,7 +181,7 @@ pub async fn list_record_sets_paged(
             break;
         }
         let (Some(name), Some(rtype)) = (page.next_record_name(), page.next_record_type()) else {
-            return Err(BackendError::Other(format!(
+            return Err(ProviderError::Other(format!(
                 "listing records of hosted zone {zone}: Route53 said there are more pages but gave no start point"
             )));
         };
@@ -192,7 +192,7 @@ pub async fn list_record_sets_paged(
         );
         // A server that hands back the same start point would loop forever.
         if start.as_ref() == Some(&next) {
-            return Err(BackendError::Other(format!(
+            return Err(ProviderError::Other(format!(
                 "listing records of hosted zone {zone}: pagination did not advance past {name} {}",
                 rtype.as_str()
             )));
@@ -202,29 +202,29 @@ pub async fn list_record_sets_paged(
     Ok(out)
 }
 
-fn record_to_sdk(zone: &str, r: &RecordSet) -> Result<ResourceRecordSet, BackendError> {
+fn record_to_sdk(zone: &str, r: &RecordSet) -> Result<ResourceRecordSet, ProviderError> {
     let label = format!("record {} {} in hosted zone {zone}", r.name, r.rtype);
     // Alias and routing-policy records need fields this record shape does not
     // carry (target zone id, weight, region, ...); writing them half-specified
     // would change routing, so refuse instead.
     if r.alias_target.is_some() {
-        return Err(BackendError::Invalid(format!(
+        return Err(ProviderError::Invalid(format!(
             "{label}: alias records cannot be changed through ferry; change them with the AWS console or CLI"
         )));
     }
     if r.set_identifier.is_some() {
-        return Err(BackendError::Invalid(format!(
+        return Err(ProviderError::Invalid(format!(
             "{label}: records with a set identifier (weighted, latency, failover, ...) cannot be changed through ferry"
         )));
     }
     if r.name.trim().is_empty() || r.rtype.trim().is_empty() {
-        return Err(BackendError::Invalid(format!("{label}: name and type are required")));
+        return Err(ProviderError::Invalid(format!("{label}: name and type are required")));
     }
     let Some(ttl) = r.ttl else {
-        return Err(BackendError::Invalid(format!("{label}: a TTL is required")));
+        return Err(ProviderError::Invalid(format!("{label}: a TTL is required")));
     };
     if r.values.is_empty() {
-        return Err(BackendError::Invalid(format!(
+        return Err(ProviderError::Invalid(format!(
             "{label}: at least one value is required"
         )));
     }
@@ -234,7 +234,7 @@ fn record_to_sdk(zone: &str, r: &RecordSet) -> Result<ResourceRecordSet, Backend
             ResourceRecord::builder()
                 .value(v)
                 .build()
-                .map_err(|e| BackendError::Invalid(format!("{label}: bad value `{v}`: {e}")))?,
+                .map_err(|e| ProviderError::Invalid(format!("{label}: bad value `{v}`: {e}")))?,
         );
     }
     ResourceRecordSet::builder()
@@ -243,18 +243,18 @@ fn record_to_sdk(zone: &str, r: &RecordSet) -> Result<ResourceRecordSet, Backend
         .ttl(i64::from(ttl))
         .set_resource_records(Some(records))
         .build()
-        .map_err(|e| BackendError::Invalid(format!("{label}: {e}")))
+        .map_err(|e| ProviderError::Invalid(format!("{label}: {e}")))
 }
 
 /// Applies `changes` as one atomic batch and returns Route53's change id
 /// (without the `/change/` prefix).
-pub async fn change_record_sets(client: &Client, zone_id: &str, changes: Vec<Change>) -> Result<String, BackendError> {
+pub async fn change_record_sets(client: &Client, zone_id: &str, changes: Vec<Change>) -> Result<String, ProviderError> {
     let zone = normalize_zone_id(zone_id);
     if zone.is_empty() {
-        return Err(BackendError::Invalid("the hosted zone id is empty".into()));
+        return Err(ProviderError::Invalid("the hosted zone id is empty".into()));
     }
     if changes.is_empty() {
-        return Err(BackendError::Invalid(format!(
+        return Err(ProviderError::Invalid(format!(
             "the change batch for hosted zone {zone} is empty"
         )));
     }
@@ -270,13 +270,13 @@ pub async fn change_record_sets(client: &Client, zone_id: &str, changes: Vec<Cha
                 .action(action)
                 .resource_record_set(record_to_sdk(zone, &c.record)?)
                 .build()
-                .map_err(|e| BackendError::Invalid(format!("a change for hosted zone {zone}: {e}")))?,
+                .map_err(|e| ProviderError::Invalid(format!("a change for hosted zone {zone}: {e}")))?,
         );
     }
     let batch = ChangeBatch::builder()
         .set_changes(Some(sdk_changes))
         .build()
-        .map_err(|e| BackendError::Invalid(format!("the change batch for hosted zone {zone}: {e}")))?;
+        .map_err(|e| ProviderError::Invalid(format!("the change batch for hosted zone {zone}: {e}")))?;
     let out = client
         .change_resource_record_sets()
         .hosted_zone_id(zone)
@@ -295,12 +295,12 @@ pub async fn change_record_sets(client: &Client, zone_id: &str, changes: Vec<Cha
 }
 
 /// Finds the hosted zone named `name`. Several zones with that name (a
-/// public and a private one, say) give [`BackendError::Conflict`] listing
+/// public and a private one, say) give [`ProviderError::Conflict`] listing
 /// their ids, because guessing would edit the wrong zone.
-pub async fn find_zone_by_name(client: &Client, name: &str) -> Result<HostedZone, BackendError> {
+pub async fn find_zone_by_name(client: &Client, name: &str) -> Result<HostedZone, ProviderError> {
     let wanted = normalize_name(name);
     if wanted.is_empty() {
-        return Err(BackendError::Invalid("the hosted zone name is empty".into()));
+        return Err(ProviderError::Invalid("the hosted zone name is empty".into()));
     }
     let mut found = Vec::new();
     let mut next: Option<(String, Option<String>)> = Some((format!("{wanted}."), None));
@@ -337,11 +337,11 @@ pub async fn find_zone_by_name(client: &Client, name: &str) -> Result<HostedZone
         }
     }
     match found.len() {
-        0 => Err(BackendError::NotFound(format!(
+        0 => Err(ProviderError::NotFound(format!(
             "no hosted zone named `{wanted}` is visible to these credentials; check the name and the AWS account"
         ))),
         1 => Ok(found.remove(0)),
-        _ => Err(BackendError::Conflict(format!(
+        _ => Err(ProviderError::Conflict(format!(
             "several hosted zones are named `{wanted}` ({}); use the zone id instead",
             found
                 .iter()
@@ -393,9 +393,9 @@ mod tests {
         };
         assert!(record_to_sdk("Z", &r).is_ok());
         r.ttl = None;
-        assert!(matches!(record_to_sdk("Z", &r), Err(BackendError::Invalid(_))));
+        assert!(matches!(record_to_sdk("Z", &r), Err(ProviderError::Invalid(_))));
         r.ttl = Some(60);
         r.alias_target = Some("lb.example.com".into());
-        assert!(matches!(record_to_sdk("Z", &r), Err(BackendError::Invalid(_))));
+        assert!(matches!(record_to_sdk("Z", &r), Err(ProviderError::Invalid(_))));
     }
 }

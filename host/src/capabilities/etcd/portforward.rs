@@ -14,7 +14,7 @@ use kube::Api;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
-use super::BackendError;
+use crate::capabilities::provider::ProviderError;
 
 /// How long a finished connection may take to close its port-forward stream
 /// before the background task is cut off.
@@ -46,23 +46,23 @@ impl Drop for LocalForward {
     }
 }
 
-fn kube_error(action: &str, target: &str, e: kube::Error) -> BackendError {
+fn kube_error(action: &str, target: &str, e: kube::Error) -> ProviderError {
     match e {
         kube::Error::Api(status) => {
             let text = format!("{action} {target}: {} (HTTP {})", status.message, status.code);
             match status.code {
-                404 => BackendError::NotFound(text),
-                401 | 403 => BackendError::Other(format!(
+                404 => ProviderError::NotFound(text),
+                401 | 403 => ProviderError::Other(format!(
                     "{text}; the kubeconfig's identity needs `get pods` and `create pods/portforward` in that namespace"
                 )),
-                409 => BackendError::Conflict(text),
-                429 | 500..=599 => BackendError::Unavailable(format!("{text}; retry")),
-                _ => BackendError::Other(text),
+                409 => ProviderError::Conflict(text),
+                429 | 500..=599 => ProviderError::Unavailable(format!("{text}; retry")),
+                _ => ProviderError::Other(text),
             }
         }
-        other => BackendError::Unavailable(format!(
+        other => ProviderError::Unavailable(format!(
             "{action} {target}: {}; check that the API server is reachable",
-            super::error_chain(&other)
+            crate::capabilities::provider::error_chain(&other)
         )),
     }
 }
@@ -74,10 +74,10 @@ pub async fn forward_pod_port(
     namespace: &str,
     pod: &str,
     port: u16,
-) -> Result<LocalForward, BackendError> {
+) -> Result<LocalForward, ProviderError> {
     let target = format!("pod {namespace}/{pod}:{port}");
     if namespace.is_empty() || pod.is_empty() {
-        return Err(BackendError::Invalid(format!(
+        return Err(ProviderError::Invalid(format!(
             "port-forward to {target}: namespace and pod name are required"
         )));
     }
@@ -89,16 +89,16 @@ pub async fn forward_pod_port(
     if let Some(phase) = found.status.as_ref().and_then(|s| s.phase.as_deref())
         && phase != "Running"
     {
-        return Err(BackendError::Unavailable(format!(
+        return Err(ProviderError::Unavailable(format!(
             "{target} is {phase}, not Running; wait for it or pick another member"
         )));
     }
     let listener = TcpListener::bind(("127.0.0.1", 0))
         .await
-        .map_err(|e| BackendError::Other(format!("port-forward to {target}: cannot bind 127.0.0.1: {e}")))?;
+        .map_err(|e| ProviderError::Other(format!("port-forward to {target}: cannot bind 127.0.0.1: {e}")))?;
     let local_addr = listener
         .local_addr()
-        .map_err(|e| BackendError::Other(format!("port-forward to {target}: {e}")))?;
+        .map_err(|e| ProviderError::Other(format!("port-forward to {target}: {e}")))?;
     let task = tokio::spawn(accept_loop(listener, api, pod.to_string(), port, target.clone()));
     tracing::debug!(%local_addr, %target, "port-forward listening");
     Ok(LocalForward {

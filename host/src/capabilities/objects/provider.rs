@@ -23,7 +23,7 @@ use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
-use super::{BackendError, NameEndpoint, Service, sdk_error, service_code};
+use crate::capabilities::provider::{NameEndpoint, ProviderError, Service, sdk_error, service_code};
 
 /// The smallest part S3 accepts for every part but the last.
 pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
@@ -143,7 +143,7 @@ pub struct PutOptions {
     /// The MIME type to store (default `application/octet-stream`).
     pub content_type: Option<String>,
     /// Create-only: send `If-None-Match: *`, so the write fails with
-    /// [`BackendError::Conflict`] if the key exists already.
+    /// [`ProviderError::Conflict`] if the key exists already.
     pub create_only: bool,
 }
 
@@ -176,17 +176,17 @@ fn s3_url(bucket: &str, key: &str) -> String {
     format!("s3://{bucket}/{key}")
 }
 
-fn check_key(bucket: &str, key: &str) -> Result<(), BackendError> {
+fn check_key(bucket: &str, key: &str) -> Result<(), ProviderError> {
     if bucket.is_empty() {
-        return Err(BackendError::Invalid("the bucket name is empty".into()));
+        return Err(ProviderError::Invalid("the bucket name is empty".into()));
     }
     if key.is_empty() {
-        return Err(BackendError::Invalid(format!(
+        return Err(ProviderError::Invalid(format!(
             "the object key for bucket `{bucket}` is empty"
         )));
     }
     if key.len() > 1024 {
-        return Err(BackendError::Invalid(format!(
+        return Err(ProviderError::Invalid(format!(
             "the object key for bucket `{bucket}` is {} bytes long; S3 allows at most 1024",
             key.len()
         )));
@@ -229,8 +229,8 @@ impl Bucket {
     }
 
     /// Writes a small object, recording its SHA-256 as `sha256` user metadata.
-    /// With `create_only`, an existing key gives [`BackendError::Conflict`].
-    pub async fn put(&self, key: &str, data: Bytes, options: &PutOptions) -> Result<ObjectInfo, BackendError> {
+    /// With `create_only`, an existing key gives [`ProviderError::Conflict`].
+    pub async fn put(&self, key: &str, data: Bytes, options: &PutOptions) -> Result<ObjectInfo, ProviderError> {
         check_key(&self.name, key)?;
         let sha = hex::encode(Sha256::digest(&data));
         let size = data.len() as u64;
@@ -259,9 +259,9 @@ impl Bucket {
     }
 
     /// Reads a small object of at most `max_size` bytes (a larger one gives
-    /// [`BackendError::Invalid`] before its body is read) and verifies the
-    /// recorded SHA-256, if any ([`BackendError::Integrity`] on mismatch).
-    pub async fn get(&self, key: &str, max_size: u64) -> Result<Object, BackendError> {
+    /// [`ProviderError::Invalid`] before its body is read) and verifies the
+    /// recorded SHA-256, if any ([`ProviderError::Integrity`] on mismatch).
+    pub async fn get(&self, key: &str, max_size: u64) -> Result<Object, ProviderError> {
         check_key(&self.name, key)?;
         let url = s3_url(&self.name, key);
         let out = self
@@ -273,7 +273,7 @@ impl Bucket {
             .await
             .map_err(|e| sdk_error(e, Service::S3, &format!("reading {url}")))?;
         let too_large = |size: u64| {
-            BackendError::Invalid(format!(
+            ProviderError::Invalid(format!(
                 "{url} is {size} bytes, more than the {max_size}-byte limit for objects read into a script; \
                  move it host-side (etcd snapshot, verify-sha256) or raise the limit"
             ))
@@ -308,7 +308,7 @@ impl Bucket {
         if let Some(expected) = recorded {
             let actual = hex::encode(Sha256::digest(&data));
             if !expected.eq_ignore_ascii_case(&actual) {
-                return Err(BackendError::Integrity(format!(
+                return Err(ProviderError::Integrity(format!(
                     "{url}: content has SHA-256 {actual} but the object records {expected}; \
                      the stored object is damaged or was replaced without ferry, do not use it"
                 )));
@@ -318,7 +318,7 @@ impl Bucket {
     }
 
     /// Reads an object's metadata.
-    pub async fn head(&self, key: &str) -> Result<ObjectInfo, BackendError> {
+    pub async fn head(&self, key: &str) -> Result<ObjectInfo, ProviderError> {
         check_key(&self.name, key)?;
         let out = self
             .client
@@ -344,8 +344,8 @@ impl Bucket {
     }
 
     /// Lists the objects under `prefix`, following every page. Fails with
-    /// [`BackendError::Invalid`] past [`LIST_LIMIT`] objects.
-    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, BackendError> {
+    /// [`ProviderError::Invalid`] past [`LIST_LIMIT`] objects.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, ProviderError> {
         let mut pages = self
             .client
             .list_objects_v2()
@@ -360,7 +360,7 @@ impl Bucket {
             for obj in page.contents() {
                 let Some(key) = obj.key() else { continue };
                 if out.len() >= LIST_LIMIT {
-                    return Err(BackendError::Invalid(format!(
+                    return Err(ProviderError::Invalid(format!(
                         "more than {LIST_LIMIT} objects under {}; list a narrower prefix",
                         s3_url(&self.name, prefix)
                     )));
@@ -379,8 +379,8 @@ impl Bucket {
 
     /// Deletes an object. Deleting a missing key succeeds (deletes are retried
     /// after partial failures, so they must be idempotent); a missing bucket
-    /// is still [`BackendError::NotFound`].
-    pub async fn delete(&self, key: &str) -> Result<(), BackendError> {
+    /// is still [`ProviderError::NotFound`].
+    pub async fn delete(&self, key: &str) -> Result<(), ProviderError> {
         check_key(&self.name, key)?;
         match self.client.delete_object().bucket(&self.name).key(key).send().await {
             Ok(_) => Ok(()),
@@ -398,13 +398,13 @@ impl Bucket {
     }
 
     /// The bucket's own region; see [`bucket_region`].
-    pub async fn region(&self) -> Result<String, BackendError> {
+    pub async fn region(&self) -> Result<String, ProviderError> {
         bucket_region(&self.client, &self.name).await
     }
 
     /// Presigns a GET of `key` valid for `expires`, signed in the bucket's own
     /// region (looked up first: a URL signed for another region is refused).
-    pub async fn presign_get(&self, key: &str, expires: Duration) -> Result<String, BackendError> {
+    pub async fn presign_get(&self, key: &str, expires: Duration) -> Result<String, ProviderError> {
         let region = self.region().await?;
         self.presign_get_in_region(key, expires, &region).await
     }
@@ -416,17 +416,17 @@ impl Bucket {
         key: &str,
         expires: Duration,
         region: &str,
-    ) -> Result<String, BackendError> {
+    ) -> Result<String, ProviderError> {
         check_key(&self.name, key)?;
         if expires.is_zero() || expires > MAX_PRESIGN_EXPIRY {
-            return Err(BackendError::Invalid(format!(
+            return Err(ProviderError::Invalid(format!(
                 "a presigned URL must be valid for 1 s to 7 days; {} s was asked for {}",
                 expires.as_secs(),
                 s3_url(&self.name, key)
             )));
         }
         let config = PresigningConfig::expires_in(expires)
-            .map_err(|e| BackendError::Invalid(format!("presigning {}: {e}", s3_url(&self.name, key))))?;
+            .map_err(|e| ProviderError::Invalid(format!("presigning {}: {e}", s3_url(&self.name, key))))?;
         // Signing happens locally, so a client for another region costs no I/O.
         let regional = Client::from_conf(
             self.client
@@ -452,7 +452,7 @@ impl Bucket {
     /// per-object ACLs, and access points. A policy statement with conditions
     /// counts as public (and the reason says so): a false alarm is cheaper than
     /// missing an exposed backup.
-    pub async fn public_access(&self) -> Result<PublicAccess, BackendError> {
+    pub async fn public_access(&self) -> Result<PublicAccess, ProviderError> {
         let name = &self.name;
         let mut notes = Vec::new();
 
@@ -473,8 +473,8 @@ impl Bucket {
                 ) {
                     err if no_bucket => return Err(err),
                     // No configuration (or a store without the API): nothing is blocked.
-                    BackendError::NotFound(_) | BackendError::Invalid(_) => (false, false),
-                    BackendError::Other(m) => {
+                    ProviderError::NotFound(_) | ProviderError::Invalid(_) => (false, false),
+                    ProviderError::Other(m) => {
                         notes.push(format!("Block Public Access settings unreadable ({m})"));
                         (false, false)
                     }
@@ -520,7 +520,7 @@ impl Bucket {
         };
         let policy_grants = match &policy_text {
             Some(text) => public_policy_statements(text).map_err(|e| {
-                BackendError::Other(format!(
+                ProviderError::Other(format!(
                     "bucket `{name}` has a policy ferry cannot parse ({e}); review it by hand"
                 ))
             })?,
@@ -569,28 +569,33 @@ impl Bucket {
     }
 
     /// Streams `key` back and checks its SHA-256; see [`verify_object_sha256`].
-    pub async fn verify_sha256(&self, key: &str, expected_hex: &str) -> Result<u64, BackendError> {
+    pub async fn verify_sha256(&self, key: &str, expected_hex: &str) -> Result<u64, ProviderError> {
         verify_object_sha256(&self.client, &self.name, key, expected_hex).await
     }
 
     /// Streams chunks into `key`; see [`upload_stream`].
-    pub async fn upload_stream<S>(&self, key: &str, stream: S, part_size: usize) -> Result<UploadedObject, BackendError>
+    pub async fn upload_stream<S>(
+        &self,
+        key: &str,
+        stream: S,
+        part_size: usize,
+    ) -> Result<UploadedObject, ProviderError>
     where
-        S: Stream<Item = Result<Bytes, BackendError>> + Send,
+        S: Stream<Item = Result<Bytes, ProviderError>> + Send,
     {
         upload_stream(&self.client, &self.name, key, stream, part_size).await
     }
 }
 
-fn body_error(url: &str, e: &(dyn std::error::Error + 'static)) -> BackendError {
-    let chain = super::error_chain(e);
+fn body_error(url: &str, e: &(dyn std::error::Error + 'static)) -> ProviderError {
+    let chain = crate::capabilities::provider::error_chain(e);
     if chain.to_ascii_lowercase().contains("checksum") {
         // The SDK validates the store's CRC on full reads.
-        BackendError::Integrity(format!(
+        ProviderError::Integrity(format!(
             "{url}: the store's checksum does not match the bytes received: {chain}"
         ))
     } else {
-        BackendError::Unavailable(format!("{url}: the download was interrupted: {chain}; retry"))
+        ProviderError::Unavailable(format!("{url}: the download was interrupted: {chain}; retry"))
     }
 }
 
@@ -676,9 +681,9 @@ fn action_matches(pattern: &str, action: &str) -> bool {
 /// HeadBucket answers with `x-amz-bucket-region` even when sent to the wrong
 /// region (as a 301); GetBucketLocation is the fallback for stores or
 /// permissions where HeadBucket does not tell.
-pub async fn bucket_region(client: &Client, bucket: &str) -> Result<String, BackendError> {
+pub async fn bucket_region(client: &Client, bucket: &str) -> Result<String, ProviderError> {
     if bucket.is_empty() {
-        return Err(BackendError::Invalid("the bucket name is empty".into()));
+        return Err(ProviderError::Invalid("the bucket name is empty".into()));
     }
     match client.head_bucket().bucket(bucket).send().await {
         Ok(out) => {
@@ -691,7 +696,7 @@ pub async fn bucket_region(client: &Client, bucket: &str) -> Result<String, Back
                 return Ok(r.to_string());
             }
             if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) {
-                return Err(BackendError::NotFound(format!(
+                return Err(ProviderError::NotFound(format!(
                     "bucket `{bucket}` does not exist; check the name in the run config or script"
                 )));
             }
@@ -706,7 +711,7 @@ pub async fn bucket_region(client: &Client, bucket: &str) -> Result<String, Back
             // an S3-compatible store without GetBucketLocation: such stores
             // have one region, the one the client is configured for.
             return match (&err, client.config().region()) {
-                (BackendError::Invalid(_) | BackendError::Other(_), Some(r)) => {
+                (ProviderError::Invalid(_) | ProviderError::Other(_), Some(r)) => {
                     tracing::debug!(%bucket, region = %r, error = %err, "no bucket region from the store; using the client's");
                     Ok(r.to_string())
                 }
@@ -730,11 +735,11 @@ pub async fn verify_object_sha256(
     bucket: &str,
     key: &str,
     expected_hex: &str,
-) -> Result<u64, BackendError> {
+) -> Result<u64, ProviderError> {
     check_key(bucket, key)?;
     let url = s3_url(bucket, key);
     if !is_sha256_hex(expected_hex) {
-        return Err(BackendError::Invalid(format!(
+        return Err(ProviderError::Invalid(format!(
             "verifying {url}: `{expected_hex}` is not a SHA-256 (64 hex digits)"
         )));
     }
@@ -755,7 +760,7 @@ pub async fn verify_object_sha256(
     }
     let actual = hex::encode(hasher.finalize());
     if !actual.eq_ignore_ascii_case(expected_hex) {
-        return Err(BackendError::Integrity(format!(
+        return Err(ProviderError::Integrity(format!(
             "{url} ({size} bytes) has SHA-256 {actual}, expected {expected_hex}; \
              the stored object is not what was written: do not restore from it"
         )));
@@ -764,13 +769,13 @@ pub async fn verify_object_sha256(
 }
 
 /// Reads the SHA-256 recorded in the `<key>.sha256` sidecar of a streamed upload.
-pub async fn sidecar_sha256(client: &Client, bucket: &str, key: &str) -> Result<String, BackendError> {
+pub async fn sidecar_sha256(client: &Client, bucket: &str, key: &str) -> Result<String, ProviderError> {
     let sidecar = format!("{key}{SIDECAR_SUFFIX}");
     let obj = Bucket::new(client.clone(), bucket).get(&sidecar, 4096).await?;
     let text = String::from_utf8_lossy(&obj.data);
     let hex = text.split_whitespace().next().unwrap_or("");
     if !is_sha256_hex(hex) {
-        return Err(BackendError::Integrity(format!(
+        return Err(ProviderError::Integrity(format!(
             "{} does not start with a SHA-256; it is damaged, verify the object against another record",
             s3_url(bucket, &sidecar)
         )));
@@ -800,7 +805,7 @@ impl MultipartUpload {
         bucket: &str,
         key: &str,
         content_type: &str,
-    ) -> Result<MultipartUpload, BackendError> {
+    ) -> Result<MultipartUpload, ProviderError> {
         check_key(bucket, key)?;
         let out = client
             .create_multipart_upload()
@@ -817,7 +822,7 @@ impl MultipartUpload {
                 )
             })?;
         let upload_id = out.upload_id().filter(|id| !id.is_empty()).ok_or_else(|| {
-            BackendError::Other(format!(
+            ProviderError::Other(format!(
                 "starting an upload of {}: the store returned no upload id; it may not support multipart uploads",
                 s3_url(bucket, key)
             ))
@@ -837,7 +842,7 @@ impl MultipartUpload {
     }
 
     /// Uploads part `part_number` (1-based).
-    pub async fn upload_part(&self, part_number: i32, data: Bytes) -> Result<CompletedPart, BackendError> {
+    pub async fn upload_part(&self, part_number: i32, data: Bytes) -> Result<CompletedPart, ProviderError> {
         upload_part(
             self.client.clone(),
             self.bucket.clone(),
@@ -850,7 +855,7 @@ impl MultipartUpload {
     }
 
     /// Completes the upload from `parts` (in part-number order) and returns the ETag.
-    pub async fn complete(&mut self, parts: Vec<CompletedPart>) -> Result<Option<String>, BackendError> {
+    pub async fn complete(&mut self, parts: Vec<CompletedPart>) -> Result<Option<String>, ProviderError> {
         let url = s3_url(&self.bucket, &self.key);
         let result = self
             .client
@@ -872,7 +877,7 @@ impl MultipartUpload {
     }
 
     /// Aborts the upload and frees its parts.
-    pub async fn abort(mut self) -> Result<(), BackendError> {
+    pub async fn abort(mut self) -> Result<(), ProviderError> {
         self.finished = true;
         abort_upload(&self.client, &self.bucket, &self.key, &self.upload_id).await
     }
@@ -908,7 +913,7 @@ impl Drop for MultipartUpload {
     }
 }
 
-async fn abort_upload(client: &Client, bucket: &str, key: &str, upload_id: &str) -> Result<(), BackendError> {
+async fn abort_upload(client: &Client, bucket: &str, key: &str, upload_id: &str) -> Result<(), ProviderError> {
     match client
         .abort_multipart_upload()
         .bucket(bucket)
@@ -924,7 +929,7 @@ async fn abort_upload(client: &Client, bucket: &str, key: &str, upload_id: &str)
             &format!("aborting the upload of {}", s3_url(bucket, key)),
         ) {
             // Already gone (aborted or completed): nothing is left behind.
-            BackendError::NotFound(_) => Ok(()),
+            ProviderError::NotFound(_) => Ok(()),
             other => Err(other),
         },
     }
@@ -937,7 +942,7 @@ async fn upload_part(
     upload_id: String,
     part_number: i32,
     data: Bytes,
-) -> Result<CompletedPart, BackendError> {
+) -> Result<CompletedPart, ProviderError> {
     // Retries inside the SDK resend the same in-memory Bytes, so a part upload
     // is safe to retry; the SDK's default per-part CRC is kept (see module doc).
     let out = client
@@ -963,13 +968,13 @@ async fn upload_part(
 }
 
 /// A spawned part upload that is cancelled if its owner goes away.
-struct InFlight(tokio::task::JoinHandle<Result<CompletedPart, BackendError>>);
+struct InFlight(tokio::task::JoinHandle<Result<CompletedPart, ProviderError>>);
 
 impl InFlight {
-    async fn join(mut self) -> Result<CompletedPart, BackendError> {
+    async fn join(mut self) -> Result<CompletedPart, ProviderError> {
         match (&mut self.0).await {
             Ok(r) => r,
-            Err(e) => Err(BackendError::Other(format!("a part upload task failed: {e}"))),
+            Err(e) => Err(ProviderError::Other(format!("a part upload task failed: {e}"))),
         }
     }
 }
@@ -995,9 +1000,9 @@ pub async fn upload_stream<S>(
     key: &str,
     stream: S,
     part_size: usize,
-) -> Result<UploadedObject, BackendError>
+) -> Result<UploadedObject, ProviderError>
 where
-    S: Stream<Item = Result<Bytes, BackendError>> + Send,
+    S: Stream<Item = Result<Bytes, ProviderError>> + Send,
 {
     check_key(bucket, key)?;
     let url = s3_url(bucket, key);
@@ -1013,7 +1018,7 @@ where
 
     // Everything up to completing the upload; the cleanup below needs
     // `upload` and `in_flight` back whatever failed.
-    let uploaded: Result<(u32, Option<String>), BackendError> = async {
+    let uploaded: Result<(u32, Option<String>), ProviderError> = async {
         while let Some(chunk) = stream.next().await {
             let mut chunk = chunk?;
             hasher.update(&chunk);
@@ -1034,7 +1039,7 @@ where
                     continue;
                 }
                 if next_part > MAX_PARTS {
-                    return Err(BackendError::Invalid(format!(
+                    return Err(ProviderError::Invalid(format!(
                         "{url}: the stream needs more than {MAX_PARTS} parts of {part_size} bytes; use a larger part size"
                     )));
                 }
@@ -1072,7 +1077,7 @@ where
                 }
                 if !buf.is_empty() {
                     if next_part > MAX_PARTS {
-                        return Err(BackendError::Invalid(format!(
+                        return Err(ProviderError::Invalid(format!(
                             "{url}: the stream needs more than {MAX_PARTS} parts of {part_size} bytes; use a larger part size"
                         )));
                     }
@@ -1110,8 +1115,8 @@ where
     }
 }
 
-fn with_note(e: BackendError, note: &str) -> BackendError {
-    use BackendError as B;
+fn with_note(e: ProviderError, note: &str) -> ProviderError {
+    use ProviderError as B;
     match e {
         B::NotFound(m) => B::NotFound(m + note),
         B::Conflict(m) => B::Conflict(m + note),
@@ -1131,7 +1136,7 @@ async fn finish(
     sha256: String,
     parts: u32,
     etag: Option<String>,
-) -> Result<UploadedObject, BackendError> {
+) -> Result<UploadedObject, ProviderError> {
     let base = key.rsplit('/').next().unwrap_or(key);
     let line = format!("{sha256}  {base}\n");
     let options = PutOptions {

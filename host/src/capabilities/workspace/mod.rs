@@ -7,10 +7,17 @@ use std::io::Write;
 use cap_std::fs::{Dir, DirBuilder, OpenOptions};
 use cap_std::fs::{DirBuilderExt, OpenOptionsExt};
 
-use crate::bindings::automation::ferry::host::workspace::{Entry, Host};
-use crate::caps::{HostError, HostResult};
+use super::{Capability, HostError, HostResult, View};
+use crate::capabilities::bindings::automation::ferry::host::workspace::{Entry, Host};
 use crate::policy::{Action, ResourceRef};
-use crate::state::RunState;
+
+/// The workspace capability.
+pub const CAPABILITY: Capability = Capability {
+    interface: "ferry:host/workspace",
+    wit: ("workspace.wit", include_str!("../../../../wit/workspace.wit")),
+    actions: &[Action::FsRead, Action::FsWrite, Action::FsList],
+    needs_grant: true,
+};
 
 /// Checks a guest path and returns it normalised (`a/b/c`). Empty means the root.
 pub fn normalise(path: &str) -> HostResult<String> {
@@ -42,7 +49,7 @@ fn io_error(e: std::io::Error, path: &str) -> HostError {
     }
 }
 
-impl RunState {
+impl View<'_> {
     fn workspace_dir(&self) -> HostResult<Dir> {
         self.env
             .clients
@@ -75,7 +82,7 @@ fn write_atomic(dir: &Dir, path: &str, data: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-impl Host for RunState {
+impl Host for View<'_> {
     async fn read_file(&mut self, path: String) -> HostResult<Vec<u8>> {
         let path = normalise(&path)?;
         let approved = self.authorize(Action::FsRead, ResourceRef::Path { path: path.clone() }, false)?;

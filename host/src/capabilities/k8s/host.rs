@@ -4,7 +4,8 @@
 //! cluster), so guests can address any kind the server serves, including
 //! HyperShift and Cluster API kinds, as JSON.
 
-use std::collections::HashMap;
+use super::ClusterHandle;
+use super::provider::{map_kube_error, parse_manifest, split_api_version, to_json};
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::core::GroupVersionKind;
@@ -12,93 +13,20 @@ use kube::discovery::{ApiResource, Scope};
 use serde_json::Value;
 use wasmtime::component::Resource;
 
-use crate::bindings::ObjectRef;
-use crate::bindings::automation::ferry::host::k8s::{
+use crate::capabilities::View;
+use crate::capabilities::bindings::ObjectRef;
+use crate::capabilities::bindings::automation::ferry::host::k8s::{
     DeleteOutcome, Host, HostCluster, ListOptions, PatchKind, Propagation, WriteOptions,
 };
-use crate::caps::{HostError, HostResult};
+use crate::capabilities::{HostError, HostResult};
 use crate::policy::{Action, ResourceRef};
-use crate::state::RunState;
 
 /// The field manager used when the guest names none.
 pub const DEFAULT_FIELD_MANAGER: &str = "ferry";
 /// Page size of list calls; the host follows `continue` tokens.
 const PAGE_SIZE: u32 = 500;
 
-/// An open cluster handle: only the alias lives in the guest's table.
-pub struct ClusterHandle {
-    alias: String,
-    client: kube::Client,
-}
-
-impl ClusterHandle {
-    /// The alias from the run config.
-    pub fn alias(&self) -> &str {
-        &self.alias
-    }
-
-    /// The kube client (host-side only).
-    pub fn client(&self) -> &kube::Client {
-        &self.client
-    }
-}
-
-/// Discovery results of one cluster: (apiVersion, kind) → resource and scope.
-#[derive(Default)]
-pub struct DiscoveryCache {
-    kinds: HashMap<(String, String), (ApiResource, bool)>,
-}
-
-/// Splits `group/version` (or `v1`) into its parts.
-fn split_api_version(api_version: &str) -> (String, String) {
-    match api_version.split_once('/') {
-        Some((g, v)) => (g.to_string(), v.to_string()),
-        None => (String::new(), api_version.to_string()),
-    }
-}
-
-/// Maps a kube-rs error to what the guest sees, naming the cluster and object.
-pub(crate) fn map_kube_error(e: kube::Error, alias: &str, what: &str) -> HostError {
-    match e {
-        kube::Error::Api(status) => {
-            let msg = format!("{what} on cluster `{alias}`: {} ({})", status.message, status.reason);
-            match status.code {
-                404 => HostError::NotFound(msg),
-                409 => HostError::Conflict(msg),
-                400 | 403 | 405 | 415 | 422 => HostError::Invalid(msg),
-                410 => HostError::Conflict(msg),
-                429 | 500..=599 => HostError::Unavailable(msg),
-                _ => HostError::Other(msg),
-            }
-        }
-        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_) => {
-            HostError::Unavailable(format!(
-                "cluster `{alias}` is unreachable ({what}): {e}; check that its API server is up and the kubeconfig in the run config points at it"
-            ))
-        }
-        kube::Error::SerdeError(e) => HostError::Invalid(format!("{what} on cluster `{alias}`: bad JSON: {e}")),
-        other => HostError::Other(format!("{what} on cluster `{alias}`: {other}")),
-    }
-}
-
-fn parse_manifest(manifest: &str) -> HostResult<DynamicObject> {
-    let value: Value =
-        serde_json::from_str(manifest).map_err(|e| HostError::Invalid(format!("manifest is not valid JSON: {e}")))?;
-    if value.get("apiVersion").and_then(Value::as_str).is_none() || value.get("kind").and_then(Value::as_str).is_none()
-    {
-        return Err(HostError::Invalid("manifest needs apiVersion and kind".into()));
-    }
-    if value.pointer("/metadata/name").and_then(Value::as_str).is_none() {
-        return Err(HostError::Invalid("manifest needs metadata.name".into()));
-    }
-    serde_json::from_value(value).map_err(|e| HostError::Invalid(format!("manifest is not a Kubernetes object: {e}")))
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> HostResult<String> {
-    serde_json::to_string(v).map_err(|e| HostError::Other(format!("cannot encode object: {e}")))
-}
-
-impl RunState {
+impl View<'_> {
     fn cluster(&self, h: &Resource<ClusterHandle>) -> HostResult<(String, kube::Client)> {
         let c = self.table.get(h)?;
         Ok((c.alias.clone(), c.client.clone()))
@@ -113,7 +41,7 @@ impl RunState {
         kind: &str,
     ) -> HostResult<(ApiResource, bool)> {
         let key = (api_version.to_string(), kind.to_string());
-        if let Some(hit) = self.discovery.get(alias).and_then(|d| d.kinds.get(&key)) {
+        if let Some(hit) = self.state.k8s.discovery.get(alias).and_then(|d| d.kinds.get(&key)) {
             return Ok(hit.clone());
         }
         let (group, version) = split_api_version(api_version);
@@ -125,7 +53,9 @@ impl RunState {
             other => map_kube_error(other, alias, &format!("discovering {api_version} {kind}")),
         })?;
         let namespaced = caps.scope == Scope::Namespaced;
-        self.discovery
+        self.state
+            .k8s
+            .discovery
             .entry(alias.to_string())
             .or_default()
             .kinds
@@ -202,7 +132,13 @@ impl RunState {
         manifest: &str,
         action: Action,
         dry_run: bool,
-    ) -> HostResult<(String, Api<DynamicObject>, DynamicObject, String, crate::caps::Approved)> {
+    ) -> HostResult<(
+        String,
+        Api<DynamicObject>,
+        DynamicObject,
+        String,
+        crate::capabilities::Approved,
+    )> {
         let (alias, client) = self.cluster(h)?;
         let obj = parse_manifest(manifest)?;
         let types = obj
@@ -230,7 +166,7 @@ impl RunState {
         object: &ObjectRef,
         action: Action,
         dry_run: bool,
-    ) -> HostResult<(String, ApiResource, Api<DynamicObject>, crate::caps::Approved)> {
+    ) -> HostResult<(String, ApiResource, Api<DynamicObject>, crate::capabilities::Approved)> {
         let (alias, client) = self.cluster(h)?;
         let (ar, namespaced) = self.resolve(&alias, &client, &object.api_version, &object.kind).await?;
         Self::check_scope(&ar, namespaced, object.namespace.as_deref())?;
@@ -241,7 +177,7 @@ impl RunState {
     }
 }
 
-impl Host for RunState {
+impl Host for View<'_> {
     async fn open_cluster(&mut self, alias: String) -> HostResult<Resource<ClusterHandle>> {
         let approved = self.authorize(Action::K8sOpen, ResourceRef::Cluster { alias: alias.clone() }, false)?;
         let result = self.env.clients.kube(&self.env.config, &alias).await;
@@ -250,7 +186,7 @@ impl Host for RunState {
     }
 }
 
-impl HostCluster for RunState {
+impl HostCluster for View<'_> {
     async fn alias(&mut self, h: Resource<ClusterHandle>) -> wasmtime::Result<String> {
         Ok(self.table.get(&h)?.alias.clone())
     }

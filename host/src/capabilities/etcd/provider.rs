@@ -17,8 +17,8 @@ use etcd_client::{Client, ConnectOptions};
 use futures::Stream;
 use sha2::{Digest, Sha256};
 
-use super::BackendError;
-use super::s3::upload_stream;
+use crate::capabilities::objects::provider::upload_stream;
+use crate::capabilities::provider::ProviderError;
 
 /// How long to wait for a member's status before calling it unreachable.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
@@ -80,7 +80,7 @@ pub struct SnapshotInfo {
     pub member: String,
 }
 
-fn etcd_error(what: &str, endpoint: &str, e: etcd_client::Error) -> BackendError {
+fn etcd_error(what: &str, endpoint: &str, e: etcd_client::Error) -> ProviderError {
     use etcd_client::Error as E;
     let hint = "check that etcd runs and the URL, port-forward and TLS settings are right, then retry";
     match e {
@@ -90,33 +90,33 @@ fn etcd_error(what: &str, endpoint: &str, e: etcd_client::Error) -> BackendError
             if looks_like_tls(status.message()) {
                 // tonic reports a failed handshake as UNAVAILABLE, but
                 // retrying cannot fix a certificate that does not verify.
-                return BackendError::Other(format!("{text}; {TLS_HINT}"));
+                return ProviderError::Other(format!("{text}; {TLS_HINT}"));
             }
             match status.code() as i32 {
                 UNAVAILABLE | DEADLINE_EXCEEDED | RESOURCE_EXHAUSTED | ABORTED | CANCELLED => {
-                    BackendError::Unavailable(format!("{text}; retry"))
+                    ProviderError::Unavailable(format!("{text}; retry"))
                 }
-                NOT_FOUND => BackendError::NotFound(text),
-                INVALID_ARGUMENT | OUT_OF_RANGE | FAILED_PRECONDITION => BackendError::Invalid(text),
-                PERMISSION_DENIED | UNAUTHENTICATED => BackendError::Other(format!(
+                NOT_FOUND => ProviderError::NotFound(text),
+                INVALID_ARGUMENT | OUT_OF_RANGE | FAILED_PRECONDITION => ProviderError::Invalid(text),
+                PERMISSION_DENIED | UNAUTHENTICATED => ProviderError::Other(format!(
                     "{text}; the client certificate or user is not allowed to take snapshots"
                 )),
-                _ => BackendError::Other(text),
+                _ => ProviderError::Other(text),
             }
         }
         E::TransportError(t) => {
-            let chain = super::error_chain(&t);
+            let chain = crate::capabilities::provider::error_chain(&t);
             if looks_like_tls(&chain) {
-                BackendError::Invalid(format!("{what} at {endpoint}: {chain}; {TLS_HINT}"))
+                ProviderError::Invalid(format!("{what} at {endpoint}: {chain}; {TLS_HINT}"))
             } else {
-                BackendError::Unavailable(format!("{what} at {endpoint}: {chain}; {hint}"))
+                ProviderError::Unavailable(format!("{what} at {endpoint}: {chain}; {hint}"))
             }
         }
-        E::IoError(io) => BackendError::Unavailable(format!("{what} at {endpoint}: {io}; {hint}")),
+        E::IoError(io) => ProviderError::Unavailable(format!("{what} at {endpoint}: {io}; {hint}")),
         E::InvalidArgs(_) | E::InvalidUri(_) | E::EndpointError(_) => {
-            BackendError::Invalid(format!("{what} at {endpoint}: {e}; fix the endpoint in the run config"))
+            ProviderError::Invalid(format!("{what} at {endpoint}: {e}; fix the endpoint in the run config"))
         }
-        other => BackendError::Other(format!("{what} at {endpoint}: {other}")),
+        other => ProviderError::Other(format!("{what} at {endpoint}: {other}")),
     }
 }
 
@@ -149,7 +149,7 @@ mod grpc_code {
 
 /// Connects to exactly one member. A snapshot is the state of the member you
 /// ask, so the client must not balance across endpoints mid-stream.
-pub async fn connect_member(url: &str, tls: Option<&EtcdTls>) -> Result<Client, BackendError> {
+pub async fn connect_member(url: &str, tls: Option<&EtcdTls>) -> Result<Client, ProviderError> {
     let mut options = ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(5))
         // Keep-alives notice a dead port-forward during a long snapshot.
@@ -161,13 +161,13 @@ pub async fn connect_member(url: &str, tls: Option<&EtcdTls>) -> Result<Client, 
             ("client key", &tls.key_pem),
         ] {
             if !pem.contains("-----BEGIN") {
-                return Err(BackendError::Invalid(format!(
+                return Err(ProviderError::Invalid(format!(
                     "connecting to {url}: the {what} is not PEM text; check the TLS secrets"
                 )));
             }
         }
         if url.starts_with("http://") {
-            return Err(BackendError::Invalid(format!(
+            return Err(ProviderError::Invalid(format!(
                 "connecting to {url}: TLS material is given but the URL is http://; use https://"
             )));
         }
@@ -194,11 +194,11 @@ struct HealthyMember {
 
 /// Asks every endpoint for its status and returns the first healthy member
 /// (no errors reported, a leader known, not a learner).
-async fn pick_member(endpoint: &EtcdEndpoint) -> Result<HealthyMember, BackendError> {
+async fn pick_member(endpoint: &EtcdEndpoint) -> Result<HealthyMember, ProviderError> {
     if endpoint.endpoints.is_empty() {
-        return Err(BackendError::Invalid("no etcd endpoints are configured".into()));
+        return Err(ProviderError::Invalid("no etcd endpoints are configured".into()));
     }
-    let mut problems: Vec<BackendError> = Vec::new();
+    let mut problems: Vec<ProviderError> = Vec::new();
     for url in &endpoint.endpoints {
         let mut client = match connect_member(url, endpoint.tls.as_ref()).await {
             Ok(c) => c,
@@ -209,7 +209,7 @@ async fn pick_member(endpoint: &EtcdEndpoint) -> Result<HealthyMember, BackendEr
         };
         let status = match tokio::time::timeout(STATUS_TIMEOUT, client.status()).await {
             Err(_) => {
-                problems.push(BackendError::Unavailable(format!(
+                problems.push(ProviderError::Unavailable(format!(
                     "{url}: no status answer within {} s",
                     STATUS_TIMEOUT.as_secs()
                 )));
@@ -236,14 +236,14 @@ async fn pick_member(endpoint: &EtcdEndpoint) -> Result<HealthyMember, BackendEr
                 revision: header.map(|h| h.revision()).unwrap_or(0),
             });
         };
-        problems.push(BackendError::Unavailable(unhealthy));
+        problems.push(ProviderError::Unavailable(unhealthy));
     }
     let text = format!(
         "no healthy etcd member to snapshot ({} tried): {}",
         endpoint.endpoints.len(),
         problems
             .iter()
-            .map(BackendError::message)
+            .map(ProviderError::message)
             .collect::<Vec<_>>()
             .join("; ")
     );
@@ -251,11 +251,11 @@ async fn pick_member(endpoint: &EtcdEndpoint) -> Result<HealthyMember, BackendEr
     // for a reason retrying cannot fix (bad TLS material, a malformed URL),
     // report that kind so nobody waits for a retry loop to give up.
     Err(match problems.iter().find(|p| p.is_retryable()) {
-        Some(_) => BackendError::Unavailable(text),
+        Some(_) => ProviderError::Unavailable(text),
         None => match problems.first() {
-            Some(BackendError::Invalid(_)) => BackendError::Invalid(text),
-            Some(BackendError::NotFound(_)) => BackendError::NotFound(text),
-            _ => BackendError::Other(text),
+            Some(ProviderError::Invalid(_)) => ProviderError::Invalid(text),
+            Some(ProviderError::NotFound(_)) => ProviderError::NotFound(text),
+            _ => ProviderError::Other(text),
         },
     })
 }
@@ -313,18 +313,18 @@ impl TrailerVerifier {
     }
 
     /// Ends the stream: returns the trailer (the last bytes to forward) if it
-    /// is present and matches, else [`BackendError::Integrity`].
-    pub fn finish(self) -> Result<Bytes, BackendError> {
+    /// is present and matches, else [`ProviderError::Integrity`].
+    pub fn finish(self) -> Result<Bytes, ProviderError> {
         let size = self.bytes_seen();
         if self.tail.len() < TRAILER_LEN || size % 512 != TRAILER_LEN as u64 {
-            return Err(BackendError::Integrity(format!(
+            return Err(ProviderError::Integrity(format!(
                 "the etcd snapshot has no SHA-256 trailer ({size} bytes, expected 512·n + 32): \
                  the stream was cut short or the member sent a raw database; take the snapshot again"
             )));
         }
         let computed = self.hasher.finalize();
         if computed.as_slice() != &self.tail[..] {
-            return Err(BackendError::Integrity(format!(
+            return Err(ProviderError::Integrity(format!(
                 "the etcd snapshot's SHA-256 trailer {} does not match its {} database bytes (hash {}): \
                  the snapshot is corrupt; take it again, from another member if it repeats",
                 hex::encode(&self.tail),
@@ -337,12 +337,12 @@ impl TrailerVerifier {
 }
 
 /// Wraps a snapshot byte stream so that it yields the same bytes, but ends
-/// with an [`BackendError::Integrity`] error instead of the final bytes when
+/// with an [`ProviderError::Integrity`] error instead of the final bytes when
 /// the trailer is missing or wrong. A consumer that aborts on error (like
 /// [`upload_stream`]) therefore never completes a bad snapshot.
-pub fn verify_snapshot_stream<S>(inner: S) -> impl Stream<Item = Result<Bytes, BackendError>> + Send
+pub fn verify_snapshot_stream<S>(inner: S) -> impl Stream<Item = Result<Bytes, ProviderError>> + Send
 where
-    S: Stream<Item = Result<Bytes, BackendError>> + Send,
+    S: Stream<Item = Result<Bytes, ProviderError>> + Send,
 {
     struct State<S> {
         inner: std::pin::Pin<Box<S>>,
@@ -388,7 +388,7 @@ pub async fn snapshot_to_s3<P>(
     key: &str,
     part_size: usize,
     progress: P,
-) -> Result<SnapshotInfo, BackendError>
+) -> Result<SnapshotInfo, ProviderError>
 where
     P: Fn(u64) + Send + Sync,
 {
@@ -401,7 +401,7 @@ where
     let snapshot = match tokio::time::timeout(STALL_TIMEOUT, maintenance.snapshot()).await {
         Ok(r) => r.map_err(|e| etcd_error("starting a snapshot", &url, e))?,
         Err(_) => {
-            return Err(BackendError::Unavailable(format!(
+            return Err(ProviderError::Unavailable(format!(
                 "starting a snapshot at {url}: no answer within {} s; retry",
                 STALL_TIMEOUT.as_secs()
             )));
@@ -435,7 +435,7 @@ where
                     STALL_TIMEOUT.as_secs(),
                     src.received
                 );
-                Some((Err(BackendError::Unavailable(msg)), src))
+                Some((Err(ProviderError::Unavailable(msg)), src))
             }
             Ok(Err(e)) => {
                 src.done = true;
@@ -480,7 +480,7 @@ mod tests {
         db
     }
 
-    fn run(data: &[u8], chunk: usize) -> (Vec<u8>, Result<Bytes, BackendError>) {
+    fn run(data: &[u8], chunk: usize) -> (Vec<u8>, Result<Bytes, ProviderError>) {
         let mut v = TrailerVerifier::new();
         let mut out = Vec::new();
         for c in data.chunks(chunk) {
@@ -509,9 +509,9 @@ mod tests {
     fn flipped_byte_and_missing_trailer_are_integrity_errors() {
         let mut data = snapshot_bytes(2048);
         data[100] ^= 1;
-        assert!(matches!(run(&data, 64).1, Err(BackendError::Integrity(_))));
+        assert!(matches!(run(&data, 64).1, Err(ProviderError::Integrity(_))));
         let plain: Vec<u8> = vec![0; 2048];
-        assert!(matches!(run(&plain, 64).1, Err(BackendError::Integrity(m)) if m.contains("no SHA-256 trailer")));
-        assert!(matches!(run(&[], 64).1, Err(BackendError::Integrity(_))));
+        assert!(matches!(run(&plain, 64).1, Err(ProviderError::Integrity(m)) if m.contains("no SHA-256 trailer")));
+        assert!(matches!(run(&[], 64).1, Err(ProviderError::Integrity(_))));
     }
 }

@@ -1,0 +1,56 @@
+//! The kube side of the k8s capability: manifests in, objects out, and the API server's
+//! errors as the guest sees them.
+
+use kube::api::DynamicObject;
+use serde_json::Value;
+
+use crate::capabilities::{HostError, HostResult};
+
+/// Splits `group/version` (or `v1`) into its parts.
+pub(crate) fn split_api_version(api_version: &str) -> (String, String) {
+    match api_version.split_once('/') {
+        Some((g, v)) => (g.to_string(), v.to_string()),
+        None => (String::new(), api_version.to_string()),
+    }
+}
+
+/// Maps a kube-rs error to what the guest sees, naming the cluster and object.
+pub(crate) fn map_kube_error(e: kube::Error, alias: &str, what: &str) -> HostError {
+    match e {
+        kube::Error::Api(status) => {
+            let msg = format!("{what} on cluster `{alias}`: {} ({})", status.message, status.reason);
+            match status.code {
+                404 => HostError::NotFound(msg),
+                409 => HostError::Conflict(msg),
+                400 | 403 | 405 | 415 | 422 => HostError::Invalid(msg),
+                410 => HostError::Conflict(msg),
+                429 | 500..=599 => HostError::Unavailable(msg),
+                _ => HostError::Other(msg),
+            }
+        }
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_) => {
+            HostError::Unavailable(format!(
+                "cluster `{alias}` is unreachable ({what}): {e}; check that its API server is up and the kubeconfig in the run config points at it"
+            ))
+        }
+        kube::Error::SerdeError(e) => HostError::Invalid(format!("{what} on cluster `{alias}`: bad JSON: {e}")),
+        other => HostError::Other(format!("{what} on cluster `{alias}`: {other}")),
+    }
+}
+
+pub(crate) fn parse_manifest(manifest: &str) -> HostResult<DynamicObject> {
+    let value: Value =
+        serde_json::from_str(manifest).map_err(|e| HostError::Invalid(format!("manifest is not valid JSON: {e}")))?;
+    if value.get("apiVersion").and_then(Value::as_str).is_none() || value.get("kind").and_then(Value::as_str).is_none()
+    {
+        return Err(HostError::Invalid("manifest needs apiVersion and kind".into()));
+    }
+    if value.pointer("/metadata/name").and_then(Value::as_str).is_none() {
+        return Err(HostError::Invalid("manifest needs metadata.name".into()));
+    }
+    serde_json::from_value(value).map_err(|e| HostError::Invalid(format!("manifest is not a Kubernetes object: {e}")))
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> HostResult<String> {
+    serde_json::to_string(v).map_err(|e| HostError::Other(format!("cannot encode object: {e}")))
+}

@@ -1,0 +1,38 @@
+//! `ferry:host/objects`: S3 buckets by name. Only small objects cross into the guest (capped
+//! by `[limits] max_object_bytes`); snapshots stream host-side through `etcd`. `host.rs` holds
+//! the WIT functions, `provider.rs` the S3 client (multipart, SHA-256, presigning).
+
+mod host;
+pub mod provider;
+
+use self::provider::Bucket;
+use super::Capability;
+use crate::policy::Action;
+
+/// The objects capability.
+pub const CAPABILITY: Capability = Capability {
+    interface: "ferry:host/objects",
+    wit: ("objects.wit", include_str!("../../../../wit/objects.wit")),
+    actions: &[
+        Action::S3Open,
+        Action::S3Get,
+        Action::S3Head,
+        Action::S3Put,
+        Action::S3Delete,
+        Action::S3Presign,
+        Action::S3List,
+    ],
+    needs_grant: true,
+};
+
+/// An open bucket handle.
+pub struct BucketHandle {
+    pub(crate) bucket: Bucket,
+}
+
+impl BucketHandle {
+    /// The backend bucket (host-side only).
+    pub fn bucket(&self) -> &Bucket {
+        &self.bucket
+    }
+}
