@@ -25,9 +25,9 @@ use serde_json::Value;
 use ferry::capabilities::Clients;
 use ferry::config::RunConfig;
 use ferry::progress::{LogProgress, ProgressSink};
-use ferry::runtime::RunFailure;
 use ferry::runtime::Runtime;
 use ferry::runtime::run::{ComponentSource, Outcome, PolicySource, RunOptions, RunRequest};
+use ferry::runtime::{Exit, RunFailure};
 
 /// A phase of the DR guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -273,9 +273,14 @@ impl PhaseReport {
             .and_then(Value::as_str)
     }
 
-    /// The process exit code: 0 on success, 1 for a guest error.
+    /// The process exit code: success, or the guest's failure.
     pub fn exit_code(&self) -> i32 {
-        if self.succeeded() { 0 } else { 1 }
+        if self.succeeded() {
+            Exit::Success
+        } else {
+            Exit::GuestFailed
+        }
+        .code()
     }
 
     /// A few lines for a person: the outcome and each step.
@@ -463,7 +468,7 @@ impl MigrateReport {
         self.phases
             .iter()
             .find_map(|p| match p {
-                PhaseResult::GuestFailed(_) => Some(1),
+                PhaseResult::GuestFailed(_) => Some(Exit::GuestFailed.code()),
                 PhaseResult::RunFailed { exit_code, .. } => Some(*exit_code),
                 _ => None,
             })
@@ -539,7 +544,7 @@ pub async fn migrate(config: &RunConfig, opts: &DrOptions, mopts: &MigrateOption
             report.phases.push(PhaseResult::RunFailed {
                 phase,
                 message: format!("{e:#}"),
-                exit_code: 5,
+                exit_code: Exit::HostFailed.code(),
             });
             report.failed = Some(phase);
             report.resume_command = Some(resume_command(mopts, phase));

@@ -231,34 +231,48 @@ pub struct SiteConfig {
     pub param_overrides: BTreeMap<String, String>,
 }
 
-/// Command-line overrides of a site config.
-#[derive(Debug, Clone, Default)]
+/// Command-line overrides of a site config: each flag wins over its site setting. The CLI
+/// flattens it into every DR command, so the flags and this type cannot drift apart.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct SiteOverrides {
-    /// `--hc-name`.
+    /// HostedCluster name ([hosted_cluster] name).
+    #[arg(long)]
     pub hc_name: Option<String>,
-    /// `--hc-namespace`.
+    /// HostedCluster namespace ([hosted_cluster] namespace).
+    #[arg(long)]
     pub hc_namespace: Option<String>,
-    /// `--nodes`.
+    /// `reuse` or `control-plane-only` ([hosted_cluster] nodes).
+    #[arg(long)]
     pub nodes: Option<Nodes>,
-    /// `--bucket`.
+    /// S3 bucket for backups ([backup] bucket).
+    #[arg(long)]
     pub bucket: Option<String>,
-    /// `--s3-prefix`.
+    /// S3 key prefix ([backup] prefix).
+    #[arg(long)]
     pub s3_prefix: Option<String>,
-    /// `--zone-id`.
+    /// Route53 hosted zone id ([dns] zone_id).
+    #[arg(long)]
     pub zone_id: Option<String>,
-    /// `--external-dns-domain`.
+    /// external-dns domain ([dns] external_dns_domain).
+    #[arg(long)]
     pub external_dns_domain: Option<String>,
-    /// `--backup-dir`.
+    /// Local backup directory ([backup] dir).
+    #[arg(long)]
     pub backup_dir: Option<PathBuf>,
-    /// `--source-kubeconfig`.
+    /// Source management cluster kubeconfig ([clusters.source] kubeconfig).
+    #[arg(long)]
     pub source_kubeconfig: Option<PathBuf>,
-    /// `--destination-kubeconfig`.
+    /// Destination management cluster kubeconfig ([clusters.destination] kubeconfig).
+    #[arg(long)]
     pub destination_kubeconfig: Option<PathBuf>,
-    /// `--hosted-kubeconfig`.
+    /// Hosted cluster kubeconfig ([clusters.hosted] kubeconfig).
+    #[arg(long)]
     pub hosted_kubeconfig: Option<PathBuf>,
-    /// `--region`.
+    /// AWS region ([aws] region).
+    #[arg(long)]
     pub region: Option<String>,
-    /// `--param key=value` (repeatable).
+    /// A run parameter (repeatable); wins over the site.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
 }
 

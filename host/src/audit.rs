@@ -156,32 +156,7 @@ fn now_rfc3339() -> String {
 
 /// Formats a time as RFC 3339 UTC with millisecond precision.
 pub fn humantime_rfc3339(t: std::time::SystemTime) -> String {
-    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let millis = d.subsec_millis();
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, dd) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// Where audit records go.
@@ -192,17 +167,15 @@ pub struct Audit {
 struct Sink {
     out: Option<Box<dyn Write + Send>>,
     prev: String,
-    count: u64,
 }
 
 impl Audit {
-    /// An audit trail that only counts records (no file was asked for).
+    /// An audit trail that writes nothing (no file was asked for); records still chain.
     pub fn disabled() -> Self {
         Audit {
             sink: Mutex::new(Sink {
                 out: None,
                 prev: String::new(),
-                count: 0,
             }),
         }
     }
@@ -219,7 +192,6 @@ impl Audit {
             sink: Mutex::new(Sink {
                 out: Some(Box::new(file)),
                 prev: String::new(),
-                count: 0,
             }),
         })
     }
@@ -228,7 +200,6 @@ impl Audit {
     /// call, but they are counted as errors in the run summary via tracing.
     pub fn record(&self, record: &Record) {
         let Ok(mut sink) = self.sink.lock() else { return };
-        sink.count += 1;
         let mut value = match serde_json::to_value(record) {
             Ok(v) => v,
             Err(e) => {
@@ -247,11 +218,6 @@ impl Audit {
             tracing::error!(error = %e, "cannot write the audit trail");
         }
     }
-
-    /// How many records were written so far.
-    pub fn count(&self) -> u64 {
-        self.sink.lock().map(|s| s.count).unwrap_or(0)
-    }
 }
 
 #[cfg(test)]
@@ -259,9 +225,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    fn times_are_rfc3339_utc_with_milliseconds() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_704_067_200_123);
+        assert_eq!(humantime_rfc3339(t), "2024-01-01T00:00:00.123Z");
     }
 }

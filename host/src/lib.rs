@@ -1,10 +1,10 @@
 //! ferry: a WebAssembly-scripted, capability-scoped automation host.
 //!
 //! Guests are WebAssembly components built against the `ferry:host` WIT
-//! package (`wit/`). The host links only the interfaces a policy grants,
-//! checks every call against a deny-by-default Cedar policy before any I/O,
-//! writes an audit record per call, and keeps bulk data (etcd snapshots) on
-//! the host side.
+//! package (`wit/`). The host refuses, before instantiating it, a component
+//! that imports an interface its policy does not grant; it checks every call
+//! against a deny-by-default Cedar policy before any I/O, writes an audit
+//! record per call, and keeps bulk data (etcd snapshots) on the host side.
 //!
 //! The house, from the ground up (no module imports one above it):
 //! - [`config`], [`progress`], [`policy`] (the Cedar engine and its schema), [`audit`] (the

@@ -157,27 +157,6 @@ impl ProgressSink for TerminalProgress {
     }
 }
 
-/// Keeps every event in memory (tests, JSON summaries).
-#[derive(Default)]
-pub struct RecordingProgress {
-    events: Mutex<Vec<ProgressEvent>>,
-}
-
-impl RecordingProgress {
-    /// The events so far.
-    pub fn events(&self) -> Vec<ProgressEvent> {
-        self.events.lock().map(|e| e.clone()).unwrap_or_default()
-    }
-}
-
-impl ProgressSink for RecordingProgress {
-    fn event(&self, event: &ProgressEvent) {
-        if let Ok(mut e) = self.events.lock() {
-            e.push(event.clone());
-        }
-    }
-}
-
 /// A guest's stdout or stderr: each line becomes a log record tagged with
 /// the guest's name. Lines longer than 4 KiB are split.
 #[derive(Clone)]

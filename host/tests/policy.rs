@@ -172,43 +172,43 @@ fn s3_decisions_and_prefix_chains() -> TestResult {
     let e = allow_list()?;
     allowed(
         &e,
-        Action::S3Open,
+        Action::ObjectsOpen,
         &ResourceRef::Bucket {
             bucket: "dr-backups".into(),
         },
     );
-    denied(&e, Action::S3Open, &ResourceRef::Bucket { bucket: "other".into() });
+    denied(&e, Action::ObjectsOpen, &ResourceRef::Bucket { bucket: "other".into() });
 
-    allowed(&e, Action::S3Put, &obj("dr-backups", "prod-a/etcd/snapshot.db"));
-    allowed(&e, Action::S3Get, &obj("dr-backups", "prod-a/manifest.json"));
+    allowed(&e, Action::ObjectsPut, &obj("dr-backups", "prod-a/etcd/snapshot.db"));
+    allowed(&e, Action::ObjectsGet, &obj("dr-backups", "prod-a/manifest.json"));
     allowed(
         &e,
-        Action::S3SnapshotUpload,
+        Action::ObjectsSnapshotUpload,
         &obj("dr-backups", "prod-a/etcd/2024/snap.db"),
     );
     // `prod-a/` is not a string prefix match: `prod-ab/` is a sibling.
-    denied(&e, Action::S3Get, &obj("dr-backups", "prod-ab/x"));
-    denied(&e, Action::S3Put, &obj("dr-backups", "prod-a"));
-    denied(&e, Action::S3Get, &obj("other-bucket", "prod-a/x"));
+    denied(&e, Action::ObjectsGet, &obj("dr-backups", "prod-ab/x"));
+    denied(&e, Action::ObjectsPut, &obj("dr-backups", "prod-a"));
+    denied(&e, Action::ObjectsGet, &obj("other-bucket", "prod-a/x"));
     // Presigning is not part of s3:read.
-    denied(&e, Action::S3Presign, &obj("dr-backups", "prod-a/x"));
+    denied(&e, Action::ObjectsPresign, &obj("dr-backups", "prod-a/x"));
     // Dot segments are refused before evaluation.
-    let d = denied(&e, Action::S3Get, &obj("dr-backups", "prod-a/../prod-b/x"));
+    let d = denied(&e, Action::ObjectsGet, &obj("dr-backups", "prod-a/../prod-b/x"));
     assert!(d.errors.iter().any(|m| m.contains("..")), "{:?}", d.errors);
 
     let list = |prefix: &str| ResourceRef::S3Prefix {
         bucket: "dr-backups".into(),
         prefix: prefix.into(),
     };
-    allowed(&e, Action::S3List, &list("prod-a/"));
-    allowed(&e, Action::S3List, &list("prod-a/etcd/"));
-    allowed(&e, Action::S3List, &list("prod-a/2024-"));
+    allowed(&e, Action::ObjectsList, &list("prod-a/"));
+    allowed(&e, Action::ObjectsList, &list("prod-a/etcd/"));
+    allowed(&e, Action::ObjectsList, &list("prod-a/2024-"));
     // Without the slash the listing would include `prod-ab/...`: needs the bucket.
-    denied(&e, Action::S3List, &list("prod-a"));
-    denied(&e, Action::S3List, &list(""));
+    denied(&e, Action::ObjectsList, &list("prod-a"));
+    denied(&e, Action::ObjectsList, &list(""));
     denied(
         &e,
-        Action::S3List,
+        Action::ObjectsList,
         &ResourceRef::Bucket {
             bucket: "dr-backups".into(),
         },
@@ -257,17 +257,17 @@ fn etcd_and_workspace_decisions() -> TestResult {
     denied(&e, Action::EtcdSnapshot, &endpoint);
 
     let path = |p: &str| ResourceRef::Path { path: p.into() };
-    allowed(&e, Action::FsWrite, &path("backup/prod-a/manifest.json"));
-    allowed(&e, Action::FsRead, &path("./backup//prod-a/manifest.json"));
-    allowed(&e, Action::FsList, &path("backup"));
-    allowed(&e, Action::FsList, &path("backup/prod-a/"));
-    denied(&e, Action::FsList, &path(""));
-    denied(&e, Action::FsRead, &path("backups/x"));
-    denied(&e, Action::FsRead, &path("backup"));
-    let d = denied(&e, Action::FsRead, &path("backup/../secrets"));
+    allowed(&e, Action::WorkspaceWrite, &path("backup/prod-a/manifest.json"));
+    allowed(&e, Action::WorkspaceRead, &path("./backup//prod-a/manifest.json"));
+    allowed(&e, Action::WorkspaceList, &path("backup"));
+    allowed(&e, Action::WorkspaceList, &path("backup/prod-a/"));
+    denied(&e, Action::WorkspaceList, &path(""));
+    denied(&e, Action::WorkspaceRead, &path("backups/x"));
+    denied(&e, Action::WorkspaceRead, &path("backup"));
+    let d = denied(&e, Action::WorkspaceRead, &path("backup/../secrets"));
     assert!(
-        d.denial_reason(Action::FsRead, &path("backup/../secrets"))
-            .starts_with("invalid fs:read request")
+        d.denial_reason(Action::WorkspaceRead, &path("backup/../secrets"))
+            .starts_with("invalid workspace:read request")
     );
     Ok(())
 }
@@ -404,11 +404,11 @@ fn template_links_from_params() -> TestResult {
             .allowed
     );
     assert!(
-        e.authorize(Action::S3Put, &obj("dr-backups", "my.cluster/etcd.db"), &apply())
+        e.authorize(Action::ObjectsPut, &obj("dr-backups", "my.cluster/etcd.db"), &apply())
             .allowed
     );
     assert!(
-        !e.authorize(Action::S3Put, &obj("dr-backups", "my.clusterx/etcd.db"), &apply())
+        !e.authorize(Action::ObjectsPut, &obj("dr-backups", "my.clusterx/etcd.db"), &apply())
             .allowed
     );
 
@@ -434,14 +434,14 @@ fn template_link_with_explicit_principal() -> TestResult {
     let src = r#"
         @id("t")
         @link("principal=Ferry::Guest::\"{who}\", resource=Ferry::Bucket::\"{bucket}\"")
-        permit (principal == ?principal, action == Ferry::Action::"s3:open", resource == ?resource);
+        permit (principal == ?principal, action == Ferry::Action::"objects:open", resource == ?resource);
     "#;
     let mut params = template_params();
     params.insert("who".into(), "hosted-cluster-dr".into());
     let e = PolicyEngine::from_source(src, "inline", &params, &guest())?;
     assert!(
         e.authorize(
-            Action::S3Open,
+            Action::ObjectsOpen,
             &ResourceRef::Bucket {
                 bucket: "dr-backups".into()
             },
@@ -453,7 +453,7 @@ fn template_link_with_explicit_principal() -> TestResult {
     let e = PolicyEngine::from_source(src, "inline", &params, &guest())?;
     assert!(
         !e.authorize(
-            Action::S3Open,
+            Action::ObjectsOpen,
             &ResourceRef::Bucket {
                 bucket: "dr-backups".into()
             },
@@ -502,18 +502,18 @@ fn parameter_values_cannot_inject_cedar() -> TestResult {
 fn guest_digest_can_be_pinned() -> TestResult {
     let src = r#"
         @id("pinned")
-        permit (principal, action == Ferry::Action::"s3:open", resource)
+        permit (principal, action == Ferry::Action::"objects:open", resource)
         when { principal.sha256 == "ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12cd34ef56ab12" };
     "#;
     let bucket = ResourceRef::Bucket { bucket: "b".into() };
     let e = PolicyEngine::from_source(src, "inline", &BTreeMap::new(), &guest())?;
-    assert!(e.authorize(Action::S3Open, &bucket, &apply()).allowed);
+    assert!(e.authorize(Action::ObjectsOpen, &bucket, &apply()).allowed);
     let tampered = GuestIdentity {
         sha256: "00".into(),
         ..guest()
     };
     let e = PolicyEngine::from_source(src, "inline", &BTreeMap::new(), &tampered)?;
-    assert!(!e.authorize(Action::S3Open, &bucket, &apply()).allowed);
+    assert!(!e.authorize(Action::ObjectsOpen, &bucket, &apply()).allowed);
     Ok(())
 }
 
@@ -575,7 +575,7 @@ fn linked_entities_are_validated() {
     let src = r#"
         @id("bad-link")
         @link("resource=Ferry::Nope::\"x\"")
-        permit (principal == ?principal, action == Ferry::Action::"s3:open", resource == ?resource);
+        permit (principal == ?principal, action == Ferry::Action::"objects:open", resource == ?resource);
     "#;
     let err = PolicyEngine::from_source(src, "inline", &BTreeMap::new(), &guest()).err();
     assert!(
@@ -599,12 +599,16 @@ fn duplicate_ids_and_missing_files_fail() {
 #[test]
 fn policies_without_id_get_positional_ids() -> TestResult {
     let src = r#"
-        permit (principal, action == Ferry::Action::"s3:open", resource);
+        permit (principal, action == Ferry::Action::"objects:open", resource);
         @id("named") permit (principal, action == Ferry::Action::"dns:open", resource);
     "#;
     let e = PolicyEngine::from_source(src, "inline", &BTreeMap::new(), &guest())?;
     assert_eq!(e.policy_ids(), ["policy0", "named"]);
-    let d = e.authorize(Action::S3Open, &ResourceRef::Bucket { bucket: "b".into() }, &apply());
+    let d = e.authorize(
+        Action::ObjectsOpen,
+        &ResourceRef::Bucket { bucket: "b".into() },
+        &apply(),
+    );
     assert_eq!(d.policies, ["policy0"]);
     e.validate()?;
     Ok(())
@@ -685,7 +689,7 @@ fn authorize_cost() -> TestResult {
         ),
         (
             "s3 put 4-level key (allow)",
-            Action::S3Put,
+            Action::ObjectsPut,
             obj("dr-backups", "prod-a/etcd/2024/snap.db"),
         ),
         (
@@ -711,5 +715,33 @@ fn authorize_cost() -> TestResult {
             per_call.as_secs_f64() * 1e6
         );
     }
+    Ok(())
+}
+
+/// Policies written with the names used before actions followed the WIT interfaces (`s3:*`,
+/// `fs:*`) keep working, with a deprecation warning.
+#[test]
+fn deprecated_action_names_load_with_a_warning() -> TestResult {
+    let src = r#"
+        @id("old")
+        permit (principal, action in [Ferry::Action::"s3:get", Ferry::Action::"fs:read"], resource);
+    "#;
+    let p = PolicyEngine::from_source(src, "old.cedar", &BTreeMap::new(), &guest())?;
+    assert!(
+        p.warnings().iter().any(|w| w.contains("`s3:*` are deprecated")),
+        "{:?}",
+        p.warnings()
+    );
+    assert!(
+        p.warnings().iter().any(|w| w.contains("`fs:*` are deprecated")),
+        "{:?}",
+        p.warnings()
+    );
+    let obj = ResourceRef::S3Object {
+        bucket: "b".into(),
+        key: "k".into(),
+    };
+    assert!(p.authorize(Action::ObjectsGet, &obj, &apply()).allowed);
+    assert!(!p.authorize(Action::ObjectsPut, &obj, &apply()).allowed);
     Ok(())
 }

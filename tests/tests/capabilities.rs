@@ -93,7 +93,7 @@ async fn every_call_and_decision_is_audited_in_a_hash_chain() {
         .collect();
     let calls: Vec<&Value> = lines.iter().filter(|l| l["kind"] == "call").collect();
     assert_eq!(calls.len(), 2, "{lines:?}");
-    assert_eq!(calls[0]["action"], "fs:write");
+    assert_eq!(calls[0]["action"], "workspace:write");
     assert_eq!(calls[0]["decision"], "allow");
     assert_eq!(calls[0]["policies"], json!(["workspace"]));
     assert_eq!(calls[0]["outcome"], "ok");

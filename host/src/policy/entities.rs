@@ -111,15 +111,20 @@ fn accepts(action: Action, r: &ResourceRef) -> bool {
         | A::K8sPatch
         | A::K8sDelete
         | A::K8sScale => matches!(r, R::K8s { .. }),
-        A::S3Open => matches!(r, R::Bucket { .. }),
-        A::S3Get | A::S3Head | A::S3Put | A::S3Delete | A::S3Presign | A::S3SnapshotUpload => {
+        A::ObjectsOpen => matches!(r, R::Bucket { .. }),
+        A::ObjectsGet
+        | A::ObjectsHead
+        | A::ObjectsPut
+        | A::ObjectsDelete
+        | A::ObjectsPresign
+        | A::ObjectsSnapshotUpload => {
             matches!(r, R::S3Object { .. })
         }
-        A::S3List => matches!(r, R::S3Prefix { .. } | R::Bucket { .. }),
+        A::ObjectsList => matches!(r, R::S3Prefix { .. } | R::Bucket { .. }),
         A::DnsOpen | A::DnsList => matches!(r, R::Zone { .. }),
         A::DnsChange => matches!(r, R::RecordSet { .. }),
         A::EtcdSnapshot => matches!(r, R::EtcdMember { .. }),
-        A::FsRead | A::FsWrite | A::FsList => matches!(r, R::Path { .. }),
+        A::WorkspaceRead | A::WorkspaceWrite | A::WorkspaceList => matches!(r, R::Path { .. }),
     }
 }
 
@@ -177,7 +182,7 @@ pub(crate) fn shape(action: Action, r: &ResourceRef) -> Result<Shape, String> {
             pod,
             endpoint,
         } => etcd_shape(cluster, namespace, pod, endpoint),
-        ResourceRef::Path { path } => path_shape(path, action == Action::FsList),
+        ResourceRef::Path { path } => path_shape(path, action == Action::WorkspaceList),
     }
 }
 
@@ -338,7 +343,7 @@ fn s3_object_shape(bucket: &str, key: &str) -> Result<Shape, String> {
     })
 }
 
-/// s3:list is checked on the narrowest entity containing every key the
+/// objects:list is checked on the narrowest entity containing every key the
 /// listing can return: the directory part of the prefix (up to its last
 /// `/`), or the bucket when there is none. Listing `prod-a` (no slash) also
 /// returns `prod-ab/...`, so it needs the whole bucket.
@@ -460,7 +465,7 @@ pub(crate) fn normalise_path(path: &str) -> Result<Vec<&str>, String> {
     Ok(parts)
 }
 
-/// Files are `Path "a/b/c"`; directories (what fs:list reads) are
+/// Files are `Path "a/b/c"`; directories (what workspace:list reads) are
 /// `Path "a/b/"`, like S3 prefixes; the root directory is the Workspace.
 fn path_shape(path: &str, is_dir: bool) -> Result<Shape, String> {
     let parts = normalise_path(path)?;
@@ -556,7 +561,7 @@ mod tests {
     #[test]
     fn s3_object_chain() -> Result<(), String> {
         let s = shape(
-            Action::S3Get,
+            Action::ObjectsGet,
             &ResourceRef::S3Object {
                 bucket: "b".into(),
                 key: "prod-a/etcd/x.db".into(),
@@ -565,7 +570,7 @@ mod tests {
         assert_eq!(s.id, "b/prod-a/etcd/x.db");
         assert_eq!(ids(&s), ["S3Prefix:b/prod-a/etcd/", "S3Prefix:b/prod-a/", "Bucket:b"]);
         let s = shape(
-            Action::S3Get,
+            Action::ObjectsGet,
             &ResourceRef::S3Object {
                 bucket: "b".into(),
                 key: "top".into(),
@@ -579,7 +584,7 @@ mod tests {
     fn s3_list_entity() -> Result<(), String> {
         let list = |p: &str| {
             shape(
-                Action::S3List,
+                Action::ObjectsList,
                 &ResourceRef::S3Prefix {
                     bucket: "b".into(),
                     prefix: p.into(),
@@ -651,15 +656,15 @@ mod tests {
     #[test]
     fn paths() -> Result<(), String> {
         let p = |path: &str, a| shape(a, &ResourceRef::Path { path: path.into() });
-        let s = p("./backup//prod-a/m.json", Action::FsRead)?;
+        let s = p("./backup//prod-a/m.json", Action::WorkspaceRead)?;
         assert_eq!(s.id, "backup/prod-a/m.json");
         assert_eq!(ids(&s), ["Path:backup/prod-a/", "Path:backup/", "Workspace:workspace"]);
-        let s = p("backup/prod-a", Action::FsList)?;
+        let s = p("backup/prod-a", Action::WorkspaceList)?;
         assert_eq!(s.id, "backup/prod-a/");
-        assert_eq!(p("", Action::FsList)?.ty, Ty::Workspace);
-        assert!(p("", Action::FsRead).is_err());
-        assert!(p("a/../../etc", Action::FsRead).is_err());
-        assert!(p("/etc/passwd", Action::FsRead).is_err());
+        assert_eq!(p("", Action::WorkspaceList)?.ty, Ty::Workspace);
+        assert!(p("", Action::WorkspaceRead).is_err());
+        assert!(p("a/../../etc", Action::WorkspaceRead).is_err());
+        assert!(p("/etc/passwd", Action::WorkspaceRead).is_err());
         Ok(())
     }
 
@@ -685,7 +690,7 @@ mod tests {
 
     #[test]
     fn action_resource_mismatch_is_refused() {
-        assert!(shape(Action::S3Get, &ResourceRef::Bucket { bucket: "b".into() }).is_err());
+        assert!(shape(Action::ObjectsGet, &ResourceRef::Bucket { bucket: "b".into() }).is_err());
         assert!(shape(Action::K8sOpen, &ResourceRef::Bucket { bucket: "b".into() }).is_err());
     }
 

@@ -64,6 +64,25 @@ pub(crate) fn effective_params(params: &BTreeMap<String, String>) -> BTreeMap<St
     out
 }
 
+/// `src` with the actions of [`super::DEPRECATED_ACTION_PREFIXES`] renamed (`Action::"s3:get"`
+/// → `Action::"objects:get"`), and a warning per old name found, so policies written before
+/// the names followed the WIT interfaces keep working.
+fn rename_deprecated_actions(src: &str, origin: &str) -> (String, Vec<String>) {
+    let mut out = src.to_string();
+    let mut warnings = Vec::new();
+    for (old, new) in super::DEPRECATED_ACTION_PREFIXES {
+        let from = format!("Action::\"{old}");
+        if out.contains(&from) {
+            warnings.push(format!(
+                "{origin}: the action names `{old}*` are deprecated; write `{new}*` (they are read as such)"
+            ));
+            tracing::warn!(policy = origin, "deprecated action names `{old}*`: write `{new}*`");
+            out = out.replace(&from, &format!("Action::\"{new}"));
+        }
+    }
+    (out, warnings)
+}
+
 /// Parses, re-ids, links and validates `src`.
 pub(crate) fn load(
     src: &str,
@@ -71,6 +90,8 @@ pub(crate) fn load(
     params: &BTreeMap<String, String>,
     guest: &GuestIdentity,
 ) -> Result<Loaded, PolicyError> {
+    let (renamed, deprecations) = rename_deprecated_actions(src, origin);
+    let src = renamed.as_str();
     let parsed = PolicySet::from_str(src).map_err(|errs| PolicyError::Parse {
         origin: origin.to_string(),
         message: errs
@@ -159,7 +180,8 @@ pub(crate) fn load(
         }
     }
 
-    let warnings = validate(&set, src, origin)?;
+    let mut warnings = deprecations;
+    warnings.extend(validate(&set, src, origin)?);
     Ok(Loaded {
         policies: set,
         order,

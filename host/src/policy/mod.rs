@@ -60,145 +60,99 @@ pub struct GuestIdentity {
     pub sha256: String,
 }
 
-/// A host capability call, one per schema action (`Display` gives the
-/// schema name, e.g. `k8s:get`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Action {
-    /// Load time: import a `ferry:host` interface (resource: Interface).
-    Import,
-    /// Open a cluster by alias (resource: Cluster).
-    K8sOpen,
-    /// Get one object.
-    K8sGet,
-    /// List objects of a kind (name "" in the resource).
-    K8sList,
-    /// Create an object.
-    K8sCreate,
-    /// Server-side apply an object.
-    K8sApply,
-    /// Replace an object.
-    K8sReplace,
-    /// Patch an object.
-    K8sPatch,
-    /// Delete an object.
-    K8sDelete,
-    /// Scale an object through its scale subresource.
-    K8sScale,
-    /// Open a bucket (resource: Bucket).
-    S3Open,
-    /// Read an object.
-    S3Get,
-    /// Read an object's metadata.
-    S3Head,
-    /// Write an object.
-    S3Put,
-    /// Delete an object.
-    S3Delete,
-    /// Presign a GET URL for an object.
-    S3Presign,
-    /// List objects under a prefix (resource: S3Prefix, or Bucket for "").
-    S3List,
-    /// Stream an etcd snapshot into an object.
-    S3SnapshotUpload,
-    /// Open a hosted zone (resource: Zone).
-    DnsOpen,
-    /// List a zone's record sets (resource: Zone).
-    DnsList,
-    /// Change one record set (checked once per change of a batch).
-    DnsChange,
-    /// Take a snapshot of an etcd member.
-    EtcdSnapshot,
-    /// Read a workspace file.
-    FsRead,
-    /// Write a workspace file.
-    FsWrite,
-    /// List a workspace directory.
-    FsList,
+/// Defines [`Action`] from one table: variant, schema name, whether it is in the `mutating`
+/// group. The names follow the WIT interfaces (`objects:*`, `workspace:*`).
+macro_rules! actions {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal, $mutating:literal;)*) => {
+        /// A host capability call, one per schema action (`Display` gives the
+        /// schema name, e.g. `k8s:get`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Action {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Action {
+            /// Every action, in schema order.
+            pub const ALL: &'static [Action] = &[$(Action::$variant),*];
+
+            /// The schema's action name, e.g. `k8s:get`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Action::$variant => $name,)*
+                }
+            }
+
+            /// True for actions in the schema's `mutating` group.
+            pub fn is_mutating(self) -> bool {
+                match self {
+                    $(Action::$variant => $mutating,)*
+                }
+            }
+        }
+    };
 }
 
+actions! {
+    /// Load time: import a `ferry:host` interface (resource: Interface).
+    Import => "import", false;
+    /// Open a cluster by alias (resource: Cluster).
+    K8sOpen => "k8s:open", false;
+    /// Get one object.
+    K8sGet => "k8s:get", false;
+    /// List objects of a kind (name "" in the resource).
+    K8sList => "k8s:list", false;
+    /// Create an object.
+    K8sCreate => "k8s:create", true;
+    /// Server-side apply an object.
+    K8sApply => "k8s:apply", true;
+    /// Replace an object.
+    K8sReplace => "k8s:replace", true;
+    /// Patch an object.
+    K8sPatch => "k8s:patch", true;
+    /// Delete an object.
+    K8sDelete => "k8s:delete", true;
+    /// Scale an object through its scale subresource.
+    K8sScale => "k8s:scale", true;
+    /// Open a bucket (resource: Bucket).
+    ObjectsOpen => "objects:open", false;
+    /// Read an object.
+    ObjectsGet => "objects:get", false;
+    /// Read an object's metadata.
+    ObjectsHead => "objects:head", false;
+    /// Write an object.
+    ObjectsPut => "objects:put", true;
+    /// Delete an object.
+    ObjectsDelete => "objects:delete", true;
+    /// Presign a GET URL for an object.
+    ObjectsPresign => "objects:presign", false;
+    /// List objects under a prefix (resource: S3Prefix, or Bucket for "").
+    ObjectsList => "objects:list", false;
+    /// Stream an etcd snapshot into an object.
+    ObjectsSnapshotUpload => "objects:snapshot-upload", true;
+    /// Open a hosted zone (resource: Zone).
+    DnsOpen => "dns:open", false;
+    /// List a zone's record sets (resource: Zone).
+    DnsList => "dns:list", false;
+    /// Change one record set (checked once per change of a batch).
+    DnsChange => "dns:change", true;
+    /// Take a snapshot of an etcd member.
+    EtcdSnapshot => "etcd:snapshot", true;
+    /// Read a workspace file.
+    WorkspaceRead => "workspace:read", false;
+    /// Write a workspace file.
+    WorkspaceWrite => "workspace:write", true;
+    /// List a workspace directory.
+    WorkspaceList => "workspace:list", false;
+}
+
+/// Action names policies written before the names followed the WIT interfaces use:
+/// (old prefix, new prefix). Loading rewrites them and warns.
+pub const DEPRECATED_ACTION_PREFIXES: &[(&str, &str)] = &[("s3:", "objects:"), ("fs:", "workspace:")];
+
 impl Action {
-    /// Every action, in schema order.
-    pub const ALL: [Action; 25] = [
-        Action::Import,
-        Action::K8sOpen,
-        Action::K8sGet,
-        Action::K8sList,
-        Action::K8sCreate,
-        Action::K8sApply,
-        Action::K8sReplace,
-        Action::K8sPatch,
-        Action::K8sDelete,
-        Action::K8sScale,
-        Action::S3Open,
-        Action::S3Get,
-        Action::S3Head,
-        Action::S3Put,
-        Action::S3Delete,
-        Action::S3Presign,
-        Action::S3List,
-        Action::S3SnapshotUpload,
-        Action::DnsOpen,
-        Action::DnsList,
-        Action::DnsChange,
-        Action::EtcdSnapshot,
-        Action::FsRead,
-        Action::FsWrite,
-        Action::FsList,
-    ];
-
-    /// The schema's action name, e.g. `k8s:get`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Action::Import => "import",
-            Action::K8sOpen => "k8s:open",
-            Action::K8sGet => "k8s:get",
-            Action::K8sList => "k8s:list",
-            Action::K8sCreate => "k8s:create",
-            Action::K8sApply => "k8s:apply",
-            Action::K8sReplace => "k8s:replace",
-            Action::K8sPatch => "k8s:patch",
-            Action::K8sDelete => "k8s:delete",
-            Action::K8sScale => "k8s:scale",
-            Action::S3Open => "s3:open",
-            Action::S3Get => "s3:get",
-            Action::S3Head => "s3:head",
-            Action::S3Put => "s3:put",
-            Action::S3Delete => "s3:delete",
-            Action::S3Presign => "s3:presign",
-            Action::S3List => "s3:list",
-            Action::S3SnapshotUpload => "s3:snapshot-upload",
-            Action::DnsOpen => "dns:open",
-            Action::DnsList => "dns:list",
-            Action::DnsChange => "dns:change",
-            Action::EtcdSnapshot => "etcd:snapshot",
-            Action::FsRead => "fs:read",
-            Action::FsWrite => "fs:write",
-            Action::FsList => "fs:list",
-        }
-    }
-
     /// The action with schema name `name` (groups such as `k8s:read` are not actions).
     pub fn from_name(name: &str) -> Option<Action> {
-        Action::ALL.into_iter().find(|a| a.name() == name)
-    }
-
-    /// True for actions in the schema's `mutating` group.
-    pub fn is_mutating(self) -> bool {
-        matches!(
-            self,
-            Action::K8sCreate
-                | Action::K8sApply
-                | Action::K8sReplace
-                | Action::K8sPatch
-                | Action::K8sDelete
-                | Action::K8sScale
-                | Action::S3Put
-                | Action::S3Delete
-                | Action::S3SnapshotUpload
-                | Action::DnsChange
-                | Action::EtcdSnapshot
-                | Action::FsWrite
-        )
+        Action::ALL.iter().copied().find(|a| a.name() == name)
     }
 }
 
@@ -237,7 +191,7 @@ pub enum ResourceRef {
         /// Name; `None` for list/collection operations.
         name: Option<String>,
     },
-    /// A bucket (for `s3:open`, or `s3:list` of the whole bucket).
+    /// A bucket (for `objects:open`, or `objects:list` of the whole bucket).
     Bucket {
         /// Bucket name.
         bucket: String,
@@ -249,7 +203,7 @@ pub enum ResourceRef {
         /// Object key.
         key: String,
     },
-    /// A listing prefix (for `s3:list`); checked on the directory part of
+    /// A listing prefix (for `objects:list`); checked on the directory part of
     /// the prefix, see the schema header.
     S3Prefix {
         /// Bucket name.
@@ -283,7 +237,7 @@ pub enum ResourceRef {
         /// Endpoint alias from the run config.
         endpoint: String,
     },
-    /// A workspace path, relative (`""` is the root for `fs:list`).
+    /// A workspace path, relative (`""` is the root for `workspace:list`).
     Path {
         /// The path as the guest passed it.
         path: String,
@@ -489,7 +443,7 @@ impl PolicyEngine {
         let action_store = schema.action_entities().map_err(|e| internal(e.to_string()))?;
         let action_ty = EntityTypeName::from_str("Ferry::Action").map_err(|e| internal(e.to_string()))?;
         let mut actions = Vec::with_capacity(Action::ALL.len());
-        for action in Action::ALL {
+        for &action in Action::ALL {
             let uid = EntityUid::from_type_name_and_id(action_ty.clone(), EntityId::new(action.name()));
             // The schema's action store has the transitive closure, so these
             // are all the groups; the group entities themselves need not be
@@ -618,7 +572,8 @@ impl PolicyEngine {
     pub fn explain(&self) -> String {
         let members = |group: &str| -> Vec<&'static str> {
             Action::ALL
-                .into_iter()
+                .iter()
+                .copied()
                 .filter(|a| self.is_in_group(*a, group))
                 .map(Action::name)
                 .collect()
@@ -680,7 +635,7 @@ mod tests {
 
     #[test]
     fn action_table_is_indexed_by_discriminant() {
-        for (i, a) in Action::ALL.into_iter().enumerate() {
+        for (i, &a) in Action::ALL.iter().enumerate() {
             assert_eq!(a as usize, i, "{a}");
             assert_eq!(Action::from_name(a.name()), Some(a));
             assert_eq!(a.to_string(), a.name());
@@ -707,7 +662,7 @@ mod tests {
         ours.sort();
         assert_eq!(schema_actions, ours);
         let e = engine("")?;
-        for a in Action::ALL {
+        for &a in Action::ALL {
             assert_eq!(e.is_in_group(a, "mutating"), a.is_mutating(), "{a}");
         }
         Ok(())
@@ -738,16 +693,16 @@ mod tests {
                     name: Some("clusters".into()),
                 },
             ),
-            (Action::S3Open, ResourceRef::Bucket { bucket: "b".into() }),
+            (Action::ObjectsOpen, ResourceRef::Bucket { bucket: "b".into() }),
             (
-                Action::S3Put,
+                Action::ObjectsPut,
                 ResourceRef::S3Object {
                     bucket: "b".into(),
                     key: "a/b/c".into(),
                 },
             ),
             (
-                Action::S3List,
+                Action::ObjectsList,
                 ResourceRef::S3Prefix {
                     bucket: "b".into(),
                     prefix: "a/b/".into(),
@@ -772,12 +727,12 @@ mod tests {
                 },
             ),
             (
-                Action::FsWrite,
+                Action::WorkspaceWrite,
                 ResourceRef::Path {
                     path: "a/b.json".into(),
                 },
             ),
-            (Action::FsList, ResourceRef::Path { path: String::new() }),
+            (Action::WorkspaceList, ResourceRef::Path { path: String::new() }),
         ];
         for (action, r) in cases {
             let shape = entities::shape(action, &r)?;

@@ -73,15 +73,48 @@ pub enum RunFailure {
     Host(#[from] anyhow::Error),
 }
 
+/// The exit codes of `ferry`, one for each way a run can end. Every command maps its result
+/// through this table (`ferry --help` and the README list it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// Done.
+    Success = 0,
+    /// The guest reported a failure (its error value), or a check failed.
+    GuestFailed = 1,
+    /// Bad input before anything ran: config, policy, component, arguments.
+    BadInput = 2,
+    /// The component imports what its policy does not grant.
+    ImportsRefused = 3,
+    /// The guest trapped or ran into a limit (memory, CPU, wall clock).
+    GuestCrashed = 4,
+    /// The host itself failed (I/O, a service, a bug).
+    HostFailed = 5,
+}
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
 impl RunFailure {
-    /// The process exit code for this failure.
-    pub fn exit_code(&self) -> i32 {
+    /// How the process exits for this failure.
+    pub fn exit(&self) -> Exit {
         match self {
-            RunFailure::Policy(_) => 2,
-            RunFailure::Run(RunError::Read { .. } | RunError::NotAComponent { .. } | RunError::WrongWorld { .. }) => 2,
-            RunFailure::Run(RunError::ImportsRefused { .. }) => 3,
-            RunFailure::Run(RunError::Limit(_) | RunError::Trap { .. }) => 4,
-            RunFailure::Run(RunError::Host(_)) | RunFailure::Host(_) => 5,
+            RunFailure::Policy(_) => Exit::BadInput,
+            RunFailure::Run(RunError::Read { .. } | RunError::NotAComponent { .. } | RunError::WrongWorld { .. }) => {
+                Exit::BadInput
+            }
+            RunFailure::Run(RunError::ImportsRefused { .. }) => Exit::ImportsRefused,
+            RunFailure::Run(RunError::Limit(_) | RunError::Trap { .. }) => Exit::GuestCrashed,
+            RunFailure::Run(RunError::Host(_)) | RunFailure::Host(_) => Exit::HostFailed,
         }
+    }
+
+    /// The process exit code for this failure ([`RunFailure::exit`]).
+    pub fn exit_code(&self) -> i32 {
+        self.exit().code()
     }
 }

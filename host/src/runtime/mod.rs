@@ -19,7 +19,7 @@ pub mod state;
 pub mod store;
 pub mod wasi;
 
-pub use error::{RunError, RunFailure};
+pub use error::{Exit, RunError, RunFailure};
 pub use limits::LimitExceeded;
 
 use std::path::{Path, PathBuf};

@@ -13,7 +13,7 @@
 //! `hc_namespace`/`hc_name` when the event payload does not name them.
 //!
 //! Its policy (`policy.cedar`) grants the `context` and `objects` imports,
-//! opening `{bucket}` and `s3:put` under
+//! opening `{bucket}` and `objects:put` under
 //! `{bucket}/{s3_prefix}/{hc_namespace}/{hc_name}/run-summaries/` only.
 
 ferry_sdk::hook_world!("../../../wit");

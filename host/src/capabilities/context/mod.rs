@@ -28,6 +28,26 @@ impl Host for View<'_> {
                 .collect::<Vec<_>>()
                 .join(" ")
         };
+        // The WIT promises an audit event per record: the trail shows what the guest said.
+        let level_name = match level {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        };
+        let text = if fields.is_empty() {
+            message.clone()
+        } else {
+            format!("{message} ({fields})")
+        };
+        self.env.audit.record(&crate::audit::Record::event(
+            &self.env.guest,
+            &self.env.phase,
+            "log",
+            level_name,
+            Some(text),
+        ));
         match level {
             Level::Trace => tracing::trace!(%guest, %fields, "{message}"),
             Level::Debug => tracing::debug!(%guest, %fields, "{message}"),

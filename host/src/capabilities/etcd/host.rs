@@ -39,7 +39,7 @@ impl View<'_> {
         let bucket = self.table.get(into)?.bucket().clone();
         let plan = self.env.plan;
         let approved_upload = match self.authorize(
-            Action::S3SnapshotUpload,
+            Action::ObjectsSnapshotUpload,
             ResourceRef::S3Object {
                 bucket: bucket.name().to_string(),
                 key: key.clone(),

@@ -19,6 +19,6 @@ use crate::policy::Action;
 pub const CAPABILITY: Capability = Capability {
     interface: "ferry:host/etcd",
     wit: ("etcd.wit", include_str!("../../../../wit/etcd.wit")),
-    actions: &[Action::EtcdSnapshot, Action::S3SnapshotUpload],
+    actions: &[Action::EtcdSnapshot, Action::ObjectsSnapshotUpload],
     needs_grant: true,
 };

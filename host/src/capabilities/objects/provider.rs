@@ -29,8 +29,6 @@ use crate::capabilities::provider::{NameEndpoint, ProviderError, Service, sdk_er
 pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 /// The largest part S3 accepts.
 pub const MAX_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
-/// The default part size of streamed uploads.
-pub const DEFAULT_PART_SIZE: usize = 8 * 1024 * 1024;
 /// S3's limit on the number of parts of one multipart upload.
 pub const MAX_PARTS: i32 = 10_000;
 /// How many objects `list` returns at most, so a too-broad prefix fails with a

@@ -1,0 +1,228 @@
+//! The DR commands: `ferry backup|restore|teardown|finish|abort` (one phase each) and
+//! `ferry migrate` (all of them, resumable).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use ferry::config::RunConfig;
+use ferry::runtime::Exit;
+use ferry_dr::site::{SiteConfig, SiteOverrides};
+
+use crate::exit;
+use crate::output::Output;
+
+#[derive(clap::Args, Clone)]
+pub struct DrArgs {
+    /// The site config (TOML; see `ferry_dr::site`).
+    #[arg(long)]
+    site: Option<PathBuf>,
+    /// The site config's settings, overridden from the command line.
+    #[command(flatten)]
+    pub overrides: SiteOverrides,
+    /// Another guest component instead of the embedded stock one.
+    #[arg(long)]
+    guest: Option<PathBuf>,
+    /// Another Cedar policy instead of the embedded stock one.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// The guest's policy name (default: the --guest file stem, or hosted-cluster-dr).
+    #[arg(long)]
+    name: Option<String>,
+    /// Plan only: mutations are server-side dry-runs or recorded, never applied.
+    #[arg(long)]
+    plan: bool,
+    /// Append an audit record per host call to this file (JSON lines).
+    #[arg(long)]
+    audit: Option<PathBuf>,
+    /// Output format of the summary on stdout.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// Teardown: tear down without a verified-healthy destination. Abort: abort although the
+    /// destination has the hosted cluster (split brain: two control planes on one etcd history).
+    #[arg(long)]
+    force: bool,
+    /// Stop right after this step (rehearsing interruptions).
+    #[arg(long)]
+    stop_after: Option<String>,
+    /// Restore this backup.
+    #[arg(long)]
+    backup_id: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    dr: DrArgs,
+    /// Start at this phase (resuming a migration that stopped).
+    #[arg(long, value_parser = parse_phase)]
+    from: Option<ferry_dr::phases::Phase>,
+}
+
+fn parse_phase(s: &str) -> Result<ferry_dr::phases::Phase, String> {
+    s.parse()
+}
+
+impl DrArgs {
+    /// The run config, or the exit code after printing why there is none.
+    pub fn run_config(&self) -> Result<RunConfig, ExitCode> {
+        let site = match &self.site {
+            Some(p) => SiteConfig::load(p),
+            None => Ok(SiteConfig::default()),
+        };
+        let result = site.and_then(|mut s| {
+            s.apply(&self.overrides)?;
+            s.run_config()
+        });
+        result.map_err(|e| {
+            eprintln!("error: {e}");
+            exit(Exit::BadInput.code())
+        })
+    }
+
+    /// How the phases run: the stock guest (or `--guest`/`--policy`), plan, audit.
+    pub fn dr_options(&self, progress: Arc<dyn ferry::progress::ProgressSink>) -> ferry_dr::phases::DrOptions {
+        let mut guest = ferry_dr::phases::GuestChoice::stock();
+        if let Some(path) = &self.guest {
+            guest.component = path.clone().into();
+            guest.name = self.name.clone();
+        } else if let Some(name) = &self.name {
+            guest.name = Some(name.clone());
+        }
+        if let Some(path) = &self.policy {
+            guest.policy = path.clone().into();
+        }
+        ferry_dr::phases::DrOptions {
+            guest,
+            plan: self.plan,
+            audit: self.audit.clone(),
+            progress,
+            ..Default::default()
+        }
+    }
+
+    /// The phase arguments of the flags.
+    pub fn phase_args(&self) -> ferry_dr::phases::PhaseArgs {
+        ferry_dr::phases::PhaseArgs {
+            force: self.force,
+            stop_after: self.stop_after.clone(),
+            backup_id: self.backup_id.clone(),
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// Runs one phase.
+pub async fn cmd_phase(phase: ferry_dr::phases::Phase, args: DrArgs) -> anyhow::Result<ExitCode> {
+    let config = match args.run_config() {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let progress = Arc::new(ferry::progress::TerminalProgress::new());
+    let opts = args.dr_options(progress.clone());
+    if args.output == Output::Text {
+        eprintln!("== {phase} ==");
+    }
+    let result = ferry_dr::phases::run_phase(&config, phase, &args.phase_args(), &opts).await;
+    progress.finish_line();
+    match result {
+        Ok(report) => {
+            match args.output {
+                Output::Text => println!("{}", report.to_text()),
+                Output::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({"phases": [report]}))?
+                ),
+            }
+            Ok(exit(report.exit_code()))
+        }
+        Err(e) => {
+            eprintln!("error: phase {phase}: {e}");
+            if args.output == Output::Json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({"phases": [{"phase": phase, "status": "run-failed", "message": e.to_string(), "exit_code": e.exit_code()}]})
+                    )?
+                );
+            }
+            Ok(exit(e.exit_code()))
+        }
+    }
+}
+
+/// This process's command line without `--stop-after`/`--from` (and their
+/// values), as the base of the resume command.
+fn resume_base() -> Vec<String> {
+    let mut out = vec!["ferry".to_string()];
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--stop-after" || a == "--from" {
+            args.next();
+        } else if a.starts_with("--stop-after=") || a.starts_with("--from=") {
+        } else {
+            out.push(a);
+        }
+    }
+    out
+}
+
+fn print_migration(report: &ferry_dr::phases::MigrateReport, output: Output) -> anyhow::Result<()> {
+    match output {
+        Output::Text => eprintln!("{}", report.message()),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "ok": report.succeeded(),
+                "phases": report.phases,
+                "completed": report.completed,
+                "failed": report.failed,
+                "stopped": report.stopped,
+                "resume_command": report.resume_command,
+                "abort_command": report.abort_command,
+                "message": report.message(),
+            }))?
+        ),
+    }
+    Ok(())
+}
+
+/// Prints each phase as it starts and ends.
+pub fn phase_hook(progress: Arc<ferry::progress::TerminalProgress>, output: Output) -> ferry_dr::phases::PhaseHook {
+    Arc::new(move |phase, result| {
+        progress.finish_line();
+        if output == Output::Json {
+            return;
+        }
+        match result {
+            None => eprintln!("== {phase} =="),
+            Some(r) => match r.report() {
+                Some(report) => println!("{}", report.to_text()),
+                None => {
+                    if let ferry_dr::phases::PhaseResult::RunFailed { message, .. } = r {
+                        println!("{phase}: FAILED: {message}");
+                    }
+                }
+            },
+        }
+    })
+}
+
+/// Runs `migrate`.
+pub async fn cmd_migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    let config = match args.dr.run_config() {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let progress = Arc::new(ferry::progress::TerminalProgress::new());
+    let opts = args.dr.dr_options(progress.clone());
+    let mopts = ferry_dr::phases::MigrateOptions {
+        args: args.dr.phase_args(),
+        from: args.from,
+        command: Some(resume_base()),
+        on_phase: Some(phase_hook(progress, args.dr.output)),
+    };
+    let report = ferry_dr::phases::migrate(&config, &opts, &mopts).await;
+    print_migration(&report, args.dr.output)?;
+    Ok(exit(report.exit_code()))
+}

@@ -1,0 +1,110 @@
+//! `ferry drill`: a whole migration rehearsed against the simulator.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use ferry::runtime::Exit;
+
+use super::dr::phase_hook;
+use crate::exit;
+use crate::output::Output;
+
+#[derive(clap::Args)]
+pub struct DrillArgs {
+    /// The scenario (TOML or YAML); default: the embedded sim/scenarios/basic.toml.
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+    /// Output format of the summary on stdout.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    /// Keep kubeconfigs, site config, backups, S3 data and the audit trail here.
+    #[arg(long)]
+    keep_dir: Option<PathBuf>,
+    /// The site's hooks to rehearse: a TOML file with `[[hooks]]` entries
+    /// (name, component, policy, points, advisory) and the `[params]` they read.
+    #[arg(long)]
+    hooks: Option<PathBuf>,
+    /// Serve HyperShift's kinds from the CRDs of this directory (for example
+    /// `../shared/upstream/hypershift/crds`), with their schemas and CEL rules.
+    #[arg(long, value_name = "DIR", conflicts_with = "crds_from")]
+    crds: Option<PathBuf>,
+    /// Read the HyperShift, Cluster API and CAPA CRDs from a live management cluster, to
+    /// rehearse against the exact HyperShift version a site runs.
+    #[arg(long, value_name = "KUBECONFIG")]
+    crds_from: Option<PathBuf>,
+}
+
+/// Runs the drill.
+pub async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
+    let scenario = match &args.scenario {
+        Some(p) => ferry_sim::hypershift::scenario::Scenario::load(p)?,
+        None => ferry_drill::basic_scenario(),
+    };
+    let crds = match (&args.crds, &args.crds_from) {
+        (Some(dir), _) => ferry_sim::kube::crd::CrdSource::Dir(dir.clone()),
+        (None, Some(kubeconfig)) => ferry_drill::crds_from_cluster(kubeconfig).await?,
+        (None, None) => ferry_sim::kube::crd::CrdSource::Builtin,
+    };
+    let progress = Arc::new(ferry::progress::TerminalProgress::new());
+    let opts = ferry_drill::DrillOptions {
+        scenario,
+        crds,
+        keep_dir: args.keep_dir.clone(),
+        progress: progress.clone(),
+        say: Arc::new(|m: &str| eprintln!("drill: {m}")),
+        ..Default::default()
+    };
+    let hooks = match &args.hooks {
+        Some(p) => Some(ferry::config::HooksFile::load(p)?),
+        None => None,
+    };
+    let mut drill = ferry_drill::Drill::start(opts).await?;
+    if let Some(h) = hooks {
+        eprintln!(
+            "drill: with hooks {}",
+            h.hooks.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ")
+        );
+        let config = drill.run_config_mut();
+        config.hooks = h.hooks;
+        config.params.extend(h.params);
+    }
+    eprintln!("drill: working directory {}", drill.dir().display());
+    let mopts = ferry_dr::phases::MigrateOptions {
+        on_phase: Some(phase_hook(progress, args.output)),
+        ..Default::default()
+    };
+    let migration = drill.migrate_with(&mopts).await;
+    let checks = drill.verify().await;
+    match args.output {
+        Output::Text => {
+            eprintln!("{}", migration.message());
+            println!("{}", checks.to_text());
+            if let Some(d) = &args.keep_dir {
+                println!(
+                    "kept: {} (site.toml, kubeconfigs/, backup/, audit.jsonl, s3/)",
+                    d.display()
+                );
+            }
+        }
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "ok": migration.succeeded() && checks.passed(),
+                "migration": {"phases": migration.phases, "completed": migration.completed,
+                    "failed": migration.failed, "message": migration.message()},
+                "checks": checks.checks,
+                "dir": args.keep_dir,
+            }))?
+        ),
+    }
+    drill.shutdown().await;
+    let code = if !migration.succeeded() {
+        migration.exit_code().max(Exit::GuestFailed.code())
+    } else if !checks.passed() {
+        Exit::GuestFailed.code()
+    } else {
+        Exit::Success.code()
+    };
+    Ok(exit(code))
+}
