@@ -359,15 +359,12 @@ pub async fn run_phase_with(
 
 /// The kind and message of a guest's WIT error.
 pub fn wit_error_parts(e: ferry::capabilities::bindings::WitError) -> (String, String) {
-    use ferry::capabilities::bindings::WitError as E;
-    let (kind, message) = match e {
-        E::Denied(m) => ("denied", m),
-        E::NotFound(m) => ("not-found", m),
-        E::Conflict(m) => ("conflict", m),
-        E::Invalid(m) => ("invalid", m),
-        E::Unavailable(m) => ("unavailable", m),
-        E::Other(m) => ("other", m),
-    };
+    let mut message = String::new();
+    let kind = ferry::capabilities::HostError::from_wit(e, |m| {
+        message = m.clone();
+        m
+    })
+    .kind();
     (kind.to_string(), message)
 }
 

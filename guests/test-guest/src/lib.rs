@@ -11,23 +11,15 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-wit_bindgen::generate!({ path: "../../wit", world: "automation" });
+ferry_sdk::automation_world!("../../wit");
 
-use ferry::host::types::ObjectRef;
-use ferry::host::{context, dns, etcd, k8s, objects, workspace};
+use ferry_sdk::bindings::ferry::host::k8s;
+use ferry_sdk::{ObjectRef, context, dns, etcd, objects, workspace};
 
 struct Component;
 
 fn err_json(e: &Error) -> Value {
-    let (kind, message) = match e {
-        Error::Denied(m) => ("denied", m),
-        Error::NotFound(m) => ("not-found", m),
-        Error::Conflict(m) => ("conflict", m),
-        Error::Invalid(m) => ("invalid", m),
-        Error::Unavailable(m) => ("unavailable", m),
-        Error::Other(m) => ("other", m),
-    };
-    json!({ "err": { "kind": kind, "message": message } })
+    json!({ "err": { "kind": ferry_sdk::kind(e), "message": ferry_sdk::message(e) } })
 }
 
 fn s(op: &Value, key: &str) -> String {

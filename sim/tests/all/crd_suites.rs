@@ -2,7 +2,7 @@
 //! file of the folder, driven through the simulator's HTTP API as `ferry-sim crd-tests` does.
 //! Every case must pass or be listed, with its reason, in `sim/crd-tests.known-divergences.toml`.
 
-mod support;
+use crate::support;
 
 use anyhow::Result;
 use ferry_sim::crd_tests::{self, Outcome};

@@ -6,7 +6,7 @@
 //! kubectl is required (`.ci/setup` installs it): a missing kubectl fails every test with what
 //! to install, rather than letting the referee's checks pass unrun.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 
