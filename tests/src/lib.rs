@@ -170,6 +170,37 @@ pub mod dr {
     use ferry_drill::Drill;
     use ferry_sim::kube::registry;
 
+    /// The steps of `backup`, in order (the guest's step list; a full run checks it).
+    pub const BACKUP_STEPS: &[&str] = &[
+        "preflight",
+        "marker",
+        "pause",
+        "scale-down",
+        "snapshot",
+        "dump",
+        "upload",
+        "delete-routes",
+        "wait-dns",
+        "complete",
+    ];
+
+    /// A drill of `scenario` on HyperShift's upstream CRDs, the guest's clock running
+    /// `clock_scale` times faster.
+    pub async fn drill(scenario: ferry_sim::hypershift::scenario::Scenario, clock_scale: f64) -> Drill {
+        crate::init_logging();
+        let opts = ferry_drill::DrillOptions {
+            scenario,
+            install_moto: false,
+            crds: crate::upstream_crds(),
+            clock_scale,
+            ..ferry_drill::DrillOptions::default()
+        };
+        match Drill::start(opts).await {
+            Ok(d) => d,
+            Err(e) => panic!("the drill did not start: {e}"),
+        }
+    }
+
     /// The kind and message of a phase the guest failed; panics if it succeeded.
     pub fn guest_failure(report: &PhaseReport) -> (String, String) {
         match &report.outcome {

@@ -8,36 +8,14 @@
 use std::collections::BTreeMap;
 
 use ferry_dr::phases::{DrOptions, Phase, PhaseArgs, PhaseReport};
-use ferry_drill::{Drill, DrillOptions};
+use ferry_drill::Drill;
 use ferry_sim::kube::registry;
 use ferry_sim::{ListOptions, Store};
 use ferry_tests::dr::{guest_failure, run};
 use serde_json::Value;
 
-const BACKUP_STEPS: &[&str] = &[
-    "preflight",
-    "marker",
-    "pause",
-    "scale-down",
-    "snapshot",
-    "dump",
-    "upload",
-    "delete-routes",
-    "wait-dns",
-    "complete",
-];
-
 async fn drill() -> Drill {
-    ferry_tests::init_logging();
-    Drill::start(DrillOptions {
-        scenario: ferry_drill::basic_scenario(),
-        install_moto: false,
-        crds: ferry_tests::upstream_crds(),
-        clock_scale: 20.0,
-        ..DrillOptions::default()
-    })
-    .await
-    .unwrap()
+    ferry_tests::dr::drill(ferry_drill::basic_scenario(), 20.0).await
 }
 
 fn src(drill: &Drill) -> &Store {
@@ -127,7 +105,7 @@ async fn abort(drill: &Drill, args: &PhaseArgs) -> PhaseReport {
 async fn abort_returns_the_source_to_service_from_every_backup_step() {
     let drill = drill().await;
     let before = replicas(&drill);
-    for step in BACKUP_STEPS {
+    for step in ferry_tests::dr::BACKUP_STEPS {
         let b = drill.phase(Phase::Backup, &stop_after(step)).await.unwrap();
         assert!(b.succeeded(), "backup stopped after {step}:\n{}", b.to_text());
         let a = abort(&drill, &PhaseArgs::default()).await;

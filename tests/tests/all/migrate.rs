@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use ferry_dr::phases::{MigrateOptions, Phase, PhaseArgs};
-use ferry_drill::{Drill, DrillOptions, DrillReport};
+use ferry_drill::{Drill, DrillReport};
 use ferry_sim::hypershift::scenario::Scenario;
 use ferry_sim::kube::registry;
 use ferry_sim::kube::store::WriteOptions;
@@ -20,18 +20,6 @@ use ferry_tests::dr::guest_failure;
 use serde_json::json;
 
 /// The steps of each phase, in order (checked against a full run below).
-const BACKUP_STEPS: &[&str] = &[
-    "preflight",
-    "marker",
-    "pause",
-    "scale-down",
-    "snapshot",
-    "dump",
-    "upload",
-    "delete-routes",
-    "wait-dns",
-    "complete",
-];
 const RESTORE_STEPS: &[&str] = &[
     "verify-backup",
     "preflight",
@@ -68,7 +56,7 @@ const ABORT_STEPS: &[&str] = &["gate", "writers", "unpause", "wait-dns", "marker
 
 fn steps_of(phase: Phase) -> &'static [&'static str] {
     match phase {
-        Phase::Backup => BACKUP_STEPS,
+        Phase::Backup => ferry_tests::dr::BACKUP_STEPS,
         Phase::Restore => RESTORE_STEPS,
         Phase::Teardown => TEARDOWN_STEPS,
         Phase::Finish => FINISH_STEPS,
@@ -105,15 +93,7 @@ replicas = 3
 "#;
 
 async fn drill(scenario: Scenario, clock_scale: f64) -> Drill {
-    ferry_tests::init_logging();
-    let opts = DrillOptions {
-        scenario,
-        install_moto: false,
-        crds: ferry_tests::upstream_crds(),
-        clock_scale,
-        ..DrillOptions::default()
-    };
-    Drill::start(opts).await.unwrap()
+    ferry_tests::dr::drill(scenario, clock_scale).await
 }
 
 fn basic() -> Scenario {

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on setup errors")]
 
 use ferry_dr::phases::{Phase, PhaseArgs};
-use ferry_drill::{Drill, DrillOptions, DrillReport};
+use ferry_drill::{Drill, DrillReport};
 use ferry_sim::hypershift::scenario::{EndpointAccess, Publishing, Scenario};
 use ferry_sim::hypershift::{OperatorEvent, condition_status};
 use ferry_sim::kube::registry;
@@ -14,16 +14,7 @@ use ferry_tests::dr::{guest_failure, run};
 use serde_json::json;
 
 async fn drill(scenario: Scenario) -> Drill {
-    ferry_tests::init_logging();
-    Drill::start(DrillOptions {
-        scenario,
-        install_moto: false,
-        crds: ferry_tests::upstream_crds(),
-        clock_scale: 20.0,
-        ..DrillOptions::default()
-    })
-    .await
-    .unwrap()
+    ferry_tests::dr::drill(scenario, 20.0).await
 }
 
 fn scenario(file: &str) -> Scenario {

@@ -5,9 +5,9 @@
 //! HyperShift and Cluster API kinds, as JSON.
 
 use super::ClusterHandle;
-use super::provider::{map_kube_error, parse_manifest, split_api_version, to_json};
+use super::provider::{self, DEFAULT_FIELD_MANAGER, Write, map_kube_error, parse_manifest, split_api_version, to_json};
 
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PropagationPolicy};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Scope};
 use serde_json::Value;
@@ -21,8 +21,6 @@ use crate::capabilities::bindings::automation::ferry::host::k8s::{
 use crate::capabilities::{HostError, HostResult};
 use crate::policy::{Action, ResourceRef};
 
-/// The field manager used when the guest names none.
-pub const DEFAULT_FIELD_MANAGER: &str = "ferry";
 /// Page size of list calls; the host follows `continue` tokens.
 const PAGE_SIZE: u32 = 500;
 
@@ -158,6 +156,22 @@ impl View<'_> {
         Ok((alias, api, obj, name, approved))
     }
 
+    /// Create, apply and replace: parse, resolve, authorize, then the provider's write.
+    async fn write(
+        &mut self,
+        h: Resource<ClusterHandle>,
+        manifest: String,
+        options: WriteOptions,
+        action: Action,
+        how: Write,
+    ) -> HostResult<String> {
+        let dry_run = self.dry_run(&options);
+        let (alias, api, obj, name, approved) = self.prepare_write(&h, &manifest, action, dry_run).await?;
+        let manager = options.field_manager.clone();
+        let result = provider::write(&api, &obj, &name, how, dry_run, manager, &alias).await;
+        self.finish(approved, result)
+    }
+
     /// Shared path of calls on one existing object: resolve the kind, check
     /// the namespace against its scope, authorize, and build the API.
     async fn prepare_object(
@@ -264,18 +278,7 @@ impl HostCluster for View<'_> {
         manifest: String,
         options: WriteOptions,
     ) -> HostResult<String> {
-        let dry_run = self.dry_run(&options);
-        let (alias, api, obj, name, approved) = self.prepare_write(&h, &manifest, Action::K8sCreate, dry_run).await?;
-        let pp = PostParams {
-            dry_run,
-            field_manager: options.field_manager.clone(),
-        };
-        let result = api
-            .create(&pp, &obj)
-            .await
-            .map_err(|e| map_kube_error(e, &alias, &format!("create {name}")))
-            .and_then(|o| to_json(&o));
-        self.finish(approved, result)
+        self.write(h, manifest, options, Action::K8sCreate, Write::Create).await
     }
 
     async fn apply(
@@ -284,20 +287,7 @@ impl HostCluster for View<'_> {
         manifest: String,
         options: WriteOptions,
     ) -> HostResult<String> {
-        let dry_run = self.dry_run(&options);
-        let (alias, api, obj, name, approved) = self.prepare_write(&h, &manifest, Action::K8sApply, dry_run).await?;
-        let manager = options
-            .field_manager
-            .clone()
-            .unwrap_or_else(|| DEFAULT_FIELD_MANAGER.into());
-        let mut pp = PatchParams::apply(&manager).force();
-        pp.dry_run = dry_run;
-        let result = api
-            .patch(&name, &pp, &Patch::Apply(&obj))
-            .await
-            .map_err(|e| map_kube_error(e, &alias, &format!("apply {name}")))
-            .and_then(|o| to_json(&o));
-        self.finish(approved, result)
+        self.write(h, manifest, options, Action::K8sApply, Write::Apply).await
     }
 
     async fn replace(
@@ -306,18 +296,8 @@ impl HostCluster for View<'_> {
         manifest: String,
         options: WriteOptions,
     ) -> HostResult<String> {
-        let dry_run = self.dry_run(&options);
-        let (alias, api, obj, name, approved) = self.prepare_write(&h, &manifest, Action::K8sReplace, dry_run).await?;
-        let pp = PostParams {
-            dry_run,
-            field_manager: options.field_manager.clone(),
-        };
-        let result = api
-            .replace(&name, &pp, &obj)
+        self.write(h, manifest, options, Action::K8sReplace, Write::Replace)
             .await
-            .map_err(|e| map_kube_error(e, &alias, &format!("replace {name}")))
-            .and_then(|o| to_json(&o));
-        self.finish(approved, result)
     }
 
     async fn patch(

@@ -1,7 +1,7 @@
 //! The kube side of the k8s capability: manifests in, objects out, and the API server's
 //! errors as the guest sees them.
 
-use kube::api::DynamicObject;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::Value;
 
 use crate::capabilities::{HostError, HostResult};
@@ -53,4 +53,52 @@ pub(crate) fn parse_manifest(manifest: &str) -> HostResult<DynamicObject> {
 
 pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> HostResult<String> {
     serde_json::to_string(v).map_err(|e| HostError::Other(format!("cannot encode object: {e}")))
+}
+
+/// The field manager used when the guest names none.
+pub const DEFAULT_FIELD_MANAGER: &str = "ferry";
+
+/// How a whole manifest is written.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Write {
+    /// `POST`: fails with `conflict` when the object exists.
+    Create,
+    /// Server-side apply, forced.
+    Apply,
+    /// `PUT`: with a `resourceVersion`, fails with `conflict` when the object changed.
+    Replace,
+}
+
+/// Writes `obj` (named `name`) through `api`; `manager` is the field manager (`ferry` for an
+/// apply without one). Returns the object as stored, as JSON.
+pub(crate) async fn write(
+    api: &Api<DynamicObject>,
+    obj: &DynamicObject,
+    name: &str,
+    how: Write,
+    dry_run: bool,
+    manager: Option<String>,
+    alias: &str,
+) -> HostResult<String> {
+    let post = PostParams {
+        dry_run,
+        field_manager: manager.clone(),
+    };
+    let written = match how {
+        Write::Create => api.create(&post, obj).await,
+        Write::Replace => api.replace(name, &post, obj).await,
+        Write::Apply => {
+            let mut pp = PatchParams::apply(manager.as_deref().unwrap_or(DEFAULT_FIELD_MANAGER)).force();
+            pp.dry_run = dry_run;
+            api.patch(name, &pp, &Patch::Apply(obj)).await
+        }
+    };
+    let verb = match how {
+        Write::Create => "create",
+        Write::Apply => "apply",
+        Write::Replace => "replace",
+    };
+    written
+        .map_err(|e| map_kube_error(e, alias, &format!("{verb} {name}")))
+        .and_then(|o| to_json(&o))
 }
