@@ -86,6 +86,9 @@ pub fn wit_files() -> Vec<(&'static str, &'static str)> {
 pub struct CapabilityState {
     /// Kubernetes discovery results, per cluster alias.
     pub k8s: k8s::State,
+    /// Where host calls leave their policy questions, so that they are decided off the
+    /// guest's fiber (see [`crate::policy::desk`]).
+    pub decisions: Arc<crate::policy::desk::Desk>,
 }
 
 /// The borrowed view of one run's store that every capability's host functions run on: the
@@ -103,11 +106,6 @@ impl HasData for View<'static> {
     type Data<'a> = View<'a>;
 }
 
-/// Stack room Cedar needs for one evaluation (it checks for 100 KiB).
-const POLICY_RED_ZONE: usize = 256 * 1024;
-/// Size of the stack policy evaluation moves to when room is short.
-const POLICY_STACK: usize = 1024 * 1024;
-
 /// A policy-approved call in progress; finishing it writes the audit record.
 pub struct Approved {
     action: Action,
@@ -120,20 +118,35 @@ pub struct Approved {
 impl View<'_> {
     /// Asks the policy whether `action` on `resource` is allowed, before any I/O.
     /// A denial is audited and returned as [`HostError::Denied`].
-    pub(crate) fn authorize(&self, action: Action, resource: ResourceRef, dry_run: bool) -> HostResult<Approved> {
-        let env = &self.env;
-        let ctx = CallContext {
-            plan: env.plan,
-            dry_run,
-            phase: env.phase.clone(),
-        };
-        // Host functions run on the guest's fiber stack, where stacker (used by
-        // Cedar to guard recursion) cannot see the stack bounds and reports no
-        // room at all. `maybe_grow` moves the evaluation to a stack whose
-        // bounds it knows whenever the remaining room looks too small.
-        let decision = stacker::maybe_grow(POLICY_RED_ZONE, POLICY_STACK, || {
-            env.policy.authorize(action, &resource, &ctx)
-        });
+    ///
+    /// The future borrows nothing from the view, so host functions keep their `&mut self`.
+    pub(crate) fn authorize(
+        &self,
+        action: Action,
+        resource: ResourceRef,
+        dry_run: bool,
+    ) -> impl Future<Output = HostResult<Approved>> + Send + 'static {
+        let env = self.env.clone();
+        let desk = self.state.decisions.clone();
+        async move {
+            let ctx = CallContext {
+                plan: env.plan,
+                dry_run,
+                phase: env.phase.clone(),
+            };
+            let decision = desk.decide(&env.policy, action, &resource, ctx).await;
+            Self::decided(&env, action, resource, dry_run, decision)
+        }
+    }
+
+    /// Turns a decision into an approval, or audits the denial and returns it.
+    fn decided(
+        env: &RunEnv,
+        action: Action,
+        resource: ResourceRef,
+        dry_run: bool,
+        decision: crate::policy::Decision,
+    ) -> HostResult<Approved> {
         if decision.allowed {
             Ok(Approved {
                 action,

@@ -27,9 +27,12 @@
 //! given. Links are named `<template id>#<n>`, 1-based.
 //!
 //! Loading parses, links and validates strictly, and fails closed on any
-//! problem. Deciding a call takes tens of microseconds (measured in
-//! `host/tests/policy.rs`), far below the cost of the I/O it guards.
+//! problem. Each action gets the subset of policies whose scope can match it
+//! once, at load, and calls are decided off the guest's fiber ([`desk`]):
+//! a whole policy-checked host call costs about what Cedar alone costs on the
+//! whole set (P2 in `BENCHMARKS.md`), far below the I/O it guards.
 
+pub mod desk;
 mod entities;
 mod explain;
 mod load;
@@ -368,6 +371,11 @@ pub enum PolicyError {
 /// load, `Send + Sync`, and meant to be shared behind an `Arc`.
 pub struct PolicyEngine {
     policies: PolicySet,
+    /// Per action, indexed by `Action as usize`: the policies whose action scope can match
+    /// it. Cedar evaluates every policy of the set it is given; a policy whose scope names
+    /// other actions is false before any condition, so leaving it out changes no decision,
+    /// reason or error and saves most of Cedar's work on a large policy.
+    by_action: Vec<PolicySet>,
     authorizer: Authorizer,
     types: entities::Types,
     guest: GuestIdentity,
@@ -380,6 +388,32 @@ pub struct PolicyEngine {
     source: String,
     params: BTreeMap<String, String>,
     warnings: Vec<String>,
+}
+
+/// The policies of `all` whose action scope can match `action` (itself or one of its
+/// groups), with every template so that linked policies keep their ids.
+fn policies_for(all: &PolicySet, action: &EntityUid, groups: &HashSet<EntityUid>) -> Result<PolicySet, String> {
+    let matches = |uid: &EntityUid| uid == action || groups.contains(uid);
+    let mut set = PolicySet::new();
+    for template in all.templates() {
+        set.add_template(template.clone()).map_err(|e| e.to_string())?;
+    }
+    for policy in all.policies() {
+        let applies = match policy.action_constraint() {
+            cedar_policy::ActionConstraint::Any => true,
+            cedar_policy::ActionConstraint::Eq(uid) => matches(&uid),
+            cedar_policy::ActionConstraint::In(uids) => uids.iter().any(matches),
+        };
+        if !applies {
+            continue;
+        }
+        match (policy.template_id(), policy.template_links()) {
+            (Some(template), Some(links)) => set.link(template.clone(), policy.id().clone(), links),
+            _ => set.add(policy.clone()),
+        }
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(set)
 }
 
 /// An action's uid, its entity (with every group as an ancestor) and the
@@ -443,6 +477,7 @@ impl PolicyEngine {
         let action_store = schema.action_entities().map_err(|e| internal(e.to_string()))?;
         let action_ty = EntityTypeName::from_str("Ferry::Action").map_err(|e| internal(e.to_string()))?;
         let mut actions = Vec::with_capacity(Action::ALL.len());
+        let mut by_action = Vec::with_capacity(Action::ALL.len());
         for &action in Action::ALL {
             let uid = EntityUid::from_type_name_and_id(action_ty.clone(), EntityId::new(action.name()));
             // The schema's action store has the transitive closure, so these
@@ -454,11 +489,16 @@ impl PolicyEngine {
             let ancestors: HashSet<EntityUid> = ancestors.cloned().collect();
             let mut groups: Vec<String> = ancestors.iter().map(|g| g.id().unescaped().to_string()).collect();
             groups.sort();
+            by_action.push(
+                policies_for(&loaded.policies, &uid, &ancestors)
+                    .map_err(|e| internal(format!("cannot index the policies by action: {e}")))?,
+            );
             let entity = Entity::new_no_attrs(uid.clone(), ancestors);
             actions.push(ActionInfo { uid, entity, groups });
         }
 
         Ok(PolicyEngine {
+            by_action,
             policies: loaded.policies,
             authorizer: Authorizer::new(),
             types,
@@ -477,45 +517,13 @@ impl PolicyEngine {
     /// Decides one call. Never does I/O; denies (with `errors`) when the
     /// resource cannot be expressed safely.
     pub fn authorize(&self, action: Action, resource: &ResourceRef, ctx: &CallContext) -> Decision {
-        let shape = match entities::shape(action, resource) {
-            Ok(shape) => shape,
-            Err(e) => return Decision::deny(vec![format!("invalid resource: {e}")]),
-        };
-        let (resource_uid, resource_entities) = match self.types.build(&shape) {
+        let (request, entities) = match self.cedar_request(action, resource, ctx) {
             Ok(built) => built,
-            Err(e) => {
-                return Decision::deny(vec![format!("cannot build the resource entity: {e}")]);
-            }
+            Err(e) => return Decision::deny(vec![e]),
         };
-        let ActionInfo {
-            uid: action_uid,
-            entity: action_entity,
-            ..
-        } = &self.actions[action as usize];
-        let context = match Context::from_pairs([
-            ("plan".to_string(), RestrictedExpression::new_bool(ctx.plan)),
-            ("dryRun".to_string(), RestrictedExpression::new_bool(ctx.dry_run)),
-            ("phase".to_string(), RestrictedExpression::new_string(ctx.phase.clone())),
-        ]) {
-            Ok(c) => c,
-            Err(e) => return Decision::deny(vec![format!("cannot build the context: {e}")]),
-        };
-        // No schema check per call: the request and entities are built by
-        // this module to the schema's shape, which the unit test
-        // `built_entities_conform_to_the_schema` checks once, with the schema.
-        let request = match Request::new(self.guest_uid.clone(), action_uid.clone(), resource_uid, context, None) {
-            Ok(r) => r,
-            Err(e) => return Decision::deny(vec![format!("cannot build the request: {e}")]),
-        };
-        let store = resource_entities
-            .into_iter()
-            .chain([self.guest_entity.clone(), action_entity.clone()]);
-        let entities = match Entities::from_entities(store, None) {
-            Ok(e) => e,
-            Err(e) => return Decision::deny(vec![format!("cannot build the entities: {e}")]),
-        };
-
-        let response = self.authorizer.is_authorized(&request, &self.policies, &entities);
+        let response = self
+            .authorizer
+            .is_authorized(&request, &self.by_action[action as usize], &entities);
         let mut policies: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
         policies.sort();
         let mut errors = Vec::new();
@@ -547,6 +555,48 @@ impl PolicyEngine {
             policies,
             errors,
         }
+    }
+
+    /// The Cedar request and entity store [`PolicyEngine::authorize`] evaluates for one call:
+    /// the resource entity and its parents (built from `resource` alone), the guest and the
+    /// action. Public so that a benchmark can time Cedar alone on exactly this input.
+    pub fn cedar_request(
+        &self,
+        action: Action,
+        resource: &ResourceRef,
+        ctx: &CallContext,
+    ) -> Result<(Request, Entities), String> {
+        let shape = entities::shape(action, resource).map_err(|e| format!("invalid resource: {e}"))?;
+        let (resource_uid, resource_entities) = self
+            .types
+            .build(&shape)
+            .map_err(|e| format!("cannot build the resource entity: {e}"))?;
+        let ActionInfo {
+            uid: action_uid,
+            entity: action_entity,
+            ..
+        } = &self.actions[action as usize];
+        let context = Context::from_pairs([
+            ("plan".to_string(), RestrictedExpression::new_bool(ctx.plan)),
+            ("dryRun".to_string(), RestrictedExpression::new_bool(ctx.dry_run)),
+            ("phase".to_string(), RestrictedExpression::new_string(ctx.phase.clone())),
+        ])
+        .map_err(|e| format!("cannot build the context: {e}"))?;
+        // No schema check per call: the request and entities are built by
+        // this module to the schema's shape, which the unit test
+        // `built_entities_conform_to_the_schema` checks once, with the schema.
+        let request = Request::new(self.guest_uid.clone(), action_uid.clone(), resource_uid, context, None)
+            .map_err(|e| format!("cannot build the request: {e}"))?;
+        let store = resource_entities
+            .into_iter()
+            .chain([self.guest_entity.clone(), action_entity.clone()]);
+        let entities = Entities::from_entities(store, None).map_err(|e| format!("cannot build the entities: {e}"))?;
+        Ok((request, entities))
+    }
+
+    /// The linked, validated policy set (for [`PolicyEngine::cedar_request`]'s benchmark).
+    pub fn cedar_policies(&self) -> &PolicySet {
+        &self.policies
     }
 
     /// Decides, at load time, whether the guest may import `interface`
@@ -668,13 +718,9 @@ mod tests {
         Ok(())
     }
 
-    /// The entities `authorize` builds without a schema check must conform
-    /// to the schema: check one of every kind with the schema here.
-    #[test]
-    fn built_entities_conform_to_the_schema() -> Result<(), Box<dyn std::error::Error>> {
-        let e = engine("")?;
-        let schema = load::schema()?;
-        let cases = [
+    /// One resource of every kind, with the action it goes with.
+    fn one_of_every_kind() -> Vec<(Action, ResourceRef)> {
+        vec![
             (
                 Action::Import,
                 ResourceRef::Interface {
@@ -733,7 +779,16 @@ mod tests {
                 },
             ),
             (Action::WorkspaceList, ResourceRef::Path { path: String::new() }),
-        ];
+        ]
+    }
+
+    /// The entities `authorize` builds without a schema check must conform
+    /// to the schema: check one of every kind with the schema here.
+    #[test]
+    fn built_entities_conform_to_the_schema() -> Result<(), Box<dyn std::error::Error>> {
+        let e = engine("")?;
+        let schema = load::schema()?;
+        let cases = one_of_every_kind();
         for (action, r) in cases {
             let shape = entities::shape(action, &r)?;
             let (uid, ents) = e.types.build(&shape)?;
@@ -747,6 +802,103 @@ mod tests {
             ])?;
             Request::new(e.guest_uid.clone(), action_uid.clone(), uid, ctx, Some(schema))?;
         }
+        Ok(())
+    }
+
+    /// Cedar's raw answer, for comparing policy sets.
+    fn cedar_answer(
+        e: &PolicyEngine,
+        set: &PolicySet,
+        action: Action,
+        r: &ResourceRef,
+        ctx: &CallContext,
+    ) -> Option<(bool, Vec<String>, Vec<String>)> {
+        let (request, entities) = e.cedar_request(action, r, ctx).ok()?;
+        let response = e.authorizer.is_authorized(&request, set, &entities);
+        let mut reasons: Vec<String> = response.diagnostics().reason().map(ToString::to_string).collect();
+        reasons.sort();
+        let mut errors: Vec<String> = response.diagnostics().errors().map(ToString::to_string).collect();
+        errors.sort();
+        Some((response.decision() == cedar_policy::Decision::Allow, reasons, errors))
+    }
+
+    /// Deciding on the policies indexed by action gives Cedar's answer on the whole set:
+    /// the same decision, reasons and errors, for every action on every kind of resource,
+    /// under every policy ferry ships (templates linked), in every context.
+    #[test]
+    fn policies_indexed_by_action_decide_as_the_whole_set() -> Result<(), Box<dyn std::error::Error>> {
+        let params: BTreeMap<String, String> = [
+            ("source", "src"),
+            ("destination", "dst"),
+            ("hosted", "hosted"),
+            ("hc_namespace", "clusters"),
+            ("hc_name", "hc"),
+            ("bucket", "b"),
+            ("zone_id", "Z1"),
+            ("s3_prefix", "backups/"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let guest = GuestIdentity {
+            name: "hosted-cluster-dr".into(),
+            sha256: "00".into(),
+        };
+        let sources = [
+            include_str!("../../../policies/hosted-cluster-dr.cedar"),
+            include_str!("../../../policies/examples/allow-list.cedar"),
+            include_str!("../../../policies/examples/hosted-cluster-template.cedar"),
+            include_str!("../../../policies/examples/plan-mode.cedar"),
+            include_str!("../../../tests/fixtures/test-guest.cedar"),
+            include_str!("../../../tests/fixtures/test-hook.cedar"),
+        ];
+        let mut resources: Vec<ResourceRef> = one_of_every_kind().into_iter().map(|(_, r)| r).collect();
+        for (kind, group, namespace, name) in [
+            ("HostedCluster", "hypershift.openshift.io", Some("clusters"), Some("hc")),
+            (
+                "HostedCluster",
+                "hypershift.openshift.io",
+                Some("clusters"),
+                Some("sibling"),
+            ),
+            ("Secret", "", Some("clusters-hc"), Some("pull-secret")),
+            ("Deployment", "apps", Some("hypershift"), Some("operator")),
+            ("Namespace", "", None, Some("clusters")),
+        ] {
+            for cluster in ["src", "dst"] {
+                resources.push(ResourceRef::K8s {
+                    cluster: cluster.into(),
+                    group: group.into(),
+                    version: "v1".into(),
+                    kind: kind.into(),
+                    namespace: namespace.map(Into::into),
+                    name: name.map(Into::into),
+                });
+            }
+        }
+        let mut compared = 0;
+        let mut allowed = 0;
+        for src in sources {
+            let e = PolicyEngine::from_source(src, "shipped.cedar", &params, &guest)?;
+            for &action in Action::ALL {
+                for r in &resources {
+                    for (plan, dry_run) in [(false, false), (true, false), (false, true)] {
+                        let ctx = CallContext {
+                            plan,
+                            dry_run,
+                            phase: "backup".into(),
+                        };
+                        let whole = cedar_answer(&e, &e.policies, action, r, &ctx);
+                        let indexed = cedar_answer(&e, &e.by_action[action as usize], action, r, &ctx);
+                        assert_eq!(indexed, whole, "{action} on {r:?} ({plan}, {dry_run})");
+                        compared += 1;
+                        allowed += usize::from(whole.is_some_and(|w| w.0));
+                    }
+                }
+            }
+        }
+        // The comparison means something only if the policies allow some of these calls.
+        assert!(allowed > 20, "only {allowed} of {compared} calls were allowed");
         Ok(())
     }
 }

@@ -133,8 +133,20 @@ impl Runtime {
 
     /// Loads a component from bytes (compiled once, then cached on disk).
     pub fn load_bytes(&self, bytes: &[u8], name: &str, origin: &str) -> Result<Guest, RunError> {
+        self.load_with_digest(bytes, hex::encode(Sha256::digest(bytes)), name, origin)
+    }
+
+    /// Loads a component embedded in this binary whose SHA-256 was taken when it was
+    /// embedded (`ferry-artifacts`' build script): bytes in the executable's read-only data
+    /// change only with the executable, so hashing them again on every run (about 1 ms for
+    /// the stock guest) proves nothing more. Debug builds check the digest anyway.
+    pub fn load_embedded(&self, bytes: &[u8], sha256: &str, name: &str, origin: &str) -> Result<Guest, RunError> {
+        debug_assert_eq!(hex::encode(Sha256::digest(bytes)), sha256, "{origin}: embedded digest");
+        self.load_with_digest(bytes, sha256.to_string(), name, origin)
+    }
+
+    fn load_with_digest(&self, bytes: &[u8], sha256: String, name: &str, origin: &str) -> Result<Guest, RunError> {
         check_component_header(bytes, origin)?;
-        let sha256 = hex::encode(Sha256::digest(bytes));
         let component =
             crate::runtime::cache::load(&self.engine, bytes, &sha256, self.cache_dir.as_deref()).map_err(|e| {
                 RunError::NotAComponent {
@@ -238,8 +250,8 @@ impl Runtime {
         phase: &str,
         args: Vec<(String, String)>,
     ) -> Result<Result<String, crate::capabilities::bindings::WitError>, RunError> {
-        let (mut store, wall, guest) = limited_store(&self.engine, env);
-        within_wall(wall, &guest, async {
+        let (mut store, watch) = limited_store(&self.engine, env);
+        within_wall(watch, async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.call_run(&mut store, phase, &args).await
         })
@@ -254,8 +266,8 @@ pub(crate) async fn run_hook(
     env: Arc<RunEnv>,
     event: &HookEvent,
 ) -> Result<Result<HookOutcome, crate::capabilities::bindings::WitError>, RunError> {
-    let (mut store, wall, guest) = limited_store(engine, env);
-    within_wall(wall, &guest, async {
+    let (mut store, watch) = limited_store(engine, env);
+    within_wall(watch, async {
         let instance = pre.instantiate_async(&mut store).await?;
         instance.call_on_event(&mut store, event).await
     })

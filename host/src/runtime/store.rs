@@ -10,10 +10,11 @@ use super::error::RunError;
 use super::limits::{EPOCH_TICK, LimitExceeded};
 use super::state::RunState;
 use crate::capabilities::env::RunEnv;
+use crate::policy::desk::Desk;
 
 /// A store for one run of `env`'s guest: memory limiter, CPU budget counted
 /// in epoch ticks (yielding to tokio at each), and the wall-clock limit.
-pub(crate) fn limited_store(engine: &Engine, env: Arc<RunEnv>) -> (Store<RunState>, Duration, String) {
+pub(crate) fn limited_store(engine: &Engine, env: Arc<RunEnv>) -> (Store<RunState>, Watch) {
     let limits = env.config.limits.clone();
     let guest = env.guest.name.clone();
     let mut store = Store::new(engine, RunState::new(env));
@@ -31,22 +32,38 @@ pub(crate) fn limited_store(engine: &Engine, env: Arc<RunEnv>) -> (Store<RunStat
         // host's other tasks (progress rendering, timeouts).
         Ok(UpdateDeadline::Yield(1))
     });
-    (store, Duration::from_secs(limits.wall_seconds), guest)
+    let decisions = store.data().caps.decisions.clone();
+    let watch = Watch {
+        wall: Duration::from_secs(limits.wall_seconds),
+        guest,
+        decisions,
+    };
+    (store, watch)
 }
 
-/// Runs a guest call under the wall-clock limit and classifies failures.
-pub(crate) async fn within_wall<T>(
+/// What watches one guest call from outside its store.
+pub(crate) struct Watch {
+    /// The wall-clock limit.
     wall: Duration,
-    guest: &str,
+    /// The guest's name, for errors.
+    guest: String,
+    /// The store's policy desk, answered while the call is driven.
+    decisions: Arc<Desk>,
+}
+
+/// Runs a guest call under the wall-clock limit, answering its policy questions off the
+/// guest's fiber, and classifies failures.
+pub(crate) async fn within_wall<T>(
+    watch: Watch,
     fut: impl std::future::Future<Output = wasmtime::Result<T>>,
 ) -> Result<T, RunError> {
-    match tokio::time::timeout(wall, fut).await {
+    match tokio::time::timeout(watch.wall, watch.decisions.serve(fut)).await {
         Err(_) => Err(LimitExceeded::Wall {
-            seconds: wall.as_secs(),
+            seconds: watch.wall.as_secs(),
         }
         .into()),
         Ok(Ok(result)) => Ok(result),
-        Ok(Err(e)) => Err(classify_failure(e, guest)),
+        Ok(Err(e)) => Err(classify_failure(e, &watch.guest)),
     }
 }
 

@@ -30,7 +30,9 @@ impl Host for View<'_> {
         if id.is_empty() {
             return Err(HostError::Invalid("hosted zone id is empty".into()));
         }
-        let approved = self.authorize(Action::DnsOpen, ResourceRef::Zone { zone: id.clone() }, false)?;
+        let approved = self
+            .authorize(Action::DnsOpen, ResourceRef::Zone { zone: id.clone() }, false)
+            .await?;
         self.finish(approved, Ok(()))?;
         Ok(self.table.push(ZoneHandle { id })?)
     }
@@ -47,7 +49,9 @@ impl HostZone for View<'_> {
         name_filter: Option<String>,
     ) -> HostResult<Vec<RecordSet>> {
         let zone = self.zone_id(&h)?;
-        let approved = self.authorize(Action::DnsList, ResourceRef::Zone { zone: zone.clone() }, false)?;
+        let approved = self
+            .authorize(Action::DnsList, ResourceRef::Zone { zone: zone.clone() }, false)
+            .await?;
         let client = self.env.clients.route53(&self.env.config).await;
         let result = backend::list_record_sets(&client, &zone, name_filter.as_deref())
             .await
@@ -71,7 +75,7 @@ impl HostZone for View<'_> {
                 name: normalize_name(&c.record_set.name),
                 rtype: c.record_set.record_type.to_ascii_uppercase(),
             };
-            match self.authorize(Action::DnsChange, resource, plan) {
+            match self.authorize(Action::DnsChange, resource, plan).await {
                 Ok(approved) => approvals.push(approved),
                 Err(denied) => {
                     // The records allowed so far were decided too: audit them

@@ -11,10 +11,6 @@ use crate::capabilities::{HostError, HostResult};
 use crate::policy::{Action, ResourceRef};
 use crate::progress::{ProgressEvent, ProgressSink};
 
-/// Part size of snapshot uploads: 16 MiB keeps a 8 GiB snapshot well under
-/// S3's 10,000-part limit while bounding memory to a few parts.
-const PART_SIZE: usize = 16 * 1024 * 1024;
-
 fn progress_fn(sink: Arc<dyn ProgressSink>, step: String) -> impl Fn(u64) + Send + Sync + 'static {
     move |bytes| {
         sink.event(&ProgressEvent {
@@ -38,14 +34,17 @@ impl View<'_> {
     ) -> HostResult<SnapshotInfo> {
         let bucket = self.table.get(into)?.bucket().clone();
         let plan = self.env.plan;
-        let approved_upload = match self.authorize(
-            Action::ObjectsSnapshotUpload,
-            ResourceRef::S3Object {
-                bucket: bucket.name().to_string(),
-                key: key.clone(),
-            },
-            plan,
-        ) {
+        let approved_upload = match self
+            .authorize(
+                Action::ObjectsSnapshotUpload,
+                ResourceRef::S3Object {
+                    bucket: bucket.name().to_string(),
+                    key: key.clone(),
+                },
+                plan,
+            )
+            .await
+        {
             Ok(a) => a,
             Err(e) => return self.fail(approved_member, e),
         };
@@ -62,16 +61,23 @@ impl View<'_> {
             return self.finish(approved_upload, planned);
         }
         let progress = progress_fn(self.env.progress.clone(), format!("etcd-snapshot {member_label}"));
-        let result = snapshot_to_s3(&endpoint, bucket.client(), bucket.name(), &key, PART_SIZE, progress)
-            .await
-            .map(|i| SnapshotInfo {
-                key: key.clone(),
-                size: i.size,
-                sha256: i.sha256,
-                revision: i.revision,
-                member: member_label.clone(),
-            })
-            .map_err(HostError::from);
+        let result = snapshot_to_s3(
+            &endpoint,
+            bucket.client(),
+            bucket.name(),
+            &key,
+            super::SNAPSHOT_PART_SIZE,
+            progress,
+        )
+        .await
+        .map(|i| SnapshotInfo {
+            key: key.clone(),
+            size: i.size,
+            sha256: i.sha256,
+            revision: i.revision,
+            member: member_label.clone(),
+        })
+        .map_err(HostError::from);
         self.audit(approved_member, &result);
         self.finish(approved_upload, result)
     }
@@ -139,16 +145,18 @@ impl Host for View<'_> {
             (c.alias().to_string(), c.client().clone())
         };
         let label = format!("{alias}:{}/{}", member.namespace, member.pod);
-        let approved = self.authorize(
-            Action::EtcdSnapshot,
-            ResourceRef::EtcdMember {
-                cluster: alias.clone(),
-                namespace: member.namespace.clone(),
-                pod: member.pod.clone(),
-                endpoint: String::new(),
-            },
-            self.env.plan,
-        )?;
+        let approved = self
+            .authorize(
+                Action::EtcdSnapshot,
+                ResourceRef::EtcdMember {
+                    cluster: alias.clone(),
+                    namespace: member.namespace.clone(),
+                    pod: member.pod.clone(),
+                    endpoint: String::new(),
+                },
+                self.env.plan,
+            )
+            .await?;
         // TLS material is read here, host-side; the guest only named secrets.
         let tls = match (&member.client_secret, &member.ca_secret) {
             (Some(client_secret), Some(ca_secret)) => {
@@ -212,16 +220,18 @@ impl Host for View<'_> {
         into: Resource<BucketHandle>,
         key: String,
     ) -> HostResult<SnapshotInfo> {
-        let approved = self.authorize(
-            Action::EtcdSnapshot,
-            ResourceRef::EtcdMember {
-                cluster: String::new(),
-                namespace: String::new(),
-                pod: String::new(),
-                endpoint: alias.clone(),
-            },
-            self.env.plan,
-        )?;
+        let approved = self
+            .authorize(
+                Action::EtcdSnapshot,
+                ResourceRef::EtcdMember {
+                    cluster: String::new(),
+                    namespace: String::new(),
+                    pod: String::new(),
+                    endpoint: alias.clone(),
+                },
+                self.env.plan,
+            )
+            .await?;
         let Some(cfg) = self.env.config.etcd.get(&alias) else {
             let e = HostError::NotFound(format!(
                 "no etcd endpoint `{alias}` in the run config; add an [etcd.{alias}] section"

@@ -147,11 +147,13 @@ impl View<'_> {
         let name = obj.metadata.name.clone().unwrap_or_default();
         let ns = obj.metadata.namespace.clone();
         Self::check_scope(&ar, namespaced, ns.as_deref())?;
-        let approved = self.authorize(
-            action,
-            Self::k8s_ref(&alias, &ar, namespaced, ns.as_deref(), Some(&name)),
-            dry_run,
-        )?;
+        let approved = self
+            .authorize(
+                action,
+                Self::k8s_ref(&alias, &ar, namespaced, ns.as_deref(), Some(&name)),
+                dry_run,
+            )
+            .await?;
         let api = Self::api(&client, &ar, namespaced, ns.as_deref())?;
         Ok((alias, api, obj, name, approved))
     }
@@ -185,7 +187,7 @@ impl View<'_> {
         let (ar, namespaced) = self.resolve(&alias, &client, &object.api_version, &object.kind).await?;
         Self::check_scope(&ar, namespaced, object.namespace.as_deref())?;
         let resource = Self::k8s_ref(&alias, &ar, namespaced, object.namespace.as_deref(), Some(&object.name));
-        let approved = self.authorize(action, resource, dry_run)?;
+        let approved = self.authorize(action, resource, dry_run).await?;
         let api = Self::api(&client, &ar, namespaced, object.namespace.as_deref())?;
         Ok((alias, ar, api, approved))
     }
@@ -193,7 +195,9 @@ impl View<'_> {
 
 impl Host for View<'_> {
     async fn open_cluster(&mut self, alias: String) -> HostResult<Resource<ClusterHandle>> {
-        let approved = self.authorize(Action::K8sOpen, ResourceRef::Cluster { alias: alias.clone() }, false)?;
+        let approved = self
+            .authorize(Action::K8sOpen, ResourceRef::Cluster { alias: alias.clone() }, false)
+            .await?;
         let result = self.env.clients.kube(&self.env.config, &alias).await;
         let client = self.finish(approved, result)?;
         Ok(self.table.push(ClusterHandle { alias, client })?)
@@ -228,11 +232,13 @@ impl HostCluster for View<'_> {
     ) -> HostResult<Vec<String>> {
         let (alias, client) = self.cluster(&h)?;
         let (ar, namespaced) = self.resolve(&alias, &client, &api_version, &kind).await?;
-        let approved = self.authorize(
-            Action::K8sList,
-            Self::k8s_ref(&alias, &ar, namespaced, namespace.as_deref(), None),
-            false,
-        )?;
+        let approved = self
+            .authorize(
+                Action::K8sList,
+                Self::k8s_ref(&alias, &ar, namespaced, namespace.as_deref(), None),
+                false,
+            )
+            .await?;
         let result = async {
             let api: Api<DynamicObject> = match (&namespace, namespaced) {
                 (Some(ns), true) => Api::namespaced_with(client.clone(), ns, &ar),
@@ -438,7 +444,9 @@ impl HostCluster for View<'_> {
     ) -> HostResult<String> {
         let (alias, client) = self.cluster(&h)?;
         // Discovery comes with an open cluster (every call resolves its kind this way).
-        let approved = self.authorize(Action::K8sOpen, ResourceRef::Cluster { alias: alias.clone() }, false)?;
+        let approved = self
+            .authorize(Action::K8sOpen, ResourceRef::Cluster { alias: alias.clone() }, false)
+            .await?;
         let result = async {
             let what = format!("discovering {kind} in group `{group}`");
             let g = kube::discovery::group(&client, &group).await.map_err(|e| match e {

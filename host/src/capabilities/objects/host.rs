@@ -42,7 +42,9 @@ impl Host for View<'_> {
         if name.is_empty() {
             return Err(HostError::Invalid("bucket name is empty".into()));
         }
-        let approved = self.authorize(Action::ObjectsOpen, ResourceRef::Bucket { bucket: name.clone() }, false)?;
+        let approved = self
+            .authorize(Action::ObjectsOpen, ResourceRef::Bucket { bucket: name.clone() }, false)
+            .await?;
         let client = self.env.clients.s3(&self.env.config).await;
         let result: HostResult<()> = Ok(());
         self.finish(approved, result)?;
@@ -74,7 +76,9 @@ impl HostBucket for View<'_> {
             )));
         }
         let plan = self.env.plan;
-        let approved = self.authorize(Action::ObjectsPut, Self::object_ref(&bucket, &key), plan)?;
+        let approved = self
+            .authorize(Action::ObjectsPut, Self::object_ref(&bucket, &key), plan)
+            .await?;
         let result = if plan {
             tracing::info!(bucket = bucket.name(), %key, bytes = data.len(), "plan: would put object");
             Ok(ObjectInfo {
@@ -99,7 +103,9 @@ impl HostBucket for View<'_> {
 
     async fn get(&mut self, h: Resource<BucketHandle>, key: String) -> HostResult<Vec<u8>> {
         let bucket = self.bucket(&h)?;
-        let approved = self.authorize(Action::ObjectsGet, Self::object_ref(&bucket, &key), false)?;
+        let approved = self
+            .authorize(Action::ObjectsGet, Self::object_ref(&bucket, &key), false)
+            .await?;
         let max = self.env.config.limits.max_object_bytes;
         let result = bucket
             .get(&key, max)
@@ -111,7 +117,9 @@ impl HostBucket for View<'_> {
 
     async fn head(&mut self, h: Resource<BucketHandle>, key: String) -> HostResult<ObjectInfo> {
         let bucket = self.bucket(&h)?;
-        let approved = self.authorize(Action::ObjectsHead, Self::object_ref(&bucket, &key), false)?;
+        let approved = self
+            .authorize(Action::ObjectsHead, Self::object_ref(&bucket, &key), false)
+            .await?;
         let result = bucket.head(&key).await.map(info).map_err(HostError::from);
         self.finish(approved, result)
     }
@@ -122,7 +130,7 @@ impl HostBucket for View<'_> {
             bucket: bucket.name().to_string(),
             prefix: prefix.clone(),
         };
-        let approved = self.authorize(Action::ObjectsList, resource, false)?;
+        let approved = self.authorize(Action::ObjectsList, resource, false).await?;
         let result = bucket
             .list(&prefix)
             .await
@@ -134,7 +142,9 @@ impl HostBucket for View<'_> {
     async fn delete(&mut self, h: Resource<BucketHandle>, key: String) -> HostResult<()> {
         let bucket = self.bucket(&h)?;
         let plan = self.env.plan;
-        let approved = self.authorize(Action::ObjectsDelete, Self::object_ref(&bucket, &key), plan)?;
+        let approved = self
+            .authorize(Action::ObjectsDelete, Self::object_ref(&bucket, &key), plan)
+            .await?;
         let result = if plan {
             tracing::info!(bucket = bucket.name(), %key, "plan: would delete object");
             Ok(())
@@ -151,7 +161,9 @@ impl HostBucket for View<'_> {
         expires_in_seconds: u32,
     ) -> HostResult<String> {
         let bucket = self.bucket(&h)?;
-        let approved = self.authorize(Action::ObjectsPresign, Self::object_ref(&bucket, &key), false)?;
+        let approved = self
+            .authorize(Action::ObjectsPresign, Self::object_ref(&bucket, &key), false)
+            .await?;
         let result = bucket
             .presign_get(&key, Duration::from_secs(u64::from(expires_in_seconds)))
             .await
@@ -161,7 +173,9 @@ impl HostBucket for View<'_> {
 
     async fn verify_sha256(&mut self, h: Resource<BucketHandle>, key: String, sha256: String) -> HostResult<()> {
         let bucket = self.bucket(&h)?;
-        let approved = self.authorize(Action::ObjectsGet, Self::object_ref(&bucket, &key), false)?;
+        let approved = self
+            .authorize(Action::ObjectsGet, Self::object_ref(&bucket, &key), false)
+            .await?;
         let result = bucket
             .verify_sha256(&key, &sha256)
             .await
@@ -174,13 +188,15 @@ impl HostBucket for View<'_> {
         let bucket = self.bucket(&h)?;
         // Reading the bucket's ACL and policy is part of holding it open: a
         // guest that may open a bucket may always ask whether it is public.
-        let approved = self.authorize(
-            Action::ObjectsOpen,
-            ResourceRef::Bucket {
-                bucket: bucket.name().to_string(),
-            },
-            false,
-        )?;
+        let approved = self
+            .authorize(
+                Action::ObjectsOpen,
+                ResourceRef::Bucket {
+                    bucket: bucket.name().to_string(),
+                },
+                false,
+            )
+            .await?;
         let result = bucket
             .public_access()
             .await

@@ -85,7 +85,9 @@ fn write_atomic(dir: &Dir, path: &str, data: &[u8]) -> std::io::Result<()> {
 impl Host for View<'_> {
     async fn read_file(&mut self, path: String) -> HostResult<Vec<u8>> {
         let path = normalise(&path)?;
-        let approved = self.authorize(Action::WorkspaceRead, ResourceRef::Path { path: path.clone() }, false)?;
+        let approved = self
+            .authorize(Action::WorkspaceRead, ResourceRef::Path { path: path.clone() }, false)
+            .await?;
         let result = self
             .workspace_dir()
             .and_then(|d| d.read(&path).map_err(|e| io_error(e, &path)));
@@ -100,7 +102,9 @@ impl Host for View<'_> {
             ));
         }
         let plan = self.env.plan;
-        let approved = self.authorize(Action::WorkspaceWrite, ResourceRef::Path { path: path.clone() }, plan)?;
+        let approved = self
+            .authorize(Action::WorkspaceWrite, ResourceRef::Path { path: path.clone() }, plan)
+            .await?;
         let result = if plan {
             tracing::info!(%path, bytes = data.len(), "plan: would write workspace file");
             Ok(())
@@ -113,7 +117,9 @@ impl Host for View<'_> {
 
     async fn list_dir(&mut self, path: String) -> HostResult<Vec<Entry>> {
         let path = normalise(&path)?;
-        let approved = self.authorize(Action::WorkspaceList, ResourceRef::Path { path: path.clone() }, false)?;
+        let approved = self
+            .authorize(Action::WorkspaceList, ResourceRef::Path { path: path.clone() }, false)
+            .await?;
         let result = self.workspace_dir().and_then(|d| {
             let rd = if path.is_empty() {
                 d.entries()
