@@ -6,6 +6,7 @@
 //! nested cargo never waits on the outer one's lock. `$OUT_DIR/guests.rs`
 //! receives one path constant per guest.
 
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -96,10 +97,16 @@ fn main() {
             path.display().to_string()
         ));
     }
-    // The stock guest is embedded in the `ferry` binary (through `ferry-dr`).
-    let stock = target_dir.join("wasm32-wasip2/release/hosted_cluster_dr.wasm");
+    // The stock guest is embedded in the `ferry` binary (through `ferry-dr`), with its
+    // SHA-256 taken here from the very bytes embedded (a copy no later build rewrites), so
+    // that loading it need not hash 1.4 MiB on every phase.
+    let built = target_dir.join("wasm32-wasip2/release/hosted_cluster_dr.wasm");
+    let stock = out_dir.join("hosted_cluster_dr.wasm");
+    std::fs::copy(&built, &stock).expect("copy the stock guest");
+    let digest = hex::encode(Sha256::digest(std::fs::read(&stock).expect("read the stock guest")));
     consts.push_str(&format!(
-        "/// The stock `hosted-cluster-dr` component, embedded.\npub static HOSTED_CLUSTER_DR_WASM: &[u8] = include_bytes!({:?});\n",
+        "/// The stock `hosted-cluster-dr` component, embedded.\npub static HOSTED_CLUSTER_DR_WASM: &[u8] = include_bytes!({:?});\n\
+         /// SHA-256 (hex) of [`HOSTED_CLUSTER_DR_WASM`], taken when it was embedded.\npub const HOSTED_CLUSTER_DR_SHA256: &str = {digest:?};\n",
         stock.display().to_string()
     ));
     std::fs::write(out_dir.join("guests.rs"), consts).expect("write guests.rs");

@@ -137,6 +137,7 @@ impl GuestChoice {
             component: ComponentSource::Bytes {
                 bytes: Cow::Borrowed(crate::stock::guest_wasm()),
                 origin: crate::stock::GUEST_ORIGIN.to_string(),
+                sha256: Some(crate::stock::guest_sha256()),
             },
             name: Some(crate::stock::GUEST_NAME.to_string()),
             policy: PolicySource::Text {

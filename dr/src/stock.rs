@@ -18,6 +18,12 @@ pub fn guest_wasm() -> &'static [u8] {
     ferry_artifacts::HOSTED_CLUSTER_DR_WASM
 }
 
+/// The stock component's SHA-256 (hex), taken when it was embedded: its policy principal's
+/// `sha256` and the digest its audit records carry.
+pub fn guest_sha256() -> &'static str {
+    ferry_artifacts::HOSTED_CLUSTER_DR_SHA256
+}
+
 /// The stock Cedar policy's text.
 pub fn policy_text() -> &'static str {
     include_str!("../../policies/hosted-cluster-dr.cedar")
@@ -30,5 +36,12 @@ mod tests {
         let wasm = super::guest_wasm();
         assert_eq!(&wasm[..4], b"\0asm");
         assert_eq!(&wasm[4..8], &[0x0d, 0, 1, 0]);
+    }
+
+    #[test]
+    fn the_embedded_digest_is_the_bytes_digest() {
+        use sha2::Digest;
+        let digest = hex::encode(sha2::Sha256::digest(super::guest_wasm()));
+        assert_eq!(digest, super::guest_sha256());
     }
 }

@@ -28,6 +28,9 @@ pub enum ComponentSource {
         bytes: Cow<'static, [u8]>,
         /// What to call it in messages.
         origin: String,
+        /// The bytes' SHA-256 (hex) when it was taken as they were embedded at build time;
+        /// `None` hashes them at load.
+        sha256: Option<&'static str>,
     },
 }
 
@@ -111,8 +114,12 @@ impl Default for RunOptions {
 pub async fn run(runtime: &Runtime, req: RunRequest, opts: RunOptions) -> Result<Outcome, RunFailure> {
     let guest = match &req.component {
         ComponentSource::File(path) => runtime.load_file(path, req.name.as_deref())?,
-        ComponentSource::Bytes { bytes, origin } => {
-            runtime.load_bytes(bytes, req.name.as_deref().unwrap_or("guest"), origin)?
+        ComponentSource::Bytes { bytes, origin, sha256 } => {
+            let name = req.name.as_deref().unwrap_or("guest");
+            match sha256 {
+                Some(sha256) => runtime.load_embedded(bytes, sha256, name, origin)?,
+                None => runtime.load_bytes(bytes, name, origin)?,
+            }
         }
     };
     let policy = match &req.policy {

@@ -15,6 +15,12 @@ pub mod provider;
 use super::Capability;
 use crate::policy::Action;
 
+/// Part size of snapshot uploads: 8 MiB (aws-cli's default) allows snapshots up to 80 GiB
+/// under S3's 10,000-part limit, ten times etcd's largest supported quota, and keeps the
+/// [`PARTS_IN_FLIGHT`](crate::capabilities::objects::provider::PARTS_IN_FLIGHT) parts of a
+/// stream, plus the one filling, at 40 MiB.
+pub const SNAPSHOT_PART_SIZE: usize = 8 * 1024 * 1024;
+
 /// The etcd capability.
 pub const CAPABILITY: Capability = Capability {
     interface: "ferry:host/etcd",

@@ -9,7 +9,7 @@
 //! stores disagree about checksum headers, so the SDK's own CRC handling is
 //! left at its defaults and never treated as the source of truth.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
@@ -965,6 +965,12 @@ async fn upload_part(
         .build())
 }
 
+/// Parts one upload keeps in flight. One part at a time leaves the source idle for each
+/// part's round trip; S3 (and every S3-compatible store) takes parts in parallel. Four keeps
+/// a stream at the speed of the slower side on loopback and LAN alike (measured as P3 in
+/// BENCHMARKS.md), with memory at five parts.
+pub const PARTS_IN_FLIGHT: usize = 4;
+
 /// A spawned part upload that is cancelled if its owner goes away.
 struct InFlight(tokio::task::JoinHandle<Result<CompletedPart, ProviderError>>);
 
@@ -985,8 +991,9 @@ impl Drop for InFlight {
 
 /// Streams `stream` into `bucket`/`key` and writes the `<key>.sha256` sidecar.
 ///
-/// Memory stays bounded at about two parts: part N uploads in a background
-/// task while part N+1 fills, and reading waits when both are busy. The
+/// Up to [`PARTS_IN_FLIGHT`] parts upload in background tasks while the next
+/// one fills, and reading waits when all are busy, so memory stays bounded at
+/// `PARTS_IN_FLIGHT + 1` parts and the source is read while S3 writes. The
 /// SHA-256 of the whole stream is computed on the fly. A stream that is
 /// shorter than one part is stored with a single PUT (with `sha256` metadata),
 /// which also covers the empty stream. On any error, from the stream or from
@@ -1010,7 +1017,8 @@ where
     let mut size: u64 = 0;
     let mut buf = BytesMut::new();
     let mut upload: Option<MultipartUpload> = None;
-    let mut in_flight: Option<InFlight> = None;
+    // In part-number order, so completed parts are collected in the order S3 needs.
+    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let mut parts: Vec<CompletedPart> = Vec::new();
     let mut next_part: i32 = 1;
 
@@ -1021,9 +1029,9 @@ where
             let mut chunk = chunk?;
             hasher.update(&chunk);
             size += chunk.len() as u64;
-            // Surface a failed part upload now rather than a whole part later.
-            if in_flight.as_ref().is_some_and(|f| f.0.is_finished())
-                && let Some(done) = in_flight.take()
+            // Collect finished parts, and surface a failed one now rather than parts later.
+            while in_flight.front().is_some_and(|f| f.0.is_finished())
+                && let Some(done) = in_flight.pop_front()
             {
                 parts.push(done.join().await?);
             }
@@ -1050,13 +1058,15 @@ where
                         id
                     }
                 };
-                // Backpressure: at most one part uploads while the next fills.
-                if let Some(done) = in_flight.take() {
+                // Backpressure: at most PARTS_IN_FLIGHT parts upload while the next fills.
+                while in_flight.len() >= PARTS_IN_FLIGHT
+                    && let Some(done) = in_flight.pop_front()
+                {
                     parts.push(done.join().await?);
                 }
                 let data = buf.split().freeze();
                 let task = upload_part(client.clone(), bucket.to_string(), key.to_string(), id, next_part, data);
-                in_flight = Some(InFlight(tokio::spawn(task)));
+                in_flight.push_back(InFlight(tokio::spawn(task)));
                 next_part += 1;
             }
         }
@@ -1070,7 +1080,7 @@ where
                 Ok((1, info.etag))
             }
             Some(up) => {
-                if let Some(done) = in_flight.take() {
+                while let Some(done) = in_flight.pop_front() {
                     parts.push(done.join().await?);
                 }
                 if !buf.is_empty() {
@@ -1093,9 +1103,9 @@ where
     match uploaded {
         Ok((count, etag)) => finish(client, bucket, key, size, sha256, count, etag).await,
         Err(e) => {
-            // Let an in-flight part settle before aborting: S3 may keep a part
-            // that completes after the abort, leaving it orphaned.
-            if let Some(f) = in_flight.take() {
+            // Let every in-flight part settle before aborting: S3 may keep a
+            // part that completes after the abort, leaving it orphaned.
+            for f in in_flight.drain(..) {
                 let _ = f.join().await;
             }
             let note = match upload.take() {
