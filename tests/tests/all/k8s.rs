@@ -214,6 +214,68 @@ async fn plan_mode_sends_every_mutation_as_a_dry_run() {
     assert_eq!(err_kind(&out[2]), "not-found", "nothing was stored");
 }
 
+/// A name is part of the request URL: `victim#` was once decided as `victim#` and sent to
+/// `.../victim`, so a dry-run-only run really patched `victim`. Such names, namespaces and
+/// types are refused as the API server would refuse them, before discovery, the policy or
+/// any request.
+#[tokio::test]
+async fn names_that_would_change_the_url_are_refused_before_any_request() {
+    let c = cluster().await;
+    let seed = json!([
+        { "op": "open-cluster", "alias": "mgmt", "as": "c" },
+        { "op": "k8s.create", "cluster": "c", "manifest": ns("team-a") },
+        { "op": "k8s.create", "cluster": "c", "manifest": cm("victim", "team-a", json!({})) }
+    ]);
+    let out = GuestRun {
+        config: c.config.clone(),
+        ..Default::default()
+    }
+    .script(seed)
+    .await
+    .unwrap();
+    ok(&out[2]);
+    let patch = |name: &str| {
+        json!({ "op": "k8s.patch", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a",
+                "name": name, "patchKind": "merge", "patch": { "data": { "k": "pwned" } } })
+    };
+    let ops = json!([
+        { "op": "open-cluster", "alias": "mgmt", "as": "c" },
+        patch("victim#"),
+        patch("victim?dryRun=All"),
+        patch("#"),
+        patch("../victim"),
+        { "op": "k8s.get", "cluster": "c", "apiVersion": "v1#", "kind": "ConfigMap", "namespace": "team-a", "name": "victim" },
+        { "op": "k8s.get", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a/configmaps/victim#", "name": "x" },
+        { "op": "k8s.delete", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a", "name": "victim#" }
+    ]);
+    let out = GuestRun {
+        config: c.config.clone(),
+        plan: true,
+        ..Default::default()
+    }
+    .script(ops)
+    .await
+    .unwrap();
+    for (i, what) in [
+        (1, "ConfigMap name"),
+        (2, "ConfigMap name"),
+        (3, "ConfigMap name"),
+        (4, "ConfigMap name"),
+        (5, "API version"),
+        (6, "namespace"),
+        (7, "ConfigMap name"),
+    ] {
+        assert_eq!(err_kind(&out[i]), "invalid", "{i}: {}", out[i]);
+        assert!(err_message(&out[i]).contains(what), "{i}: {}", out[i]);
+    }
+    let victim = c
+        .sim
+        .store()
+        .get(&ferry_sim::kube::registry::CONFIG_MAP, Some("team-a"), "victim")
+        .unwrap();
+    assert_eq!(victim["data"]["k"], "v", "the object was not touched: {victim}");
+}
+
 #[tokio::test]
 async fn an_unreachable_cluster_is_reported_as_unavailable() {
     let c = cluster().await;

@@ -5,6 +5,7 @@
 //! HyperShift and Cluster API kinds, as JSON.
 
 use super::ClusterHandle;
+use super::names;
 use super::provider::{self, DEFAULT_FIELD_MANAGER, Write, map_kube_error, parse_manifest, split_api_version, to_json};
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PropagationPolicy};
@@ -38,6 +39,7 @@ impl View<'_> {
         api_version: &str,
         kind: &str,
     ) -> HostResult<(ApiResource, bool)> {
+        names::check_type(api_version, kind)?;
         let key = (api_version.to_string(), kind.to_string());
         if let Some(hit) = self.state.k8s.discovery.get(alias).and_then(|d| d.kinds.get(&key)) {
             return Ok(hit.clone());
@@ -65,6 +67,9 @@ impl View<'_> {
     /// sees it, so a missing namespace is reported as bad arguments rather
     /// than as a confusing denial.
     fn check_scope(ar: &ApiResource, namespaced: bool, namespace: Option<&str>) -> HostResult<()> {
+        if namespaced && let Some(ns) = namespace.filter(|ns| !ns.is_empty()) {
+            names::check_namespace(ns)?;
+        }
         match (namespaced, namespace) {
             (true, None) | (true, Some("")) => Err(HostError::Invalid(format!(
                 "{} is namespaced: give a namespace",
@@ -147,6 +152,10 @@ impl View<'_> {
         let name = obj.metadata.name.clone().unwrap_or_default();
         let ns = obj.metadata.namespace.clone();
         Self::check_scope(&ar, namespaced, ns.as_deref())?;
+        // A create may leave the name to `generateName`; everything else names its object.
+        if !(name.is_empty() && action == Action::K8sCreate) {
+            names::check_name(&ar.group, &ar.kind, &name)?;
+        }
         let approved = self
             .authorize(
                 action,
@@ -170,7 +179,8 @@ impl View<'_> {
         let dry_run = self.dry_run(&options);
         let (alias, api, obj, name, approved) = self.prepare_write(&h, &manifest, action, dry_run).await?;
         let manager = options.field_manager.clone();
-        let result = provider::write(&api, &obj, &name, how, dry_run, manager, &alias).await;
+        let segment = names::path_segment(&name);
+        let result = provider::write(&api, &obj, &segment, how, dry_run, manager, &alias).await;
         self.finish(approved, result)
     }
 
@@ -186,6 +196,7 @@ impl View<'_> {
         let (alias, client) = self.cluster(h)?;
         let (ar, namespaced) = self.resolve(&alias, &client, &object.api_version, &object.kind).await?;
         Self::check_scope(&ar, namespaced, object.namespace.as_deref())?;
+        names::check_name(&ar.group, &ar.kind, &object.name)?;
         let resource = Self::k8s_ref(&alias, &ar, namespaced, object.namespace.as_deref(), Some(&object.name));
         let approved = self.authorize(action, resource, dry_run).await?;
         let api = Self::api(&client, &ar, namespaced, object.namespace.as_deref())?;
@@ -213,7 +224,7 @@ impl HostCluster for View<'_> {
         let (alias, ar, api, approved) = self.prepare_object(&h, &object, Action::K8sGet, false).await?;
         let result = async {
             let obj = api
-                .get(&object.name)
+                .get(&names::path_segment(&object.name))
                 .await
                 .map_err(|e| map_kube_error(e, &alias, &format!("get {} {}", ar.kind, object.name)))?;
             to_json(&obj)
@@ -232,6 +243,9 @@ impl HostCluster for View<'_> {
     ) -> HostResult<Vec<String>> {
         let (alias, client) = self.cluster(&h)?;
         let (ar, namespaced) = self.resolve(&alias, &client, &api_version, &kind).await?;
+        if namespaced && let Some(ns) = namespace.as_deref().filter(|ns| !ns.is_empty()) {
+            names::check_namespace(ns)?;
+        }
         let approved = self
             .authorize(
                 Action::K8sList,
@@ -326,11 +340,17 @@ impl HostCluster for View<'_> {
                 ..Default::default()
             };
             let res = match kind {
-                PatchKind::Merge => api.patch(&object.name, &pp, &Patch::Merge(&body)).await,
+                PatchKind::Merge => {
+                    api.patch(&names::path_segment(&object.name), &pp, &Patch::Merge(&body))
+                        .await
+                }
                 PatchKind::Json => {
                     let ops: json_patch::Patch = serde_json::from_value(body)
                         .map_err(|e| HostError::Invalid(format!("not a JSON patch (RFC 6902): {e}")))?;
-                    match api.patch(&object.name, &pp, &Patch::<()>::Json(ops)).await {
+                    match api
+                        .patch(&names::path_segment(&object.name), &pp, &Patch::<()>::Json(ops))
+                        .await
+                    {
                         // A JSON patch whose `test` fails is a precondition
                         // failure: the object is not in the expected state.
                         Err(kube::Error::Api(s)) if s.code == 422 => {
@@ -350,7 +370,8 @@ impl HostCluster for View<'_> {
                             .unwrap_or_else(|| DEFAULT_FIELD_MANAGER.into()),
                     );
                     pp.force = true;
-                    api.patch(&object.name, &pp, &Patch::Apply(&body)).await
+                    api.patch(&names::path_segment(&object.name), &pp, &Patch::Apply(&body))
+                        .await
                 }
             };
             res.map_err(|e| map_kube_error(e, &alias, &what))
@@ -379,7 +400,7 @@ impl HostCluster for View<'_> {
                 }),
                 ..Default::default()
             };
-            match api.delete(&object.name, &dp).await {
+            match api.delete(&names::path_segment(&object.name), &dp).await {
                 Ok(either) => Ok(match either {
                     // The server answered with the object: it is gone unless it
                     // still carries finalizers and a deletion timestamp.
@@ -418,7 +439,7 @@ impl HostCluster for View<'_> {
         let result = async {
             let what = format!("scale {} {}", ar.kind, object.name);
             let before = api
-                .get_scale(&object.name)
+                .get_scale(&names::path_segment(&object.name))
                 .await
                 .map_err(|e| map_kube_error(e, &alias, &what))?;
             let previous = before.spec.and_then(|s| s.replicas).unwrap_or(0).max(0) as u32;
@@ -427,7 +448,7 @@ impl HostCluster for View<'_> {
                 ..Default::default()
             };
             let body = serde_json::json!({ "spec": { "replicas": replicas } });
-            api.patch_scale(&object.name, &pp, &Patch::Merge(&body))
+            api.patch_scale(&names::path_segment(&object.name), &pp, &Patch::Merge(&body))
                 .await
                 .map_err(|e| map_kube_error(e, &alias, &what))?;
             Ok(previous)
@@ -443,6 +464,8 @@ impl HostCluster for View<'_> {
         kind: String,
     ) -> HostResult<String> {
         let (alias, client) = self.cluster(&h)?;
+        names::check_group(&group)?;
+        names::check_kind(&kind)?;
         // Discovery comes with an open cluster (every call resolves its kind this way).
         let approved = self
             .authorize(Action::K8sOpen, ResourceRef::Cluster { alias: alias.clone() }, false)

@@ -5,6 +5,7 @@
 //! JSON. `host.rs` holds the WIT functions; `provider.rs` the kube I/O they use.
 
 mod host;
+mod names;
 pub mod provider;
 
 use std::collections::HashMap;

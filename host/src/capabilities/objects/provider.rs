@@ -966,9 +966,9 @@ async fn upload_part(
 }
 
 /// Parts one upload keeps in flight. One part at a time leaves the source idle for each
-/// part's round trip; S3 (and every S3-compatible store) takes parts in parallel. Four keeps
-/// a stream at the speed of the slower side on loopback and LAN alike (measured as P3 in
-/// BENCHMARKS.md), with memory at five parts.
+/// part's round trip; S3 (and every S3-compatible store) takes parts in parallel. With four,
+/// P3 in BENCHMARKS.md streams at 90-100% of the slower leg's own throughput in most runs,
+/// with memory at five parts.
 pub const PARTS_IN_FLIGHT: usize = 4;
 
 /// A spawned part upload that is cancelled if its owner goes away.
