@@ -340,7 +340,14 @@ async fn etcd_snapshot_through_a_pod_port_forward() {
     .script(json!([
         { "op": "open-cluster", "alias": "mgmt", "as": "c" },
         { "op": "open-bucket", "bucket": "ferry-test", "as": "b" },
-        { "op": "etcd.snapshot-pod", "cluster": "c", "namespace": "team-a", "pod": "etcd-0", "bucket": "b", "key": "allowed/etcd-0.db" }
+        { "op": "etcd.snapshot-pod", "cluster": "c", "namespace": "team-a", "pod": "etcd-0", "bucket": "b", "key": "allowed/etcd-0.db" },
+        // Decided before any I/O: a pod that does not exist, into a key the policy refuses, is
+        // a denial, not a missing secret or pod (which only reading them would have found).
+        { "op": "etcd.snapshot-pod", "cluster": "c", "namespace": "team-a", "pod": "ghost", "bucket": "b", "key": "denied/ghost.db",
+          "clientSecret": "etcd-client-tls", "caSecret": "etcd-ca" },
+        // The TLS Secrets the guest names are read only as far as k8s:get on them is granted.
+        { "op": "etcd.snapshot-pod", "cluster": "c", "namespace": "team-b", "pod": "etcd-0", "bucket": "b", "key": "allowed/team-b.db",
+          "clientSecret": "etcd-client-tls", "caSecret": "etcd-ca" }
     ]))
     .await
     .unwrap();
@@ -348,4 +355,8 @@ async fn etcd_snapshot_through_a_pod_port_forward() {
     assert!(info["size"].as_u64().unwrap() > 0);
     assert_eq!(info["member"], "mgmt:team-a/etcd-0");
     assert_eq!(info["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(err_kind(&out[3]), "denied", "{}", out[3]);
+    assert!(err_message(&out[3]).contains("denied/ghost.db"), "{}", out[3]);
+    assert_eq!(err_kind(&out[4]), "denied", "{}", out[4]);
+    assert!(err_message(&out[4]).contains("etcd-client-tls"), "{}", out[4]);
 }

@@ -2,11 +2,12 @@ use std::sync::Arc;
 
 use wasmtime::component::Resource;
 
-use crate::capabilities::View;
 use crate::capabilities::bindings::automation::ferry::host::etcd::{Host, PodMember, SnapshotInfo};
 use crate::capabilities::etcd::provider::{EtcdEndpoint, snapshot_to_s3};
 use crate::capabilities::k8s::ClusterHandle;
 use crate::capabilities::objects::BucketHandle;
+use crate::capabilities::objects::provider::SIDECAR_SUFFIX;
+use crate::capabilities::{Approved, View};
 use crate::capabilities::{HostError, HostResult};
 use crate::policy::{Action, ResourceRef};
 use crate::progress::{ProgressEvent, ProgressSink};
@@ -23,31 +24,75 @@ fn progress_fn(sink: Arc<dyn ProgressSink>, step: String) -> impl Fn(u64) + Send
     }
 }
 
+/// Everything a snapshot will write, decided before anything is read: the object and its
+/// `.sha256` sidecar, each under its own action.
+struct UploadApprovals {
+    bucket: crate::capabilities::objects::provider::Bucket,
+    upload: Approved,
+    sidecar: Approved,
+}
+
 impl View<'_> {
+    /// Decides the upload and its sidecar for a snapshot whose member was approved as
+    /// `member`. On a denial, the member's approval is audited with it.
+    async fn approve_upload(
+        &mut self,
+        into: &Resource<BucketHandle>,
+        key: &str,
+        member: Approved,
+    ) -> HostResult<(Approved, UploadApprovals)> {
+        let bucket = match self.table.get(into) {
+            Ok(b) => b.bucket().clone(),
+            Err(e) => return self.fail(member, HostError::from(e)),
+        };
+        let plan = self.env.plan;
+        let object = |key: String| ResourceRef::S3Object {
+            bucket: bucket.name().to_string(),
+            key,
+        };
+        let upload = match self
+            .authorize(Action::ObjectsSnapshotUpload, object(key.to_string()), plan)
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => return self.fail(member, e),
+        };
+        let sidecar_key = format!("{key}{SIDECAR_SUFFIX}");
+        let sidecar = match self
+            .authorize(Action::ObjectsPut, object(sidecar_key.clone()), plan)
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                let not_started = HostError::Denied(format!("not started: its sidecar {sidecar_key} was denied"));
+                self.audit(upload, &Err::<(), _>(not_started));
+                return self.fail(member, e);
+            }
+        };
+        Ok((
+            member,
+            UploadApprovals {
+                bucket,
+                upload,
+                sidecar,
+            },
+        ))
+    }
+
     async fn snapshot_into(
         &mut self,
         member_label: String,
         endpoint: EtcdEndpoint,
-        into: &Resource<BucketHandle>,
         key: String,
-        approved_member: crate::capabilities::Approved,
+        approved_member: Approved,
+        approvals: UploadApprovals,
     ) -> HostResult<SnapshotInfo> {
-        let bucket = self.table.get(into)?.bucket().clone();
+        let UploadApprovals {
+            bucket,
+            upload: approved_upload,
+            sidecar: approved_sidecar,
+        } = approvals;
         let plan = self.env.plan;
-        let approved_upload = match self
-            .authorize(
-                Action::ObjectsSnapshotUpload,
-                ResourceRef::S3Object {
-                    bucket: bucket.name().to_string(),
-                    key: key.clone(),
-                },
-                plan,
-            )
-            .await
-        {
-            Ok(a) => a,
-            Err(e) => return self.fail(approved_member, e),
-        };
         if plan {
             tracing::info!(member = %member_label, bucket = bucket.name(), %key, "plan: would stream an etcd snapshot");
             let planned = Ok(SnapshotInfo {
@@ -58,6 +103,7 @@ impl View<'_> {
                 member: member_label,
             });
             self.audit(approved_member, &planned);
+            self.audit(approved_sidecar, &planned);
             return self.finish(approved_upload, planned);
         }
         let progress = progress_fn(self.env.progress.clone(), format!("etcd-snapshot {member_label}"));
@@ -79,11 +125,15 @@ impl View<'_> {
         })
         .map_err(HostError::from);
         self.audit(approved_member, &result);
+        self.audit(approved_sidecar, &result);
         self.finish(approved_upload, result)
     }
 
-    /// Reads `key` of a Secret (or ConfigMap) in `namespace`, as PEM text.
+    /// Reads `key` of a Secret (or ConfigMap) in `namespace`, as PEM text. Each read is a
+    /// `k8s:get` the policy decides (and the audit records) like the guest's own: naming a
+    /// Secret here reaches no further than reading it would.
     async fn read_tls_item(
+        &mut self,
         client: &kube::Client,
         alias: &str,
         namespace: &str,
@@ -91,12 +141,22 @@ impl View<'_> {
         keys: &[&str],
     ) -> HostResult<String> {
         use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+        let get = |kind: &str| ResourceRef::K8s {
+            cluster: alias.to_string(),
+            group: String::new(),
+            version: "v1".into(),
+            kind: kind.into(),
+            namespace: Some(namespace.to_string()),
+            name: Some(name.to_string()),
+        };
+        let approved = self.authorize(Action::K8sGet, get("Secret"), false).await?;
         let secrets: kube::Api<Secret> = kube::Api::namespaced(client.clone(), namespace);
-        match secrets
+        let secret = secrets
             .get_opt(name)
             .await
-            .map_err(|e| crate::capabilities::k8s::provider::map_kube_error(e, alias, &format!("read secret {name}")))?
-        {
+            .map_err(|e| crate::capabilities::k8s::provider::map_kube_error(e, alias, &format!("read secret {name}")));
+        let secret = self.finish(approved, secret)?;
+        match secret {
             Some(s) => {
                 let data = s.data.unwrap_or_default();
                 for k in keys {
@@ -111,18 +171,16 @@ impl View<'_> {
                 )))
             }
             None => {
+                let approved = self.authorize(Action::K8sGet, get("ConfigMap"), false).await?;
                 let cms: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), namespace);
-                let cm = cms
-                    .get_opt(name)
-                    .await
-                    .map_err(|e| {
-                        crate::capabilities::k8s::provider::map_kube_error(e, alias, &format!("read configmap {name}"))
-                    })?
-                    .ok_or_else(|| {
-                        HostError::NotFound(format!(
-                            "no secret or configmap {namespace}/{name} on cluster `{alias}`"
-                        ))
-                    })?;
+                let cm = cms.get_opt(name).await.map_err(|e| {
+                    crate::capabilities::k8s::provider::map_kube_error(e, alias, &format!("read configmap {name}"))
+                });
+                let cm = self.finish(approved, cm)?.ok_or_else(|| {
+                    HostError::NotFound(format!(
+                        "no secret or configmap {namespace}/{name} on cluster `{alias}`"
+                    ))
+                })?;
                 let data = cm.data.unwrap_or_default();
                 keys.iter().find_map(|k| data.get(*k).cloned()).ok_or_else(|| {
                     HostError::NotFound(format!("configmap {namespace}/{name} has none of the keys {keys:?}"))
@@ -157,26 +215,32 @@ impl Host for View<'_> {
                 self.env.plan,
             )
             .await?;
+        // Everything this call writes is decided before anything is read.
+        let (approved, uploads) = self.approve_upload(&into, &key, approved).await?;
         // TLS material is read here, host-side; the guest only named secrets.
         let tls = match (&member.client_secret, &member.ca_secret) {
             (Some(client_secret), Some(ca_secret)) => {
-                let cert = Self::read_tls_item(
-                    &client,
-                    &alias,
-                    &member.namespace,
-                    client_secret,
-                    &["etcd-client.crt", "tls.crt"],
-                )
-                .await;
-                let key_pem = Self::read_tls_item(
-                    &client,
-                    &alias,
-                    &member.namespace,
-                    client_secret,
-                    &["etcd-client.key", "tls.key"],
-                )
-                .await;
-                let ca = Self::read_tls_item(&client, &alias, &member.namespace, ca_secret, &["ca.crt"]).await;
+                let cert = self
+                    .read_tls_item(
+                        &client,
+                        &alias,
+                        &member.namespace,
+                        client_secret,
+                        &["etcd-client.crt", "tls.crt"],
+                    )
+                    .await;
+                let key_pem = self
+                    .read_tls_item(
+                        &client,
+                        &alias,
+                        &member.namespace,
+                        client_secret,
+                        &["etcd-client.key", "tls.key"],
+                    )
+                    .await;
+                let ca = self
+                    .read_tls_item(&client, &alias, &member.namespace, ca_secret, &["ca.crt"])
+                    .await;
                 match (cert, key_pem, ca) {
                     (Ok(cert_pem), Ok(key_pem), Ok(ca_pem)) => Some(crate::capabilities::etcd::provider::EtcdTls {
                         ca_pem,
@@ -209,7 +273,7 @@ impl Host for View<'_> {
             endpoints: vec![format!("{scheme}://{}", forward.local_addr)],
             tls,
         };
-        let result = self.snapshot_into(label, endpoint, &into, key, approved).await;
+        let result = self.snapshot_into(label, endpoint, key, approved, uploads).await;
         drop(forward);
         result
     }
@@ -238,11 +302,10 @@ impl Host for View<'_> {
             ));
             return self.fail(approved, e);
         };
-        let endpoint = EtcdEndpoint {
-            endpoints: cfg.endpoints.clone(),
-            tls: None,
-        };
-        self.snapshot_into(format!("endpoint:{alias}"), endpoint, &into, key, approved)
+        let endpoints = cfg.endpoints.clone();
+        let (approved, uploads) = self.approve_upload(&into, &key, approved).await?;
+        let endpoint = EtcdEndpoint { endpoints, tls: None };
+        self.snapshot_into(format!("endpoint:{alias}"), endpoint, key, approved, uploads)
             .await
     }
 }
