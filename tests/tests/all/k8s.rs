@@ -276,6 +276,41 @@ async fn names_that_would_change_the_url_are_refused_before_any_request() {
     assert_eq!(victim["data"]["k"], "v", "the object was not touched: {victim}");
 }
 
+/// Discovery is I/O too: a kind the run has not discovered is decided on the names the
+/// guest gave before its apiVersion goes to the server, and a failed discovery is audited.
+#[tokio::test]
+async fn discovery_waits_for_the_decision_and_its_failures_are_audited() {
+    let c = cluster().await;
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let ops = json!([
+        { "op": "open-cluster", "alias": "mgmt", "as": "c" },
+        // Not granted (team-b), and not served either: the denial comes first.
+        { "op": "k8s.get", "cluster": "c", "apiVersion": "example.com/v1", "kind": "Gizmo", "namespace": "team-b", "name": "x" },
+        // Granted (team-a) but not served: discovery runs, fails, and is audited.
+        { "op": "k8s.get", "cluster": "c", "apiVersion": "example.com/v1", "kind": "Gizmo", "namespace": "team-a", "name": "x" }
+    ]);
+    let out = GuestRun {
+        config: c.config.clone(),
+        audit: Some(audit.clone()),
+        ..Default::default()
+    }
+    .script(ops)
+    .await
+    .unwrap();
+    assert_eq!(err_kind(&out[1]), "denied", "{}", out[1]);
+    assert_eq!(err_kind(&out[2]), "not-found", "{}", out[2]);
+    let trail = std::fs::read_to_string(&audit).unwrap();
+    let gizmo: Vec<Value> = trail
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r.to_string().contains("Gizmo"))
+        .collect();
+    assert_eq!(gizmo.len(), 2, "{trail}");
+    assert!(gizmo[0].to_string().contains("deny"), "{}", gizmo[0]);
+    assert!(gizmo[1].to_string().contains("not-found"), "{}", gizmo[1]);
+}
+
 #[tokio::test]
 async fn an_unreachable_cluster_is_reported_as_unavailable() {
     let c = cluster().await;
@@ -287,7 +322,8 @@ async fn an_unreachable_cluster_is_reported_as_unavailable() {
     }
     .script(json!([
         { "op": "open-cluster", "alias": "mgmt", "as": "c" },
-        { "op": "k8s.get", "cluster": "c", "apiVersion": "v1", "kind": "Namespace", "name": "default" }
+        // A call the policy grants: decisions come before any I/O, discovery's included.
+        { "op": "k8s.get", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a", "name": "x" }
     ]))
     .await
     .unwrap();

@@ -2,11 +2,14 @@
 //!
 //! The kind of each call is resolved through API discovery (cached per
 //! cluster), so guests can address any kind the server serves, including
-//! HyperShift and Cluster API kinds, as JSON.
+//! HyperShift and Cluster API kinds, as JSON. Names are checked first
+//! (`names`), and every call is decided before any I/O it causes,
+//! discovery included.
 
 use super::ClusterHandle;
 use super::names;
 use super::provider::{self, DEFAULT_FIELD_MANAGER, Write, map_kube_error, parse_manifest, split_api_version, to_json};
+use crate::capabilities::Approved;
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PropagationPolicy};
 use kube::core::GroupVersionKind;
@@ -31,19 +34,86 @@ impl View<'_> {
         Ok((c.alias.clone(), c.client.clone()))
     }
 
-    /// Resolves (apiVersion, kind) through discovery, cached per cluster.
-    async fn resolve(
+    /// A kind this run has discovered on `alias`: its resource and whether it is namespaced.
+    fn discovered(&self, alias: &str, api_version: &str, kind: &str) -> Option<(ApiResource, bool)> {
+        let key = (api_version.to_string(), kind.to_string());
+        self.state
+            .k8s
+            .discovery
+            .get(alias)
+            .and_then(|d| d.kinds.get(&key))
+            .cloned()
+    }
+
+    /// Decides `action` on an object or collection, then resolves its kind. A kind already
+    /// discovered is checked against its scope first (a missing namespace is bad arguments,
+    /// not a confusing denial). Otherwise the decision is taken on the names as the guest
+    /// gave them, before discovery sends anything to the server; a failed discovery or a
+    /// namespace that does not fit the kind's scope is then audited as that call's failure.
+    /// Both decide on the same resource whenever the scope fits.
+    #[allow(clippy::too_many_arguments, reason = "one call's whole identity, decided as one")]
+    async fn decide_and_resolve(
+        &mut self,
+        alias: &str,
+        client: &kube::Client,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: Option<&str>,
+        action: Action,
+        dry_run: bool,
+    ) -> HostResult<(ApiResource, bool, Approved)> {
+        names::check_type(api_version, kind)?;
+        let namespace = namespace.filter(|ns| !ns.is_empty());
+        if let Some(ns) = namespace {
+            names::check_namespace(ns)?;
+        }
+        let (group, version) = split_api_version(api_version);
+        if let Some(name) = name {
+            names::check_name(&group, kind, name)?;
+        }
+        let collection = name.is_none();
+        let fits = |ar: &ApiResource, namespaced: bool| {
+            if collection && namespaced {
+                Ok(()) // a namespaced kind lists in one namespace or in all
+            } else {
+                Self::check_scope(ar, namespaced, namespace)
+            }
+        };
+        if let Some((ar, namespaced)) = self.discovered(alias, api_version, kind) {
+            fits(&ar, namespaced)?;
+            let resource = Self::k8s_ref(alias, &ar, namespaced, namespace, name);
+            let approved = self.authorize(action, resource, dry_run).await?;
+            return Ok((ar, namespaced, approved));
+        }
+        let as_given = ResourceRef::K8s {
+            cluster: alias.to_string(),
+            group,
+            version,
+            kind: kind.to_string(),
+            namespace: namespace.map(str::to_string),
+            name: name.map(str::to_string),
+        };
+        let approved = self.authorize(action, as_given, dry_run).await?;
+        let (ar, namespaced) = match self.discover(alias, client, api_version, kind).await {
+            Ok(found) => found,
+            Err(e) => return self.fail(approved, e),
+        };
+        if let Err(e) = fits(&ar, namespaced) {
+            return self.fail(approved, e);
+        }
+        Ok((ar, namespaced, approved))
+    }
+
+    /// Resolves (apiVersion, kind) through discovery and caches it for the run.
+    async fn discover(
         &mut self,
         alias: &str,
         client: &kube::Client,
         api_version: &str,
         kind: &str,
     ) -> HostResult<(ApiResource, bool)> {
-        names::check_type(api_version, kind)?;
         let key = (api_version.to_string(), kind.to_string());
-        if let Some(hit) = self.state.k8s.discovery.get(alias).and_then(|d| d.kinds.get(&key)) {
-            return Ok(hit.clone());
-        }
         let (group, version) = split_api_version(api_version);
         let gvk = GroupVersionKind::gvk(&group, &version, kind);
         let (ar, caps) = kube::discovery::pinned_kind(client, &gvk).await.map_err(|e| match e {
@@ -67,9 +137,6 @@ impl View<'_> {
     /// sees it, so a missing namespace is reported as bad arguments rather
     /// than as a confusing denial.
     fn check_scope(ar: &ApiResource, namespaced: bool, namespace: Option<&str>) -> HostResult<()> {
-        if namespaced && let Some(ns) = namespace.filter(|ns| !ns.is_empty()) {
-            names::check_namespace(ns)?;
-        }
         match (namespaced, namespace) {
             (true, None) | (true, Some("")) => Err(HostError::Invalid(format!(
                 "{} is namespaced: give a namespace",
@@ -148,22 +215,27 @@ impl View<'_> {
             .types
             .clone()
             .ok_or_else(|| HostError::Invalid("manifest needs apiVersion and kind".into()))?;
-        let (ar, namespaced) = self.resolve(&alias, &client, &types.api_version, &types.kind).await?;
         let name = obj.metadata.name.clone().unwrap_or_default();
         let ns = obj.metadata.namespace.clone();
-        Self::check_scope(&ar, namespaced, ns.as_deref())?;
-        // A create may leave the name to `generateName`; everything else names its object.
-        if !(name.is_empty() && action == Action::K8sCreate) {
-            names::check_name(&ar.group, &ar.kind, &name)?;
-        }
-        let approved = self
-            .authorize(
+        // A create may leave the name to `generateName` (the policy sees no name then);
+        // everything else names its object.
+        let named = !(name.is_empty() && action == Action::K8sCreate);
+        let (ar, namespaced, approved) = self
+            .decide_and_resolve(
+                &alias,
+                &client,
+                &types.api_version,
+                &types.kind,
+                ns.as_deref(),
+                Some(name.as_str()).filter(|_| named),
                 action,
-                Self::k8s_ref(&alias, &ar, namespaced, ns.as_deref(), Some(&name)),
                 dry_run,
             )
             .await?;
-        let api = Self::api(&client, &ar, namespaced, ns.as_deref())?;
+        let api = match Self::api(&client, &ar, namespaced, ns.as_deref()) {
+            Ok(api) => api,
+            Err(e) => return self.fail(approved, e),
+        };
         Ok((alias, api, obj, name, approved))
     }
 
@@ -194,12 +266,22 @@ impl View<'_> {
         dry_run: bool,
     ) -> HostResult<(String, ApiResource, Api<DynamicObject>, crate::capabilities::Approved)> {
         let (alias, client) = self.cluster(h)?;
-        let (ar, namespaced) = self.resolve(&alias, &client, &object.api_version, &object.kind).await?;
-        Self::check_scope(&ar, namespaced, object.namespace.as_deref())?;
-        names::check_name(&ar.group, &ar.kind, &object.name)?;
-        let resource = Self::k8s_ref(&alias, &ar, namespaced, object.namespace.as_deref(), Some(&object.name));
-        let approved = self.authorize(action, resource, dry_run).await?;
-        let api = Self::api(&client, &ar, namespaced, object.namespace.as_deref())?;
+        let (ar, namespaced, approved) = self
+            .decide_and_resolve(
+                &alias,
+                &client,
+                &object.api_version,
+                &object.kind,
+                object.namespace.as_deref(),
+                Some(&object.name),
+                action,
+                dry_run,
+            )
+            .await?;
+        let api = match Self::api(&client, &ar, namespaced, object.namespace.as_deref()) {
+            Ok(api) => api,
+            Err(e) => return self.fail(approved, e),
+        };
         Ok((alias, ar, api, approved))
     }
 }
@@ -242,14 +324,15 @@ impl HostCluster for View<'_> {
         options: ListOptions,
     ) -> HostResult<Vec<String>> {
         let (alias, client) = self.cluster(&h)?;
-        let (ar, namespaced) = self.resolve(&alias, &client, &api_version, &kind).await?;
-        if namespaced && let Some(ns) = namespace.as_deref().filter(|ns| !ns.is_empty()) {
-            names::check_namespace(ns)?;
-        }
-        let approved = self
-            .authorize(
+        let (ar, namespaced, approved) = self
+            .decide_and_resolve(
+                &alias,
+                &client,
+                &api_version,
+                &kind,
+                namespace.as_deref(),
+                None,
                 Action::K8sList,
-                Self::k8s_ref(&alias, &ar, namespaced, namespace.as_deref(), None),
                 false,
             )
             .await?;
