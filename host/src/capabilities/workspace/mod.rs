@@ -1,6 +1,9 @@
 //! `ferry:host/workspace`: files inside the one directory the run config
 //! grants, through cap-std so no path can leave it (no `..`, no absolute
-//! paths, no symlink escapes). Files are written atomically, 0600; folders 0700.
+//! paths). Inside it, no symbolic link is followed at any component, so the
+//! file the host opens is the one the policy decided on: a link `public/x` to
+//! `secret/key` cannot read what `secret/` forbids. Files are written
+//! atomically, 0600; folders 0700.
 
 use std::io::Write;
 
@@ -42,6 +45,11 @@ pub fn normalise(path: &str) -> HostResult<String> {
 }
 
 fn io_error(e: std::io::Error, path: &str) -> HostError {
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return HostError::Invalid(format!(
+            "workspace path `{path}` goes through a symbolic link; the workspace follows none, so that a path means the file the policy decided on"
+        ));
+    }
     match e.kind() {
         std::io::ErrorKind::NotFound => HostError::NotFound(format!("workspace file `{path}` does not exist")),
         std::io::ErrorKind::PermissionDenied => HostError::Invalid(format!("workspace path `{path}`: {e}")),
@@ -58,20 +66,72 @@ impl View<'_> {
     }
 }
 
+/// Opens the file `name` in `dir`, refusing it if it is a symbolic link (`ELOOP`).
+fn open_nofollow(dir: &Dir, name: &str) -> std::io::Result<cap_std::fs::File> {
+    let mut opts = OpenOptions::new();
+    opts.read(true).custom_flags(libc::O_NOFOLLOW);
+    dir.open_with(name, &opts)
+}
+
+/// Opens the directory `path` (normalised; empty is the root) one component at a time,
+/// following no symbolic link; with `create`, missing components are made (0700).
+fn open_dir_nofollow(root: &Dir, path: &str, create: bool) -> std::io::Result<Dir> {
+    let mut dir = root.try_clone()?;
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        dir = match enter(&dir, part) {
+            Err(e) if create && e.kind() == std::io::ErrorKind::NotFound => {
+                let mut b = DirBuilder::new();
+                b.mode(0o700);
+                match dir.create_dir_with(part, &b) {
+                    Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+                    _ => enter(&dir, part)?,
+                }
+            }
+            other => other?,
+        };
+    }
+    Ok(dir)
+}
+
+/// Opens the subdirectory `part` of `dir` if it is a directory itself, not a link, and
+/// checks that the directory opened is that very entry (same device and inode), so a link
+/// swapped in between is refused too (`ELOOP`).
+fn enter(dir: &Dir, part: &str) -> std::io::Result<Dir> {
+    use cap_std::fs::MetadataExt;
+    let looped = || std::io::Error::from_raw_os_error(libc::ELOOP);
+    let entry = dir.symlink_metadata(part)?;
+    if entry.file_type().is_symlink() {
+        return Err(looped());
+    }
+    let next = dir.open_dir(part)?;
+    let opened = next.dir_metadata()?;
+    if (opened.dev(), opened.ino()) != (entry.dev(), entry.ino()) {
+        return Err(looped());
+    }
+    Ok(next)
+}
+
+/// The directory part and the file name of a normalised path.
+fn split(path: &str) -> (&str, &str) {
+    path.rsplit_once('/').unwrap_or(("", path))
+}
+
+/// Reads the file at `path` (normalised), following no symbolic link.
+fn read_nofollow(root: &Dir, path: &str) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let (parent, name) = split(path);
+    let mut f = open_nofollow(&open_dir_nofollow(root, parent, false)?, name)?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out)?;
+    Ok(out)
+}
+
 fn write_atomic(dir: &Dir, path: &str, data: &[u8]) -> std::io::Result<()> {
     let (parent, name) = match path.rsplit_once('/') {
         Some((p, n)) => (Some(p), n),
         None => (None, path),
     };
-    let target_dir = match parent {
-        Some(p) => {
-            let mut b = DirBuilder::new();
-            b.recursive(true).mode(0o700);
-            dir.create_dir_with(p, &b)?;
-            dir.open_dir(p)?
-        }
-        None => dir.try_clone()?,
-    };
+    let target_dir = open_dir_nofollow(dir, parent.unwrap_or(""), true)?;
     let tmp = format!(".{name}.ferry-tmp-{}", std::process::id());
     let mut opts = OpenOptions::new();
     opts.write(true).create(true).truncate(true).mode(0o600);
@@ -90,7 +150,7 @@ impl Host for View<'_> {
             .await?;
         let result = self
             .workspace_dir()
-            .and_then(|d| d.read(&path).map_err(|e| io_error(e, &path)));
+            .and_then(|d| read_nofollow(&d, &path).map_err(|e| io_error(e, &path)));
         self.finish(approved, result)
     }
 
@@ -121,12 +181,9 @@ impl Host for View<'_> {
             .authorize(Action::WorkspaceList, ResourceRef::Path { path: path.clone() }, false)
             .await?;
         let result = self.workspace_dir().and_then(|d| {
-            let rd = if path.is_empty() {
-                d.entries()
-            } else {
-                d.read_dir(&path)
-            }
-            .map_err(|e| io_error(e, &path))?;
+            let rd = open_dir_nofollow(&d, &path, false)
+                .and_then(|dir| dir.entries())
+                .map_err(|e| io_error(e, &path))?;
             let mut out = Vec::new();
             for entry in rd {
                 let entry = entry.map_err(|e| io_error(e, &path))?;
@@ -160,6 +217,37 @@ mod tests {
         assert!(normalise("a/../../x").is_err());
         assert!(normalise("/etc/passwd").is_err());
         assert!(normalise("a\\b").is_err());
+    }
+
+    /// A link inside the workspace never leads the host to another file than the one the
+    /// policy decided on: not as the file, not as a directory on the way, for reads, writes
+    /// and listings.
+    #[test]
+    fn symbolic_links_are_not_followed() {
+        use std::os::unix::fs::symlink;
+        let tmp = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(tmp.path().join("secret")).expect("mkdir");
+        std::fs::create_dir_all(tmp.path().join("public")).expect("mkdir");
+        std::fs::write(tmp.path().join("secret/key"), b"s3cr3t").expect("write");
+        symlink(tmp.path().join("secret/key"), tmp.path().join("public/x")).expect("link");
+        symlink("../secret", tmp.path().join("public/dir")).expect("link");
+        let dir = Dir::open_ambient_dir(tmp.path(), cap_std::ambient_authority()).expect("open");
+        for path in ["public/x", "public/dir/key"] {
+            let e = read_nofollow(&dir, path).expect_err(path);
+            assert!(io_error(e, path).to_string().contains("symbolic link"), "{path}");
+        }
+        assert!(write_atomic(&dir, "public/dir/new", b"x").is_err());
+        assert!(write_atomic(&dir, "public/dir/sub/new", b"x").is_err());
+        assert!(!tmp.path().join("secret/new").exists());
+        assert!(
+            !tmp.path().join("secret/sub").exists(),
+            "no directory made through the link"
+        );
+        assert!(open_dir_nofollow(&dir, "public/dir", false).is_err());
+        assert_eq!(read_nofollow(&dir, "secret/key").expect("a plain file"), b"s3cr3t");
+        // Replacing a link by writing the file replaces the link, never its target.
+        write_atomic(&dir, "public/x", b"mine").expect("write over the link");
+        assert_eq!(std::fs::read(tmp.path().join("secret/key")).expect("read"), b"s3cr3t");
     }
 
     #[test]
