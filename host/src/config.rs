@@ -119,8 +119,12 @@ pub struct Limits {
     pub wall_seconds: u64,
     /// Open handles (clusters, buckets, zones, streams) at once.
     pub max_handles: usize,
-    /// Largest object `objects.get`/`put` moves through the guest, in bytes.
+    /// Largest object `objects.get`/`put`, or workspace file, moved through the guest, in bytes.
     pub max_object_bytes: u64,
+    /// Most bytes one `k8s` list may return (the host holds them before the guest does).
+    pub max_list_bytes: u64,
+    /// Most bytes one run may write to its workspace, all files together.
+    pub workspace_quota_bytes: u64,
 }
 
 impl Default for Limits {
@@ -131,6 +135,8 @@ impl Default for Limits {
             wall_seconds: 3_600,
             max_handles: 1_000,
             max_object_bytes: 16 * 1024 * 1024,
+            max_list_bytes: 64 * 1024 * 1024,
+            workspace_quota_bytes: 1024 * 1024 * 1024,
         }
     }
 }
@@ -191,6 +197,8 @@ impl HookConfig {
             wall_seconds: 60,
             max_handles: 64,
             max_object_bytes: 1024 * 1024,
+            max_list_bytes: 4 * 1024 * 1024,
+            workspace_quota_bytes: 16 * 1024 * 1024,
         }
     }
 }

@@ -89,6 +89,8 @@ pub struct CapabilityState {
     /// Where host calls leave their policy questions, so that they are decided off the
     /// guest's fiber (see [`crate::policy::desk`]).
     pub decisions: Arc<crate::policy::desk::Desk>,
+    /// Bytes this run wrote to its workspace, against `[limits] workspace_quota_bytes`.
+    pub workspace_written: u64,
 }
 
 /// The borrowed view of one run's store that every capability's host functions run on: the

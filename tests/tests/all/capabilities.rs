@@ -55,6 +55,41 @@ async fn workspace_files_stay_inside_the_granted_directory() {
     assert_eq!(mode & 0o777, 0o600);
 }
 
+/// What the host buffers for a guest is bounded: one file's size both ways, and what a run
+/// writes in all; a refused write leaves the disk as it was.
+#[tokio::test]
+async fn workspace_reads_and_writes_are_bounded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("ws");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("big.txt"), "0123456789").unwrap();
+    let mut config = workspace_config(&root);
+    config.limits.max_object_bytes = 8;
+    config.limits.workspace_quota_bytes = 10;
+    let out = GuestRun {
+        config,
+        ..Default::default()
+    }
+    .script(json!([
+        { "op": "fs.read", "path": "big.txt" },
+        { "op": "fs.write", "path": "a.txt", "data": "123456789" },
+        { "op": "fs.write", "path": "b.txt", "data": "123456" },
+        { "op": "fs.write", "path": "c.txt", "data": "123456" },
+        { "op": "fs.write", "path": "d.txt", "data": "1234" }
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(err_kind(&out[0]), "invalid", "{}", out[0]);
+    assert!(err_message(&out[0]).contains("max_object_bytes"), "{}", out[0]);
+    assert_eq!(err_kind(&out[1]), "invalid", "{}", out[1]);
+    assert!(err_message(&out[1]).contains("max_object_bytes"), "{}", out[1]);
+    ok(&out[2]);
+    assert_eq!(err_kind(&out[3]), "invalid", "{}", out[3]);
+    assert!(err_message(&out[3]).contains("workspace_quota_bytes"), "{}", out[3]);
+    ok(&out[4]);
+    assert!(!root.join("a.txt").exists() && !root.join("c.txt").exists());
+}
+
 #[tokio::test]
 async fn plan_mode_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();

@@ -311,6 +311,48 @@ async fn discovery_waits_for_the_decision_and_its_failures_are_audited() {
     assert!(gizmo[1].to_string().contains("not-found"), "{}", gizmo[1]);
 }
 
+/// A list is held by the host before the guest gets it: past `max_list_bytes` it is refused
+/// with what to narrow.
+#[tokio::test]
+async fn lists_are_bounded() {
+    let c = cluster().await;
+    let store = c.sim.store().clone();
+    store
+        .create(
+            &ferry_sim::kube::registry::NAMESPACE,
+            None,
+            ns("team-a"),
+            &Default::default(),
+        )
+        .unwrap();
+    for i in 0..20 {
+        store
+            .create(
+                &ferry_sim::kube::registry::CONFIG_MAP,
+                Some("team-a"),
+                cm(&format!("cm-{i}"), "team-a", json!({})),
+                &Default::default(),
+            )
+            .unwrap();
+    }
+    let mut config = c.config.clone();
+    config.limits.max_list_bytes = 2_000;
+    let out = GuestRun {
+        config,
+        ..Default::default()
+    }
+    .script(json!([
+        { "op": "open-cluster", "alias": "mgmt", "as": "c" },
+        { "op": "k8s.list", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a" },
+        { "op": "k8s.get", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a", "name": "cm-1" }
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(err_kind(&out[1]), "invalid", "{}", out[1]);
+    assert!(err_message(&out[1]).contains("max_list_bytes"), "{}", out[1]);
+    ok(&out[2]);
+}
+
 #[tokio::test]
 async fn an_unreachable_cluster_is_reported_as_unavailable() {
     let c = cluster().await;

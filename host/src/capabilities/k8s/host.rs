@@ -336,6 +336,7 @@ impl HostCluster for View<'_> {
                 false,
             )
             .await?;
+        let max_bytes = self.env.config.limits.max_list_bytes;
         let result = async {
             let api: Api<DynamicObject> = match (&namespace, namespaced) {
                 (Some(ns), true) => Api::namespaced_with(client.clone(), ns, &ar),
@@ -349,6 +350,7 @@ impl HostCluster for View<'_> {
                 params = params.fields(f);
             }
             let mut out = Vec::new();
+            let mut bytes: u64 = 0;
             loop {
                 let page = api
                     .list(&params)
@@ -362,7 +364,16 @@ impl HostCluster for View<'_> {
                         o.insert("apiVersion".into(), Value::String(ar.api_version.clone()));
                         o.insert("kind".into(), Value::String(ar.kind.clone()));
                     }
-                    out.push(v.to_string());
+                    let text = v.to_string();
+                    bytes += text.len() as u64;
+                    if bytes > max_bytes {
+                        return Err(HostError::Invalid(format!(
+                            "listing {} on `{alias}` returns more than [limits] max_list_bytes ({max_bytes} bytes); \
+                             narrow it with a namespace or a label selector, or raise the limit",
+                            ar.plural
+                        )));
+                    }
+                    out.push(text);
                 }
                 match page.metadata.continue_ {
                     Some(token) if !token.is_empty() => params = params.continue_token(&token),

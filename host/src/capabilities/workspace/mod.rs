@@ -116,14 +116,15 @@ fn split(path: &str) -> (&str, &str) {
     path.rsplit_once('/').unwrap_or(("", path))
 }
 
-/// Reads the file at `path` (normalised), following no symbolic link.
-fn read_nofollow(root: &Dir, path: &str) -> std::io::Result<Vec<u8>> {
+/// Reads the file at `path` (normalised), following no symbolic link, if it holds at most
+/// `max` bytes; `Ok(None)` when it holds more (nothing past `max + 1` bytes is read).
+fn read_nofollow(root: &Dir, path: &str, max: u64) -> std::io::Result<Option<Vec<u8>>> {
     use std::io::Read;
     let (parent, name) = split(path);
-    let mut f = open_nofollow(&open_dir_nofollow(root, parent, false)?, name)?;
+    let f = open_nofollow(&open_dir_nofollow(root, parent, false)?, name)?;
     let mut out = Vec::new();
-    f.read_to_end(&mut out)?;
-    Ok(out)
+    f.take(max.saturating_add(1)).read_to_end(&mut out)?;
+    Ok((out.len() as u64 <= max).then_some(out))
 }
 
 fn write_atomic(dir: &Dir, path: &str, data: &[u8]) -> std::io::Result<()> {
@@ -148,9 +149,16 @@ impl Host for View<'_> {
         let approved = self
             .authorize(Action::WorkspaceRead, ResourceRef::Path { path: path.clone() }, false)
             .await?;
-        let result = self
-            .workspace_dir()
-            .and_then(|d| read_nofollow(&d, &path).map_err(|e| io_error(e, &path)));
+        let max = self.env.config.limits.max_object_bytes;
+        let result = self.workspace_dir().and_then(|d| {
+            read_nofollow(&d, &path, max)
+                .map_err(|e| io_error(e, &path))?
+                .ok_or_else(|| {
+                    HostError::Invalid(format!(
+                        "workspace file `{path}` is larger than [limits] max_object_bytes ({max} bytes)"
+                    ))
+                })
+        });
         self.finish(approved, result)
     }
 
@@ -165,13 +173,29 @@ impl Host for View<'_> {
         let approved = self
             .authorize(Action::WorkspaceWrite, ResourceRef::Path { path: path.clone() }, plan)
             .await?;
-        let result = if plan {
+        let limits = &self.env.config.limits;
+        let size = data.len() as u64;
+        let written = self.state.workspace_written;
+        let result = if size > limits.max_object_bytes {
+            Err(HostError::Invalid(format!(
+                "workspace file `{path}` would hold {size} bytes, more than [limits] max_object_bytes ({} bytes)",
+                limits.max_object_bytes
+            )))
+        } else if written.saturating_add(size) > limits.workspace_quota_bytes {
+            Err(HostError::Invalid(format!(
+                "writing `{path}` ({size} bytes) would take this run past [limits] workspace_quota_bytes ({} bytes; {written} written so far)",
+                limits.workspace_quota_bytes
+            )))
+        } else if plan {
             tracing::info!(%path, bytes = data.len(), "plan: would write workspace file");
             Ok(())
         } else {
             self.workspace_dir()
                 .and_then(|d| write_atomic(&d, &path, &data).map_err(|e| io_error(e, &path)))
         };
+        if result.is_ok() {
+            self.state.workspace_written = written.saturating_add(size);
+        }
         self.finish(approved, result)
     }
 
@@ -233,7 +257,7 @@ mod tests {
         symlink("../secret", tmp.path().join("public/dir")).expect("link");
         let dir = Dir::open_ambient_dir(tmp.path(), cap_std::ambient_authority()).expect("open");
         for path in ["public/x", "public/dir/key"] {
-            let e = read_nofollow(&dir, path).expect_err(path);
+            let e = read_nofollow(&dir, path, 1024).expect_err(path);
             assert!(io_error(e, path).to_string().contains("symbolic link"), "{path}");
         }
         assert!(write_atomic(&dir, "public/dir/new", b"x").is_err());
@@ -244,7 +268,17 @@ mod tests {
             "no directory made through the link"
         );
         assert!(open_dir_nofollow(&dir, "public/dir", false).is_err());
-        assert_eq!(read_nofollow(&dir, "secret/key").expect("a plain file"), b"s3cr3t");
+        let plain = read_nofollow(&dir, "secret/key", 1024).expect("a plain file");
+        assert_eq!(plain.as_deref(), Some(&b"s3cr3t"[..]));
+        assert_eq!(
+            read_nofollow(&dir, "secret/key", 5).expect("read"),
+            None,
+            "over the limit"
+        );
+        assert!(
+            read_nofollow(&dir, "secret/key", 6).expect("read").is_some(),
+            "at the limit"
+        );
         // Replacing a link by writing the file replaces the link, never its target.
         write_atomic(&dir, "public/x", b"mine").expect("write over the link");
         assert_eq!(std::fs::read(tmp.path().join("secret/key")).expect("read"), b"s3cr3t");
