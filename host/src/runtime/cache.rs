@@ -4,8 +4,12 @@
 //! milliseconds; loading a cached artifact takes well under one. Entries are
 //! keyed by the SHA-256 of the component bytes, the wasmtime version and the
 //! engine's compatibility hash, so a different engine configuration never
-//! reads another's artifact. Only files this host wrote are ever
-//! deserialized: the cache directory is created 0700 and entries 0600.
+//! reads another's artifact. A cached artifact is native code, so only files
+//! this user wrote are ever deserialized: the directory is created 0700 and
+//! entries 0600, and before any use both are checked to be owned by this user
+//! and writable by no one else, the entry a plain file (not a link). A cache
+//! that fails the check is not used at all (compiled in memory, nothing
+//! written), with a warning saying why.
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -21,7 +25,18 @@ pub fn load(engine: &Engine, bytes: &[u8], sha256: &str, cache_dir: Option<&Path
         return Component::from_binary(engine, bytes);
     };
     let path = dir.join(format!("{}.cwasm", cache_key(engine, sha256)));
-    if path.is_file() {
+    if let Err(why) = trusted_dir(dir) {
+        tracing::warn!(dir = %dir.display(), %why, "not using the compiled-component cache");
+        return Component::from_binary(engine, bytes);
+    }
+    let entry = std::fs::symlink_metadata(&path);
+    if let Ok(meta) = &entry
+        && let Err(why) = trusted_entry(meta)
+    {
+        tracing::warn!(path = %path.display(), %why, "not using the compiled-component cache");
+        return Component::from_binary(engine, bytes);
+    }
+    if entry.is_ok() {
         match deserialize(engine, &path) {
             Ok(c) => return Ok(c),
             Err(e) => {
@@ -35,6 +50,45 @@ pub fn load(engine: &Engine, bytes: &[u8], sha256: &str, cache_dir: Option<&Path
         tracing::warn!(dir = %dir.display(), error = %format!("{e:#}"), "cannot write the compiled-component cache; continuing without it");
     }
     Ok(component)
+}
+
+/// The cache directory, if it exists, must be this user's and writable by no one else.
+fn trusted_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::symlink_metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.to_string()),
+    };
+    if !meta.is_dir() {
+        return Err("it is not a directory (a link is not followed)".into());
+    }
+    owned_and_private(meta.uid(), meta.mode(), 0o022)
+}
+
+/// A cache entry must be a plain file of this user's that no one else may read or write.
+fn trusted_entry(meta: &std::fs::Metadata) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    if !meta.is_file() {
+        return Err("the entry is not a plain file (a link is not followed)".into());
+    }
+    owned_and_private(meta.uid(), meta.mode(), 0o077)
+}
+
+fn owned_and_private(uid: u32, mode: u32, forbidden: u32) -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    #[allow(unsafe_code, reason = "geteuid, see above")]
+    let me = unsafe { libc::geteuid() };
+    if uid != me {
+        return Err(format!("owned by uid {uid}, not by this user (uid {me})"));
+    }
+    if mode & forbidden != 0 {
+        return Err(format!(
+            "its mode is {:o}: others may change it (fix with chmod go-w, or remove it)",
+            mode & 0o777
+        ));
+    }
+    Ok(())
 }
 
 fn cache_key(engine: &Engine, sha256: &str) -> String {
@@ -84,4 +138,51 @@ pub fn default_dir() -> Option<std::path::PathBuf> {
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))?;
     Some(base.join("ferry").join("components"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn exports(c: &Component, engine: &Engine) -> Vec<String> {
+        c.component_type().exports(engine).map(|(n, _)| n.to_string()).collect()
+    }
+
+    /// An artifact planted where others may write is native code from someone else: it is
+    /// never loaded, and the component is compiled from its own bytes instead.
+    #[test]
+    fn a_cache_others_can_write_is_not_used() -> anyhow::Result<()> {
+        let engine = Engine::default();
+        let tmp = tempfile::tempdir()?;
+        let dir = tmp.path().join("components");
+        let guest = std::fs::read(ferry_artifacts::TEST_GUEST)?;
+        let hook = std::fs::read(ferry_artifacts::TEST_HOOK)?;
+        let (guest_sha, hook_sha) = (hex::encode(Sha256::digest(&guest)), hex::encode(Sha256::digest(&hook)));
+        // Cache the hook, then plant its artifact under the guest's key.
+        load(&engine, &hook, &hook_sha, Some(&dir))?;
+        let hook_entry = dir.join(format!("{}.cwasm", cache_key(&engine, &hook_sha)));
+        let guest_entry = dir.join(format!("{}.cwasm", cache_key(&engine, &guest_sha)));
+        std::fs::copy(&hook_entry, &guest_entry)?;
+        let want = exports(&Component::from_binary(&engine, &guest)?, &engine);
+        let planted = exports(&Component::from_binary(&engine, &hook)?, &engine);
+        assert_ne!(want, planted);
+
+        // A private cache is trusted: the planted artifact is what loads (what a same-user
+        // attacker could do anyway), which shows the check below is what refuses it.
+        std::fs::set_permissions(&guest_entry, std::fs::Permissions::from_mode(0o600))?;
+        assert_eq!(
+            exports(&load(&engine, &guest, &guest_sha, Some(&dir))?, &engine),
+            planted
+        );
+
+        for (path, mode) in [(&guest_entry, 0o666), (&dir, 0o777)] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+            assert_eq!(exports(&load(&engine, &guest, &guest_sha, Some(&dir))?, &engine), want);
+            let back = if path.is_dir() { 0o700 } else { 0o600 };
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(back))?;
+        }
+        Ok(())
+    }
 }
