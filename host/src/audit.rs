@@ -165,7 +165,7 @@ pub struct Audit {
 }
 
 struct Sink {
-    out: Option<Box<dyn Write + Send>>,
+    out: Option<std::fs::File>,
     prev: String,
 }
 
@@ -180,19 +180,25 @@ impl Audit {
         }
     }
 
-    /// Appends records to `path` (created 0600 if missing).
+    /// Appends records to `path` (created 0600 if missing), continuing the hash chain of
+    /// the records already there: several phases or runs into one file make one chain, so
+    /// a record removed between two runs breaks it like one removed inside a run.
     pub fn to_file(path: &Path) -> std::io::Result<Self> {
         use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
+        let mut file = std::fs::OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .mode(0o600)
             .open(path)?;
+        let (prev, torn) = last_line_hash(&mut file)?;
+        if torn {
+            // A record cut short by a crash stays as it is, as evidence; the next one starts
+            // on a line of its own.
+            file.write_all(b"\n")?;
+        }
         Ok(Audit {
-            sink: Mutex::new(Sink {
-                out: Some(Box::new(file)),
-                prev: String::new(),
-            }),
+            sink: Mutex::new(Sink { out: Some(file), prev }),
         })
     }
 
@@ -212,17 +218,88 @@ impl Audit {
         }
         let line = value.to_string();
         sink.prev = hex::encode(Sha256::digest(line.as_bytes()));
+        // Decisions that change something, and the run's own events, are on disk before
+        // the host goes on.
+        let durable = record.kind != "call" || Action::from_name(&record.action).is_some_and(|a| a.is_mutating());
         if let Some(out) = sink.out.as_mut()
-            && let Err(e) = writeln!(out, "{line}").and_then(|_| out.flush())
+            && let Err(e) = writeln!(out, "{line}").and_then(|_| if durable { out.sync_data() } else { Ok(()) })
         {
             tracing::error!(error = %e, "cannot write the audit trail");
         }
     }
 }
 
+/// The SHA-256 (hex) of the last record in `file` (empty for an empty file), and whether
+/// the file ends in the middle of a line. Reads only the tail.
+fn last_line_hash(file: &mut std::fs::File) -> std::io::Result<(String, bool)> {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 1024 * 1024;
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok((String::new(), false));
+    }
+    file.seek(SeekFrom::Start(len.saturating_sub(TAIL)))?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail)?;
+    let torn = tail.last() != Some(&b'\n');
+    let last = tail
+        .split(|b| *b == b'\n')
+        .rev()
+        .find(|l| !l.is_empty())
+        .unwrap_or_default();
+    Ok((hex::encode(Sha256::digest(last)), torn))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lines(path: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Two runs into one file make one chain; a record cut short by a crash is kept, and
+    /// the next run chains to it and starts on a line of its own.
+    #[test]
+    fn the_chain_continues_across_runs() -> std::io::Result<()> {
+        let guest = GuestIdentity {
+            name: "g".into(),
+            sha256: "00".into(),
+        };
+        let tmp = tempfile::tempdir()?;
+        let path = tmp.path().join("audit.jsonl");
+        let first = Audit::to_file(&path)?;
+        first.record(&Record::event(&guest, "backup", "run", "ok", None));
+        first.record(&Record::event(&guest, "backup", "run", "ok", None));
+        drop(first);
+        let text = std::fs::read_to_string(&path)?;
+        let last = text.lines().last().unwrap_or_default().to_string();
+        let second = Audit::to_file(&path)?;
+        second.record(&Record::event(&guest, "restore", "run", "ok", None));
+        drop(second);
+        let records = lines(&path);
+        assert_eq!(records.len(), 3);
+        assert_eq!(records[0]["prev"], "");
+        assert_eq!(records[2]["prev"], hex::encode(Sha256::digest(last.as_bytes())));
+
+        // A torn record: the next run chains to what is there and starts a new line.
+        let mut f = std::fs::OpenOptions::new().append(true).open(&path)?;
+        f.write_all(b"{\"time\":\"cut")?;
+        drop(f);
+        let third = Audit::to_file(&path)?;
+        third.record(&Record::event(&guest, "finish", "run", "ok", None));
+        drop(third);
+        let text = std::fs::read_to_string(&path)?;
+        let all: Vec<&str> = text.lines().collect();
+        assert_eq!(all[3], "{\"time\":\"cut");
+        let fourth: serde_json::Value = serde_json::from_str(all[4]).map_err(std::io::Error::other)?;
+        assert_eq!(fourth["prev"], hex::encode(Sha256::digest(b"{\"time\":\"cut")));
+        Ok(())
+    }
 
     #[test]
     fn times_are_rfc3339_utc_with_milliseconds() {
