@@ -410,9 +410,11 @@ async fn etcd_snapshot_through_a_pod_port_forward() {
 
     let mut config = c.config.clone();
     aws::configure(&mut config, &moto.url());
+    let audit = tmp.path().join("audit.jsonl");
     let out = GuestRun {
         config,
         options: RunOptions { cache_dir: None, clients: aws::clients(), ..Default::default() },
+        audit: Some(audit.clone()),
         ..Default::default()
     }
     .script(json!([
@@ -437,4 +439,22 @@ async fn etcd_snapshot_through_a_pod_port_forward() {
     assert!(err_message(&out[3]).contains("denied/ghost.db"), "{}", out[3]);
     assert_eq!(err_kind(&out[4]), "denied", "{}", out[4]);
     assert!(err_message(&out[4]).contains("etcd-client-tls"), "{}", out[4]);
+    // The upload and its sidecar were approved before the refused read: both are audited
+    // with the snapshot's outcome, not dropped.
+    let trail: Vec<Value> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for (action, key) in [
+        ("objects:snapshot-upload", "team-b.db"),
+        ("objects:put", "team-b.db.sha256"),
+    ] {
+        assert!(
+            trail.iter().any(|r| r["action"] == action
+                && r["resource"].as_str().is_some_and(|res| res.ends_with(key))
+                && r["outcome"] == "denied"),
+            "no {action} record for {key}"
+        );
+    }
 }

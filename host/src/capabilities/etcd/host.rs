@@ -24,9 +24,11 @@ fn progress_fn(sink: Arc<dyn ProgressSink>, step: String) -> impl Fn(u64) + Send
     }
 }
 
-/// Everything a snapshot will write, decided before anything is read: the object and its
-/// `.sha256` sidecar, each under its own action.
-struct UploadApprovals {
+/// A snapshot's approvals, all taken before anything is read: the member, and everything
+/// it will write (the object and its `.sha256` sidecar, each under its own action). They are
+/// audited together with the snapshot's one outcome, whatever step it ends at.
+struct SnapshotApprovals {
+    member: Approved,
     bucket: crate::capabilities::objects::provider::Bucket,
     upload: Approved,
     sidecar: Approved,
@@ -34,13 +36,13 @@ struct UploadApprovals {
 
 impl View<'_> {
     /// Decides the upload and its sidecar for a snapshot whose member was approved as
-    /// `member`. On a denial, the member's approval is audited with it.
+    /// `member`. On a denial, the approvals already taken are audited with it.
     async fn approve_upload(
         &mut self,
         into: &Resource<BucketHandle>,
         key: &str,
         member: Approved,
-    ) -> HostResult<(Approved, UploadApprovals)> {
+    ) -> HostResult<SnapshotApprovals> {
         let bucket = match self.table.get(into) {
             Ok(b) => b.bucket().clone(),
             Err(e) => return self.fail(member, HostError::from(e)),
@@ -69,14 +71,19 @@ impl View<'_> {
                 return self.fail(member, e);
             }
         };
-        Ok((
+        Ok(SnapshotApprovals {
             member,
-            UploadApprovals {
-                bucket,
-                upload,
-                sidecar,
-            },
-        ))
+            bucket,
+            upload,
+            sidecar,
+        })
+    }
+
+    /// Audits every approval of a snapshot with its outcome, and passes the outcome on.
+    fn finish_snapshot<T>(&self, approvals: SnapshotApprovals, result: HostResult<T>) -> HostResult<T> {
+        self.audit(approvals.member, &result);
+        self.audit(approvals.sidecar, &result);
+        self.finish(approvals.upload, result)
     }
 
     async fn snapshot_into(
@@ -84,16 +91,10 @@ impl View<'_> {
         member_label: String,
         endpoint: EtcdEndpoint,
         key: String,
-        approved_member: Approved,
-        approvals: UploadApprovals,
+        approvals: SnapshotApprovals,
     ) -> HostResult<SnapshotInfo> {
-        let UploadApprovals {
-            bucket,
-            upload: approved_upload,
-            sidecar: approved_sidecar,
-        } = approvals;
-        let plan = self.env.plan;
-        if plan {
+        let bucket = approvals.bucket.clone();
+        if self.env.plan {
             tracing::info!(member = %member_label, bucket = bucket.name(), %key, "plan: would stream an etcd snapshot");
             let planned = Ok(SnapshotInfo {
                 key,
@@ -102,9 +103,7 @@ impl View<'_> {
                 revision: 0,
                 member: member_label,
             });
-            self.audit(approved_member, &planned);
-            self.audit(approved_sidecar, &planned);
-            return self.finish(approved_upload, planned);
+            return self.finish_snapshot(approvals, planned);
         }
         let progress = progress_fn(self.env.progress.clone(), format!("etcd-snapshot {member_label}"));
         let result = snapshot_to_s3(
@@ -124,9 +123,7 @@ impl View<'_> {
             member: member_label.clone(),
         })
         .map_err(HostError::from);
-        self.audit(approved_member, &result);
-        self.audit(approved_sidecar, &result);
-        self.finish(approved_upload, result)
+        self.finish_snapshot(approvals, result)
     }
 
     /// Reads `key` of a Secret (or ConfigMap) in `namespace`, as PEM text. Each read is a
@@ -216,7 +213,7 @@ impl Host for View<'_> {
             )
             .await?;
         // Everything this call writes is decided before anything is read.
-        let (approved, uploads) = self.approve_upload(&into, &key, approved).await?;
+        let approvals = self.approve_upload(&into, &key, approved).await?;
         // TLS material is read here, host-side; the guest only named secrets.
         let tls = match (&member.client_secret, &member.ca_secret) {
             (Some(client_secret), Some(ca_secret)) => {
@@ -248,13 +245,13 @@ impl Host for View<'_> {
                         key_pem,
                         domain: Some(format!("{}.etcd-discovery.{}.svc", member.pod, member.namespace)),
                     }),
-                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return self.fail(approved, e),
+                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return self.finish_snapshot(approvals, Err(e)),
                 }
             }
             (None, None) => None,
             _ => {
                 let e = HostError::Invalid("give both client-secret and ca-secret for TLS, or neither".into());
-                return self.fail(approved, e);
+                return self.finish_snapshot(approvals, Err(e));
             }
         };
         let forward = match crate::capabilities::etcd::portforward::forward_pod_port(
@@ -266,14 +263,14 @@ impl Host for View<'_> {
         .await
         {
             Ok(f) => f,
-            Err(e) => return self.fail(approved, HostError::from(e)),
+            Err(e) => return self.finish_snapshot(approvals, Err(HostError::from(e))),
         };
         let scheme = if tls.is_some() { "https" } else { "http" };
         let endpoint = EtcdEndpoint {
             endpoints: vec![format!("{scheme}://{}", forward.local_addr)],
             tls,
         };
-        let result = self.snapshot_into(label, endpoint, key, approved, uploads).await;
+        let result = self.snapshot_into(label, endpoint, key, approvals).await;
         drop(forward);
         result
     }
@@ -303,9 +300,9 @@ impl Host for View<'_> {
             return self.fail(approved, e);
         };
         let endpoints = cfg.endpoints.clone();
-        let (approved, uploads) = self.approve_upload(&into, &key, approved).await?;
+        let approvals = self.approve_upload(&into, &key, approved).await?;
         let endpoint = EtcdEndpoint { endpoints, tls: None };
-        self.snapshot_into(format!("endpoint:{alias}"), endpoint, key, approved, uploads)
+        self.snapshot_into(format!("endpoint:{alias}"), endpoint, key, approvals)
             .await
     }
 }
