@@ -45,6 +45,10 @@ pub struct Record {
     pub message: Option<String>,
     /// Duration of the call in microseconds.
     pub micros: u64,
+    /// Whether the record must be on disk before the host goes on: a mutating call's, or
+    /// one about the run itself. Not part of the record.
+    #[serde(skip)]
+    pub durable: bool,
 }
 
 impl Record {
@@ -76,6 +80,7 @@ impl Record {
             outcome: outcome.to_string(),
             message: message.map(str::to_string),
             micros,
+            durable: action.is_mutating(),
         }
     }
 
@@ -101,6 +106,7 @@ impl Record {
             outcome: outcome.to_string(),
             message,
             micros: 0,
+            durable: true,
         }
     }
 }
@@ -218,11 +224,8 @@ impl Audit {
         }
         let line = value.to_string();
         sink.prev = hex::encode(Sha256::digest(line.as_bytes()));
-        // Decisions that change something, and the run's own events, are on disk before
-        // the host goes on.
-        let durable = record.kind != "call" || Action::from_name(&record.action).is_some_and(|a| a.is_mutating());
         if let Some(out) = sink.out.as_mut()
-            && let Err(e) = writeln!(out, "{line}").and_then(|_| if durable { out.sync_data() } else { Ok(()) })
+            && let Err(e) = writeln!(out, "{line}").and_then(|_| if record.durable { out.sync_data() } else { Ok(()) })
         {
             tracing::error!(error = %e, "cannot write the audit trail");
         }
