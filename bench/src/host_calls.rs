@@ -169,42 +169,41 @@ fn cedar_alone(
     n: u64,
     runs: usize,
 ) -> Result<Vec<Duration>> {
-    let ctx = CallContext {
-        plan: false,
-        dry_run: false,
-        phase: "bench".into(),
-    };
     let (request, entities) = policy
-        .cedar_request(action, resource, &ctx)
+        .cedar_request(action, resource, &bench_context())
         .map_err(anyhow::Error::msg)?;
     let authorizer = cedar_policy::Authorizer::new();
+    Ok(per_iteration(n, runs, || {
+        authorizer.is_authorized(&request, policy.cedar_policies(), &entities)
+    }))
+}
+
+/// The context of every decision the benchmark times: no plan, no dry run, phase `bench`.
+fn bench_context() -> CallContext {
+    CallContext {
+        phase: "bench".into(),
+        ..CallContext::default()
+    }
+}
+
+/// Time per call of `f`, called `n` times in each of `runs` samples.
+fn per_iteration<T>(n: u64, runs: usize, mut f: impl FnMut() -> T) -> Vec<Duration> {
     let mut samples = Vec::new();
     for _ in 0..runs {
         let t = Instant::now();
         for _ in 0..n {
-            std::hint::black_box(authorizer.is_authorized(&request, policy.cedar_policies(), &entities));
+            std::hint::black_box(f());
         }
         samples.push(t.elapsed() / n as u32);
     }
-    Ok(samples)
+    samples
 }
 
 /// ferry's whole decision for one call, outside any guest: building the request and
 /// entities, Cedar, and reading the reasons. What a call adds beyond it is the host's own.
 fn decision_alone(policy: &PolicyEngine, action: Action, resource: &ResourceRef, n: u64, runs: usize) -> Vec<Duration> {
-    let ctx = CallContext {
-        phase: "bench".into(),
-        ..CallContext::default()
-    };
-    let mut samples = Vec::new();
-    for _ in 0..runs {
-        let t = Instant::now();
-        for _ in 0..n {
-            std::hint::black_box(policy.authorize(action, resource, &ctx));
-        }
-        samples.push(t.elapsed() / n as u32);
-    }
-    samples
+    let ctx = bench_context();
+    per_iteration(n, runs, || policy.authorize(action, resource, &ctx))
 }
 
 /// P2: a host call that the policy decides and that does no I/O, allowed and denied, with
@@ -234,14 +233,7 @@ pub async fn p2(runs: usize) -> Result<Vec<Row>> {
     ];
     let mut rows = Vec::new();
     for (id, op, what, action, resource) in cases {
-        let decision = bench.policy.authorize(
-            action,
-            &resource,
-            &CallContext {
-                phase: "bench".into(),
-                ..CallContext::default()
-            },
-        );
+        let decision = bench.policy.authorize(action, &resource, &bench_context());
         if decision.allowed != (id == "P2 allow") {
             bail!("{id}: the test policy decides {action} differently than the benchmark expects");
         }

@@ -72,20 +72,15 @@ impl View<'_> {
         if let Some(name) = name {
             names::check_name(&group, kind, name)?;
         }
-        let collection = name.is_none();
         let fits = |ar: &ApiResource, namespaced: bool| {
-            if collection && namespaced {
+            if action == Action::K8sList && namespaced {
                 Ok(()) // a namespaced kind lists in one namespace or in all
             } else {
                 Self::check_scope(ar, namespaced, namespace)
             }
         };
-        if let Some((ar, namespaced)) = self.discovered(alias, api_version, kind) {
-            fits(&ar, namespaced)?;
-            let resource = Self::k8s_ref(alias, &ar, namespaced, namespace, name);
-            let approved = self.authorize(action, resource, dry_run).await?;
-            return Ok((ar, namespaced, approved));
-        }
+        // Once the namespace fits the kind's scope, the names as given are the discovered
+        // ones (discovery answers for exactly this group, version and kind).
         let as_given = ResourceRef::K8s {
             cluster: alias.to_string(),
             group,
@@ -94,6 +89,11 @@ impl View<'_> {
             namespace: namespace.map(str::to_string),
             name: name.map(str::to_string),
         };
+        if let Some((ar, namespaced)) = self.discovered(alias, api_version, kind) {
+            fits(&ar, namespaced)?;
+            let approved = self.authorize(action, as_given, dry_run).await?;
+            return Ok((ar, namespaced, approved));
+        }
         let approved = self.authorize(action, as_given, dry_run).await?;
         let (ar, namespaced) = match self.discover(alias, client, api_version, kind).await {
             Ok(found) => found,
@@ -147,27 +147,6 @@ impl View<'_> {
                 ar.kind
             ))),
             _ => Ok(()),
-        }
-    }
-
-    fn k8s_ref(
-        alias: &str,
-        ar: &ApiResource,
-        namespaced: bool,
-        namespace: Option<&str>,
-        name: Option<&str>,
-    ) -> ResourceRef {
-        ResourceRef::K8s {
-            cluster: alias.to_string(),
-            group: ar.group.clone(),
-            version: ar.version.clone(),
-            kind: ar.kind.clone(),
-            namespace: if namespaced {
-                namespace.map(str::to_string)
-            } else {
-                None
-            },
-            name: name.map(str::to_string),
         }
     }
 

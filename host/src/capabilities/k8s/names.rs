@@ -28,13 +28,18 @@ fn is_alnum_lower(c: char) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit()
 }
 
-/// apimachinery `IsDNS1123Label`.
-fn is_dns1123_label(s: &str) -> bool {
+/// The shape of a DNS-1123 label, without its length bound: lower-case alphanumerics and
+/// `-`, starting and ending alphanumeric.
+fn label_shaped(s: &str) -> bool {
     !s.is_empty()
-        && s.len() <= LABEL_MAX
         && s.chars().all(|c| is_alnum_lower(c) || c == '-')
         && s.starts_with(is_alnum_lower)
         && s.ends_with(is_alnum_lower)
+}
+
+/// apimachinery `IsDNS1123Label`.
+fn is_dns1123_label(s: &str) -> bool {
+    s.len() <= LABEL_MAX && label_shaped(s)
 }
 
 /// apimachinery `IsDNS1035Label`: a DNS-1123 label that starts with a letter.
@@ -42,16 +47,9 @@ fn is_dns1035_label(s: &str) -> bool {
     is_dns1123_label(s) && s.starts_with(|c: char| c.is_ascii_lowercase())
 }
 
-/// apimachinery `IsDNS1123Subdomain`.
+/// apimachinery `IsDNS1123Subdomain`: dot-separated label shapes.
 fn is_dns1123_subdomain(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= SUBDOMAIN_MAX
-        && s.split('.').all(|part| {
-            !part.is_empty()
-                && part.chars().all(|c| is_alnum_lower(c) || c == '-')
-                && part.starts_with(is_alnum_lower)
-                && part.ends_with(is_alnum_lower)
-        })
+    s.len() <= SUBDOMAIN_MAX && s.split('.').all(label_shaped)
 }
 
 const LABEL_RULE: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', \
@@ -69,14 +67,11 @@ pub(crate) fn check_type(api_version: &str, kind: &str) -> HostResult<()> {
         Some((g, v)) => (Some(g), v),
         None => (None, api_version),
     };
-    if let Some(group) = group
-        && !is_dns1123_subdomain(group)
-    {
-        return Err(invalid("API group", group, SUBDOMAIN_RULE));
+    // Unlike `check_group`, a written group may not be empty (`/v1`).
+    if let Some(group) = group {
+        bool_or(is_dns1123_subdomain(group), "API group", group, SUBDOMAIN_RULE)?;
     }
-    if !is_dns1035_label(version) {
-        return Err(invalid("API version", version, DNS1035_RULE));
-    }
+    bool_or(is_dns1035_label(version), "API version", version, DNS1035_RULE)?;
     check_kind(kind)
 }
 
@@ -85,47 +80,40 @@ pub(crate) fn check_kind(kind: &str) -> HostResult<()> {
     let kind_ok = kind.len() <= LABEL_MAX
         && kind.starts_with(|c: char| c.is_ascii_alphabetic())
         && kind.chars().all(|c| c.is_ascii_alphanumeric());
-    if kind_ok {
-        Ok(())
-    } else {
-        Err(invalid(
-            "kind",
-            kind,
-            "a kind is a letter followed by letters and digits, at most 63 characters (e.g. 'HostedCluster')",
-        ))
-    }
+    bool_or(
+        kind_ok,
+        "kind",
+        kind,
+        "a kind is a letter followed by letters and digits, at most 63 characters (e.g. 'HostedCluster')",
+    )
 }
 
 /// Checks an API group on its own (`""` is the core group).
 pub(crate) fn check_group(group: &str) -> HostResult<()> {
-    if group.is_empty() || is_dns1123_subdomain(group) {
-        Ok(())
-    } else {
-        Err(invalid("API group", group, SUBDOMAIN_RULE))
-    }
+    bool_or(
+        group.is_empty() || is_dns1123_subdomain(group),
+        "API group",
+        group,
+        SUBDOMAIN_RULE,
+    )
 }
 
 /// Checks a namespace (kubernetes `ValidateNamespaceName`: a DNS-1123 label).
 pub(crate) fn check_namespace(namespace: &str) -> HostResult<()> {
-    if is_dns1123_label(namespace) {
-        Ok(())
-    } else {
-        Err(invalid("namespace", namespace, LABEL_RULE))
-    }
+    bool_or(is_dns1123_label(namespace), "namespace", namespace, LABEL_RULE)
 }
 
 /// Checks an object name under its kind's rule.
 pub(crate) fn check_name(group: &str, kind: &str, name: &str) -> HostResult<()> {
-    let what = format!("{kind} name");
-    let ok = match (group, kind) {
-        ("", "Namespace") => return bool_or(is_dns1123_label(name), &what, name, LABEL_RULE),
-        ("", "Service") => return bool_or(is_dns1035_label(name), &what, name, DNS1035_RULE),
+    let (ok, rule) = match (group, kind) {
+        ("", "Namespace") => (is_dns1123_label(name), LABEL_RULE),
+        ("", "Service") => (is_dns1035_label(name), DNS1035_RULE),
         ("rbac.authorization.k8s.io", "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding") => {
-            is_path_segment(name)
+            (is_path_segment(name), SEGMENT_RULE)
         }
-        _ => return bool_or(is_dns1123_subdomain(name), &what, name, SUBDOMAIN_RULE),
+        _ => (is_dns1123_subdomain(name), SUBDOMAIN_RULE),
     };
-    bool_or(ok, &what, name, SEGMENT_RULE)
+    bool_or(ok, &format!("{kind} name"), name, rule)
 }
 
 fn bool_or(ok: bool, what: &str, value: &str, rule: &str) -> HostResult<()> {

@@ -128,11 +128,8 @@ fn read_nofollow(root: &Dir, path: &str, max: u64) -> std::io::Result<Option<Vec
 }
 
 fn write_atomic(dir: &Dir, path: &str, data: &[u8]) -> std::io::Result<()> {
-    let (parent, name) = match path.rsplit_once('/') {
-        Some((p, n)) => (Some(p), n),
-        None => (None, path),
-    };
-    let target_dir = open_dir_nofollow(dir, parent.unwrap_or(""), true)?;
+    let (parent, name) = split(path);
+    let target_dir = open_dir_nofollow(dir, parent, true)?;
     let tmp = format!(".{name}.ferry-tmp-{}", std::process::id());
     let mut opts = OpenOptions::new();
     opts.write(true).create(true).truncate(true).mode(0o600);
