@@ -62,7 +62,7 @@ enum Command {
     Abort(DrArgs),
     /// A whole migration against the simulator (no cluster or AWS needed).
     Drill(DrillArgs),
-    /// Check and explain policies.
+    /// Check, explain and test policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
     /// Scaffold new components.

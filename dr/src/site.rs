@@ -149,6 +149,10 @@ pub struct HostedClusterSection {
     pub name: Option<String>,
     /// What to do with the nodes; default `reuse`.
     pub nodes: Option<Nodes>,
+    /// Teardown deletes the shared namespace once nothing else lives in it, as the
+    /// documented procedure does. Default false: the namespace is shared, and the
+    /// policy must grant it too (`policies/examples/delete-empty-hc-namespace.cedar`).
+    pub delete_empty_namespace: Option<bool>,
 }
 
 /// `[backup]`.
@@ -284,6 +288,7 @@ const CORE_PARAMS: &[&str] = &[
     "hc_namespace",
     "hc_name",
     "nodes",
+    "delete_empty_hc_namespace",
     "bucket",
     "s3_prefix",
     "presign_seconds",
@@ -487,6 +492,10 @@ impl SiteConfig {
             ("hc_namespace", get(&self.hosted_cluster.namespace, "clusters")),
             ("hc_name", get(&self.hosted_cluster.name, "")),
             ("nodes", self.hosted_cluster.nodes.unwrap_or_default().to_string()),
+            (
+                "delete_empty_hc_namespace",
+                self.hosted_cluster.delete_empty_namespace.unwrap_or(false).to_string(),
+            ),
             ("bucket", get(&self.backup.bucket, "")),
             ("s3_prefix", get(&self.backup.prefix, "hosted-clusters")),
             ("presign_seconds", presign.to_string()),

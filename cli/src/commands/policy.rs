@@ -1,11 +1,13 @@
-//! `ferry policy check|explain`: a policy read without running a guest.
+//! `ferry policy check|explain|test`: a policy read without running a guest.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Subcommand;
-use ferry::policy::{GuestIdentity, PolicyEngine};
+use ferry::policy::{Action, CallContext, Decision, GuestIdentity, PolicyEngine, ResourceRef, request};
 use ferry::runtime::{Exit, Runtime};
+use ferry_dr::site::SiteConfig;
 
 use super::run::load_config;
 use crate::exit;
@@ -17,6 +19,56 @@ pub enum PolicyCommand {
     Check(PolicyArgs),
     /// Say in plain words what a guest may do under a policy.
     Explain(PolicyArgs),
+    /// Ask whether a call would be allowed, and which policies decide it.
+    ///
+    /// Exit code 0 when every answer is the expected one (a lone request: allowed),
+    /// 1 otherwise. Example: `ferry policy test --site site.toml k8s:delete source
+    /// Namespace clusters`. Requests are written as below.
+    #[command(after_help = request::FORMS)]
+    Test(TestArgs),
+}
+
+#[derive(clap::Args)]
+pub struct TestArgs {
+    /// The Cedar policy file (default with --site: the site's stock policy).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// A DR site config: its hosted cluster, bucket and zone become the parameters,
+    /// and the guest is the stock `hosted-cluster-dr` unless --name says otherwise.
+    #[arg(long, conflicts_with = "config")]
+    site: Option<PathBuf>,
+    /// The run config whose [params] link the templates.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// A parameter (repeatable; wins over --site and --config).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// The guest's name, i.e. the principal (default: `guest`, or the stock guest with --site).
+    #[arg(long)]
+    name: Option<String>,
+    /// Ask as a plan run would (`context.plan`).
+    #[arg(long)]
+    plan: bool,
+    /// Ask as a server-side dry run would (`context.dryRun`).
+    #[arg(long)]
+    dry_run: bool,
+    /// The phase (`context.phase`).
+    #[arg(long, default_value = "")]
+    phase: String,
+    /// A field a patch sets (`context.patchFields`, repeatable), e.g. `metadata.annotations`.
+    #[arg(long = "patch-field", value_name = "FIELD")]
+    patch_fields: Vec<String>,
+    /// A file of expected answers, one `allow REQUEST` or `deny REQUEST` per line
+    /// (`#` starts a comment): a policy's own test suite.
+    #[arg(long, conflicts_with = "request")]
+    cases: Option<PathBuf>,
+    /// One request, e.g. `k8s:delete source Namespace clusters`.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required_unless_present = "cases"
+    )]
+    request: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -62,6 +114,7 @@ pub fn cmd_policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
     let (args, explain) = match cmd {
         PolicyCommand::Check(a) => (a, false),
         PolicyCommand::Explain(a) => (a, true),
+        PolicyCommand::Test(a) => return cmd_test(a),
     };
     let config = load_config(args.config.as_ref(), &args.params)?;
     let runtime = Runtime::new(ferry::runtime::cache::default_dir())?;
@@ -93,4 +146,112 @@ pub fn cmd_policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The engine `ferry policy test` asks: the policy linked with the parameters a
+/// run would have, for the principal the run would have.
+fn test_engine(args: &TestArgs) -> anyhow::Result<PolicyEngine> {
+    let mut config = match &args.site {
+        Some(path) => SiteConfig::load(path)?.run_config()?,
+        None => load_config(args.config.as_ref(), &[])?,
+    };
+    config.apply_params(&args.params)?;
+    let identity = GuestIdentity {
+        name: args.name.clone().unwrap_or_else(|| match args.site {
+            Some(_) => ferry_dr::stock::GUEST_NAME.to_string(),
+            None => "guest".to_string(),
+        }),
+        sha256: String::new(),
+    };
+    Ok(match (&args.policy, &args.site) {
+        (Some(path), _) => PolicyEngine::load(path, &config.params, &identity)?,
+        (None, Some(_)) => PolicyEngine::from_source(
+            ferry_dr::stock::policy_text(),
+            ferry_dr::stock::POLICY_ORIGIN,
+            &config.params,
+            &identity,
+        )?,
+        (None, None) => anyhow::bail!("say which policy to test: --policy FILE, or --site FILE for the stock policy"),
+    })
+}
+
+/// One answer, as a reviewer reads it.
+fn answer_line(decision: &Decision, action: Action, resource: &ResourceRef) -> String {
+    let verdict = if decision.allowed { "allow" } else { "deny" };
+    format!("{verdict}: {}", decision.denial_reason(action, resource))
+}
+
+fn cmd_test(args: TestArgs) -> anyhow::Result<ExitCode> {
+    let engine = match test_engine(&args) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(exit(Exit::BadInput.code()));
+        }
+    };
+    let ctx = CallContext {
+        plan: args.plan,
+        dry_run: args.dry_run,
+        phase: args.phase.clone(),
+        patch_fields: (!args.patch_fields.is_empty()).then(|| args.patch_fields.clone()),
+    };
+    let Some(path) = &args.cases else {
+        let line = args.request.join(" ");
+        let (action, resource) = match request::parse(&line) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(exit(Exit::BadInput.code()));
+            }
+        };
+        let decision = engine.authorize(action, &resource, &ctx);
+        println!("{}", answer_line(&decision, action, &resource));
+        return Ok(if decision.allowed {
+            ExitCode::SUCCESS
+        } else {
+            exit(Exit::GuestFailed.code())
+        });
+    };
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (mut passed, mut failed) = (0, 0);
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let at = format!("{}:{}", path.display(), n + 1);
+        let (expect, req) = match line.split_once(char::is_whitespace) {
+            Some(("allow", req)) => (true, req),
+            Some(("deny", req)) => (false, req),
+            _ => {
+                eprintln!("error: {at}: a case starts with `allow` or `deny`, then the request");
+                return Ok(exit(Exit::BadInput.code()));
+            }
+        };
+        let (action, resource) = match request::parse(req) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {at}: {e}");
+                return Ok(exit(Exit::BadInput.code()));
+            }
+        };
+        let decision = engine.authorize(action, &resource, &ctx);
+        if decision.allowed == expect {
+            passed += 1;
+            println!("ok    {req}");
+        } else {
+            failed += 1;
+            println!(
+                "FAIL  {req}\n      expected {}, got {}",
+                if expect { "allow" } else { "deny" },
+                answer_line(&decision, action, &resource)
+            );
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        exit(Exit::GuestFailed.code())
+    })
 }

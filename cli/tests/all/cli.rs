@@ -188,3 +188,104 @@ fn policy_explain_speaks_plain_words() {
     );
     assert!(out.contains("denied by default"), "{out}");
 }
+
+/// `ferry policy test` on the stock policy: a lone request answers allow or deny with the
+/// deciding policies, in the exit code too.
+#[test]
+fn policy_test_answers_one_request_with_the_deciding_policies() {
+    let site = repo("dr/src/site_example.toml");
+    let site = site.to_str().unwrap();
+    let ask = |extra: &[&str]| {
+        let mut args = vec!["policy", "test", "--site", site];
+        args.extend_from_slice(extra);
+        let o = ferry(&args);
+        let (out, err) = text(&o);
+        (o.status.code(), out, err)
+    };
+    let (code, out, err) = ask(&["k8s:delete", "source", "Namespace", "clusters"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(out.starts_with("deny: no policy permits k8s:delete"), "{out}");
+
+    let (code, out, err) = ask(&["k8s:scale", "source", "Deployment", "hypershift/operator"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim(), "allow: allowed by policy `source-operator-scale#1`");
+
+    // The operator is patched only to note its replicas: by the patch's fields.
+    let operator = ["k8s:patch", "source", "apps/v1/Deployment", "hypershift/operator"];
+    let (code, out, _) = ask(&[&["--patch-field", "metadata.annotations"][..], &operator].concat());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("source-operator-note#1"), "{out}");
+    let image = [
+        &[
+            "--patch-field",
+            "metadata.annotations",
+            "--patch-field",
+            "spec.template",
+        ][..],
+        &operator,
+    ]
+    .concat();
+    let (code, out, _) = ask(&image);
+    assert_eq!(code, Some(1), "{out}");
+
+    let (code, _, err) = ask(&["k8s:get", "source", "Widget", "a/b"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("write it as group/version/Widget"), "{err}");
+}
+
+/// The stock policy's own suite (`policies/hosted-cluster-dr.cases`): what moving one hosted
+/// cluster needs is allowed, and its siblings, the shared namespace's deletion, any operator
+/// change but scaling, and Pods or RBAC in the control plane namespace are refused.
+#[test]
+fn the_stock_policy_passes_its_cases_and_a_wrong_expectation_fails() {
+    let site = repo("dr/src/site_example.toml");
+    let cases = repo("policies/hosted-cluster-dr.cases");
+    let o = ferry(&[
+        "policy",
+        "test",
+        "--site",
+        site.to_str().unwrap(),
+        "--cases",
+        cases.to_str().unwrap(),
+    ]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+    assert!(!out.contains("FAIL"), "{out}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = dir.path().join("wrong.cases");
+    std::fs::write(
+        &wrong,
+        "# the shared namespace\nallow k8s:delete source Namespace clusters\n",
+    )
+    .unwrap();
+    let o = ferry(&[
+        "policy",
+        "test",
+        "--site",
+        site.to_str().unwrap(),
+        "--cases",
+        wrong.to_str().unwrap(),
+    ]);
+    let (out, _) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("FAIL  k8s:delete source Namespace clusters"), "{out}");
+    assert!(out.contains("0 passed, 1 failed"), "{out}");
+
+    std::fs::write(&wrong, "perhaps k8s:open source\n").unwrap();
+    let o = ferry(&[
+        "policy",
+        "test",
+        "--site",
+        site.to_str().unwrap(),
+        "--cases",
+        wrong.to_str().unwrap(),
+    ]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        err.contains("wrong.cases:1: a case starts with `allow` or `deny`"),
+        "{err}"
+    );
+}

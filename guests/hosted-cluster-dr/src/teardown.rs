@@ -530,10 +530,23 @@ fn hc_namespace(c: &mut Ctx, src: &Cluster, carried: &[ferry_sdk::ObjectRef]) ->
     if !kept.is_empty() {
         detail.push_str(&format!("; kept {}", kept.join(", ")));
     }
-    if residents.is_empty() {
+    if residents.is_empty() && c.p.flag("delete_empty_hc_namespace") {
+        // Also granted by the policy only when the site added
+        // policies/examples/delete-empty-hc-namespace.cedar; a denial names the rule.
         src.delete(&r(NAMESPACE, None, &ns))?;
         detail.push_str(&format!("; deleted namespace {ns} (nothing else lived in it)"));
         return Ok(Done::Did(detail));
+    }
+    if residents.is_empty() {
+        detail.push_str(&format!(
+            "; kept namespace {ns}, now empty: it is shared, and deleting it is not enabled \
+             ([hosted_cluster] delete_empty_namespace)"
+        ));
+        return Ok(if deleted.is_empty() {
+            Done::Already(detail)
+        } else {
+            Done::Did(detail)
+        });
     }
     residents.truncate(5);
     detail.push_str(&format!(

@@ -128,6 +128,17 @@ impl View<'_> {
         resource: ResourceRef,
         dry_run: bool,
     ) -> impl Future<Output = HostResult<Approved>> + Send + 'static {
+        self.authorize_patch(action, resource, dry_run, None)
+    }
+
+    /// [`View::authorize`] with the fields a patch sets (`context.patchFields`).
+    pub(crate) fn authorize_patch(
+        &self,
+        action: Action,
+        resource: ResourceRef,
+        dry_run: bool,
+        patch_fields: Option<Vec<String>>,
+    ) -> impl Future<Output = HostResult<Approved>> + Send + 'static {
         let env = self.env.clone();
         let desk = self.state.decisions.clone();
         async move {
@@ -135,6 +146,7 @@ impl View<'_> {
                 plan: env.plan,
                 dry_run,
                 phase: env.phase.clone(),
+                patch_fields,
             };
             let decision = desk.decide(&env.policy, action, &resource, ctx).await;
             Self::decided(&env, action, resource, dry_run, decision)

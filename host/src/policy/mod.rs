@@ -8,7 +8,7 @@
 //! * resource: an entity the host builds from the call's arguments
 //!   ([`ResourceRef`]), with its parent chain (namespace, prefix, directory);
 //!   never from entity data a guest supplies;
-//! * context: `{ plan, dryRun, phase }` from [`CallContext`].
+//! * context: `{ plan, dryRun, phase, patchFields? }` from [`CallContext`].
 //!
 //! The schema is `policies/ferry.cedarschema` (see its header for the entity
 //! model). A policy file is Cedar text; policies are named by `@id("...")`,
@@ -36,6 +36,7 @@ pub mod desk;
 mod entities;
 mod explain;
 mod load;
+pub mod request;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
@@ -256,6 +257,10 @@ pub struct CallContext {
     pub dry_run: bool,
     /// The phase the guest runs, e.g. `backup`.
     pub phase: String,
+    /// For `k8s:patch`, the fields the patch sets, as the host read them from its body
+    /// (`metadata.annotations`, `spec.replicas`): a policy can then allow a patch of an
+    /// object's annotations without allowing one of its image. `None` for other calls.
+    pub patch_fields: Option<Vec<String>>,
 }
 
 /// The answer for one call.
@@ -576,11 +581,18 @@ impl PolicyEngine {
             entity: action_entity,
             ..
         } = &self.actions[action as usize];
-        let context = Context::from_pairs([
-            ("plan".to_string(), RestrictedExpression::new_bool(ctx.plan)),
-            ("dryRun".to_string(), RestrictedExpression::new_bool(ctx.dry_run)),
-            ("phase".to_string(), RestrictedExpression::new_string(ctx.phase.clone())),
-        ])
+        let context = Context::from_pairs(
+            [
+                ("plan".to_string(), RestrictedExpression::new_bool(ctx.plan)),
+                ("dryRun".to_string(), RestrictedExpression::new_bool(ctx.dry_run)),
+                ("phase".to_string(), RestrictedExpression::new_string(ctx.phase.clone())),
+            ]
+            .into_iter()
+            .chain(ctx.patch_fields.as_ref().map(|fields| {
+                let set = fields.iter().map(|f| RestrictedExpression::new_string(f.clone()));
+                ("patchFields".to_string(), RestrictedExpression::new_set(set))
+            })),
+        )
         .map_err(|e| format!("cannot build the context: {e}"))?;
         // No schema check per call: the request and entities are built by
         // this module to the schema's shape, which the unit test
@@ -605,9 +617,8 @@ impl PolicyEngine {
     /// [`PolicyEngine::check_import_with`] to pass the run's own.
     pub fn check_import(&self, interface: &str) -> Decision {
         let ctx = CallContext {
-            plan: false,
-            dry_run: false,
             phase: "load".to_string(),
+            ..CallContext::default()
         };
         self.check_import_with(interface, &ctx)
     }
@@ -849,6 +860,7 @@ mod tests {
             include_str!("../../../policies/examples/allow-list.cedar"),
             include_str!("../../../policies/examples/hosted-cluster-template.cedar"),
             include_str!("../../../policies/examples/plan-mode.cedar"),
+            include_str!("../../../policies/examples/delete-empty-hc-namespace.cedar"),
             include_str!("../../../tests/fixtures/test-guest.cedar"),
             include_str!("../../../tests/fixtures/test-hook.cedar"),
         ];
@@ -887,6 +899,7 @@ mod tests {
                             plan,
                             dry_run,
                             phase: "backup".into(),
+                            patch_fields: None,
                         };
                         let whole = cedar_answer(&e, &e.policies, action, r, &ctx);
                         let indexed = cedar_answer(&e, &e.by_action[action as usize], action, r, &ctx);

@@ -7,6 +7,7 @@
 //! discovery included.
 
 use super::ClusterHandle;
+use super::fields::patch_fields;
 use super::names;
 use super::provider::{self, DEFAULT_FIELD_MANAGER, Write, map_kube_error, parse_manifest, split_api_version, to_json};
 use crate::capabilities::Approved;
@@ -62,6 +63,7 @@ impl View<'_> {
         name: Option<&str>,
         action: Action,
         dry_run: bool,
+        patch_fields: Option<Vec<String>>,
     ) -> HostResult<(ApiResource, bool, Approved)> {
         names::check_type(api_version, kind)?;
         let namespace = namespace.filter(|ns| !ns.is_empty());
@@ -91,10 +93,10 @@ impl View<'_> {
         };
         if let Some((ar, namespaced)) = self.discovered(alias, api_version, kind) {
             fits(&ar, namespaced)?;
-            let approved = self.authorize(action, as_given, dry_run).await?;
+            let approved = self.authorize_patch(action, as_given, dry_run, patch_fields).await?;
             return Ok((ar, namespaced, approved));
         }
-        let approved = self.authorize(action, as_given, dry_run).await?;
+        let approved = self.authorize_patch(action, as_given, dry_run, patch_fields).await?;
         let (ar, namespaced) = match self.discover(alias, client, api_version, kind).await {
             Ok(found) => found,
             Err(e) => return self.fail(approved, e),
@@ -209,6 +211,7 @@ impl View<'_> {
                 Some(name.as_str()).filter(|_| named),
                 action,
                 dry_run,
+                None,
             )
             .await?;
         let api = match Self::api(&client, &ar, namespaced, ns.as_deref()) {
@@ -243,6 +246,7 @@ impl View<'_> {
         object: &ObjectRef,
         action: Action,
         dry_run: bool,
+        patch_fields: Option<Vec<String>>,
     ) -> HostResult<(String, ApiResource, Api<DynamicObject>, crate::capabilities::Approved)> {
         let (alias, client) = self.cluster(h)?;
         let (ar, namespaced, approved) = self
@@ -255,6 +259,7 @@ impl View<'_> {
                 Some(&object.name),
                 action,
                 dry_run,
+                patch_fields,
             )
             .await?;
         let api = match Self::api(&client, &ar, namespaced, object.namespace.as_deref()) {
@@ -282,7 +287,7 @@ impl HostCluster for View<'_> {
     }
 
     async fn get(&mut self, h: Resource<ClusterHandle>, object: ObjectRef) -> HostResult<String> {
-        let (alias, ar, api, approved) = self.prepare_object(&h, &object, Action::K8sGet, false).await?;
+        let (alias, ar, api, approved) = self.prepare_object(&h, &object, Action::K8sGet, false, None).await?;
         let result = async {
             let obj = api
                 .get(&names::path_segment(&object.name))
@@ -313,6 +318,7 @@ impl HostCluster for View<'_> {
                 None,
                 Action::K8sList,
                 false,
+                None,
             )
             .await?;
         let max_bytes = self.env.config.limits.max_list_bytes;
@@ -402,10 +408,14 @@ impl HostCluster for View<'_> {
         options: WriteOptions,
     ) -> HostResult<String> {
         let dry_run = self.dry_run(&options);
-        let (alias, ar, api, approved) = self.prepare_object(&h, &object, Action::K8sPatch, dry_run).await?;
+        // The body is read before the decision: the fields it sets are part of what is decided.
+        let body: Value =
+            serde_json::from_str(&patch).map_err(|e| HostError::Invalid(format!("patch is not valid JSON: {e}")))?;
+        let fields = patch_fields(&kind, &body)?;
+        let (alias, ar, api, approved) = self
+            .prepare_object(&h, &object, Action::K8sPatch, dry_run, Some(fields))
+            .await?;
         let result = async {
-            let body: Value = serde_json::from_str(&patch)
-                .map_err(|e| HostError::Invalid(format!("patch is not valid JSON: {e}")))?;
             let what = format!("patch {} {}", ar.kind, object.name);
             let mut pp = PatchParams {
                 dry_run,
@@ -462,7 +472,9 @@ impl HostCluster for View<'_> {
         options: WriteOptions,
     ) -> HostResult<DeleteOutcome> {
         let dry_run = self.dry_run(&options);
-        let (alias, ar, api, approved) = self.prepare_object(&h, &object, Action::K8sDelete, dry_run).await?;
+        let (alias, ar, api, approved) = self
+            .prepare_object(&h, &object, Action::K8sDelete, dry_run, None)
+            .await?;
         let result = async {
             let dp = DeleteParams {
                 dry_run,
@@ -508,7 +520,9 @@ impl HostCluster for View<'_> {
         options: WriteOptions,
     ) -> HostResult<u32> {
         let dry_run = self.dry_run(&options);
-        let (alias, ar, api, approved) = self.prepare_object(&h, &object, Action::K8sScale, dry_run).await?;
+        let (alias, ar, api, approved) = self
+            .prepare_object(&h, &object, Action::K8sScale, dry_run, None)
+            .await?;
         let result = async {
             let what = format!("scale {} {}", ar.kind, object.name);
             let before = api

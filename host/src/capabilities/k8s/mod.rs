@@ -4,6 +4,7 @@
 //! can address any kind the server serves, including HyperShift and Cluster API kinds, as
 //! JSON. `host.rs` holds the WIT functions; `provider.rs` the kube I/O they use.
 
+mod fields;
 mod host;
 mod names;
 pub mod provider;
