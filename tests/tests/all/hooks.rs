@@ -223,23 +223,61 @@ fn example(name: &str, component: &str, points: &[&str]) -> HookConfig {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_site_resource_selected_by_a_hook_survives_the_migration() {
-    let mut drill = drill().await;
+/// A ServiceMonitor with the carry label in the control-plane namespace.
+fn plant_service_monitor(drill: &Drill) {
     let hcp = drill.env().hcp_namespace();
-    let labels = serde_json::json!({"ferry.dev/carry": "true"});
-    let store = drill.env().source().sim.store().clone();
-    store
+    drill
+        .env()
+        .source()
+        .sim
+        .store()
         .create(
             &registry::SERVICE_MONITOR,
             Some(&hcp),
             serde_json::json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
-                "metadata": {"name": "site-etcd-metrics", "namespace": hcp, "labels": labels},
+                "metadata": {"name": "site-etcd-metrics", "namespace": hcp, "labels": {"ferry.dev/carry": "true"}},
                 "spec": {"endpoints": [{"port": "metrics", "interval": "30s"}],
                     "selector": {"matchLabels": {"app": "etcd"}}}}),
             &Default::default(),
         )
         .unwrap();
+}
+
+/// A hook never widens what the run may do: `carry-labelled` may name a ServiceMonitor, but
+/// the stock policy does not let the DR guest read one, so backup stops naming it, before it
+/// uploads any manifest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_cannot_make_the_guest_carry_what_its_policy_does_not_grant() {
+    let mut drill = drill().await;
+    plant_service_monitor(&drill);
+    drill.run_config_mut().hooks = vec![example(
+        "carry-labelled",
+        ferry_artifacts::CARRY_LABELLED,
+        &["select-objects"],
+    )];
+    let (kind, message) = guest_failure(&run(&drill, Phase::Backup).await);
+    assert_eq!(kind, "denied", "{message}");
+    assert!(
+        message.contains("ServiceMonitor") && message.contains("site-etcd-metrics"),
+        "{message}"
+    );
+    let audit = std::fs::read_to_string(drill.audit_path()).unwrap();
+    assert!(
+        !audit
+            .lines()
+            .any(|l| l.contains("\"action\":\"objects:put\"") && l.contains("/namespaces/")),
+        "no manifest was uploaded"
+    );
+    drill.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_resource_selected_by_a_hook_survives_the_migration() {
+    let mut drill = drill().await;
+    plant_service_monitor(&drill);
+    let hcp = drill.env().hcp_namespace();
+    let labels = serde_json::json!({"ferry.dev/carry": "true"});
+    let store = drill.env().source().sim.store().clone();
     store
         .create(
             &registry::CONFIG_MAP,
@@ -254,6 +292,19 @@ async fn a_site_resource_selected_by_a_hook_survives_the_migration() {
         example("carry-labelled", ferry_artifacts::CARRY_LABELLED, &["select-objects"]),
         example("run-summary", ferry_artifacts::RUN_SUMMARY, &["after-step"]),
     ];
+    // The stock policy grants no ServiceMonitor: the site grants it to the DR guest.
+    let grants = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../guests/examples/carry-labelled/dr-grants.cedar");
+    let mut guest = GuestChoice::stock();
+    guest.policy = PolicySource::Text {
+        text: format!(
+            "{}\n{}",
+            ferry_dr::stock::policy_text(),
+            std::fs::read_to_string(&grants).unwrap()
+        )
+        .into(),
+        origin: "stock policy + carry-labelled/dr-grants.cedar".into(),
+    };
+    drill.set_guest(guest);
     let report = drill.migrate().await;
     assert!(report.succeeded(), "{report:#?}");
     let checks = drill.verify().await;

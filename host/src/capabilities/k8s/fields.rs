@@ -37,7 +37,7 @@ pub(super) fn patch_fields(kind: &PatchKind, body: &Value) -> Result<Vec<String>
         PatchKind::Json => {
             let Value::Array(ops) = body else {
                 return Err(HostError::Invalid(
-                    "a JSON patch (RFC 6902) must be an array of operations".into(),
+                    "not a JSON patch (RFC 6902): it must be an array of operations".into(),
                 ));
             };
             for op in ops {
