@@ -150,7 +150,7 @@ impl CallBench {
         for i in 0..runs {
             let audit = Arc::new(match audit {
                 AuditTo::Nowhere => Audit::disabled(),
-                AuditTo::File => Audit::to_file(&self.audit_dir.path().join(format!("{op}-{i}.jsonl")))?,
+                AuditTo::File => Audit::to_file(&self.audit_dir.path().join(format!("{op}-{i}.jsonl")), None)?,
             });
             let base = self.run(op, 0, &audit).await?;
             let total = self.run(op, n, &audit).await?;

@@ -62,6 +62,9 @@ enum Command {
     Abort(DrArgs),
     /// A whole migration against the simulator (no cluster or AWS needed).
     Drill(DrillArgs),
+    /// Verify an audit trail.
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCommand),
     /// Check, explain and test policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -109,6 +112,7 @@ async fn main() -> ExitCode {
         Command::Abort(args) => commands::dr::cmd_phase(Phase::Abort, args).await,
         Command::Migrate(args) => commands::dr::cmd_migrate(args).await,
         Command::Drill(args) => commands::drill::cmd_drill(args).await,
+        Command::Audit(cmd) => commands::audit::cmd_audit(cmd),
         Command::Policy(cmd) => commands::policy::cmd_policy(cmd),
         Command::New(NewCommand::Hook { name, dir }) => commands::new::cmd_new_hook(&name, dir),
     };

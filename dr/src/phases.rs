@@ -163,6 +163,8 @@ pub struct DrOptions {
     pub plan: bool,
     /// Audit trail (appended to by every phase).
     pub audit: Option<PathBuf>,
+    /// Signs each phase's checkpoint in the audit trail.
+    pub audit_key: Option<ferry::audit::AuditKey>,
     /// Where progress goes.
     pub progress: Arc<dyn ProgressSink>,
     /// Explicit AWS credentials (drills, tests); otherwise the default chain.
@@ -177,6 +179,7 @@ impl Default for DrOptions {
             guest: GuestChoice::stock(),
             plan: false,
             audit: None,
+            audit_key: None,
             progress: Arc::new(LogProgress),
             aws_credentials: None,
             cache_dir: ferry::runtime::cache::default_dir(),
@@ -340,6 +343,7 @@ pub async fn run_phase_with(
         args: args.to_pairs(),
         plan: opts.plan,
         audit: opts.audit.clone(),
+        audit_key: opts.audit_key.clone(),
     };
     let outcome = ferry::runtime::run::run(runtime, req, opts.run_options()).await?;
     let outcome = match outcome {

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_route53::types::RrType;
+use ferry::audit::AuditKey;
 use ferry_sim::ListOptions;
 use ferry_sim::hypershift::environment::{DnsLookup, Environment, EnvironmentOptions, ExternalDnsDeployment};
 use ferry_sim::hypershift::external_dns::{ExternalDns, ExternalDnsOptions, parse_txt};
@@ -271,7 +272,7 @@ async fn run_install(cmd: &mut tokio::process::Command) -> Result<(), DrillError
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
     /// Its name: `etcd-data`, `dns-moved`, `source-clean`, `backup-kept`,
-    /// `no-deletion-flow`, `restored-signal`, `operator-running` or `audit-no-denials`.
+    /// `no-deletion-flow`, `restored-signal`, `operator-running`, `audit-no-denials` or `audit-verified`.
     pub name: &'static str,
     /// Whether it passed.
     pub passed: bool,
@@ -334,6 +335,8 @@ pub struct Drill {
     site_path: PathBuf,
     run_config: RunConfig,
     audit: PathBuf,
+    /// Signs every phase's checkpoint; kept as `audit.key` beside the trail.
+    audit_key: AuditKey,
     runtime: Runtime,
     guest: GuestChoice,
     progress: Arc<dyn ProgressSink>,
@@ -554,6 +557,7 @@ impl Drill {
         let site = SiteConfig::load(&site_path)?;
         let run_config = site.run_config()?;
         let runtime = Runtime::new(ferry::runtime::cache::default_dir()).map_err(service_error("the wasm runtime"))?;
+        let audit_key = new_audit_key(&dir.join("audit.key"))?;
         Ok(Drill {
             external_dns,
             env,
@@ -561,6 +565,7 @@ impl Drill {
             moto,
             zone_id,
             audit: dir.join("audit.jsonl"),
+            audit_key,
             dir,
             temp,
             site,
@@ -683,6 +688,7 @@ impl Drill {
             guest: self.guest.clone(),
             plan: false,
             audit: Some(self.audit.clone()),
+            audit_key: Some(self.audit_key.clone()),
             progress: self.progress.clone(),
             aws_credentials: Some(self.credentials()),
             cache_dir: ferry::runtime::cache::default_dir(),
@@ -1071,6 +1077,18 @@ impl Drill {
             problems,
             format!("{records} audit record(s), none denied"),
         );
+        let (problems, detail) = match ferry::audit::verify(&self.audit, Some(&self.audit_key)) {
+            Ok(v) if v.unsigned_tail == 0 => (
+                Vec::new(),
+                format!("{} checkpoint(s) signed, chain intact", v.checkpoints),
+            ),
+            Ok(v) => (
+                vec![format!("{} record(s) after the last checkpoint", v.unsigned_tail)],
+                String::new(),
+            ),
+            Err(e) => (vec![e.to_string()], String::new()),
+        };
+        report.push("audit-verified", problems, detail);
     }
 
     /// Stops external-dns, the clusters and the servers; removes the
@@ -1163,6 +1181,33 @@ fn public_hosts(store: &ferry_sim::Store, ns: &str) -> Result<Vec<String>, ferry
     hosts.sort();
     hosts.dedup();
     Ok(hosts)
+}
+
+/// A fresh random key for the drill's audit checkpoints, written 0600 to `path` so
+/// `ferry audit verify --key` can check a kept drill.
+fn new_audit_key(path: &Path) -> Result<AuditKey, DrillError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| DrillError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut bytes = vec![0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(io)?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, &bytes))
+        .map_err(io)?;
+    AuditKey::from_bytes(bytes).map_err(|len| DrillError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(format!("a key of {len} bytes")),
+    })
 }
 
 #[cfg(test)]

@@ -81,6 +81,7 @@ impl GuestRun {
             args,
             plan: self.plan,
             audit: self.audit,
+            audit_key: None,
         };
         ferry::runtime::run::run(&runtime, req, self.options).await
     }

@@ -35,6 +35,9 @@ pub struct DrArgs {
     /// Append an audit record per host call to this file (JSON lines).
     #[arg(long)]
     audit: Option<PathBuf>,
+    /// Sign each phase's checkpoint in the audit trail with this key file (at least 32 bytes).
+    #[arg(long, env = "FERRY_AUDIT_KEY_FILE")]
+    audit_key: Option<PathBuf>,
     /// Output format of the summary on stdout.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     output: Output,
@@ -81,7 +84,14 @@ impl DrArgs {
     }
 
     /// How the phases run: the stock guest (or `--guest`/`--policy`), plan, audit.
-    pub fn dr_options(&self, progress: Arc<dyn ferry::progress::ProgressSink>) -> ferry_dr::phases::DrOptions {
+    pub fn dr_options(
+        &self,
+        progress: Arc<dyn ferry::progress::ProgressSink>,
+    ) -> Result<ferry_dr::phases::DrOptions, ExitCode> {
+        let audit_key = super::audit::key(self.audit_key.as_deref()).map_err(|e| {
+            eprintln!("error: {e}");
+            exit(Exit::BadInput.code())
+        })?;
         let mut guest = ferry_dr::phases::GuestChoice::stock();
         if let Some(path) = &self.guest {
             guest.component = path.clone().into();
@@ -92,13 +102,14 @@ impl DrArgs {
         if let Some(path) = &self.policy {
             guest.policy = path.clone().into();
         }
-        ferry_dr::phases::DrOptions {
+        Ok(ferry_dr::phases::DrOptions {
             guest,
             plan: self.plan,
             audit: self.audit.clone(),
+            audit_key,
             progress,
             ..Default::default()
-        }
+        })
     }
 
     /// The phase arguments of the flags.
@@ -119,7 +130,10 @@ pub async fn cmd_phase(phase: ferry_dr::phases::Phase, args: DrArgs) -> anyhow::
         Err(code) => return Ok(code),
     };
     let progress = Arc::new(ferry::progress::TerminalProgress::new());
-    let opts = args.dr_options(progress.clone());
+    let opts = match args.dr_options(progress.clone()) {
+        Ok(o) => o,
+        Err(code) => return Ok(code),
+    };
     if args.output == Output::Text {
         eprintln!("== {phase} ==");
     }
@@ -215,7 +229,10 @@ pub async fn cmd_migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let progress = Arc::new(ferry::progress::TerminalProgress::new());
-    let opts = args.dr.dr_options(progress.clone());
+    let opts = match args.dr.dr_options(progress.clone()) {
+        Ok(o) => o,
+        Err(code) => return Ok(code),
+    };
     let mopts = ferry_dr::phases::MigrateOptions {
         args: args.dr.phase_args(),
         from: args.from,

@@ -82,7 +82,7 @@ pub async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
             println!("{}", checks.to_text());
             if let Some(d) = &args.keep_dir {
                 println!(
-                    "kept: {} (site.toml, kubeconfigs/, backup/, audit.jsonl, s3/)",
+                    "kept: {} (site.toml, kubeconfigs/, backup/, audit.jsonl and its audit.key, s3/)",
                     d.display()
                 );
             }

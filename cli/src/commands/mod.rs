@@ -1,5 +1,6 @@
 //! One file per command family.
 
+pub mod audit;
 pub mod dr;
 pub mod drill;
 pub mod new;

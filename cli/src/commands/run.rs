@@ -35,6 +35,9 @@ pub struct RunArgs {
     /// Append an audit record per host call to this file (JSON lines).
     #[arg(long)]
     audit: Option<PathBuf>,
+    /// Sign the audit trail's checkpoint with this key file (at least 32 bytes).
+    #[arg(long, env = "FERRY_AUDIT_KEY_FILE")]
+    audit_key: Option<PathBuf>,
     /// The guest's name in the policy (default: the file stem).
     #[arg(long)]
     name: Option<String>,
@@ -75,6 +78,7 @@ pub async fn cmd_run(args: RunArgs) -> anyhow::Result<ExitCode> {
         args: parse_pairs(&args.args)?,
         plan: args.plan,
         audit: args.audit,
+        audit_key: super::audit::key(args.audit_key.as_deref())?,
     };
     match ferry::runtime::run::run(&runtime, req, RunOptions::default()).await {
         Ok(Outcome::Success(json)) => {

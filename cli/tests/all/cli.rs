@@ -289,3 +289,71 @@ fn the_stock_policy_passes_its_cases_and_a_wrong_expectation_fails() {
         "{err}"
     );
 }
+
+/// A run signs its trail with the key from `FERRY_AUDIT_KEY_FILE`; `ferry audit verify`
+/// accepts it with that key, names the first edited line, and refuses another key.
+#[test]
+fn audit_verify_checks_the_chain_and_the_run_s_signed_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("audit.key");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    let trail = dir.path().join("audit.jsonl");
+    let policy = repo("tests/fixtures/test-guest.cedar");
+    let ops = r#"[{"op":"param","name":"who"}]"#;
+    let run = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args([
+            "run",
+            ferry_artifacts::TEST_GUEST,
+            "--name",
+            "test-guest",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--phase",
+            "script",
+            "--param",
+            "who=sre",
+            "--arg",
+            &format!("ops={ops}"),
+            "--audit",
+            trail.to_str().unwrap(),
+        ])
+        .env("FERRY_AUDIT_KEY_FILE", &key)
+        .env("XDG_CACHE_HOME", std::env::temp_dir().join("ferry-cli-test-cache"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run).1);
+
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["audit", "verify", trail.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let o = ferry(&args);
+        let (out, err) = text(&o);
+        (o.status.code(), out + &err)
+    };
+    let (code, out) = verify(&["--key", key.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("1 checkpoint(s) signed by key"), "{out}");
+
+    let other = dir.path().join("other.key");
+    std::fs::write(&other, [8u8; 32]).unwrap();
+    let (code, out) = verify(&["--key", other.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("signed with another key"), "{out}");
+
+    let short = dir.path().join("short.key");
+    std::fs::write(&short, b"secret").unwrap();
+    let (code, out) = verify(&["--key", short.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{out}");
+    assert!(out.contains("at least 32 are needed"), "{out}");
+
+    let edited = std::fs::read_to_string(&trail)
+        .unwrap()
+        .replacen("\"ok\"", "\"failed\"", 1);
+    std::fs::write(&trail, edited).unwrap();
+    let (code, out) = verify(&["--key", key.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("NOT VERIFIED") && out.contains("audit.jsonl:2: does not chain to line 1"),
+        "{out}"
+    );
+}

@@ -4,7 +4,15 @@
 //! the decision with the ids of the policies that made it, whether the call
 //! was a dry-run, the outcome and how long it took. Each record also carries
 //! the SHA-256 of the previous record (`prev`), so a removed or edited line
-//! breaks the chain and is detectable.
+//! breaks the chain and is detectable. With a key ([`AuditKey`]), each run
+//! ends with a `checkpoint` record whose MAC covers the chain so far, and
+//! [`verify`] (`ferry audit verify`) checks chain, checkpoints and key.
+
+mod key;
+mod verify;
+
+pub use key::{AuditKey, KEY_FILE_ENV, KeyError};
+pub use verify::{Verified, VerifyError, verify};
 
 use std::io::Write;
 use std::path::Path;
@@ -173,6 +181,7 @@ pub struct Audit {
 struct Sink {
     out: Option<std::fs::File>,
     prev: String,
+    key: Option<AuditKey>,
 }
 
 impl Audit {
@@ -182,14 +191,16 @@ impl Audit {
             sink: Mutex::new(Sink {
                 out: None,
                 prev: String::new(),
+                key: None,
             }),
         }
     }
 
     /// Appends records to `path` (created 0600 if missing), continuing the hash chain of
     /// the records already there: several phases or runs into one file make one chain, so
-    /// a record removed between two runs breaks it like one removed inside a run.
-    pub fn to_file(path: &Path) -> std::io::Result<Self> {
+    /// a record removed between two runs breaks it like one removed inside a run. With a
+    /// `key`, [`Audit::checkpoint`] signs the chain.
+    pub fn to_file(path: &Path, key: Option<AuditKey>) -> std::io::Result<Self> {
         use std::os::unix::fs::OpenOptionsExt;
         let mut file = std::fs::OpenOptions::new()
             .create(true)
@@ -204,22 +215,46 @@ impl Audit {
             file.write_all(b"\n")?;
         }
         Ok(Audit {
-            sink: Mutex::new(Sink { out: Some(file), prev }),
+            sink: Mutex::new(Sink {
+                out: Some(file),
+                prev,
+                key,
+            }),
         })
     }
 
     /// Appends one record. Audit write failures are logged, never fatal to the
     /// call, but they are counted as errors in the run summary via tracing.
     pub fn record(&self, record: &Record) {
-        let Ok(mut sink) = self.sink.lock() else { return };
+        self.write(record, false);
+    }
+
+    /// Ends a run's records with a signed checkpoint (nothing without a key): its MAC
+    /// covers the hash of the record before it, which chains to every earlier record.
+    /// Returns the MAC, for the run's output, so a copy lives outside the trail too.
+    pub fn checkpoint(&self, guest: &GuestIdentity, phase: &str) -> Option<String> {
+        self.write(&Record::event(guest, phase, "checkpoint", "ok", None), true)
+    }
+
+    fn write(&self, record: &Record, sign: bool) -> Option<String> {
+        let Ok(mut sink) = self.sink.lock() else { return None };
+        let signature = match (sign, &sink.key) {
+            (true, Some(key)) => Some((key.id(), key.mac(&sink.prev))),
+            (true, None) => return None,
+            (false, _) => None,
+        };
         let mut value = match serde_json::to_value(record) {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(error = %e, "cannot serialise an audit record");
-                return;
+                return None;
             }
         };
         if let Some(obj) = value.as_object_mut() {
+            if let Some((key_id, mac)) = &signature {
+                obj.insert("key_id".into(), key_id.clone().into());
+                obj.insert("mac".into(), mac.clone().into());
+            }
             obj.insert("prev".into(), serde_json::Value::String(sink.prev.clone()));
         }
         let line = value.to_string();
@@ -229,6 +264,7 @@ impl Audit {
         {
             tracing::error!(error = %e, "cannot write the audit trail");
         }
+        signature.map(|(_, mac)| mac)
     }
 }
 
@@ -275,13 +311,13 @@ mod tests {
         };
         let tmp = tempfile::tempdir()?;
         let path = tmp.path().join("audit.jsonl");
-        let first = Audit::to_file(&path)?;
+        let first = Audit::to_file(&path, None)?;
         first.record(&Record::event(&guest, "backup", "run", "ok", None));
         first.record(&Record::event(&guest, "backup", "run", "ok", None));
         drop(first);
         let text = std::fs::read_to_string(&path)?;
         let last = text.lines().last().unwrap_or_default().to_string();
-        let second = Audit::to_file(&path)?;
+        let second = Audit::to_file(&path, None)?;
         second.record(&Record::event(&guest, "restore", "run", "ok", None));
         drop(second);
         let records = lines(&path);
@@ -293,7 +329,7 @@ mod tests {
         let mut f = std::fs::OpenOptions::new().append(true).open(&path)?;
         f.write_all(b"{\"time\":\"cut")?;
         drop(f);
-        let third = Audit::to_file(&path)?;
+        let third = Audit::to_file(&path, None)?;
         third.record(&Record::event(&guest, "finish", "run", "ok", None));
         drop(third);
         let text = std::fs::read_to_string(&path)?;

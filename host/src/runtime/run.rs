@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::Runtime;
 use super::error::RunFailure;
 use super::hooks::HookSet;
-use crate::audit::{Audit, Record};
+use crate::audit::{Audit, AuditKey, Record};
 use crate::capabilities::Clients;
 use crate::capabilities::env::{Clock, RunEnv};
 use crate::config::RunConfig;
@@ -79,6 +79,8 @@ pub struct RunRequest {
     pub plan: bool,
     /// Audit trail file, if any.
     pub audit: Option<PathBuf>,
+    /// The key that signs the trail's checkpoint at the end of the run.
+    pub audit_key: Option<AuditKey>,
 }
 
 /// How a run ended.
@@ -129,7 +131,8 @@ pub async fn run(runtime: &Runtime, req: RunRequest, opts: RunOptions) -> Result
         }
     };
     let audit = match &req.audit {
-        Some(p) => Audit::to_file(p).map_err(|e| anyhow::anyhow!("cannot open audit trail {}: {e}", p.display()))?,
+        Some(p) => Audit::to_file(p, req.audit_key.clone())
+            .map_err(|e| anyhow::anyhow!("cannot open audit trail {}: {e}", p.display()))?,
         None => Audit::disabled(),
     };
     if let Err(e) = runtime.check_imports(&guest, &policy) {
@@ -140,6 +143,7 @@ pub async fn run(runtime: &Runtime, req: RunRequest, opts: RunOptions) -> Result
             "refused",
             Some(e.to_string()),
         ));
+        audit.checkpoint(&guest.identity, &req.phase);
         return Err(e.into());
     }
     let pre = runtime.prepare(&guest)?;
@@ -153,6 +157,7 @@ pub async fn run(runtime: &Runtime, req: RunRequest, opts: RunOptions) -> Result
                 "refused",
                 Some(e.to_string()),
             ));
+            audit.checkpoint(&guest.identity, &req.phase);
             return Err(e);
         }
     };
@@ -177,6 +182,10 @@ pub async fn run(runtime: &Runtime, req: RunRequest, opts: RunOptions) -> Result
     };
     env.audit
         .record(&Record::event(&env.guest, &req.phase, "run", outcome, message));
+    if let Some(mac) = env.audit.checkpoint(&env.guest, &req.phase) {
+        // A copy of the checkpoint outside the trail: a trail cut after it no longer ends there.
+        tracing::info!(mac = %mac, "audit trail signed");
+    }
     match result? {
         Ok(json) => Ok(Outcome::Success(json)),
         Err(e) => Ok(Outcome::GuestError(e)),
