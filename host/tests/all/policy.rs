@@ -24,9 +24,8 @@ fn guest() -> GuestIdentity {
 
 fn apply() -> CallContext {
     CallContext {
-        plan: false,
-        dry_run: false,
         phase: "restore".into(),
+        ..CallContext::default()
     }
 }
 
@@ -313,6 +312,7 @@ fn plan_mode_forbid() -> TestResult {
         plan,
         dry_run,
         phase: phase.into(),
+        patch_fields: None,
     };
     // Reads are fine in a plan.
     assert!(e.authorize(Action::K8sGet, &r, &ctx(true, false, "backup")).allowed);
