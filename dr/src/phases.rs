@@ -308,7 +308,8 @@ impl PhaseReport {
         for (step, result) in self.steps() {
             out.push_str(&format!("\n  {step}: {result}"));
         }
-        out
+        // The steps and messages are the guest's words.
+        ferry::progress::terminal_safe(&out, true).into_owned()
     }
 }
 
@@ -497,7 +498,10 @@ impl MigrateReport {
                 .find(|p| p.phase() == failed)
                 .map(|p| match p {
                     PhaseResult::GuestFailed(r) => match &r.outcome {
-                        PhaseOutcome::GuestFailed { kind, message } => format!("the guest reported {kind}: {message}"),
+                        PhaseOutcome::GuestFailed { kind, message } => format!(
+                            "the guest reported {kind}: {}",
+                            ferry::progress::terminal_safe(message, true)
+                        ),
                         PhaseOutcome::Succeeded { .. } => String::new(),
                     },
                     PhaseResult::RunFailed { message, .. } => message.clone(),

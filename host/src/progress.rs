@@ -125,11 +125,11 @@ impl ProgressSink for TerminalProgress {
                     eprintln!();
                 }
                 if !same || due || e.total.is_some_and(|t| e.done >= t) {
-                    eprint!("\r  {}: {amount}\x1b[K", e.step);
+                    eprint!("\r  {}: {amount}\x1b[K", terminal_safe(&e.step, false));
                     st.last_draw = Some(now);
                 }
             } else if !same || e.done >= st.last_printed.saturating_add(64 * 1024 * 1024) {
-                eprintln!("  {}: {amount}", e.step);
+                eprintln!("  {}: {amount}", terminal_safe(&e.step, false));
                 st.last_printed = e.done;
             }
             if !same {
@@ -149,12 +149,33 @@ impl ProgressSink for TerminalProgress {
             ("seconds", None) if e.done > 0 => format!(" [{}s]", e.done),
             _ => String::new(),
         };
+        let step = terminal_safe(&e.step, false);
         if e.message.is_empty() {
-            eprintln!("  {}{count}", e.step);
+            eprintln!("  {step}{count}");
         } else {
-            eprintln!("  {}{count}: {}", e.step, e.message);
+            eprintln!("  {step}{count}: {}", terminal_safe(&e.message, false));
         }
     }
+}
+
+/// Guest-provided text made safe to print on a terminal: control characters (escape
+/// sequences that move the cursor, recolour, set the title or rewrite a line with `\r`) are
+/// shown escaped, as `\u{1b}`. Newlines are kept only where `keep_newlines` says the text may
+/// span lines (a report), so a progress line cannot forge the lines after it.
+pub fn terminal_safe(text: &str, keep_newlines: bool) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\t' && !(keep_newlines && c == '\n');
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// A guest's stdout or stderr: each line becomes a log record tagged with
@@ -225,5 +246,22 @@ impl AsyncWrite for LineWriter {
             self.emit(n);
         }
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::terminal_safe;
+
+    /// A guest's words cannot recolour the terminal, set its title, or rewrite a line.
+    #[test]
+    fn control_characters_from_guests_are_shown_escaped() {
+        let hostile = "done\x1b[2J\x1b]0;owned\x07\rfake [pass]";
+        let safe = terminal_safe(hostile, false);
+        assert!(!safe.chars().any(char::is_control), "{safe}");
+        assert_eq!(safe, "done\\u{1b}[2J\\u{1b}]0;owned\\u{7}\\u{d}fake [pass]");
+        assert_eq!(terminal_safe("a\nb", false), "a\\u{a}b");
+        assert_eq!(terminal_safe("a\nb\tc", true), "a\nb\tc");
+        assert!(matches!(terminal_safe("plain", false), std::borrow::Cow::Borrowed(_)));
     }
 }
