@@ -28,3 +28,4 @@ pub mod policy;
 pub mod progress;
 pub mod runtime;
 pub mod scaffold;
+pub mod task;

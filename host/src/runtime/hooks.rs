@@ -156,12 +156,13 @@ impl HookSet {
             };
             let hooks = self.hooks.clone();
             let engine = engine.clone();
-            // Its own task: the hook's store never nests inside the caller's fiber.
-            let task = tokio::spawn(async move {
+            // Its own task: the hook's store never nests inside the caller's fiber. Owned:
+            // if the caller is dropped (its wall clock ran out), the hook stops with it.
+            let task = crate::task::Owned::spawn(async move {
                 let hook = &hooks[i];
                 run_hook(&engine, &hook.pre, env, &ev).await
             });
-            let result = match task.await {
+            let result = match task.join().await {
                 Ok(r) => r,
                 Err(e) => Err(RunError::Host(anyhow::anyhow!("the hook task failed: {e}"))),
             };

@@ -972,20 +972,14 @@ async fn upload_part(
 pub const PARTS_IN_FLIGHT: usize = 4;
 
 /// A spawned part upload that is cancelled if its owner goes away.
-struct InFlight(tokio::task::JoinHandle<Result<CompletedPart, ProviderError>>);
+struct InFlight(crate::task::Owned<Result<CompletedPart, ProviderError>>);
 
 impl InFlight {
-    async fn join(mut self) -> Result<CompletedPart, ProviderError> {
-        match (&mut self.0).await {
+    async fn join(self) -> Result<CompletedPart, ProviderError> {
+        match self.0.join().await {
             Ok(r) => r,
             Err(e) => Err(ProviderError::Other(format!("a part upload task failed: {e}"))),
         }
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
@@ -1066,7 +1060,7 @@ where
                 }
                 let data = buf.split().freeze();
                 let task = upload_part(client.clone(), bucket.to_string(), key.to_string(), id, next_part, data);
-                in_flight.push_back(InFlight(tokio::spawn(task)));
+                in_flight.push_back(InFlight(crate::task::Owned::spawn(task)));
                 next_part += 1;
             }
         }
