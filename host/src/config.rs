@@ -125,6 +125,10 @@ pub struct Limits {
     pub max_list_bytes: u64,
     /// Most bytes one run may write to its workspace, all files together.
     pub workspace_quota_bytes: u64,
+    /// Longest lifetime of a presigned URL, in seconds: a URL is a bearer credential for
+    /// the object (a snapshot holds every Secret of the cluster). A policy may lower it
+    /// further through `context.presignSeconds`.
+    pub max_presign_seconds: u64,
 }
 
 impl Default for Limits {
@@ -137,6 +141,7 @@ impl Default for Limits {
             max_object_bytes: 16 * 1024 * 1024,
             max_list_bytes: 64 * 1024 * 1024,
             workspace_quota_bytes: 1024 * 1024 * 1024,
+            max_presign_seconds: 6 * 3600,
         }
     }
 }
@@ -199,6 +204,7 @@ impl HookConfig {
             max_object_bytes: 1024 * 1024,
             max_list_bytes: 4 * 1024 * 1024,
             workspace_quota_bytes: 16 * 1024 * 1024,
+            max_presign_seconds: 3600,
         }
     }
 }

@@ -58,6 +58,9 @@ pub struct TestArgs {
     /// A field a patch sets (`context.patchFields`, repeatable), e.g. `metadata.annotations`.
     #[arg(long = "patch-field", value_name = "FIELD")]
     patch_fields: Vec<String>,
+    /// The lifetime an `objects:presign` asks for (`context.presignSeconds`).
+    #[arg(long, value_name = "SECONDS")]
+    presign_seconds: Option<u64>,
     /// A file of expected answers, one `allow REQUEST` or `deny REQUEST` per line
     /// (`#` starts a comment): a policy's own test suite.
     #[arg(long, conflicts_with = "request")]
@@ -194,6 +197,7 @@ fn cmd_test(args: TestArgs) -> anyhow::Result<ExitCode> {
         dry_run: args.dry_run,
         phase: args.phase.clone(),
         patch_fields: (!args.patch_fields.is_empty()).then(|| args.patch_fields.clone()),
+        presign_seconds: args.presign_seconds,
     };
     let Some(path) = &args.cases else {
         let line = args.request.join(" ");

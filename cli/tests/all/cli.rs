@@ -228,6 +228,16 @@ fn policy_test_answers_one_request_with_the_deciding_policies() {
     let (code, out, _) = ask(&image);
     assert_eq!(code, Some(1), "{out}");
 
+    // The snapshot's presigned URL: for at most six hours under the stock policy.
+    let presign = [
+        "objects:presign",
+        "dr-backups/hosted-clusters/clusters/my.cluster/b1/etcd.db",
+    ];
+    let (code, out, _) = ask(&[&["--presign-seconds", "3600"][..], &presign].concat());
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out, _) = ask(&[&["--presign-seconds", "86400"][..], &presign].concat());
+    assert_eq!(code, Some(1), "{out}");
+
     let (code, _, err) = ask(&["k8s:get", "source", "Widget", "a/b"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("write it as group/version/Widget"), "{err}");
@@ -356,4 +366,50 @@ fn audit_verify_checks_the_chain_and_the_run_s_signed_checkpoint() {
         out.contains("NOT VERIFIED") && out.contains("audit.jsonl:2: does not chain to line 1"),
         "{out}"
     );
+}
+
+/// `ferry run` with the file-size limit set so that the audit trail fills up after the first
+/// workspace write (SIGXFSZ ignored, so the write fails with EFBIG as on a full disk).
+fn run_with_trail_limit(dir: &Path, limit_kib: u32) -> Output {
+    let ws = dir.join("ws");
+    let config = dir.join("run.toml");
+    std::fs::write(&config, format!("[workspace]\ndir = {:?}\n", ws.to_str().unwrap())).unwrap();
+    let policy = repo("tests/fixtures/test-guest.cedar");
+    let ops = r#"[{"op":"fs.write","path":"first.txt","data":"x"},{"op":"fs.write","path":"second.txt","data":"x"}]"#;
+    let script = format!(
+        "trap '' XFSZ; ulimit -f {limit_kib}; exec \"$0\" run {} --name test-guest --policy {} --config {} \
+         --phase script --arg 'ops={ops}' --audit {}",
+        ferry_artifacts::TEST_GUEST,
+        policy.display(),
+        config.display(),
+        dir.join("audit.jsonl").display()
+    );
+    Command::new("bash")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_ferry")])
+        .env("XDG_CACHE_HOME", std::env::temp_dir().join("ferry-cli-test-cache"))
+        .output()
+        .unwrap()
+}
+
+/// A failed audit write stops the run before the next call's I/O: the write the trail
+/// could still show happened, the one after it did not.
+#[test]
+fn a_trail_that_cannot_be_written_stops_the_run_before_the_next_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run_with_trail_limit(dir.path(), 1);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(4), "{out}{err}");
+    assert!(err.contains("cannot write the audit trail"), "{err}");
+    let ws = dir.path().join("ws");
+    assert!(ws.join("first.txt").exists(), "{err}");
+    assert!(
+        !ws.join("second.txt").exists(),
+        "the change after the failed write happened: {err}"
+    );
+
+    // With room for the trail, both writes happen: the limit, not the guest, stopped it.
+    let dir = tempfile::tempdir().unwrap();
+    let o = run_with_trail_limit(dir.path(), 64);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
+    assert!(dir.path().join("ws/second.txt").exists());
 }

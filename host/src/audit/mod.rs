@@ -28,7 +28,8 @@ use crate::policy::{Action, GuestIdentity, ResourceRef};
 pub struct Record {
     /// RFC 3339 time of the record.
     pub time: String,
-    /// Record kind: `call`, `load`, `run`.
+    /// Record kind: `call`, `decision` (a mutating call allowed, before its I/O), `load`,
+    /// `load-hooks`, `log`, `hook`, `run`, `checkpoint`.
     pub kind: &'static str,
     /// Guest name.
     pub guest: String,
@@ -89,6 +90,26 @@ impl Record {
             message: message.map(str::to_string),
             micros,
             durable: action.is_mutating(),
+        }
+    }
+
+    /// The decision to let a mutating call proceed, written (and synced) before its I/O:
+    /// the trail then shows the attempt even if the host dies during the call. Its outcome
+    /// follows in the call's own record.
+    pub fn decision(
+        guest: &GuestIdentity,
+        phase: &str,
+        action: Action,
+        resource: &ResourceRef,
+        policies: &[String],
+        dry_run: bool,
+    ) -> Self {
+        Record {
+            kind: "decision",
+            durable: true,
+            ..Record::call(
+                guest, phase, action, resource, "allow", policies, dry_run, "approved", None, 0,
+            )
         }
     }
 
@@ -182,6 +203,9 @@ struct Sink {
     out: Option<std::fs::File>,
     prev: String,
     key: Option<AuditKey>,
+    /// The first write that failed: from then on the trail cannot be trusted to hold
+    /// what happens, and the host refuses every further call.
+    broken: Option<String>,
 }
 
 impl Audit {
@@ -192,6 +216,7 @@ impl Audit {
                 out: None,
                 prev: String::new(),
                 key: None,
+                broken: None,
             }),
         }
     }
@@ -219,14 +244,30 @@ impl Audit {
                 out: Some(file),
                 prev,
                 key,
+                broken: None,
             }),
         })
     }
 
-    /// Appends one record. Audit write failures are logged, never fatal to the
-    /// call, but they are counted as errors in the run summary via tracing.
+    /// Appends one record. A failed write is logged and breaks the trail
+    /// ([`Audit::broken`]): the host then refuses every further call.
     pub fn record(&self, record: &Record) {
-        self.write(record, false);
+        let _ = self.write(record, false);
+    }
+
+    /// Appends one record and says whether it reached the file (and the disk, when the
+    /// record is durable): the host writes a mutating call's decision this way before the
+    /// call's I/O, and does not do the I/O when it fails.
+    pub fn try_record(&self, record: &Record) -> Result<(), String> {
+        self.write(record, false).map(|_| ())
+    }
+
+    /// Why the trail stopped being written, if it did.
+    pub fn broken(&self) -> Option<String> {
+        self.sink.lock().map_or_else(
+            |_| Some("the audit trail's lock was poisoned".to_string()),
+            |sink| sink.broken.clone(),
+        )
     }
 
     /// Ends a run's records with a signed checkpoint (nothing without a key): its MAC
@@ -234,20 +275,31 @@ impl Audit {
     /// Returns the MAC, for the run's output, so a copy lives outside the trail too.
     pub fn checkpoint(&self, guest: &GuestIdentity, phase: &str) -> Option<String> {
         self.write(&Record::event(guest, phase, "checkpoint", "ok", None), true)
+            .ok()
+            .flatten()
     }
 
-    fn write(&self, record: &Record, sign: bool) -> Option<String> {
-        let Ok(mut sink) = self.sink.lock() else { return None };
+    /// Writes one record (signed when `sign` and a key is set); `Ok(Some(mac))` for a
+    /// signed checkpoint.
+    fn write(&self, record: &Record, sign: bool) -> Result<Option<String>, String> {
+        let Ok(mut sink) = self.sink.lock() else {
+            return Err("the audit trail's lock was poisoned".into());
+        };
+        if let Some(why) = &sink.broken {
+            return Err(why.clone());
+        }
         let signature = match (sign, &sink.key) {
             (true, Some(key)) => Some((key.id(), key.mac(&sink.prev))),
-            (true, None) => return None,
+            (true, None) => return Ok(None),
             (false, _) => None,
         };
         let mut value = match serde_json::to_value(record) {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(error = %e, "cannot serialise an audit record");
-                return None;
+                let why = format!("cannot serialise an audit record: {e}");
+                sink.broken = Some(why.clone());
+                return Err(why);
             }
         };
         if let Some(obj) = value.as_object_mut() {
@@ -263,8 +315,11 @@ impl Audit {
             && let Err(e) = writeln!(out, "{line}").and_then(|_| if record.durable { out.sync_data() } else { Ok(()) })
         {
             tracing::error!(error = %e, "cannot write the audit trail");
+            let why = format!("cannot write the audit trail: {e}");
+            sink.broken = Some(why.clone());
+            return Err(why);
         }
-        signature.map(|(_, mac)| mac)
+        Ok(signature.map(|(_, mac)| mac))
     }
 }
 
@@ -337,6 +392,33 @@ mod tests {
         assert_eq!(all[3], "{\"time\":\"cut");
         let fourth: serde_json::Value = serde_json::from_str(all[4]).map_err(std::io::Error::other)?;
         assert_eq!(fourth["prev"], hex::encode(Sha256::digest(b"{\"time\":\"cut")));
+        Ok(())
+    }
+
+    /// A trail that cannot be written says so from the first failed write on, and every
+    /// later record is refused rather than silently lost.
+    #[test]
+    fn a_failed_write_breaks_the_trail_for_good() -> std::io::Result<()> {
+        let guest = GuestIdentity {
+            name: "g".into(),
+            sha256: "00".into(),
+        };
+        let full = Audit::to_file(Path::new("/dev/full"), None)?;
+        assert_eq!(full.broken(), None);
+        let first = full.try_record(&Record::event(&guest, "backup", "load", "ok", None));
+        assert!(first.is_err_and(|e| e.contains("cannot write the audit trail")));
+        assert!(full.broken().is_some());
+        let tmp = tempfile::tempdir()?;
+        let fine = Audit::to_file(&tmp.path().join("a.jsonl"), None)?;
+        assert!(
+            fine.try_record(&Record::event(&guest, "backup", "load", "ok", None))
+                .is_ok()
+        );
+        full.record(&Record::event(&guest, "backup", "run", "ok", None));
+        assert!(
+            full.try_record(&Record::event(&guest, "backup", "run", "ok", None))
+                .is_err()
+        );
         Ok(())
     }
 

@@ -108,6 +108,15 @@ impl HasData for View<'static> {
     type Data<'a> = View<'a>;
 }
 
+/// What a call's arguments say that its resource does not, for the policy's context.
+#[derive(Debug, Default)]
+pub(crate) struct Facts {
+    /// `k8s:patch`: the fields the patch sets.
+    pub(crate) patch_fields: Option<Vec<String>>,
+    /// `objects:presign`: the URL's lifetime.
+    pub(crate) presign_seconds: Option<u64>,
+}
+
 /// A policy-approved call in progress; finishing it writes the audit record.
 pub struct Approved {
     action: Action,
@@ -128,16 +137,16 @@ impl View<'_> {
         resource: ResourceRef,
         dry_run: bool,
     ) -> impl Future<Output = HostResult<Approved>> + Send + 'static {
-        self.authorize_patch(action, resource, dry_run, None)
+        self.authorize_with(action, resource, dry_run, Facts::default())
     }
 
-    /// [`View::authorize`] with the fields a patch sets (`context.patchFields`).
-    pub(crate) fn authorize_patch(
+    /// [`View::authorize`] with what the call's arguments say beyond its resource.
+    pub(crate) fn authorize_with(
         &self,
         action: Action,
         resource: ResourceRef,
         dry_run: bool,
-        patch_fields: Option<Vec<String>>,
+        facts: Facts,
     ) -> impl Future<Output = HostResult<Approved>> + Send + 'static {
         let env = self.env.clone();
         let desk = self.state.decisions.clone();
@@ -146,7 +155,8 @@ impl View<'_> {
                 plan: env.plan,
                 dry_run,
                 phase: env.phase.clone(),
-                patch_fields,
+                patch_fields: facts.patch_fields,
+                presign_seconds: facts.presign_seconds,
             };
             let decision = desk.decide(&env.policy, action, &resource, ctx).await;
             Self::decided(&env, action, resource, dry_run, decision)
@@ -161,7 +171,29 @@ impl View<'_> {
         dry_run: bool,
         decision: crate::policy::Decision,
     ) -> HostResult<Approved> {
+        // A trail that can no longer be written cannot show what happens next: stop.
+        let stop = |why: String| {
+            HostError::Trap(wasmtime::Error::msg(format!(
+                "the run stops before {action} on {}: {why}",
+                crate::audit::describe(&resource)
+            )))
+        };
+        if let Some(why) = env.audit.broken() {
+            return Err(stop(why));
+        }
         if decision.allowed {
+            if action.is_mutating() {
+                env.audit
+                    .try_record(&crate::audit::Record::decision(
+                        &env.guest,
+                        &env.phase,
+                        action,
+                        &resource,
+                        &decision.policies,
+                        dry_run,
+                    ))
+                    .map_err(stop)?;
+            }
             Ok(Approved {
                 action,
                 resource,
@@ -171,18 +203,20 @@ impl View<'_> {
             })
         } else {
             let reason = decision.denial_reason(action, &resource);
-            env.audit.record(&crate::audit::Record::call(
-                &env.guest,
-                &env.phase,
-                action,
-                &resource,
-                "deny",
-                &decision.policies,
-                dry_run,
-                "denied",
-                Some(&reason),
-                0,
-            ));
+            env.audit
+                .try_record(&crate::audit::Record::call(
+                    &env.guest,
+                    &env.phase,
+                    action,
+                    &resource,
+                    "deny",
+                    &decision.policies,
+                    dry_run,
+                    "denied",
+                    Some(&reason),
+                    0,
+                ))
+                .map_err(stop)?;
             tracing::warn!(guest = %env.guest.name, %action, resource = %crate::audit::describe(&resource), %reason, "policy denied a call");
             Err(HostError::Denied(reason))
         }

@@ -8,7 +8,7 @@
 //! * resource: an entity the host builds from the call's arguments
 //!   ([`ResourceRef`]), with its parent chain (namespace, prefix, directory);
 //!   never from entity data a guest supplies;
-//! * context: `{ plan, dryRun, phase, patchFields? }` from [`CallContext`].
+//! * context: `{ plan, dryRun, phase, patchFields?, presignSeconds? }` from [`CallContext`].
 //!
 //! The schema is `policies/ferry.cedarschema` (see its header for the entity
 //! model). A policy file is Cedar text; policies are named by `@id("...")`,
@@ -261,6 +261,9 @@ pub struct CallContext {
     /// (`metadata.annotations`, `spec.replicas`): a policy can then allow a patch of an
     /// object's annotations without allowing one of its image. `None` for other calls.
     pub patch_fields: Option<Vec<String>>,
+    /// For `objects:presign`, the lifetime asked for, in seconds: a policy can cap how long
+    /// a bearer URL for an object lives. `None` for other calls.
+    pub presign_seconds: Option<u64>,
 }
 
 /// The answer for one call.
@@ -591,6 +594,10 @@ impl PolicyEngine {
             .chain(ctx.patch_fields.as_ref().map(|fields| {
                 let set = fields.iter().map(|f| RestrictedExpression::new_string(f.clone()));
                 ("patchFields".to_string(), RestrictedExpression::new_set(set))
+            }))
+            .chain(ctx.presign_seconds.map(|s| {
+                let s = i64::try_from(s).unwrap_or(i64::MAX);
+                ("presignSeconds".to_string(), RestrictedExpression::new_long(s))
             })),
         )
         .map_err(|e| format!("cannot build the context: {e}"))?;
@@ -900,6 +907,7 @@ mod tests {
                             dry_run,
                             phase: "backup".into(),
                             patch_fields: None,
+                            presign_seconds: None,
                         };
                         let whole = cedar_answer(&e, &e.policies, action, r, &ctx);
                         let indexed = cedar_answer(&e, &e.by_action[action as usize], action, r, &ctx);

@@ -161,7 +161,10 @@ pub async fn run(runtime: &Runtime, req: RunRequest, opts: RunOptions) -> Result
             return Err(e);
         }
     };
-    audit.record(&Record::event(&guest.identity, &req.phase, "load", "ok", None));
+    if let Err(why) = audit.try_record(&Record::event(&guest.identity, &req.phase, "load", "ok", None)) {
+        // Nothing runs that the trail could not show.
+        return Err(anyhow::anyhow!("the run does not start: {why}").into());
+    }
     let env = Arc::new(RunEnv {
         hooks: Arc::new(hooks),
         guest: guest.identity.clone(),

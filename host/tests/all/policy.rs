@@ -313,6 +313,7 @@ fn plan_mode_forbid() -> TestResult {
         dry_run,
         phase: phase.into(),
         patch_fields: None,
+        presign_seconds: None,
     };
     // Reads are fine in a plan.
     assert!(e.authorize(Action::K8sGet, &r, &ctx(true, false, "backup")).allowed);

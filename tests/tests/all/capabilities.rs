@@ -306,12 +306,17 @@ async fn dns_lists_across_pages_and_changes_only_allowed_names() {
 
     // Every decision of the denied batch is audited with the batch's real
     // outcome: the allowed record as allow/denied, the other as deny.
-    let records: Vec<Value> = std::fs::read_to_string(&audit)
+    let all_records: Vec<Value> = std::fs::read_to_string(&audit)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .filter(|r: &Value| r["action"] == "dns:change")
         .collect();
+    // Each allowed change was recorded as decided before the batch went out: two in the
+    // first batch, one (team-a's) in the denied one.
+    let decisions = all_records.iter().filter(|r| r["kind"] == "decision").count();
+    assert_eq!(decisions, 3, "{all_records:?}");
+    let records: Vec<Value> = all_records.into_iter().filter(|r| r["kind"] == "call").collect();
     let batch: Vec<(&str, &str, &str)> = records[2..]
         .iter()
         .map(|r| {
@@ -403,4 +408,60 @@ async fn etcd_snapshots_stream_into_s3_and_restore() {
         .await
         .unwrap();
     assert_eq!(got.kvs().len(), 50);
+}
+
+/// A run whose audit trail cannot be written does not start: nothing happens that the
+/// trail could not show.
+#[tokio::test]
+async fn a_run_whose_trail_cannot_be_written_does_not_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    let result = GuestRun {
+        config: workspace_config(&ws),
+        audit: Some(std::path::PathBuf::from("/dev/full")),
+        ..Default::default()
+    }
+    .script(json!([{ "op": "fs.write", "path": "a.txt", "data": "x" }]))
+    .await;
+    let e = result.expect_err("the run must not start");
+    assert!(
+        format!("{e:#}").contains("the run does not start: cannot write the audit trail"),
+        "{e:#}"
+    );
+    assert!(!ws.join("a.txt").exists());
+}
+
+/// A presigned URL is a bearer credential: its lifetime is capped by `[limits]`
+/// (and a policy may cap it lower through `context.presignSeconds`).
+#[tokio::test]
+async fn presigned_urls_live_no_longer_than_the_limit() {
+    let moto = moto().await;
+    aws::s3(&moto.url())
+        .await
+        .create_bucket()
+        .bucket("ferry-test")
+        .send()
+        .await
+        .unwrap();
+    let mut run = s3_run(&moto.url()).await;
+    run.config.limits.max_presign_seconds = 600;
+    let out = run
+        .script(json!([
+            { "op": "open-bucket", "bucket": "ferry-test", "as": "b" },
+            { "op": "s3.presign", "bucket": "b", "key": "allowed/index.json", "expires": 600 },
+            { "op": "s3.presign", "bucket": "b", "key": "allowed/index.json", "expires": 601 }
+        ]))
+        .await
+        .unwrap();
+    assert!(
+        ok(&out[1]).as_str().unwrap().contains("X-Amz-Expires=600"),
+        "{}",
+        out[1]
+    );
+    assert_eq!(err_kind(&out[2]), "invalid", "{}", out[2]);
+    assert!(
+        err_message(&out[2]).contains("at most 600 s ([limits] max_presign_seconds)"),
+        "{}",
+        out[2]
+    );
 }

@@ -93,10 +93,30 @@ impl View<'_> {
         };
         if let Some((ar, namespaced)) = self.discovered(alias, api_version, kind) {
             fits(&ar, namespaced)?;
-            let approved = self.authorize_patch(action, as_given, dry_run, patch_fields).await?;
+            let approved = self
+                .authorize_with(
+                    action,
+                    as_given,
+                    dry_run,
+                    crate::capabilities::Facts {
+                        patch_fields,
+                        ..Default::default()
+                    },
+                )
+                .await?;
             return Ok((ar, namespaced, approved));
         }
-        let approved = self.authorize_patch(action, as_given, dry_run, patch_fields).await?;
+        let approved = self
+            .authorize_with(
+                action,
+                as_given,
+                dry_run,
+                crate::capabilities::Facts {
+                    patch_fields,
+                    ..Default::default()
+                },
+            )
+            .await?;
         let (ar, namespaced) = match self.discover(alias, client, api_version, kind).await {
             Ok(found) => found,
             Err(e) => return self.fail(approved, e),

@@ -161,11 +161,23 @@ impl HostBucket for View<'_> {
         expires_in_seconds: u32,
     ) -> HostResult<String> {
         let bucket = self.bucket(&h)?;
+        let seconds = u64::from(expires_in_seconds);
+        let max = self.env.config.limits.max_presign_seconds;
+        if seconds > max {
+            return Err(HostError::Invalid(format!(
+                "a presigned URL may live at most {max} s ([limits] max_presign_seconds); {seconds} s was asked for {}",
+                crate::audit::describe(&Self::object_ref(&bucket, &key))
+            )));
+        }
+        let facts = crate::capabilities::Facts {
+            presign_seconds: Some(seconds),
+            ..Default::default()
+        };
         let approved = self
-            .authorize(Action::ObjectsPresign, Self::object_ref(&bucket, &key), false)
+            .authorize_with(Action::ObjectsPresign, Self::object_ref(&bucket, &key), false, facts)
             .await?;
         let result = bucket
-            .presign_get(&key, Duration::from_secs(u64::from(expires_in_seconds)))
+            .presign_get(&key, Duration::from_secs(seconds))
             .await
             .map_err(HostError::from);
         self.finish(approved, result)
