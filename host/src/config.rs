@@ -168,7 +168,7 @@ impl Default for ClockConfig {
 /// name = "change-window"              # its policy principal: Ferry::Guest::"change-window"
 /// component = "hooks/change-window.wasm"
 /// policy = "hooks/change-window.cedar"
-/// points = ["verify"]                 # default: every point
+/// points = ["verify"]                 # where it is called; none listed: never
 /// advisory = false                    # true: a failure is a warning, never blocks
 /// [hooks.limits]                      # default: 64 MiB, 2 s CPU, 60 s wall
 /// cpu_ms = 5000
@@ -183,7 +183,8 @@ pub struct HookConfig {
     /// Its Cedar policy file.
     pub policy: PathBuf,
     /// The points it is called at (`before-step`, `after-step`,
-    /// `select-objects`, `transform-object`, `verify`); empty means all.
+    /// `select-objects`, `transform-object`, `verify`). A hook is called only where it is
+    /// named: one that names none sees nothing (and loading warns), never everything.
     #[serde(default)]
     pub points: Vec<String>,
     /// When true, a failing, trapping, denied or vetoing hook only logs a warning.

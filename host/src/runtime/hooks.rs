@@ -99,6 +99,13 @@ impl HookSet {
                     )));
                 }
             }
+            if c.points.is_empty() {
+                tracing::warn!(
+                    hook = %c.name,
+                    "hook `{}` names no points, so it is never called; list the ones it handles (points = [\"verify\"])",
+                    c.name
+                );
+            }
             let guest = runtime.load_file(&c.component, Some(&c.name))?;
             let policy = PolicyEngine::load(&c.policy, params, &guest.identity)?;
             runtime.check_imports(&guest, &policy)?;
@@ -128,7 +135,8 @@ impl HookSet {
         let mut objects = Vec::new();
         let mut replaced: Option<String> = None;
         for (i, hook) in self.hooks.iter().enumerate() {
-            if !hook.points.is_empty() && !hook.points.iter().any(|p| p == point) {
+            // Only where it is named: a hook that names no point sees no event.
+            if !hook.points.iter().any(|p| p == point) {
                 continue;
             }
             let name = hook.identity.name.clone();

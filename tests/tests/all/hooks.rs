@@ -148,7 +148,14 @@ async fn a_trapping_or_runaway_hook_fails_its_step_with_its_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_advisory_hook_that_fails_only_warns() {
     let mut drill = drill().await;
-    with_hook(&mut drill, test_hook(&[], true), "trap");
+    let every_point = [
+        "before-step",
+        "after-step",
+        "select-objects",
+        "transform-object",
+        "verify",
+    ];
+    with_hook(&mut drill, test_hook(&every_point, true), "trap");
     let report = drill.migrate().await;
     assert!(report.succeeded(), "{report:#?}");
     let checks = drill.verify().await;
@@ -158,6 +165,19 @@ async fn an_advisory_hook_that_fails_only_warns() {
         audit.contains("advisory-failure"),
         "the advisory failures are not audited"
     );
+    drill.shutdown().await;
+}
+
+/// A hook sees only the points it names: one that names none is never called, rather than
+/// called everywhere (here it would trap and fail the backup).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_that_names_no_point_is_never_called() {
+    let mut drill = drill().await;
+    with_hook(&mut drill, test_hook(&[], false), "trap");
+    let report = run(&drill, Phase::Backup).await;
+    assert!(report.succeeded(), "{report:#?}");
+    let audit = std::fs::read_to_string(drill.audit_path()).unwrap();
+    assert!(!audit.contains("\"guest\":\"test-hook\""), "the hook was called");
     drill.shutdown().await;
 }
 
