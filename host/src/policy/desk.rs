@@ -56,7 +56,7 @@ impl Question {
 
 /// Runs `decide` where Cedar's stack guard can see the stack's bounds: in place when the
 /// thread's stack has room, else on a grown stack (a hook's guest runs on its caller's fiber).
-fn decide_with_room(decide: impl FnOnce() -> Decision) -> Decision {
+pub(crate) fn decide_with_room(decide: impl FnOnce() -> Decision) -> Decision {
     stacker::maybe_grow(RED_ZONE, GROWN_STACK, decide)
 }
 

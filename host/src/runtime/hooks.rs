@@ -24,7 +24,8 @@ use crate::capabilities::bindings::automation::ferry::host::hooks::{Event, Outco
 use crate::capabilities::bindings::hook::HookPre;
 use crate::capabilities::env::{HookDispatch, NoHooks, RunEnv};
 use crate::config::{HookConfig, Limits};
-use crate::policy::{GuestIdentity, PolicyEngine};
+use crate::policy::{Action, CallContext, GuestIdentity, PolicyEngine, ResourceRef};
+use crate::runtime::payload;
 
 /// The WIT name of a point, as the run config lists it.
 pub fn point_name(p: Point) -> &'static str {
@@ -156,8 +157,28 @@ impl HookSet {
                 clients: parent.clients.clone(),
                 hooks: Arc::new(NoHooks),
             });
+            let given = replaced.clone().unwrap_or_else(|| event.payload.clone());
+            let object: Option<serde_json::Value> = serde_json::from_str(&given).ok();
+            // A Secret's values only for a hook whose policy grants reading it.
+            let withheld = object
+                .as_ref()
+                .filter(|o| payload::secret_of(o).is_some_and(|s| !may_read_secret(&hook.policy, parent, &s)));
+            if let Some(o) = withheld {
+                parent.audit.record(&Record::event(
+                    &hook.identity,
+                    &parent.phase,
+                    "hook",
+                    "redacted",
+                    Some(format!(
+                        "{point} {}/{}: the values of Secret {} are withheld: the hook's policy grants no k8s:get of it",
+                        event.phase,
+                        event.step,
+                        o.pointer("/metadata/name").and_then(|n| n.as_str()).unwrap_or_default()
+                    )),
+                ));
+            }
             let ev = Event {
-                payload: replaced.clone().unwrap_or_else(|| event.payload.clone()),
+                payload: withheld.map_or_else(|| given.clone(), |o| payload::redact(o).to_string()),
                 phase: event.phase.clone(),
                 step: event.step.clone(),
                 point: event.point,
@@ -175,6 +196,26 @@ impl HookSet {
                 Err(e) => Err(RunError::Host(anyhow::anyhow!("the hook task failed: {e}"))),
             };
             let at = format!("{point} {}/{}", event.phase, event.step);
+            // A transform changes the object it was given, never into another one; values it
+            // could not read go back in place of their markers.
+            let result = match (result, &object) {
+                (Ok(Ok(Outcome::Replaced(text))), Some(original)) if event.point == Point::TransformObject => {
+                    match serde_json::from_str::<serde_json::Value>(&text) {
+                        Ok(mut m) => match payload::same_object(original, &m) {
+                            Ok(()) => {
+                                if withheld.is_some() {
+                                    payload::unredact(&mut m, original);
+                                }
+                                Ok(Ok(Outcome::Replaced(m.to_string())))
+                            }
+                            Err(why) => Ok(Err(crate::capabilities::bindings::WitError::Invalid(why))),
+                        },
+                        // Not JSON: the guest says so when it reads it.
+                        Err(_) => Ok(Ok(Outcome::Replaced(text))),
+                    }
+                }
+                (other, _) => other,
+            };
             let failure = match result {
                 Ok(Ok(outcome)) => {
                     let (what, msg) = match &outcome {
@@ -237,4 +278,25 @@ impl HookDispatch for HookSet {
     fn dispatch<'a>(&'a self, env: &'a Arc<RunEnv>, event: Event) -> BoxFuture<'a, Result<Outcome, HostError>> {
         Box::pin(self.dispatch_event(env, event))
     }
+}
+
+/// Whether `policy` lets its hook read `secret` (namespace, name) on any cluster of the run:
+/// the grant a hook needs to see a Secret's values in an event.
+fn may_read_secret(policy: &PolicyEngine, parent: &RunEnv, secret: &(Option<String>, String)) -> bool {
+    let ctx = CallContext {
+        plan: parent.plan,
+        phase: parent.phase.clone(),
+        ..CallContext::default()
+    };
+    parent.config.clusters.keys().any(|alias| {
+        let resource = ResourceRef::K8s {
+            cluster: alias.clone(),
+            group: String::new(),
+            version: "v1".into(),
+            kind: "Secret".into(),
+            namespace: secret.0.clone(),
+            name: Some(secret.1.clone()),
+        };
+        crate::policy::desk::decide_with_room(|| policy.authorize(Action::K8sGet, &resource, &ctx)).allowed
+    })
 }

@@ -14,6 +14,7 @@ pub mod cache;
 pub mod error;
 pub mod hooks;
 pub mod limits;
+pub mod payload;
 pub mod run;
 pub mod state;
 pub mod store;

@@ -181,6 +181,76 @@ async fn a_hook_that_names_no_point_is_never_called() {
     drill.shutdown().await;
 }
 
+/// A transform may change an object, not replace it: a hook that hands back a RoleBinding
+/// for what it was given fails restore, naming the hook, before anything is applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transform_hook_cannot_turn_an_object_into_a_role_binding() {
+    let mut drill = drill().await;
+    with_hook(&mut drill, test_hook(&["transform-object"], false), "rolebinding");
+    assert!(run(&drill, Phase::Backup).await.succeeded());
+    let (kind, message) = guest_failure(&run(&drill, Phase::Restore).await);
+    assert_eq!(kind, "invalid", "{message}");
+    assert!(
+        message.contains("hook `test-hook`") && message.contains("into rbac.authorization.k8s.io/RoleBinding"),
+        "{message}"
+    );
+    let hc = &drill.env().scenario.hosted_cluster;
+    let dst = drill.env().destination().unwrap().sim.store().clone();
+    assert!(
+        dst.get(&registry::HOSTED_CLUSTER, Some(&hc.namespace), &hc.name)
+            .is_err(),
+        "nothing is applied"
+    );
+    let hcp = drill.env().hcp_namespace();
+    for ns in [hc.namespace.as_str(), hcp.as_str()] {
+        assert!(dst.get(&registry::ROLE_BINDING, Some(ns), "test-hook-admin").is_err());
+    }
+    drill.shutdown().await;
+}
+
+/// A hook whose policy grants no read of a Secret sees its values as a marker; what it hands
+/// back gets the real values again, so the restored Secret is whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_without_the_grant_sees_secrets_redacted() {
+    let mut drill = drill().await;
+    with_hook(&mut drill, test_hook(&["transform-object"], false), "peek");
+    let hc = drill.env().scenario.hosted_cluster.clone();
+    let pull = format!("{}-pull-secret", hc.name);
+    let source = drill.env().source().sim.store().clone();
+    let original = source.get(&registry::SECRET, Some(&hc.namespace), &pull).unwrap();
+    let value = original["data"][".dockerconfigjson"].as_str().unwrap().to_string();
+    assert!(!value.is_empty());
+    let report = drill.migrate().await;
+    assert!(report.succeeded(), "{report:#?}");
+    let audit = std::fs::read_to_string(drill.audit_path()).unwrap();
+    let seen: Vec<&str> = audit
+        .lines()
+        .filter(|l| l.contains("\"guest\":\"test-hook\"") && l.contains("test-hook saw a Secret"))
+        .collect();
+    assert!(!seen.is_empty(), "the hook saw no Secret");
+    assert!(seen.iter().all(|l| l.contains("redacted")), "{seen:?}");
+    assert!(!audit.contains(&value), "a Secret value reached the hook");
+    assert!(audit.contains("\"outcome\":\"redacted\""), "the redaction is audited");
+    let restored = drill
+        .env()
+        .destination()
+        .unwrap()
+        .sim
+        .store()
+        .get(&registry::SECRET, Some(&hc.namespace), &pull)
+        .unwrap();
+    assert_eq!(
+        restored["data"][".dockerconfigjson"],
+        value.as_str(),
+        "the values came back"
+    );
+    assert_eq!(
+        restored["metadata"]["annotations"]["site.example/restored-by"],
+        "test-hook"
+    );
+    drill.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transform_hook_rewrites_what_restore_applies() {
     let mut drill = drill().await;
