@@ -61,13 +61,18 @@ impl Clients {
             }
             None => kube::Config::from_kubeconfig(&options).await,
         }
-        .map_err(|e| HostError::Invalid(format!("cluster `{alias}`: kubeconfig is unusable: {e}")))?;
+        .map_err(|e| match super::k8s::provider::credential_failure(&e) {
+            Some(why) => super::k8s::provider::credentials_refused(alias, "reading the kubeconfig", why),
+            None => HostError::Invalid(format!("cluster `{alias}`: kubeconfig is unusable: {e}")),
+        })?;
         // Fail fast on a dead endpoint: a tired SRE should learn within seconds
         // that a cluster is unreachable, not after a TCP timeout.
         kc.connect_timeout = Some(std::time::Duration::from_secs(5));
         kc.read_timeout = Some(std::time::Duration::from_secs(60));
-        let client = kube::Client::try_from(kc)
-            .map_err(|e| HostError::Invalid(format!("cluster `{alias}`: cannot build a client: {e}")))?;
+        let client = kube::Client::try_from(kc).map_err(|e| match super::k8s::provider::credential_failure(&e) {
+            Some(why) => super::k8s::provider::credentials_refused(alias, "opening it", why),
+            None => HostError::Invalid(format!("cluster `{alias}`: cannot build a client: {e}")),
+        })?;
         map.insert(alias.to_string(), client.clone());
         Ok(client)
     }

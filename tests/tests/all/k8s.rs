@@ -458,3 +458,57 @@ async fn etcd_snapshot_through_a_pod_port_forward() {
         );
     }
 }
+
+/// A kubeconfig whose credential plugin fails and prints a token on the way: kube-rs's
+/// error quotes the plugin's command, environment and output, so none of it may reach the
+/// guest or the audit trail; the error says what failed and how to see the output.
+#[tokio::test]
+async fn a_failing_credential_plugin_leaks_nothing_it_printed() {
+    let c = cluster().await;
+    let dir = tempfile::tempdir().unwrap();
+    let original = std::fs::read_to_string(c.config.clusters["mgmt"].kubeconfig.as_ref().unwrap()).unwrap();
+    let server = original
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .unwrap()
+        .to_string();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: mgmt\n  cluster:\n    server: {server}\n\
+             users:\n- name: mgmt\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      \
+             command: sh\n      args: [\"-c\", \"echo token=PRINTED-SECRET; echo $PLUGIN_KEY >&2; exit 1\", \"ARG-SECRET\"]\n      \
+             env:\n      - name: PLUGIN_KEY\n        value: ENV-SECRET\n      interactiveMode: Never\n\
+             contexts:\n- name: mgmt\n  context:\n    cluster: mgmt\n    user: mgmt\ncurrent-context: mgmt\n"
+        ),
+    )
+    .unwrap();
+    let mut config = c.config.clone();
+    config.clusters.get_mut("mgmt").unwrap().kubeconfig = Some(kubeconfig);
+    let audit = dir.path().join("audit.jsonl");
+    let out = GuestRun {
+        config,
+        audit: Some(audit.clone()),
+        ..Default::default()
+    }
+    .script(json!([
+        { "op": "open-cluster", "alias": "mgmt", "as": "c" },
+        { "op": "k8s.get", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a", "name": "x" }
+    ]))
+    .await
+    .unwrap();
+    // kube-rs runs the plugin when the client is built, or on the first request.
+    let failed = if out[0].get("ok").is_some() { &out[1] } else { &out[0] };
+    assert_eq!(err_kind(failed), "unavailable", "{failed}");
+    let message = err_message(failed);
+    assert!(
+        message.contains("credential plugin (exec) failed") && message.contains("kubectl"),
+        "{message}"
+    );
+    let trail = std::fs::read_to_string(&audit).unwrap();
+    for secret in ["PRINTED-SECRET", "ENV-SECRET", "ARG-SECRET"] {
+        assert!(!message.contains(secret), "{secret} reached the guest: {message}");
+        assert!(!trail.contains(secret), "{secret} reached the audit trail");
+    }
+}

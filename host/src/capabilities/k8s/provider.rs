@@ -16,6 +16,9 @@ pub(crate) fn split_api_version(api_version: &str) -> (String, String) {
 
 /// Maps a kube-rs error to what the guest sees, naming the cluster and object.
 pub(crate) fn map_kube_error(e: kube::Error, alias: &str, what: &str) -> HostError {
+    if let Some(why) = credential_failure(&e) {
+        return credentials_refused(alias, what, why);
+    }
     match e {
         kube::Error::Api(status) => {
             let msg = format!("{what} on cluster `{alias}`: {} ({})", status.message, status.reason);
@@ -36,6 +39,39 @@ pub(crate) fn map_kube_error(e: kube::Error, alias: &str, what: &str) -> HostErr
         kube::Error::SerdeError(e) => HostError::Invalid(format!("{what} on cluster `{alias}`: bad JSON: {e}")),
         other => HostError::Other(format!("{what} on cluster `{alias}`: {other}")),
     }
+}
+
+/// The error for a cluster whose credentials failed: what failed and how to see why, never
+/// the failure's own text.
+pub(crate) fn credentials_refused(alias: &str, what: &str, why: &str) -> HostError {
+    HostError::Unavailable(format!(
+        "cluster `{alias}` ({what}): {why}. Its output is not shown, since it can hold credentials: \
+         run `kubectl --kubeconfig <the kubeconfig of [clusters.{alias}]> get namespaces` to see it"
+    ))
+}
+
+/// What went wrong with a cluster's credentials, in words that carry none of them, when `e`
+/// (or an error inside it: auth runs in the client's service stack) is an authentication
+/// failure. kube-rs's own message quotes the exec plugin's command line with its
+/// environment, and the plugin's stdout and stderr, where tokens often are.
+pub(crate) fn credential_failure(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    use kube::client::AuthError as A;
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if let Some(auth) = c.downcast_ref::<A>() {
+            return Some(match auth {
+                A::AuthExecStart(_)
+                | A::AuthExecRun { .. }
+                | A::AuthExec(_)
+                | A::AuthExecParse(_)
+                | A::ExecPluginFailed
+                | A::MissingCommand => "the kubeconfig's credential plugin (exec) failed",
+                _ => "the kubeconfig's credentials could not be used",
+            });
+        }
+        cause = c.source();
+    }
+    None
 }
 
 pub(crate) fn parse_manifest(manifest: &str) -> HostResult<DynamicObject> {
