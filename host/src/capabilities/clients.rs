@@ -91,6 +91,7 @@ impl Clients {
                 .mode(0o700)
                 .create(&ws.dir)
                 .map_err(|e| format!("cannot create workspace {}: {e}", ws.dir.display()))?;
+            tighten(&ws.dir)?;
             Dir::open_ambient_dir(&ws.dir, cap_std::ambient_authority())
                 .map_err(|e| format!("cannot open workspace {}: {e}", ws.dir.display()))
         });
@@ -141,4 +142,24 @@ pub fn s3_settings(config: &RunConfig) -> crate::capabilities::objects::provider
             }
         }),
     }
+}
+
+/// The workspace holds backups of every Secret of a control plane: a directory others can
+/// read or enter (made by hand, or by an older tool) is tightened to 0700, and said so.
+fn tighten(dir: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir)
+        .map_err(|e| format!("cannot read workspace {}: {e}", dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("cannot make workspace {} private (0700): {e}", dir.display()))?;
+        tracing::warn!(
+            workspace = %dir.display(),
+            "the workspace was open to others (mode {:o}); it is now 0700",
+            mode & 0o777
+        );
+    }
+    Ok(())
 }

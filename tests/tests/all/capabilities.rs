@@ -465,3 +465,25 @@ async fn presigned_urls_live_no_longer_than_the_limit() {
         out[2]
     );
 }
+
+/// The workspace holds every Secret of a control plane: one that others could read is made
+/// private before anything is written to it, and files are written 0600.
+#[tokio::test]
+async fn an_open_workspace_is_tightened_before_it_is_used() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    std::fs::set_permissions(&ws, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = GuestRun {
+        config: workspace_config(&ws),
+        ..Default::default()
+    }
+    .script(json!([{ "op": "fs.write", "path": "secret-copy.yaml", "data": "x" }]))
+    .await
+    .unwrap();
+    ok(&out[0]);
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&ws), 0o700);
+    assert_eq!(mode(&ws.join("secret-copy.yaml")), 0o600);
+}
