@@ -34,6 +34,21 @@ mod workloads;
 
 use ferry_sdk::Result;
 
+/// Entry points for the fuzz targets in `fuzz/` (not part of the component's contract).
+#[doc(hidden)]
+pub mod fuzzing {
+    /// Reads `data` as a backup index; one that reads must write and read back the same.
+    pub fn index_round_trip(data: &[u8]) {
+        let Ok(index) = serde_json::from_slice::<crate::layout::Index>(data) else {
+            return;
+        };
+        let written = serde_json::to_vec(&index).expect("an index that was read can be written");
+        let again: crate::layout::Index = serde_json::from_slice(&written).expect("a written index reads back");
+        let rewritten = serde_json::to_vec(&again).expect("and is written again");
+        assert_eq!(written, rewritten, "the index changed on a round trip");
+    }
+}
+
 ferry_sdk::automation_world!("../../wit");
 
 struct Component;
