@@ -6,8 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn ferry(args: &[&str]) -> Output {
+    ferry_with_env(args, &[])
+}
+
+fn ferry_with_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(args)
+        .envs(env.iter().copied())
         .env("XDG_CACHE_HOME", std::env::temp_dir().join("ferry-cli-test-cache"))
         .output()
         .expect("run ferry")
@@ -310,8 +315,8 @@ fn audit_verify_checks_the_chain_and_the_run_s_signed_checkpoint() {
     let trail = dir.path().join("audit.jsonl");
     let policy = repo("tests/fixtures/test-guest.cedar");
     let ops = r#"[{"op":"param","name":"who"}]"#;
-    let run = Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args([
+    let run = ferry_with_env(
+        &[
             "run",
             ferry_artifacts::TEST_GUEST,
             "--name",
@@ -326,11 +331,9 @@ fn audit_verify_checks_the_chain_and_the_run_s_signed_checkpoint() {
             &format!("ops={ops}"),
             "--audit",
             trail.to_str().unwrap(),
-        ])
-        .env("FERRY_AUDIT_KEY_FILE", &key)
-        .env("XDG_CACHE_HOME", std::env::temp_dir().join("ferry-cli-test-cache"))
-        .output()
-        .unwrap();
+        ],
+        &[("FERRY_AUDIT_KEY_FILE", key.as_path())],
+    );
     assert_eq!(run.status.code(), Some(0), "{}", text(&run).1);
 
     let verify = |extra: &[&str]| {

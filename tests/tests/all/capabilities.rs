@@ -169,6 +169,18 @@ async fn s3_run(url: &str) -> GuestRun {
     }
 }
 
+/// A run against moto with the bucket `ferry-test` created.
+async fn s3_run_with_bucket(moto: &MotoServer) -> GuestRun {
+    aws::s3(&moto.url())
+        .await
+        .create_bucket()
+        .bucket("ferry-test")
+        .send()
+        .await
+        .unwrap();
+    s3_run(&moto.url()).await
+}
+
 #[tokio::test]
 async fn objects_round_trip_with_checksums_and_denials_do_no_io() {
     let moto = moto().await;
@@ -227,14 +239,7 @@ async fn objects_round_trip_with_checksums_and_denials_do_no_io() {
 #[tokio::test]
 async fn objects_larger_than_the_guest_limit_are_refused() {
     let moto = moto().await;
-    aws::s3(&moto.url())
-        .await
-        .create_bucket()
-        .bucket("ferry-test")
-        .send()
-        .await
-        .unwrap();
-    let mut run = s3_run(&moto.url()).await;
+    let mut run = s3_run_with_bucket(&moto).await;
     run.config.limits.max_object_bytes = 8;
     let out = run
         .script(json!([
@@ -436,14 +441,7 @@ async fn a_run_whose_trail_cannot_be_written_does_not_start() {
 #[tokio::test]
 async fn presigned_urls_live_no_longer_than_the_limit() {
     let moto = moto().await;
-    aws::s3(&moto.url())
-        .await
-        .create_bucket()
-        .bucket("ferry-test")
-        .send()
-        .await
-        .unwrap();
-    let mut run = s3_run(&moto.url()).await;
+    let mut run = s3_run_with_bucket(&moto).await;
     run.config.limits.max_presign_seconds = 600;
     let out = run
         .script(json!([

@@ -10,7 +10,7 @@ use super::ClusterHandle;
 use super::fields::patch_fields;
 use super::names;
 use super::provider::{self, DEFAULT_FIELD_MANAGER, Write, map_kube_error, parse_manifest, split_api_version, to_json};
-use crate::capabilities::Approved;
+use crate::capabilities::{Approved, Facts};
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PropagationPolicy};
 use kube::core::GroupVersionKind;
@@ -63,7 +63,7 @@ impl View<'_> {
         name: Option<&str>,
         action: Action,
         dry_run: bool,
-        patch_fields: Option<Vec<String>>,
+        facts: Facts,
     ) -> HostResult<(ApiResource, bool, Approved)> {
         names::check_type(api_version, kind)?;
         let namespace = namespace.filter(|ns| !ns.is_empty());
@@ -91,32 +91,14 @@ impl View<'_> {
             namespace: namespace.map(str::to_string),
             name: name.map(str::to_string),
         };
-        if let Some((ar, namespaced)) = self.discovered(alias, api_version, kind) {
-            fits(&ar, namespaced)?;
-            let approved = self
-                .authorize_with(
-                    action,
-                    as_given,
-                    dry_run,
-                    crate::capabilities::Facts {
-                        patch_fields,
-                        ..Default::default()
-                    },
-                )
-                .await?;
+        let cached = self.discovered(alias, api_version, kind);
+        if let Some((ar, namespaced)) = &cached {
+            fits(ar, *namespaced)?;
+        }
+        let approved = self.authorize_with(action, as_given, dry_run, facts).await?;
+        if let Some((ar, namespaced)) = cached {
             return Ok((ar, namespaced, approved));
         }
-        let approved = self
-            .authorize_with(
-                action,
-                as_given,
-                dry_run,
-                crate::capabilities::Facts {
-                    patch_fields,
-                    ..Default::default()
-                },
-            )
-            .await?;
         let (ar, namespaced) = match self.discover(alias, client, api_version, kind).await {
             Ok(found) => found,
             Err(e) => return self.fail(approved, e),
@@ -231,7 +213,7 @@ impl View<'_> {
                 Some(name.as_str()).filter(|_| named),
                 action,
                 dry_run,
-                None,
+                Facts::default(),
             )
             .await?;
         let api = match Self::api(&client, &ar, namespaced, ns.as_deref()) {
@@ -266,7 +248,7 @@ impl View<'_> {
         object: &ObjectRef,
         action: Action,
         dry_run: bool,
-        patch_fields: Option<Vec<String>>,
+        facts: Facts,
     ) -> HostResult<(String, ApiResource, Api<DynamicObject>, crate::capabilities::Approved)> {
         let (alias, client) = self.cluster(h)?;
         let (ar, namespaced, approved) = self
@@ -279,7 +261,7 @@ impl View<'_> {
                 Some(&object.name),
                 action,
                 dry_run,
-                patch_fields,
+                facts,
             )
             .await?;
         let api = match Self::api(&client, &ar, namespaced, object.namespace.as_deref()) {
@@ -307,7 +289,9 @@ impl HostCluster for View<'_> {
     }
 
     async fn get(&mut self, h: Resource<ClusterHandle>, object: ObjectRef) -> HostResult<String> {
-        let (alias, ar, api, approved) = self.prepare_object(&h, &object, Action::K8sGet, false, None).await?;
+        let (alias, ar, api, approved) = self
+            .prepare_object(&h, &object, Action::K8sGet, false, Facts::default())
+            .await?;
         let result = async {
             let obj = api
                 .get(&names::path_segment(&object.name))
@@ -338,7 +322,7 @@ impl HostCluster for View<'_> {
                 None,
                 Action::K8sList,
                 false,
-                None,
+                Facts::default(),
             )
             .await?;
         let max_bytes = self.env.config.limits.max_list_bytes;
@@ -433,7 +417,16 @@ impl HostCluster for View<'_> {
             serde_json::from_str(&patch).map_err(|e| HostError::Invalid(format!("patch is not valid JSON: {e}")))?;
         let fields = patch_fields(&kind, &body)?;
         let (alias, ar, api, approved) = self
-            .prepare_object(&h, &object, Action::K8sPatch, dry_run, Some(fields))
+            .prepare_object(
+                &h,
+                &object,
+                Action::K8sPatch,
+                dry_run,
+                Facts {
+                    patch_fields: Some(fields),
+                    ..Facts::default()
+                },
+            )
             .await?;
         let result = async {
             let what = format!("patch {} {}", ar.kind, object.name);
@@ -493,7 +486,7 @@ impl HostCluster for View<'_> {
     ) -> HostResult<DeleteOutcome> {
         let dry_run = self.dry_run(&options);
         let (alias, ar, api, approved) = self
-            .prepare_object(&h, &object, Action::K8sDelete, dry_run, None)
+            .prepare_object(&h, &object, Action::K8sDelete, dry_run, Facts::default())
             .await?;
         let result = async {
             let dp = DeleteParams {
@@ -541,7 +534,7 @@ impl HostCluster for View<'_> {
     ) -> HostResult<u32> {
         let dry_run = self.dry_run(&options);
         let (alias, ar, api, approved) = self
-            .prepare_object(&h, &object, Action::K8sScale, dry_run, None)
+            .prepare_object(&h, &object, Action::K8sScale, dry_run, Facts::default())
             .await?;
         let result = async {
             let what = format!("scale {} {}", ar.kind, object.name);
