@@ -119,7 +119,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", ferry::scrub::secrets(&format!("{e:#}")));
             exit(Exit::BadInput.code())
         }
     }

@@ -7,7 +7,7 @@
 //! record per call, and keeps bulk data (etcd snapshots) on the host side.
 //!
 //! The house, from the ground up (no module imports one above it):
-//! - [`config`], [`progress`], [`policy`] (the Cedar engine and its schema), [`audit`] (the
+//! - [`config`], [`progress`], [`scrub`] (credentials out of outgoing text), [`policy`] (the Cedar engine and its schema), [`audit`] (the
 //!   JSON-lines trail);
 //! - [`capabilities`]: one folder per `ferry:host` interface, each with its handles, its
 //!   host functions and its provider (the code that talks to S3, Route53, etcd, Kubernetes),
@@ -28,4 +28,5 @@ pub mod policy;
 pub mod progress;
 pub mod runtime;
 pub mod scaffold;
+pub mod scrub;
 pub mod task;

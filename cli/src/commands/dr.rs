@@ -151,12 +151,12 @@ pub async fn cmd_phase(phase: ferry_dr::phases::Phase, args: DrArgs) -> anyhow::
             Ok(exit(report.exit_code()))
         }
         Err(e) => {
-            eprintln!("error: phase {phase}: {e}");
+            eprintln!("error: phase {phase}: {}", ferry::scrub::secrets(&e.to_string()));
             if args.output == Output::Json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(
-                        &serde_json::json!({"phases": [{"phase": phase, "status": "run-failed", "message": e.to_string(), "exit_code": e.exit_code()}]})
+                        &serde_json::json!({"phases": [{"phase": phase, "status": "run-failed", "message": ferry::scrub::secrets(&e.to_string()), "exit_code": e.exit_code()}]})
                     )?
                 );
             }

@@ -49,8 +49,8 @@ pub struct Record {
     pub dry_run: bool,
     /// `ok`, or the error kind.
     pub outcome: String,
-    /// Error text or a note.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Error text or a note; written scrubbed of credentials ([`crate::scrub`]).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "scrubbed")]
     pub message: Option<String>,
     /// Duration of the call in microseconds.
     pub micros: u64,
@@ -58,6 +58,14 @@ pub struct Record {
     /// one about the run itself. Not part of the record.
     #[serde(skip)]
     pub durable: bool,
+}
+
+/// The trail never holds a credential a server or guest put into a message.
+fn scrubbed<S: serde::Serializer>(message: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match message {
+        Some(m) => s.serialize_str(&crate::scrub::secrets(m)),
+        None => s.serialize_none(),
+    }
 }
 
 impl Record {
@@ -392,6 +400,26 @@ mod tests {
         assert_eq!(all[3], "{\"time\":\"cut");
         let fourth: serde_json::Value = serde_json::from_str(all[4]).map_err(std::io::Error::other)?;
         assert_eq!(fourth["prev"], hex::encode(Sha256::digest(b"{\"time\":\"cut")));
+        Ok(())
+    }
+
+    /// A server's error quoting a presigned URL, or a guest logging one, never puts the
+    /// URL's credentials into the trail.
+    #[test]
+    fn messages_are_written_scrubbed() -> std::io::Result<()> {
+        let guest = GuestIdentity {
+            name: "g".into(),
+            sha256: "00".into(),
+        };
+        let tmp = tempfile::tempdir()?;
+        let path = tmp.path().join("audit.jsonl");
+        let audit = Audit::to_file(&path, None)?;
+        let quoted = "Invalid value: \"https://s3/b/k?X-Amz-Credential=AKIDLEAK%2F1&X-Amz-Signature=f00dfeed\"";
+        audit.record(&Record::event(&guest, "restore", "log", "error", Some(quoted.into())));
+        drop(audit);
+        let text = std::fs::read_to_string(&path)?;
+        assert!(!text.contains("AKIDLEAK") && !text.contains("f00dfeed"), "{text}");
+        assert!(text.contains("X-Amz-Signature=REDACTED"), "{text}");
         Ok(())
     }
 

@@ -58,16 +58,39 @@ impl HostError {
         }
     }
 
-    /// Converts to the WIT error value, or returns the trap.
+    /// Converts to the WIT error value, or returns the trap. The message is scrubbed of
+    /// credentials ([`crate::scrub`]): servers quote what they were sent.
     pub fn into_wit(self) -> wasmtime::Result<WitError> {
+        use crate::scrub::secrets_owned as clean;
         Ok(match self {
-            HostError::Denied(m) => WitError::Denied(m),
-            HostError::NotFound(m) => WitError::NotFound(m),
-            HostError::Conflict(m) => WitError::Conflict(m),
-            HostError::Invalid(m) => WitError::Invalid(m),
-            HostError::Unavailable(m) => WitError::Unavailable(m),
-            HostError::Other(m) => WitError::Other(m),
+            HostError::Denied(m) => WitError::Denied(clean(m)),
+            HostError::NotFound(m) => WitError::NotFound(clean(m)),
+            HostError::Conflict(m) => WitError::Conflict(clean(m)),
+            HostError::Invalid(m) => WitError::Invalid(clean(m)),
+            HostError::Unavailable(m) => WitError::Unavailable(clean(m)),
+            HostError::Other(m) => WitError::Other(clean(m)),
             HostError::Trap(e) => return Err(e),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a server quoted back (here a presigned URL in a validation error) reaches the
+    /// guest without its credentials, under the same error kind.
+    #[test]
+    fn errors_reach_the_guest_scrubbed() {
+        let e = HostError::Invalid(
+            "restoreSnapshotURL \"https://s3/b/k?X-Amz-Security-Token=SESSIONLEAK&x=1\" is not https".into(),
+        );
+        match e.into_wit() {
+            Ok(WitError::Invalid(m)) => {
+                assert!(!m.contains("SESSIONLEAK"), "{m}");
+                assert!(m.contains("X-Amz-Security-Token=REDACTED&x=1"), "{m}");
+            }
+            other => panic!("expected an invalid error, got {other:?}"),
+        }
     }
 }

@@ -19,14 +19,17 @@ const MAX_SLEEP_MS: u64 = 3_600_000;
 impl Host for View<'_> {
     async fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) -> wasmtime::Result<()> {
         let guest = &self.env.guest.name;
+        // A guest may log a URL it was handed; the logs and the trail never keep its credentials.
+        let message = crate::scrub::secrets_owned(message);
         let fields = if fields.is_empty() {
             String::new()
         } else {
-            fields
+            let joined = fields
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
-                .join(" ")
+                .join(" ");
+            crate::scrub::secrets_owned(joined)
         };
         // The WIT promises an audit event per record: the trail shows what the guest said.
         let level_name = match level {
