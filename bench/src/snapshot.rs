@@ -108,8 +108,7 @@ pub async fn leg(args: LegArgs) -> Result<()> {
             let t = Instant::now();
             let info = snapshot_to_s3(
                 &endpoint,
-                &s3,
-                BUCKET,
+                &ferry::capabilities::objects::provider::Bucket::new(s3.clone(), BUCKET),
                 &args.key,
                 ferry::capabilities::etcd::SNAPSHOT_PART_SIZE,
                 |_| {},

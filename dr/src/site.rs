@@ -465,6 +465,13 @@ impl SiteConfig {
                 });
             }
         }
+        if let Some(problem) = self.aws.encryption_problem() {
+            return Err(SiteError::Invalid {
+                origin,
+                key: "[aws]".into(),
+                message: problem,
+            });
+        }
         let presign = self.backup.presign_seconds.unwrap_or(3600);
         if presign == 0 {
             return Err(SiteError::Invalid {

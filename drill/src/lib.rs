@@ -56,6 +56,10 @@ pub const BUCKET: &str = "ferry-drill-backups";
 /// The S3 key prefix of backups.
 pub const PREFIX: &str = "hosted-clusters";
 
+/// The KMS key the drill's site encrypts its backup with (SSE-KMS), so a drill shows
+/// the key reaching S3 and coming back on every object.
+pub const KMS_KEY_ID: &str = "ferry-drill-backup-key";
+
 /// The access key the drill's S3 accepts (moto accepts anything).
 pub const ACCESS_KEY: &str = "AKIAFERRYDRILL";
 
@@ -272,7 +276,8 @@ async fn run_install(cmd: &mut tokio::process::Command) -> Result<(), DrillError
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
     /// Its name: `etcd-data`, `dns-moved`, `source-clean`, `backup-kept`,
-    /// `no-deletion-flow`, `restored-signal`, `operator-running`, `audit-no-denials` or `audit-verified`.
+    /// `backup-encrypted`, `no-deletion-flow`, `restored-signal`, `operator-running`, `audit-no-denials` or
+    /// `audit-verified`.
     pub name: &'static str,
     /// Whether it passed.
     pub passed: bool,
@@ -531,7 +536,8 @@ impl Drill {
              [hosted_cluster]\nnamespace = {ns}\nname = {name}\nnodes = \"reuse\"\n\n\
              [backup]\ndir = \"backup\"\nbucket = {bucket}\nprefix = {prefix}\npresign_seconds = 3600\n\n\
              [dns]\nzone_id = {zone}\nexternal_dns_domain = {domain}\ntxt_suffix = {suffix}\n\n\
-             [aws]\nregion = \"us-east-1\"\nendpoint_url = {s3}\nroute53_endpoint_url = {moto}\nforce_path_style = true\nca_bundle = \"s3-ca.pem\"\n\n\
+             [aws]\nregion = \"us-east-1\"\nendpoint_url = {s3}\nroute53_endpoint_url = {moto}\nforce_path_style = true\nca_bundle = \"s3-ca.pem\"\n\
+             s3_encryption = \"sse-kms\"\ns3_kms_key_id = {kms}\n\n\
              [timeouts]\ndns_seconds = 400\nrestore_seconds = 1200\nnodes_seconds = 1200\n\n\
              [clock]\nscale = {scale:?}\n",
             site = dir.join("site.toml").display(),
@@ -547,6 +553,7 @@ impl Drill {
             suffix = toml_str(TXT_SUFFIX),
             s3 = toml_str(&s3.url()),
             moto = toml_str(&moto.url()),
+            kms = toml_str(KMS_KEY_ID),
             scale = opts.clock_scale,
         );
         let site_path = dir.join("site.toml");
@@ -726,6 +733,7 @@ impl Drill {
         self.check_dns(&mut report).await;
         self.check_source(&mut report);
         self.check_backup(&mut report);
+        self.check_backup_encrypted(&mut report).await;
         self.check_operators(&mut report);
         self.check_restored_signal(&mut report);
         self.check_operator_running(&mut report);
@@ -986,6 +994,41 @@ impl Drill {
                 hc.name,
                 self.env.scenario.other_hosted_clusters.len()
             ),
+        );
+    }
+
+    /// `backup-encrypted`: every object of the backup reports SSE-KMS with the site's key.
+    async fn check_backup_encrypted(&self, report: &mut DrillReport) {
+        let client = self.s3_client().await;
+        let bucket = ferry::capabilities::objects::provider::Bucket::new(client, BUCKET).with_encryption(
+            ferry::capabilities::objects::provider::Encryption::SseKms {
+                key_id: Some(KMS_KEY_ID.into()),
+            },
+        );
+        let mut problems = Vec::new();
+        let listed = match bucket.list(&format!("{PREFIX}/")).await {
+            Ok(l) => l,
+            Err(e) => {
+                report.push(
+                    "backup-encrypted",
+                    vec![format!("cannot list the backup: {e}")],
+                    String::new(),
+                );
+                return;
+            }
+        };
+        if listed.is_empty() {
+            problems.push(format!("nothing under s3://{BUCKET}/{PREFIX}/"));
+        }
+        for object in &listed {
+            if let Err(e) = bucket.head(&object.key).await {
+                problems.push(e.to_string());
+            }
+        }
+        report.push(
+            "backup-encrypted",
+            problems,
+            format!("{} objects with SSE-KMS key {KMS_KEY_ID}", listed.len()),
         );
     }
 

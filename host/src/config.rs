@@ -15,6 +15,8 @@
 //! endpoint_url = "http://127.0.0.1:5000"  # optional, for S3-compatible stores
 //! force_path_style = true
 //! ca_bundle = "private-ca.pem"        # optional: extra CAs to trust (system roots kept)
+//! s3_encryption = "sse-kms"           # sse-s3 (default), sse-kms or none
+//! s3_kms_key_id = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 //!
 //! [etcd.test]
 //! endpoints = ["http://127.0.0.1:2379"]
@@ -89,6 +91,44 @@ pub struct AwsConfig {
     /// A PEM file of extra CA certificates to trust (a private S3-compatible
     /// store); the system's roots stay trusted. Relative to the config file.
     pub ca_bundle: Option<PathBuf>,
+    /// The server-side encryption every S3 write asks for and every write and head
+    /// checks: backups hold a control plane's Secrets and etcd.
+    #[serde(default)]
+    pub s3_encryption: S3Encryption,
+    /// The KMS key (id, ARN or alias) of `s3_encryption = "sse-kms"`; without it, the
+    /// account's `aws/s3` key. An id or ARN is also checked against what S3 reports.
+    pub s3_kms_key_id: Option<String>,
+}
+
+/// Which server-side encryption S3 writes use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum S3Encryption {
+    /// SSE-S3: keys S3 manages (`AES256`).
+    #[default]
+    SseS3,
+    /// SSE-KMS: a KMS key, `s3_kms_key_id` or the account's default.
+    SseKms,
+    /// None asked for or checked, for S3-compatible stores without SSE.
+    None,
+}
+
+impl AwsConfig {
+    /// What is wrong with the encryption settings, if anything: a KMS key without
+    /// `sse-kms` would silently be ignored, so it is refused instead.
+    pub fn encryption_problem(&self) -> Option<String> {
+        match (self.s3_encryption, &self.s3_kms_key_id) {
+            (S3Encryption::SseKms, Some(k)) if k.trim().is_empty() => {
+                Some("s3_kms_key_id is empty; remove it to use the account's aws/s3 key".into())
+            }
+            (S3Encryption::SseS3 | S3Encryption::None, Some(_)) => Some(
+                "s3_kms_key_id is set but s3_encryption is not \"sse-kms\"; set s3_encryption = \"sse-kms\" \
+                 to use the key, or remove s3_kms_key_id"
+                    .into(),
+            ),
+            _ => None,
+        }
+    }
 }
 
 /// An etcd endpoint the run may snapshot, by alias.
@@ -298,10 +338,17 @@ impl RunConfig {
 
     /// Parses config text; `origin` is only used in messages.
     pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let config: RunConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_path_buf(),
             message: e.to_string(),
-        })
+        })?;
+        if let Some(problem) = config.aws.encryption_problem() {
+            return Err(ConfigError::Parse {
+                path: origin.to_path_buf(),
+                message: format!("[aws] {problem}"),
+            });
+        }
+        Ok(config)
     }
 
     fn resolve_relative(&mut self, base: &Path) {
@@ -344,6 +391,28 @@ impl RunConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A KMS key with another encryption would be silently ignored: refused, saying how to fix it.
+    #[test]
+    fn a_kms_key_needs_sse_kms() {
+        let origin = Path::new("site.toml");
+        let ok = RunConfig::parse("[aws]\ns3_encryption = \"sse-kms\"\ns3_kms_key_id = \"k\"\n", origin);
+        assert!(ok.is_ok_and(|c| c.aws.s3_encryption == S3Encryption::SseKms));
+        assert!(RunConfig::parse("", origin).is_ok_and(|c| c.aws.s3_encryption == S3Encryption::SseS3));
+        let err = RunConfig::parse("[aws]\ns3_kms_key_id = \"k\"\n", origin)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("s3_kms_key_id is set but s3_encryption is not \"sse-kms\""),
+            "{err}"
+        );
+        let err = RunConfig::parse("[aws]\ns3_encryption = \"aes\"\n", origin)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("sse-s3") && err.contains("sse-kms"), "{err}");
+    }
 
     #[test]
     fn parses_a_full_config_and_rejects_unknown_keys() {

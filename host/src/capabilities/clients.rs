@@ -127,6 +127,19 @@ impl Clients {
     }
 }
 
+/// The server-side encryption of S3 writes, from the run config's `[aws]` section.
+pub fn s3_encryption(config: &RunConfig) -> crate::capabilities::objects::provider::Encryption {
+    use crate::capabilities::objects::provider::Encryption;
+    use crate::config::S3Encryption;
+    match config.aws.s3_encryption {
+        S3Encryption::SseS3 => Encryption::SseS3,
+        S3Encryption::SseKms => Encryption::SseKms {
+            key_id: config.aws.s3_kms_key_id.clone(),
+        },
+        S3Encryption::None => Encryption::None,
+    }
+}
+
 /// The backend settings from the run config's `[aws]` section.
 pub fn s3_settings(config: &RunConfig) -> crate::capabilities::objects::provider::S3Settings {
     crate::capabilities::objects::provider::S3Settings {

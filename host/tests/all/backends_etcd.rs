@@ -12,7 +12,7 @@ use aws_credential_types::Credentials;
 use bytes::Bytes;
 use ferry::capabilities::etcd::provider::{EtcdEndpoint, snapshot_to_s3, verify_snapshot_stream};
 use ferry::capabilities::objects::provider::{
-    S3Settings, s3_client, sidecar_sha256, upload_stream, verify_object_sha256,
+    Bucket, S3Settings, s3_client, sidecar_sha256, upload_stream, verify_object_sha256,
 };
 use ferry::capabilities::provider::ProviderError;
 use ferry_sim::services::{EtcdServer, MotoServer};
@@ -106,9 +106,13 @@ async fn snapshot_to_s3_then_restore_with_etcdctl() {
     }
 
     let seen = AtomicU64::new(0);
-    let info = snapshot_to_s3(&endpoint(&server), &s3, "snapshots", "hc1/etcd.db", 5 * MIB, |n| {
-        seen.store(n, Ordering::Relaxed)
-    })
+    let info = snapshot_to_s3(
+        &endpoint(&server),
+        &Bucket::new(s3.clone(), "snapshots"),
+        "hc1/etcd.db",
+        5 * MIB,
+        |n| seen.store(n, Ordering::Relaxed),
+    )
     .await
     .expect("snapshot");
     println!("{info:?}");
@@ -212,13 +216,19 @@ async fn big_snapshot_streams_200_mb_with_bounded_memory() {
     let hwm_start = vm_kib("VmHWM:");
     let max_rss = AtomicU64::new(rss_start);
     let started = Instant::now();
-    let info = snapshot_to_s3(&endpoint(&server), &s3, "big", "etcd-200.db", 8 * MIB, |n| {
-        // Sample RSS every ~4 MiB: VmHWM alone can hide the snapshot's peak
-        // behind an earlier, higher one.
-        if n % (4 * MIB as u64) < 32 * 1024 {
-            max_rss.fetch_max(vm_kib("VmRSS:"), Ordering::Relaxed);
-        }
-    })
+    let info = snapshot_to_s3(
+        &endpoint(&server),
+        &Bucket::new(s3.clone(), "big"),
+        "etcd-200.db",
+        8 * MIB,
+        |n| {
+            // Sample RSS every ~4 MiB: VmHWM alone can hide the snapshot's peak
+            // behind an earlier, higher one.
+            if n % (4 * MIB as u64) < 32 * 1024 {
+                max_rss.fetch_max(vm_kib("VmRSS:"), Ordering::Relaxed);
+            }
+        },
+    )
     .await
     .expect("snapshot");
     let secs = started.elapsed().as_secs_f64();
@@ -275,8 +285,7 @@ async fn corrupted_snapshot_is_never_completed() {
         .collect();
 
     let err = upload_stream(
-        &s3,
-        "corrupt",
+        &Bucket::new(s3.clone(), "corrupt"),
         "bad.db",
         verify_snapshot_stream(futures::stream::iter(chunks)),
         5 * MIB,
@@ -308,7 +317,7 @@ async fn unreachable_member_is_unavailable_and_named() {
         endpoints: vec![url.clone()],
         tls: None,
     };
-    let err = snapshot_to_s3(&ep, &s3, "none", "x.db", 8 * MIB, |_| {})
+    let err = snapshot_to_s3(&ep, &Bucket::new(s3.clone(), "none"), "x.db", 8 * MIB, |_| {})
         .await
         .expect_err("unreachable");
     let text = err.to_string();
@@ -432,7 +441,7 @@ async fn snapshot_over_mutual_tls_with_a_domain_override() {
         endpoints: vec![server.client_url()],
         tls: Some(tls.clone()),
     };
-    let info = snapshot_to_s3(&ep, &s3, "tls", "tls.db", 8 * MIB, |_| {})
+    let info = snapshot_to_s3(&ep, &Bucket::new(s3.clone(), "tls"), "tls.db", 8 * MIB, |_| {})
         .await
         .expect("snapshot over TLS");
     assert_eq!(info.size % 512, 32);
@@ -447,7 +456,7 @@ async fn snapshot_over_mutual_tls_with_a_domain_override() {
             ..tls.clone()
         }),
     };
-    let err = snapshot_to_s3(&no_override, &s3, "tls", "x.db", 8 * MIB, |_| {})
+    let err = snapshot_to_s3(&no_override, &Bucket::new(s3.clone(), "tls"), "x.db", 8 * MIB, |_| {})
         .await
         .expect_err("name mismatch");
     println!("without the domain override: {err}");
@@ -461,9 +470,15 @@ async fn snapshot_over_mutual_tls_with_a_domain_override() {
             ..tls
         }),
     };
-    let err = snapshot_to_s3(&no_client_cert, &s3, "tls", "y.db", 8 * MIB, |_| {})
-        .await
-        .expect_err("no client cert");
+    let err = snapshot_to_s3(
+        &no_client_cert,
+        &Bucket::new(s3.clone(), "tls"),
+        "y.db",
+        8 * MIB,
+        |_| {},
+    )
+    .await
+    .expect_err("no client cert");
     println!("without a client certificate: {err}");
     assert!(matches!(err, ProviderError::Invalid(_)), "{err}");
 }
@@ -536,7 +551,7 @@ async fn snapshot_through_pod_portforward() {
         endpoints: vec![forward.url(false)],
         tls: None,
     };
-    let info = snapshot_to_s3(&ep, &s3, "pod-forward", "pod.db", 8 * MIB, |_| {})
+    let info = snapshot_to_s3(&ep, &Bucket::new(s3.clone(), "pod-forward"), "pod.db", 8 * MIB, |_| {})
         .await
         .expect("snapshot via forward");
     assert_eq!(info.size % 512, 32);

@@ -306,8 +306,7 @@ async fn multipart_upload_stream_of_40_mib() {
     let rss_before = vm_kib("VmRSS:");
     let started = Instant::now();
     let uploaded = upload_stream(
-        &client,
-        "bulk",
+        &Bucket::new(client.clone(), "bulk"),
         "backups/etcd.db",
         chunked(data.clone(), MIB + 17),
         8 * MIB,
@@ -372,7 +371,7 @@ async fn failing_stream_aborts_the_multipart_upload() {
     let stream = chunked(good, 3 * MIB).chain(futures::stream::iter(vec![Err(ProviderError::Unavailable(
         "source went away".into(),
     ))]));
-    let err = upload_stream(&client, "aborts", "partial.db", stream, 5 * MIB)
+    let err = upload_stream(&Bucket::new(client.clone(), "aborts"), "partial.db", stream, 5 * MIB)
         .await
         .expect_err("must fail");
     let text = err.to_string();
@@ -400,17 +399,27 @@ async fn short_and_empty_streams_use_a_single_put() {
     let client = client_for(&moto.url()).await;
     let bucket = new_bucket(&client, "short").await;
 
-    let empty = upload_stream(&client, "short", "empty", futures::stream::iter(Vec::new()), 8 * MIB)
-        .await
-        .expect("empty");
+    let empty = upload_stream(
+        &Bucket::new(client.clone(), "short"),
+        "empty",
+        futures::stream::iter(Vec::new()),
+        8 * MIB,
+    )
+    .await
+    .expect("empty");
     assert_eq!((empty.size, empty.parts), (0, 1));
     assert_eq!(empty.sha256, hex::encode(Sha256::digest(b"")));
     assert_eq!(bucket.head("empty").await.expect("head").size, 0);
 
     let data = Bytes::from(pseudo_random(100_000, 9));
-    let small = upload_stream(&client, "short", "small", chunked(data.clone(), 4096), 8 * MIB)
-        .await
-        .expect("small");
+    let small = upload_stream(
+        &Bucket::new(client.clone(), "short"),
+        "small",
+        chunked(data.clone(), 4096),
+        8 * MIB,
+    )
+    .await
+    .expect("small");
     assert_eq!((small.size, small.parts), (100_000, 1));
     // The single PUT also records the checksum as metadata, so `get` verifies it.
     assert_eq!(bucket.get("small", 1 << 20).await.expect("get").data, data);
@@ -473,4 +482,57 @@ async fn connection_errors_name_the_endpoint() {
         "{text}"
     );
     println!("{text}");
+}
+
+/// moto stores objects without encryption unless asked, as an S3-compatible store without
+/// a default would: ferry's writes ask for SSE-S3 (the default) or SSE-KMS and get it
+/// reported back; an object someone put without it fails the head check, and a site that
+/// opts out (`none`) is not refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_encryption_is_requested_and_an_unencrypted_object_is_refused() {
+    use ferry::capabilities::objects::provider::Encryption;
+    let m = moto().await;
+    let client = client_for(&m.url()).await;
+    let bucket = new_bucket(&client, "sse").await;
+    let info = bucket
+        .put("a.json", Bytes::from_static(b"{}"), &PutOptions::default())
+        .await
+        .expect("put");
+    assert_eq!(info.encryption.as_deref(), Some("AES256"));
+    assert_eq!(
+        bucket.head("a.json").await.expect("head").encryption.as_deref(),
+        Some("AES256")
+    );
+
+    let kms = bucket.clone().with_encryption(Encryption::SseKms {
+        key_id: Some("k-1".into()),
+    });
+    let uploaded = kms
+        .upload_stream(
+            "etcd.db",
+            futures::stream::iter(vec![Ok(Bytes::from(vec![7u8; 6 * MIB]))]),
+            5 * MIB,
+        )
+        .await
+        .expect("multipart with SSE-KMS");
+    assert_eq!(uploaded.parts, 2);
+    assert_eq!(
+        kms.head("etcd.db").await.expect("head").encryption.as_deref(),
+        Some("aws:kms")
+    );
+
+    // Put around ferry, without SSE headers.
+    client
+        .put_object()
+        .bucket("sse")
+        .key("planted.json")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"{}"))
+        .send()
+        .await
+        .expect("raw put");
+    let err = bucket.head("planted.json").await.expect_err("unencrypted");
+    assert!(matches!(err, ProviderError::Integrity(_)), "{err}");
+    assert!(err.to_string().contains("no server-side encryption"), "{err}");
+    let opted_out = bucket.clone().with_encryption(Encryption::None);
+    assert_eq!(opted_out.head("planted.json").await.expect("head").encryption, None);
 }

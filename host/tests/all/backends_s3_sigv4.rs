@@ -351,3 +351,74 @@ async fn verify_sha256_mismatch_is_an_integrity_error() {
     eprintln!("damaged object, get: {err}");
     assert!(matches!(err, ProviderError::Integrity(_)), "{err}");
 }
+
+/// Every write asks for the site's encryption and checks what S3 reports: SSE-KMS with a
+/// named key on a single PUT, a multipart upload and its sidecar; a head that finds an
+/// object stored otherwise (here with the bucket default, as someone writing the bucket
+/// without ferry would leave it) is refused naming both, before the object is used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_encrypted_as_the_site_requires_and_heads_verify_it() {
+    use ferry::capabilities::objects::provider::Encryption;
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = server(&dir).await;
+    let key_id = "1234abcd-12ab-34cd-56ef-1234567890ab";
+    let kms = Encryption::SseKms {
+        key_id: Some(key_id.into()),
+    };
+    let bucket = new_bucket(&s3, "backups").await.with_encryption(kms.clone());
+
+    let info = bucket
+        .put("hc1/index.json", Bytes::from_static(b"{}"), &PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(info.encryption.as_deref(), Some("aws:kms"));
+    assert_eq!(
+        bucket.head("hc1/index.json").await.unwrap().encryption.as_deref(),
+        Some("aws:kms")
+    );
+
+    let big = Bytes::from(pseudo_random(6 * 1024 * 1024, 9));
+    let uploaded = bucket
+        .upload_stream("hc1/etcd.db", futures::stream::iter(vec![Ok(big)]), 5 * 1024 * 1024)
+        .await
+        .unwrap();
+    assert_eq!(uploaded.parts, 2);
+    for key in ["hc1/etcd.db", "hc1/etcd.db.sha256"] {
+        assert_eq!(
+            bucket.head(key).await.unwrap().encryption.as_deref(),
+            Some("aws:kms"),
+            "{key}"
+        );
+    }
+
+    // Written without ferry's KMS key: S3 applies its default, SSE-S3.
+    let plain = new_bucket_handle(&s3, "backups")
+        .await
+        .with_encryption(Encryption::None);
+    plain
+        .put("hc1/planted.json", Bytes::from_static(b"{}"), &PutOptions::default())
+        .await
+        .unwrap();
+    let err = bucket.head("hc1/planted.json").await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, ProviderError::Integrity(_)), "{text}");
+    assert!(
+        text.contains("AES256") && text.contains(key_id) && text.contains("s3_encryption"),
+        "{text}"
+    );
+    // SSE-S3 is satisfied by it; another KMS key is not.
+    let sse_s3 = new_bucket_handle(&s3, "backups").await;
+    assert_eq!(
+        sse_s3.head("hc1/planted.json").await.unwrap().encryption.as_deref(),
+        Some("AES256")
+    );
+    let other_key = new_bucket_handle(&s3, "backups")
+        .await
+        .with_encryption(Encryption::SseKms {
+            key_id: Some("ffffffff-0000-0000-0000-000000000000".into()),
+        });
+    assert!(matches!(
+        other_key.head("hc1/index.json").await,
+        Err(ProviderError::Integrity(_))
+    ));
+}

@@ -8,6 +8,14 @@
 //! presigned query auth and `X-Amz-Expires` are all verified, and a wrong
 //! secret, a tampered signature or an expired URL gets a 403, as on AWS.
 //!
+//! Server-side encryption is modelled as S3 has behaved since January 2023: an object
+//! written without SSE headers is stored with SSE-S3 (`AES256`, the bucket default); one
+//! written with `aws:kms` reports the KMS key's ARN (a bare key id is expanded, as KMS
+//! does); invalid combinations get S3's `InvalidArgument`. Writes, completed multipart
+//! uploads, heads and gets report it in the `x-amz-server-side-encryption` headers.
+//! The record is kept in memory for the server's life (objects found on disk report the
+//! default).
+//!
 //! It runs as a task on the caller's tokio runtime (no child process, nothing
 //! to install) and listens on a free 127.0.0.1 port with plain HTTP/1.1.
 //! Dropping the handle stops it and closes every open connection.
@@ -98,7 +106,7 @@ impl SigV4S3Server {
         let fs = s3s_fs::FileSystem::new(&root)
             .map_err(|e| anyhow::anyhow!("cannot serve {} as an S3 store: {e:?}", root.display()))?;
         let service = {
-            let mut builder = S3ServiceBuilder::new(PrivateStore(fs));
+            let mut builder = S3ServiceBuilder::new(PrivateStore(fs, SseRecords::default()));
             builder.set_auth(SimpleAuth::from_single(access_key.clone(), secret_key.clone()));
             builder.build()
         };
@@ -284,7 +292,91 @@ fn tls_config() -> Result<(rustls::ServerConfig, String)> {
 /// and multipart calls; the access-control reads a DR tool makes before it
 /// trusts a bucket with an etcd snapshot (Block Public Access, ACL, policy)
 /// get the answers of a new private bucket instead of `NotImplemented`.
-struct PrivateStore(s3s_fs::FileSystem);
+struct PrivateStore(s3s_fs::FileSystem, SseRecords);
+
+/// The server-side encryption of one object, as S3 reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Sse {
+    algorithm: String,
+    kms_key_arn: Option<String>,
+}
+
+impl Default for Sse {
+    /// S3's bucket default since 2023: SSE-S3.
+    fn default() -> Self {
+        Sse {
+            algorithm: s3s::dto::ServerSideEncryption::AES256.to_string(),
+            kms_key_arn: None,
+        }
+    }
+}
+
+/// Encryption by object, and by multipart upload until it completes.
+#[derive(Debug, Default)]
+struct SseRecords {
+    objects: std::sync::Mutex<std::collections::HashMap<(String, String), Sse>>,
+    uploads: std::sync::Mutex<std::collections::HashMap<String, Sse>>,
+}
+
+/// The KMS account and region the simulated keys live in.
+const KMS_ARN_PREFIX: &str = "arn:aws:kms:us-east-1:000000000000:key/";
+
+impl Sse {
+    /// What S3 stores for a write's headers, or its `InvalidArgument`.
+    fn requested(algorithm: Option<&s3s::dto::ServerSideEncryption>, key: Option<&str>) -> s3s::S3Result<Sse> {
+        use s3s::dto::ServerSideEncryption as E;
+        match (algorithm.map(E::as_str), key) {
+            (None, None) => Ok(Sse::default()),
+            (Some(E::AES256), None) => Ok(Sse::default()),
+            (Some(a @ (E::AWS_KMS | E::AWS_KMS_DSSE)), key) => Ok(Sse {
+                algorithm: a.to_string(),
+                kms_key_arn: Some(match key {
+                    Some(k) if k.starts_with("arn:") => k.to_string(),
+                    Some(k) => format!("{KMS_ARN_PREFIX}{}", k.trim_start_matches("alias/")),
+                    // The account's AWS-managed key for S3.
+                    None => format!("{KMS_ARN_PREFIX}aws-s3-managed"),
+                }),
+            }),
+            (Some(E::AES256) | None, Some(_)) => Err(s3s::s3_error!(
+                InvalidArgument,
+                "Server Side Encryption with AWS KMS managed key requires HTTP header x-amz-server-side-encryption : aws:kms"
+            )),
+            (Some(_), _) => Err(s3s::s3_error!(
+                InvalidArgument,
+                "The encryption method specified is not supported"
+            )),
+        }
+    }
+
+    fn algorithm(&self) -> Option<s3s::dto::ServerSideEncryption> {
+        Some(s3s::dto::ServerSideEncryption::from(self.algorithm.clone()))
+    }
+}
+
+impl SseRecords {
+    fn of(&self, bucket: &str, key: &str) -> Sse {
+        let objects = self.objects.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        objects
+            .get(&(bucket.to_string(), key.to_string()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn set(&self, bucket: &str, key: &str, sse: Sse) {
+        let mut objects = self.objects.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        objects.insert((bucket.to_string(), key.to_string()), sse);
+    }
+
+    fn start(&self, upload_id: &str, sse: Sse) {
+        let mut uploads = self.uploads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        uploads.insert(upload_id.to_string(), sse);
+    }
+
+    fn finish(&self, upload_id: &str) -> Sse {
+        let mut uploads = self.uploads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        uploads.remove(upload_id).unwrap_or_default()
+    }
+}
 
 macro_rules! delegate {
     ($($method:ident: $input:ident => $output:ident,)*) => {
@@ -298,6 +390,68 @@ macro_rules! delegate {
                     self.0.$method(req).await
                 }
             )*
+
+            async fn put_object(
+                &self,
+                req: s3s::S3Request<s3s::dto::PutObjectInput>,
+            ) -> s3s::S3Result<s3s::S3Response<s3s::dto::PutObjectOutput>> {
+                let sse = Sse::requested(req.input.server_side_encryption.as_ref(), req.input.ssekms_key_id.as_deref())?;
+                let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+                let mut out = self.0.put_object(req).await?;
+                out.output.server_side_encryption = sse.algorithm();
+                out.output.ssekms_key_id = sse.kms_key_arn.clone();
+                self.1.set(&bucket, &key, sse);
+                Ok(out)
+            }
+
+            async fn create_multipart_upload(
+                &self,
+                req: s3s::S3Request<s3s::dto::CreateMultipartUploadInput>,
+            ) -> s3s::S3Result<s3s::S3Response<s3s::dto::CreateMultipartUploadOutput>> {
+                let sse = Sse::requested(req.input.server_side_encryption.as_ref(), req.input.ssekms_key_id.as_deref())?;
+                let mut out = self.0.create_multipart_upload(req).await?;
+                out.output.server_side_encryption = sse.algorithm();
+                out.output.ssekms_key_id = sse.kms_key_arn.clone();
+                if let Some(id) = &out.output.upload_id {
+                    self.1.start(id, sse);
+                }
+                Ok(out)
+            }
+
+            async fn complete_multipart_upload(
+                &self,
+                req: s3s::S3Request<s3s::dto::CompleteMultipartUploadInput>,
+            ) -> s3s::S3Result<s3s::S3Response<s3s::dto::CompleteMultipartUploadOutput>> {
+                let (bucket, key, id) = (req.input.bucket.clone(), req.input.key.clone(), req.input.upload_id.clone());
+                let mut out = self.0.complete_multipart_upload(req).await?;
+                let sse = self.1.finish(&id);
+                out.output.server_side_encryption = sse.algorithm();
+                out.output.ssekms_key_id = sse.kms_key_arn.clone();
+                self.1.set(&bucket, &key, sse);
+                Ok(out)
+            }
+
+            async fn head_object(
+                &self,
+                req: s3s::S3Request<s3s::dto::HeadObjectInput>,
+            ) -> s3s::S3Result<s3s::S3Response<s3s::dto::HeadObjectOutput>> {
+                let sse = self.1.of(&req.input.bucket, &req.input.key);
+                let mut out = self.0.head_object(req).await?;
+                out.output.server_side_encryption = sse.algorithm();
+                out.output.ssekms_key_id = sse.kms_key_arn;
+                Ok(out)
+            }
+
+            async fn get_object(
+                &self,
+                req: s3s::S3Request<s3s::dto::GetObjectInput>,
+            ) -> s3s::S3Result<s3s::S3Response<s3s::dto::GetObjectOutput>> {
+                let sse = self.1.of(&req.input.bucket, &req.input.key);
+                let mut out = self.0.get_object(req).await?;
+                out.output.server_side_encryption = sse.algorithm();
+                out.output.ssekms_key_id = sse.kms_key_arn;
+                Ok(out)
+            }
 
             async fn get_public_access_block(
                 &self,
@@ -357,17 +511,12 @@ delegate! {
     delete_object: DeleteObjectInput => DeleteObjectOutput,
     delete_objects: DeleteObjectsInput => DeleteObjectsOutput,
     get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput,
-    get_object: GetObjectInput => GetObjectOutput,
     head_bucket: HeadBucketInput => HeadBucketOutput,
-    head_object: HeadObjectInput => HeadObjectOutput,
     list_buckets: ListBucketsInput => ListBucketsOutput,
     list_objects: ListObjectsInput => ListObjectsOutput,
     list_objects_v2: ListObjectsV2Input => ListObjectsV2Output,
-    put_object: PutObjectInput => PutObjectOutput,
-    create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput,
     upload_part: UploadPartInput => UploadPartOutput,
     upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput,
     list_parts: ListPartsInput => ListPartsOutput,
-    complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput,
     abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput,
 }

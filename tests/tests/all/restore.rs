@@ -59,8 +59,7 @@ async fn snapshot_in_s3() -> Fixture {
     };
     snapshot_to_s3(
         &endpoint,
-        &client,
-        "backups",
+        &ferry::capabilities::objects::provider::Bucket::new(client.clone(), "backups"),
         "prod-a/etcd-0.db",
         8 * 1024 * 1024,
         |_| {},

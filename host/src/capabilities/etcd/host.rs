@@ -106,23 +106,16 @@ impl View<'_> {
             return self.finish_snapshot(approvals, planned);
         }
         let progress = progress_fn(self.env.progress.clone(), format!("etcd-snapshot {member_label}"));
-        let result = snapshot_to_s3(
-            &endpoint,
-            bucket.client(),
-            bucket.name(),
-            &key,
-            super::SNAPSHOT_PART_SIZE,
-            progress,
-        )
-        .await
-        .map(|i| SnapshotInfo {
-            key: key.clone(),
-            size: i.size,
-            sha256: i.sha256,
-            revision: i.revision,
-            member: member_label.clone(),
-        })
-        .map_err(HostError::from);
+        let result = snapshot_to_s3(&endpoint, &bucket, &key, super::SNAPSHOT_PART_SIZE, progress)
+            .await
+            .map(|i| SnapshotInfo {
+                key: key.clone(),
+                size: i.size,
+                sha256: i.sha256,
+                revision: i.revision,
+                member: member_label.clone(),
+            })
+            .map_err(HostError::from);
         self.finish_snapshot(approvals, result)
     }
 

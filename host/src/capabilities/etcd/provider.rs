@@ -383,8 +383,7 @@ where
 /// aborts the multipart upload and returns the error.
 pub async fn snapshot_to_s3<P>(
     endpoint: &EtcdEndpoint,
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
+    target: &crate::capabilities::objects::provider::Bucket,
     key: &str,
     part_size: usize,
     progress: P,
@@ -456,9 +455,9 @@ where
             }
         }
     });
-    let uploaded = upload_stream(s3, bucket, key, verify_snapshot_stream(raw), part_size)
+    let uploaded = upload_stream(target, key, verify_snapshot_stream(raw), part_size)
         .await
-        .map_err(|e| e.context(format!("snapshot of {member_label} to s3://{bucket}/{key}")))?;
+        .map_err(|e| e.context(format!("snapshot of {member_label} to s3://{}/{key}", target.name())))?;
     Ok(SnapshotInfo {
         key: uploaded.key,
         size: uploaded.size,

@@ -49,7 +49,8 @@ impl Host for View<'_> {
         let result: HostResult<()> = Ok(());
         self.finish(approved, result)?;
         Ok(self.table.push(BucketHandle {
-            bucket: Bucket::new(client, name),
+            bucket: Bucket::new(client, name)
+                .with_encryption(crate::capabilities::clients::s3_encryption(&self.env.config)),
         })?)
     }
 }

@@ -8,6 +8,10 @@
 //! upload completes), and reads verify it. Velero's AWS plugin showed that
 //! stores disagree about checksum headers, so the SDK's own CRC handling is
 //! left at its defaults and never treated as the source of truth.
+//!
+//! Confidentiality does not rely on the bucket's defaults either: every write asks for the
+//! site's server-side encryption ([`Encryption`], SSE-S3 unless the site names a KMS key),
+//! and what the store reports back, on the write and on every head, is checked against it.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -18,7 +22,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::Region;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::{ByteStream, DateTimeFormat};
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
@@ -40,6 +44,80 @@ pub const MAX_PRESIGN_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const SHA256_METADATA: &str = "sha256";
 /// The suffix of the sidecar object that carries a streamed upload's SHA-256.
 pub const SIDECAR_SUFFIX: &str = ".sha256";
+
+/// The server-side encryption a [`Bucket`] asks for on every write and expects back on
+/// every write and head. The backup holds every Secret of a control plane and its etcd:
+/// at rest it is encrypted by a key the site chose, and ferry checks rather than assumes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Encryption {
+    /// SSE-S3 (`AES256`), with keys S3 manages. A store reporting SSE-KMS satisfies it too.
+    #[default]
+    SseS3,
+    /// SSE-KMS (`aws:kms`) with this key (id, ARN or alias), or with the account's
+    /// `aws/s3` key when `None`. With an id or ARN the reported key is compared as well;
+    /// an alias cannot be (S3 reports the key's ARN), so only the algorithm is.
+    SseKms {
+        /// The KMS key.
+        key_id: Option<String>,
+    },
+    /// No encryption is asked for or checked: for S3-compatible stores without SSE. The
+    /// backup is then stored as the store keeps anything.
+    None,
+}
+
+impl Encryption {
+    /// Checks what the store reported for `url` (the `x-amz-server-side-encryption` value
+    /// and the KMS key id header) against what the site requires.
+    pub fn verify(&self, url: &str, algorithm: Option<&str>, kms_key: Option<&str>) -> Result<(), ProviderError> {
+        let reported = algorithm.unwrap_or("no server-side encryption");
+        let is_kms = algorithm.is_some_and(|a| a.starts_with("aws:kms"));
+        let mismatch = |wanted: &str| {
+            Err(ProviderError::Integrity(format!(
+                "{url}: the store reports {reported}{}, but the site requires {wanted}; the object is not \
+                 encrypted at rest as configured. Check the bucket's encryption settings and [aws] \
+                 s3_encryption / s3_kms_key_id in the site config",
+                kms_key.map(|k| format!(" with key {k}")).unwrap_or_default()
+            )))
+        };
+        match self {
+            Encryption::None => Ok(()),
+            Encryption::SseS3 if algorithm == Some("AES256") || is_kms => Ok(()),
+            Encryption::SseS3 => mismatch("SSE-S3 (AES256)"),
+            Encryption::SseKms { key_id } => {
+                let wanted = match key_id {
+                    Some(k) => format!("SSE-KMS with key {k}"),
+                    None => "SSE-KMS".to_string(),
+                };
+                if !is_kms {
+                    return mismatch(&wanted);
+                }
+                match (key_id.as_deref(), kms_key) {
+                    (Some(k), _) if k.starts_with("alias/") || k.contains(":alias/") => Ok(()),
+                    (Some(k), Some(r)) if r == k || r.ends_with(&format!("/{k}")) => Ok(()),
+                    (Some(_), _) => mismatch(&wanted),
+                    (None, _) => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// The `x-amz-server-side-encryption` value to send, if any.
+    fn algorithm(&self) -> Option<ServerSideEncryption> {
+        match self {
+            Encryption::SseS3 => Some(ServerSideEncryption::Aes256),
+            Encryption::SseKms { .. } => Some(ServerSideEncryption::AwsKms),
+            Encryption::None => None,
+        }
+    }
+
+    /// The KMS key to send, if any.
+    fn kms_key_id(&self) -> Option<String> {
+        match self {
+            Encryption::SseKms { key_id } => key_id.clone(),
+            _ => None,
+        }
+    }
+}
 
 /// Where and how to reach S3 (and, with the same shape, Route53).
 #[derive(Debug, Clone, Default)]
@@ -124,6 +202,8 @@ pub struct ObjectInfo {
     pub sha256: Option<String>,
     /// Last modification time, RFC 3339, when the store reports it.
     pub last_modified: Option<String>,
+    /// The server-side encryption the store reports (`AES256`, `aws:kms`), if any.
+    pub encryption: Option<String>,
 }
 
 /// An object read by [`Bucket::get`].
@@ -205,15 +285,28 @@ fn format_time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> Option<String> {
 pub struct Bucket {
     client: Client,
     name: String,
+    encryption: Encryption,
 }
 
 impl Bucket {
-    /// A handle on bucket `name`; no request is made.
+    /// A handle on bucket `name`, writing with SSE-S3; no request is made.
     pub fn new(client: Client, name: impl Into<String>) -> Bucket {
         Bucket {
             client,
             name: name.into(),
+            encryption: Encryption::default(),
         }
+    }
+
+    /// The same bucket, writing with (and verifying) `encryption`.
+    pub fn with_encryption(mut self, encryption: Encryption) -> Bucket {
+        self.encryption = encryption;
+        self
+    }
+
+    /// The encryption this handle asks for and verifies.
+    pub fn encryption(&self) -> &Encryption {
+        &self.encryption
     }
 
     /// The bucket's name.
@@ -239,20 +332,27 @@ impl Bucket {
             .key(key)
             .content_type(options.content_type.as_deref().unwrap_or("application/octet-stream"))
             .metadata(SHA256_METADATA, &sha)
+            .set_server_side_encryption(self.encryption.algorithm())
+            .set_ssekms_key_id(self.encryption.kms_key_id())
             .body(ByteStream::from(data));
         if options.create_only {
             req = req.if_none_match("*");
         }
+        let url = s3_url(&self.name, key);
         let out = req
             .send()
             .await
-            .map_err(|e| sdk_error(e, Service::S3, &format!("writing {}", s3_url(&self.name, key))))?;
+            .map_err(|e| sdk_error(e, Service::S3, &format!("writing {url}")))?;
+        let encryption = out.server_side_encryption().map(|e| e.as_str().to_string());
+        self.encryption
+            .verify(&url, encryption.as_deref(), out.ssekms_key_id())?;
         Ok(ObjectInfo {
             key: key.to_string(),
             size,
             etag: out.e_tag().map(str::to_string),
             sha256: Some(sha),
             last_modified: None,
+            encryption,
         })
     }
 
@@ -289,6 +389,7 @@ impl Bucket {
             etag: out.e_tag().map(str::to_string),
             sha256: recorded.clone(),
             last_modified: format_time(out.last_modified()),
+            encryption: out.server_side_encryption().map(|e| e.as_str().to_string()),
         };
         let mut body = out.body;
         let mut buf = BytesMut::with_capacity(announced.unwrap_or(0).min(max_size) as usize);
@@ -315,7 +416,8 @@ impl Bucket {
         Ok(Object { data, info })
     }
 
-    /// Reads an object's metadata.
+    /// Reads an object's metadata, and checks that it is encrypted at rest as this handle
+    /// requires ([`ProviderError::Integrity`] if not).
     pub async fn head(&self, key: &str) -> Result<ObjectInfo, ProviderError> {
         check_key(&self.name, key)?;
         let out = self
@@ -338,6 +440,12 @@ impl Bucket {
             etag: out.e_tag().map(str::to_string),
             sha256: out.metadata().and_then(|m| m.get(SHA256_METADATA)).cloned(),
             last_modified: format_time(out.last_modified()),
+            encryption: {
+                let reported = out.server_side_encryption().map(|e| e.as_str());
+                self.encryption
+                    .verify(&s3_url(&self.name, key), reported, out.ssekms_key_id())?;
+                reported.map(str::to_string)
+            },
         })
     }
 
@@ -369,6 +477,7 @@ impl Bucket {
                     etag: obj.e_tag().map(str::to_string),
                     sha256: None,
                     last_modified: format_time(obj.last_modified()),
+                    encryption: None,
                 });
             }
         }
@@ -581,7 +690,7 @@ impl Bucket {
     where
         S: Stream<Item = Result<Bytes, ProviderError>> + Send,
     {
-        upload_stream(&self.client, &self.name, key, stream, part_size).await
+        upload_stream(self, key, stream, part_size).await
     }
 }
 
@@ -793,23 +902,22 @@ pub struct MultipartUpload {
     bucket: String,
     key: String,
     upload_id: String,
+    encryption: Encryption,
     finished: bool,
 }
 
 impl MultipartUpload {
-    /// Starts a multipart upload of `key`.
-    pub async fn create(
-        client: &Client,
-        bucket: &str,
-        key: &str,
-        content_type: &str,
-    ) -> Result<MultipartUpload, ProviderError> {
+    /// Starts a multipart upload of `key` into `bucket`, with its encryption.
+    pub async fn create(target: &Bucket, key: &str, content_type: &str) -> Result<MultipartUpload, ProviderError> {
+        let (client, bucket) = (&target.client, target.name.as_str());
         check_key(bucket, key)?;
         let out = client
             .create_multipart_upload()
             .bucket(bucket)
             .key(key)
             .content_type(content_type)
+            .set_server_side_encryption(target.encryption.algorithm())
+            .set_ssekms_key_id(target.encryption.kms_key_id())
             .send()
             .await
             .map_err(|e| {
@@ -830,6 +938,7 @@ impl MultipartUpload {
             bucket: bucket.to_string(),
             key: key.to_string(),
             upload_id: upload_id.to_string(),
+            encryption: target.encryption.clone(),
             finished: false,
         })
     }
@@ -852,7 +961,8 @@ impl MultipartUpload {
         .await
     }
 
-    /// Completes the upload from `parts` (in part-number order) and returns the ETag.
+    /// Completes the upload from `parts` (in part-number order), checks the encryption the
+    /// store reports for the object, and returns the ETag.
     pub async fn complete(&mut self, parts: Vec<CompletedPart>) -> Result<Option<String>, ProviderError> {
         let url = s3_url(&self.bucket, &self.key);
         let result = self
@@ -867,6 +977,8 @@ impl MultipartUpload {
         match result {
             Ok(out) => {
                 self.finished = true;
+                let reported = out.server_side_encryption().map(|e| e.as_str());
+                self.encryption.verify(&url, reported, out.ssekms_key_id())?;
                 Ok(out.e_tag().map(str::to_string))
             }
             // Leave `finished` false: the caller aborts, or Drop does.
@@ -994,8 +1106,7 @@ impl InFlight {
 /// S3, the multipart upload is aborted so no parts are left behind, and the
 /// error is returned. `part_size` is clamped to S3's 5 MiB..5 GiB range.
 pub async fn upload_stream<S>(
-    client: &Client,
-    bucket: &str,
+    target: &Bucket,
     key: &str,
     stream: S,
     part_size: usize,
@@ -1003,6 +1114,7 @@ pub async fn upload_stream<S>(
 where
     S: Stream<Item = Result<Bytes, ProviderError>> + Send,
 {
+    let (client, bucket) = (&target.client, target.name.as_str());
     check_key(bucket, key)?;
     let url = s3_url(bucket, key);
     let part_size = part_size.clamp(MIN_PART_SIZE, MAX_PART_SIZE);
@@ -1046,7 +1158,7 @@ where
                 let id = match &upload {
                     Some(up) => up.upload_id.clone(),
                     None => {
-                        let up = MultipartUpload::create(client, bucket, key, "application/octet-stream").await?;
+                        let up = MultipartUpload::create(target, key, "application/octet-stream").await?;
                         let id = up.upload_id.clone();
                         upload = Some(up);
                         id
@@ -1068,7 +1180,7 @@ where
             None => {
                 // Shorter than one part (or empty): a single PUT, which can
                 // carry the `sha256` metadata as well.
-                let info = Bucket::new(client.clone(), bucket)
+                let info = target
                     .put(key, buf.split().freeze(), &PutOptions::default())
                     .await?;
                 Ok((1, info.etag))
@@ -1095,7 +1207,7 @@ where
 
     let sha256 = hex::encode(hasher.finalize());
     match uploaded {
-        Ok((count, etag)) => finish(client, bucket, key, size, sha256, count, etag).await,
+        Ok((count, etag)) => finish(target, key, size, sha256, count, etag).await,
         Err(e) => {
             // Let every in-flight part settle before aborting: S3 may keep a
             // part that completes after the abort, leaving it orphaned.
@@ -1131,8 +1243,7 @@ fn with_note(e: ProviderError, note: &str) -> ProviderError {
 
 /// Writes the sidecar and assembles the result of a finished upload.
 async fn finish(
-    client: &Client,
-    bucket: &str,
+    target: &Bucket,
     key: &str,
     size: u64,
     sha256: String,
@@ -1145,13 +1256,13 @@ async fn finish(
         content_type: Some("text/plain; charset=utf-8".into()),
         create_only: false,
     };
-    Bucket::new(client.clone(), bucket)
+    target
         .put(&format!("{key}{SIDECAR_SUFFIX}"), Bytes::from(line), &options)
         .await
         .map_err(|e| {
             e.context(format!(
                 "{} was stored ({size} bytes, SHA-256 {sha256}) but its checksum sidecar was not; retry the whole upload",
-                s3_url(bucket, key)
+                s3_url(&target.name, key)
             ))
         })?;
     Ok(UploadedObject {
