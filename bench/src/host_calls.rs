@@ -38,6 +38,7 @@ fn env_for(guest: &ferry::runtime::Guest, policy: &Arc<PolicyEngine>, audit: &Ar
         clock: Clock::new(1.0),
         progress: opts.progress,
         clients: Arc::new(opts.clients),
+        sealing: ferry::capabilities::objects::seal::Sealing::Unsigned,
         hooks: Arc::new(ferry::runtime::hooks::HookSet::empty()),
     })
 }

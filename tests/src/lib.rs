@@ -47,6 +47,8 @@ pub struct GuestRun {
     pub plan: bool,
     /// Audit file.
     pub audit: Option<PathBuf>,
+    /// The key that signs the trail and seals objects.
+    pub audit_key: Option<ferry::audit::AuditKey>,
     /// Runtime options (clients with credentials, progress sink).
     pub options: RunOptions,
 }
@@ -59,6 +61,7 @@ impl Default for GuestRun {
             config: RunConfig::default(),
             plan: false,
             audit: None,
+            audit_key: None,
             options: RunOptions {
                 cache_dir: None,
                 ..Default::default()
@@ -81,7 +84,7 @@ impl GuestRun {
             args,
             plan: self.plan,
             audit: self.audit,
-            audit_key: None,
+            audit_key: self.audit_key,
         };
         ferry::runtime::run::run(&runtime, req, self.options).await
     }

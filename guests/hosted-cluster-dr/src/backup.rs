@@ -774,7 +774,7 @@ fn upload(
     let index_json = serde_json::to_vec_pretty(index).map_err(|e| Error::Other(e.to_string()))?;
     // The index goes last, locally and in S3: a backup without one is incomplete.
     workspace::write_file(&format!("{}/index.json", index.backup_id), &index_json)?;
-    layout::put(bucket, &format!("{dir}index.json"), &index_json, "application/json")?;
+    layout::put_index(bucket, &format!("{dir}index.json"), &index_json)?;
     marker.route_hosts = index.route_hosts.clone();
     marker.state = "uploaded".into();
     marker.write(c, src)?;

@@ -208,9 +208,19 @@ pub fn open_bucket(c: &Ctx) -> Result<Bucket> {
 
 /// Writes one object to S3 (the host records its SHA-256).
 pub fn put(bucket: &Bucket, key: &str, data: &[u8], content_type: &str) -> Result<()> {
+    write(bucket, key, data, content_type, false)
+}
+
+/// Writes a backup's index, signed by the host: later runs act on what it lists.
+pub fn put_index(bucket: &Bucket, key: &str, data: &[u8]) -> Result<()> {
+    write(bucket, key, data, "application/json", true)
+}
+
+fn write(bucket: &Bucket, key: &str, data: &[u8], content_type: &str, seal: bool) -> Result<()> {
     let opts = PutOptions {
         content_type: Some(content_type.to_string()),
         create_only: false,
+        seal,
     };
     ferry_sdk::k8s::retry(|| bucket.put(key, data, &opts)).ctx(format!("writing s3://{}/{key}", bucket.name()))?;
     Ok(())
@@ -223,22 +233,6 @@ pub fn read_local(path: &str) -> Result<Option<Vec<u8>>> {
         Err(Error::NotFound(_)) => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-/// Backup ids with an `index.json` in the local workspace.
-fn local_ids() -> Result<Vec<String>> {
-    let entries = match workspace::list_dir("") {
-        Ok(e) => e,
-        Err(Error::NotFound(_)) => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    let mut ids = Vec::new();
-    for e in entries {
-        if e.is_dir && model::is_backup_id(&e.name) && read_local(&format!("{}/index.json", e.name))?.is_some() {
-            ids.push(e.name);
-        }
-    }
-    Ok(ids)
 }
 
 /// Backup ids with an `index.json` in S3.
@@ -264,42 +258,45 @@ fn s3_ids(c: &Ctx, bucket: &Bucket) -> Result<Vec<String>> {
 pub struct Backup {
     /// The index.
     pub index: Index,
-    /// Where the index came from (`local` or `s3`).
+    /// Where the index was read (`S3`, or `S3, same as local`).
     pub origin: &'static str,
 }
 
-/// Finds the backup to use: `backup_id` if given, else the newest one found
-/// locally or in S3. Reads its index (local first, S3 otherwise) and, when
-/// the local copy is missing, downloads the files into the workspace.
+/// Finds the backup to use: `backup_id` if given, else the newest one in S3. Its index is
+/// read from S3 with its signature checked (`get-sealed`): restore applies and teardown
+/// deletes what the index lists, so it is used only as ferry wrote it, and the S3 copy
+/// needs nothing from the machine that took the backup. A local copy must be the same
+/// bytes; one that differs is refused, never preferred.
 pub fn load(c: &Ctx, bucket: &Bucket) -> Result<Option<Backup>> {
     let id = match c.p.get("backup_id") {
         Some(id) => Some(id.to_string()),
-        None => {
-            let mut ids = local_ids()?;
-            ids.extend(s3_ids(c, bucket)?);
-            ids.into_iter().max()
-        }
+        None => s3_ids(c, bucket)?.into_iter().max(),
     };
     let Some(id) = id else { return Ok(None) };
-    let local_index = format!("{id}/index.json");
-    let (data, origin) = match read_local(&local_index)? {
-        Some(d) => (d, "local"),
-        None => {
-            let key = format!("{}index.json", s3_dir(c, &id));
-            match ferry_sdk::k8s::retry(|| bucket.get(&key)) {
-                Ok(d) => (d, "s3"),
-                Err(Error::NotFound(_)) => {
-                    return Err(Error::NotFound(format!(
-                        "backup {id} has no index.json locally ({local_index}) nor at s3://{}/{key}; \
-                         it is incomplete (the index is written last). Take a new backup.",
-                        bucket.name()
-                    )));
-                }
-                Err(e) => {
-                    return Err(ferry_sdk::context(e, format!("reading s3://{}/{key}", bucket.name())));
-                }
-            }
+    let key = format!("{}index.json", s3_dir(c, &id));
+    let data = match ferry_sdk::k8s::retry(|| bucket.get_sealed(&key)) {
+        Ok(d) => d,
+        Err(Error::NotFound(_)) => {
+            return Err(Error::NotFound(format!(
+                "backup {id} has no index.json at s3://{}/{key}; it is incomplete (the index is written \
+                 last, and a local copy alone is not trusted). Re-run `ferry backup`.",
+                bucket.name()
+            )));
         }
+        Err(e) => return Err(ferry_sdk::context(e, format!("reading s3://{}/{key}", bucket.name()))),
+    };
+    let local_index = format!("{id}/index.json");
+    let origin = match read_local(&local_index)? {
+        Some(local) if local != data => {
+            return Err(invalid(format!(
+                "the local index {local_index} differs from the signed one at s3://{}/{key}: one of them \
+                 was changed after the backup. Nothing was changed. Find out who changed it; then remove \
+                 the local folder {id}/ to use the S3 copy.",
+                bucket.name()
+            )));
+        }
+        Some(_) => "S3, same as local",
+        None => "S3",
     };
     let index: Index = serde_json::from_slice(&data)
         .map_err(|e| invalid(format!("the index of backup {id} is corrupt ({e}); take a new backup")))?;

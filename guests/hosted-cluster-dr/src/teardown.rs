@@ -62,13 +62,8 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
             }
             return Err(Error::Invalid(format!("{why}. Nothing was deleted")));
         };
-        let index_key = format!("{}index.json", layout::s3_dir(c, &backup.index.backup_id));
-        ferry_sdk::k8s::retry(|| bucket.head(&index_key)).map_err(|e| {
-            ferry_sdk::context(
-                e,
-                format!("the S3 copy of backup {} (teardown keeps it)", backup.index.backup_id),
-            )
-        })?;
+        // `load` read the index from S3 and checked its signature: the backup exists there,
+        // as ferry wrote it, before anything of the source is deleted.
         // What the hosted cluster had in the shared namespace, besides itself
         // and its NodePools (deleted in their own steps).
         for f in &backup.index.files {

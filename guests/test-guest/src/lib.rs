@@ -190,12 +190,17 @@ fn run_op(op: &Value, h: &mut Handles) -> Value {
                         &objects::PutOptions {
                             content_type: opt(op, "contentType"),
                             create_only: op.get("createOnly").and_then(Value::as_bool).unwrap_or(false),
+                            seal: op.get("seal").and_then(Value::as_bool).unwrap_or(false),
                         },
                     )
                     .map(|i| info_json(&i)),
                 ),
                 "s3.get" => as_ok(
                     b.get(&key)
+                        .map(|d| Value::String(String::from_utf8_lossy(&d).into_owned())),
+                ),
+                "s3.get-sealed" => as_ok(
+                    b.get_sealed(&key)
                         .map(|d| Value::String(String::from_utf8_lossy(&d).into_owned())),
                 ),
                 "s3.head" => as_ok(b.head(&key).map(|i| info_json(&i))),

@@ -6,6 +6,9 @@
 //! never enters the trail: without the key, an edited trail cannot be signed
 //! again. The trail names the key only by its id, so a verifier can tell
 //! "signed with another key" from "tampered with".
+//!
+//! The same key seals objects a later run acts on (a backup's index, see
+//! `capabilities::objects::seal`): one key to provision, rotate and guard.
 
 use std::path::{Path, PathBuf};
 
@@ -112,10 +115,32 @@ impl AuditKey {
         hex::decode(mac).is_ok_and(|m| self.mac_of(chain).verify_slice(&m).is_ok())
     }
 
+    /// The MAC of an object's place and content (`parts`, e.g. bucket, key and SHA-256),
+    /// in its own domain so it can never pass for a checkpoint's.
+    pub fn object_mac(&self, parts: &[&str]) -> String {
+        hex::encode(self.object_mac_of(parts).finalize().into_bytes())
+    }
+
+    /// Whether `mac` (hex) is this key's [`AuditKey::object_mac`] of `parts`, in constant time.
+    pub fn verifies_object(&self, parts: &[&str], mac: &str) -> bool {
+        hex::decode(mac).is_ok_and(|m| self.object_mac_of(parts).verify_slice(&m).is_ok())
+    }
+
     fn mac_of(&self, chain: &str) -> Hmac<Sha256> {
         let mut m = self.keyed.clone();
         m.update(b"ferry audit checkpoint v1\0");
         m.update(chain.as_bytes());
+        m
+    }
+
+    fn object_mac_of(&self, parts: &[&str]) -> Hmac<Sha256> {
+        let mut m = self.keyed.clone();
+        m.update(b"ferry object seal v1\0");
+        for p in parts {
+            // Length-prefixed: ("ab", "c") and ("a", "bc") differ.
+            m.update(&(p.len() as u64).to_be_bytes());
+            m.update(p.as_bytes());
+        }
         m
     }
 }

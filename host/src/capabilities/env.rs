@@ -72,6 +72,8 @@ pub struct RunEnv {
     pub progress: Arc<dyn ProgressSink>,
     /// Clients created on first use, shared by handles of the same target.
     pub clients: Arc<Clients>,
+    /// Whether and with which key objects are sealed (the run's audit key; never hooks).
+    pub sealing: crate::capabilities::objects::seal::Sealing,
     /// The site hooks `hook-dispatch` calls (none for hooks themselves).
     pub hooks: Arc<dyn HookDispatch>,
 }

@@ -155,6 +155,7 @@ impl HookSet {
                 clock: parent.clock.clone(),
                 progress: parent.progress.clone(),
                 clients: parent.clients.clone(),
+                sealing: crate::capabilities::objects::seal::Sealing::Refused,
                 hooks: Arc::new(NoHooks),
             });
             let given = replaced.clone().unwrap_or_else(|| event.payload.clone());

@@ -12,6 +12,7 @@ use super::error::RunFailure;
 use super::hooks::HookSet;
 use crate::audit::{Audit, AuditKey, Record};
 use crate::capabilities::Clients;
+use crate::capabilities::objects::seal::Sealing;
 use crate::capabilities::env::{Clock, RunEnv};
 use crate::config::RunConfig;
 use crate::policy::PolicyEngine;
@@ -165,8 +166,13 @@ pub async fn run(runtime: &Runtime, req: RunRequest, opts: RunOptions) -> Result
         // Nothing runs that the trail could not show.
         return Err(anyhow::anyhow!("the run does not start: {why}").into());
     }
+    let sealing = match &req.audit_key {
+        Some(k) => Sealing::Key(k.clone()),
+        None => Sealing::Unsigned,
+    };
     let env = Arc::new(RunEnv {
         hooks: Arc::new(hooks),
+        sealing,
         guest: guest.identity.clone(),
         policy: Arc::new(policy),
         clock: Clock::new(req.config.clock.scale),

@@ -99,7 +99,7 @@ async fn small_objects_round_trip() {
     let data = Bytes::from_static(b"{\"hello\":\"world\"}\n");
     let options = PutOptions {
         content_type: Some("application/json".into()),
-        create_only: false,
+        ..PutOptions::default()
     };
 
     let put = bucket.put("dir/a.json", data.clone(), &options).await.expect("put");
@@ -164,8 +164,8 @@ async fn create_only_put_and_integrity_check() {
     let client = client_for(&moto.url()).await;
     let bucket = new_bucket(&client, "guarded").await;
     let create_only = PutOptions {
-        content_type: None,
         create_only: true,
+        ..PutOptions::default()
     };
     bucket
         .put("manifest.json", Bytes::from_static(b"v1"), &create_only)

@@ -236,6 +236,80 @@ async fn objects_round_trip_with_checksums_and_denials_do_no_io() {
     assert_eq!(listed.key_count().unwrap_or(0), 0, "{listed:?}");
 }
 
+/// A sealed object reads back only as this key wrote it there: edited in the bucket,
+/// copied to another key, read with another key or without one, it is refused with a
+/// sentence saying which; an unsealed object is refused while the run has a key.
+#[tokio::test]
+async fn sealed_objects_read_back_only_as_written() {
+    let moto = moto().await;
+    let s3 = aws::s3(&moto.url()).await;
+    let key = |b: u8| ferry::audit::AuditKey::from_bytes(vec![b; 32]).unwrap();
+    let mut run = s3_run_with_bucket(&moto).await;
+    run.audit_key = Some(key(1));
+    let out = run
+        .script(json!([
+            { "op": "open-bucket", "bucket": "ferry-test", "as": "b" },
+            { "op": "s3.put", "bucket": "b", "key": "allowed/index.json", "data": "{\"files\":[]}", "seal": true },
+            { "op": "s3.get-sealed", "bucket": "b", "key": "allowed/index.json" },
+            { "op": "s3.put", "bucket": "b", "key": "allowed/plain.json", "data": "{}" },
+            { "op": "s3.get-sealed", "bucket": "b", "key": "allowed/plain.json" }
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(ok(&out[2]), "{\"files\":[]}");
+    assert!(err_message(&out[4]).contains("is not signed"), "{}", out[4]);
+
+    // Someone with write access to the bucket edits the index, keeping its seal and
+    // recording the new content's SHA-256 (the plain checksum alone would pass), and
+    // copies it to another key.
+    let got = s3.get_object().bucket("ferry-test").key("allowed/index.json").send().await.unwrap();
+    let mut metadata = got.metadata().cloned().unwrap_or_default();
+    let edited = b"{\"files\":[{\"kind\":\"Namespace\",\"name\":\"everything\"}]}";
+    metadata.insert("sha256".into(), hex::encode(sha2::Sha256::digest(edited)));
+    s3.put_object()
+        .bucket("ferry-test")
+        .key("allowed/edited.json")
+        .set_metadata(Some(metadata.clone()))
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(edited))
+        .send()
+        .await
+        .unwrap();
+    s3.copy_object()
+        .bucket("ferry-test")
+        .key("allowed/moved.json")
+        .copy_source("ferry-test/allowed/index.json")
+        .send()
+        .await
+        .unwrap();
+    let mut run = s3_run(&moto.url()).await;
+    run.audit_key = Some(key(1));
+    let out = run
+        .script(json!([
+            { "op": "open-bucket", "bucket": "ferry-test", "as": "b" },
+            { "op": "s3.get-sealed", "bucket": "b", "key": "allowed/edited.json" },
+            { "op": "s3.get-sealed", "bucket": "b", "key": "allowed/moved.json" }
+        ]))
+        .await
+        .unwrap();
+    for (i, r) in out.iter().enumerate().skip(1) {
+        assert_eq!(err_kind(r), "other", "{i}: {r}");
+        assert!(err_message(r).contains("does not match its signature"), "{i}: {r}");
+    }
+    let mut other = s3_run(&moto.url()).await;
+    other.audit_key = Some(key(2));
+    let without = s3_run(&moto.url()).await;
+    for (run, expected) in [(other, "not with this run's key"), (without, "--audit-key")] {
+        let out = run
+            .script(json!([
+                { "op": "open-bucket", "bucket": "ferry-test", "as": "b" },
+                { "op": "s3.get-sealed", "bucket": "b", "key": "allowed/index.json" }
+            ]))
+            .await
+            .unwrap();
+        assert!(err_message(&out[1]).contains(expected), "{}", out[1]);
+    }
+}
+
 #[tokio::test]
 async fn objects_larger_than_the_guest_limit_are_refused() {
     let moto = moto().await;

@@ -248,13 +248,16 @@ async fn a_corrupt_backup_stops_restore_before_any_change() {
     assert_destination_untouched(&drill);
     std::fs::write(&file, &original).unwrap();
 
-    // The snapshot replaced in S3 by bytes of the same size.
+    // The snapshot replaced in S3 by bytes of the same size, by someone who may use the
+    // site's KMS key (without it, the encryption check refuses the object first).
     let key = summary["snapshot"]["key"].as_str().unwrap().to_string();
     let size = summary["snapshot"]["size"].as_u64().unwrap() as usize;
     let s3 = drill.s3_client().await;
     s3.put_object()
         .bucket(drill.bucket())
         .key(&key)
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+        .ssekms_key_id(ferry_drill::KMS_KEY_ID)
         .body(vec![0x42u8; size].into())
         .send()
         .await
@@ -264,6 +267,63 @@ async fn a_corrupt_backup_stops_restore_before_any_change() {
     assert_eq!(kind, "invalid", "{message}");
     assert!(message.contains("SHA-256") && message.contains(&key), "{message}");
     assert_destination_untouched(&drill);
+    drill.shutdown().await;
+}
+
+/// Restore applies and teardown deletes what the backup's index lists, so the index is
+/// trusted only as ferry signed it in S3: a local copy that differs is refused (it used to
+/// win), and an S3 copy edited with a fresh checksum stops restore and teardown alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_changed_after_backup_stops_restore_and_teardown() {
+    let drill = drill(basic(), 20.0).await;
+    let backup = drill.phase(Phase::Backup, &PhaseArgs::default()).await.unwrap();
+    assert!(backup.succeeded(), "{}", backup.to_text());
+    let id = backup.summary().unwrap()["backup_id"].as_str().unwrap().to_string();
+    let hc = drill.env().scenario.hosted_cluster.clone();
+
+    // The local copy, edited.
+    let local = drill.run_config().workspace.as_ref().unwrap().dir.join(&id).join("index.json");
+    let original = std::fs::read(&local).unwrap();
+    std::fs::write(&local, [original.as_slice(), b" "].concat()).unwrap();
+    let r = drill.phase(Phase::Restore, &PhaseArgs::default()).await.unwrap();
+    let (kind, message) = guest_failure(&r);
+    assert_eq!(kind, "invalid", "{message}");
+    assert!(message.contains("differs from the signed one"), "{message}");
+    assert_destination_untouched(&drill);
+
+    // The S3 copy, edited by someone who can write the bucket: the NodePool list emptied,
+    // the checksum metadata recomputed, the signature kept. The local folder is gone.
+    std::fs::remove_dir_all(local.parent().unwrap()).unwrap();
+    let key = format!("{}/{}/{}/{id}/index.json", ferry_drill::PREFIX, hc.namespace, hc.name);
+    let s3 = drill.s3_client().await;
+    let got = s3.get_object().bucket(drill.bucket()).key(&key).send().await.unwrap();
+    let mut metadata = got.metadata().cloned().unwrap_or_default();
+    let mut index: serde_json::Value = serde_json::from_slice(&got.body.collect().await.unwrap().into_bytes()).unwrap();
+    index["node_pools"] = json!([]);
+    let edited = serde_json::to_vec_pretty(&index).unwrap();
+    metadata.insert("sha256".into(), hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&edited)));
+    s3.put_object()
+        .bucket(drill.bucket())
+        .key(&key)
+        .set_metadata(Some(metadata))
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+        .ssekms_key_id(ferry_drill::KMS_KEY_ID)
+        .body(edited.into())
+        .send()
+        .await
+        .unwrap();
+    for phase in [Phase::Restore, Phase::Teardown] {
+        let r = drill.phase(phase, &PhaseArgs::default()).await.unwrap();
+        let (_, message) = guest_failure(&r);
+        assert!(message.contains("does not match its signature"), "{phase}: {message}");
+    }
+    assert_destination_untouched(&drill);
+    assert!(
+        source_store(&drill)
+            .get(&registry::HOSTED_CLUSTER, Some(&hc.namespace), &hc.name)
+            .is_ok(),
+        "teardown deleted the source's HostedCluster on an edited index"
+    );
     drill.shutdown().await;
 }
 

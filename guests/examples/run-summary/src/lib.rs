@@ -92,6 +92,7 @@ impl Guest for Hook {
         let options = PutOptions {
             content_type: Some("application/json".into()),
             create_only: true,
+            seal: false,
         };
         bucket
             .put(&key, &body, &options)

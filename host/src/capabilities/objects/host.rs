@@ -89,15 +89,51 @@ impl HostBucket for View<'_> {
                 etag: None,
             })
         } else {
-            let opts = s3::PutOptions {
-                content_type: options.content_type,
-                create_only: options.create_only,
+            let seal = if options.seal {
+                let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data));
+                let seal = self.env.sealing.seal(bucket.name(), &key, &sha);
+                if matches!(seal, Ok(None)) {
+                    tracing::warn!(bucket = bucket.name(), %key, "writing unsigned: this run has no signing key (--audit-key)");
+                }
+                seal
+            } else {
+                Ok(None)
             };
-            bucket
-                .put(&key, data.into(), &opts)
-                .await
-                .map(info)
-                .map_err(HostError::from)
+            match seal {
+                Ok(seal) => {
+                    let opts = s3::PutOptions {
+                        content_type: options.content_type,
+                        create_only: options.create_only,
+                        seal,
+                    };
+                    bucket
+                        .put(&key, data.into(), &opts)
+                        .await
+                        .map(info)
+                        .map_err(HostError::from)
+                }
+                Err(e) => Err(e),
+            }
+        };
+        self.finish(approved, result)
+    }
+
+    async fn get_sealed(&mut self, h: Resource<BucketHandle>, key: String) -> HostResult<Vec<u8>> {
+        let bucket = self.bucket(&h)?;
+        let approved = self
+            .authorize(Action::ObjectsGet, Self::object_ref(&bucket, &key), false)
+            .await?;
+        let max = self.env.config.limits.max_object_bytes;
+        let result = match bucket.get(&key, max).await {
+            Ok(o) => {
+                // Over the bytes received, not the recorded digest: the seal covers the content.
+                let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&o.data));
+                self.env
+                    .sealing
+                    .check(bucket.name(), &key, &sha, o.info.seal.as_deref())
+                    .map(|()| o.data.to_vec())
+            }
+            Err(e) => Err(HostError::from(e)),
         };
         self.finish(approved, result)
     }

@@ -1,9 +1,11 @@
 //! `ferry:host/objects`: S3 buckets by name. Only small objects cross into the guest (capped
 //! by `[limits] max_object_bytes`); snapshots stream host-side through `etcd`. `host.rs` holds
-//! the WIT functions, `provider.rs` the S3 client (multipart, SHA-256, presigning).
+//! the WIT functions, `provider.rs` the S3 client (multipart, SHA-256, presigning, encryption),
+//! `seal.rs` the signatures of objects later runs act on.
 
 mod host;
 pub mod provider;
+pub mod seal;
 
 use self::provider::Bucket;
 use super::Capability;

@@ -42,6 +42,8 @@ pub const LIST_LIMIT: usize = 100_000;
 pub const MAX_PRESIGN_EXPIRY: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The user-metadata key holding the SHA-256 (hex) of an object's content.
 pub const SHA256_METADATA: &str = "sha256";
+/// The user-metadata key holding a sealed object's signature (see `objects::seal`).
+pub const SEAL_METADATA: &str = "ferry-seal";
 /// The suffix of the sidecar object that carries a streamed upload's SHA-256.
 pub const SIDECAR_SUFFIX: &str = ".sha256";
 
@@ -204,6 +206,8 @@ pub struct ObjectInfo {
     pub last_modified: Option<String>,
     /// The server-side encryption the store reports (`AES256`, `aws:kms`), if any.
     pub encryption: Option<String>,
+    /// The signature recorded by a sealed write ([`SEAL_METADATA`]), if any.
+    pub seal: Option<String>,
 }
 
 /// An object read by [`Bucket::get`].
@@ -223,6 +227,8 @@ pub struct PutOptions {
     /// Create-only: send `If-None-Match: *`, so the write fails with
     /// [`ProviderError::Conflict`] if the key exists already.
     pub create_only: bool,
+    /// A signature to record as [`SEAL_METADATA`].
+    pub seal: Option<String>,
 }
 
 /// Whether the public can read a bucket, and why.
@@ -338,6 +344,9 @@ impl Bucket {
         if options.create_only {
             req = req.if_none_match("*");
         }
+        if let Some(seal) = &options.seal {
+            req = req.metadata(SEAL_METADATA, seal);
+        }
         let url = s3_url(&self.name, key);
         let out = req
             .send()
@@ -353,6 +362,7 @@ impl Bucket {
             sha256: Some(sha),
             last_modified: None,
             encryption,
+            seal: options.seal.clone(),
         })
     }
 
@@ -390,6 +400,7 @@ impl Bucket {
             sha256: recorded.clone(),
             last_modified: format_time(out.last_modified()),
             encryption: out.server_side_encryption().map(|e| e.as_str().to_string()),
+            seal: out.metadata().and_then(|m| m.get(SEAL_METADATA)).cloned(),
         };
         let mut body = out.body;
         let mut buf = BytesMut::with_capacity(announced.unwrap_or(0).min(max_size) as usize);
@@ -446,6 +457,7 @@ impl Bucket {
                     .verify(&s3_url(&self.name, key), reported, out.ssekms_key_id())?;
                 reported.map(str::to_string)
             },
+            seal: out.metadata().and_then(|m| m.get(SEAL_METADATA)).cloned(),
         })
     }
 
@@ -478,6 +490,7 @@ impl Bucket {
                     sha256: None,
                     last_modified: format_time(obj.last_modified()),
                     encryption: None,
+                    seal: None,
                 });
             }
         }
@@ -1254,7 +1267,7 @@ async fn finish(
     let line = format!("{sha256}  {base}\n");
     let options = PutOptions {
         content_type: Some("text/plain; charset=utf-8".into()),
-        create_only: false,
+        ..PutOptions::default()
     };
     target
         .put(&format!("{key}{SIDECAR_SUFFIX}"), Bytes::from(line), &options)
