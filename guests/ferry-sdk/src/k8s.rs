@@ -224,4 +224,11 @@ impl Cluster {
             format!("{group}/{version}")
         })
     }
+
+    /// Every namespaced kind this cluster serves and can list, as (`apiVersion`, `kind`):
+    /// the only honest basis for "nothing else lives in this namespace".
+    pub fn namespaced_kinds(&self) -> Result<Vec<(String, String)>> {
+        let kinds = retry(|| self.inner.namespaced_kinds())?;
+        Ok(kinds.into_iter().map(|k| (k.api_version, k.kind)).collect())
+    }
 }

@@ -495,25 +495,6 @@ fn hc_namespace(c: &mut Ctx, src: &Cluster, carried: &[ferry_sdk::ObjectRef]) ->
     if src.delete(&c.hc.marker_ref())? != DeleteOutcome::Absent {
         deleted.push(format!("ConfigMap {}", c.hc.marker_name()));
     }
-    // Does anything else live in the namespace?
-    let mut residents = Vec::new();
-    for kind in [HOSTED_CLUSTER, NODE_POOL, DEPLOYMENT, STATEFUL_SET, POD] {
-        for o in src.list(kind.0, kind.1, Some(&ns), None)? {
-            residents.push(format!("{} {}", kind.1, name(&o)));
-        }
-    }
-    for s in src.list(SECRET.0, SECRET.1, Some(&ns), None)? {
-        let t = str_at(&s, "/type").unwrap_or_default();
-        if t != "kubernetes.io/service-account-token" && !t.contains("docker") {
-            residents.push(format!("Secret {}", name(&s)));
-        }
-    }
-    for cm in src.list(CONFIG_MAP.0, CONFIG_MAP.1, Some(&ns), None)? {
-        let n = name(&cm);
-        if n != "kube-root-ca.crt" && n != "openshift-service-ca.crt" {
-            residents.push(format!("ConfigMap {n}"));
-        }
-    }
     if c.plan {
         return Ok(Done::Planned(format!("would delete {}", deleted.join(", "))));
     }
@@ -525,16 +506,9 @@ fn hc_namespace(c: &mut Ctx, src: &Cluster, carried: &[ferry_sdk::ObjectRef]) ->
     if !kept.is_empty() {
         detail.push_str(&format!("; kept {}", kept.join(", ")));
     }
-    if residents.is_empty() && c.p.flag("delete_empty_hc_namespace") {
-        // Also granted by the policy only when the site added
-        // policies/examples/delete-empty-hc-namespace.cedar; a denial names the rule.
-        src.delete(&r(NAMESPACE, None, &ns))?;
-        detail.push_str(&format!("; deleted namespace {ns} (nothing else lived in it)"));
-        return Ok(Done::Did(detail));
-    }
-    if residents.is_empty() {
+    if !c.p.flag("delete_empty_hc_namespace") {
         detail.push_str(&format!(
-            "; kept namespace {ns}, now empty: it is shared, and deleting it is not enabled \
+            "; kept namespace {ns}: it is shared, and deleting it when empty is not enabled \
              ([hosted_cluster] delete_empty_namespace)"
         ));
         return Ok(if deleted.is_empty() {
@@ -542,6 +516,16 @@ fn hc_namespace(c: &mut Ctx, src: &Cluster, carried: &[ferry_sdk::ObjectRef]) ->
         } else {
             Done::Did(detail)
         });
+    }
+    let mut residents = residents(src, &ns)?;
+    if residents.is_empty() {
+        // Also granted by the policy only when the site added
+        // policies/examples/delete-empty-hc-namespace.cedar; a denial names the rule.
+        src.delete(&r(NAMESPACE, None, &ns))?;
+        detail.push_str(&format!(
+            "; deleted namespace {ns} (it held nothing of any kind the cluster serves)"
+        ));
+        return Ok(Done::Did(detail));
     }
     residents.truncate(5);
     detail.push_str(&format!(
@@ -553,4 +537,43 @@ fn hc_namespace(c: &mut Ctx, src: &Cluster, carried: &[ferry_sdk::ObjectRef]) ->
     } else {
         Done::Did(detail)
     })
+}
+
+/// What lives in namespace `ns`, over every namespaced kind the cluster serves (custom
+/// resources and aggregated APIs included), leaving out what the platform puts in every
+/// namespace and goes with it. A kind that cannot be listed counts as present: emptiness
+/// must be shown, not assumed.
+fn residents(src: &Cluster, ns: &str) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    for (api_version, kind) in src.namespaced_kinds()? {
+        match src.list(&api_version, &kind, Some(ns), None) {
+            Ok(items) => found.extend(
+                items
+                    .iter()
+                    .filter(|o| !platform_made(&kind, o))
+                    .map(|o| format!("{kind} {}", name(o))),
+            ),
+            Err(e) => found.push(format!("{api_version} {kind} (cannot be listed: {e})")),
+        }
+    }
+    Ok(found)
+}
+
+/// Objects every namespace gets from the platform rather than from anyone living in it:
+/// kube-controller-manager's root CA ConfigMap, service-account controller and its tokens;
+/// OpenShift's service CA ConfigMap, `builder`/`deployer` service accounts, their pull
+/// secrets and role bindings; and Events, which outlive what they describe.
+fn platform_made(kind: &str, obj: &Value) -> bool {
+    let n = name(obj);
+    match kind {
+        "Event" => true,
+        "ServiceAccount" => ["default", "builder", "deployer"].contains(&n),
+        "Secret" => matches!(
+            str_at(obj, "/type"),
+            Some("kubernetes.io/service-account-token" | "kubernetes.io/dockercfg")
+        ),
+        "ConfigMap" => n == "kube-root-ca.crt" || n == "openshift-service-ca.crt",
+        "RoleBinding" => ["system:image-pullers", "system:image-builders", "system:deployers"].contains(&n),
+        _ => false,
+    }
 }

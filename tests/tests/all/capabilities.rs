@@ -262,7 +262,13 @@ async fn sealed_objects_read_back_only_as_written() {
     // Someone with write access to the bucket edits the index, keeping its seal and
     // recording the new content's SHA-256 (the plain checksum alone would pass), and
     // copies it to another key.
-    let got = s3.get_object().bucket("ferry-test").key("allowed/index.json").send().await.unwrap();
+    let got = s3
+        .get_object()
+        .bucket("ferry-test")
+        .key("allowed/index.json")
+        .send()
+        .await
+        .unwrap();
     let mut metadata = got.metadata().cloned().unwrap_or_default();
     let edited = b"{\"files\":[{\"kind\":\"Namespace\",\"name\":\"everything\"}]}";
     metadata.insert("sha256".into(), hex::encode(sha2::Sha256::digest(edited)));

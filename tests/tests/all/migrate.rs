@@ -282,7 +282,14 @@ async fn an_index_changed_after_backup_stops_restore_and_teardown() {
     let hc = drill.env().scenario.hosted_cluster.clone();
 
     // The local copy, edited.
-    let local = drill.run_config().workspace.as_ref().unwrap().dir.join(&id).join("index.json");
+    let local = drill
+        .run_config()
+        .workspace
+        .as_ref()
+        .unwrap()
+        .dir
+        .join(&id)
+        .join("index.json");
     let original = std::fs::read(&local).unwrap();
     std::fs::write(&local, [original.as_slice(), b" "].concat()).unwrap();
     let r = drill.phase(Phase::Restore, &PhaseArgs::default()).await.unwrap();
@@ -301,7 +308,10 @@ async fn an_index_changed_after_backup_stops_restore_and_teardown() {
     let mut index: serde_json::Value = serde_json::from_slice(&got.body.collect().await.unwrap().into_bytes()).unwrap();
     index["node_pools"] = json!([]);
     let edited = serde_json::to_vec_pretty(&index).unwrap();
-    metadata.insert("sha256".into(), hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&edited)));
+    metadata.insert(
+        "sha256".into(),
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&edited)),
+    );
     s3.put_object()
         .bucket(drill.bucket())
         .key(&key)
@@ -324,6 +334,73 @@ async fn an_index_changed_after_backup_stops_restore_and_teardown() {
             .is_ok(),
         "teardown deleted the source's HostedCluster on an edited index"
     );
+    drill.shutdown().await;
+}
+
+/// With the site's opt-in (the parameter and the example policy), teardown deletes the
+/// shared namespace only when it holds nothing of any kind the cluster serves: a Role there,
+/// a kind the procedure never touches, keeps it and is named; once it is gone, a re-run
+/// deletes the namespace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_namespace_goes_only_when_nothing_of_any_kind_lives_in_it() {
+    let mut scenario = basic();
+    scenario.other_hosted_clusters.clear();
+    let mut drill = drill(scenario, 20.0).await;
+    let mut guest = ferry_dr::GuestChoice::stock();
+    guest.policy = ferry::runtime::run::PolicySource::Text {
+        text: format!(
+            "{}\n{}",
+            ferry_dr::stock::policy_text(),
+            include_str!("../../../policies/examples/delete-empty-hc-namespace.cedar")
+        )
+        .into(),
+        origin: "stock + delete-empty-hc-namespace.cedar".into(),
+    };
+    drill.set_guest(guest);
+    drill
+        .run_config_mut()
+        .params
+        .insert("delete_empty_hc_namespace".into(), "true".into());
+    let ns = drill.env().scenario.hosted_cluster.namespace.clone();
+    source_store(&drill)
+        .create(
+            &registry::ROLE,
+            Some(&ns),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                   "metadata": {"name": "site-reader", "namespace": ns}, "rules": []}),
+            &WriteOptions::default(),
+        )
+        .unwrap();
+    let report = drill.migrate().await;
+    assert!(report.succeeded(), "{}", report.message());
+    let text = report
+        .phases
+        .iter()
+        .find_map(|p| match p {
+            ferry_dr::phases::PhaseResult::Completed(r) if r.phase == Phase::Teardown => {
+                r.summary().map(|s| s.to_string())
+            }
+            _ => None,
+        })
+        .unwrap();
+    assert!(
+        text.contains(&format!("kept namespace {ns}: it still holds Role site-reader")),
+        "{text}"
+    );
+    assert!(source_store(&drill).get(&registry::NAMESPACE, None, &ns).is_ok());
+
+    source_store(&drill)
+        .delete(
+            &registry::ROLE,
+            Some(&ns),
+            "site-reader",
+            &ferry_sim::DeleteOptions::default(),
+        )
+        .unwrap();
+    let again = drill.phase(Phase::Teardown, &PhaseArgs::default()).await.unwrap();
+    assert!(again.succeeded(), "{}", again.to_text());
+    let text = again.summary().unwrap().to_string();
+    assert!(text.contains(&format!("deleted namespace {ns}")), "{text}");
     drill.shutdown().await;
 }
 

@@ -21,7 +21,7 @@ use wasmtime::component::Resource;
 use crate::capabilities::View;
 use crate::capabilities::bindings::ObjectRef;
 use crate::capabilities::bindings::automation::ferry::host::k8s::{
-    DeleteOutcome, Host, HostCluster, ListOptions, PatchKind, Propagation, WriteOptions,
+    DeleteOutcome, Host, HostCluster, ListOptions, PatchKind, Propagation, ServedKind, WriteOptions,
 };
 use crate::capabilities::{HostError, HostResult};
 use crate::policy::{Action, ResourceRef};
@@ -581,6 +581,35 @@ impl HostCluster for View<'_> {
             g.recommended_kind(&kind)
                 .map(|(ar, _)| ar.version)
                 .ok_or_else(|| HostError::NotFound(format!("cluster `{alias}` serves no {kind} in group `{group}`")))
+        }
+        .await;
+        self.finish(approved, result)
+    }
+
+    async fn namespaced_kinds(&mut self, h: Resource<ClusterHandle>) -> HostResult<Vec<ServedKind>> {
+        let (alias, client) = self.cluster(&h)?;
+        let approved = self
+            .authorize(Action::K8sOpen, ResourceRef::Cluster { alias: alias.clone() }, false)
+            .await?;
+        let result = async {
+            let discovery = kube::Discovery::new(client)
+                .run()
+                .await
+                .map_err(|e| map_kube_error(e, &alias, "discovering the kinds it serves"))?;
+            let mut kinds: Vec<ServedKind> = discovery
+                .groups()
+                .flat_map(|g| g.recommended_resources())
+                .filter(|(_, caps)| {
+                    caps.scope == Scope::Namespaced && caps.supports_operation(kube::discovery::verbs::LIST)
+                })
+                .map(|(ar, _)| ServedKind {
+                    api_version: ar.api_version,
+                    kind: ar.kind,
+                })
+                .collect();
+            kinds.sort_by(|a, b| (&a.api_version, &a.kind).cmp(&(&b.api_version, &b.kind)));
+            kinds.dedup_by(|a, b| a.api_version == b.api_version && a.kind == b.kind);
+            Ok(kinds)
         }
         .await;
         self.finish(approved, result)

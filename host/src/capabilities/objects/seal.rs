@@ -108,12 +108,19 @@ mod tests {
         assert!(seal.starts_with("v1:"), "{seal}");
         assert!(k.check("b", "hc/1/index.json", "aa", Some(&seal)).is_ok());
         // Edited content, another place, another bucket: refused.
-        for (b, path, sha) in [("b", "hc/1/index.json", "ab"), ("b", "hc/2/index.json", "aa"), ("c", "hc/1/index.json", "aa")] {
+        for (b, path, sha) in [
+            ("b", "hc/1/index.json", "ab"),
+            ("b", "hc/2/index.json", "aa"),
+            ("c", "hc/1/index.json", "aa"),
+        ] {
             let m = message(k.check(b, path, sha, Some(&seal)));
             assert!(m.contains("does not match its signature"), "{m}");
         }
         let other = message(key(2).check("b", "hc/1/index.json", "aa", Some(&seal)));
-        assert!(other.contains("is signed with key") && other.contains("not with this run's key"), "{other}");
+        assert!(
+            other.contains("is signed with key") && other.contains("not with this run's key"),
+            "{other}"
+        );
         let unsigned = message(k.check("b", "hc/1/index.json", "aa", None));
         assert!(unsigned.contains("is not signed"), "{unsigned}");
         let garbled = message(k.check("b", "hc/1/index.json", "aa", Some("v9:x")));
@@ -127,7 +134,13 @@ mod tests {
         assert!(matches!(Sealing::Unsigned.seal("b", "k", "aa"), Ok(None)));
         let m = message(Sealing::Unsigned.check("b", "k", "aa", Some(&signed)));
         assert!(m.contains("--audit-key"), "{m}");
-        assert!(matches!(Sealing::Refused.seal("b", "k", "aa"), Err(HostError::Denied(_))));
-        assert!(matches!(Sealing::Refused.check("b", "k", "aa", None), Err(HostError::Denied(_))));
+        assert!(matches!(
+            Sealing::Refused.seal("b", "k", "aa"),
+            Err(HostError::Denied(_))
+        ));
+        assert!(matches!(
+            Sealing::Refused.check("b", "k", "aa", None),
+            Err(HostError::Denied(_))
+        ));
     }
 }
