@@ -47,8 +47,9 @@ enum LogFormat {
 enum Command {
     /// Run one phase of a guest component under a policy.
     Run(RunArgs),
-    /// DR: back the hosted cluster up (pause, etcd snapshot to S3, objects).
-    Backup(DrArgs),
+    /// DR: back the hosted cluster up (pause, etcd snapshot to S3, objects); `keygen` and
+    /// `decrypt` handle an encrypted local backup folder.
+    Backup(BackupArgs),
     /// DR: restore the hosted cluster on the destination.
     Restore(DrArgs),
     /// DR: tear the source copy down.
@@ -71,6 +72,16 @@ enum Command {
     /// Scaffold new components.
     #[command(subcommand)]
     New(NewCommand),
+}
+
+/// `ferry backup`: the phase, or one of its tools.
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct BackupArgs {
+    #[command(subcommand)]
+    tool: Option<commands::backup::BackupTool>,
+    #[command(flatten)]
+    phase: DrArgs,
 }
 
 /// An exit code of [`Exit`]'s table as the process's.
@@ -105,7 +116,8 @@ async fn main() -> ExitCode {
     use ferry_dr::phases::Phase;
     let result = match cli.command {
         Command::Run(args) => commands::run::cmd_run(args).await,
-        Command::Backup(args) => commands::dr::cmd_phase(Phase::Backup, args).await,
+        Command::Backup(BackupArgs { tool: Some(tool), .. }) => commands::backup::cmd_backup_tool(tool),
+        Command::Backup(BackupArgs { phase, .. }) => commands::dr::cmd_phase(Phase::Backup, phase).await,
         Command::Restore(args) => commands::dr::cmd_phase(Phase::Restore, args).await,
         Command::Teardown(args) => commands::dr::cmd_phase(Phase::Teardown, args).await,
         Command::Finish(args) => commands::dr::cmd_phase(Phase::Finish, args).await,

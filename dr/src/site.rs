@@ -167,6 +167,13 @@ pub struct BackupSection {
     pub prefix: Option<String>,
     /// Lifetime of the presigned snapshot URL; default 3600.
     pub presign_seconds: Option<u64>,
+    /// age recipients (`age1…`) the local backup folder is encrypted to; it holds every
+    /// Secret of the control plane. `ferry backup keygen` makes a key pair.
+    #[serde(default)]
+    pub encrypt_to: Vec<String>,
+    /// The age identity file that reads the local backup back (restore from a local copy,
+    /// `ferry backup decrypt`). Not needed to back up.
+    pub age_identity: Option<PathBuf>,
 }
 
 /// `[dns]`.
@@ -339,6 +346,11 @@ impl SiteConfig {
         }
         let dir = self.backup.dir.clone().unwrap_or_else(|| PathBuf::from("backup"));
         self.backup.dir = Some(if dir.is_relative() { base.join(dir) } else { dir });
+        if let Some(id) = &self.backup.age_identity
+            && id.is_relative()
+        {
+            self.backup.age_identity = Some(base.join(id));
+        }
         for h in &mut self.hooks {
             h.resolve_relative(base);
         }
@@ -465,6 +477,13 @@ impl SiteConfig {
                 });
             }
         }
+        if let Err(e) = ferry::config::age_recipients(&self.backup.encrypt_to) {
+            return Err(SiteError::Invalid {
+                origin,
+                key: "[backup] encrypt_to".into(),
+                message: e,
+            });
+        }
         if let Some(problem) = self.aws.encryption_problem() {
             return Err(SiteError::Invalid {
                 origin,
@@ -533,6 +552,8 @@ impl SiteConfig {
             etcd: BTreeMap::new(),
             workspace: Some(WorkspaceConfig {
                 dir: self.backup.dir.clone().unwrap_or_else(|| PathBuf::from("backup")),
+                encrypt_to: self.backup.encrypt_to.clone(),
+                identity: self.backup.age_identity.clone(),
             }),
             params,
             limits: self.limits.clone(),
@@ -562,6 +583,29 @@ mod tests {
         assert_eq!(config.clusters.len(), 3);
         assert_eq!(config.clusters["source"].context.as_deref(), Some("admin"));
         assert_eq!(config.aws.region.as_deref(), Some("us-east-1"));
+    }
+
+    /// A recipient that is not an age key would leave Secrets in the clear, or fail mid-run:
+    /// refused up front, naming it; a real one and its identity reach the workspace.
+    #[test]
+    fn backup_encryption_keys_are_checked_and_reach_the_workspace() {
+        let with = |extra: &str| {
+            let text = EXAMPLE.replacen("[backup]\n", &format!("[backup]\n{extra}\n"), 1);
+            SiteConfig::parse(&text, Path::new("site.toml")).and_then(|s| s.run_config())
+        };
+        let err = with("encrypt_to = [\"ssh-ed25519 AAAA\"]")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("[backup] encrypt_to") && err.contains("ssh-ed25519 AAAA"),
+            "{err}"
+        );
+        let key = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+        let config = with(&format!("encrypt_to = [\"{key}\"]\nage_identity = \"backup.agekey\"")).expect("valid");
+        let ws = config.workspace.expect("workspace");
+        assert_eq!(ws.encrypt_to, [key]);
+        assert_eq!(ws.identity.as_deref(), Some(Path::new("backup.agekey")));
     }
 
     #[test]

@@ -145,6 +145,35 @@ pub struct EtcdConfig {
 pub struct WorkspaceConfig {
     /// The directory; created 0700 if missing. Relative to the config file.
     pub dir: PathBuf,
+    /// age recipients (`age1…` public keys): every file written here is stored encrypted to
+    /// them, for folders that hold Secrets. Empty: files are stored as written.
+    #[serde(default)]
+    pub encrypt_to: Vec<String>,
+    /// An age identity file (private key) to read encrypted files back with. Relative to
+    /// the config file.
+    pub identity: Option<PathBuf>,
+}
+
+/// Parses age recipients (`age1…` public keys), naming the first that is not one.
+pub fn age_recipients(list: &[String]) -> Result<Vec<age::x25519::Recipient>, String> {
+    list.iter()
+        .map(|r| {
+            r.trim().parse().map_err(|_| {
+                format!("`{r}` is not an age recipient (an `age1…` public key, as `ferry backup keygen` or age-keygen print)")
+            })
+        })
+        .collect()
+}
+
+impl WorkspaceConfig {
+    /// A plain workspace in `dir`.
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        WorkspaceConfig {
+            dir: dir.into(),
+            encrypt_to: Vec::new(),
+            identity: None,
+        }
+    }
 }
 
 /// Resource limits of one guest run.
@@ -348,6 +377,14 @@ impl RunConfig {
                 message: format!("[aws] {problem}"),
             });
         }
+        if let Some(w) = &config.workspace
+            && let Err(e) = age_recipients(&w.encrypt_to)
+        {
+            return Err(ConfigError::Parse {
+                path: origin.to_path_buf(),
+                message: format!("[workspace] encrypt_to: {e}"),
+            });
+        }
         Ok(config)
     }
 
@@ -359,10 +396,15 @@ impl RunConfig {
                 c.kubeconfig = Some(base.join(k));
             }
         }
-        if let Some(w) = &mut self.workspace
-            && w.dir.is_relative()
-        {
-            w.dir = base.join(&w.dir);
+        if let Some(w) = &mut self.workspace {
+            if w.dir.is_relative() {
+                w.dir = base.join(&w.dir);
+            }
+            if let Some(id) = &w.identity
+                && id.is_relative()
+            {
+                w.identity = Some(base.join(id));
+            }
         }
         for h in &mut self.hooks {
             h.resolve_relative(base);

@@ -1,6 +1,7 @@
 //! One file per command family.
 
 pub mod audit;
+pub mod backup;
 pub mod dr;
 pub mod drill;
 pub mod new;

@@ -416,3 +416,72 @@ fn a_trail_that_cannot_be_written_stops_the_run_before_the_next_change() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
     assert!(dir.path().join("ws/second.txt").exists());
 }
+
+/// `ferry backup keygen` makes the key pair of an encrypted backup folder, and `ferry
+/// backup decrypt` gives its plain layout back (the manual procedure's files); another key
+/// is refused with exit code 2, naming the file and saying what to check.
+#[test]
+fn backup_keygen_and_decrypt_give_the_plain_layout_back() {
+    use ferry::capabilities::workspace::at_rest;
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("backup.agekey");
+    let out = ferry(&["backup", "keygen", key.to_str().unwrap()]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let recipient = stdout.trim().to_string();
+    assert!(recipient.starts_with("age1"), "{stdout}");
+    let again = ferry(&["backup", "keygen", key.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2), "an existing key is never overwritten");
+
+    let to = at_rest::recipients(&[recipient]).unwrap();
+    let backup = tmp.path().join("backup/20261127T000000Z");
+    std::fs::create_dir_all(backup.join("namespaces/clusters")).unwrap();
+    std::fs::write(
+        backup.join("index.json"),
+        at_rest::encrypt(&to, b"{\"files\":[]}").unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        backup.join("namespaces/clusters/secret-pull.yaml"),
+        at_rest::encrypt(&to, b"kind: Secret\n").unwrap(),
+    )
+    .unwrap();
+    let plain = tmp.path().join("plain");
+    let out = ferry(&[
+        "backup",
+        "decrypt",
+        tmp.path().join("backup").to_str().unwrap(),
+        "--identity",
+        key.to_str().unwrap(),
+        "--out",
+        plain.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("2 file(s) decrypted"), "{stdout}");
+    assert_eq!(
+        std::fs::read(plain.join("20261127T000000Z/namespaces/clusters/secret-pull.yaml")).unwrap(),
+        b"kind: Secret\n"
+    );
+
+    let other = tmp.path().join("other.agekey");
+    assert_eq!(
+        ferry(&["backup", "keygen", other.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+    let out = ferry(&[
+        "backup",
+        "decrypt",
+        tmp.path().join("backup").to_str().unwrap(),
+        "--identity",
+        other.to_str().unwrap(),
+        "--out",
+        tmp.path().join("plain2").to_str().unwrap(),
+    ]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("index.json") && stderr.contains("identity the backup was encrypted to"),
+        "{stderr}"
+    );
+}

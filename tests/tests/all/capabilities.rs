@@ -13,7 +13,7 @@ use sha2::Digest;
 
 fn workspace_config(dir: &std::path::Path) -> RunConfig {
     RunConfig {
-        workspace: Some(WorkspaceConfig { dir: dir.to_path_buf() }),
+        workspace: Some(WorkspaceConfig::at(dir)),
         ..Default::default()
     }
 }

@@ -404,6 +404,71 @@ async fn the_shared_namespace_goes_only_when_nothing_of_any_kind_lives_in_it() {
     drill.shutdown().await;
 }
 
+/// With `[backup] encrypt_to`, every file of the local backup folder is an age file (no
+/// Secret readable on disk); restore reads them with the identity and refuses, saying what to
+/// set, without it; `decrypt_tree` (`ferry backup decrypt`) gives back the plain layout, the
+/// same bytes as the S3 copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_backup_is_encrypted_at_rest_and_decrypts_to_the_documented_layout() {
+    use ferry::capabilities::workspace::at_rest;
+    let mut drill = drill(basic(), 20.0).await;
+    let keys = tempfile::tempdir().unwrap();
+    let identity = keys.path().join("backup.agekey");
+    let recipient = at_rest::keygen(&identity).unwrap();
+    let ws = drill.run_config_mut().workspace.as_mut().unwrap();
+    ws.encrypt_to = vec![recipient];
+    let dir = ws.dir.clone();
+    let backup = drill.phase(Phase::Backup, &PhaseArgs::default()).await.unwrap();
+    assert!(backup.succeeded(), "{}", backup.to_text());
+    let id = backup.summary().unwrap()["backup_id"].as_str().unwrap().to_string();
+    let mut files = 0;
+    let mut stack = vec![dir.join(&id)];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                let data = std::fs::read(e.path()).unwrap();
+                assert!(
+                    at_rest::is_encrypted(&data),
+                    "{} is stored in the clear",
+                    e.path().display()
+                );
+                assert!(!data.windows(5).any(|w| w == b"kind:"), "{}", e.path().display());
+                files += 1;
+            }
+        }
+    }
+    assert!(files > 5, "only {files} files");
+
+    // Restore without the identity: refused before any change, saying what to set.
+    let r = drill.phase(Phase::Restore, &PhaseArgs::default()).await.unwrap();
+    let (_, message) = guest_failure(&r);
+    assert!(
+        message.contains("is encrypted (age)") && message.contains("age_identity"),
+        "{message}"
+    );
+    assert_destination_untouched(&drill);
+
+    drill.run_config_mut().workspace.as_mut().unwrap().identity = Some(identity.clone());
+    let r = drill.phase(Phase::Restore, &PhaseArgs::default()).await.unwrap();
+    assert!(r.succeeded(), "{}", r.to_text());
+
+    let plain = keys.path().join("plain");
+    let summary = at_rest::decrypt_tree(&dir, &plain, &identity).unwrap();
+    assert_eq!(summary.decrypted, files);
+    let hc = drill.env().scenario.hosted_cluster.clone();
+    let key = format!("{}/{}/{}/{id}/index.json", ferry_drill::PREFIX, hc.namespace, hc.name);
+    let s3 = drill.s3_client().await;
+    let in_s3 = s3.get_object().bucket(drill.bucket()).key(&key).send().await.unwrap();
+    let in_s3 = in_s3.body.collect().await.unwrap().into_bytes();
+    assert_eq!(
+        std::fs::read(plain.join(&id).join("index.json")).unwrap(),
+        in_s3.to_vec()
+    );
+    drill.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_presigned_url_is_detected_and_explained() {
     // Real time: the URL's expiry and the guest's clock must agree.

@@ -3,7 +3,8 @@
 //! paths). Inside it, no symbolic link is followed at any component, so the
 //! file the host opens is the one the policy decided on: a link `public/x` to
 //! `secret/key` cannot read what `secret/` forbids. Files are written
-//! atomically, 0600; folders 0700.
+//! atomically, 0600; folders 0700; with `[workspace] encrypt_to`, as age files
+//! ([`at_rest`]).
 
 use std::io::Write;
 
@@ -13,6 +14,8 @@ use cap_std::fs::{DirBuilderExt, OpenOptionsExt};
 use super::{Capability, HostError, HostResult, View};
 use crate::capabilities::bindings::automation::ferry::host::workspace::{Entry, Host};
 use crate::policy::{Action, ResourceRef};
+
+pub mod at_rest;
 
 /// The workspace capability.
 pub const CAPABILITY: Capability = Capability {
@@ -147,14 +150,36 @@ impl Host for View<'_> {
             .authorize(Action::WorkspaceRead, ResourceRef::Path { path: path.clone() }, false)
             .await?;
         let max = self.env.config.limits.max_object_bytes;
+        let too_large = || {
+            HostError::Invalid(format!(
+                "workspace file `{path}` is larger than [limits] max_object_bytes ({max} bytes)"
+            ))
+        };
+        // An age file carries about 200 bytes of header and 16 per 64 KiB chunk.
+        let stored_max = max.saturating_add(max / 4096).saturating_add(4096);
         let result = self.workspace_dir().and_then(|d| {
-            read_nofollow(&d, &path, max)
+            let data = read_nofollow(&d, &path, stored_max)
                 .map_err(|e| io_error(e, &path))?
-                .ok_or_else(|| {
-                    HostError::Invalid(format!(
-                        "workspace file `{path}` is larger than [limits] max_object_bytes ({max} bytes)"
-                    ))
-                })
+                .ok_or_else(too_large)?;
+            if !at_rest::is_encrypted(&data) {
+                return if data.len() as u64 > max {
+                    Err(too_large())
+                } else {
+                    Ok(data)
+                };
+            }
+            let ws = self.env.config.workspace.as_ref();
+            let Some(identity) = ws.and_then(|w| w.identity.as_deref()) else {
+                return Err(HostError::Invalid(format!(
+                    "workspace file `{path}` is encrypted (age), and this run has no key to read it: set \
+                     [workspace] identity (a site's [backup] age_identity), or remove the local copy to \
+                     read the backup from S3"
+                )));
+            };
+            let ids = at_rest::identities(identity).map_err(|e| HostError::Invalid(e.to_string()))?;
+            at_rest::decrypt(&ids, &data, max)
+                .map_err(|e| HostError::Other(format!("workspace file `{path}`: {e}")))?
+                .ok_or_else(too_large)
         });
         self.finish(approved, result)
     }
@@ -187,8 +212,24 @@ impl Host for View<'_> {
             tracing::info!(%path, bytes = data.len(), "plan: would write workspace file");
             Ok(())
         } else {
-            self.workspace_dir()
-                .and_then(|d| write_atomic(&d, &path, &data).map_err(|e| io_error(e, &path)))
+            let to = self
+                .env
+                .config
+                .workspace
+                .as_ref()
+                .map(|w| w.encrypt_to.as_slice())
+                .unwrap_or_default();
+            let stored = if to.is_empty() {
+                Ok(data)
+            } else {
+                at_rest::recipients(to)
+                    .and_then(|r| at_rest::encrypt(&r, &data))
+                    .map_err(|e| HostError::Invalid(format!("workspace file `{path}`: {e}")))
+            };
+            stored.and_then(|stored| {
+                self.workspace_dir()
+                    .and_then(|d| write_atomic(&d, &path, &stored).map_err(|e| io_error(e, &path)))
+            })
         };
         if result.is_ok() {
             self.state.workspace_written = written.saturating_add(size);
