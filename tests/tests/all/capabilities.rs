@@ -55,6 +55,40 @@ async fn workspace_files_stay_inside_the_granted_directory() {
     assert_eq!(mode & 0o777, 0o600);
 }
 
+/// Whoever can write the local folder cannot stall a run past its wall clock: a FIFO where
+/// a file is read is refused at once as not a regular file (opening it used to block until
+/// a writer came), and one planted at the temporary name of a write is replaced, not opened.
+#[tokio::test]
+async fn a_fifo_in_the_workspace_neither_blocks_nor_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("ws");
+    std::fs::create_dir_all(&root).unwrap();
+    let fifo = |path: &std::path::Path| {
+        let made = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+        assert!(made.success(), "mkfifo {}", path.display());
+    };
+    fifo(&root.join("index.json"));
+    // write_atomic's temporary name in this process.
+    fifo(&root.join(format!(".a.json.ferry-tmp-{}", std::process::id())));
+    let mut config = workspace_config(&root);
+    config.limits.wall_seconds = 20;
+    let out = GuestRun {
+        config,
+        ..Default::default()
+    }
+    .script(json!([
+        { "op": "fs.read", "path": "index.json" },
+        { "op": "fs.write", "path": "a.json", "data": "{}" },
+        { "op": "fs.read", "path": "a.json" }
+    ]))
+    .await
+    .unwrap();
+    assert_eq!(err_kind(&out[0]), "invalid", "{}", out[0]);
+    assert!(err_message(&out[0]).contains("not a regular file"), "{}", out[0]);
+    ok(&out[1]);
+    assert_eq!(ok(&out[2]), "{}");
+}
+
 /// What the host buffers for a guest is bounded: one file's size both ways, and what a run
 /// writes in all; a refused write leaves the disk as it was.
 #[tokio::test]

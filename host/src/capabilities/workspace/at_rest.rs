@@ -149,6 +149,8 @@ pub fn decrypt_tree(src: &Path, dst: &Path, identity: &Path) -> Result<TreeSumma
                 anyhow::bail!("{} is a symbolic link; refusing to follow it", f.display());
             } else if kind.is_dir() {
                 stack.push((f, t));
+            } else if !kind.is_file() {
+                anyhow::bail!("{} is not a regular file (a FIFO, device or socket)", f.display());
             } else {
                 let data = std::fs::read(&f).with_context(|| format!("cannot read {}", f.display()))?;
                 let plain = if is_encrypted(&data) {

@@ -48,6 +48,11 @@ pub fn normalise(path: &str) -> HostResult<String> {
 }
 
 fn io_error(e: std::io::Error, path: &str) -> HostError {
+    if e.kind() == std::io::ErrorKind::InvalidInput && e.to_string() == NOT_REGULAR {
+        return HostError::Invalid(format!(
+            "workspace path `{path}` is not a regular file (a FIFO, device or socket); the workspace reads files only"
+        ));
+    }
     if e.raw_os_error() == Some(libc::ELOOP) {
         return HostError::Invalid(format!(
             "workspace path `{path}` goes through a symbolic link; the workspace follows none, so that a path means the file the policy decided on"
@@ -69,12 +74,22 @@ impl View<'_> {
     }
 }
 
-/// Opens the file `name` in `dir`, refusing it if it is a symbolic link (`ELOOP`).
+/// Opens the file `name` in `dir`, refusing it if it is a symbolic link (`ELOOP`) or not a
+/// regular file. `O_NONBLOCK`: opening a FIFO someone planted must not wait for a writer (a
+/// blocking open is synchronous work no wall clock can interrupt); it has no effect on
+/// regular files.
 fn open_nofollow(dir: &Dir, name: &str) -> std::io::Result<cap_std::fs::File> {
     let mut opts = OpenOptions::new();
-    opts.read(true).custom_flags(libc::O_NOFOLLOW);
-    dir.open_with(name, &opts)
+    opts.read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    let f = dir.open_with(name, &opts)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, NOT_REGULAR));
+    }
+    Ok(f)
 }
+
+/// The error text of a path that is not a regular file (a FIFO, a device, a socket).
+const NOT_REGULAR: &str = "not a regular file";
 
 /// Opens the directory `path` (normalised; empty is the root) one component at a time,
 /// following no symbolic link; with `create`, missing components are made (0700).
@@ -134,8 +149,17 @@ fn write_atomic(dir: &Dir, path: &str, data: &[u8]) -> std::io::Result<()> {
     let (parent, name) = split(path);
     let target_dir = open_dir_nofollow(dir, parent, true)?;
     let tmp = format!(".{name}.ferry-tmp-{}", std::process::id());
+    // A leftover of a killed run, or anything planted there (a FIFO would block the open):
+    // removed, then created afresh, never opened as found.
+    match target_dir.remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let mut opts = OpenOptions::new();
-    opts.write(true).create(true).truncate(true).mode(0o600);
+    opts.write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW);
     let mut f = target_dir.open_with(&tmp, &opts)?;
     f.write_all(data)?;
     f.sync_all()?;
