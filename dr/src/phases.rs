@@ -12,7 +12,6 @@
 //! stopped on purpose by `stop_after=<step>` says so with
 //! `"stopped_after": "<step>"`.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -24,7 +23,7 @@ use serde_json::Value;
 
 use ferry::capabilities::Clients;
 use ferry::config::RunConfig;
-use ferry::progress::{LogProgress, ProgressSink};
+use ferry::progress::ProgressSink;
 use ferry::runtime::Runtime;
 use ferry::runtime::run::{ComponentSource, Outcome, PolicySource, RunOptions, RunRequest};
 use ferry::runtime::{Exit, RunFailure};
@@ -130,24 +129,26 @@ pub struct GuestChoice {
     pub policy: PolicySource,
 }
 
+#[cfg(feature = "stock-guest")]
 impl GuestChoice {
     /// The embedded stock guest and policy.
     pub fn stock() -> Self {
         GuestChoice {
             component: ComponentSource::Bytes {
-                bytes: Cow::Borrowed(crate::stock::guest_wasm()),
+                bytes: std::borrow::Cow::Borrowed(crate::stock::guest_wasm()),
                 origin: crate::stock::GUEST_ORIGIN.to_string(),
                 sha256: Some(crate::stock::guest_sha256()),
             },
             name: Some(crate::stock::GUEST_NAME.to_string()),
             policy: PolicySource::Text {
-                text: Cow::Borrowed(crate::stock::policy_text()),
+                text: std::borrow::Cow::Borrowed(crate::stock::policy_text()),
                 origin: crate::stock::POLICY_ORIGIN.to_string(),
             },
         }
     }
 }
 
+#[cfg(feature = "stock-guest")]
 impl Default for GuestChoice {
     fn default() -> Self {
         Self::stock()
@@ -173,6 +174,7 @@ pub struct DrOptions {
     pub cache_dir: Option<PathBuf>,
 }
 
+#[cfg(feature = "stock-guest")]
 impl Default for DrOptions {
     fn default() -> Self {
         DrOptions {
@@ -180,7 +182,7 @@ impl Default for DrOptions {
             plan: false,
             audit: None,
             audit_key: None,
-            progress: Arc::new(LogProgress),
+            progress: Arc::new(ferry::progress::LogProgress),
             aws_credentials: None,
             cache_dir: ferry::runtime::cache::default_dir(),
         }

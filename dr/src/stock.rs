@@ -14,12 +14,14 @@ pub const GUEST_ORIGIN: &str = "embedded hosted-cluster-dr.wasm";
 pub const POLICY_ORIGIN: &str = "embedded policies/hosted-cluster-dr.cedar";
 
 /// The stock component's bytes (`hosted_cluster_dr.wasm`, world `automation`).
+#[cfg(feature = "stock-guest")]
 pub fn guest_wasm() -> &'static [u8] {
     ferry_artifacts::HOSTED_CLUSTER_DR_WASM
 }
 
 /// The stock component's SHA-256 (hex), taken when it was embedded: its policy principal's
 /// `sha256` and the digest its audit records carry.
+#[cfg(feature = "stock-guest")]
 pub fn guest_sha256() -> &'static str {
     ferry_artifacts::HOSTED_CLUSTER_DR_SHA256
 }
@@ -29,7 +31,7 @@ pub fn policy_text() -> &'static str {
     include_str!("../../policies/hosted-cluster-dr.cedar")
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "stock-guest"))]
 mod tests {
     #[test]
     fn the_stock_guest_is_a_component() {
