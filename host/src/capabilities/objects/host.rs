@@ -29,6 +29,17 @@ impl View<'_> {
         Ok(self.table.get(h)?.bucket.clone())
     }
 
+    /// The seal of `data` at `bucket`/`key` under this run's key; `None` (and a warning)
+    /// when the run has none.
+    fn seal_of(&self, bucket: &Bucket, key: &str, data: &[u8]) -> HostResult<Option<String>> {
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(data));
+        let seal = self.env.sealing.seal(bucket.name(), key, &sha)?;
+        if seal.is_none() {
+            tracing::warn!(bucket = bucket.name(), %key, "writing unsigned: this run has no signing key (--audit-key)");
+        }
+        Ok(seal)
+    }
+
     fn object_ref(bucket: &Bucket, key: &str) -> ResourceRef {
         ResourceRef::S3Object {
             bucket: bucket.name().to_string(),
@@ -90,12 +101,7 @@ impl HostBucket for View<'_> {
             })
         } else {
             let seal = if options.seal {
-                let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data));
-                let seal = self.env.sealing.seal(bucket.name(), &key, &sha);
-                if matches!(seal, Ok(None)) {
-                    tracing::warn!(bucket = bucket.name(), %key, "writing unsigned: this run has no signing key (--audit-key)");
-                }
-                seal
+                self.seal_of(&bucket, &key, &data)
             } else {
                 Ok(None)
             };
