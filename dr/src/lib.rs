@@ -4,11 +4,13 @@
 //! - [`stock`]: the embedded stock guest `hosted-cluster-dr` and its policy;
 //! - [`site`]: the site config (what the documented procedure's env file held);
 //! - [`phases`]: running its phases (`backup`, `restore`, `teardown`, `finish`, `abort`)
-//!   and `migrate`.
+//!   and `migrate`;
+//! - [`lease`]: one ferry at a time per hosted cluster.
 //!
 //! The rehearsal against the simulator lives apart, in `ferry-drill`, so nothing here builds
 //! the simulator.
 
+pub mod lease;
 pub mod phases;
 pub mod site;
 pub mod stock;

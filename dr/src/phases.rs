@@ -68,6 +68,17 @@ impl Phase {
             Phase::Abort => "abort",
         }
     }
+
+    /// The parameter naming the management cluster this phase changes (`source` or
+    /// `destination`), where its lease is taken; `None` for finish, which changes only the
+    /// hosted cluster.
+    pub fn changes_cluster(self) -> Option<&'static str> {
+        match self {
+            Phase::Backup | Phase::Teardown | Phase::Abort => Some("source"),
+            Phase::Restore => Some("destination"),
+            Phase::Finish => None,
+        }
+    }
 }
 
 impl fmt::Display for Phase {
@@ -172,6 +183,8 @@ pub struct DrOptions {
     pub aws_credentials: Option<aws_credential_types::Credentials>,
     /// Where compiled components are cached.
     pub cache_dir: Option<PathBuf>,
+    /// Take the hosted cluster's lease even while another ferry holds it (audited).
+    pub break_lease: bool,
 }
 
 #[cfg(feature = "stock-guest")]
@@ -185,6 +198,7 @@ impl Default for DrOptions {
             progress: Arc::new(ferry::progress::LogProgress),
             aws_credentials: None,
             cache_dir: ferry::runtime::cache::default_dir(),
+            break_lease: false,
         }
     }
 }
@@ -337,6 +351,14 @@ pub async fn run_phase_with(
     opts: &DrOptions,
 ) -> Result<PhaseReport, RunFailure> {
     let started = Instant::now();
+    // Not for plans (they change nothing) nor for finish (it touches the hosted cluster only).
+    let lease = match phase.changes_cluster() {
+        Some(param) if !opts.plan => {
+            let cluster = config.params.get(param).map(String::as_str).unwrap_or(param);
+            Some(take_lease(config, cluster, opts).await?)
+        }
+        _ => None,
+    };
     let req = RunRequest {
         component: opts.guest.component.clone(),
         name: opts.guest.name.clone(),
@@ -348,8 +370,11 @@ pub async fn run_phase_with(
         audit: opts.audit.clone(),
         audit_key: opts.audit_key.clone(),
     };
-    let outcome = ferry::runtime::run::run(runtime, req, opts.run_options()).await?;
-    let outcome = match outcome {
+    let outcome = ferry::runtime::run::run(runtime, req, opts.run_options()).await;
+    if let Some(held) = lease {
+        held.release().await;
+    }
+    let outcome = match outcome? {
         Outcome::Success(json) => PhaseOutcome::Succeeded {
             summary: serde_json::from_str(&json).unwrap_or(Value::String(json)),
         },
@@ -363,6 +388,52 @@ pub async fn run_phase_with(
         outcome,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// Takes the lease of the hosted cluster on `cluster`, recording in the audit trail that it
+/// did, and whose live lease it broke if `--break-lease` did.
+async fn take_lease(config: &RunConfig, cluster: &str, opts: &DrOptions) -> Result<crate::lease::Held, RunFailure> {
+    let bad = |m: String| RunFailure::Host(anyhow::anyhow!(m));
+    let ns = config.params.get("hc_namespace").cloned().unwrap_or_default();
+    let hc = config.params.get("hc_name").cloned().unwrap_or_default();
+    let name = crate::lease::lease_name(&ns, &hc);
+    let client = opts
+        .run_options()
+        .clients
+        .kube(config, cluster)
+        .await
+        .map_err(|e| bad(e.to_string()))?;
+    let holder = crate::lease::holder_identity();
+    let held = crate::lease::acquire(client, cluster, &name, &holder, opts.break_lease)
+        .await
+        .map_err(|e| bad(e.to_string()))?;
+    if let Some(path) = &opts.audit {
+        let guest = ferry::policy::GuestIdentity {
+            name: opts.guest.name.clone().unwrap_or_default(),
+            sha256: String::new(),
+        };
+        let message = match &held.broke {
+            Some(previous) => format!(
+                "took lease {name} on `{cluster}` as {holder}, BREAKING the live lease of {previous} (--break-lease)"
+            ),
+            None => format!("took lease {name} on `{cluster}` as {holder}"),
+        };
+        let audit = ferry::audit::Audit::to_file(path, opts.audit_key.clone())
+            .map_err(|e| bad(format!("cannot write the audit trail {}: {e}", path.display())))?;
+        audit
+            .try_record(&ferry::audit::Record::event(
+                &guest,
+                "lease",
+                "lease",
+                "ok",
+                Some(message),
+            ))
+            .map_err(bad)?;
+    }
+    if let Some(previous) = &held.broke {
+        tracing::warn!(lease = %name, %previous, "broke another ferry's live lease (--break-lease)");
+    }
+    Ok(held)
 }
 
 /// The kind and message of a guest's WIT error.

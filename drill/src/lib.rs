@@ -699,12 +699,24 @@ impl Drill {
             progress: self.progress.clone(),
             aws_credentials: Some(self.credentials()),
             cache_dir: ferry::runtime::cache::default_dir(),
+            break_lease: false,
         }
     }
 
     /// Runs one phase (own store and limits) with the drill's guest, policy and audit.
     pub async fn phase(&self, phase: Phase, args: &PhaseArgs) -> Result<PhaseReport, RunFailure> {
         ferry_dr::phases::run_phase_with(&self.runtime, &self.run_config, phase, args, &self.dr_options()).await
+    }
+
+    /// Runs one phase with other options (`--break-lease`, plan), the drill's runtime and
+    /// config.
+    pub async fn phase_with(
+        &self,
+        phase: Phase,
+        args: &PhaseArgs,
+        opts: &DrOptions,
+    ) -> Result<PhaseReport, RunFailure> {
+        ferry_dr::phases::run_phase_with(&self.runtime, &self.run_config, phase, args, opts).await
     }
 
     /// Runs backup → restore → teardown → finish.

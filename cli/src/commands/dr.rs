@@ -51,6 +51,10 @@ pub struct DrArgs {
     /// Restore this backup.
     #[arg(long)]
     backup_id: Option<String>,
+    /// Take the hosted cluster's lease although another ferry holds it and renews it (for a
+    /// holder you know is gone, before its lease expires). Recorded in the audit trail.
+    #[arg(long)]
+    break_lease: bool,
 }
 
 #[derive(clap::Args)]
@@ -108,6 +112,7 @@ impl DrArgs {
             audit: self.audit.clone(),
             audit_key,
             progress,
+            break_lease: self.break_lease,
             ..Default::default()
         })
     }

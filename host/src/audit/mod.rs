@@ -29,7 +29,8 @@ pub struct Record {
     /// RFC 3339 time of the record.
     pub time: String,
     /// Record kind: `call`, `decision` (a mutating call allowed, before its I/O), `load`,
-    /// `load-hooks`, `log`, `hook`, `run`, `checkpoint`.
+    /// `load-hooks`, `log`, `hook`, `run`, `checkpoint`, `lease` (a DR phase took its hosted
+    /// cluster's lease).
     pub kind: &'static str,
     /// Guest name.
     pub guest: String,

@@ -499,6 +499,89 @@ async fn the_migration_resumes_from_another_machine_with_only_s3() {
     drill.shutdown().await;
 }
 
+/// Two ferries on one hosted cluster do not interleave: of two backups started together,
+/// exactly one proceeds and the other is refused naming the holder; a live lease of a ferry
+/// elsewhere refuses a phase until `--break-lease`, which the audit trail records; a lease
+/// whose holder stopped renewing (killed) is taken over once expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_ferry_at_a_time_holds_the_hosted_cluster() {
+    let drill = drill(basic(), 20.0).await;
+    let no_args = PhaseArgs::default();
+    let (a, b) = tokio::join!(
+        drill.phase(Phase::Backup, &no_args),
+        drill.phase(Phase::Backup, &no_args)
+    );
+    let refused: Vec<String> = [&a, &b]
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(|e| e.to_string()))
+        .collect();
+    assert_eq!(refused.len(), 1, "exactly one backup proceeds: {a:?} / {b:?}");
+    assert!(
+        refused[0].contains("another ferry is working on this hosted cluster") && refused[0].contains("held by ferry@"),
+        "{}",
+        refused[0]
+    );
+    let done = [a, b].into_iter().find_map(Result::ok).unwrap();
+    assert!(done.succeeded(), "{}", done.to_text());
+
+    // Another machine's ferry holds the source's lease and renews it.
+    let hc = drill.env().scenario.hosted_cluster.clone();
+    let name = ferry_dr::lease::lease_name(&hc.namespace, &hc.name);
+    let plant = |renewed: std::time::SystemTime| {
+        let t = ferry::audit::humantime_rfc3339(renewed);
+        let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": name, "namespace": "hypershift"},
+            "spec": {"holderIdentity": "ferry@laptop-7 pid 4242", "leaseDurationSeconds": 60,
+                     "acquireTime": t, "renewTime": t}});
+        let store = source_store(&drill);
+        let _ = store.delete(
+            &registry::LEASE,
+            Some("hypershift"),
+            &name,
+            &ferry_sim::DeleteOptions::default(),
+        );
+        store
+            .create(&registry::LEASE, Some("hypershift"), lease, &WriteOptions::default())
+            .unwrap();
+    };
+    plant(std::time::SystemTime::now());
+    let err = drill
+        .phase(Phase::Backup, &PhaseArgs::default())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("held by ferry@laptop-7 pid 4242") && err.contains("--break-lease"),
+        "{err}"
+    );
+    let opts = ferry_dr::DrOptions {
+        break_lease: true,
+        ..drill.dr_options()
+    };
+    let r = drill
+        .phase_with(Phase::Backup, &PhaseArgs::default(), &opts)
+        .await
+        .unwrap();
+    assert!(r.succeeded(), "{}", r.to_text());
+    let trail = std::fs::read_to_string(drill.audit_path()).unwrap();
+    assert!(
+        trail.contains("BREAKING the live lease of ferry@laptop-7 pid 4242"),
+        "the break is not audited"
+    );
+
+    // Killed an hour ago: its lease expired, and is taken over without asking.
+    plant(std::time::SystemTime::now() - std::time::Duration::from_secs(3600));
+    let r = drill.phase(Phase::Backup, &PhaseArgs::default()).await.unwrap();
+    assert!(r.succeeded(), "{}", r.to_text());
+    // Released at the end of each phase.
+    assert!(
+        source_store(&drill)
+            .get(&registry::LEASE, Some("hypershift"), &name)
+            .is_err()
+    );
+    drill.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_presigned_url_is_detected_and_explained() {
     // Real time: the URL's expiry and the guest's clock must agree.
