@@ -536,3 +536,35 @@ async fn server_side_encryption_is_requested_and_an_unencrypted_object_is_refuse
     let opted_out = bucket.clone().with_encryption(Encryption::None);
     assert_eq!(opted_out.head("planted.json").await.expect("head").encryption, None);
 }
+
+/// The same against moto: a multipart upload a killed run left is aborted by the next
+/// upload of its key, even when the next upload is a single PUT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_runs_multipart_upload_is_aborted_by_the_next_upload() {
+    let m = moto().await;
+    let client = client_for(&m.url()).await;
+    let bucket = new_bucket(&client, "leftovers").await;
+    let left = client
+        .create_multipart_upload()
+        .bucket("leftovers")
+        .key("etcd.db")
+        .send()
+        .await
+        .expect("create");
+    assert!(left.upload_id().is_some());
+    upload_stream(
+        &bucket,
+        "etcd.db",
+        futures::stream::iter(vec![Ok(Bytes::from_static(b"small"))]),
+        8 * MIB,
+    )
+    .await
+    .expect("single put");
+    let out = client
+        .list_multipart_uploads()
+        .bucket("leftovers")
+        .send()
+        .await
+        .expect("list");
+    assert!(out.uploads().is_empty(), "{:?}", out.uploads());
+}

@@ -422,3 +422,56 @@ async fn writes_are_encrypted_as_the_site_requires_and_heads_verify_it() {
         Err(ProviderError::Integrity(_))
     ));
 }
+
+/// A run killed mid-stream never reaches its own abort: its multipart upload stays in
+/// progress. The next upload of the same key finds it (`ListMultipartUploads`) and aborts it;
+/// an upload of another key is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_killed_midway_is_aborted_by_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = server(&dir).await;
+    let bucket = new_bucket(&s3, "backups").await;
+    let client = bucket.client().clone();
+    let start = |key: &'static str| {
+        let client = client.clone();
+        async move {
+            client
+                .create_multipart_upload()
+                .bucket("backups")
+                .key(key)
+                .send()
+                .await
+                .unwrap()
+                .upload_id()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let killed = start("hc1/etcd.db").await;
+    let other = start("hc2/etcd.db").await;
+    let in_progress = || async {
+        let out = client.list_multipart_uploads().bucket("backups").send().await.unwrap();
+        let mut ids: Vec<String> = out
+            .uploads()
+            .iter()
+            .filter_map(|u| u.upload_id().map(str::to_string))
+            .collect();
+        ids.sort();
+        ids
+    };
+    let mut both = vec![killed.clone(), other.clone()];
+    both.sort();
+    assert_eq!(in_progress().await, both);
+
+    let data = Bytes::from(pseudo_random(6 * 1024 * 1024, 5));
+    let uploaded = bucket
+        .upload_stream("hc1/etcd.db", futures::stream::iter(vec![Ok(data)]), 5 * 1024 * 1024)
+        .await
+        .unwrap();
+    assert_eq!(uploaded.parts, 2);
+    assert_eq!(
+        in_progress().await,
+        vec![other],
+        "the killed upload of hc1 is aborted, hc2's kept"
+    );
+}

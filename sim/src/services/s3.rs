@@ -311,11 +311,13 @@ impl Default for Sse {
     }
 }
 
-/// Encryption by object, and by multipart upload until it completes.
+/// Encryption by object, and the multipart uploads in progress (bucket, key, encryption by
+/// upload id) until they complete or are aborted: s3s-fs cannot list those, and a client
+/// cleaning up after a killed upload must find them (`ListMultipartUploads`).
 #[derive(Debug, Default)]
 struct SseRecords {
     objects: std::sync::Mutex<std::collections::HashMap<(String, String), Sse>>,
-    uploads: std::sync::Mutex<std::collections::HashMap<String, Sse>>,
+    uploads: std::sync::Mutex<std::collections::BTreeMap<String, (String, String, Sse)>>,
 }
 
 /// The KMS account and region the simulated keys live in.
@@ -367,14 +369,26 @@ impl SseRecords {
         objects.insert((bucket.to_string(), key.to_string()), sse);
     }
 
-    fn start(&self, upload_id: &str, sse: Sse) {
+    fn start(&self, upload_id: &str, bucket: &str, key: &str, sse: Sse) {
         let mut uploads = self.uploads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        uploads.insert(upload_id.to_string(), sse);
+        uploads.insert(upload_id.to_string(), (bucket.to_string(), key.to_string(), sse));
     }
 
     fn finish(&self, upload_id: &str) -> Sse {
         let mut uploads = self.uploads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        uploads.remove(upload_id).unwrap_or_default()
+        uploads.remove(upload_id).map(|(_, _, sse)| sse).unwrap_or_default()
+    }
+
+    /// (key, upload id) of the uploads in progress in `bucket` under `prefix`, by key.
+    fn in_progress(&self, bucket: &str, prefix: &str) -> Vec<(String, String)> {
+        let uploads = self.uploads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut found: Vec<(String, String)> = uploads
+            .iter()
+            .filter(|(_, (b, k, _))| b == bucket && k.starts_with(prefix))
+            .map(|(id, (_, k, _))| (k.clone(), id.clone()))
+            .collect();
+        found.sort();
+        found
     }
 }
 
@@ -409,13 +423,48 @@ macro_rules! delegate {
                 req: s3s::S3Request<s3s::dto::CreateMultipartUploadInput>,
             ) -> s3s::S3Result<s3s::S3Response<s3s::dto::CreateMultipartUploadOutput>> {
                 let sse = Sse::requested(req.input.server_side_encryption.as_ref(), req.input.ssekms_key_id.as_deref())?;
+                let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
                 let mut out = self.0.create_multipart_upload(req).await?;
                 out.output.server_side_encryption = sse.algorithm();
                 out.output.ssekms_key_id = sse.kms_key_arn.clone();
                 if let Some(id) = &out.output.upload_id {
-                    self.1.start(id, sse);
+                    self.1.start(id, &bucket, &key, sse);
                 }
                 Ok(out)
+            }
+
+            async fn abort_multipart_upload(
+                &self,
+                req: s3s::S3Request<s3s::dto::AbortMultipartUploadInput>,
+            ) -> s3s::S3Result<s3s::S3Response<s3s::dto::AbortMultipartUploadOutput>> {
+                let id = req.input.upload_id.clone();
+                let out = self.0.abort_multipart_upload(req).await?;
+                self.1.finish(&id);
+                Ok(out)
+            }
+
+            async fn list_multipart_uploads(
+                &self,
+                req: s3s::S3Request<s3s::dto::ListMultipartUploadsInput>,
+            ) -> s3s::S3Result<s3s::S3Response<s3s::dto::ListMultipartUploadsOutput>> {
+                let prefix = req.input.prefix.clone().unwrap_or_default();
+                let uploads = self
+                    .1
+                    .in_progress(&req.input.bucket, &prefix)
+                    .into_iter()
+                    .map(|(key, id)| s3s::dto::MultipartUpload {
+                        key: Some(key),
+                        upload_id: Some(id),
+                        ..Default::default()
+                    })
+                    .collect();
+                Ok(s3s::S3Response::new(s3s::dto::ListMultipartUploadsOutput {
+                    bucket: Some(req.input.bucket),
+                    prefix: Some(prefix),
+                    is_truncated: Some(false),
+                    uploads: Some(uploads),
+                    ..Default::default()
+                }))
             }
 
             async fn complete_multipart_upload(
@@ -518,5 +567,4 @@ delegate! {
     upload_part: UploadPartInput => UploadPartOutput,
     upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput,
     list_parts: ListPartsInput => ListPartsOutput,
-    abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput,
 }

@@ -1130,6 +1130,7 @@ where
     let (client, bucket) = (&target.client, target.name.as_str());
     check_key(bucket, key)?;
     let url = s3_url(bucket, key);
+    abort_abandoned(target, key).await;
     let part_size = part_size.clamp(MIN_PART_SIZE, MAX_PART_SIZE);
     let mut stream = std::pin::pin!(stream);
     let mut hasher = Sha256::new();
@@ -1238,6 +1239,37 @@ where
                 None => String::new(),
             };
             Err(with_note(e, &note))
+        }
+    }
+}
+
+/// Aborts the multipart uploads of exactly `key` that a killed run left in progress (a
+/// process killed mid-stream never reaches its own abort), so their parts stop costing and
+/// cannot be mistaken for the object. Best effort: a store that cannot list uploads, or
+/// credentials that may not, only cost the leftovers a lifecycle rule also removes.
+async fn abort_abandoned(target: &Bucket, key: &str) {
+    let listed = target
+        .client
+        .list_multipart_uploads()
+        .bucket(&target.name)
+        .prefix(key)
+        .send()
+        .await;
+    let uploads = match listed {
+        Ok(out) => out.uploads.unwrap_or_default(),
+        Err(e) => {
+            tracing::debug!(bucket = %target.name, %key, error = %crate::capabilities::provider::error_chain(&e),
+                "cannot list unfinished multipart uploads; leftovers of a killed run stay until a lifecycle rule removes them");
+            return;
+        }
+    };
+    for upload in uploads.iter().filter(|u| u.key() == Some(key)) {
+        let Some(id) = upload.upload_id() else { continue };
+        match abort_upload(&target.client, &target.name, key, id).await {
+            Ok(()) => tracing::info!(url = %s3_url(&target.name, key), upload_id = %id,
+                "aborted a multipart upload an interrupted run left behind"),
+            Err(e) => tracing::warn!(url = %s3_url(&target.name, key), upload_id = %id, error = %e,
+                "could not abort a multipart upload an interrupted run left behind"),
         }
     }
 }
