@@ -40,6 +40,29 @@ impl View<'_> {
         Ok(seal)
     }
 
+    /// `get` and `get-sealed`: one decision (`objects:get`), one read capped at
+    /// `max_object_bytes`; with `sealed`, the seal is checked before any byte reaches the guest.
+    async fn read_object(&mut self, h: Resource<BucketHandle>, key: String, sealed: bool) -> HostResult<Vec<u8>> {
+        let bucket = self.bucket(&h)?;
+        let approved = self
+            .authorize(Action::ObjectsGet, Self::object_ref(&bucket, &key), false)
+            .await?;
+        let max = self.env.config.limits.max_object_bytes;
+        let result = match bucket.get(&key, max).await {
+            Ok(o) if sealed => {
+                // Over the bytes received, not the recorded digest: the seal covers the content.
+                let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&o.data));
+                self.env
+                    .sealing
+                    .check(bucket.name(), &key, &sha, o.info.seal.as_deref())
+                    .map(|()| o.data.to_vec())
+            }
+            Ok(o) => Ok(o.data.to_vec()),
+            Err(e) => Err(HostError::from(e)),
+        };
+        self.finish(approved, result)
+    }
+
     fn object_ref(bucket: &Bucket, key: &str) -> ResourceRef {
         ResourceRef::S3Object {
             bucket: bucket.name().to_string(),
@@ -125,37 +148,11 @@ impl HostBucket for View<'_> {
     }
 
     async fn get_sealed(&mut self, h: Resource<BucketHandle>, key: String) -> HostResult<Vec<u8>> {
-        let bucket = self.bucket(&h)?;
-        let approved = self
-            .authorize(Action::ObjectsGet, Self::object_ref(&bucket, &key), false)
-            .await?;
-        let max = self.env.config.limits.max_object_bytes;
-        let result = match bucket.get(&key, max).await {
-            Ok(o) => {
-                // Over the bytes received, not the recorded digest: the seal covers the content.
-                let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&o.data));
-                self.env
-                    .sealing
-                    .check(bucket.name(), &key, &sha, o.info.seal.as_deref())
-                    .map(|()| o.data.to_vec())
-            }
-            Err(e) => Err(HostError::from(e)),
-        };
-        self.finish(approved, result)
+        self.read_object(h, key, true).await
     }
 
     async fn get(&mut self, h: Resource<BucketHandle>, key: String) -> HostResult<Vec<u8>> {
-        let bucket = self.bucket(&h)?;
-        let approved = self
-            .authorize(Action::ObjectsGet, Self::object_ref(&bucket, &key), false)
-            .await?;
-        let max = self.env.config.limits.max_object_bytes;
-        let result = bucket
-            .get(&key, max)
-            .await
-            .map(|o| o.data.to_vec())
-            .map_err(HostError::from);
-        self.finish(approved, result)
+        self.read_object(h, key, false).await
     }
 
     async fn head(&mut self, h: Resource<BucketHandle>, key: String) -> HostResult<ObjectInfo> {
