@@ -351,11 +351,13 @@ pub async fn run_phase_with(
     opts: &DrOptions,
 ) -> Result<PhaseReport, RunFailure> {
     let started = Instant::now();
+    // The lease and the run share one set of clients: one kube client per cluster per phase.
+    let run_options = opts.run_options();
     // Not for plans (they change nothing) nor for finish (it touches the hosted cluster only).
     let lease = match phase.changes_cluster() {
         Some(param) if !opts.plan => {
             let cluster = config.params.get(param).map(String::as_str).unwrap_or(param);
-            Some(take_lease(config, cluster, opts).await?)
+            Some(take_lease(config, cluster, &run_options.clients, opts).await?)
         }
         _ => None,
     };
@@ -370,7 +372,7 @@ pub async fn run_phase_with(
         audit: opts.audit.clone(),
         audit_key: opts.audit_key.clone(),
     };
-    let outcome = ferry::runtime::run::run(runtime, req, opts.run_options()).await;
+    let outcome = ferry::runtime::run::run(runtime, req, run_options).await;
     if let Some(held) = lease {
         held.release().await;
     }
@@ -392,17 +394,17 @@ pub async fn run_phase_with(
 
 /// Takes the lease of the hosted cluster on `cluster`, recording in the audit trail that it
 /// did, and whose live lease it broke if `--break-lease` did.
-async fn take_lease(config: &RunConfig, cluster: &str, opts: &DrOptions) -> Result<crate::lease::Held, RunFailure> {
+async fn take_lease(
+    config: &RunConfig,
+    cluster: &str,
+    clients: &Clients,
+    opts: &DrOptions,
+) -> Result<crate::lease::Held, RunFailure> {
     let bad = |m: String| RunFailure::Host(anyhow::anyhow!(m));
     let ns = config.params.get("hc_namespace").cloned().unwrap_or_default();
     let hc = config.params.get("hc_name").cloned().unwrap_or_default();
     let name = crate::lease::lease_name(&ns, &hc);
-    let client = opts
-        .run_options()
-        .clients
-        .kube(config, cluster)
-        .await
-        .map_err(|e| bad(e.to_string()))?;
+    let client = clients.kube(config, cluster).await.map_err(|e| bad(e.to_string()))?;
     let holder = crate::lease::holder_identity();
     let held = crate::lease::acquire(client, cluster, &name, &holder, opts.break_lease)
         .await
