@@ -156,12 +156,14 @@ pub async fn cmd_phase(phase: ferry_dr::phases::Phase, args: DrArgs) -> anyhow::
             Ok(exit(report.exit_code()))
         }
         Err(e) => {
-            eprintln!("error: phase {phase}: {}", ferry::scrub::secrets(&e.to_string()));
+            let text = e.to_string();
+            let message = ferry::scrub::secrets(&text);
+            eprintln!("error: phase {phase}: {message}");
             if args.output == Output::Json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(
-                        &serde_json::json!({"phases": [{"phase": phase, "status": "run-failed", "message": ferry::scrub::secrets(&e.to_string()), "exit_code": e.exit_code()}]})
+                        &serde_json::json!({"phases": [{"phase": phase, "status": "run-failed", "message": message, "exit_code": e.exit_code()}]})
                     )?
                 );
             }
