@@ -357,6 +357,13 @@ fn last_line_hash(file: &mut std::fs::File) -> std::io::Result<(String, bool)> {
 mod tests {
     use super::*;
 
+    fn guest() -> GuestIdentity {
+        GuestIdentity {
+            name: "g".into(),
+            sha256: "00".into(),
+        }
+    }
+
     fn lines(path: &Path) -> Vec<serde_json::Value> {
         std::fs::read_to_string(path)
             .unwrap_or_default()
@@ -369,10 +376,7 @@ mod tests {
     /// the next run chains to it and starts on a line of its own.
     #[test]
     fn the_chain_continues_across_runs() -> std::io::Result<()> {
-        let guest = GuestIdentity {
-            name: "g".into(),
-            sha256: "00".into(),
-        };
+        let guest = guest();
         let tmp = tempfile::tempdir()?;
         let path = tmp.path().join("audit.jsonl");
         let first = Audit::to_file(&path, None)?;
@@ -408,10 +412,7 @@ mod tests {
     /// URL's credentials into the trail.
     #[test]
     fn messages_are_written_scrubbed() -> std::io::Result<()> {
-        let guest = GuestIdentity {
-            name: "g".into(),
-            sha256: "00".into(),
-        };
+        let guest = guest();
         let tmp = tempfile::tempdir()?;
         let path = tmp.path().join("audit.jsonl");
         let audit = Audit::to_file(&path, None)?;
@@ -428,10 +429,7 @@ mod tests {
     /// later record is refused rather than silently lost.
     #[test]
     fn a_failed_write_breaks_the_trail_for_good() -> std::io::Result<()> {
-        let guest = GuestIdentity {
-            name: "g".into(),
-            sha256: "00".into(),
-        };
+        let guest = guest();
         let full = Audit::to_file(Path::new("/dev/full"), None)?;
         assert_eq!(full.broken(), None);
         let first = full.try_record(&Record::event(&guest, "backup", "load", "ok", None));

@@ -123,6 +123,12 @@ fn source_store(drill: &Drill) -> &Store {
     drill.env().source().sim.store()
 }
 
+/// The S3 key of backup `id`'s index (the guest's layout: prefix, namespace, name, id).
+fn index_key(drill: &Drill, id: &str) -> String {
+    let hc = &drill.env().scenario.hosted_cluster;
+    format!("{}/{}/{}/{id}/index.json", ferry_drill::PREFIX, hc.namespace, hc.name)
+}
+
 /// Nothing of the hosted cluster exists on the destination.
 fn assert_destination_untouched(drill: &Drill) {
     let hc = &drill.env().scenario.hosted_cluster;
@@ -301,7 +307,7 @@ async fn an_index_changed_after_backup_stops_restore_and_teardown() {
     // The S3 copy, edited by someone who can write the bucket: the NodePool list emptied,
     // the checksum metadata recomputed, the signature kept. The local folder is gone.
     std::fs::remove_dir_all(local.parent().unwrap()).unwrap();
-    let key = format!("{}/{}/{}/{id}/index.json", ferry_drill::PREFIX, hc.namespace, hc.name);
+    let key = index_key(&drill, &id);
     let s3 = drill.s3_client().await;
     let got = s3.get_object().bucket(drill.bucket()).key(&key).send().await.unwrap();
     let mut metadata = got.metadata().cloned().unwrap_or_default();
@@ -457,8 +463,7 @@ async fn the_local_backup_is_encrypted_at_rest_and_decrypts_to_the_documented_la
     let plain = keys.path().join("plain");
     let summary = at_rest::decrypt_tree(&dir, &plain, &identity).unwrap();
     assert_eq!(summary.decrypted, files);
-    let hc = drill.env().scenario.hosted_cluster.clone();
-    let key = format!("{}/{}/{}/{id}/index.json", ferry_drill::PREFIX, hc.namespace, hc.name);
+    let key = index_key(&drill, &id);
     let s3 = drill.s3_client().await;
     let in_s3 = s3.get_object().bucket(drill.bucket()).key(&key).send().await.unwrap();
     let in_s3 = in_s3.body.collect().await.unwrap().into_bytes();
