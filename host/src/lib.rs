@@ -13,6 +13,7 @@
 //!   host functions and its provider (the code that talks to S3, Route53, etcd, Kubernetes),
 //!   the one list of them ([`capabilities::CAPABILITIES`]), the host bindings generated from
 //!   `wit/` and what one run may reach ([`capabilities::env`]);
+//! - [`killpoint`]: the deterministic crash points of the crash matrix (`FERRY_KILL_AT`);
 //! - [`runtime`]: engine, linker, component cache, stores and limits, site hooks, and
 //!   [`runtime::run::run`], the one way a guest runs;
 //! - [`scaffold`]: `ferry new hook`.
@@ -24,6 +25,7 @@
 pub mod audit;
 pub mod capabilities;
 pub mod config;
+pub mod killpoint;
 pub mod policy;
 pub mod progress;
 pub mod runtime;

@@ -194,6 +194,7 @@ impl View<'_> {
                     ))
                     .map_err(stop)?;
             }
+            crate::killpoint::before_call(action.name());
             Ok(Approved {
                 action,
                 resource,
@@ -254,5 +255,6 @@ impl View<'_> {
             message.as_deref(),
             approved.started.elapsed().as_micros() as u64,
         ));
+        crate::killpoint::after_call(approved.action.name());
     }
 }

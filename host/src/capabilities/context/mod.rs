@@ -67,6 +67,9 @@ impl Host for View<'_> {
             Unit::Bytes => "bytes",
             Unit::Seconds => "seconds",
         };
+        if crate::killpoint::ends_step(&event.message) {
+            crate::killpoint::step_finished(&event.step);
+        }
         self.env.progress.event(&ProgressEvent {
             step: event.step,
             done: event.done,

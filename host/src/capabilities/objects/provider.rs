@@ -1084,6 +1084,7 @@ async fn upload_part(
                 &format!("uploading part {part_number} of {}", s3_url(&bucket, &key)),
             )
         })?;
+    crate::killpoint::part_stored(u64::try_from(part_number).unwrap_or_default());
     Ok(CompletedPart::builder()
         .part_number(part_number)
         .set_e_tag(out.e_tag().map(str::to_string))
