@@ -63,6 +63,9 @@ enum Command {
     Abort(DrArgs),
     /// A whole migration against the simulator (no cluster or AWS needed).
     Drill(DrillArgs),
+    /// The drill's simulated clusters and services, left running to practise on.
+    #[command(subcommand)]
+    Lab(commands::lab::LabCommand),
     /// Verify an audit trail.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
@@ -113,6 +116,10 @@ fn init_logging(format: LogFormat, verbose: u8) {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, cli.verbose);
+    if let Err(e) = ferry::killpoint::check_env() {
+        eprintln!("error: {e}");
+        return exit(Exit::BadInput.code());
+    }
     use ferry_dr::phases::Phase;
     let result = match cli.command {
         Command::Run(args) => commands::run::cmd_run(args).await,
@@ -124,6 +131,7 @@ async fn main() -> ExitCode {
         Command::Abort(args) => commands::dr::cmd_phase(Phase::Abort, args).await,
         Command::Migrate(args) => commands::dr::cmd_migrate(args).await,
         Command::Drill(args) => commands::drill::cmd_drill(args).await,
+        Command::Lab(cmd) => commands::lab::cmd_lab(cmd).await,
         Command::Audit(cmd) => commands::audit::cmd_audit(cmd),
         Command::Policy(cmd) => commands::policy::cmd_policy(cmd),
         Command::New(NewCommand::Hook { name, dir }) => commands::new::cmd_new_hook(&name, dir),

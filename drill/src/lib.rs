@@ -684,6 +684,19 @@ impl Drill {
         &self.audit
     }
 
+    /// The environment a `ferry` process needs to run phases against this drill as a user
+    /// would (`ferry backup --site DIR/site.toml --audit DIR/audit.jsonl`): the S3 and Route53
+    /// credentials and the audit key file. `ferry lab up` writes it to `lab.env`; the crash
+    /// matrix passes it to the processes it kills.
+    pub fn process_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+            ("FERRY_AUDIT_KEY_FILE", self.dir.join("audit.key").display().to_string()),
+        ]
+    }
+
     /// Runs phases with another guest or policy from now on.
     pub fn set_guest(&mut self, guest: GuestChoice) {
         self.guest = guest;

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod backup;
 pub mod dr;
 pub mod drill;
+pub mod lab;
 pub mod new;
 pub mod policy;
 pub mod run;
