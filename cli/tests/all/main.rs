@@ -5,4 +5,6 @@
 
 mod cli;
 mod cli_site;
+mod crash;
+mod lab;
 mod scaffold;
