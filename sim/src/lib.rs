@@ -10,6 +10,8 @@
 //!   file and function it follows;
 //! - [`services`]: launchers for the real services tests need: moto, etcd, a SigV4-checking S3.
 //!
+//! [`chaos`] injects seeded random faults into all three (`ferry drill --faults`).
+//!
 //! [`crd_tests`] runs HyperShift's own CRD validation suites against the API server, as a
 //! client would.
 //!
@@ -25,6 +27,7 @@
 
 #![deny(missing_docs)]
 
+pub mod chaos;
 pub mod crd_tests;
 pub mod hypershift;
 pub mod kube;

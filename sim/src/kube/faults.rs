@@ -54,6 +54,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::registry::Registry;
 use super::store::Store;
+use crate::chaos::Chaos;
 
 /// Errors of this module.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -234,6 +235,10 @@ pub enum FaultAction {
     /// before the message completed). Needs the server's own listener (see [`FaultListener`]);
     /// elsewhere it degrades to a 503.
     DropConnection,
+    /// Serve the request, then close the connection before the response is written: the
+    /// change happened, and the client cannot know it (a lost response). Needs the server's
+    /// own listener; elsewhere the response is sent.
+    DropResponse,
 }
 
 /// One rule of a [`FaultPlan`]. Build with [`FaultRule::new`] and the chained setters.
@@ -353,6 +358,8 @@ struct Slot {
 struct PlanState {
     next_id: u64,
     rules: Vec<Slot>,
+    /// Random faults for requests no rule fired on.
+    chaos: Option<Arc<Chaos>>,
 }
 
 /// A shared, runtime-changeable list of fault rules (cheap to clone; clones share the rules).
@@ -420,9 +427,19 @@ impl FaultPlan {
         self.lock().rules.len()
     }
 
-    /// True when there are no rules.
+    /// True when there are no rules and no [`Chaos`]: requests pass untouched.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        let st = self.lock();
+        st.rules.is_empty() && st.chaos.is_none()
+    }
+
+    /// Random faults at a rate on every request no rule fires on (`None` ends them): 429 with
+    /// `Retry-After`, 500, 503, a dropped connection, a lost response, latency, and 409 on
+    /// updates (PUT), where a real API server answers it for a stale resourceVersion. A create
+    /// never gets an injected 409: that means AlreadyExists, which clients rightly take as
+    /// done.
+    pub fn set_chaos(&self, chaos: Option<Arc<Chaos>>) {
+        self.lock().chaos = chaos;
     }
 
     /// Counters of a rule, `None` if it was removed.
@@ -444,8 +461,29 @@ impl FaultPlan {
                 return Some(slot.rule.action);
             }
         }
-        None
+        let chaos = st.chaos.clone()?;
+        drop(st);
+        chaos_action(&chaos, req.verb)
     }
+}
+
+/// What [`Chaos`] does to one request of `verb`, counted by kind.
+fn chaos_action(chaos: &Chaos, verb: Verb) -> Option<FaultAction> {
+    const ANY: &[&str] = &["429", "500", "503", "drop", "lost-response", "delay"];
+    const UPDATE: &[&str] = &["409", "429", "500", "503", "drop", "lost-response", "delay"];
+    let kind = chaos.pick(if verb == Verb::Put { UPDATE } else { ANY })?;
+    chaos.count(kind);
+    Some(match kind {
+        "409" => FaultAction::Error(InjectedError::Conflict),
+        "429" => FaultAction::Error(InjectedError::TooManyRequests { retry_after_secs: 1 }),
+        "500" => FaultAction::Error(InjectedError::InternalError),
+        "503" => FaultAction::Error(InjectedError::ServiceUnavailable {
+            retry_after_secs: Some(1),
+        }),
+        "drop" => FaultAction::DropConnection,
+        "lost-response" => FaultAction::DropResponse,
+        _ => FaultAction::Delay(chaos.latency(Duration::from_millis(10), Duration::from_millis(150))),
+    })
 }
 
 /// A request as the fault rules classify it.
@@ -575,6 +613,14 @@ pub async fn inject(State(state): State<FaultState>, req: Request, next: Next) -
             }
             None => InjectedError::ServiceUnavailable { retry_after_secs: None }.response(&info),
         },
+        FaultAction::DropResponse => {
+            let conn = req.extensions().get::<ConnectInfo<ConnHandle>>().map(|c| c.0.clone());
+            let response = next.run(req).await;
+            if let Some(conn) = conn {
+                conn.kill();
+            }
+            response
+        }
     }
 }
 
@@ -784,6 +830,37 @@ mod tests {
             plan.decide(&info(Method::GET, "/api/v1/namespaces/a/secrets/b", None))
                 .is_none()
         );
+    }
+
+    #[test]
+    fn chaos_faults_every_verb_but_never_answers_a_create_with_409() {
+        let plan = FaultPlan::new();
+        let chaos = Chaos::for_service("source", 1.0, 3);
+        plan.set_chaos(Some(chaos.clone()));
+        assert!(!plan.is_empty());
+        let create = info(Method::POST, "/api/v1/namespaces/a/configmaps", None);
+        let update = info(Method::PUT, "/api/v1/namespaces/a/configmaps/b", None);
+        let creates: Vec<FaultAction> = (0..300).filter_map(|_| plan.decide(&create)).collect();
+        let updates: Vec<FaultAction> = (0..300).filter_map(|_| plan.decide(&update)).collect();
+        assert_eq!(
+            (creates.len(), updates.len()),
+            (300, 300),
+            "a rate of 1 faults every request"
+        );
+        let conflict = FaultAction::Error(InjectedError::Conflict);
+        assert!(!creates.contains(&conflict), "409 on a create means AlreadyExists");
+        assert!(updates.contains(&conflict));
+        assert!(creates.contains(&FaultAction::DropResponse));
+        assert_eq!(chaos.total(), 600);
+        // A rule still comes first, and clearing the chaos leaves the plan empty again.
+        plan.add(FaultRule::error(InjectedError::InternalError).verb(Verb::Post));
+        assert_eq!(
+            plan.decide(&create),
+            Some(FaultAction::Error(InjectedError::InternalError))
+        );
+        plan.clear();
+        plan.set_chaos(None);
+        assert!(plan.is_empty() && plan.decide(&create).is_none());
     }
 
     #[test]

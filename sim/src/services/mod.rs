@@ -1,5 +1,5 @@
 //! Launchers for the real services that tests and `ferry drill` run on loopback:
-//! moto (S3 and Route53) and etcd.
+//! moto (S3 and Route53) and etcd, a SigV4-checking S3, and a throttling Route53 proxy.
 //!
 //! Each launcher finds the binary, picks free 127.0.0.1 ports, starts the
 //! process with its stderr/stdout captured to a log file, waits (bounded) until
@@ -11,11 +11,13 @@
 //! handle dropped by a panicking test still takes its process down; `Drop` also
 //! sends the kill explicitly so the port is released before the next test.
 
+pub mod chaos_proxy;
 mod etcd;
 mod moto;
 mod process;
 pub mod s3;
 
+pub use chaos_proxy::Route53ChaosProxy;
 pub use etcd::{EtcdCluster, EtcdServer, EtcdServerTls};
 pub use moto::MotoServer;
 pub use process::{ETCD_INSTALL_HINT, MOTO_INSTALL_HINT, free_port};

@@ -16,6 +16,10 @@
 //! The record is kept in memory for the server's life (objects found on disk report the
 //! default).
 //!
+//! [`SigV4S3Server::set_chaos`] makes it fail a share of the signed requests as S3 does on a
+//! bad day (500 `InternalError`, 503 `SlowDown`) and slows part uploads; presigned requests
+//! (a hosted cluster fetching its snapshot) are left alone.
+//!
 //! It runs as a task on the caller's tokio runtime (no child process, nothing
 //! to install) and listens on a free 127.0.0.1 port with plain HTTP/1.1.
 //! Dropping the handle stops it and closes every open connection.
@@ -34,6 +38,9 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use crate::chaos::Chaos;
 
 use anyhow::{Context, Result, bail};
 use hyper_util::rt::TokioIo;
@@ -58,6 +65,92 @@ pub struct SigV4S3Server {
     ca_pem: Option<String>,
     /// The accept loop; it owns the connection tasks, so aborting it ends them too.
     task: JoinHandle<()>,
+    /// Random faults for signed requests, when set.
+    chaos: ChaosSlot,
+}
+
+/// The [`Chaos`] a running server consults for each request.
+type ChaosSlot = Arc<RwLock<Option<Arc<Chaos>>>>;
+
+/// The s3s service behind [`Chaos`]: a signed request may get an S3 error or a delay first.
+#[derive(Clone)]
+struct ChaosService<S> {
+    inner: S,
+    chaos: ChaosSlot,
+}
+
+/// An S3 error response, as S3 shapes it.
+fn s3_error(status: u16, code: &str, message: &str) -> s3s::HttpResponse {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message>\
+         <RequestId>ferry-sim-chaos</RequestId></Error>"
+    );
+    let mut resp = hyper::Response::new(s3s::Body::from(body));
+    *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/xml"),
+    );
+    resp
+}
+
+impl<S> hyper::service::Service<hyper::Request<hyper::body::Incoming>> for ChaosService<S>
+where
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = s3s::HttpResponse,
+            Future = futures::future::BoxFuture<'static, Result<s3s::HttpResponse, s3s::HttpError>>,
+            Error = s3s::HttpError,
+        >,
+{
+    type Response = s3s::HttpResponse;
+    type Error = s3s::HttpError;
+    type Future = futures::future::BoxFuture<'static, Result<s3s::HttpResponse, s3s::HttpError>>;
+
+    fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        let chaos = self.chaos.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let signed = req.headers().contains_key(hyper::header::AUTHORIZATION);
+        let Some(chaos) = chaos.filter(|_| signed) else {
+            return self.inner.call(req);
+        };
+        let part = req.method() == hyper::Method::PUT
+            && req
+                .uri()
+                .query()
+                .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("partNumber=")));
+        let choices: &[&str] = if part {
+            &["500", "503", "slow-part"]
+        } else {
+            &["500", "503"]
+        };
+        match chaos.pick(choices) {
+            None => self.inner.call(req),
+            Some(kind) => {
+                chaos.count(kind);
+                match kind {
+                    "500" => Box::pin(async {
+                        Ok(s3_error(
+                            500,
+                            "InternalError",
+                            "We encountered an internal error. Please try again.",
+                        ))
+                    }),
+                    "503" => Box::pin(async { Ok(s3_error(503, "SlowDown", "Please reduce your request rate.")) }),
+                    _ => {
+                        let delay = chaos.latency(
+                            std::time::Duration::from_millis(100),
+                            std::time::Duration::from_millis(600),
+                        );
+                        let call = self.inner.call(req);
+                        Box::pin(async move {
+                            tokio::time::sleep(delay).await;
+                            call.await
+                        })
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl SigV4S3Server {
@@ -105,10 +198,14 @@ impl SigV4S3Server {
         // s3s-fs's error type implements neither Display nor Error.
         let fs = s3s_fs::FileSystem::new(&root)
             .map_err(|e| anyhow::anyhow!("cannot serve {} as an S3 store: {e:?}", root.display()))?;
+        let chaos = ChaosSlot::default();
         let service = {
             let mut builder = S3ServiceBuilder::new(PrivateStore(fs, SseRecords::default()));
             builder.set_auth(SimpleAuth::from_single(access_key.clone(), secret_key.clone()));
-            builder.build()
+            ChaosService {
+                inner: builder.build(),
+                chaos: chaos.clone(),
+            }
         };
         // Binding port 0 directly: no probe-then-bind race, unlike the launchers
         // of external processes.
@@ -160,7 +257,13 @@ impl SigV4S3Server {
             secret_key,
             ca_pem,
             task,
+            chaos,
         })
+    }
+
+    /// Fails a share of the signed requests from now on (`None`: none); see the module docs.
+    pub fn set_chaos(&self, chaos: Option<Arc<Chaos>>) {
+        *self.chaos.write().unwrap_or_else(|p| p.into_inner()) = chaos;
     }
 
     /// The endpoint URL, e.g. `http://127.0.0.1:40123` (use path-style addressing).
@@ -250,6 +353,43 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         assert!(refused, "the listener is still open after drop");
+    }
+
+    async fn status_with_auth(addr: SocketAddr, path: &str, method: &str) -> u16 {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: AWS4-HMAC-SHA256 Credential=ak/x\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(req.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        stream.read_to_end(&mut out).await.unwrap();
+        let text = String::from_utf8_lossy(&out);
+        text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn chaos_fails_signed_requests_and_leaves_presigned_ones_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = SigV4S3Server::start(dir.path(), "ak", "sk").await.unwrap();
+        let chaos = Chaos::for_service("s3", 1.0, 1);
+        server.set_chaos(Some(chaos.clone()));
+        for _ in 0..5 {
+            let code = status_with_auth(server.addr(), "/bucket/key", "GET").await;
+            assert!(matches!(code, 500 | 503), "a signed request got {code}");
+        }
+        // A presigned URL carries its signature in the query (the hosted cluster's fetch): it
+        // reaches s3s, which refuses this malformed one itself with a 4xx.
+        let presigned = status_of(server.addr(), "/bucket/key?X-Amz-Signature=x").await.unwrap();
+        assert!((400..500).contains(&presigned), "a presigned request got {presigned}");
+        assert_eq!(chaos.total(), 5);
+        server.set_chaos(None);
+        let calm = status_with_auth(server.addr(), "/bucket/key", "GET").await;
+        assert!(
+            (400..500).contains(&calm),
+            "without chaos the bad signature is refused, got {calm}"
+        );
+        assert_eq!(chaos.total(), 5);
     }
 
     #[tokio::test]
