@@ -100,25 +100,44 @@ pub struct Held {
 }
 
 impl Held {
-    /// Gives the Lease up (deletes it if this process still holds it).
+    /// Gives the Lease up (deletes it if this process still holds it). Transient failures
+    /// are retried as taking it is: a Lease left behind holds the next phase off until it
+    /// expires.
     pub async fn release(self) {
-        match self.api.get_opt(&self.name).await {
-            Ok(Some(l)) if holder_of(&l) == Some(self.holder.as_str()) => {
-                let dp = DeleteParams {
-                    preconditions: Some(Preconditions {
-                        resource_version: l.metadata.resource_version.clone(),
-                        uid: None,
-                    }),
-                    ..DeleteParams::default()
-                };
-                if let Err(e) = self.api.delete(&self.name, &dp).await {
-                    tracing::warn!(lease = %self.name, error = %e, "could not release the lease; it expires on its own");
+        let mut delay = Duration::from_millis(200);
+        for attempt in 1..=ATTEMPTS {
+            let failed = match self.api.get_opt(&self.name).await {
+                Ok(Some(l)) if holder_of(&l) == Some(self.holder.as_str()) => {
+                    let dp = DeleteParams {
+                        preconditions: Some(Preconditions {
+                            resource_version: l.metadata.resource_version.clone(),
+                            uid: None,
+                        }),
+                        ..DeleteParams::default()
+                    };
+                    match self.api.delete(&self.name, &dp).await {
+                        Ok(_) => return,
+                        // Gone already (our delete's answer was lost), or renewed in between.
+                        Err(kube::Error::Api(s)) if s.code == 404 => return,
+                        Err(e) => e,
+                    }
                 }
+                Ok(Some(_)) => {
+                    tracing::warn!(lease = %self.name, "the lease was taken by another ferry before release");
+                    return;
+                }
+                Ok(None) => return,
+                Err(e) => e,
+            };
+            let retry = attempt < ATTEMPTS
+                && (ferry::capabilities::k8s::provider::is_transient(&failed)
+                    || matches!(&failed, kube::Error::Api(s) if s.code == 409));
+            if !retry {
+                tracing::warn!(lease = %self.name, error = %ferry::capabilities::k8s::provider::describe_kube_error(&failed), "could not release the lease; it expires on its own");
+                return;
             }
-            Ok(_) => tracing::warn!(lease = %self.name, "the lease was taken by another ferry before release"),
-            Err(e) => {
-                tracing::warn!(lease = %self.name, error = %e, "could not release the lease; it expires on its own")
-            }
+            tokio::time::sleep(delay).await;
+            delay *= 2;
         }
     }
 }
@@ -146,7 +165,12 @@ fn lease(name: &str, holder: &str, now: Timestamp, resource_version: Option<Stri
     }
 }
 
-/// Takes the Lease `name` on `cluster` for `holder`, or says who holds it.
+/// How often taking the Lease is tried when the API server fails transiently.
+const ATTEMPTS: u32 = 6;
+
+/// Takes the Lease `name` on `cluster` for `holder`, or says who holds it. Transient failures
+/// (429, 5xx, a dropped connection) and a conflicting write are retried from the read, with
+/// backoff: a lost answer to our own create shows up as a Lease we already hold.
 pub async fn acquire(
     client: kube::Client,
     cluster: &str,
@@ -155,50 +179,30 @@ pub async fn acquire(
     break_lease: bool,
 ) -> Result<Held, LeaseError> {
     let api: Api<Lease> = Api::namespaced(client, NAMESPACE);
-    let api_error = |e: kube::Error| LeaseError::Api {
-        cluster: cluster.to_string(),
-        name: name.to_string(),
-        message: e.to_string(),
-    };
-    let now = Timestamp::now();
-    let existing = api.get_opt(name).await.map_err(api_error)?;
-    let mut broke = None;
-    let taken = match existing {
-        None => {
-            api.create(&PostParams::default(), &lease(name, holder, now, None))
-                .await
-        }
-        Some(current) => {
-            let spec = current.spec.clone().unwrap_or_default();
-            let renewed = spec.renew_time.as_ref().or(spec.acquire_time.as_ref()).map(|t| t.0);
-            let expires = renewed.map(|r| expiry(r, spec.lease_duration_seconds));
-            let live = expires.is_some_and(|e| e > now) && spec.holder_identity.is_some();
-            if live && !break_lease {
-                return Err(held(cluster, name, &current));
+    let mut delay = Duration::from_millis(200);
+    let mut attempt = 1;
+    let broke = loop {
+        match try_acquire(&api, cluster, name, holder, break_lease).await {
+            Ok(broke) => break broke,
+            Err(Attempt::Refused(e)) => return Err(e),
+            Err(Attempt::Retry(e)) if attempt < ATTEMPTS => {
+                tracing::warn!(lease = %name, %cluster, error = %ferry::capabilities::k8s::provider::describe_kube_error(&e), "taking the lease failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
             }
-            if live {
-                broke = spec.holder_identity.clone();
-            }
-            let replacement = lease(name, holder, now, current.metadata.resource_version.clone());
-            api.replace(name, &PostParams::default(), &replacement).await
-        }
-    };
-    match taken {
-        Ok(_) => {}
-        // Another ferry took it between our read and our write.
-        Err(kube::Error::Api(e)) if e.code == 409 => {
-            let current = api.get_opt(name).await.map_err(api_error)?;
-            return Err(match current {
-                Some(l) => held(cluster, name, &l),
-                None => LeaseError::Api {
+            Err(Attempt::Retry(e)) => {
+                return Err(LeaseError::Api {
                     cluster: cluster.to_string(),
                     name: name.to_string(),
-                    message: "it changed while being taken; retry".into(),
-                },
-            });
+                    message: format!(
+                        "{} (tried {ATTEMPTS} times); check that the cluster's API server is up, then run the same command again",
+                        ferry::capabilities::k8s::provider::describe_kube_error(&e)
+                    ),
+                });
+            }
         }
-        Err(e) => return Err(api_error(e)),
-    }
+    };
     let renewal = {
         let (api, name, holder) = (api.clone(), name.to_string(), holder.to_string());
         ferry::task::Owned::spawn(async move { renew(api, name, holder).await })
@@ -210,6 +214,64 @@ pub async fn acquire(
         broke,
         _renewal: renewal,
     })
+}
+
+/// Why one attempt at the Lease did not take it.
+enum Attempt {
+    /// Another holder has it, or the API refused for good.
+    Refused(LeaseError),
+    /// Transient, or another writer came between our read and our write: read again.
+    Retry(kube::Error),
+}
+
+/// One read-decide-write at the Lease; the holder it broke, if any.
+async fn try_acquire(
+    api: &Api<Lease>,
+    cluster: &str,
+    name: &str,
+    holder: &str,
+    break_lease: bool,
+) -> Result<Option<String>, Attempt> {
+    let classify = |e: kube::Error| {
+        let conflict = matches!(&e, kube::Error::Api(s) if s.code == 409);
+        if conflict || ferry::capabilities::k8s::provider::is_transient(&e) {
+            Attempt::Retry(e)
+        } else {
+            Attempt::Refused(LeaseError::Api {
+                cluster: cluster.to_string(),
+                name: name.to_string(),
+                message: ferry::capabilities::k8s::provider::describe_kube_error(&e),
+            })
+        }
+    };
+    let now = Timestamp::now();
+    let existing = api.get_opt(name).await.map_err(classify)?;
+    let mut broke = None;
+    match existing {
+        None => {
+            api.create(&PostParams::default(), &lease(name, holder, now, None))
+                .await
+                .map_err(classify)?;
+        }
+        Some(current) => {
+            let spec = current.spec.clone().unwrap_or_default();
+            let renewed = spec.renew_time.as_ref().or(spec.acquire_time.as_ref()).map(|t| t.0);
+            let expires = renewed.map(|r| expiry(r, spec.lease_duration_seconds));
+            let ours = spec.holder_identity.as_deref() == Some(holder);
+            let live = expires.is_some_and(|e| e > now) && spec.holder_identity.is_some() && !ours;
+            if live && !break_lease {
+                return Err(Attempt::Refused(held(cluster, name, &current)));
+            }
+            if live {
+                broke = spec.holder_identity.clone();
+            }
+            let replacement = lease(name, holder, now, current.metadata.resource_version.clone());
+            api.replace(name, &PostParams::default(), &replacement)
+                .await
+                .map_err(classify)?;
+        }
+    }
+    Ok(broke)
 }
 
 fn held(cluster: &str, name: &str, l: &Lease) -> LeaseError {
@@ -229,10 +291,16 @@ fn held(cluster: &str, name: &str, l: &Lease) -> LeaseError {
     }
 }
 
-/// Renews the Lease every [`RENEW_EVERY`] while it is ours; stops, loudly, once it is not.
+/// How soon a failed renewal is tried again (well within [`DURATION`]).
+const RETRY_RENEWAL: Duration = Duration::from_secs(1);
+
+/// Renews the Lease every [`RENEW_EVERY`] while it is ours, and again after
+/// [`RETRY_RENEWAL`] when a renewal fails; stops, loudly, once it is not ours.
 async fn renew(api: Api<Lease>, name: String, holder: String) {
+    let mut wait = RENEW_EVERY;
     loop {
-        tokio::time::sleep(RENEW_EVERY).await;
+        tokio::time::sleep(wait).await;
+        wait = RETRY_RENEWAL;
         let current = match api.get_opt(&name).await {
             Ok(Some(l)) => l,
             Ok(None) => {
@@ -252,8 +320,9 @@ async fn renew(api: Api<Lease>, name: String, holder: String) {
         if let Some(spec) = renewed.spec.as_mut() {
             spec.renew_time = Some(MicroTime(Timestamp::now()));
         }
-        if let Err(e) = api.replace(&name, &PostParams::default(), &renewed).await {
-            tracing::warn!(lease = %name, error = %e, "could not renew the lease; retrying");
+        match api.replace(&name, &PostParams::default(), &renewed).await {
+            Ok(_) => wait = RENEW_EVERY,
+            Err(e) => tracing::warn!(lease = %name, error = %e, "could not renew the lease; retrying"),
         }
     }
 }

@@ -14,28 +14,46 @@ pub(crate) fn split_api_version(api_version: &str) -> (String, String) {
     }
 }
 
+/// Whether a kube-rs error is worth retrying as it is: throttling (429), a server error
+/// (5xx), or a connection that failed or closed before the answer. The guest sees these as
+/// `unavailable`; host-side callers (the lease) retry them themselves.
+pub fn is_transient(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(status) => matches!(status.code, 429 | 500..=599),
+        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_) => true,
+        _ => false,
+    }
+}
+
+/// A kube-rs error in one line: an API status as its message, reason and code, never the
+/// whole `Status` structure.
+pub fn describe_kube_error(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => format!("{} ({}, HTTP {})", status.message, status.reason, status.code),
+        other => other.to_string(),
+    }
+}
+
 /// Maps a kube-rs error to what the guest sees, naming the cluster and object.
 pub(crate) fn map_kube_error(e: kube::Error, alias: &str, what: &str) -> HostError {
     if let Some(why) = credential_failure(&e) {
         return credentials_refused(alias, what, why);
     }
+    let transient = is_transient(&e);
     match e {
         kube::Error::Api(status) => {
             let msg = format!("{what} on cluster `{alias}`: {} ({})", status.message, status.reason);
             match status.code {
                 404 => HostError::NotFound(msg),
-                409 => HostError::Conflict(msg),
+                409 | 410 => HostError::Conflict(msg),
                 400 | 403 | 405 | 415 | 422 => HostError::Invalid(msg),
-                410 => HostError::Conflict(msg),
-                429 | 500..=599 => HostError::Unavailable(msg),
+                _ if transient => HostError::Unavailable(msg),
                 _ => HostError::Other(msg),
             }
         }
-        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::HttpError(_) => {
-            HostError::Unavailable(format!(
-                "cluster `{alias}` is unreachable ({what}): {e}; check that its API server is up and the kubeconfig in the run config points at it"
-            ))
-        }
+        e if transient => HostError::Unavailable(format!(
+            "cluster `{alias}` is unreachable ({what}): {e}; check that its API server is up and the kubeconfig in the run config points at it"
+        )),
         kube::Error::SerdeError(e) => HostError::Invalid(format!("{what} on cluster `{alias}`: bad JSON: {e}")),
         other => HostError::Other(format!("{what} on cluster `{alias}`: {other}")),
     }

@@ -136,6 +136,12 @@ pub struct S3Settings {
     pub ca_bundle_pem: Option<Vec<u8>>,
 }
 
+/// Attempts per S3 and Route53 call (the SDK's standard retry mode, with its backoff and
+/// retry quota). A migration runs on the worst day, often for a whole fleet: S3 answers
+/// `SlowDown` and Route53 throttles at five requests per second per account, and the
+/// default three attempts give up within about a second.
+pub const AWS_ATTEMPTS: u32 = 6;
+
 /// Loads the shared AWS configuration: the standard credential chain (or the
 /// given credentials), the region, profile and endpoint override.
 pub(crate) async fn sdk_config(
@@ -149,6 +155,10 @@ pub(crate) async fn sdk_config(
         settings.region.clone()
     };
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(region));
+    // A site's own AWS_MAX_ATTEMPTS (or profile `max_attempts`) wins; see [`AWS_ATTEMPTS`].
+    if std::env::var_os("AWS_MAX_ATTEMPTS").is_none() {
+        loader = loader.retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(AWS_ATTEMPTS));
+    }
     if let Some(profile) = &settings.profile {
         loader = loader.profile_name(profile);
     }
