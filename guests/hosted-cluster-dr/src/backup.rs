@@ -534,7 +534,9 @@ fn snapshot(c: &mut Ctx, src: &Cluster, hc: &Value, bucket: &Bucket, marker: &mu
             client_secret: tls.then(|| "etcd-client-tls".to_string()),
             ca_secret: tls.then(|| "etcd-ca".to_string()),
         };
-        match etcd::snapshot_pod_to_object(src.handle(), &member, bucket, &key) {
+        // A dropped port-forward or a busy member is transient; a retry streams the snapshot
+        // again to the same key (the host aborts the abandoned upload first).
+        match ferry_sdk::k8s::retry(|| etcd::snapshot_pod_to_object(src.handle(), &member, bucket, &key)) {
             Ok(info) => {
                 let s = Snapshot {
                     key: info.key,

@@ -412,9 +412,18 @@ fn hosted_cluster(c: &mut Ctx, dst: &Cluster, bucket: &Bucket, index: &Index, mu
              valid {secs}s, until {}); the operator creates the HostedControlPlane from it",
             rfc3339(expires)
         ))),
-        None => Err(conflict(
-            "the HostedCluster appeared on the destination while restoring; re-run restore",
-        )),
+        // Already there: our own create, whose answer was lost and whose retry found it, or
+        // another writer's. The backup id it carries tells which.
+        None => match dst.get(&c.hc.hc_ref())? {
+            Some(existing) if ours(&existing, &index.backup_id) => Ok(Done::Did(
+                "created the HostedCluster (the API server's answer was lost; the one found carries this backup's id)"
+                    .into(),
+            )),
+            _ => Err(conflict(
+                "a HostedCluster of that name appeared on the destination while restoring, not created from this \
+                 backup; find out who created it before re-running restore",
+            )),
+        },
     }
 }
 
