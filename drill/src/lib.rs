@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,6 +30,7 @@ use std::time::Duration;
 use aws_sdk_route53::types::RrType;
 use ferry::audit::AuditKey;
 use ferry_sim::ListOptions;
+use ferry_sim::chaos::Chaos;
 use ferry_sim::hypershift::environment::{DnsLookup, Environment, EnvironmentOptions, ExternalDnsDeployment};
 use ferry_sim::hypershift::external_dns::{ExternalDns, ExternalDnsOptions, parse_txt};
 use ferry_sim::hypershift::scenario::Scenario;
@@ -36,7 +38,7 @@ use ferry_sim::hypershift::{OperatorEvent, condition_status};
 use ferry_sim::kube::crd::CrdSource;
 use ferry_sim::kube::registry;
 use ferry_sim::services::s3::SigV4S3Server;
-use ferry_sim::services::{ETCD_INSTALL_HINT, MotoServer};
+use ferry_sim::services::{ETCD_INSTALL_HINT, MotoServer, Route53ChaosProxy};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -132,6 +134,64 @@ pub struct DrillOptions {
     /// The CRDs the simulated management clusters serve: HyperShift's own (`--crds DIR`, or
     /// read from a live cluster with `--crds-from`), or the minimal built-in definitions.
     pub crds: CrdSource,
+    /// Seeded random faults on every API server, S3 and Route53 (`--faults RATE --seed N`).
+    pub faults: Option<Faults>,
+}
+
+/// Random faults a drill injects: a share of all requests, and the seed that draws them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Faults {
+    /// The share of requests that fail (0.0..=1.0).
+    pub rate: f64,
+    /// The seed each service's generator derives from.
+    pub seed: u64,
+}
+
+/// What a drill's faults did: what each service injected, and the calls the guest saw fail
+/// transiently (each retried, or the reason a phase stopped).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FaultReport {
+    /// The rate and seed.
+    pub rate: f64,
+    /// The seed.
+    pub seed: u64,
+    /// Faults injected, per service (`source`, `destination`, `hosted`, `s3`, `route53`) and
+    /// kind (`503`, `drop`, `lost-response`, `Throttling`, `slow-part`...). S3 and Route53
+    /// faults are retried inside the AWS SDK and do not reach the guest.
+    pub injected: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Calls the audit trail shows failing with `unavailable` or `conflict`: what reached the
+    /// guest after the host's clients gave up.
+    pub failed_calls: u64,
+}
+
+impl FaultReport {
+    /// Faults injected in all.
+    pub fn total(&self) -> u64 {
+        self.injected.values().flat_map(|k| k.values()).sum()
+    }
+
+    /// A few lines for the terminal.
+    pub fn to_text(&self) -> String {
+        let mut out = format!(
+            "faults at {:.1}% (seed {}): {} injected, {} call(s) failed transiently and were retried by the guest\n",
+            self.rate * 100.0,
+            self.seed,
+            self.total(),
+            self.failed_calls
+        );
+        for (service, kinds) in &self.injected {
+            let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
+            out.push_str(&format!(
+                "  {service}: {}\n",
+                if kinds.is_empty() {
+                    "none".into()
+                } else {
+                    kinds.join(", ")
+                }
+            ));
+        }
+        out
+    }
 }
 
 impl Default for DrillOptions {
@@ -145,6 +205,7 @@ impl Default for DrillOptions {
             external_dns_interval: Duration::from_millis(300),
             say: Arc::new(|m: &str| tracing::info!("{m}")),
             crds: CrdSource::Builtin,
+            faults: None,
         }
     }
 }
@@ -345,6 +406,11 @@ pub struct Drill {
     runtime: Runtime,
     guest: GuestChoice,
     progress: Arc<dyn ProgressSink>,
+    /// The faults injected, one generator per service; empty without `faults`.
+    chaos: Vec<Arc<Chaos>>,
+    faults: Option<Faults>,
+    /// Throttles ferry's Route53 calls on their way to moto, with `faults`.
+    _route53_proxy: Option<Route53ChaosProxy>,
 }
 
 impl std::fmt::Debug for Drill {
@@ -514,6 +580,20 @@ impl Drill {
             env.source().sim.name()
         ));
 
+        // ferry's Route53 calls go through a throttling proxy when faults are on; external-dns
+        // and the kubelets' lookups talk to moto directly.
+        let route53_proxy = match opts.faults {
+            Some(f) => Some(
+                Route53ChaosProxy::start(moto.addr(), Chaos::for_service("route53", f.rate, f.seed))
+                    .await
+                    .map_err(service_error("the Route53 fault proxy"))?,
+            ),
+            None => None,
+        };
+        let route53_url = route53_proxy
+            .as_ref()
+            .map_or_else(|| moto.url(), Route53ChaosProxy::url);
+
         let kube_dir = dir.join("kubeconfigs");
         let written = env.write_kubeconfigs(&kube_dir)?;
         let path_of = |sim_name: Option<&str>| -> Option<PathBuf> {
@@ -552,7 +632,7 @@ impl Drill {
             domain = toml_str(&domain),
             suffix = toml_str(TXT_SUFFIX),
             s3 = toml_str(&s3.url()),
-            moto = toml_str(&moto.url()),
+            moto = toml_str(&route53_url),
             kms = toml_str(KMS_KEY_ID),
             scale = opts.clock_scale,
         );
@@ -565,6 +645,26 @@ impl Drill {
         let run_config = site.run_config()?;
         let runtime = Runtime::new(ferry::runtime::cache::default_dir()).map_err(service_error("the wasm runtime"))?;
         let audit_key = new_audit_key(&dir.join("audit.key"))?;
+        let mut chaos = Vec::new();
+        if let Some(f) = opts.faults {
+            let mut sims: Vec<&ferry_sim::Sim> = env.clusters.iter().map(|c| &c.sim).collect();
+            sims.extend(env.hosted.as_ref().map(|h| h.sim()));
+            for sim in sims {
+                let c = Chaos::for_service(sim.name(), f.rate, f.seed);
+                sim.faults().set_chaos(Some(c.clone()));
+                chaos.push(c);
+            }
+            let c = Chaos::for_service("s3", f.rate, f.seed);
+            s3.set_chaos(Some(c.clone()));
+            chaos.push(c);
+            chaos.extend(route53_proxy.as_ref().map(Route53ChaosProxy::chaos));
+            say(&format!(
+                "faults: {:.1}% of the requests to {} (seed {})",
+                f.rate * 100.0,
+                chaos.iter().map(|c| c.service()).collect::<Vec<_>>().join(", "),
+                f.seed
+            ));
+        }
         Ok(Drill {
             external_dns,
             env,
@@ -581,6 +681,9 @@ impl Drill {
             runtime,
             guest: GuestChoice::stock(),
             progress: opts.progress,
+            chaos,
+            faults: opts.faults,
+            _route53_proxy: route53_proxy,
         })
     }
 
@@ -695,6 +798,34 @@ impl Drill {
             ("AWS_REGION", "us-east-1".to_string()),
             ("FERRY_AUDIT_KEY_FILE", self.dir.join("audit.key").display().to_string()),
         ]
+    }
+
+    /// Turns the injected faults off (before checking the end state) or on again.
+    pub fn set_faults_active(&self, active: bool) {
+        for c in &self.chaos {
+            c.set_active(active);
+        }
+    }
+
+    /// What the faults did so far; `None` without faults.
+    pub fn fault_report(&self) -> Option<FaultReport> {
+        let f = self.faults?;
+        let failed_calls = std::fs::read_to_string(&self.audit)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|r| r["kind"] == "call" && matches!(r["outcome"].as_str(), Some("unavailable" | "conflict")))
+            .count() as u64;
+        Some(FaultReport {
+            rate: f.rate,
+            seed: f.seed,
+            injected: self
+                .chaos
+                .iter()
+                .map(|c| (c.service().to_string(), c.injected()))
+                .collect(),
+            failed_calls,
+        })
     }
 
     /// Runs phases with another guest or policy from now on.

@@ -33,6 +33,28 @@ pub struct DrillArgs {
     /// rehearse against the exact HyperShift version a site runs.
     #[arg(long, value_name = "KUBECONFIG")]
     crds_from: Option<PathBuf>,
+    /// Fail this share of the requests to both management clusters, the hosted cluster, S3
+    /// and Route53 (`0.05` or `5%`): API errors, dropped connections, lost responses,
+    /// latency, S3 5xx and slow parts, Route53 throttling.
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    faults: Option<f64>,
+    /// The seed that draws the faults: the same seed rehearses the same bad day.
+    #[arg(long, default_value_t = 1, requires = "faults")]
+    seed: u64,
+}
+
+/// `0.05` or `5%`, between 0 and 1.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let (text, scale) = match s.strip_suffix('%') {
+        Some(p) => (p, 100.0),
+        None => (s, 1.0),
+    };
+    match text.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&(v / scale)) => Ok(v / scale),
+        _ => Err(format!(
+            "{s:?} is not a rate: give a share such as 0.05 or 5% (between 0 and 100%)"
+        )),
+    }
 }
 
 /// Runs the drill.
@@ -53,6 +75,7 @@ pub async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
         keep_dir: args.keep_dir.clone(),
         progress: progress.clone(),
         say: Arc::new(|m: &str| eprintln!("drill: {m}")),
+        faults: args.faults.map(|rate| ferry_drill::Faults { rate, seed: args.seed }),
         ..Default::default()
     };
     let hooks = match &args.hooks {
@@ -75,11 +98,16 @@ pub async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
         ..Default::default()
     };
     let migration = drill.migrate_with(&mopts).await;
+    drill.set_faults_active(false);
     let checks = drill.verify().await;
+    let faults = drill.fault_report();
     match args.output {
         Output::Text => {
             eprintln!("{}", migration.message());
             println!("{}", checks.to_text());
+            if let Some(f) = &faults {
+                print!("{}", f.to_text());
+            }
             if let Some(d) = &args.keep_dir {
                 println!(
                     "kept: {} (site.toml, kubeconfigs/, backup/, audit.jsonl and its audit.key, s3/)",
@@ -94,6 +122,7 @@ pub async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
                 "migration": {"phases": migration.phases, "completed": migration.completed,
                     "failed": migration.failed, "message": migration.message()},
                 "checks": checks.checks,
+                "faults": faults,
                 "dir": args.keep_dir,
             }))?
         ),
@@ -107,4 +136,20 @@ pub async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
         Exit::Success.code()
     };
     Ok(exit(code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rate;
+
+    #[test]
+    fn rates_are_shares_or_percentages_within_bounds() {
+        assert_eq!(parse_rate("0.05"), Ok(0.05));
+        assert_eq!(parse_rate("5%"), Ok(0.05));
+        assert_eq!(parse_rate("100%"), Ok(1.0));
+        for bad in ["150%", "-1", "2", "five", "%", ""] {
+            let e = parse_rate(bad).expect_err(bad);
+            assert!(e.contains("is not a rate"), "{e}");
+        }
+    }
 }
