@@ -6,6 +6,7 @@
 mod abort;
 mod capabilities;
 mod drill_env;
+mod faults;
 mod hook_python;
 mod hooks;
 mod k8s;
