@@ -75,6 +75,13 @@ enum Command {
     /// Scaffold new components.
     #[command(subcommand)]
     New(NewCommand),
+    /// Print a shell completion script: `ferry completions bash > /etc/bash_completion.d/ferry`,
+    /// `ferry completions zsh > "${fpath[1]}/_ferry"`, `ferry completions fish >
+    /// ~/.config/fish/completions/ferry.fish`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `ferry backup`: the phase, or one of its tools.
@@ -135,6 +142,11 @@ async fn main() -> ExitCode {
         Command::Audit(cmd) => commands::audit::cmd_audit(cmd),
         Command::Policy(cmd) => commands::policy::cmd_policy(cmd),
         Command::New(NewCommand::Hook { name, dir }) => commands::new::cmd_new_hook(&name, dir),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "ferry", &mut std::io::stdout());
+            Ok(exit(Exit::Success.code()))
+        }
     };
     match result {
         Ok(code) => code,

@@ -485,3 +485,23 @@ fn backup_keygen_and_decrypt_give_the_plain_layout_back() {
         "{stderr}"
     );
 }
+
+#[test]
+fn completions_are_printed_for_each_shell_and_name_the_commands() {
+    for (shell, marker) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef ferry"),
+        ("fish", "complete -c ferry"),
+    ] {
+        let o = ferry(&["completions", shell]);
+        let (out, err) = text(&o);
+        assert!(o.status.success(), "{shell}: {err}");
+        assert!(out.contains(marker), "{shell}: no {marker:?} in the script");
+        for command in ["migrate", "drill", "lab", "abort"] {
+            assert!(out.contains(command), "{shell}: {command} is not completed");
+        }
+    }
+    let o = ferry(&["completions", "tcsh"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("possible values"), "{}", text(&o).1);
+}
