@@ -8,18 +8,26 @@
 //! not exit. It then runs `ferry migrate --from PHASE --break-lease`, as an SRE who knows the
 //! first process is gone would.
 //!
+//! An abort is killed after a backup, run again with `ferry abort --break-lease`, and must leave
+//! the source in service: nothing paused, the control plane's Deployments at the replicas they
+//! had before the backup, the marker saying `aborted`.
+//!
 //! CI runs [`REPRESENTATIVE`]: every phase, and every kind of kill point. The full matrix
 //! (every step boundary of every phase and every in-step point) runs with
 //! `FERRY_CRASH_MATRIX=full cargo test -p ferry-cli --test all crash:: -- --nocapture`.
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on setup errors")]
 
+use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
 use std::time::Instant;
 
 use ferry_dr::phases::{Phase, PhaseArgs};
 use ferry_drill::{Drill, DrillOptions};
+use ferry_sim::ListOptions;
+use ferry_sim::kube::registry;
+use serde_json::Value;
 
 /// One kill: the phase whose process is killed, and where.
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +95,8 @@ const STEP_BOUNDARIES: &[(Phase, &[&str])] = &[
         ],
     ),
     (Phase::Finish, &["ovn-pods", "cluster-version", "nodes", "report"]),
+    // After a backup: return the source to service instead.
+    (Phase::Abort, &["gate", "writers", "unpause", "wait-dns", "marker"]),
 ];
 
 /// Kills inside long steps: the snapshot stream (after its first part is stored, with an
@@ -102,6 +112,8 @@ const IN_STEP: &[Case] = &[
     case(Phase::Teardown, "before:k8s:delete:10"),
     case(Phase::Teardown, "after:k8s:delete:10"),
     case(Phase::Teardown, "after:k8s:scale:1"),
+    case(Phase::Abort, "after:k8s:scale:1"),
+    case(Phase::Abort, "before:k8s:patch:1"),
 ];
 
 /// What CI runs: each phase at a boundary, and each kind of in-step kill.
@@ -114,6 +126,7 @@ const REPRESENTATIVE: &[Case] = &[
     case(Phase::Teardown, "step:teardown/stop-operator"),
     case(Phase::Teardown, "after:k8s:delete:10"),
     case(Phase::Finish, "step:finish/ovn-pods"),
+    case(Phase::Abort, "step:abort/unpause"),
 ];
 
 fn full_matrix() -> Vec<Case> {
@@ -225,6 +238,9 @@ async fn run_case(c: Case) -> Result<(), String> {
 }
 
 async fn kill_and_rerun(drill: &Drill, c: Case) -> Result<(), String> {
+    if c.phase == Phase::Abort {
+        return kill_abort_and_rerun(drill, c).await;
+    }
     for earlier in Phase::ALL.iter().take_while(|p| **p != c.phase) {
         drill
             .phase(*earlier, &PhaseArgs::default())
@@ -273,6 +289,93 @@ async fn kill_and_rerun(drill: &Drill, c: Case) -> Result<(), String> {
 /// SIGKILL's number (9 on every Unix ferry runs on).
 const SIGKILL: i32 = 9;
 
+/// Replicas of the source's control-plane Deployments, by name.
+fn control_plane_replicas(drill: &Drill) -> BTreeMap<String, Value> {
+    drill
+        .env()
+        .source()
+        .sim
+        .store()
+        .list(
+            &registry::DEPLOYMENT,
+            Some(&drill.env().hcp_namespace()),
+            &ListOptions::default(),
+        )
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .iter()
+        .map(|d| {
+            (
+                d["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                d["spec"]["replicas"].clone(),
+            )
+        })
+        .collect()
+}
+
+async fn kill_abort_and_rerun(drill: &Drill, c: Case) -> Result<(), String> {
+    let before = control_plane_replicas(drill);
+    drill
+        .phase(Phase::Backup, &PhaseArgs::default())
+        .await
+        .map_err(|e| format!("backup before the kill failed: {e}"))?;
+    let killed = ferry(drill, &["abort"], Some(c.kill_at)).await;
+    if killed.status.signal() != Some(SIGKILL) {
+        return Err(format!("abort was not killed at {}:\n{}", c.kill_at, show(&killed)));
+    }
+    let again = ferry(drill, &["abort", "--break-lease"], None).await;
+    if !again.status.success() {
+        return Err(format!("the re-run of abort after the kill failed:\n{}", show(&again)));
+    }
+    let store = drill.env().source().sim.store();
+    let hc = &drill.env().scenario.hosted_cluster;
+    let mut problems = Vec::new();
+    match store.get(&registry::HOSTED_CLUSTER, Some(&hc.namespace), &hc.name) {
+        Ok(o) if o["spec"]["pausedUntil"].is_null() => {}
+        Ok(o) => problems.push(format!(
+            "the HostedCluster is still paused: {}",
+            o["spec"]["pausedUntil"]
+        )),
+        Err(e) => problems.push(format!("the HostedCluster is gone from the source: {e}")),
+    }
+    for np in store
+        .list(&registry::NODE_POOL, Some(&hc.namespace), &ListOptions::default())
+        .map(|l| l.items)
+        .unwrap_or_default()
+    {
+        if !np["spec"]["pausedUntil"].is_null() {
+            problems.push(format!("NodePool {} is still paused", np["metadata"]["name"]));
+        }
+    }
+    let after = control_plane_replicas(drill);
+    if after != before {
+        problems.push(format!(
+            "the control plane's replicas are {after:?}, not {before:?} as before the backup"
+        ));
+    }
+    let marker = store
+        .get(
+            &registry::CONFIG_MAP,
+            Some(&hc.namespace),
+            &format!("ferry-dr-{}", hc.name),
+        )
+        .ok()
+        .and_then(|cm| {
+            cm["data"]["state.json"]
+                .as_str()
+                .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        });
+    let state = marker.as_ref().and_then(|m| m["state"].as_str());
+    if state != Some("aborted") {
+        problems.push(format!("the marker says {state:?}, not \"aborted\""));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
 async fn run_matrix(cases: &[Case]) {
     let started = Instant::now();
     let mut failed = Vec::new();
@@ -302,7 +405,12 @@ async fn run_matrix(cases: &[Case]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_migration_killed_anywhere_converges_when_run_again() {
     let full = std::env::var("FERRY_CRASH_MATRIX").is_ok_and(|v| v == "full");
-    let cases = if full { full_matrix() } else { REPRESENTATIVE.to_vec() };
+    let mut cases = if full { full_matrix() } else { REPRESENTATIVE.to_vec() };
+    // `FERRY_CRASH_FILTER=abort` (or `part:`, `teardown/`...) runs the matching cases only.
+    if let Ok(filter) = std::env::var("FERRY_CRASH_FILTER") {
+        cases.retain(|c| format!("{} {}", c.phase, c.kill_at).contains(&filter));
+        assert!(!cases.is_empty(), "FERRY_CRASH_FILTER={filter} matches no case");
+    }
     run_matrix(&cases).await;
 }
 
@@ -316,7 +424,7 @@ fn the_representative_cases_are_in_the_full_matrix() {
         let name = format!("{}@{}", c.phase, c.kill_at);
         assert!(full.contains(&name), "{name} is not in the full matrix");
     }
-    // Every phase is represented in CI.
+    // Every phase is represented in CI, abort included.
     for (phase, _) in STEP_BOUNDARIES {
         assert!(
             REPRESENTATIVE.iter().any(|c| c.phase == *phase),
