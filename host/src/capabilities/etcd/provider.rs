@@ -124,11 +124,18 @@ fn etcd_error(what: &str, endpoint: &str, e: etcd_client::Error) -> ProviderErro
 const TLS_HINT: &str = "TLS setup failed: check the CA and client certificate secrets and the \
      server name the member's certificate is issued for";
 
+/// A TLS failure that retrying cannot fix: a certificate that does not verify, a key that does
+/// not load. A handshake cut short (`tls handshake eof`, a reset) is a dropped connection, most
+/// often a port-forward or a proxy in between, and is retried like any other.
 fn looks_like_tls(text: &str) -> bool {
     let t = text.to_ascii_lowercase();
-    ["certificate", "private key", "handshake", "tls"]
+    let cut_short = ["eof", "connection reset", "broken pipe", "connection closed"]
         .iter()
-        .any(|w| t.contains(w))
+        .any(|w| t.contains(w));
+    !cut_short
+        && ["certificate", "private key", "handshake", "tls"]
+            .iter()
+            .any(|w| t.contains(w))
 }
 
 /// gRPC status codes by number (the gRPC spec fixes them), so the mapping
@@ -492,6 +499,16 @@ mod tests {
             out.extend_from_slice(t);
         }
         (out, end)
+    }
+
+    #[test]
+    fn a_handshake_cut_short_is_retried_and_a_bad_certificate_is_not() {
+        assert!(looks_like_tls("invalid peer certificate: UnknownIssuer"));
+        assert!(looks_like_tls("tls handshake failure: bad certificate"));
+        // Seed 6 of the fault runs: the port-forward dropped mid-handshake.
+        assert!(!looks_like_tls("tls handshake eof"));
+        assert!(!looks_like_tls("error during TLS handshake: connection reset by peer"));
+        assert!(!looks_like_tls("transport error: connection refused"));
     }
 
     #[test]
