@@ -40,21 +40,26 @@ impl ProgressSink for LogProgress {
     }
 }
 
-/// Prints progress for a person at a terminal, on stderr: one line per step
-/// event as it happens, and a byte counter for streams (the etcd snapshot
-/// upload). On a TTY the counter updates in place; otherwise it prints a line
-/// at most every 64 MiB (and at least once per stream).
+/// Prints progress for a person at a terminal, on stderr: one line per step event as it
+/// happens, a byte counter for streams (the etcd snapshot upload), and one line per wait.
+///
+/// On a TTY the byte counter and a wait's line update in place: the wait shows what is still
+/// missing and the time left, and stays as one line when it ends. Elsewhere (a pipe, a CI log)
+/// nothing moves the cursor: a stream prints a line at most every 64 MiB (and at least once),
+/// and a wait prints when it starts, each time what it waits for changes, and when it ends.
 pub struct TerminalProgress {
     tty: bool,
     state: Mutex<TerminalState>,
 }
 
-#[derive(Default)]
 struct TerminalState {
-    /// The byte-counted step whose line is open (TTY) or last printed.
+    out: Box<dyn std::io::Write + Send>,
+    /// The step whose line is open in place (TTY), or the last byte-counted step (elsewhere).
     open: Option<String>,
     last_printed: u64,
     last_draw: Option<std::time::Instant>,
+    /// The last wait line printed without a TTY (step and message), to print only changes.
+    last_wait: Option<(String, String)>,
 }
 
 impl Default for TerminalProgress {
@@ -64,12 +69,23 @@ impl Default for TerminalProgress {
 }
 
 impl TerminalProgress {
-    /// A sink that updates lines in place when stderr is a terminal.
+    /// A sink on stderr that updates lines in place when stderr is a terminal.
     pub fn new() -> Self {
         use std::io::IsTerminal as _;
+        Self::to_writer(Box::new(std::io::stderr()), std::io::stderr().is_terminal())
+    }
+
+    /// A sink on `out`, drawing as on a terminal when `tty` (tests, or another stream).
+    pub fn to_writer(out: Box<dyn std::io::Write + Send>, tty: bool) -> Self {
         TerminalProgress {
-            tty: std::io::stderr().is_terminal(),
-            state: Mutex::new(TerminalState::default()),
+            tty,
+            state: Mutex::new(TerminalState {
+                out,
+                open: None,
+                last_printed: 0,
+                last_draw: None,
+                last_wait: None,
+            }),
         }
     }
 
@@ -79,10 +95,12 @@ impl TerminalProgress {
             && st.open.take().is_some()
             && self.tty
         {
-            eprintln!();
+            let _ = writeln!(st.out);
         }
     }
 }
+
+use std::io::Write as _;
 
 /// `1.5 MiB` style byte counts.
 pub fn human_bytes(bytes: u64) -> String {
@@ -100,60 +118,101 @@ pub fn human_bytes(bytes: u64) -> String {
     }
 }
 
+impl TerminalProgress {
+    fn bytes(&self, st: &mut TerminalState, e: &ProgressEvent) {
+        let amount = match e.total {
+            Some(t) if t > 0 => format!(
+                "{} / {} ({}%)",
+                human_bytes(e.done),
+                human_bytes(t),
+                e.done.saturating_mul(100) / t
+            ),
+            _ => human_bytes(e.done),
+        };
+        let same = st.open.as_deref() == Some(e.step.as_str());
+        if self.tty {
+            let now = std::time::Instant::now();
+            let due = st
+                .last_draw
+                .is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_millis(100));
+            if !same && st.open.is_some() {
+                let _ = writeln!(st.out);
+            }
+            if !same || due || e.total.is_some_and(|t| e.done >= t) {
+                let _ = write!(st.out, "\r  {}: {amount}\x1b[K", terminal_safe(&e.step, false));
+                let _ = st.out.flush();
+                st.last_draw = Some(now);
+            }
+        } else if !same || e.done >= st.last_printed.saturating_add(64 * 1024 * 1024) {
+            let _ = writeln!(st.out, "  {}: {amount}", terminal_safe(&e.step, false));
+            st.last_printed = e.done;
+        }
+        if !same {
+            st.open = Some(e.step.clone());
+            if !self.tty {
+                st.last_printed = e.done;
+            }
+        }
+    }
+
+    /// A wait's report (`seconds` with a deadline): `waiting for …` while it waits, anything
+    /// else when it ends.
+    fn wait(&self, st: &mut TerminalState, e: &ProgressEvent, timeout: u64) {
+        let waiting = e.message.starts_with("waiting for ");
+        let step = terminal_safe(&e.step, false);
+        let message = terminal_safe(&e.message, false);
+        let left = timeout.saturating_sub(e.done);
+        let line = if waiting {
+            format!("  {step} [{}s, {left}s left]: {message}", e.done)
+        } else {
+            format!("  {step} [{}s]: {message}", e.done)
+        };
+        if self.tty {
+            if st.open.as_deref().is_some_and(|o| o != e.step) {
+                let _ = writeln!(st.out);
+            }
+            let _ = write!(st.out, "\r{line}\x1b[K");
+            if waiting {
+                st.open = Some(e.step.clone());
+                let _ = st.out.flush();
+            } else {
+                st.open = None;
+                let _ = writeln!(st.out);
+            }
+            return;
+        }
+        let key = (e.step.clone(), e.message.clone());
+        if !waiting || st.last_wait.as_ref() != Some(&key) {
+            let _ = writeln!(st.out, "{line}");
+        }
+        st.last_wait = if waiting { Some(key) } else { None };
+    }
+}
+
 impl ProgressSink for TerminalProgress {
     fn event(&self, e: &ProgressEvent) {
         let Ok(mut st) = self.state.lock() else {
             return;
         };
         if e.unit == "bytes" {
-            let amount = match e.total {
-                Some(t) if t > 0 => format!(
-                    "{} / {} ({}%)",
-                    human_bytes(e.done),
-                    human_bytes(t),
-                    e.done.saturating_mul(100) / t
-                ),
-                _ => human_bytes(e.done),
-            };
-            let same = st.open.as_deref() == Some(e.step.as_str());
-            if self.tty {
-                let now = std::time::Instant::now();
-                let due = st
-                    .last_draw
-                    .is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_millis(100));
-                if !same && st.open.is_some() {
-                    eprintln!();
-                }
-                if !same || due || e.total.is_some_and(|t| e.done >= t) {
-                    eprint!("\r  {}: {amount}\x1b[K", terminal_safe(&e.step, false));
-                    st.last_draw = Some(now);
-                }
-            } else if !same || e.done >= st.last_printed.saturating_add(64 * 1024 * 1024) {
-                eprintln!("  {}: {amount}", terminal_safe(&e.step, false));
-                st.last_printed = e.done;
-            }
-            if !same {
-                st.open = Some(e.step.clone());
-                if !self.tty {
-                    st.last_printed = e.done;
-                }
-            }
-            return;
+            return self.bytes(&mut st, e);
+        }
+        if let ("seconds", Some(timeout)) = (e.unit, e.total) {
+            return self.wait(&mut st, e, timeout);
         }
         if st.open.take().is_some() && self.tty {
-            eprintln!();
+            let _ = writeln!(st.out);
         }
         let count = match (e.unit, e.total) {
             ("items", Some(t)) => format!(" [{}/{t}]", e.done),
-            ("seconds", Some(t)) => format!(" [{}s/{t}s]", e.done),
             ("seconds", None) if e.done > 0 => format!(" [{}s]", e.done),
             _ => String::new(),
         };
         let step = terminal_safe(&e.step, false);
         if e.message.is_empty() {
-            eprintln!("  {step}{count}");
+            let _ = writeln!(st.out, "  {step}{count}");
         } else {
-            eprintln!("  {step}{count}: {}", terminal_safe(&e.message, false));
+            let _ = writeln!(st.out, "  {step}{count}: {}", terminal_safe(&e.message, false));
         }
     }
 }
@@ -251,7 +310,83 @@ impl AsyncWrite for LineWriter {
 
 #[cfg(test)]
 mod tests {
-    use super::terminal_safe;
+    use super::*;
+    use std::sync::Arc;
+
+    /// A writer the test can read back.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn wait_event(done: u64, message: &str) -> ProgressEvent {
+        ProgressEvent {
+            step: "restore/wait-dns".into(),
+            done,
+            total: Some(400),
+            unit: "seconds",
+            message: message.into(),
+        }
+    }
+
+    /// The 40 polls of one wait, as a guest reports them: the same answer 38 times, one
+    /// change, then the end.
+    fn polls(sink: &TerminalProgress) {
+        for s in 0..38 {
+            sink.event(&wait_event(s, "waiting for DNS: api still owned by the source"));
+        }
+        sink.event(&wait_event(38, "waiting for DNS: oauth still owned by the source"));
+        sink.event(&wait_event(39, "DNS: done"));
+    }
+
+    #[test]
+    fn without_a_terminal_a_wait_prints_its_start_each_change_and_its_end() {
+        let out = Shared::default();
+        let sink = TerminalProgress::to_writer(Box::new(out.clone()), false);
+        polls(&sink);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            text,
+            "  restore/wait-dns [0s, 400s left]: waiting for DNS: api still owned by the source\n\
+             \x20 restore/wait-dns [38s, 362s left]: waiting for DNS: oauth still owned by the source\n\
+             \x20 restore/wait-dns [39s]: DNS: done\n"
+        );
+        assert!(
+            !text.contains('\r') && !text.contains('\x1b'),
+            "no cursor movement in a log"
+        );
+    }
+
+    #[test]
+    fn on_a_terminal_a_wait_is_one_line_updated_in_place() {
+        let out = Shared::default();
+        let sink = TerminalProgress::to_writer(Box::new(out.clone()), true);
+        polls(&sink);
+        sink.event(&ProgressEvent {
+            step: "restore/wait-nodes".into(),
+            done: 0,
+            total: None,
+            unit: "items",
+            message: "started".into(),
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        // Every poll redraws the same line; only the end and the next step start new ones.
+        assert_eq!(text.matches('\n').count(), 2, "{text:?}");
+        assert_eq!(text.matches('\r').count(), 40);
+        assert!(text.contains("[37s, 363s left]"), "{text:?}");
+        assert!(text.ends_with("  restore/wait-nodes: started\n"), "{text:?}");
+    }
 
     /// A guest's words cannot recolour the terminal, set its title, or rewrite a line.
     #[test]

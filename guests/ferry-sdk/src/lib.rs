@@ -240,11 +240,21 @@ pub mod log {
 
     /// Reports a step's progress (rendered by the host).
     pub fn progress(step: &str, done: u64, total: Option<u64>, message: &str) {
+        report(step, done, total, context::Unit::Items, message);
+    }
+
+    /// Reports a wait: `waited` seconds of `timeout`, and what it waits for (`waiting for …`
+    /// while waiting). The host draws one line per wait, updated in place on a terminal.
+    pub fn waiting(step: &str, waited: u64, timeout: u64, message: &str) {
+        report(step, waited, Some(timeout), context::Unit::Seconds, message);
+    }
+
+    fn report(step: &str, done: u64, total: Option<u64>, unit: context::Unit, message: &str) {
         context::report_progress(&context::Progress {
             step: step.to_string(),
             done,
             total,
-            unit: context::Unit::Items,
+            unit,
             message: message.to_string(),
         });
     }

@@ -38,12 +38,7 @@ impl Wait<'_> {
             match check() {
                 Ok(Check::Done(v)) => {
                     let secs = crate::context::now().saturating_sub(start) / 1000;
-                    crate::log::progress(
-                        self.step,
-                        secs,
-                        Some(self.timeout_seconds),
-                        &format!("{}: done", self.what),
-                    );
+                    crate::log::waiting(self.step, secs, self.timeout_seconds, &format!("{}: done", self.what));
                     return Ok(v);
                 }
                 Ok(Check::Pending(why)) => last = why,
@@ -52,10 +47,10 @@ impl Wait<'_> {
             }
             let now = crate::context::now();
             let waited = now.saturating_sub(start) / 1000;
-            crate::log::progress(
+            crate::log::waiting(
                 self.step,
                 waited,
-                Some(self.timeout_seconds),
+                self.timeout_seconds,
                 &format!("waiting for {}: {last}", self.what),
             );
             if now >= deadline {
