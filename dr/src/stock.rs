@@ -26,6 +26,59 @@ pub fn guest_sha256() -> &'static str {
     ferry_artifacts::HOSTED_CLUSTER_DR_SHA256
 }
 
+/// The stock guest's steps of `phase`, in order: the names `--stop-after` takes, and the
+/// boundaries the crash matrix kills at. The migration tests check them against a full run.
+pub fn steps(phase: crate::phases::Phase) -> &'static [&'static str] {
+    use crate::phases::Phase;
+    match phase {
+        Phase::Backup => &[
+            "preflight",
+            "marker",
+            "pause",
+            "scale-down",
+            "snapshot",
+            "dump",
+            "upload",
+            "delete-routes",
+            "wait-dns",
+            "complete",
+        ],
+        Phase::Restore => &[
+            "verify-backup",
+            "preflight",
+            "namespaces",
+            "secrets",
+            "hcp-secrets",
+            "capi-cluster",
+            "machines",
+            "extra-objects",
+            "hosted-cluster",
+            "node-pools",
+            "wait-restored",
+            "wait-dns",
+            "wait-nodes",
+        ],
+        Phase::Teardown => &[
+            "gate",
+            "stop-operator",
+            "scale-down",
+            "node-pools",
+            "machines",
+            "machine-sets",
+            "capi-cluster",
+            "aws-machines",
+            "control-plane",
+            "finalizers",
+            "hcp-namespace",
+            "hosted-cluster",
+            "hc-namespace",
+            "start-operator",
+        ],
+        Phase::Finish => &["ovn-pods", "cluster-version", "nodes", "report"],
+        Phase::Abort => &["gate", "writers", "unpause", "wait-dns", "marker"],
+    }
+}
+
 /// The stock Cedar policy's text.
 pub fn policy_text() -> &'static str {
     include_str!("../../policies/hosted-cluster-dr.cedar")

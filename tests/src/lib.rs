@@ -174,20 +174,6 @@ pub mod dr {
     use ferry_drill::Drill;
     use ferry_sim::kube::registry;
 
-    /// The steps of `backup`, in order (the guest's step list; a full run checks it).
-    pub const BACKUP_STEPS: &[&str] = &[
-        "preflight",
-        "marker",
-        "pause",
-        "scale-down",
-        "snapshot",
-        "dump",
-        "upload",
-        "delete-routes",
-        "wait-dns",
-        "complete",
-    ];
-
     /// A drill of `scenario` on HyperShift's upstream CRDs, the guest's clock running
     /// `clock_scale` times faster.
     pub async fn drill(scenario: ferry_sim::hypershift::scenario::Scenario, clock_scale: f64) -> Drill {

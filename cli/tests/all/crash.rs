@@ -40,65 +40,6 @@ const fn case(phase: Phase, kill_at: &'static str) -> Case {
     Case { phase, kill_at }
 }
 
-/// Every step boundary of every phase of a migration, in order.
-const STEP_BOUNDARIES: &[(Phase, &[&str])] = &[
-    (
-        Phase::Backup,
-        &[
-            "preflight",
-            "marker",
-            "pause",
-            "scale-down",
-            "snapshot",
-            "dump",
-            "upload",
-            "delete-routes",
-            "wait-dns",
-            "complete",
-        ],
-    ),
-    (
-        Phase::Restore,
-        &[
-            "verify-backup",
-            "preflight",
-            "namespaces",
-            "secrets",
-            "hcp-secrets",
-            "capi-cluster",
-            "machines",
-            "extra-objects",
-            "hosted-cluster",
-            "node-pools",
-            "wait-restored",
-            "wait-dns",
-            "wait-nodes",
-        ],
-    ),
-    (
-        Phase::Teardown,
-        &[
-            "gate",
-            "stop-operator",
-            "scale-down",
-            "node-pools",
-            "machines",
-            "machine-sets",
-            "capi-cluster",
-            "aws-machines",
-            "control-plane",
-            "finalizers",
-            "hcp-namespace",
-            "hosted-cluster",
-            "hc-namespace",
-            "start-operator",
-        ],
-    ),
-    (Phase::Finish, &["ovn-pods", "cluster-version", "nodes", "report"]),
-    // After a backup: return the source to service instead.
-    (Phase::Abort, &["gate", "writers", "unpause", "wait-dns", "marker"]),
-];
-
 /// Kills inside long steps: the snapshot stream (after its first part is stored, with an
 /// etcd large enough for several parts), the manifest upload, the restore's applies and the
 /// teardown's deletes, each before and after a call's I/O.
@@ -131,10 +72,11 @@ const REPRESENTATIVE: &[Case] = &[
 
 fn full_matrix() -> Vec<Case> {
     let mut cases: Vec<Case> = Vec::new();
-    for (phase, steps) in STEP_BOUNDARIES {
-        for step in *steps {
+    // Every step boundary of every phase, abort (after a backup) included.
+    for phase in Phase::EVERY {
+        for step in ferry_dr::stock::steps(phase) {
             let point: &'static str = Box::leak(format!("step:{phase}/{step}").into_boxed_str());
-            cases.push(case(*phase, point));
+            cases.push(case(phase, point));
         }
     }
     cases.extend_from_slice(IN_STEP);
@@ -425,9 +367,9 @@ fn the_representative_cases_are_in_the_full_matrix() {
         assert!(full.contains(&name), "{name} is not in the full matrix");
     }
     // Every phase is represented in CI, abort included.
-    for (phase, _) in STEP_BOUNDARIES {
+    for phase in Phase::EVERY {
         assert!(
-            REPRESENTATIVE.iter().any(|c| c.phase == *phase),
+            REPRESENTATIVE.iter().any(|c| c.phase == phase),
             "{phase} has no CI case"
         );
     }

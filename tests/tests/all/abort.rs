@@ -105,7 +105,7 @@ async fn abort(drill: &Drill, args: &PhaseArgs) -> PhaseReport {
 async fn abort_returns_the_source_to_service_from_every_backup_step() {
     let drill = drill().await;
     let before = replicas(&drill);
-    for step in ferry_tests::dr::BACKUP_STEPS {
+    for step in ferry_dr::stock::steps(Phase::Backup) {
         let b = drill.phase(Phase::Backup, &stop_after(step)).await.unwrap();
         assert!(b.succeeded(), "backup stopped after {step}:\n{}", b.to_text());
         let a = abort(&drill, &PhaseArgs::default()).await;

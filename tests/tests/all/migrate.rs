@@ -19,50 +19,7 @@ use ferry_sim::{Patch, Store};
 use ferry_tests::dr::guest_failure;
 use serde_json::json;
 
-/// The steps of each phase, in order (checked against a full run below).
-const RESTORE_STEPS: &[&str] = &[
-    "verify-backup",
-    "preflight",
-    "namespaces",
-    "secrets",
-    "hcp-secrets",
-    "capi-cluster",
-    "machines",
-    "extra-objects",
-    "hosted-cluster",
-    "node-pools",
-    "wait-restored",
-    "wait-dns",
-    "wait-nodes",
-];
-const TEARDOWN_STEPS: &[&str] = &[
-    "gate",
-    "stop-operator",
-    "scale-down",
-    "node-pools",
-    "machines",
-    "machine-sets",
-    "capi-cluster",
-    "aws-machines",
-    "control-plane",
-    "finalizers",
-    "hcp-namespace",
-    "hosted-cluster",
-    "hc-namespace",
-    "start-operator",
-];
-const FINISH_STEPS: &[&str] = &["ovn-pods", "cluster-version", "nodes", "report"];
-const ABORT_STEPS: &[&str] = &["gate", "writers", "unpause", "wait-dns", "marker"];
-
-fn steps_of(phase: Phase) -> &'static [&'static str] {
-    match phase {
-        Phase::Backup => ferry_tests::dr::BACKUP_STEPS,
-        Phase::Restore => RESTORE_STEPS,
-        Phase::Teardown => TEARDOWN_STEPS,
-        Phase::Finish => FINISH_STEPS,
-        Phase::Abort => ABORT_STEPS,
-    }
-}
+use ferry_dr::stock::steps as steps_of;
 
 const HA_THREE_POOLS: &str = r#"
 management_clusters = ["source", "destination"]
