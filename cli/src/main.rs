@@ -33,6 +33,10 @@ struct Cli {
     /// More logging (-v debug, -vv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Print only the result: no progress, phase headers or set-up messages, and only
+    /// warnings and errors in the log.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -99,8 +103,9 @@ pub(crate) fn exit(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(Exit::HostFailed as u8))
 }
 
-fn init_logging(format: LogFormat, verbose: u8) {
+fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
     let default = match verbose {
+        _ if quiet => "warn",
         0 => "info",
         1 => "debug",
         _ => "trace",
@@ -122,7 +127,8 @@ fn init_logging(format: LogFormat, verbose: u8) {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format, cli.verbose);
+    output::set_quiet(cli.quiet);
+    init_logging(cli.log_format, cli.verbose, cli.quiet);
     if let Err(e) = ferry::killpoint::check_env() {
         eprintln!("error: {e}");
         return exit(Exit::BadInput.code());

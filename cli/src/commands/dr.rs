@@ -134,12 +134,12 @@ pub async fn cmd_phase(phase: ferry_dr::phases::Phase, args: DrArgs) -> anyhow::
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let progress = Arc::new(ferry::progress::TerminalProgress::new());
+    let progress = crate::output::progress();
     let opts = match args.dr_options(progress.clone()) {
         Ok(o) => o,
         Err(code) => return Ok(code),
     };
-    if args.output == Output::Text {
+    if args.output == Output::Text && !crate::output::quiet() {
         eprintln!("== {phase} ==");
     }
     let result = ferry_dr::phases::run_phase(&config, phase, &args.phase_args(), &opts).await;
@@ -216,6 +216,7 @@ pub fn phase_hook(progress: Arc<ferry::progress::TerminalProgress>, output: Outp
             return;
         }
         match result {
+            None if crate::output::quiet() => {}
             None => eprintln!("== {phase} =="),
             Some(r) => match r.report() {
                 Some(report) => println!("{}", report.to_text()),
@@ -235,7 +236,7 @@ pub async fn cmd_migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let progress = Arc::new(ferry::progress::TerminalProgress::new());
+    let progress = crate::output::progress();
     let opts = match args.dr.dr_options(progress.clone()) {
         Ok(o) => o,
         Err(code) => return Ok(code),

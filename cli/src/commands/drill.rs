@@ -68,13 +68,18 @@ pub async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
         (None, Some(kubeconfig)) => ferry_drill::crds_from_cluster(kubeconfig).await?,
         (None, None) => ferry_sim::kube::crd::CrdSource::Builtin,
     };
-    let progress = Arc::new(ferry::progress::TerminalProgress::new());
+    let progress = crate::output::progress();
+    let quiet = crate::output::quiet();
     let opts = ferry_drill::DrillOptions {
         scenario,
         crds,
         keep_dir: args.keep_dir.clone(),
         progress: progress.clone(),
-        say: Arc::new(|m: &str| eprintln!("drill: {m}")),
+        say: Arc::new(move |m: &str| {
+            if !quiet {
+                eprintln!("drill: {m}")
+            }
+        }),
         faults: args.faults.map(|rate| ferry_drill::Faults { rate, seed: args.seed }),
         ..Default::default()
     };
@@ -84,15 +89,19 @@ pub async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
     };
     let mut drill = ferry_drill::Drill::start(opts).await?;
     if let Some(h) = hooks {
-        eprintln!(
-            "drill: with hooks {}",
-            h.hooks.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ")
-        );
+        if !quiet {
+            eprintln!(
+                "drill: with hooks {}",
+                h.hooks.iter().map(|h| h.name.as_str()).collect::<Vec<_>>().join(", ")
+            );
+        }
         let config = drill.run_config_mut();
         config.hooks = h.hooks;
         config.params.extend(h.params);
     }
-    eprintln!("drill: working directory {}", drill.dir().display());
+    if !quiet {
+        eprintln!("drill: working directory {}", drill.dir().display());
+    }
     let mopts = ferry_dr::phases::MigrateOptions {
         on_phase: Some(phase_hook(progress, args.output)),
         ..Default::default()

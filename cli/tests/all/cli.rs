@@ -505,3 +505,38 @@ fn completions_are_printed_for_each_shell_and_name_the_commands() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("possible values"), "{}", text(&o).1);
 }
+
+#[test]
+fn quiet_prints_the_result_and_no_progress() {
+    let policy = repo("tests/fixtures/test-guest.cedar");
+    let ops = r#"[{"op":"progress","step":"script/count","done":1,"total":2,"message":"half way there"}]"#;
+    let run = |quiet: bool| {
+        let mut args = vec![
+            "run",
+            ferry_artifacts::TEST_GUEST,
+            "--name",
+            "test-guest",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--phase",
+            "script",
+        ];
+        let op = format!("ops={ops}");
+        args.extend(["--arg", op.as_str()]);
+        if quiet {
+            args.push("--quiet");
+        }
+        let o = ferry(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
+        text(&o)
+    };
+    let (out, err) = run(false);
+    assert!(err.contains("half way there"), "progress is shown by default: {err}");
+    let (quiet_out, quiet_err) = run(true);
+    assert!(
+        !quiet_err.contains("half way there"),
+        "--quiet shows no progress: {quiet_err}"
+    );
+    assert_eq!(quiet_out, out, "the result is the same");
+    assert!(quiet_out.contains(r#""ok""#), "{quiet_out}");
+}
