@@ -35,3 +35,26 @@ pub enum Output {
     /// One JSON document.
     Json,
 }
+
+/// The version of every `--output json` document's schema, named in its `schema` field as
+/// `ferry.<document>/v<VERSION>` (`ferry.phase/v1`, `ferry.migrate/v1`, `ferry.drill/v1`).
+/// Raised when a field changes meaning or goes away, not when one is added; the fields are in
+/// `docs/output.md`.
+pub const JSON_VERSION: u32 = 1;
+
+/// Prints `doc` (an object) as one JSON document on stdout, its `schema` field first.
+pub fn print_json(document: &str, doc: serde_json::Value) -> anyhow::Result<()> {
+    let mut out = serde_json::Map::new();
+    out.insert(
+        "schema".into(),
+        serde_json::Value::String(format!("ferry.{document}/v{JSON_VERSION}")),
+    );
+    match doc {
+        serde_json::Value::Object(fields) => out.extend(fields),
+        other => {
+            out.insert("value".into(), other);
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&serde_json::Value::Object(out))?);
+    Ok(())
+}

@@ -148,10 +148,7 @@ pub async fn cmd_phase(phase: ferry_dr::phases::Phase, args: DrArgs) -> anyhow::
         Ok(report) => {
             match args.output {
                 Output::Text => println!("{}", report.to_text()),
-                Output::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({"phases": [report]}))?
-                ),
+                Output::Json => crate::output::print_json("phase", serde_json::json!({"phases": [report]}))?,
             }
             Ok(exit(report.exit_code()))
         }
@@ -160,12 +157,10 @@ pub async fn cmd_phase(phase: ferry_dr::phases::Phase, args: DrArgs) -> anyhow::
             let message = ferry::scrub::secrets(&text);
             eprintln!("error: phase {phase}: {message}");
             if args.output == Output::Json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({"phases": [{"phase": phase, "status": "run-failed", "message": message, "exit_code": e.exit_code()}]})
-                    )?
-                );
+                crate::output::print_json(
+                    "phase",
+                    serde_json::json!({"phases": [{"phase": phase, "status": "run-failed", "message": message, "exit_code": e.exit_code()}]}),
+                )?;
             }
             Ok(exit(e.exit_code()))
         }
@@ -191,9 +186,9 @@ fn resume_base() -> Vec<String> {
 fn print_migration(report: &ferry_dr::phases::MigrateReport, output: Output) -> anyhow::Result<()> {
     match output {
         Output::Text => eprintln!("{}", report.message()),
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
+        Output::Json => crate::output::print_json(
+            "migrate",
+            serde_json::json!({
                 "ok": report.succeeded(),
                 "phases": report.phases,
                 "completed": report.completed,
@@ -202,8 +197,8 @@ fn print_migration(report: &ferry_dr::phases::MigrateReport, output: Output) -> 
                 "resume_command": report.resume_command,
                 "abort_command": report.abort_command,
                 "message": report.message(),
-            }))?
-        ),
+            }),
+        )?,
     }
     Ok(())
 }

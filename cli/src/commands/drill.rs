@@ -124,17 +124,17 @@ pub async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
+        Output::Json => crate::output::print_json(
+            "drill",
+            serde_json::json!({
                 "ok": migration.succeeded() && checks.passed(),
                 "migration": {"phases": migration.phases, "completed": migration.completed,
                     "failed": migration.failed, "message": migration.message()},
                 "checks": checks.checks,
                 "faults": faults,
                 "dir": args.keep_dir,
-            }))?
-        ),
+            }),
+        )?,
     }
     drill.shutdown().await;
     let code = if !migration.succeeded() {

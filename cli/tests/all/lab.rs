@@ -105,10 +105,17 @@ fn a_lab_comes_up_serves_ferry_and_kubectl_and_goes_down() {
         .arg(&site)
         .arg("--audit")
         .arg(&audit)
+        .args(["--output", "json"])
         .envs(lab_env(&dir))
         .output()
         .unwrap();
     assert!(backup.status.success(), "{}", text(&backup));
+    // One document on stdout, in the documented schema (docs/output.md).
+    let doc: serde_json::Value = serde_json::from_slice(&backup.stdout).unwrap();
+    assert_eq!(doc["schema"], "ferry.phase/v1", "{doc}");
+    assert_eq!(doc["phases"][0]["phase"], "backup", "{doc}");
+    assert_eq!(doc["phases"][0]["status"], "succeeded", "{doc}");
+    assert!(doc["phases"][0]["summary"]["steps"].is_array(), "{doc}");
     let verify = ferry()
         .args(["audit", "verify"])
         .arg(&audit)
