@@ -50,10 +50,23 @@ pub async fn cmd_lab(cmd: LabCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The process id in `DIR/lab.pid`, when that process still runs.
+/// The process id in `DIR/lab.pid`, when that process still runs and is a `ferry lab up`: a
+/// pid file left by a lab that died may name a process that reused its id, which `lab down`
+/// must not signal.
 fn running_lab(dir: &Path) -> Option<i32> {
     let pid: i32 = std::fs::read_to_string(dir.join(PID_FILE)).ok()?.trim().parse().ok()?;
-    alive(pid).then_some(pid)
+    (alive(pid) && is_lab(pid)).then_some(pid)
+}
+
+/// Whether process `pid` runs `… lab up …` (from `/proc`; where there is none, trust the file).
+fn is_lab(pid: i32) -> bool {
+    match std::fs::read(format!("/proc/{pid}/cmdline")) {
+        Ok(cmdline) => {
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            args.windows(2).any(|w| w[0] == b"lab" && w[1] == b"up")
+        }
+        Err(_) => !std::path::Path::new("/proc/self").exists(),
+    }
 }
 
 fn alive(pid: i32) -> bool {

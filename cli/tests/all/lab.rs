@@ -147,4 +147,16 @@ fn a_lab_comes_up_serves_ferry_and_kubectl_and_goes_down() {
     let none = ferry().args(["lab", "down", "--dir"]).arg(&dir).output().unwrap();
     assert_eq!(none.status.code(), Some(2), "{}", text(&none));
     assert!(String::from_utf8_lossy(&none.stderr).contains("no lab runs in"));
+
+    // A pid file left by a lab that died, naming a live process that is not a lab (here, this
+    // test): `lab down` removes the file and signals nothing.
+    std::fs::write(dir.join("lab.pid"), format!("{}\n", std::process::id())).unwrap();
+    let stale = ferry().args(["lab", "down", "--dir"]).arg(&dir).output().unwrap();
+    assert!(stale.status.success(), "{}", text(&stale));
+    assert!(
+        String::from_utf8_lossy(&stale.stderr).contains("stale lab.pid"),
+        "{}",
+        text(&stale)
+    );
+    assert!(!dir.join("lab.pid").exists());
 }
