@@ -65,13 +65,18 @@ pub fn lease_name(namespace: &str, name: &str) -> String {
     format!("ferry-dr-{namespace}-{name}").replace('.', "-")
 }
 
-/// Who this process is, for `holderIdentity`: host name, process id and start time.
+/// Who is taking the Lease, for `holderIdentity`: host name, process id, the phase run's
+/// number in this process and the time. Unique per phase run, also within one process: two
+/// phases of one process (a fleet, or a test) must exclude each other, and taking the Lease
+/// treats a Lease with our own identity as ours (the lost answer to our own create).
 pub fn holder_identity() -> String {
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .unwrap_or_else(|_| "unknown-host".into());
     format!(
-        "ferry@{host} pid {} ({})",
+        "ferry@{host} pid {} run {run} ({})",
         std::process::id(),
         rfc3339(Timestamp::now())
     )
@@ -335,5 +340,10 @@ mod tests {
     fn names_are_valid_object_names() {
         assert_eq!(lease_name("clusters", "my.cluster"), "ferry-dr-clusters-my-cluster");
         assert!(holder_identity().starts_with("ferry@"));
+    }
+
+    #[test]
+    fn two_phase_runs_of_one_process_in_one_second_are_two_holders() {
+        assert_ne!(holder_identity(), holder_identity());
     }
 }
