@@ -18,6 +18,24 @@ fn ferry_with_env(args: &[&str], env: &[(&str, &Path)]) -> Output {
         .expect("run ferry")
 }
 
+/// `ferry run` of the test guest as `test-guest` under `tests/fixtures/<policy>`, phase
+/// `phase`, with `extra` arguments.
+fn run_test_guest(policy: &str, phase: &str, extra: &[&str]) -> Output {
+    let policy = repo(&format!("tests/fixtures/{policy}"));
+    let mut args = vec![
+        "run",
+        ferry_artifacts::TEST_GUEST,
+        "--name",
+        "test-guest",
+        "--policy",
+        policy.to_str().unwrap(),
+        "--phase",
+        phase,
+    ];
+    args.extend_from_slice(extra);
+    ferry(&args)
+}
+
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
 }
@@ -31,23 +49,12 @@ fn text(o: &Output) -> (String, String) {
 
 #[test]
 fn run_prints_the_guest_summary_and_exits_zero() {
-    let policy = repo("tests/fixtures/test-guest.cedar");
     let ops = r#"[{"op":"param","name":"who"},{"op":"is-plan"}]"#;
-    let o = ferry(&[
-        "run",
-        ferry_artifacts::TEST_GUEST,
-        "--name",
-        "test-guest",
-        "--policy",
-        policy.to_str().unwrap(),
-        "--phase",
+    let o = run_test_guest(
+        "test-guest.cedar",
         "script",
-        "--param",
-        "who=sre",
-        "--arg",
-        &format!("ops={ops}"),
-        "--plan",
-    ]);
+        &["--param", "who=sre", "--arg", &format!("ops={ops}"), "--plan"],
+    );
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
@@ -56,17 +63,7 @@ fn run_prints_the_guest_summary_and_exits_zero() {
 
 #[test]
 fn a_guest_error_exits_one() {
-    let policy = repo("tests/fixtures/test-guest.cedar");
-    let o = ferry(&[
-        "run",
-        ferry_artifacts::TEST_GUEST,
-        "--name",
-        "test-guest",
-        "--policy",
-        policy.to_str().unwrap(),
-        "--phase",
-        "fail",
-    ]);
+    let o = run_test_guest("test-guest.cedar", "fail", &[]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
@@ -77,17 +74,7 @@ fn a_guest_error_exits_one() {
 
 #[test]
 fn ungranted_imports_exit_three_and_name_each_import() {
-    let policy = repo("tests/fixtures/context-only.cedar");
-    let o = ferry(&[
-        "run",
-        ferry_artifacts::TEST_GUEST,
-        "--name",
-        "test-guest",
-        "--policy",
-        policy.to_str().unwrap(),
-        "--phase",
-        "script",
-    ]);
+    let o = run_test_guest("context-only.cedar", "script", &[]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(3), "{err}");
     assert!(err.contains("`ferry:host/k8s@0.1.0` is not granted"), "{err}");
@@ -98,19 +85,7 @@ fn a_runaway_guest_exits_four() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("run.toml");
     std::fs::write(&config, "[limits]\ncpu_ms = 200\n").unwrap();
-    let policy = repo("tests/fixtures/test-guest.cedar");
-    let o = ferry(&[
-        "run",
-        ferry_artifacts::TEST_GUEST,
-        "--name",
-        "test-guest",
-        "--policy",
-        policy.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-        "--phase",
-        "loop",
-    ]);
+    let o = run_test_guest("test-guest.cedar", "loop", &["--config", config.to_str().unwrap()]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(4), "{err}");
     assert!(err.contains("CPU budget of 200 ms"), "{err}");
@@ -508,25 +483,14 @@ fn completions_are_printed_for_each_shell_and_name_the_commands() {
 
 #[test]
 fn quiet_prints_the_result_and_no_progress() {
-    let policy = repo("tests/fixtures/test-guest.cedar");
     let ops = r#"[{"op":"progress","step":"script/count","done":1,"total":2,"message":"half way there"}]"#;
+    let op = format!("ops={ops}");
     let run = |quiet: bool| {
-        let mut args = vec![
-            "run",
-            ferry_artifacts::TEST_GUEST,
-            "--name",
-            "test-guest",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--phase",
-            "script",
-        ];
-        let op = format!("ops={ops}");
-        args.extend(["--arg", op.as_str()]);
+        let mut extra = vec!["--arg", op.as_str()];
         if quiet {
-            args.push("--quiet");
+            extra.push("--quiet");
         }
-        let o = ferry(&args);
+        let o = run_test_guest("test-guest.cedar", "script", &extra);
         assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
         text(&o)
     };
