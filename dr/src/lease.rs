@@ -109,8 +109,8 @@ impl Held {
     /// are retried as taking it is: a Lease left behind holds the next phase off until it
     /// expires.
     pub async fn release(self) {
-        let mut delay = Duration::from_millis(200);
-        for attempt in 1..=ATTEMPTS {
+        let mut backoff = Backoff::new();
+        loop {
             let failed = match self.api.get_opt(&self.name).await {
                 Ok(Some(l)) if holder_of(&l) == Some(self.holder.as_str()) => {
                     let dp = DeleteParams {
@@ -134,16 +134,48 @@ impl Held {
                 Ok(None) => return,
                 Err(e) => e,
             };
-            let retry = attempt < ATTEMPTS
-                && (ferry::capabilities::k8s::provider::is_transient(&failed)
-                    || matches!(&failed, kube::Error::Api(s) if s.code == 409));
-            if !retry {
+            if !worth_retrying(&failed) || !backoff.wait().await {
                 tracing::warn!(lease = %self.name, error = %ferry::capabilities::k8s::provider::describe_kube_error(&failed), "could not release the lease; it expires on its own");
                 return;
             }
-            tokio::time::sleep(delay).await;
-            delay *= 2;
         }
+    }
+}
+
+/// Whether an attempt at the Lease is tried again from the read: a transient failure, or
+/// another writer between our read and our write (409).
+fn worth_retrying(e: &kube::Error) -> bool {
+    ferry::capabilities::k8s::provider::is_transient(e) || matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+/// The pauses between attempts at the Lease: 200 ms, doubling, [`ATTEMPTS`] tries in all.
+struct Backoff {
+    tried: u32,
+    delay: Duration,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff {
+            tried: 1,
+            delay: Duration::from_millis(200),
+        }
+    }
+
+    /// Whether every attempt has been made.
+    fn used_up(&self) -> bool {
+        self.tried >= ATTEMPTS
+    }
+
+    /// Waits before the next attempt; false, without waiting, when every attempt is used.
+    async fn wait(&mut self) -> bool {
+        if self.used_up() {
+            return false;
+        }
+        tokio::time::sleep(self.delay).await;
+        self.delay *= 2;
+        self.tried += 1;
+        true
     }
 }
 
@@ -184,25 +216,23 @@ pub async fn acquire(
     break_lease: bool,
 ) -> Result<Held, LeaseError> {
     let api: Api<Lease> = Api::namespaced(client, NAMESPACE);
-    let mut delay = Duration::from_millis(200);
-    let mut attempt = 1;
+    let mut backoff = Backoff::new();
     let broke = loop {
         match try_acquire(&api, cluster, name, holder, break_lease).await {
             Ok(broke) => break broke,
             Err(Attempt::Refused(e)) => return Err(e),
-            Err(Attempt::Retry(e)) if attempt < ATTEMPTS => {
-                tracing::warn!(lease = %name, %cluster, error = %ferry::capabilities::k8s::provider::describe_kube_error(&e), "taking the lease failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-                attempt += 1;
-            }
             Err(Attempt::Retry(e)) => {
+                let described = ferry::capabilities::k8s::provider::describe_kube_error(&e);
+                if !backoff.used_up() {
+                    tracing::warn!(lease = %name, %cluster, error = %described, "taking the lease failed; retrying");
+                    backoff.wait().await;
+                    continue;
+                }
                 return Err(LeaseError::Api {
                     cluster: cluster.to_string(),
                     name: name.to_string(),
                     message: format!(
-                        "{} (tried {ATTEMPTS} times); check that the cluster's API server is up, then run the same command again",
-                        ferry::capabilities::k8s::provider::describe_kube_error(&e)
+                        "{described} (tried {ATTEMPTS} times); check that the cluster's API server is up, then run the same command again"
                     ),
                 });
             }
@@ -238,8 +268,7 @@ async fn try_acquire(
     break_lease: bool,
 ) -> Result<Option<String>, Attempt> {
     let classify = |e: kube::Error| {
-        let conflict = matches!(&e, kube::Error::Api(s) if s.code == 409);
-        if conflict || ferry::capabilities::k8s::provider::is_transient(&e) {
+        if worth_retrying(&e) {
             Attempt::Retry(e)
         } else {
             Attempt::Refused(LeaseError::Api {
