@@ -64,28 +64,27 @@ impl Chaos {
         self.active.store(active, Ordering::Release);
     }
 
-    /// With probability [`Chaos::rate`], one of `choices` (uniformly); `None` otherwise, when
-    /// inactive, or when `choices` is empty.
-    pub fn pick<T: Clone>(&self, choices: &[T]) -> Option<T> {
-        if !self.active.load(Ordering::Acquire) || choices.is_empty() {
+    /// With probability [`Chaos::rate`], one of the fault `kinds` (uniformly), counted as
+    /// injected; `None` otherwise, when inactive, or when `kinds` is empty.
+    pub fn pick(&self, kinds: &[&'static str]) -> Option<&'static str> {
+        if !self.active.load(Ordering::Acquire) || kinds.is_empty() {
             return None;
         }
-        let mut rng = lock(&self.rng);
-        if rng.f64() >= self.rate {
-            return None;
-        }
-        choices.get(rng.usize(..choices.len())).cloned()
+        let kind = {
+            let mut rng = lock(&self.rng);
+            if rng.f64() >= self.rate {
+                return None;
+            }
+            *kinds.get(rng.usize(..kinds.len()))?
+        };
+        *lock(&self.injected).entry(kind.to_string()).or_default() += 1;
+        Some(kind)
     }
 
     /// A latency between `min` and `max`, from the same generator.
     pub fn latency(&self, min: Duration, max: Duration) -> Duration {
         let (lo, hi) = (min.as_millis() as u64, max.as_millis().max(min.as_millis()) as u64);
         Duration::from_millis(lock(&self.rng).u64(lo..=hi))
-    }
-
-    /// Counts one injected fault of kind `what` (`503`, `drop`, `delay`...).
-    pub fn count(&self, what: &str) {
-        *lock(&self.injected).entry(what.to_string()).or_default() += 1;
     }
 
     /// What was injected so far, by kind.
@@ -103,8 +102,8 @@ impl Chaos {
 mod tests {
     use super::*;
 
-    fn rolls(c: &Chaos, n: usize) -> Vec<Option<u8>> {
-        (0..n).map(|_| c.pick(&[1u8, 2, 3])).collect()
+    fn rolls(c: &Chaos, n: usize) -> Vec<Option<&'static str>> {
+        (0..n).map(|_| c.pick(&["500", "503", "drop"])).collect()
     }
 
     #[test]
@@ -123,17 +122,21 @@ mod tests {
         assert!((800..1200).contains(&hits), "{hits} faults in 20,000 rolls at 5%");
         c.set_active(false);
         assert!(rolls(&c, 1000).iter().all(Option::is_none));
-        assert!(Chaos::for_service("x", 0.0, 1).pick(&[1]).is_none());
-        assert!(Chaos::for_service("x", f64::NAN, 1).pick(&[1]).is_none());
+        assert!(Chaos::for_service("x", 0.0, 1).pick(&["500"]).is_none());
+        assert!(Chaos::for_service("x", f64::NAN, 1).pick(&["500"]).is_none());
     }
 
     #[test]
-    fn counts_add_up() {
+    fn every_pick_is_counted_by_kind() {
         let c = Chaos::for_service("s3", 1.0, 1);
-        c.count("503");
-        c.count("503");
-        c.count("delay");
-        assert_eq!(c.total(), 3);
-        assert_eq!(c.injected().get("503"), Some(&2));
+        let picked = rolls(&c, 30);
+        assert_eq!(c.total(), 30);
+        for kind in ["500", "503", "drop"] {
+            let n = picked.iter().filter(|p| **p == Some(kind)).count() as u64;
+            assert_eq!(c.injected().get(kind).copied().unwrap_or(0), n, "{kind}");
+        }
+        c.set_active(false);
+        assert!(c.pick(&["500"]).is_none());
+        assert_eq!(c.total(), 30, "what is not injected is not counted");
     }
 }

@@ -472,7 +472,6 @@ fn chaos_action(chaos: &Chaos, verb: Verb) -> Option<FaultAction> {
     const ANY: &[&str] = &["429", "500", "503", "drop", "lost-response", "delay"];
     const UPDATE: &[&str] = &["409", "429", "500", "503", "drop", "lost-response", "delay"];
     let kind = chaos.pick(if verb == Verb::Put { UPDATE } else { ANY })?;
-    chaos.count(kind);
     Some(match kind {
         "409" => FaultAction::Error(InjectedError::Conflict),
         "429" => FaultAction::Error(InjectedError::TooManyRequests { retry_after_secs: 1 }),

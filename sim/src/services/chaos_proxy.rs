@@ -103,17 +103,11 @@ impl Route53ChaosProxy {
                                 &["Throttling"]
                             };
                             let resp = match chaos.pick(kinds) {
-                                Some("PriorRequestNotComplete") => {
-                                    chaos.count("PriorRequestNotComplete");
-                                    throttled(
-                                        "PriorRequestNotComplete",
-                                        "The request was rejected because Route 53 was still processing a prior request.",
-                                    )
-                                }
-                                Some(kind) => {
-                                    chaos.count(kind);
-                                    throttled("Throttling", "Rate exceeded")
-                                }
+                                Some("PriorRequestNotComplete") => throttled(
+                                    "PriorRequestNotComplete",
+                                    "The request was rejected because Route 53 was still processing a prior request.",
+                                ),
+                                Some(_) => throttled("Throttling", "Rate exceeded"),
                                 None => forward(upstream, req)
                                     .await
                                     .unwrap_or_else(|e| bad_gateway(format!("{e:#}"))),

@@ -125,29 +125,24 @@ where
         };
         match chaos.pick(choices) {
             None => self.inner.call(req),
-            Some(kind) => {
-                chaos.count(kind);
-                match kind {
-                    "500" => Box::pin(async {
-                        Ok(s3_error(
-                            500,
-                            "InternalError",
-                            "We encountered an internal error. Please try again.",
-                        ))
-                    }),
-                    "503" => Box::pin(async { Ok(s3_error(503, "SlowDown", "Please reduce your request rate.")) }),
-                    _ => {
-                        let delay = chaos.latency(
-                            std::time::Duration::from_millis(100),
-                            std::time::Duration::from_millis(600),
-                        );
-                        let call = self.inner.call(req);
-                        Box::pin(async move {
-                            tokio::time::sleep(delay).await;
-                            call.await
-                        })
-                    }
-                }
+            Some("500") => Box::pin(async {
+                Ok(s3_error(
+                    500,
+                    "InternalError",
+                    "We encountered an internal error. Please try again.",
+                ))
+            }),
+            Some("503") => Box::pin(async { Ok(s3_error(503, "SlowDown", "Please reduce your request rate.")) }),
+            Some(_) => {
+                let delay = chaos.latency(
+                    std::time::Duration::from_millis(100),
+                    std::time::Duration::from_millis(600),
+                );
+                let call = self.inner.call(req);
+                Box::pin(async move {
+                    tokio::time::sleep(delay).await;
+                    call.await
+                })
             }
         }
     }
