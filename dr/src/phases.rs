@@ -598,8 +598,9 @@ impl MigrateReport {
     }
 }
 
-/// Quotes a word for a POSIX shell when needed.
-fn shell_word(w: &str) -> String {
+/// Quotes a word for a POSIX shell when needed: the commands ferry prints for a person to
+/// run (resume, abort, `ferry lab up`'s) paste as they are.
+pub fn shell_word(w: &str) -> String {
     if !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c)) {
         w.to_string()
     } else {

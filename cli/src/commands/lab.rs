@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ferry::runtime::Exit;
+use ferry_dr::phases::shell_word;
 
 use crate::exit;
 
@@ -73,14 +74,6 @@ fn alive(pid: i32) -> bool {
     rustix::process::Pid::from_raw(pid).is_some_and(|p| rustix::process::test_kill_process(p).is_ok())
 }
 
-fn shell_quote(s: &str) -> String {
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-=:+,@".contains(c)) {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
 async fn up(args: LabUpArgs) -> anyhow::Result<ExitCode> {
     if let Some(pid) = running_lab(&args.dir) {
         eprintln!(
@@ -110,7 +103,7 @@ async fn up(args: LabUpArgs) -> anyhow::Result<ExitCode> {
 
     let mut env_text = String::from("# Written by `ferry lab up`: source it before running ferry against the lab.\n");
     for (k, v) in drill.process_env() {
-        env_text.push_str(&format!("export {k}={}\n", shell_quote(&v)));
+        env_text.push_str(&format!("export {k}={}\n", shell_word(&v)));
     }
     let env_path = dir.join(ENV_FILE);
     std::fs::write(&env_path, env_text).with_context(|| format!("cannot write {}", env_path.display()))?;
@@ -120,7 +113,7 @@ async fn up(args: LabUpArgs) -> anyhow::Result<ExitCode> {
         .and_then(|()| std::fs::rename(&pid_tmp, dir.join(PID_FILE)))
         .with_context(|| format!("cannot write {}", dir.join(PID_FILE).display()))?;
 
-    let q = |p: &Path| shell_quote(&p.display().to_string());
+    let q = |p: &Path| shell_word(&p.display().to_string());
     let site = q(drill.site_path());
     let audit = q(drill.audit_path());
     let clusters = &drill.site().clusters;
@@ -150,8 +143,8 @@ async fn up(args: LabUpArgs) -> anyhow::Result<ExitCode> {
         env = q(&env_path),
         src = kubeconfig(&clusters.source),
         dst = kubeconfig(&clusters.destination),
-        ns = shell_quote(&hc.namespace),
-        name = shell_quote(&hc.name),
+        ns = shell_word(&hc.namespace),
+        name = shell_word(&hc.name),
         key = q(&dir.join("audit.key")),
     );
 
