@@ -800,6 +800,49 @@ impl Drill {
         ]
     }
 
+    /// The replicas of the source's control-plane Deployments, by name: what an abort must
+    /// bring back to what they were before the backup.
+    pub fn source_control_plane_replicas(&self) -> BTreeMap<String, Value> {
+        self.env
+            .source()
+            .sim
+            .store()
+            .list(
+                &registry::DEPLOYMENT,
+                Some(&self.env.hcp_namespace()),
+                &ListOptions::default(),
+            )
+            .map(|l| l.items)
+            .unwrap_or_default()
+            .iter()
+            .map(|d| {
+                (
+                    d["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                    d["spec"]["replicas"].clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// The state the stock guest's marker ConfigMap on the source records (`aborted`...), if
+    /// there is a marker.
+    pub fn marker_state(&self) -> Option<String> {
+        let hc = &self.env.scenario.hosted_cluster;
+        let cm = self
+            .env
+            .source()
+            .sim
+            .store()
+            .get(
+                &registry::CONFIG_MAP,
+                Some(&hc.namespace),
+                &format!("ferry-dr-{}", hc.name),
+            )
+            .ok()?;
+        let state: Value = serde_json::from_str(cm["data"]["state.json"].as_str()?).ok()?;
+        state["state"].as_str().map(str::to_string)
+    }
+
     /// Turns the injected faults off (before checking the end state) or on again.
     pub fn set_faults_active(&self, active: bool) {
         for c in &self.chaos {

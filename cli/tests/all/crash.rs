@@ -18,7 +18,6 @@
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on setup errors")]
 
-use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,7 +26,6 @@ use ferry_dr::phases::{Phase, PhaseArgs};
 use ferry_drill::{Drill, DrillOptions};
 use ferry_sim::ListOptions;
 use ferry_sim::kube::registry;
-use serde_json::Value;
 
 /// One kill: the phase whose process is killed, and where.
 #[derive(Debug, Clone, Copy)]
@@ -231,32 +229,8 @@ async fn kill_and_rerun(drill: &Drill, c: Case) -> Result<(), String> {
 /// SIGKILL's number (9 on every Unix ferry runs on).
 const SIGKILL: i32 = 9;
 
-/// Replicas of the source's control-plane Deployments, by name.
-fn control_plane_replicas(drill: &Drill) -> BTreeMap<String, Value> {
-    drill
-        .env()
-        .source()
-        .sim
-        .store()
-        .list(
-            &registry::DEPLOYMENT,
-            Some(&drill.env().hcp_namespace()),
-            &ListOptions::default(),
-        )
-        .map(|l| l.items)
-        .unwrap_or_default()
-        .iter()
-        .map(|d| {
-            (
-                d["metadata"]["name"].as_str().unwrap_or_default().to_string(),
-                d["spec"]["replicas"].clone(),
-            )
-        })
-        .collect()
-}
-
 async fn kill_abort_and_rerun(drill: &Drill, c: Case) -> Result<(), String> {
-    let before = control_plane_replicas(drill);
+    let before = drill.source_control_plane_replicas();
     drill
         .phase(Phase::Backup, &PhaseArgs::default())
         .await
@@ -289,26 +263,14 @@ async fn kill_abort_and_rerun(drill: &Drill, c: Case) -> Result<(), String> {
             problems.push(format!("NodePool {} is still paused", np["metadata"]["name"]));
         }
     }
-    let after = control_plane_replicas(drill);
+    let after = drill.source_control_plane_replicas();
     if after != before {
         problems.push(format!(
             "the control plane's replicas are {after:?}, not {before:?} as before the backup"
         ));
     }
-    let marker = store
-        .get(
-            &registry::CONFIG_MAP,
-            Some(&hc.namespace),
-            &format!("ferry-dr-{}", hc.name),
-        )
-        .ok()
-        .and_then(|cm| {
-            cm["data"]["state.json"]
-                .as_str()
-                .and_then(|s| serde_json::from_str::<Value>(s).ok())
-        });
-    let state = marker.as_ref().and_then(|m| m["state"].as_str());
-    if state != Some("aborted") {
+    let state = drill.marker_state();
+    if state.as_deref() != Some("aborted") {
         problems.push(format!("the marker says {state:?}, not \"aborted\""));
     }
     if problems.is_empty() {

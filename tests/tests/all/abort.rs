@@ -29,39 +29,6 @@ fn stop_after(step: &str) -> PhaseArgs {
     }
 }
 
-/// Replicas of the control-plane Deployments of the source.
-fn replicas(drill: &Drill) -> BTreeMap<String, Value> {
-    src(drill)
-        .list(
-            &registry::DEPLOYMENT,
-            Some(&drill.env().hcp_namespace()),
-            &ListOptions::default(),
-        )
-        .unwrap()
-        .items
-        .iter()
-        .map(|d| {
-            (
-                d["metadata"]["name"].as_str().unwrap().to_string(),
-                d["spec"]["replicas"].clone(),
-            )
-        })
-        .collect()
-}
-
-fn marker_state(drill: &Drill) -> Option<String> {
-    let hc = &drill.env().scenario.hosted_cluster;
-    let cm = src(drill)
-        .get(
-            &registry::CONFIG_MAP,
-            Some(&hc.namespace),
-            &format!("ferry-dr-{}", hc.name),
-        )
-        .ok()?;
-    let state: Value = serde_json::from_str(cm["data"]["state.json"].as_str()?).ok()?;
-    state["state"].as_str().map(str::to_string)
-}
-
 /// The source serves the hosted cluster as before the backup: nothing paused, writers at
 /// their replicas, its public hostnames published by the source's external-dns.
 async fn assert_in_service(drill: &Drill, before: &BTreeMap<String, Value>, why: &str) {
@@ -77,7 +44,7 @@ async fn assert_in_service(drill: &Drill, before: &BTreeMap<String, Value>, why:
     {
         assert!(np["spec"]["pausedUntil"].is_null(), "{why}: {np}");
     }
-    assert_eq!(&replicas(drill), before, "{why}");
+    assert_eq!(&drill.source_control_plane_replicas(), before, "{why}");
     let records = drill
         .route53()
         .list_resource_record_sets()
@@ -104,7 +71,7 @@ async fn abort(drill: &Drill, args: &PhaseArgs) -> PhaseReport {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_returns_the_source_to_service_from_every_backup_step() {
     let drill = drill().await;
-    let before = replicas(&drill);
+    let before = drill.source_control_plane_replicas();
     for step in ferry_dr::stock::steps(Phase::Backup) {
         let b = drill.phase(Phase::Backup, &stop_after(step)).await.unwrap();
         assert!(b.succeeded(), "backup stopped after {step}:\n{}", b.to_text());
@@ -112,7 +79,7 @@ async fn abort_returns_the_source_to_service_from_every_backup_step() {
         assert!(a.succeeded(), "abort after backup/{step}:\n{}", a.to_text());
         assert_in_service(&drill, &before, &format!("after backup/{step}")).await;
         if *step != "preflight" {
-            assert_eq!(marker_state(&drill).as_deref(), Some("aborted"), "after backup/{step}");
+            assert_eq!(drill.marker_state().as_deref(), Some("aborted"), "after backup/{step}");
         }
         let again = abort(&drill, &PhaseArgs::default()).await;
         assert!(
@@ -132,7 +99,7 @@ async fn abort_returns_the_source_to_service_from_every_backup_step() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_from_a_restore_that_stopped_before_the_hosted_cluster() {
     let drill = drill().await;
-    let before = replicas(&drill);
+    let before = drill.source_control_plane_replicas();
     assert!(run(&drill, Phase::Backup).await.succeeded());
     let r = drill.phase(Phase::Restore, &stop_after("extra-objects")).await.unwrap();
     assert!(r.succeeded(), "{}", r.to_text());
