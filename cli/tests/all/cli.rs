@@ -421,16 +421,19 @@ fn backup_keygen_and_decrypt_give_the_plain_layout_back() {
         at_rest::encrypt(&to, b"kind: Secret\n").unwrap(),
     )
     .unwrap();
+    let decrypt = |identity: &Path, out: &Path| {
+        ferry(&[
+            "backup",
+            "decrypt",
+            tmp.path().join("backup").to_str().unwrap(),
+            "--identity",
+            identity.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
     let plain = tmp.path().join("plain");
-    let out = ferry(&[
-        "backup",
-        "decrypt",
-        tmp.path().join("backup").to_str().unwrap(),
-        "--identity",
-        key.to_str().unwrap(),
-        "--out",
-        plain.to_str().unwrap(),
-    ]);
+    let out = decrypt(&key, &plain);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stdout.contains("2 file(s) decrypted"), "{stdout}");
@@ -444,15 +447,7 @@ fn backup_keygen_and_decrypt_give_the_plain_layout_back() {
         ferry(&["backup", "keygen", other.to_str().unwrap()]).status.code(),
         Some(0)
     );
-    let out = ferry(&[
-        "backup",
-        "decrypt",
-        tmp.path().join("backup").to_str().unwrap(),
-        "--identity",
-        other.to_str().unwrap(),
-        "--out",
-        tmp.path().join("plain2").to_str().unwrap(),
-    ]);
+    let out = decrypt(&other, &tmp.path().join("plain2"));
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
