@@ -62,6 +62,15 @@ struct TerminalState {
     last_wait: Option<(String, String)>,
 }
 
+impl TerminalState {
+    /// Ends another step's in-place line before `step` draws its own (TTY).
+    fn end_other_line(&mut self, step: &str) {
+        if self.open.as_deref().is_some_and(|o| o != step) {
+            let _ = writeln!(self.out);
+        }
+    }
+}
+
 impl Default for TerminalProgress {
     fn default() -> Self {
         Self::new()
@@ -135,9 +144,7 @@ impl TerminalProgress {
             let due = st
                 .last_draw
                 .is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_millis(100));
-            if !same && st.open.is_some() {
-                let _ = writeln!(st.out);
-            }
+            st.end_other_line(&e.step);
             if !same || due || e.total.is_some_and(|t| e.done >= t) {
                 let _ = write!(st.out, "\r  {}: {amount}\x1b[K", terminal_safe(&e.step, false));
                 let _ = st.out.flush();
@@ -168,9 +175,7 @@ impl TerminalProgress {
             format!("  {step} [{}s]: {message}", e.done)
         };
         if self.tty {
-            if st.open.as_deref().is_some_and(|o| o != e.step) {
-                let _ = writeln!(st.out);
-            }
+            st.end_other_line(&e.step);
             let _ = write!(st.out, "\r{line}\x1b[K");
             if waiting {
                 st.open = Some(e.step.clone());
