@@ -499,3 +499,19 @@ fn quiet_prints_the_result_and_no_progress() {
     assert_eq!(quiet_out, out, "the result is the same");
     assert!(quiet_out.contains(r#""ok""#), "{quiet_out}");
 }
+
+#[test]
+fn a_malformed_kill_point_stops_the_command_before_it_runs() {
+    let o = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["completions", "bash"])
+        .env(ferry::killpoint::ENV, "after:k8s:delete")
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(out.is_empty(), "nothing ran: {out}");
+    assert!(
+        err.contains("FERRY_KILL_AT=\"after:k8s:delete\" is not a kill point"),
+        "{err}"
+    );
+}
