@@ -187,11 +187,10 @@ pub fn entry(obj: &Value, data: &[u8]) -> FileEntry {
 
 /// Where a backup of this hosted cluster lives in S3: `<prefix>/<ns>/<name>/`.
 pub fn s3_root(c: &Ctx) -> String {
-    format!(
-        "{}/{}/{}/",
-        c.p.or("s3_prefix", "hosted-clusters").trim_end_matches('/'),
-        c.hc.ns,
-        c.hc.name
+    ferry_hcp_model::backup_root(
+        c.p.or("s3_prefix", ferry_hcp_model::DEFAULT_S3_PREFIX),
+        &c.hc.ns,
+        &c.hc.name,
     )
 }
 

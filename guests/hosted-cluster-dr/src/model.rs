@@ -1,7 +1,5 @@
 //! Names, kinds and small pure functions of the HyperShift object model.
 
-use std::collections::BTreeSet;
-
 use ferry_sdk::k8s::obj;
 use ferry_sdk::params::Params;
 use ferry_sdk::{ObjectRef, Result, invalid};
@@ -189,7 +187,7 @@ impl HcId {
 
     /// The marker's name.
     pub fn marker_name(&self) -> String {
-        format!("ferry-dr-{}", self.name)
+        ferry_hcp_model::marker_name(&self.name)
     }
 }
 
@@ -205,14 +203,6 @@ fn valid_name(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
 }
 
-/// The NodePools of the hosted cluster among `pools` (`spec.clusterName`).
-pub fn own_node_pools<'a>(pools: &'a [Value], hc_name: &str) -> Vec<&'a Value> {
-    pools
-        .iter()
-        .filter(|np| np.pointer("/spec/clusterName").and_then(Value::as_str) == Some(hc_name))
-        .collect()
-}
-
 /// The sum of `spec.replicas` of NodePools.
 pub fn replicas_sum<'a>(pools: impl IntoIterator<Item = &'a Value>) -> u64 {
     pools
@@ -221,129 +211,7 @@ pub fn replicas_sum<'a>(pools: impl IntoIterator<Item = &'a Value>) -> u64 {
         .sum()
 }
 
-/// Names of the Secrets and ConfigMaps of the HostedCluster namespace that a HostedCluster or
-/// NodePool refers to: what the destination's operator must find there.
-#[derive(Debug, Default, Clone)]
-pub struct References {
-    /// Secret names.
-    pub secrets: BTreeSet<String>,
-    /// ConfigMap names.
-    pub config_maps: BTreeSet<String>,
-}
-
-/// Where a HostedCluster names a Secret (`*`: every item of a list): its own fields
-/// (`hostedcluster_types.go` and the platform types), then `spec.configuration` as upstream's
-/// `api/util/configrefs` (`SecretRefs`) collects it.
-const HC_SECRET_PATHS: &[&str] = &[
-    "/spec/pullSecret",
-    "/spec/sshKey",
-    "/spec/serviceAccountSigningKey",
-    "/spec/auditWebhook",
-    "/spec/secretEncryption/aescbc/activeKey",
-    "/spec/secretEncryption/aescbc/backupKey",
-    "/spec/secretEncryption/kms/ibmcloud/auth/unmanaged/credentials",
-    "/spec/etcd/unmanaged/tls/clientSecret",
-    "/spec/platform/openstack/identityRef",
-    "/spec/platform/kubevirt/credentials/infraKubeConfigSecret",
-    "/spec/platform/powervs/kubeCloudControllerCreds",
-    "/spec/platform/powervs/nodePoolManagementCreds",
-    "/spec/platform/powervs/ingressOperatorCloudCreds",
-    "/spec/platform/powervs/storageOperatorCloudCreds",
-    "/spec/platform/powervs/imageRegistryOperatorCloudCreds",
-    "/spec/configuration/apiServer/servingCerts/namedCertificates/*/servingCertificate",
-    "/spec/configuration/authentication/webhookTokenAuthenticators/*/kubeConfig",
-    "/spec/configuration/authentication/webhookTokenAuthenticator/kubeConfig",
-    "/spec/configuration/oauth/identityProviders/*/basicAuth/tlsClientCert",
-    "/spec/configuration/oauth/identityProviders/*/basicAuth/tlsClientKey",
-    "/spec/configuration/oauth/identityProviders/*/github/clientSecret",
-    "/spec/configuration/oauth/identityProviders/*/gitlab/clientSecret",
-    "/spec/configuration/oauth/identityProviders/*/google/clientSecret",
-    "/spec/configuration/oauth/identityProviders/*/htpasswd/fileData",
-    "/spec/configuration/oauth/identityProviders/*/keystone/tlsClientCert",
-    "/spec/configuration/oauth/identityProviders/*/keystone/tlsClientKey",
-    "/spec/configuration/oauth/identityProviders/*/ldap/bindPassword",
-    "/spec/configuration/oauth/identityProviders/*/openID/clientSecret",
-    "/spec/configuration/oauth/templates/login",
-    "/spec/configuration/oauth/templates/providerSelection",
-    "/spec/configuration/oauth/templates/error",
-];
-
-/// `configrefs` collects OIDC client secrets only when `authentication.type` is `OIDC`.
-const HC_OIDC_SECRET_PATHS: &[&str] =
-    &["/spec/configuration/authentication/oidcProviders/*/oidcClients/*/clientSecret"];
-
-/// Where a HostedCluster names a ConfigMap: `spec.additionalTrustBundle`, then
-/// `configrefs`' `ConfigMapRefs`.
-const HC_CONFIG_MAP_PATHS: &[&str] = &[
-    "/spec/additionalTrustBundle",
-    "/spec/configuration/apiServer/clientCA",
-    "/spec/configuration/authentication/oauthMetadata",
-    "/spec/configuration/image/additionalTrustedCA",
-    "/spec/configuration/oauth/identityProviders/*/basicAuth/ca",
-    "/spec/configuration/oauth/identityProviders/*/github/ca",
-    "/spec/configuration/oauth/identityProviders/*/gitlab/ca",
-    "/spec/configuration/oauth/identityProviders/*/keystone/ca",
-    "/spec/configuration/oauth/identityProviders/*/ldap/ca",
-    "/spec/configuration/oauth/identityProviders/*/openID/ca",
-    "/spec/configuration/oauth/identityProviders/*/requestHeader/ca",
-    "/spec/configuration/proxy/trustedCA",
-    "/spec/configuration/scheduler/policy",
-];
-
-/// `configrefs` collects the OIDC issuer CA only when `authentication.type` is `OIDC`.
-const HC_OIDC_CONFIG_MAP_PATHS: &[&str] =
-    &["/spec/configuration/authentication/oidcProviders/*/issuer/issuerCertificateAuthority"];
-
-/// Where a NodePool names ConfigMaps (`nodepool_types.go`: `config`, `tuningConfig`).
-const NP_CONFIG_MAP_PATHS: &[&str] = &["/spec/config/*", "/spec/tuningConfig/*"];
-
-/// The `name` of every object `path` (JSON pointer, `*` for each list item) leads to.
-fn names_at<'v>(v: &'v Value, path: &str, out: &mut Vec<&'v str>) {
-    let path = path.trim_start_matches('/');
-    let (head, rest) = path.split_once('/').unwrap_or((path, ""));
-    if head.is_empty() {
-        if let Some(n) = v.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
-            out.push(n);
-        }
-        return;
-    }
-    if head == "*" {
-        for item in v.as_array().into_iter().flatten() {
-            names_at(item, rest, out);
-        }
-    } else if let Some(child) = v.get(head) {
-        names_at(child, rest, out);
-    }
-}
-
-impl References {
-    /// Collects the references of a HostedCluster or NodePool (by its `kind`).
-    pub fn collect(&mut self, obj: &Value) {
-        let oidc = obj
-            .pointer("/spec/configuration/authentication/type")
-            .and_then(Value::as_str)
-            == Some("OIDC");
-        let (secrets, config_maps): (Vec<&str>, Vec<&str>) = match obj.get("kind").and_then(Value::as_str) {
-            Some("NodePool") => (Vec::new(), NP_CONFIG_MAP_PATHS.to_vec()),
-            _ => {
-                let mut s = HC_SECRET_PATHS.to_vec();
-                let mut c = HC_CONFIG_MAP_PATHS.to_vec();
-                if oidc {
-                    s.extend(HC_OIDC_SECRET_PATHS);
-                    c.extend(HC_OIDC_CONFIG_MAP_PATHS);
-                }
-                (s, c)
-            }
-        };
-        for (paths, set) in [(secrets, &mut self.secrets), (config_maps, &mut self.config_maps)] {
-            let mut found = Vec::new();
-            for p in paths {
-                names_at(obj, p, &mut found);
-            }
-            set.extend(found.into_iter().map(str::to_string));
-        }
-    }
-}
+pub use ferry_hcp_model::{References, own_node_pools};
 
 pub use ferry_sdk::time::rfc3339;
 
@@ -352,10 +220,7 @@ pub fn backup_id(ms: u64) -> String {
     ferry_sdk::time::compact(ms)
 }
 
-/// Whether a string looks like a backup id.
-pub fn is_backup_id(s: &str) -> bool {
-    s.len() == 16 && s.as_bytes().get(8) == Some(&b'T') && s.ends_with('Z')
-}
+pub use ferry_hcp_model::is_backup_id;
 
 #[cfg(test)]
 mod tests {
@@ -374,59 +239,5 @@ mod tests {
     #[test]
     fn hcp_namespace_replaces_dots() {
         assert_eq!(hcp_namespace("clusters", "demo.one"), "clusters-demo-one");
-    }
-
-    #[test]
-    fn references_follow_upstream_configrefs() {
-        let hc = json!({"kind": "HostedCluster", "spec": {
-            "pullSecret": {"name": "ps"},
-            "secretEncryption": {"aescbc": {"activeKey": {"name": "key"}}},
-            "additionalTrustBundle": {"name": "bundle"},
-            "configuration": {
-                "apiServer": {"clientCA": {"name": "client-ca"},
-                    "servingCerts": {"namedCertificates": [{"servingCertificate": {"name": "api-cert"}}]}},
-                "authentication": {"oauthMetadata": {"name": "meta"},
-                    "oidcProviders": [{"issuer": {"issuerCertificateAuthority": {"name": "oidc-ca"}},
-                        "oidcClients": [{"clientSecret": {"name": "oidc-secret"}}]}]},
-                "image": {"additionalTrustedCA": {"name": "registry-ca"}},
-                "oauth": {"identityProviders": [
-                    {"htpasswd": {"fileData": {"name": "htpass"}}},
-                    {"openID": {"clientSecret": {"name": "idp"}, "ca": {"name": "idp-ca"}}},
-                    {"requestHeader": {"ca": {"name": "rh-ca"}}}],
-                    "templates": {"login": {"name": "login"}, "error": {"name": ""}}},
-                "proxy": {"trustedCA": {"name": "proxy-ca"}},
-                "scheduler": {"policy": {"name": "sched"}},
-            },
-        }});
-        let np = json!({"kind": "NodePool", "spec": {"config": [{"name": "tuned-a"}], "tuningConfig": [{"name": "tuned-b"}],
-            "pullSecret": {"name": "not-a-nodepool-field"}}});
-        let mut refs = References::default();
-        refs.collect(&hc);
-        refs.collect(&np);
-        assert_eq!(
-            refs.secrets.iter().collect::<Vec<_>>(),
-            ["api-cert", "htpass", "idp", "key", "login", "ps"]
-        );
-        assert_eq!(
-            refs.config_maps.iter().collect::<Vec<_>>(),
-            [
-                "bundle",
-                "client-ca",
-                "idp-ca",
-                "meta",
-                "proxy-ca",
-                "registry-ca",
-                "rh-ca",
-                "sched",
-                "tuned-a",
-                "tuned-b"
-            ]
-        );
-        // OIDC references count only when the authentication type is OIDC (configrefs).
-        let mut oidc = hc.clone();
-        oidc["spec"]["configuration"]["authentication"]["type"] = json!("OIDC");
-        let mut refs = References::default();
-        refs.collect(&oidc);
-        assert!(refs.secrets.contains("oidc-secret") && refs.config_maps.contains("oidc-ca"));
     }
 }
