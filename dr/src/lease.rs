@@ -144,18 +144,19 @@ impl Held {
 
 /// Whether an attempt at the Lease is tried again from the read: a transient failure, or
 /// another writer between our read and our write (409).
-fn worth_retrying(e: &kube::Error) -> bool {
+pub(crate) fn worth_retrying(e: &kube::Error) -> bool {
     ferry::capabilities::k8s::provider::is_transient(e) || matches!(e, kube::Error::Api(s) if s.code == 409)
 }
 
 /// The pauses between attempts at the Lease: 200 ms, doubling, [`ATTEMPTS`] tries in all.
-struct Backoff {
+pub(crate) struct Backoff {
     tried: u32,
     delay: Duration,
 }
 
 impl Backoff {
-    fn new() -> Self {
+    /// The first attempt is being made.
+    pub(crate) fn new() -> Self {
         Backoff {
             tried: 1,
             delay: Duration::from_millis(200),
@@ -168,7 +169,7 @@ impl Backoff {
     }
 
     /// Waits before the next attempt; false, without waiting, when every attempt is used.
-    async fn wait(&mut self) -> bool {
+    pub(crate) async fn wait(&mut self) -> bool {
         if self.used_up() {
             return false;
         }

@@ -11,6 +11,7 @@
 //! the simulator.
 
 pub mod lease;
+pub mod owned;
 pub mod phases;
 pub mod site;
 pub mod stock;

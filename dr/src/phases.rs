@@ -361,6 +361,36 @@ pub async fn run_phase_with(
         }
         _ => None,
     };
+    // What the hosted cluster owns where the phase works (finish: the destination, where it
+    // now lives), fixed before the guest starts.
+    let owner_cluster = phase.changes_cluster().unwrap_or("destination");
+    let owner_alias = config
+        .params
+        .get(owner_cluster)
+        .map(String::as_str)
+        .unwrap_or(owner_cluster);
+    let backup_id = args
+        .backup_id
+        .as_deref()
+        .or(config.params.get("backup_id").map(String::as_str));
+    let ownership = crate::owned::resolve(
+        config,
+        &run_options.clients,
+        owner_alias,
+        matches!(phase, Phase::Restore | Phase::Teardown),
+        backup_id,
+        opts.audit_key.as_ref(),
+    )
+    .await;
+    let ownership = match ownership {
+        Ok(o) => o,
+        Err(e) => {
+            if let Some(held) = lease {
+                held.release().await;
+            }
+            return Err(RunFailure::Host(anyhow::anyhow!(e)));
+        }
+    };
     let req = RunRequest {
         component: opts.guest.component.clone(),
         name: opts.guest.name.clone(),
@@ -371,6 +401,7 @@ pub async fn run_phase_with(
         plan: opts.plan,
         audit: opts.audit.clone(),
         audit_key: opts.audit_key.clone(),
+        ownership,
     };
     let outcome = ferry::runtime::run::run(runtime, req, run_options).await;
     if let Some(held) = lease {

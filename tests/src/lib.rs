@@ -49,6 +49,8 @@ pub struct GuestRun {
     pub audit: Option<PathBuf>,
     /// The key that signs the trail and seals objects.
     pub audit_key: Option<ferry::audit::AuditKey>,
+    /// What the run's owner owns (default: nothing).
+    pub ownership: ferry::policy::Ownership,
     /// Runtime options (clients with credentials, progress sink).
     pub options: RunOptions,
 }
@@ -62,6 +64,7 @@ impl Default for GuestRun {
             plan: false,
             audit: None,
             audit_key: None,
+            ownership: Default::default(),
             options: RunOptions {
                 cache_dir: None,
                 ..Default::default()
@@ -85,6 +88,7 @@ impl GuestRun {
             plan: self.plan,
             audit: self.audit,
             audit_key: self.audit_key,
+            ownership: self.ownership,
         };
         ferry::runtime::run::run(&runtime, req, self.options).await
     }

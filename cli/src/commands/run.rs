@@ -79,6 +79,8 @@ pub async fn cmd_run(args: RunArgs) -> anyhow::Result<ExitCode> {
         plan: args.plan,
         audit: args.audit,
         audit_key: super::audit::key(args.audit_key.as_deref())?,
+        // `ferry run` has no owner resolver: grants on `Ferry::Owner` match nothing.
+        ownership: Default::default(),
     };
     match ferry::runtime::run::run(&runtime, req, RunOptions::default()).await {
         Ok(Outcome::Success(json)) => {

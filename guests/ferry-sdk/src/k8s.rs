@@ -231,4 +231,25 @@ impl Cluster {
         let kinds = retry(|| self.inner.namespaced_kinds())?;
         Ok(kinds.into_iter().map(|k| (k.api_version, k.kind)).collect())
     }
+
+    /// The objects of `kind` (`apiVersion`, `kind`) in `namespace` that the runner assigned
+    /// to this run's owner, each read by name (and decided); absent ones are left out. For
+    /// namespaces shared with others, where a policy grants only the owner's objects and
+    /// listing the kind is denied.
+    pub fn owned(&self, api_version: &str, kind: &str, namespace: &str) -> Result<Vec<Value>> {
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        let mut out = Vec::new();
+        for name in self.inner.owned_names(group, kind, namespace) {
+            let r = crate::ObjectRef {
+                api_version: api_version.to_string(),
+                kind: kind.to_string(),
+                namespace: Some(namespace.to_string()),
+                name,
+            };
+            if let Some(o) = self.get(&r)? {
+                out.push(o);
+            }
+        }
+        Ok(out)
+    }
 }

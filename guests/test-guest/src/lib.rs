@@ -167,6 +167,9 @@ fn run_op(op: &Value, h: &mut Handles) -> Value {
                     )
                     .map(|p| json!(p)),
                 ),
+                "k8s.owned-names" => {
+                    json!({ "ok": c.owned_names(&s(op, "group"), &s(op, "kind"), &s(op, "namespace")) })
+                }
                 _ => json!({ "err": { "kind": "script", "message": format!("unknown op {n}") } }),
             }
         }

@@ -29,6 +29,7 @@ pub(crate) enum Ty {
     Interface,
     Cluster,
     Namespace,
+    Owner,
     K8sObject,
     Bucket,
     S3Prefix,
@@ -41,11 +42,12 @@ pub(crate) enum Ty {
 }
 
 impl Ty {
-    const ALL: [Ty; 13] = [
+    const ALL: [Ty; 14] = [
         Ty::Guest,
         Ty::Interface,
         Ty::Cluster,
         Ty::Namespace,
+        Ty::Owner,
         Ty::K8sObject,
         Ty::Bucket,
         Ty::S3Prefix,
@@ -64,6 +66,7 @@ impl Ty {
             Ty::Interface => "Interface",
             Ty::Cluster => "Cluster",
             Ty::Namespace => "Namespace",
+            Ty::Owner => "Owner",
             Ty::K8sObject => "K8sObject",
             Ty::Bucket => "Bucket",
             Ty::S3Prefix => "S3Prefix",

@@ -36,6 +36,7 @@ pub mod desk;
 mod entities;
 mod explain;
 mod load;
+mod ownership;
 pub mod request;
 
 use std::collections::{BTreeMap, HashSet};
@@ -50,6 +51,7 @@ use cedar_policy::{
 
 pub use entities::{WORKSPACE_ID, strip_interface_version};
 pub use load::hcp_namespace;
+pub use ownership::{OwnedObject, Ownership};
 
 /// The Cedar schema every policy is validated against, compiled in.
 const SCHEMA_SRC: &str = include_str!("../../../policies/ferry.cedarschema");
@@ -278,6 +280,9 @@ pub struct Decision {
     /// errors). Any of them leaves the call denied unless a permit matched
     /// and no forbid could have matched.
     pub errors: Vec<String>,
+    /// For a default deny of an object in a namespace where the run has an owner but does
+    /// not own it: which owner, so a denied sibling's Secret reads as that, not as a gap.
+    pub not_owned: Option<String>,
 }
 
 impl Decision {
@@ -299,6 +304,16 @@ impl Decision {
                 shape.id
             )
         };
+        if let Some(owner) = self
+            .not_owned
+            .as_ref()
+            .filter(|_| !self.allowed && self.policies.is_empty())
+        {
+            reason.push_str(&format!(
+                "; it is not among the objects ferry resolved as {owner}'s before the run, so a grant \
+                 `in Ferry::Owner` does not reach it"
+            ));
+        }
         if !self.errors.is_empty() {
             reason.push_str(&format!("; errors: {}", self.errors.join("; ")));
         }
@@ -310,6 +325,7 @@ impl Decision {
             allowed: false,
             policies: Vec::new(),
             errors,
+            not_owned: None,
         }
     }
 }
@@ -396,6 +412,8 @@ pub struct PolicyEngine {
     source: String,
     params: BTreeMap<String, String>,
     warnings: Vec<String>,
+    /// What the run's owner owns ([`Ownership`]); empty unless the runner set it.
+    ownership: Ownership,
 }
 
 /// The policies of `all` whose action scope can match `action` (itself or one of its
@@ -519,6 +537,7 @@ impl PolicyEngine {
             source: src.to_string(),
             params: loaded.params,
             warnings: loaded.warnings,
+            ownership: Ownership::default(),
         })
     }
 
@@ -556,12 +575,17 @@ impl PolicyEngine {
                 allowed: false,
                 policies: failed_forbids,
                 errors,
+                not_owned: None,
             };
         }
+        let not_owned = (!allowed && policies.is_empty())
+            .then(|| self.ownership.shares_namespace_with(resource))
+            .flatten();
         Decision {
             allowed,
             policies,
             errors,
+            not_owned,
         }
     }
 
@@ -574,7 +598,11 @@ impl PolicyEngine {
         resource: &ResourceRef,
         ctx: &CallContext,
     ) -> Result<(Request, Entities), String> {
-        let shape = entities::shape(action, resource).map_err(|e| format!("invalid resource: {e}"))?;
+        let mut shape = entities::shape(action, resource).map_err(|e| format!("invalid resource: {e}"))?;
+        if let Some(owner) = self.ownership.owner_of(resource) {
+            // Nearest first: the object's Namespace follows, and the Owner is in it.
+            shape.ancestors.insert(0, (entities::Ty::Owner, owner));
+        }
         let (resource_uid, resource_entities) = self
             .types
             .build(&shape)
@@ -611,6 +639,18 @@ impl PolicyEngine {
             .chain([self.guest_entity.clone(), action_entity.clone()]);
         let entities = Entities::from_entities(store, None).map_err(|e| format!("cannot build the entities: {e}"))?;
         Ok((request, entities))
+    }
+
+    /// The engine with `ownership` deciding which objects sit in a `Ferry::Owner`. Set once,
+    /// before the run, by the trusted runner.
+    pub fn with_ownership(mut self, ownership: Ownership) -> Self {
+        self.ownership = ownership;
+        self
+    }
+
+    /// What the run's owner owns.
+    pub fn ownership(&self) -> &Ownership {
+        &self.ownership
     }
 
     /// The linked, validated policy set (for [`PolicyEngine::cedar_request`]'s benchmark).
@@ -820,6 +860,58 @@ mod tests {
             ])?;
             Request::new(e.guest_uid.clone(), action_uid.clone(), uid, ctx, Some(schema))?;
         }
+        Ok(())
+    }
+
+    /// An owned object sits in its `Owner`, which sits in its Namespace (the entities conform
+    /// to the schema); an unowned sibling in the same namespace, a list, and the same name on
+    /// another cluster do not, and a default deny of the sibling names the owner.
+    #[test]
+    fn owned_objects_and_only_they_are_in_the_owner() -> Result<(), Box<dyn std::error::Error>> {
+        let k8s = |cluster: &str, name: Option<&str>| ResourceRef::K8s {
+            cluster: cluster.into(),
+            group: String::new(),
+            version: "v1".into(),
+            kind: "Secret".into(),
+            namespace: Some("clusters".into()),
+            name: name.map(str::to_string),
+        };
+        let mut ownership = Ownership {
+            owner: "prod-a".into(),
+            ..Ownership::default()
+        };
+        ownership.objects.insert(OwnedObject {
+            cluster: "src".into(),
+            group: String::new(),
+            kind: "Secret".into(),
+            namespace: "clusters".into(),
+            name: "prod-a-pull".into(),
+        });
+        let e = engine(
+            r#"@id("owned") permit (principal, action == Ferry::Action::"k8s:get", resource in Ferry::Owner::"src/clusters/prod-a");
+               @id("ns") permit (principal, action == Ferry::Action::"k8s:list", resource in Ferry::Namespace::"src/clusters");"#,
+        )?
+        .with_ownership(ownership);
+        let ctx = CallContext::default();
+        let (_, entities) = e.cedar_request(Action::K8sGet, &k8s("src", Some("prod-a-pull")), &ctx)?;
+        Entities::from_entities(entities, Some(load::schema()?))?;
+        let own = e.authorize(Action::K8sGet, &k8s("src", Some("prod-a-pull")), &ctx);
+        assert!(own.allowed, "{own:?}");
+        assert_eq!(own.policies, ["owned"]);
+        let sibling = e.authorize(Action::K8sGet, &k8s("src", Some("prod-b-pull")), &ctx);
+        assert!(!sibling.allowed);
+        let why = sibling.denial_reason(Action::K8sGet, &k8s("src", Some("prod-b-pull")));
+        assert!(
+            why.contains("not among the objects ferry resolved as prod-a's"),
+            "{why}"
+        );
+        assert!(
+            !e.authorize(Action::K8sGet, &k8s("dst", Some("prod-a-pull")), &ctx)
+                .allowed
+        );
+        assert!(!e.authorize(Action::K8sGet, &k8s("src", None), &ctx).allowed);
+        // The Namespace grant still reaches what is in it: the Owner is inside it.
+        assert!(e.authorize(Action::K8sList, &k8s("src", None), &ctx).allowed);
         Ok(())
     }
 

@@ -15,7 +15,7 @@ use crate::capabilities::Clients;
 use crate::capabilities::env::{Clock, RunEnv};
 use crate::capabilities::objects::seal::Sealing;
 use crate::config::RunConfig;
-use crate::policy::PolicyEngine;
+use crate::policy::{Ownership, PolicyEngine};
 use crate::progress::{LogProgress, ProgressSink};
 
 /// Where a component comes from.
@@ -82,6 +82,9 @@ pub struct RunRequest {
     pub audit: Option<PathBuf>,
     /// The key that signs the trail's checkpoint at the end of the run.
     pub audit_key: Option<AuditKey>,
+    /// What the run's owner owns in shared namespaces, resolved by the runner before the run
+    /// (see [`Ownership`]); the default owns nothing.
+    pub ownership: Ownership,
 }
 
 /// How a run ended.
@@ -131,6 +134,7 @@ pub async fn run(runtime: &Runtime, req: RunRequest, opts: RunOptions) -> Result
             PolicyEngine::from_source(text, origin, &req.config.params, &guest.identity)?
         }
     };
+    let policy = policy.with_ownership(req.ownership.clone());
     let audit = match &req.audit {
         Some(p) => Audit::to_file(p, req.audit_key.clone())
             .map_err(|e| anyhow::anyhow!("cannot open audit trail {}: {e}", p.display()))?,
@@ -162,6 +166,19 @@ pub async fn run(runtime: &Runtime, req: RunRequest, opts: RunOptions) -> Result
             return Err(e);
         }
     };
+    if !req.ownership.is_empty() {
+        // Once per run: what `Ferry::Owner` grants reach, so a reviewer of the trail sees it.
+        let owned = serde_json::to_string(&req.ownership).unwrap_or_default();
+        if let Err(why) = audit.try_record(&Record::event(
+            &guest.identity,
+            &req.phase,
+            "ownership",
+            "ok",
+            Some(owned),
+        )) {
+            return Err(anyhow::anyhow!("the run does not start: {why}").into());
+        }
+    }
     if let Err(why) = audit.try_record(&Record::event(&guest.identity, &req.phase, "load", "ok", None)) {
         // Nothing runs that the trail could not show.
         return Err(anyhow::anyhow!("the run does not start: {why}").into());

@@ -586,6 +586,17 @@ impl HostCluster for View<'_> {
         self.finish(approved, result)
     }
 
+    async fn owned_names(
+        &mut self,
+        h: Resource<ClusterHandle>,
+        group: String,
+        kind: String,
+        namespace: String,
+    ) -> wasmtime::Result<Vec<String>> {
+        let alias = self.table.get(&h)?.alias.clone();
+        Ok(self.env.policy.ownership().names(&alias, &group, &kind, &namespace))
+    }
+
     async fn namespaced_kinds(&mut self, h: Resource<ClusterHandle>) -> HostResult<Vec<ServedKind>> {
         let (alias, client) = self.cluster(&h)?;
         let approved = self

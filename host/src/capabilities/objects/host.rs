@@ -49,14 +49,11 @@ impl View<'_> {
             .await?;
         let max = self.env.config.limits.max_object_bytes;
         let result = match bucket.get(&key, max).await {
-            Ok(o) if sealed => {
-                // Over the bytes received, not the recorded digest: the seal covers the content.
-                let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&o.data));
-                self.env
-                    .sealing
-                    .check(bucket.name(), &key, &sha, o.info.seal.as_deref())
-                    .map(|()| o.data.to_vec())
-            }
+            Ok(o) if sealed => self
+                .env
+                .sealing
+                .check_content(bucket.name(), &key, &o.data, o.info.seal.as_deref())
+                .map(|()| o.data.to_vec()),
             Ok(o) => Ok(o.data.to_vec()),
             Err(e) => Err(HostError::from(e)),
         };

@@ -35,6 +35,13 @@ impl Sealing {
         }
     }
 
+    /// Checks the seal `found` on `bucket`/`key` over the bytes received (not a recorded
+    /// digest: the seal covers the content).
+    pub fn check_content(&self, bucket: &str, key: &str, data: &[u8], found: Option<&str>) -> HostResult<()> {
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(data));
+        self.check(bucket, key, &sha, found)
+    }
+
     /// Checks the seal `found` on `bucket`/`key` whose content has `sha256`.
     pub fn check(&self, bucket: &str, key: &str, sha256: &str, found: Option<&str>) -> HostResult<()> {
         let url = format!("s3://{bucket}/{key}");
