@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Subcommand;
-use ferry::policy::{Action, CallContext, Decision, GuestIdentity, PolicyEngine, ResourceRef, request};
+use ferry::policy::{
+    Action, CallContext, Decision, GuestIdentity, OwnedObject, Ownership, PolicyEngine, ResourceRef, request,
+};
 use ferry::runtime::{Exit, Runtime};
 use ferry_dr::site::SiteConfig;
 
@@ -61,8 +63,14 @@ pub struct TestArgs {
     /// The lifetime an `objects:presign` asks for (`context.presignSeconds`).
     #[arg(long, value_name = "SECONDS")]
     presign_seconds: Option<u64>,
+    /// An object the run's owner owns, as the DR runner resolves before each phase
+    /// (repeatable): `CLUSTER KIND NAMESPACE/NAME`, e.g. `source Secret clusters/prod-a-pull`.
+    /// The owner is the `hc_name` parameter; grants `in Ferry::Owner` reach only these.
+    #[arg(long = "owned", value_name = "CLUSTER KIND NAMESPACE/NAME")]
+    owned: Vec<String>,
     /// A file of expected answers, one `allow REQUEST` or `deny REQUEST` per line
-    /// (`#` starts a comment): a policy's own test suite.
+    /// (`#` starts a comment): a policy's own test suite. An `owned CLUSTER KIND
+    /// NAMESPACE/NAME` line declares an object as --owned does.
     #[arg(long, conflicts_with = "request")]
     cases: Option<PathBuf>,
     /// One request, e.g. `k8s:delete source Namespace clusters`.
@@ -152,8 +160,9 @@ pub fn cmd_policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// The engine `ferry policy test` asks: the policy linked with the parameters a
-/// run would have, for the principal the run would have.
-fn test_engine(args: &TestArgs) -> anyhow::Result<PolicyEngine> {
+/// run would have, for the principal the run would have, with `owned` (`--owned` and a
+/// cases file's `owned` lines) as what the run's owner owns.
+fn test_engine(args: &TestArgs, owned: &[String]) -> anyhow::Result<PolicyEngine> {
     let mut config = match &args.site {
         Some(path) => SiteConfig::load(path)?.run_config()?,
         None => load_config(args.config.as_ref(), &[])?,
@@ -166,6 +175,7 @@ fn test_engine(args: &TestArgs) -> anyhow::Result<PolicyEngine> {
         }),
         sha256: String::new(),
     };
+    let ownership = ownership(owned, config.params.get("hc_name"))?;
     Ok(match (&args.policy, &args.site) {
         (Some(path), _) => PolicyEngine::load(path, &config.params, &identity)?,
         (None, Some(_)) => PolicyEngine::from_source(
@@ -175,7 +185,50 @@ fn test_engine(args: &TestArgs) -> anyhow::Result<PolicyEngine> {
             &identity,
         )?,
         (None, None) => anyhow::bail!("say which policy to test: --policy FILE, or --site FILE for the stock policy"),
-    })
+    }
+    .with_ownership(ownership))
+}
+
+/// The `--owned` objects, owned by hosted cluster `owner`.
+fn ownership(owned: &[String], owner: Option<&String>) -> anyhow::Result<Ownership> {
+    let mut out = Ownership::default();
+    if owned.is_empty() {
+        return Ok(out);
+    }
+    let Some(owner) = owner.filter(|o| !o.is_empty()) else {
+        anyhow::bail!("--owned needs the owner: set the hc_name parameter (--site, or --param hc_name=NAME)");
+    };
+    out.owner = owner.clone();
+    for o in owned {
+        let bad = || {
+            anyhow::anyhow!(
+                "--owned `{o}`: write CLUSTER KIND NAMESPACE/NAME, e.g. `source Secret clusters/prod-a-pull`"
+            )
+        };
+        match request::parse(&format!("k8s:get {o}")).map_err(|_| bad())? {
+            (
+                _,
+                ResourceRef::K8s {
+                    cluster,
+                    group,
+                    kind,
+                    namespace: Some(namespace),
+                    name: Some(name),
+                    ..
+                },
+            ) => {
+                out.objects.insert(OwnedObject {
+                    cluster,
+                    group,
+                    kind,
+                    namespace,
+                    name,
+                });
+            }
+            _ => return Err(bad()),
+        }
+    }
+    Ok(out)
 }
 
 /// One answer, as a reviewer reads it.
@@ -184,8 +237,30 @@ fn answer_line(decision: &Decision, action: Action, resource: &ResourceRef) -> S
     format!("{verdict}: {}", decision.denial_reason(action, resource))
 }
 
+/// A cases file's lines that are cases (comments and blanks dropped), by line number, and
+/// the objects its `owned CLUSTER KIND NAMESPACE/NAME` lines declare.
+fn case_lines(text: &str) -> (Vec<(usize, &str)>, Vec<String>) {
+    let mut cases = Vec::new();
+    let mut owned = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or_default().trim();
+        match line.strip_prefix("owned ") {
+            Some(o) => owned.push(o.trim().to_string()),
+            None if line.is_empty() => {}
+            None => cases.push((n + 1, line)),
+        }
+    }
+    (cases, owned)
+}
+
 fn cmd_test(args: TestArgs) -> anyhow::Result<ExitCode> {
-    let engine = match test_engine(&args) {
+    let text = match &args.cases {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
+        None => String::new(),
+    };
+    let (cases, mut owned) = case_lines(&text);
+    owned.extend(args.owned.iter().cloned());
+    let engine = match test_engine(&args, &owned) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: {e}");
@@ -216,14 +291,9 @@ fn cmd_test(args: TestArgs) -> anyhow::Result<ExitCode> {
             exit(Exit::GuestFailed.code())
         });
     };
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let (mut passed, mut failed) = (0, 0);
-    for (n, raw) in text.lines().enumerate() {
-        let line = raw.split('#').next().unwrap_or_default().trim();
-        if line.is_empty() {
-            continue;
-        }
-        let at = format!("{}:{}", path.display(), n + 1);
+    for (n, line) in cases {
+        let at = format!("{}:{n}", path.display());
         let (expect, req) = match line.split_once(char::is_whitespace) {
             Some(("allow", req)) => (true, req),
             Some(("deny", req)) => (false, req),

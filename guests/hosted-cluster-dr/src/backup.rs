@@ -596,34 +596,29 @@ fn dump(
     let mut objects: Vec<Value> = vec![hc.clone()];
     objects.extend(pools.iter().cloned());
 
-    // HC namespace: secrets and configmaps named after the HC or referenced from
-    // its spec or its NodePools' specs, but never another HostedCluster's.
+    // HC namespace: the Secrets and ConfigMaps this hosted cluster owns there (referenced
+    // from its spec or its NodePools' specs, or named after it and claimed by no sibling:
+    // `ferry_hcp_model::owned`). The runner resolved them before the run, and the policy
+    // grants no others: a sibling's Secret is never read.
     let mut refs = References::default();
     refs.collect(hc);
     pools.iter().for_each(|p| refs.collect(p));
-    let others: Vec<Value> = src
-        .list(HOSTED_CLUSTER.0, HOSTED_CLUSTER.1, Some(&ns), None)?
-        .into_iter()
-        .filter(|o| name(o) != c.hc.name)
-        .collect();
     let mut other_refs = References::default();
-    others.iter().for_each(|o| other_refs.collect(o));
-    let belongs_to_other = |n: &str| {
-        others
-            .iter()
-            .any(|o| name(o).len() > c.hc.name.len() && n.starts_with(&format!("{}-", name(o))))
-    };
-    let prefix = format!("{}-", c.hc.name);
+    src.list(HOSTED_CLUSTER.0, HOSTED_CLUSTER.1, Some(&ns), None)?
+        .iter()
+        .filter(|o| name(o) != c.hc.name)
+        .for_each(|o| other_refs.collect(o));
+    let marker_name = c.hc.marker_name();
     let mut carried = Vec::new();
     for (kind, referenced) in [(SECRET, &refs.secrets), (CONFIG_MAP, &refs.config_maps)] {
         let mut of_kind = Vec::new();
-        for o in src.list(kind.0, kind.1, Some(&ns), None)? {
-            let n = name(&o).to_string();
-            let own_prefix = n.starts_with(&prefix) && !belongs_to_other(&n);
-            if referenced.contains(&n) || own_prefix {
-                of_kind.push(n.clone());
-                objects.push(o);
+        for o in src.owned(kind.0, kind.1, &ns)? {
+            // The marker is ferry's state on this cluster, not the hosted cluster's.
+            if kind == CONFIG_MAP && name(&o) == marker_name {
+                continue;
             }
+            of_kind.push(name(&o).to_string());
+            objects.push(o);
         }
         for n in referenced.iter() {
             if !of_kind.contains(n) {

@@ -11,6 +11,7 @@ mod hook_python;
 mod hooks;
 mod k8s;
 mod migrate;
+mod owned;
 mod restore;
 mod runtime;
 mod upstream;
