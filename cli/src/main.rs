@@ -4,6 +4,7 @@
 
 mod commands;
 mod output;
+mod terminal;
 
 use std::process::ExitCode;
 
@@ -115,12 +116,14 @@ fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
             "{default},wasmtime=warn,cranelift=warn,aws=warn,aws_smithy_runtime=warn,hyper=warn,kube=warn,tower=warn,rustls=warn,ferry_sim=warn,s3s=off"
         ))
     });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match format {
-        LogFormat::Text => builder.with_target(false).init(),
-        LogFormat::Json => builder.json().init(),
+        // Above any live bars, so a log line never tears one.
+        LogFormat::Text => builder
+            .with_writer(terminal::LogWriter::default)
+            .with_target(false)
+            .init(),
+        LogFormat::Json => builder.with_writer(std::io::stderr).json().init(),
     }
 }
 
@@ -128,6 +131,7 @@ fn init_logging(format: LogFormat, verbose: u8, quiet: bool) {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     output::set_quiet(cli.quiet);
+    output::set_json_logs(matches!(cli.log_format, LogFormat::Json));
     init_logging(cli.log_format, cli.verbose, cli.quiet);
     if let Err(e) = ferry::killpoint::check_env() {
         eprintln!("error: {e}");

@@ -4,9 +4,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::ValueEnum;
-use ferry::progress::TerminalProgress;
 
 static QUIET: AtomicBool = AtomicBool::new(false);
+static JSON_LOGS: AtomicBool = AtomicBool::new(false);
+
+/// `--log-format json`: progress is then plain lines too, never live bars.
+pub fn set_json_logs(json: bool) {
+    JSON_LOGS.store(json, Ordering::Relaxed);
+}
 
 /// `--quiet`: the result only. Set once, from the command line, before any command runs.
 pub fn set_quiet(quiet: bool) {
@@ -18,13 +23,13 @@ pub fn quiet() -> bool {
     QUIET.load(Ordering::Relaxed)
 }
 
-/// Where a command's progress goes: the terminal (stderr), or nowhere with `--quiet`.
-pub fn progress() -> Arc<TerminalProgress> {
-    Arc::new(if quiet() {
-        TerminalProgress::to_writer(Box::new(std::io::sink()), false)
-    } else {
-        TerminalProgress::new()
-    })
+/// Where a command's progress goes: live bars on a terminal, plain lines elsewhere, nothing
+/// with `--quiet` ([`crate::terminal`]).
+pub fn progress() -> Arc<crate::terminal::Progress> {
+    Arc::new(crate::terminal::Progress::for_stderr(
+        quiet(),
+        JSON_LOGS.load(Ordering::Relaxed),
+    ))
 }
 
 /// The format of a command's summary on stdout.

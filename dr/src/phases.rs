@@ -510,6 +510,12 @@ impl PhaseResult {
         }
     }
 
+    /// Whether the phase failed (the guest's error or the run's); a phase stopped as asked
+    /// did not.
+    pub fn failed(&self) -> bool {
+        matches!(self, PhaseResult::GuestFailed(_) | PhaseResult::RunFailed { .. })
+    }
+
     /// The guest's report, when it ran to an answer.
     pub fn report(&self) -> Option<&PhaseReport> {
         match self {

@@ -40,71 +40,39 @@ impl ProgressSink for LogProgress {
     }
 }
 
-/// Prints progress for a person at a terminal, on stderr: one line per step event as it
-/// happens, a byte counter for streams (the etcd snapshot upload), and one line per wait.
-///
-/// On a TTY the byte counter and a wait's line update in place: the wait shows what is still
-/// missing and the time left, and stays as one line when it ends. Elsewhere (a pipe, a CI log)
-/// nothing moves the cursor: a stream prints a line at most every 64 MiB (and at least once),
-/// and a wait prints when it starts, each time what it waits for changes, and when it ends.
+/// Prints progress as plain lines, for a log, a pipe or a CI job: no cursor movement, no
+/// colour. One line per step event, a byte counter for streams (the etcd snapshot upload) at
+/// most every 64 MiB (and at least once), and a wait when it starts, each time what it waits
+/// for changes, and when it ends. (`ferry` draws live bars on a terminal itself.)
 pub struct TerminalProgress {
-    tty: bool,
     state: Mutex<TerminalState>,
 }
 
 struct TerminalState {
     out: Box<dyn std::io::Write + Send>,
-    /// The step whose line is open in place (TTY), or the last byte-counted step (elsewhere).
-    open: Option<String>,
+    /// The last byte-counted step, and what it had when last printed.
+    stream: Option<String>,
     last_printed: u64,
-    last_draw: Option<std::time::Instant>,
-    /// The last wait line printed without a TTY (step and message), to print only changes.
+    /// The last wait line printed (step and message), to print only changes.
     last_wait: Option<(String, String)>,
-}
-
-impl TerminalState {
-    /// Ends another step's in-place line before `step` draws its own (TTY).
-    fn end_other_line(&mut self, step: &str) {
-        if self.open.as_deref().is_some_and(|o| o != step) {
-            let _ = writeln!(self.out);
-        }
-    }
 }
 
 impl Default for TerminalProgress {
     fn default() -> Self {
-        Self::new()
+        Self::to_writer(Box::new(std::io::stderr()))
     }
 }
 
 impl TerminalProgress {
-    /// A sink on stderr that updates lines in place when stderr is a terminal.
-    pub fn new() -> Self {
-        use std::io::IsTerminal as _;
-        Self::to_writer(Box::new(std::io::stderr()), std::io::stderr().is_terminal())
-    }
-
-    /// A sink on `out`, drawing as on a terminal when `tty` (tests, or another stream).
-    pub fn to_writer(out: Box<dyn std::io::Write + Send>, tty: bool) -> Self {
+    /// A sink printing lines on `out`.
+    pub fn to_writer(out: Box<dyn std::io::Write + Send>) -> Self {
         TerminalProgress {
-            tty,
             state: Mutex::new(TerminalState {
                 out,
-                open: None,
+                stream: None,
                 last_printed: 0,
-                last_draw: None,
                 last_wait: None,
             }),
-        }
-    }
-
-    /// Ends an open in-place line (call before printing anything else).
-    pub fn finish_line(&self) {
-        if let Ok(mut st) = self.state.lock()
-            && st.open.take().is_some()
-            && self.tty
-        {
-            let _ = writeln!(st.out);
         }
     }
 }
@@ -138,27 +106,13 @@ impl TerminalProgress {
             ),
             _ => human_bytes(e.done),
         };
-        let same = st.open.as_deref() == Some(e.step.as_str());
-        if self.tty {
-            let now = std::time::Instant::now();
-            let due = st
-                .last_draw
-                .is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_millis(100));
-            st.end_other_line(&e.step);
-            if !same || due || e.total.is_some_and(|t| e.done >= t) {
-                let _ = write!(st.out, "\r  {}: {amount}\x1b[K", terminal_safe(&e.step, false));
-                let _ = st.out.flush();
-                st.last_draw = Some(now);
-            }
-        } else if !same || e.done >= st.last_printed.saturating_add(64 * 1024 * 1024) {
+        let same = st.stream.as_deref() == Some(e.step.as_str());
+        if !same || e.done >= st.last_printed.saturating_add(64 * 1024 * 1024) {
             let _ = writeln!(st.out, "  {}: {amount}", terminal_safe(&e.step, false));
             st.last_printed = e.done;
         }
         if !same {
-            st.open = Some(e.step.clone());
-            if !self.tty {
-                st.last_printed = e.done;
-            }
+            st.stream = Some(e.step.clone());
         }
     }
 
@@ -174,18 +128,6 @@ impl TerminalProgress {
         } else {
             format!("  {step} [{}s]: {message}", e.done)
         };
-        if self.tty {
-            st.end_other_line(&e.step);
-            let _ = write!(st.out, "\r{line}\x1b[K");
-            if waiting {
-                st.open = Some(e.step.clone());
-                let _ = st.out.flush();
-            } else {
-                st.open = None;
-                let _ = writeln!(st.out);
-            }
-            return;
-        }
         let key = (e.step.clone(), e.message.clone());
         if !waiting || st.last_wait.as_ref() != Some(&key) {
             let _ = writeln!(st.out, "{line}");
@@ -204,9 +146,6 @@ impl ProgressSink for TerminalProgress {
         }
         if let ("seconds", Some(timeout)) = (e.unit, e.total) {
             return self.wait(&mut st, e, timeout);
-        }
-        if st.open.take().is_some() && self.tty {
-            let _ = writeln!(st.out);
         }
         let count = match (e.unit, e.total) {
             ("items", Some(t)) => format!(" [{}/{t}]", e.done),
@@ -358,7 +297,7 @@ mod tests {
     #[test]
     fn without_a_terminal_a_wait_prints_its_start_each_change_and_its_end() {
         let out = Shared::default();
-        let sink = TerminalProgress::to_writer(Box::new(out.clone()), false);
+        let sink = TerminalProgress::to_writer(Box::new(out.clone()));
         polls(&sink);
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         assert_eq!(
@@ -371,26 +310,6 @@ mod tests {
             !text.contains('\r') && !text.contains('\x1b'),
             "no cursor movement in a log"
         );
-    }
-
-    #[test]
-    fn on_a_terminal_a_wait_is_one_line_updated_in_place() {
-        let out = Shared::default();
-        let sink = TerminalProgress::to_writer(Box::new(out.clone()), true);
-        polls(&sink);
-        sink.event(&ProgressEvent {
-            step: "restore/wait-nodes".into(),
-            done: 0,
-            total: None,
-            unit: "items",
-            message: "started".into(),
-        });
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        // Every poll redraws the same line; only the end and the next step start new ones.
-        assert_eq!(text.matches('\n').count(), 2, "{text:?}");
-        assert_eq!(text.matches('\r').count(), 40);
-        assert!(text.contains("[37s, 363s left]"), "{text:?}");
-        assert!(text.ends_with("  restore/wait-nodes: started\n"), "{text:?}");
     }
 
     /// A guest's words cannot recolour the terminal, set its title, or rewrite a line.

@@ -140,10 +140,13 @@ pub async fn cmd_phase(phase: ferry_dr::phases::Phase, args: DrArgs) -> anyhow::
         Err(code) => return Ok(code),
     };
     if args.output == Output::Text && !crate::output::quiet() {
-        eprintln!("== {phase} ==");
+        progress.println(&format!("== {phase} =="));
+    }
+    if args.guest.is_none() {
+        progress.plan_steps(phase.name(), ferry_dr::stock::steps(phase));
     }
     let result = ferry_dr::phases::run_phase(&config, phase, &args.phase_args(), &opts).await;
-    progress.finish_line();
+    progress.finish(!result.as_ref().is_ok_and(|r| r.succeeded()));
     match result {
         Ok(report) => {
             match args.output {
@@ -203,24 +206,34 @@ fn print_migration(report: &ferry_dr::phases::MigrateReport, output: Output) -> 
     Ok(())
 }
 
-/// Prints each phase as it starts and ends.
-pub fn phase_hook(progress: Arc<ferry::progress::TerminalProgress>, output: Output) -> ferry_dr::phases::PhaseHook {
+/// Prints each phase as it starts and ends; with `stock`, the stock guest's steps are listed
+/// when its phase starts.
+pub fn phase_hook(progress: crate::terminal::Shared, output: Output, stock: bool) -> ferry_dr::phases::PhaseHook {
     Arc::new(move |phase, result| {
-        progress.finish_line();
         if output == Output::Json {
+            progress.finish(result.is_some_and(|r| r.failed()));
             return;
         }
         match result {
-            None if crate::output::quiet() => {}
-            None => eprintln!("== {phase} =="),
-            Some(r) => match r.report() {
-                Some(report) => println!("{}", report.to_text()),
-                None => {
-                    if let ferry_dr::phases::PhaseResult::RunFailed { message, .. } = r {
-                        println!("{phase}: FAILED: {message}");
+            None => {
+                if !crate::output::quiet() {
+                    progress.println(&format!("== {phase} =="));
+                }
+                if stock {
+                    progress.plan_steps(phase.name(), ferry_dr::stock::steps(phase));
+                }
+            }
+            Some(r) => {
+                progress.finish(r.failed());
+                match r.report() {
+                    Some(report) => println!("{}", report.to_text()),
+                    None => {
+                        if let ferry_dr::phases::PhaseResult::RunFailed { message, .. } = r {
+                            println!("{phase}: FAILED: {message}");
+                        }
                     }
                 }
-            },
+            }
         }
     })
 }
@@ -240,7 +253,7 @@ pub async fn cmd_migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         args: args.dr.phase_args(),
         from: args.from,
         command: Some(resume_base()),
-        on_phase: Some(phase_hook(progress, args.dr.output)),
+        on_phase: Some(phase_hook(progress, args.dr.output, args.dr.guest.is_none())),
     };
     let report = ferry_dr::phases::migrate(&config, &opts, &mopts).await;
     print_migration(&report, args.dr.output)?;

@@ -103,7 +103,7 @@ pub async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
         eprintln!("drill: working directory {}", drill.dir().display());
     }
     let mopts = ferry_dr::phases::MigrateOptions {
-        on_phase: Some(phase_hook(progress, args.output)),
+        on_phase: Some(phase_hook(progress, args.output, true)),
         ..Default::default()
     };
     let migration = drill.migrate_with(&mopts).await;
