@@ -28,10 +28,20 @@ pub enum PolicyCommand {
     /// Namespace clusters`. Requests are written as below.
     #[command(after_help = request::FORMS)]
     Test(TestArgs),
+    /// Derive the Kubernetes Roles and ClusterRoles a policy's grants need, per cluster.
+    ///
+    /// Every call the policy allows on the clusters, namespaces, kinds and names it mentions
+    /// (and the --owned objects) becomes the RBAC verb the API server checks for it, with
+    /// `resourceNames` where the policy grants named objects only. One source of least
+    /// privilege for both layers. Manifests are YAML, one Role per cluster and namespace, a
+    /// ClusterRole per cluster; each names its cluster in the `ferry.dev/cluster` annotation.
+    Rbac(RbacArgs),
 }
 
+/// The policy a request is asked of: the file (or the stock one), its parameters, the
+/// principal and what the run's owner owns.
 #[derive(clap::Args)]
-pub struct TestArgs {
+pub struct EngineArgs {
     /// The Cedar policy file (default with --site: the site's stock policy).
     #[arg(long)]
     policy: Option<PathBuf>,
@@ -48,6 +58,17 @@ pub struct TestArgs {
     /// The guest's name, i.e. the principal (default: `guest`, or the stock guest with --site).
     #[arg(long)]
     name: Option<String>,
+    /// An object the run's owner owns, as the DR runner resolves before each phase
+    /// (repeatable): `CLUSTER KIND NAMESPACE/NAME`, e.g. `source Secret clusters/prod-a-pull`.
+    /// The owner is the `hc_name` parameter; grants `in Ferry::Owner` reach only these.
+    #[arg(long = "owned", value_name = "CLUSTER KIND NAMESPACE/NAME")]
+    owned: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct TestArgs {
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Ask as a plan run would (`context.plan`).
     #[arg(long)]
     plan: bool,
@@ -63,11 +84,6 @@ pub struct TestArgs {
     /// The lifetime an `objects:presign` asks for (`context.presignSeconds`).
     #[arg(long, value_name = "SECONDS")]
     presign_seconds: Option<u64>,
-    /// An object the run's owner owns, as the DR runner resolves before each phase
-    /// (repeatable): `CLUSTER KIND NAMESPACE/NAME`, e.g. `source Secret clusters/prod-a-pull`.
-    /// The owner is the `hc_name` parameter; grants `in Ferry::Owner` reach only these.
-    #[arg(long = "owned", value_name = "CLUSTER KIND NAMESPACE/NAME")]
-    owned: Vec<String>,
     /// A file of expected answers, one `allow REQUEST` or `deny REQUEST` per line
     /// (`#` starts a comment): a policy's own test suite. An `owned CLUSTER KIND
     /// NAMESPACE/NAME` line declares an object as --owned does.
@@ -80,6 +96,18 @@ pub struct TestArgs {
         required_unless_present = "cases"
     )]
     request: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub struct RbacArgs {
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// The name of the Roles and ClusterRoles (default: `ferry-<guest>`).
+    #[arg(long)]
+    role_name: Option<String>,
+    /// YAML manifests (for `kubectl apply -f -`), or one JSON document.
+    #[arg(long, value_enum, default_value_t = crate::output::Output::Text)]
+    output: crate::output::Output,
 }
 
 #[derive(clap::Args)]
@@ -126,6 +154,7 @@ pub fn cmd_policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
         PolicyCommand::Check(a) => (a, false),
         PolicyCommand::Explain(a) => (a, true),
         PolicyCommand::Test(a) => return cmd_test(a),
+        PolicyCommand::Rbac(a) => return cmd_rbac(a),
     };
     let config = load_config(args.config.as_ref(), &args.params)?;
     let runtime = Runtime::new(ferry::runtime::cache::default_dir())?;
@@ -162,7 +191,7 @@ pub fn cmd_policy(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
 /// The engine `ferry policy test` asks: the policy linked with the parameters a
 /// run would have, for the principal the run would have, with `owned` (`--owned` and a
 /// cases file's `owned` lines) as what the run's owner owns.
-fn test_engine(args: &TestArgs, owned: &[String]) -> anyhow::Result<PolicyEngine> {
+fn test_engine(args: &EngineArgs, owned: &[String]) -> anyhow::Result<PolicyEngine> {
     let mut config = match &args.site {
         Some(path) => SiteConfig::load(path)?.run_config()?,
         None => load_config(args.config.as_ref(), &[])?,
@@ -259,8 +288,8 @@ fn cmd_test(args: TestArgs) -> anyhow::Result<ExitCode> {
         None => String::new(),
     };
     let (cases, mut owned) = case_lines(&text);
-    owned.extend(args.owned.iter().cloned());
-    let engine = match test_engine(&args, &owned) {
+    owned.extend(args.engine.owned.iter().cloned());
+    let engine = match test_engine(&args.engine, &owned) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: {e}");
@@ -328,4 +357,62 @@ fn cmd_test(args: TestArgs) -> anyhow::Result<ExitCode> {
     } else {
         exit(Exit::GuestFailed.code())
     })
+}
+
+/// The Kubernetes objects of derived roles: a ClusterRole per cluster, a Role per cluster and
+/// namespace, each naming its cluster alias.
+pub fn rbac_manifests(roles: &[ferry::policy::rbac::DerivedRole], name: &str, origin: &str) -> Vec<serde_json::Value> {
+    roles
+        .iter()
+        .map(|r| {
+            let mut metadata = serde_json::json!({
+                "name": name,
+                "annotations": {
+                    "ferry.dev/cluster": r.cluster,
+                    "ferry.dev/derived-from": origin,
+                },
+            });
+            let kind = match &r.namespace {
+                Some(ns) => {
+                    metadata["namespace"] = serde_json::json!(ns);
+                    "Role"
+                }
+                None => "ClusterRole",
+            };
+            serde_json::json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": kind,
+                "metadata": metadata,
+                "rules": r.rules,
+            })
+        })
+        .collect()
+}
+
+fn cmd_rbac(args: RbacArgs) -> anyhow::Result<ExitCode> {
+    let engine = match test_engine(&args.engine, &args.engine.owned) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(exit(Exit::BadInput.code()));
+        }
+    };
+    let roles = ferry::policy::rbac::derive(&engine);
+    let name = args
+        .role_name
+        .clone()
+        .unwrap_or_else(|| format!("ferry-{}", engine.guest().name));
+    let manifests = rbac_manifests(&roles, &name, engine.origin());
+    match args.output {
+        crate::output::Output::Json => crate::output::print_json("rbac", serde_json::json!({ "items": manifests }))?,
+        crate::output::Output::Text => {
+            let mut by_cluster = String::new();
+            for (m, r) in manifests.iter().zip(&roles) {
+                by_cluster.push_str(&format!("---\n# apply to cluster `{}`\n", r.cluster));
+                by_cluster.push_str(&serde_saphyr::to_string(m)?);
+            }
+            print!("{by_cluster}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

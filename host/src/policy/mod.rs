@@ -37,6 +37,7 @@ mod entities;
 mod explain;
 mod load;
 mod ownership;
+pub mod rbac;
 pub mod request;
 
 use std::collections::{BTreeMap, HashSet};

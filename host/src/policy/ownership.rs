@@ -10,12 +10,12 @@
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::ResourceRef;
 
 /// One owned object, by cluster alias, API group ("" for core), kind, namespace and name.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct OwnedObject {
     /// The cluster alias.
     pub cluster: String,
@@ -31,7 +31,7 @@ pub struct OwnedObject {
 
 /// The owner's name and what it owns. Empty (the default) when a run has no owner: then no
 /// entity has an `Owner` parent and grants on owners match nothing.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ownership {
     /// The owner's name, e.g. the HostedCluster's; unique within each namespace.
     pub owner: String,

@@ -23,7 +23,7 @@ pub struct RequestError(String);
 /// Kinds a reviewer can name without their group and version (the ones the
 /// stock guest and HyperShift use); any other kind is written `group/version/Kind`
 /// (`v1/Kind` for the core group).
-const KNOWN_KINDS: &[(&str, &str, &str)] = &[
+pub(crate) const KNOWN_KINDS: &[(&str, &str, &str)] = &[
     ("", "v1", "Namespace"),
     ("", "v1", "Secret"),
     ("", "v1", "ConfigMap"),

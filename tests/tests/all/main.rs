@@ -12,6 +12,7 @@ mod hooks;
 mod k8s;
 mod migrate;
 mod owned;
+mod rbac;
 mod restore;
 mod runtime;
 mod upstream;
