@@ -515,3 +515,59 @@ fn a_malformed_kill_point_stops_the_command_before_it_runs() {
         "{err}"
     );
 }
+
+/// `ferry policy rbac` on the stock policy: the owned Secret is readable by name only, no
+/// Secret of the shared namespace can be listed, and the operator Deployment is scaled by name.
+#[test]
+fn policy_rbac_derives_named_rules_for_the_stock_policy() {
+    let site = repo("dr/src/site_example.toml");
+    let o = ferry(&[
+        "policy",
+        "rbac",
+        "--site",
+        site.to_str().unwrap(),
+        "--owned",
+        "source Secret clusters/my.cluster-pull-secret",
+        "--output",
+        "json",
+    ]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["schema"], "ferry.rbac/v1");
+    let items = doc["items"].as_array().unwrap();
+    let role = |cluster: &str, ns: &str| {
+        items
+            .iter()
+            .find(|i| i["metadata"]["annotations"]["ferry.dev/cluster"] == cluster && i["metadata"]["namespace"] == ns)
+            .unwrap_or_else(|| panic!("no Role for {cluster}/{ns}: {out}"))
+    };
+    let rules_for = |r: &serde_json::Value, resource: &str| -> Vec<serde_json::Value> {
+        r["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|rule| rule["resources"][0] == resource)
+            .cloned()
+            .collect()
+    };
+    let shared = role("source", "clusters");
+    assert_eq!(shared["kind"], "Role");
+    let secrets = rules_for(shared, "secrets");
+    assert!(
+        secrets
+            .iter()
+            .any(|r| r["resourceNames"] == serde_json::json!(["my.cluster-pull-secret"])
+                && r["verbs"].as_array().unwrap().contains(&"get".into())),
+        "{secrets:?}"
+    );
+    assert!(
+        !secrets
+            .iter()
+            .any(|r| r["verbs"].as_array().unwrap().contains(&"list".into())),
+        "{secrets:?}"
+    );
+    let scale = rules_for(role("source", "hypershift"), "deployments/scale");
+    assert_eq!(scale.len(), 1, "{scale:?}");
+    assert_eq!(scale[0]["resourceNames"], serde_json::json!(["operator"]));
+}
