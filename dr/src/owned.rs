@@ -30,6 +30,53 @@ use serde_json::Value;
 
 use crate::lease::{Backoff, worth_retrying};
 
+/// What ferry-dr itself does on a management cluster, in Kubernetes RBAC, for `ferry policy
+/// rbac --site`: no policy decides it (the guest never does it), the runner's identity still
+/// needs it. On the source and the destination: list the shared namespace's HostedClusters,
+/// NodePools, Secrets and ConfigMaps to resolve ownership ([`resolve`]; the runner reads the
+/// Secrets' names, the guest reads none but its own), and hold the phase's Lease in
+/// `hypershift` ([`crate::lease`]).
+pub fn rbac(params: &std::collections::BTreeMap<String, String>) -> Vec<ferry::policy::rbac::DerivedRole> {
+    use ferry::policy::rbac::{DerivedRole, Rule};
+    let rule = |group: &str, resource: &str, names: Vec<String>, verbs: &[&str]| Rule {
+        api_groups: vec![group.to_string()],
+        resources: vec![resource.to_string()],
+        resource_names: names,
+        verbs: verbs.iter().map(|v| v.to_string()).collect(),
+    };
+    let ns = params.get("hc_namespace").cloned().unwrap_or_default();
+    let name = params.get("hc_name").cloned().unwrap_or_default();
+    let lease = crate::lease::lease_name(&ns, &name);
+    let mut out = Vec::new();
+    for role in ["source", "destination"] {
+        let cluster = params.get(role).cloned().unwrap_or_else(|| role.to_string());
+        out.push(DerivedRole {
+            cluster: cluster.clone(),
+            namespace: Some(ns.clone()),
+            rules: vec![
+                rule("", "configmaps", Vec::new(), &["list"]),
+                rule("", "secrets", Vec::new(), &["list"]),
+                rule(HC_GROUP, "hostedclusters", Vec::new(), &["list"]),
+                rule(HC_GROUP, "nodepools", Vec::new(), &["list"]),
+            ],
+        });
+        out.push(DerivedRole {
+            cluster,
+            namespace: Some(crate::lease::NAMESPACE.to_string()),
+            rules: vec![
+                rule("coordination.k8s.io", "leases", Vec::new(), &["create"]),
+                rule(
+                    "coordination.k8s.io",
+                    "leases",
+                    vec![lease.clone()],
+                    &["delete", "get", "update"],
+                ),
+            ],
+        });
+    }
+    out
+}
+
 const HC_GROUP: &str = "hypershift.openshift.io";
 
 /// The largest index read (the guest writes a few kilobytes).

@@ -33,8 +33,10 @@ pub enum PolicyCommand {
     /// Every call the policy allows on the clusters, namespaces, kinds and names it mentions
     /// (and the --owned objects) becomes the RBAC verb the API server checks for it, with
     /// `resourceNames` where the policy grants named objects only. One source of least
-    /// privilege for both layers. Manifests are YAML, one Role per cluster and namespace, a
-    /// ClusterRole per cluster; each names its cluster in the `ferry.dev/cluster` annotation.
+    /// privilege for both layers. With --site, what the DR runner does on its own account
+    /// (the ownership resolver's lists, its Lease) is added. Manifests are YAML, one Role per
+    /// cluster and namespace, a ClusterRole per cluster; each names its cluster in the
+    /// `ferry.dev/cluster` annotation.
     Rbac(RbacArgs),
 }
 
@@ -397,7 +399,11 @@ fn cmd_rbac(args: RbacArgs) -> anyhow::Result<ExitCode> {
             return Ok(exit(Exit::BadInput.code()));
         }
     };
-    let roles = ferry::policy::rbac::derive(&engine);
+    let mut roles = ferry::policy::rbac::derive(&engine);
+    if args.engine.site.is_some() {
+        // The DR runner's own reads and its Lease, which no policy decides.
+        roles = ferry::policy::rbac::merge(roles, ferry_dr::owned::rbac(engine.params()));
+    }
     let name = args
         .role_name
         .clone()

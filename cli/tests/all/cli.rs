@@ -516,8 +516,8 @@ fn a_malformed_kill_point_stops_the_command_before_it_runs() {
     );
 }
 
-/// `ferry policy rbac` on the stock policy: the owned Secret is readable by name only, no
-/// Secret of the shared namespace can be listed, and the operator Deployment is scaled by name.
+/// `ferry policy rbac` on the stock policy: the owned Secret is readable by name only, the
+/// operator Deployment is scaled by name, and the runner's Lease and resolver lists are added.
 #[test]
 fn policy_rbac_derives_named_rules_for_the_stock_policy() {
     let site = repo("dr/src/site_example.toml");
@@ -562,12 +562,27 @@ fn policy_rbac_derives_named_rules_for_the_stock_policy() {
         "{secrets:?}"
     );
     assert!(
-        !secrets
-            .iter()
-            .any(|r| r["verbs"].as_array().unwrap().contains(&"list".into())),
+        !secrets.iter().any(
+            |r| r["verbs"].as_array().unwrap().contains(&"list".into()) && r["verbs"].as_array().unwrap().len() > 1
+        ),
         "{secrets:?}"
     );
     let scale = rules_for(role("source", "hypershift"), "deployments/scale");
     assert_eq!(scale.len(), 1, "{scale:?}");
     assert_eq!(scale[0]["resourceNames"], serde_json::json!(["operator"]));
+    // With --site, the runner's own needs join the same Roles: its Lease by name, and the
+    // ownership resolver's list of the shared namespace's Secrets (the runner's, not the
+    // guest's: the guest's rules above never list them).
+    let leases = rules_for(role("source", "hypershift"), "leases");
+    assert!(
+        leases
+            .iter()
+            .any(|r| r["resourceNames"] == serde_json::json!(["ferry-dr-clusters-my-cluster"])),
+        "{leases:?}"
+    );
+    let runner_lists: Vec<_> = rules_for(shared, "secrets")
+        .into_iter()
+        .filter(|r| r["verbs"] == serde_json::json!(["list"]))
+        .collect();
+    assert_eq!(runner_lists.len(), 1, "{runner_lists:?}");
 }

@@ -390,6 +390,22 @@ pub fn derive(engine: &PolicyEngine) -> Vec<DerivedRole> {
         .collect()
 }
 
+/// `extra` roles added to `roles`: rules of the same cluster and namespace join one role.
+/// For what the host or its runner does on its own account, which no policy decides.
+pub fn merge(roles: Vec<DerivedRole>, extra: Vec<DerivedRole>) -> Vec<DerivedRole> {
+    let mut by: BTreeMap<(String, Option<String>), BTreeSet<Rule>> = BTreeMap::new();
+    for r in roles.into_iter().chain(extra) {
+        by.entry((r.cluster, r.namespace)).or_default().extend(r.rules);
+    }
+    by.into_iter()
+        .map(|((cluster, namespace), rules)| DerivedRole {
+            cluster,
+            namespace,
+            rules: rules.into_iter().collect(),
+        })
+        .collect()
+}
+
 /// One rule per group, resource and verb set; named grants of the same verbs share a rule, and
 /// names already covered by an any-name grant of the same verb are dropped.
 fn rules(g: BTreeMap<(String, String, Option<String>), BTreeSet<String>>) -> Vec<Rule> {
