@@ -208,6 +208,15 @@ fn policy_test_answers_one_request_with_the_deciding_policies() {
     let (code, out, _) = ask(&image);
     assert_eq!(code, Some(1), "{out}");
 
+    // The HostedCluster is patched only to pause, unpause and annotate it: never its
+    // references, which decide what the next phase resolves as its own.
+    let hc = ["k8s:patch", "source", "HostedCluster", "clusters/my.cluster"];
+    let (code, out, _) = ask(&[&["--patch-field", "spec.pausedUntil"][..], &hc].concat());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("hosted-cluster-pause#1"), "{out}");
+    let (code, out, _) = ask(&[&["--patch-field", "spec.pullSecret"][..], &hc].concat());
+    assert_eq!(code, Some(1), "{out}");
+
     // The snapshot's presigned URL: for at most six hours under the stock policy.
     let presign = [
         "objects:presign",

@@ -65,11 +65,13 @@ impl Ownership {
             .then(|| format!("{cluster}/{namespace}/{}", self.owner))
     }
 
-    /// The owner, when `resource` is a named object it does not own in a namespace (of the
-    /// same cluster) where it owns something.
+    /// The owner, when `resource` is a named object it does not own, of a kind it owns some
+    /// of in that namespace (of the same cluster).
     pub(crate) fn shares_namespace_with(&self, resource: &ResourceRef) -> Option<String> {
         let ResourceRef::K8s {
             cluster,
+            group,
+            kind,
             namespace: Some(namespace),
             name: Some(_),
             ..
@@ -80,7 +82,7 @@ impl Ownership {
         let here = self
             .objects
             .iter()
-            .any(|o| &o.cluster == cluster && &o.namespace == namespace);
+            .any(|o| &o.cluster == cluster && &o.namespace == namespace && &o.group == group && &o.kind == kind);
         (here && self.owner_of(resource).is_none()).then(|| self.owner.clone())
     }
 
