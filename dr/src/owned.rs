@@ -24,7 +24,7 @@ use ferry::capabilities::objects::provider::Bucket;
 use ferry::capabilities::objects::seal::Sealing;
 use ferry::config::RunConfig;
 use ferry::policy::{OwnedObject, Ownership};
-use ferry_hcp_model::Owned;
+use ferry_hcp_model::{Owned, name_of};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde_json::Value;
 
@@ -169,10 +169,6 @@ struct Live {
     config_maps: Vec<String>,
 }
 
-fn name_of(o: &Value) -> &str {
-    o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
-}
-
 async fn read_live(client: &kube::Client, ns: &str) -> Result<Live, String> {
     let list = |group: &str, version: &str, kind: &str| {
         let ar = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
@@ -238,8 +234,7 @@ async fn from_backup(
             let listed = bucket.list(&root).await.map_err(|e| e.to_string())?;
             let newest = listed
                 .iter()
-                .filter_map(|o| o.key.strip_prefix(&root)?.strip_suffix("/index.json"))
-                .filter(|id| ferry_hcp_model::is_backup_id(id))
+                .filter_map(|o| ferry_hcp_model::indexed_backup_id(&root, &o.key))
                 .max()
                 .map(str::to_string);
             match newest {

@@ -147,6 +147,14 @@ pub fn backup_root(s3_prefix: &str, ns: &str, name: &str) -> String {
 /// The `s3_prefix` used when the site sets none.
 pub const DEFAULT_S3_PREFIX: &str = "hosted-clusters";
 
+/// The backup id of `key` when it is a backup's index under `root` (`<root><id>/index.json`):
+/// how both the guest and ferry-dr find the backups a listing holds.
+pub fn indexed_backup_id<'k>(root: &str, key: &'k str) -> Option<&'k str> {
+    key.strip_prefix(root)?
+        .strip_suffix("/index.json")
+        .filter(|id| is_backup_id(id))
+}
+
 /// Whether a string looks like a backup id: the UTC time, sortable (`20261123T101500Z`).
 pub fn is_backup_id(s: &str) -> bool {
     s.len() == 16 && s.as_bytes().get(8) == Some(&b'T') && s.ends_with('Z')
@@ -181,7 +189,8 @@ pub fn own_node_pools<'a>(pools: &'a [Value], hc_name: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-fn name_of(o: &Value) -> &str {
+/// An object's `metadata.name`, or "" when it has none.
+pub fn name_of(o: &Value) -> &str {
     o.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
 }
 
@@ -286,6 +295,23 @@ mod tests {
         let mut refs = References::default();
         refs.collect(&oidc);
         assert!(refs.secrets.contains("oidc-secret") && refs.config_maps.contains("oidc-ca"));
+    }
+
+    #[test]
+    fn only_backup_indexes_under_the_root_name_a_backup() {
+        let root = backup_root("hosted-clusters/", "clusters", "prod-a");
+        assert_eq!(root, "hosted-clusters/clusters/prod-a/");
+        let key = |k: &str| format!("{root}{k}");
+        assert_eq!(
+            indexed_backup_id(&root, &key("20261123T093500Z/index.json")),
+            Some("20261123T093500Z")
+        );
+        assert_eq!(indexed_backup_id(&root, &key("20261123T093500Z/etcd.db")), None);
+        assert_eq!(indexed_backup_id(&root, &key("latest/index.json")), None);
+        assert_eq!(
+            indexed_backup_id(&root, "hosted-clusters/clusters/prod-ab/20261123T093500Z/index.json"),
+            None
+        );
     }
 
     #[test]

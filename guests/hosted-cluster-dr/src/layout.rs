@@ -21,7 +21,6 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::ctx::Ctx;
-use crate::model;
 
 /// The `format` of an index this guest writes and reads.
 pub const FORMAT: &str = "ferry.dev/hosted-cluster-backup/v1";
@@ -241,13 +240,7 @@ fn s3_ids(c: &Ctx, bucket: &Bucket) -> Result<Vec<String>> {
         ferry_sdk::k8s::retry(|| bucket.list_objects(&root)).ctx(format!("listing s3://{}/{root}", bucket.name()))?;
     let mut ids: Vec<String> = listed
         .iter()
-        .filter_map(|o| {
-            o.key
-                .strip_prefix(&root)?
-                .strip_suffix("/index.json")
-                .map(str::to_string)
-        })
-        .filter(|id| model::is_backup_id(id))
+        .filter_map(|o| ferry_hcp_model::indexed_backup_id(&root, &o.key).map(str::to_string))
         .collect();
     ids.sort();
     Ok(ids)

@@ -220,11 +220,10 @@ pub fn backup_id(ms: u64) -> String {
     ferry_sdk::time::compact(ms)
 }
 
-pub use ferry_hcp_model::is_backup_id;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_hcp_model::is_backup_id;
     use serde_json::json;
 
     #[test]

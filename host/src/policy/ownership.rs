@@ -79,20 +79,28 @@ impl Ownership {
         else {
             return None;
         };
-        let here = self
-            .objects
-            .iter()
-            .any(|o| &o.cluster == cluster && &o.namespace == namespace && &o.group == group && &o.kind == kind);
+        let here = self.of_kind(cluster, group, kind, namespace).next().is_some();
         (here && self.owner_of(resource).is_none()).then(|| self.owner.clone())
     }
 
     /// The owned names of one kind in one namespace of one cluster, sorted.
     pub fn names(&self, cluster: &str, group: &str, kind: &str, namespace: &str) -> Vec<String> {
-        self.objects
-            .iter()
-            .filter(|o| o.cluster == cluster && o.group == group && o.kind == kind && o.namespace == namespace)
+        self.of_kind(cluster, group, kind, namespace)
             .map(|o| o.name.clone())
             .collect()
+    }
+
+    /// The owned objects of one kind in one namespace of one cluster, in order.
+    fn of_kind<'a>(
+        &'a self,
+        cluster: &'a str,
+        group: &'a str,
+        kind: &'a str,
+        namespace: &'a str,
+    ) -> impl Iterator<Item = &'a OwnedObject> {
+        self.objects
+            .iter()
+            .filter(move |o| o.cluster == cluster && o.group == group && o.kind == kind && o.namespace == namespace)
     }
 
     /// Whether nothing is owned.
