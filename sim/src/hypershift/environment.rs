@@ -1,5 +1,5 @@
-//! [`Environment`]: HyperShift management clusters, the source seeded with a realistic hosted
-//! cluster from a [`Scenario`], and the hosted cluster's own API.
+//! [`Environment`]: HyperShift management clusters, the source seeded with realistic hosted
+//! clusters from a [`Scenario`] (the first and its fleet), and each hosted cluster's own API.
 //!
 //! Each management cluster serves the CRDs of [`EnvironmentOptions::crds`] with HyperShift
 //! installed as `hypershift install` installs it: the CAPI kinds stored as `v1beta2` behind the
@@ -31,7 +31,7 @@ use super::aws::{Ec2, Instance};
 use super::context::ControllersOptions;
 use super::controllers::{Controllers, ControllersError};
 use super::hosted::{ApiResolver, HostedApiOptions, HostedClusterApi, running_on};
-use super::scenario::{EndpointAccess, Publishing, Scenario};
+use super::scenario::{EndpointAccess, HostedClusterSpec, Publishing, Scenario, Seeded};
 use super::{Condition, capi, hcp_namespace};
 use crate::kube::crd::CrdSource;
 use crate::kube::error::{ApiError, Reason, SimError};
@@ -237,8 +237,9 @@ pub struct Environment {
     pub clusters: Vec<ManagementCluster>,
     /// The scenario.
     pub scenario: Scenario,
-    /// The hosted cluster's API (shared by all management clusters), when started.
-    pub hosted: Option<HostedClusterApi>,
+    /// The seeded hosted clusters' APIs (each shared by all management clusters), in
+    /// [`Scenario::seeded`] order, when started.
+    pub hosted_apis: Vec<HostedClusterApi>,
     /// The account's EC2 instances.
     pub ec2: Ec2,
 }
@@ -343,28 +344,29 @@ impl Environment {
             }
             clusters.push(ManagementCluster { sim, controllers });
         }
-        let hosted = if opts.hosted_api {
-            let hc = &scenario.hosted_cluster;
-            let mut ho = HostedApiOptions::new(&hc.namespace, &hc.name, ec2.clone());
-            ho.node_ready_delay = opts.node_ready_delay;
-            if let Some(dns) = &opts.dns
-                && hc.endpoint_access != EndpointAccess::Private
-            {
-                ho.resolver = Some(route53_resolver(
-                    dns,
-                    api_hostname(&scenario, &hc.name),
-                    scenario.management_clusters.clone(),
-                ));
+        let mut hosted_apis = Vec::new();
+        if opts.hosted_api {
+            for seeded in scenario.seeded() {
+                let hc = &seeded.spec;
+                let mut ho = HostedApiOptions::new(&hc.namespace, &hc.name, ec2.clone());
+                ho.node_ready_delay = opts.node_ready_delay;
+                if let Some(dns) = &opts.dns
+                    && hc.endpoint_access != EndpointAccess::Private
+                {
+                    ho.resolver = Some(route53_resolver(
+                        dns,
+                        api_hostname(&scenario, &hc.name),
+                        scenario.management_clusters.clone(),
+                    ));
+                }
+                let stores = clusters.iter().map(|c| c.sim.store().clone()).collect();
+                hosted_apis.push(HostedClusterApi::start(ho, stores).await?);
             }
-            let stores = clusters.iter().map(|c| c.sim.store().clone()).collect();
-            Some(HostedClusterApi::start(ho, stores).await?)
-        } else {
-            None
-        };
+        }
         let env = Environment {
             clusters,
             scenario,
-            hosted,
+            hosted_apis,
             ec2,
         };
         env.seed_source(&opts).await?;
@@ -379,6 +381,21 @@ impl Environment {
     /// The destination (second) cluster, if any.
     pub fn destination(&self) -> Option<&ManagementCluster> {
         self.clusters.get(1)
+    }
+
+    /// The first hosted cluster's API, when started.
+    pub fn hosted(&self) -> Option<&HostedClusterApi> {
+        self.hosted_apis.first()
+    }
+
+    /// The API of the seeded hosted cluster `namespace/name`, when started.
+    pub fn hosted_api(&self, namespace: &str, name: &str) -> Option<&HostedClusterApi> {
+        let i = self
+            .scenario
+            .seeded()
+            .iter()
+            .position(|s| s.spec.namespace == namespace && s.spec.name == name)?;
+        self.hosted_apis.get(i)
     }
 
     /// The control-plane namespace of the scenario's hosted cluster.
@@ -411,7 +428,7 @@ impl Environment {
             c.sim.write_kubeconfig(&path, &name)?;
             out.push((name, c.sim.url(), path));
         }
-        if let Some(h) = &self.hosted {
+        for h in &self.hosted_apis {
             let name = h.sim().name().to_string();
             let path = dir.join(format!("{name}.kubeconfig"));
             h.sim().write_kubeconfig(&path, &name)?;
@@ -462,7 +479,7 @@ impl Environment {
 
     /// Stop controllers (and their etcds) and servers.
     pub async fn shutdown(self) {
-        if let Some(h) = self.hosted {
+        for h in self.hosted_apis {
             h.shutdown().await;
         }
         for c in self.clusters {
@@ -475,12 +492,63 @@ impl Environment {
         let src = self.source();
         let store = src.sim.store();
         let sc = &self.scenario;
-        let hc = &sc.hosted_cluster;
-        let ns = hc.namespace.as_str();
+        let seeded = sc.seeded();
+        for s in &seeded {
+            self.seed_hosted_cluster(store, s)?;
+        }
+        // The operators build the control planes; wait until they are available.
+        let deadline = Instant::now() + opts.ready_timeout;
+        for s in &seeded {
+            let cp_ns = hcp_namespace(&s.spec.namespace, &s.spec.name);
+            loop {
+                let hcp = store
+                    .get(&registry::HOSTED_CONTROL_PLANE, Some(&cp_ns), &s.spec.name)
+                    .ok();
+                let available = hcp
+                    .as_ref()
+                    .and_then(|h| Condition::read(h, "Available"))
+                    .is_some_and(|c| c.status == "True");
+                if available {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(EnvironmentError::NotAvailable(
+                        cp_ns.clone(),
+                        format!(
+                            "HostedControlPlane conditions: {}; controller log: {:?}",
+                            hcp.and_then(|h| h.pointer("/status/conditions").cloned())
+                                .unwrap_or(Value::Null),
+                            src.controllers.log().entries()
+                        ),
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
         let cp_ns = self.hcp_namespace();
+        if opts.hosted_etcd
+            && let Some(client) = src.controllers.etcd_client(&cp_ns)
+        {
+            for (k, v) in &sc.etcd_keys {
+                client.put(k, v).await?;
+            }
+        }
+        for s in &seeded {
+            self.seed_control_plane_namespace(store, s)?;
+        }
+        Ok(())
+    }
+
+    /// A hosted cluster's objects in its namespace: the Secrets and ConfigMaps it refers to, the
+    /// HostedCluster (and, for the first, the scenario's bare siblings) and its NodePools.
+    fn seed_hosted_cluster(&self, store: &Store, s: &Seeded) -> Result<(), EnvironmentError> {
+        let sc = &self.scenario;
+        let hc = &s.spec;
+        let ns = hc.namespace.as_str();
         let infra = hc.infra_id();
+        let siblings: &[String] = if s.index == 0 { &sc.other_hosted_clusters } else { &[] };
         namespace(store, ns)?;
-        for name in std::iter::once(hc.name.as_str()).chain(sc.other_hosted_clusters.iter().map(String::as_str)) {
+        for name in std::iter::once(hc.name.as_str()).chain(siblings.iter().map(String::as_str)) {
             seed_references(store, ns, name)?;
         }
         if hc.identity_providers {
@@ -490,17 +558,17 @@ impl Environment {
             store,
             &registry::HOSTED_CLUSTER,
             ns,
-            hosted_cluster(sc, &hc.name, &infra),
+            hosted_cluster(sc, hc, &hc.name, &infra),
         )?;
-        for other in &sc.other_hosted_clusters {
+        for other in siblings {
             create(
                 store,
                 &registry::HOSTED_CLUSTER,
                 ns,
-                hosted_cluster(sc, other, &format!("{}-infra", other.replace('.', "-"))),
+                hosted_cluster(sc, hc, other, &format!("{}-infra", other.replace('.', "-"))),
             )?;
         }
-        for np in &sc.node_pools {
+        for np in &s.node_pools {
             create(
                 store,
                 &registry::NODE_POOL,
@@ -520,43 +588,27 @@ impl Environment {
                 }),
             )?;
         }
-        // The operators build the control plane; wait until it is available.
-        let deadline = Instant::now() + opts.ready_timeout;
-        loop {
-            let hcp = store.get(&registry::HOSTED_CONTROL_PLANE, Some(&cp_ns), &hc.name).ok();
-            let available = hcp
-                .as_ref()
-                .and_then(|h| Condition::read(h, "Available"))
-                .is_some_and(|c| c.status == "True");
-            if available {
-                break;
-            }
-            if Instant::now() >= deadline {
-                return Err(EnvironmentError::NotAvailable(
-                    cp_ns.clone(),
-                    format!(
-                        "HostedControlPlane conditions: {}; controller log: {:?}",
-                        hcp.and_then(|h| h.pointer("/status/conditions").cloned())
-                            .unwrap_or(Value::Null),
-                        src.controllers.log().entries()
-                    ),
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        if opts.hosted_etcd
-            && let Some(client) = src.controllers.etcd_client(&cp_ns)
-        {
-            for (k, v) in &sc.etcd_keys {
-                client.put(k, v).await?;
-            }
-        }
-        self.seed_capi(store, &cp_ns, &infra)?;
+        Ok(())
+    }
+
+    /// A running hosted cluster's control-plane namespace: what Cluster API made of its
+    /// NodePools, and the Secrets a backup carries and leaves.
+    fn seed_control_plane_namespace(&self, store: &Store, s: &Seeded) -> Result<(), EnvironmentError> {
+        let sc = &self.scenario;
+        let hc = &s.spec;
+        let cp_ns = hcp_namespace(&hc.namespace, &hc.name);
+        self.seed_capi(store, s, &cp_ns)?;
+        let first = s.index == 0;
+        let (carry, leave): (&[String], &[String]) = if first {
+            (&sc.carry_secrets, &sc.leave_secrets)
+        } else {
+            (&[], &[])
+        };
         // Control-plane namespace secrets: carried by the backup ...
         for name in ["root-ca", "kube-apiserver-cert"]
             .into_iter()
             .map(str::to_string)
-            .chain(sc.carry_secrets.iter().cloned())
+            .chain(carry.iter().cloned())
         {
             secret(store, &cp_ns, &name, "Opaque", "tls.crt", "simulated")?;
         }
@@ -585,7 +637,7 @@ impl Environment {
             "session",
             "simulated",
         )?;
-        for np in &sc.node_pools {
+        for np in &s.node_pools {
             secret(
                 store,
                 &cp_ns,
@@ -595,15 +647,17 @@ impl Environment {
                 "simulated",
             )?;
         }
-        for name in &sc.leave_secrets {
+        for name in leave {
             secret(store, &cp_ns, name, "Opaque", "token", "simulated")?;
         }
         Ok(())
     }
 
     /// What Cluster API made of the NodePools (`v1beta2`, as CAPI writes it), and the instances.
-    fn seed_capi(&self, store: &Store, cp_ns: &str, infra: &str) -> Result<(), EnvironmentError> {
-        let hc = &self.scenario.hosted_cluster;
+    fn seed_capi(&self, store: &Store, s: &Seeded, cp_ns: &str) -> Result<(), EnvironmentError> {
+        let hc = &s.spec;
+        let infra = hc.infra_id();
+        let infra = infra.as_str();
         let hc_key = format!("{}/{}", hc.namespace, hc.name);
         // CAPI writes its objects in the version it stores (v1beta2); without CRDs, the
         // built-in rows serve only v1beta1.
@@ -621,8 +675,8 @@ impl Environment {
                 json!({"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2", "kind": kind, "name": name, "namespace": cp_ns})
             }
         };
-        let mut surge = self.scenario.surge_nodes;
-        for (pool_index, np) in self.scenario.node_pools.iter().enumerate() {
+        let mut surge = if s.index == 0 { self.scenario.surge_nodes } else { 0 };
+        for (pool_index, np) in s.node_pools.iter().enumerate() {
             let template = format!("{}-{}", np.name, short_hash(&format!("{infra}/{}/template", np.name)));
             let ms = format!("{}-{}", np.name, short_hash(&format!("{infra}/{}/ms", np.name)));
             let labels = json!({super::CAPI_CLUSTER_LABEL: infra, super::NODE_POOL_LABEL: np.name});
@@ -680,10 +734,11 @@ impl Environment {
                     np.name,
                     short_hash(&format!("{ms}/{i}/aws")).get(5..).unwrap_or("a0000")
                 );
-                // Pools are told apart by their position: names that differ in one letter must
-                // not share instance IDs or node names.
-                let provider_id = format!("aws:///{}a/i-0{:07x}{:08x}", hc.region, pool_index + 1, i);
-                let node = format!("ip-10-0-{}-{}.ec2.internal", pool_index + 1, 10 + i);
+                // Pools are told apart by their position (and hosted clusters by theirs): names
+                // that differ in one letter must not share instance IDs or node names.
+                let slot = s.index * 64 + pool_index + 1;
+                let provider_id = format!("aws:///{}a/i-0{slot:07x}{i:08x}", hc.region);
+                let node = format!("ip-10-{}-{}-{}.ec2.internal", s.index, pool_index + 1, 10 + i);
                 let m = create_get(
                     store,
                     &m_kind,
@@ -734,9 +789,9 @@ impl Environment {
     }
 }
 
-/// The HostedCluster of the scenario (or one of its siblings), valid against the upstream CRD.
-fn hosted_cluster(sc: &Scenario, name: &str, infra: &str) -> Value {
-    let hc = &sc.hosted_cluster;
+/// The HostedCluster `name` of a seeded hosted cluster `hc` (itself or one of its bare
+/// siblings), valid against the upstream CRD.
+fn hosted_cluster(sc: &Scenario, hc: &HostedClusterSpec, name: &str, infra: &str) -> Value {
     let domain = &hc.external_dns_domain;
     let api = api_hostname(sc, name);
     let api_strategy = match hc.api_publishing {
@@ -776,13 +831,19 @@ fn hosted_cluster(sc: &Scenario, name: &str, infra: &str) -> Value {
             {"service": "Ignition", "servicePublishingStrategy": {"type": "Route"}},
         ],
     });
-    if hc.identity_providers && name == hc.name {
-        spec["configuration"] = configuration_with_refs();
+    let mut metadata = json!({"name": name, "namespace": hc.namespace});
+    if name == hc.name {
+        if hc.identity_providers {
+            spec["configuration"] = configuration_with_refs();
+        }
+        if !hc.labels.is_empty() {
+            metadata["labels"] = json!(hc.labels);
+        }
     }
     json!({
         "apiVersion": "hypershift.openshift.io/v1beta1",
         "kind": "HostedCluster",
-        "metadata": {"name": name, "namespace": hc.namespace},
+        "metadata": metadata,
         "spec": spec,
     })
 }

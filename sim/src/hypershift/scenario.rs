@@ -1,5 +1,6 @@
-//! Scenario files: which management clusters to start and what hosted cluster to seed on the
-//! first (source) one. TOML (`.toml`) or YAML (anything else).
+//! Scenario files: which management clusters to start and what hosted clusters to seed on the
+//! first (source) one: one in full detail, and optionally a fleet of more. TOML (`.toml`) or
+//! YAML (anything else).
 //!
 //! ```toml
 //! management_clusters = ["source", "destination"]
@@ -14,6 +15,11 @@
 //! [[node_pools]]
 //! name = "demo-one-workers"
 //! replicas = 2
+//!
+//! [[fleet]]                    # more hosted clusters, each with its control plane and API
+//! name = "team-b"
+//! namespace = "clusters-east"  # default: the first one's
+//! labels = { tier = "gold" }
 //! ```
 
 use std::collections::BTreeMap;
@@ -74,6 +80,39 @@ pub struct Scenario {
     /// serving it; `false` rehearses that).
     #[serde(default = "default_true")]
     pub capi_v1beta1_served: bool,
+    /// More hosted clusters seeded in full beside the first (control plane, NodePools, Cluster
+    /// API objects, instances, their own API): a management cluster's fleet, to move at once.
+    #[serde(default)]
+    pub fleet: Vec<FleetMember>,
+}
+
+/// A further hosted cluster of the source, like the first but for its names and labels.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetMember {
+    /// HostedCluster name.
+    pub name: String,
+    /// HostedCluster namespace (default: the first hosted cluster's).
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// HostedCluster labels (what `ferry fleet --selector` selects on).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Its NodePools (default: one, `<name>-workers`, with one replica).
+    #[serde(default)]
+    pub node_pools: Option<Vec<NodePoolSpec>>,
+}
+
+/// A hosted cluster the environment seeds in full: the first or a fleet member.
+#[derive(Debug, Clone)]
+pub struct Seeded {
+    /// Its spec (a fleet member's is the first's with the member's names and labels).
+    pub spec: HostedClusterSpec,
+    /// Its NodePools.
+    pub node_pools: Vec<NodePoolSpec>,
+    /// Position: 0 for the first, which alone gets the scenario's extra secrets, etcd keys and
+    /// surge nodes.
+    pub index: usize,
 }
 
 fn default_true() -> bool {
@@ -152,6 +191,9 @@ pub struct HostedClusterSpec {
     /// and CA, OAuth templates, client CA, trusted CAs, scheduler policy, ...).
     #[serde(default)]
     pub identity_providers: bool,
+    /// HostedCluster labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 fn default_namespace() -> String {
@@ -201,6 +243,38 @@ fn default_instance_type() -> String {
 }
 
 impl Scenario {
+    /// The hosted clusters seeded in full, the first one first.
+    pub fn seeded(&self) -> Vec<Seeded> {
+        let first = Seeded {
+            spec: self.hosted_cluster.clone(),
+            node_pools: self.node_pools.clone(),
+            index: 0,
+        };
+        let members = self.fleet.iter().enumerate().map(|(i, m)| {
+            let mut spec = self.hosted_cluster.clone();
+            spec.name = m.name.clone();
+            if let Some(ns) = &m.namespace {
+                spec.namespace = ns.clone();
+            }
+            spec.infra_id = None;
+            spec.identity_providers = false;
+            spec.labels = m.labels.clone();
+            let node_pools = m.node_pools.clone().unwrap_or_else(|| {
+                vec![NodePoolSpec {
+                    name: format!("{}-workers", m.name),
+                    replicas: 1,
+                    instance_type: default_instance_type(),
+                }]
+            });
+            Seeded {
+                spec,
+                node_pools,
+                index: i + 1,
+            }
+        });
+        std::iter::once(first).chain(members).collect()
+    }
+
     /// Parse TOML text.
     pub fn from_toml(text: &str) -> Result<Scenario, ScenarioError> {
         toml::from_str(text).map_err(|e| ScenarioError::Parse {
@@ -236,5 +310,57 @@ impl Scenario {
             },
             other => other,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fleet member is the first hosted cluster under its own names and labels, with one
+    /// NodePool of its own unless it lists some; it never inherits the first one's extras.
+    #[test]
+    fn fleet_members_are_seeded_like_the_first_under_their_own_names() {
+        let s = Scenario::from_toml(
+            r#"
+            [hosted_cluster]
+            name = "demo-one"
+            identity_providers = true
+            [[fleet]]
+            name = "team-b"
+            namespace = "clusters-east"
+            labels = { tier = "gold" }
+            [[fleet]]
+            name = "team-c"
+            node_pools = [{ name = "c-a", replicas = 3 }]
+            "#,
+        )
+        .expect("valid");
+        let seeded = s.seeded();
+        let names: Vec<(usize, &str, &str)> = seeded
+            .iter()
+            .map(|m| (m.index, m.spec.namespace.as_str(), m.spec.name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (0, "clusters", "demo-one"),
+                (1, "clusters-east", "team-b"),
+                (2, "clusters", "team-c")
+            ]
+        );
+        let b = &seeded[1];
+        assert_eq!(b.spec.labels.get("tier").map(String::as_str), Some("gold"));
+        assert!(!b.spec.identity_providers);
+        assert_eq!(b.spec.infra_id(), "team-b-x7k2p");
+        assert_eq!(
+            b.node_pools
+                .iter()
+                .map(|p| (p.name.as_str(), p.replicas))
+                .collect::<Vec<_>>(),
+            [("team-b-workers", 1)]
+        );
+        assert_eq!(seeded[2].node_pools[0].replicas, 3);
+        assert!(Scenario::from_toml("[hosted_cluster]\nname = \"a\"\n[[fleet]]\nnmae = \"b\"").is_err());
     }
 }

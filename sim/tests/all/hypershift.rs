@@ -713,7 +713,7 @@ async fn basic_scenario_seeds_a_realistic_hosted_cluster() -> Result<()> {
     assert_eq!(written.len(), 3, "{written:?}");
     assert_eq!(written[2].0, "demo-one-hosted");
 
-    let hosted = env.hosted.as_ref().unwrap().sim().store().clone();
+    let hosted = env.hosted().unwrap().sim().store().clone();
     let ready_nodes = || {
         hosted
             .list(&registry::NODE, None, &ListOptions::default())
