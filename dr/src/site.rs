@@ -501,6 +501,9 @@ impl SiteConfig {
         }
 
         let get = |v: &Option<String>, default: &str| v.clone().unwrap_or_else(|| default.to_string());
+        let hc_namespace = get(&self.hosted_cluster.namespace, "clusters");
+        let hc_name = get(&self.hosted_cluster.name, "");
+        let each = |t: &str| fill_in(t, &hc_namespace, &hc_name);
         let mut clusters = BTreeMap::new();
         for (alias, c) in [
             ("source", &self.clusters.source),
@@ -508,15 +511,21 @@ impl SiteConfig {
             ("hosted", &self.clusters.hosted),
         ] {
             if let Some(c) = c {
-                clusters.insert(alias.to_string(), c.clone());
+                clusters.insert(
+                    alias.to_string(),
+                    ClusterConfig {
+                        kubeconfig: c.kubeconfig.as_ref().map(|k| PathBuf::from(each(&k.to_string_lossy()))),
+                        context: c.context.as_deref().map(each),
+                    },
+                );
             }
         }
         let mut params: BTreeMap<String, String> = [
             ("source", "source".to_string()),
             ("destination", "destination".to_string()),
             ("hosted", "hosted".to_string()),
-            ("hc_namespace", get(&self.hosted_cluster.namespace, "clusters")),
-            ("hc_name", get(&self.hosted_cluster.name, "")),
+            ("hc_namespace", hc_namespace.clone()),
+            ("hc_name", hc_name.clone()),
             ("nodes", self.hosted_cluster.nodes.unwrap_or_default().to_string()),
             (
                 "delete_empty_hc_namespace",
@@ -551,7 +560,7 @@ impl SiteConfig {
             aws: self.aws.clone(),
             etcd: BTreeMap::new(),
             workspace: Some(WorkspaceConfig {
-                dir: self.backup.dir.clone().unwrap_or_else(|| PathBuf::from("backup")),
+                dir: PathBuf::from(each(&self.backup_dir().to_string_lossy())),
                 encrypt_to: self.backup.encrypt_to.clone(),
                 identity: self.backup.age_identity.clone(),
             }),
@@ -560,6 +569,52 @@ impl SiteConfig {
             clock: self.clock.clone(),
             hooks: self.hooks.clone(),
         })
+    }
+}
+
+impl SiteConfig {
+    /// The local backup directory's template: `[backup] dir`, with `{namespace}/{name}` added
+    /// unless it names the hosted cluster itself. Backup ids are timestamps, so two hosted
+    /// clusters backed up in the same second from one site file must not share a directory.
+    fn backup_dir(&self) -> PathBuf {
+        let dir = self.backup.dir.clone().unwrap_or_else(|| PathBuf::from("backup"));
+        if dir.to_string_lossy().contains("{name}") {
+            dir
+        } else {
+            dir.join("{namespace}").join("{name}")
+        }
+    }
+}
+
+/// `{namespace}` and `{name}` in a site path or context replaced by the hosted cluster's: one
+/// site file serves every hosted cluster of a management cluster (each has its own API and its
+/// own local backup directory).
+fn fill_in(template: &str, namespace: &str, name: &str) -> String {
+    template.replace("{namespace}", namespace).replace("{name}", name)
+}
+
+impl SiteConfig {
+    /// This site for hosted cluster `namespace/name` (a fleet member), checked to keep each
+    /// member's API and local backup directory apart.
+    pub fn for_hosted_cluster(&self, namespace: &str, name: &str) -> Result<SiteConfig, SiteError> {
+        let per_cluster = |v: Option<&str>| v.is_some_and(|v| v.contains("{name}"));
+        let hosted = self.clusters.hosted.as_ref();
+        if !per_cluster(hosted.and_then(|h| h.kubeconfig.as_deref()).and_then(Path::to_str))
+            && !per_cluster(hosted.and_then(|h| h.context.as_deref()))
+        {
+            return Err(SiteError::Invalid {
+                origin: self.origin_name(),
+                key: "[clusters.hosted]".into(),
+                message: "names one hosted cluster's API, but a fleet has one per hosted cluster: write `{name}` \
+                          (and `{namespace}`) in its kubeconfig path or context, e.g. \
+                          kubeconfig = \"hosted/{namespace}/{name}.kubeconfig\""
+                    .into(),
+            });
+        }
+        let mut site = self.clone();
+        site.hosted_cluster.namespace = Some(namespace.to_string());
+        site.hosted_cluster.name = Some(name.to_string());
+        Ok(site)
     }
 }
 
@@ -583,6 +638,47 @@ mod tests {
         assert_eq!(config.clusters.len(), 3);
         assert_eq!(config.clusters["source"].context.as_deref(), Some("admin"));
         assert_eq!(config.aws.region.as_deref(), Some("us-east-1"));
+    }
+
+    /// One site serves a fleet: `{namespace}`/`{name}` become each hosted cluster's in the
+    /// hosted API's kubeconfig and context and in the backup directory (which is per hosted
+    /// cluster even without them); a site naming one hosted API cannot serve a fleet.
+    #[test]
+    fn one_site_fills_in_each_hosted_cluster() {
+        let text = EXAMPLE.replace(
+            "kubeconfig = \"hosted.kubeconfig\"",
+            "kubeconfig = \"hosted/{namespace}/{name}.kubeconfig\"\ncontext = \"{name}-admin\"",
+        );
+        let site = SiteConfig::parse(&text, Path::new("site.toml")).expect("valid");
+        let config = site
+            .for_hosted_cluster("team-a", "db")
+            .and_then(|s| s.run_config())
+            .expect("complete");
+        let hosted = &config.clusters["hosted"];
+        assert_eq!(
+            hosted.kubeconfig.as_deref(),
+            Some(Path::new("hosted/team-a/db.kubeconfig"))
+        );
+        assert_eq!(hosted.context.as_deref(), Some("db-admin"));
+        assert_eq!(config.params["hc_name"], "db");
+        assert_eq!(config.params["hc_namespace"], "team-a");
+        let dir = &config.workspace.as_ref().expect("a workspace").dir;
+        assert_eq!(dir, Path::new("./backup/team-a/db"));
+
+        let single = SiteConfig::parse(EXAMPLE, Path::new("site.toml")).expect("valid");
+        let err = single
+            .for_hosted_cluster("team-a", "db")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("[clusters.hosted]") && err.contains("{name}"), "{err}");
+        let dir = single
+            .run_config()
+            .expect("complete")
+            .workspace
+            .expect("a workspace")
+            .dir;
+        assert_eq!(dir, Path::new("./backup/clusters/my.cluster"));
     }
 
     /// A recipient that is not an age key would leave Secrets in the clear, or fail mid-run:
@@ -618,7 +714,10 @@ mod tests {
             config.clusters["destination"].kubeconfig.as_deref(),
             Some(dir.path().join("destination.kubeconfig").as_path())
         );
-        assert_eq!(config.workspace.map(|w| w.dir), Some(dir.path().join("./backup")));
+        assert_eq!(
+            config.workspace.map(|w| w.dir),
+            Some(dir.path().join("./backup/clusters/my.cluster"))
+        );
     }
 
     #[test]
