@@ -190,11 +190,26 @@ fn policy_test_answers_one_request_with_the_deciding_policies() {
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(out.trim(), "allow: allowed by policy `source-operator-scale#1`");
 
-    // The operator is patched only to note its replicas: by the patch's fields.
+    // The operator is patched only to note its replicas and its teardowns (under the
+    // resourceVersion read, a precondition): by the patch's fields.
     let operator = ["k8s:patch", "source", "apps/v1/Deployment", "hypershift/operator"];
     let (code, out, _) = ask(&[&["--patch-field", "metadata.annotations"][..], &operator].concat());
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("source-operator-note#1"), "{out}");
+    let noted = [
+        &[
+            "--patch-field",
+            "metadata.annotations",
+            "--patch-field",
+            "metadata.resourceVersion",
+        ][..],
+        &operator,
+    ]
+    .concat();
+    let (code, out, _) = ask(&noted);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out, _) = ask(&[&["--patch-field", "metadata.labels"][..], &operator].concat());
+    assert_eq!(code, Some(1), "{out}");
     let image = [
         &[
             "--patch-field",

@@ -141,6 +141,10 @@ pub const URL_EXPIRES_ANNOTATION: &str = "ferry.dev/restore-url-expires";
 pub const FINISHED_ANNOTATION: &str = "ferry.dev/finished";
 /// On the source operator Deployment: its replicas before teardown stopped it.
 pub const OPERATOR_REPLICAS_ANNOTATION: &str = "ferry.dev/replicas-before-teardown";
+/// On the source operator Deployment: the hosted clusters (`namespace/name`, comma-separated)
+/// whose teardowns need it stopped. The operator serves every hosted cluster of the management
+/// cluster, and a fleet tears several down at once: it runs again only when the last is done.
+pub const OPERATOR_HOLDERS_ANNOTATION: &str = "ferry.dev/stopped-for-teardown-of";
 
 /// A reference to an object of `kind`.
 pub fn r(kind: Kind, namespace: Option<&str>, name: &str) -> ObjectRef {

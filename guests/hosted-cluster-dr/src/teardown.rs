@@ -106,9 +106,8 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
     // Once the operator is being stopped, whatever fails, it is started again.
     let result = c
         .step("stop-operator", |c| {
-            let stopped_by_us = src
-                .get(&op_ref)?
-                .is_some_and(|d| manifest::annotation(&d, OPERATOR_REPLICAS_ANNOTATION).is_some());
+            let me = this_hosted_cluster(c);
+            let stopped_by_us = src.get(&op_ref)?.is_some_and(|d| stopped_for(&d, &me));
             if !remains && !stopped_by_us {
                 return Ok(Done::Already(
                     "nothing of the hosted cluster is left on the source".into(),
@@ -300,36 +299,99 @@ pub fn destination_health(
     ))
 }
 
+/// The hosted clusters whose teardowns need the operator stopped, as noted on it.
+fn holders(d: &Value) -> Vec<String> {
+    manifest::annotation(d, OPERATOR_HOLDERS_ANNOTATION)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether this teardown stopped the operator (or an older ferry did, which noted only the
+/// replicas) and has not started it again.
+fn stopped_for(d: &Value, me: &str) -> bool {
+    let noted = holders(d);
+    noted.iter().any(|h| h == me)
+        || (noted.is_empty() && manifest::annotation(d, OPERATOR_REPLICAS_ANNOTATION).is_some())
+}
+
+/// Notes `annotations` on the operator under the resourceVersion `d` was read at: of two
+/// teardowns noting themselves at once, one is told of a conflict and reads again, so neither
+/// is lost. `false` on a conflict.
+fn note_on_operator(src: &Cluster, op_ref: &ferry_sdk::ObjectRef, d: &Value, annotations: Value) -> Result<bool> {
+    let rv = str_at(d, "/metadata/resourceVersion").unwrap_or_default();
+    match src.merge_patch(
+        op_ref,
+        &json!({"metadata": {"resourceVersion": rv, "annotations": annotations}}),
+    ) {
+        Ok(_) => Ok(true),
+        Err(Error::Conflict(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// How often a note on the operator is read again after losing a race with another teardown.
+const NOTE_ATTEMPTS: usize = 20;
+
+fn lost_races(op_ref: &ferry_sdk::ObjectRef) -> Error {
+    Error::Unavailable(format!(
+        "{} kept changing while teardown noted itself on it ({NOTE_ATTEMPTS} tries); re-run teardown",
+        ferry_sdk::k8s::describe(op_ref)
+    ))
+}
+
+fn this_hosted_cluster(c: &Ctx) -> String {
+    format!("{}/{}", c.hc.ns, c.hc.name)
+}
+
 fn stop_operator(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef) -> Result<Done> {
-    let Some(d) = src.get(op_ref)? else {
-        return Ok(Done::Skipped(format!(
-            "no operator Deployment {}; set operator_namespace/operator_deployment if HyperShift is installed elsewhere",
-            ferry_sdk::k8s::describe(op_ref)
-        )));
-    };
-    let replicas = d.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1);
-    let recorded = manifest::annotation(&d, OPERATOR_REPLICAS_ANNOTATION).is_some();
-    if replicas == 0 {
-        if !recorded && !c.plan {
-            // Someone else stopped it: remember that it was stopped.
-            src.merge_patch(
-                op_ref,
-                &json!({"metadata": {"annotations": {OPERATOR_REPLICAS_ANNOTATION: "0"}}}),
-            )?;
+    let me = this_hosted_cluster(c);
+    let mut noted = None;
+    for _ in 0..NOTE_ATTEMPTS {
+        let Some(d) = src.get(op_ref)? else {
+            return Ok(Done::Skipped(format!(
+                "no operator Deployment {}; set operator_namespace/operator_deployment if HyperShift is installed elsewhere",
+                ferry_sdk::k8s::describe(op_ref)
+            )));
+        };
+        let replicas = d.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1);
+        if c.plan {
+            return Ok(if replicas == 0 {
+                Done::Already("the source's HyperShift operator is stopped".into())
+            } else {
+                Done::Planned(format!("would scale the HyperShift operator from {replicas} to 0"))
+            });
         }
+        let mut others = holders(&d);
+        let recorded = manifest::annotation(&d, OPERATOR_REPLICAS_ANNOTATION).is_some();
+        if others.contains(&me) && recorded {
+            noted = Some(replicas);
+            break;
+        }
+        // Noted before it is scaled: a crash after this still knows the replicas to restore, and
+        // another teardown finishing meanwhile knows not to start it.
+        if !others.contains(&me) {
+            others.push(me.clone());
+            others.sort();
+        }
+        let mut annotations = json!({OPERATOR_HOLDERS_ANNOTATION: others.join(",")});
+        if !recorded {
+            // Found stopped by someone else: it was stopped, and stays so afterwards.
+            annotations[OPERATOR_REPLICAS_ANNOTATION] = json!(replicas.to_string());
+        }
+        if note_on_operator(src, op_ref, &d, annotations)? {
+            noted = Some(replicas);
+            break;
+        }
+    }
+    let Some(replicas) = noted else {
+        return Err(lost_races(op_ref));
+    };
+    if replicas == 0 {
         return Ok(Done::Already("the source's HyperShift operator is stopped".into()));
-    }
-    if c.plan {
-        return Ok(Done::Planned(format!(
-            "would scale the HyperShift operator from {replicas} to 0"
-        )));
-    }
-    // Record the replicas on the Deployment first: a crash after this still knows them.
-    if !recorded {
-        src.merge_patch(
-            op_ref,
-            &json!({"metadata": {"annotations": {OPERATOR_REPLICAS_ANNOTATION: replicas.to_string()}}}),
-        )?;
     }
     src.scale(op_ref, 0)?;
     let ns = op_ref.namespace.clone().unwrap_or_default();
@@ -346,30 +408,63 @@ fn stop_operator(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef) -> R
     )))
 }
 
+/// Starts the operator again at the replicas it had, unless another hosted cluster's teardown
+/// still needs it stopped (then that one starts it). It is scaled before the notes are cleared:
+/// a teardown that notes itself in between finds the replicas to restore, and its own
+/// scale-down stops the operator again before it deletes anything.
 fn start_operator(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef) -> Result<Done> {
-    let Some(d) = src.get(op_ref)? else {
-        return Ok(Done::Skipped("no operator Deployment".into()));
-    };
-    let Some(recorded) = manifest::annotation(&d, OPERATOR_REPLICAS_ANNOTATION) else {
-        return Ok(Done::Already("the HyperShift operator runs as before teardown".into()));
-    };
-    let replicas: u32 = recorded.parse().map_err(|_| {
-        Error::Invalid(format!(
-            "annotation {OPERATOR_REPLICAS_ANNOTATION}={recorded:?} on {} is not a number; scale the operator by hand",
-            ferry_sdk::k8s::describe(op_ref)
-        ))
-    })?;
-    if c.plan {
-        return Ok(Done::Planned(format!(
-            "would scale the HyperShift operator back to {replicas}"
-        )));
+    let me = this_hosted_cluster(c);
+    let mut scaled: Option<u32> = None;
+    for _ in 0..NOTE_ATTEMPTS {
+        let Some(d) = src.get(op_ref)? else {
+            return Ok(Done::Skipped("no operator Deployment".into()));
+        };
+        let Some(recorded) = manifest::annotation(&d, OPERATOR_REPLICAS_ANNOTATION).map(str::to_string) else {
+            return Ok(match scaled {
+                Some(n) => Done::Did(format!("scaled the HyperShift operator back to {n}")),
+                None => Done::Already("the HyperShift operator runs as before teardown".into()),
+            });
+        };
+        let others: Vec<String> = holders(&d).into_iter().filter(|h| *h != me).collect();
+        if !others.is_empty() {
+            if c.plan {
+                return Ok(Done::Planned(format!(
+                    "would leave the HyperShift operator stopped for the teardown of {}",
+                    others.join(", ")
+                )));
+            }
+            if note_on_operator(src, op_ref, &d, json!({OPERATOR_HOLDERS_ANNOTATION: others.join(",")}))? {
+                return Ok(Done::Already(format!(
+                    "the HyperShift operator stays stopped: the teardown of {} still needs it stopped, and starts it \
+                     again when done",
+                    others.join(", ")
+                )));
+            }
+            continue;
+        }
+        let replicas: u32 = recorded.parse().map_err(|_| {
+            Error::Invalid(format!(
+                "annotation {OPERATOR_REPLICAS_ANNOTATION}={recorded:?} on {} is not a number; scale the operator by hand",
+                ferry_sdk::k8s::describe(op_ref)
+            ))
+        })?;
+        if c.plan {
+            return Ok(Done::Planned(format!(
+                "would scale the HyperShift operator back to {replicas}"
+            )));
+        }
+        if scaled.is_none() {
+            src.scale(op_ref, replicas)?;
+            scaled = Some(replicas);
+            // Read again: the notes are cleared under the resourceVersion after the scale.
+            continue;
+        }
+        let cleared = json!({OPERATOR_HOLDERS_ANNOTATION: null, OPERATOR_REPLICAS_ANNOTATION: null});
+        if note_on_operator(src, op_ref, &d, cleared)? {
+            return Ok(Done::Did(format!("scaled the HyperShift operator back to {replicas}")));
+        }
     }
-    src.scale(op_ref, replicas)?;
-    src.merge_patch(
-        op_ref,
-        &json!({"metadata": {"annotations": {OPERATOR_REPLICAS_ANNOTATION: null}}}),
-    )?;
-    Ok(Done::Did(format!("scaled the HyperShift operator back to {replicas}")))
+    Err(lost_races(op_ref))
 }
 
 fn scale_down(c: &mut Ctx, src: &Cluster) -> Result<Done> {
