@@ -5,11 +5,13 @@
 //! - [`site`]: the site config (what the documented procedure's env file held);
 //! - [`phases`]: running its phases (`backup`, `restore`, `teardown`, `finish`, `abort`)
 //!   and `migrate`;
+//! - [`fleet`]: a management cluster's hosted clusters at once, each its own migration;
 //! - [`lease`]: one ferry at a time per hosted cluster.
 //!
 //! The rehearsal against the simulator lives apart, in `ferry-drill`, so nothing here builds
 //! the simulator.
 
+pub mod fleet;
 pub mod lease;
 pub mod owned;
 pub mod phases;

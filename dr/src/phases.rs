@@ -648,6 +648,33 @@ pub fn shell_word(w: &str) -> String {
 /// Runs backup → restore → teardown → finish (from `opts.from`), each in its
 /// own run, stopping at the first failure (or requested stop).
 pub async fn migrate(config: &RunConfig, opts: &DrOptions, mopts: &MigrateOptions) -> MigrateReport {
+    match Runtime::new(opts.cache_dir.clone()) {
+        Ok(runtime) => migrate_with(&runtime, config, opts, mopts).await,
+        Err(e) => {
+            let phase = mopts.from.unwrap_or(Phase::Backup);
+            MigrateReport {
+                phases: vec![PhaseResult::RunFailed {
+                    phase,
+                    message: format!("{e:#}"),
+                    exit_code: Exit::HostFailed.code(),
+                }],
+                completed: Vec::new(),
+                failed: Some(phase),
+                stopped: None,
+                resume_command: Some(resume_command(mopts, phase)),
+                abort_command: abort_command(mopts, phase),
+            }
+        }
+    }
+}
+
+/// [`migrate`] in a runtime shared with other migrations (a fleet's members).
+pub async fn migrate_with(
+    runtime: &Runtime,
+    config: &RunConfig,
+    opts: &DrOptions,
+    mopts: &MigrateOptions,
+) -> MigrateReport {
     let mut report = MigrateReport {
         phases: Vec::new(),
         completed: Vec::new(),
@@ -655,21 +682,6 @@ pub async fn migrate(config: &RunConfig, opts: &DrOptions, mopts: &MigrateOption
         stopped: None,
         resume_command: None,
         abort_command: None,
-    };
-    let runtime = match Runtime::new(opts.cache_dir.clone()) {
-        Ok(r) => r,
-        Err(e) => {
-            let phase = mopts.from.unwrap_or(Phase::Backup);
-            report.phases.push(PhaseResult::RunFailed {
-                phase,
-                message: format!("{e:#}"),
-                exit_code: Exit::HostFailed.code(),
-            });
-            report.failed = Some(phase);
-            report.resume_command = Some(resume_command(mopts, phase));
-            report.abort_command = abort_command(mopts, phase);
-            return report;
-        }
     };
     let start = mopts.from.unwrap_or(Phase::Backup);
     for phase in Phase::ALL.into_iter().skip_while(|p| *p != start) {
@@ -687,7 +699,7 @@ pub async fn migrate(config: &RunConfig, opts: &DrOptions, mopts: &MigrateOption
         if let Some(hook) = &mopts.on_phase {
             hook(phase, None);
         }
-        let result = match run_phase_with(&runtime, config, phase, &args, opts).await {
+        let result = match run_phase_with(runtime, config, phase, &args, opts).await {
             Ok(r) if !r.succeeded() => PhaseResult::GuestFailed(r),
             Ok(r) if r.stopped_after().is_some() => PhaseResult::Stopped(r),
             Ok(r) => PhaseResult::Completed(r),

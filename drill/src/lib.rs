@@ -33,7 +33,7 @@ use ferry_sim::ListOptions;
 use ferry_sim::chaos::Chaos;
 use ferry_sim::hypershift::environment::{DnsLookup, Environment, EnvironmentOptions, ExternalDnsDeployment};
 use ferry_sim::hypershift::external_dns::{ExternalDns, ExternalDnsOptions, parse_txt};
-use ferry_sim::hypershift::scenario::Scenario;
+use ferry_sim::hypershift::scenario::{HostedClusterSpec, Scenario};
 use ferry_sim::hypershift::{OperatorEvent, condition_status};
 use ferry_sim::kube::crd::CrdSource;
 use ferry_sim::kube::registry;
@@ -213,6 +213,29 @@ impl Default for DrillOptions {
 /// The embedded basic scenario.
 pub fn basic_scenario() -> Scenario {
     Scenario::from_toml(BASIC_SCENARIO).expect("the embedded basic scenario is valid (unit-tested)")
+}
+
+/// The label every hosted cluster of [`fleet_scenario`] carries (the basic scenario's bare
+/// sibling does not): what a fleet drill selects.
+pub const FLEET_SELECTOR: &str = "ferry.dev/drill=fleet";
+
+/// A management cluster's fleet: the basic scenario's hosted cluster and `count - 1` more (one
+/// NodePool each), alternating between the namespaces `clusters` and `clusters-east`, all
+/// labelled [`FLEET_SELECTOR`]; the basic scenario's bare sibling stays unlabelled.
+pub fn fleet_scenario(count: usize) -> Scenario {
+    let mut s = basic_scenario();
+    let (key, value) = FLEET_SELECTOR.split_once('=').unwrap_or((FLEET_SELECTOR, ""));
+    let labels = BTreeMap::from([(key.to_string(), value.to_string())]);
+    s.hosted_cluster.labels = labels.clone();
+    s.fleet = (1..count)
+        .map(|i| ferry_sim::hypershift::scenario::FleetMember {
+            name: format!("fleet-{i:02}"),
+            namespace: Some(if i % 2 == 0 { "clusters" } else { "clusters-east" }.to_string()),
+            labels: labels.clone(),
+            node_pools: None,
+        })
+        .collect();
+    s
 }
 
 /// Tools the drill found.
@@ -463,6 +486,19 @@ fn normalize(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
+/// The hosted cluster a verification checks, and what it is checked against.
+struct Target<'a> {
+    hc: &'a HostedClusterSpec,
+    hcp_ns: String,
+    /// Keys its hosted etcd must hold on the destination.
+    etcd_keys: &'a BTreeMap<String, String>,
+    /// The bare sibling HostedClusters that must stay untouched on the source.
+    siblings: &'a [String],
+    /// Every other HostedCluster of its namespace (their `<name>-…` objects are not its).
+    neighbours: Vec<String>,
+    audit: &'a Path,
+}
+
 impl Drill {
     /// Checks prerequisites and starts everything; see the module docs.
     pub async fn start(opts: DrillOptions) -> Result<Drill, DrillError> {
@@ -602,7 +638,28 @@ impl Drill {
         };
         let source_kc = path_of(Some(env.source().sim.name()));
         let dest_kc = path_of(env.destination().map(|d| d.sim.name()));
-        let hosted_kc = path_of(env.hosted.as_ref().map(|h| h.sim().name()));
+        // One kubeconfig per hosted cluster's API, named after it, so that one site file serves
+        // the whole fleet (`{namespace}`/`{name}` in the site are filled in per hosted cluster).
+        let mut hosted_kc = None;
+        for s in env.scenario.seeded() {
+            let Some(api) = env.hosted_api(&s.spec.namespace, &s.spec.name) else {
+                continue;
+            };
+            let path = kube_dir
+                .join("hosted")
+                .join(&s.spec.namespace)
+                .join(format!("{}.kubeconfig", s.spec.name));
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|source| DrillError::Io {
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
+            }
+            api.sim()
+                .write_kubeconfig(&path, api.sim().name())
+                .map_err(ferry_sim::hypershift::environment::EnvironmentError::from)?;
+            hosted_kc = Some(kube_dir.join("hosted").join("{namespace}").join("{name}.kubeconfig"));
+        }
         let cluster = |alias: &str, p: Option<PathBuf>| match p {
             Some(p) => format!("[clusters.{alias}]\nkubeconfig = {}\n", toml_path(&p)),
             None => String::new(),
@@ -648,7 +705,7 @@ impl Drill {
         let mut chaos = Vec::new();
         if let Some(f) = opts.faults {
             let mut sims: Vec<&ferry_sim::Sim> = env.clusters.iter().map(|c| &c.sim).collect();
-            sims.extend(env.hosted.as_ref().map(|h| h.sim()));
+            sims.extend(env.hosted_apis.iter().map(|h| h.sim()));
             for sim in sims {
                 let c = Chaos::for_service(sim.name(), f.rate, f.seed);
                 sim.faults().set_chaos(Some(c.clone()));
@@ -925,18 +982,109 @@ impl Drill {
         ferry_dr::phases::migrate(&self.run_config, &self.dr_options(), &mopts).await
     }
 
+    /// The fleet options of this drill: each member's audit trail under `<dir>/audit/`, its
+    /// resume and abort commands against the drill's site.
+    pub fn fleet_options(&self, concurrency: usize) -> ferry_dr::fleet::FleetOptions {
+        ferry_dr::fleet::FleetOptions {
+            concurrency,
+            audit_dir: Some(self.dir.join("audit")),
+            command: vec![
+                "ferry".into(),
+                "migrate".into(),
+                "--site".into(),
+                self.site_path.display().to_string(),
+            ],
+            args: PhaseArgs::default(),
+            view: None,
+        }
+    }
+
+    /// Selects the fleet on the source and migrates it with the drill's guest and credentials.
+    pub async fn migrate_fleet(
+        &self,
+        selection: &ferry_dr::fleet::Selection,
+        fopts: &ferry_dr::fleet::FleetOptions,
+    ) -> Result<ferry_dr::fleet::FleetReport, ferry_dr::fleet::FleetError> {
+        let members = ferry_dr::fleet::select(&self.site, selection).await?;
+        Ok(ferry_dr::fleet::migrate(&self.site, &members, &self.dr_options(), fopts).await)
+    }
+
+    /// Checks each member of a fleet migration as [`Drill::verify`] checks one hosted cluster,
+    /// against its own audit trail.
+    pub async fn verify_fleet(
+        &self,
+        report: &ferry_dr::fleet::FleetReport,
+        fopts: &ferry_dr::fleet::FleetOptions,
+    ) -> Vec<(ferry_dr::fleet::Member, DrillReport)> {
+        let mut out = Vec::new();
+        for r in &report.members {
+            let audit = fopts.audit_path(&r.member).unwrap_or_else(|| self.audit.clone());
+            let checks = self
+                .verify_hosted_cluster(&r.member.namespace, &r.member.name, &audit)
+                .await;
+            out.push((r.member.clone(), checks));
+        }
+        out
+    }
+
     /// Checks the outcome of a migration; each check is named (see [`Check::name`]).
     pub async fn verify(&self) -> DrillReport {
+        let hc = self.env.scenario.hosted_cluster.clone();
+        self.verify_hosted_cluster(&hc.namespace, &hc.name, &self.audit).await
+    }
+
+    /// Checks the outcome of the migration of seeded hosted cluster `namespace/name` (the
+    /// first, or a fleet member) whose audit trail is `audit`.
+    pub async fn verify_hosted_cluster(&self, namespace: &str, name: &str, audit: &Path) -> DrillReport {
         let mut report = DrillReport::default();
-        self.check_etcd(&mut report).await;
-        self.check_dns(&mut report).await;
-        self.check_source(&mut report);
-        self.check_backup(&mut report);
-        self.check_backup_encrypted(&mut report).await;
-        self.check_operators(&mut report);
-        self.check_restored_signal(&mut report);
+        let seeded = self.env.scenario.seeded();
+        let Some(s) = seeded
+            .iter()
+            .find(|s| s.spec.namespace == namespace && s.spec.name == name)
+        else {
+            report.push(
+                "seeded",
+                vec![format!("{namespace}/{name} is not a hosted cluster of the scenario")],
+                String::new(),
+            );
+            return report;
+        };
+        let first = s.index == 0;
+        let no_siblings: &[String] = &[];
+        let siblings = if first {
+            self.env.scenario.other_hosted_clusters.as_slice()
+        } else {
+            no_siblings
+        };
+        // Every other HostedCluster of its namespace, to tell `<name>-…` objects apart.
+        let neighbours: Vec<String> = seeded
+            .iter()
+            .filter(|o| o.spec.namespace == namespace && o.spec.name != name)
+            .map(|o| o.spec.name.clone())
+            .chain(if s.spec.namespace == self.env.scenario.hosted_cluster.namespace {
+                self.env.scenario.other_hosted_clusters.clone()
+            } else {
+                Vec::new()
+            })
+            .collect();
+        let no_keys = BTreeMap::new();
+        let t = Target {
+            hc: &s.spec,
+            hcp_ns: ferry_sim::hypershift::hcp_namespace(namespace, name),
+            etcd_keys: if first { &self.env.scenario.etcd_keys } else { &no_keys },
+            siblings,
+            neighbours,
+            audit,
+        };
+        self.check_etcd(&t, &mut report).await;
+        self.check_dns(&t, &mut report).await;
+        self.check_source(&t, &mut report);
+        self.check_backup(&t, &mut report);
+        self.check_backup_encrypted(&t, &mut report).await;
+        self.check_operators(&t, &mut report);
+        self.check_restored_signal(&t, &mut report);
         self.check_operator_running(&mut report);
-        self.check_audit(&mut report);
+        self.check_audit(&t, &mut report);
         report
     }
 
@@ -944,16 +1092,16 @@ impl Drill {
     /// was restored from the snapshot (`EtcdSnapshotRestored` on the HostedControlPlane) and
     /// the hosted cluster config operator ran its recovery (`HostedClusterRestoredFromBackup`,
     /// set because of the `hypershift.openshift.io/restored-from-backup` annotation).
-    fn check_restored_signal(&self, report: &mut DrillReport) {
-        let hc = &self.env.scenario.hosted_cluster;
-        let hcp_ns = self.env.hcp_namespace();
+    fn check_restored_signal(&self, t: &Target<'_>, report: &mut DrillReport) {
+        let hc = t.hc;
+        let hcp_ns = &t.hcp_ns;
         let mut problems = Vec::new();
         match self.env.destination() {
             None => problems.push("the scenario has no destination cluster".to_string()),
             Some(dest) => match dest
                 .sim
                 .store()
-                .get(&registry::HOSTED_CONTROL_PLANE, Some(&hcp_ns), &hc.name)
+                .get(&registry::HOSTED_CONTROL_PLANE, Some(hcp_ns), &hc.name)
             {
                 Err(e) => problems.push(format!(
                     "no HostedControlPlane {hcp_ns}/{} on the destination: {e}",
@@ -998,13 +1146,13 @@ impl Drill {
         );
     }
 
-    async fn check_etcd(&self, report: &mut DrillReport) {
-        let hcp_ns = self.env.hcp_namespace();
-        let keys = &self.env.scenario.etcd_keys;
+    async fn check_etcd(&self, t: &Target<'_>, report: &mut DrillReport) {
+        let hcp_ns = &t.hcp_ns;
+        let keys = t.etcd_keys;
         let mut problems = Vec::new();
         match self.env.destination() {
             None => problems.push("the scenario has no destination cluster".to_string()),
-            Some(dest) => match dest.controllers.wait_for_etcd(&hcp_ns, Duration::from_secs(30)).await {
+            Some(dest) => match dest.controllers.wait_for_etcd(hcp_ns, Duration::from_secs(30)).await {
                 None => problems.push(format!("no hosted etcd runs for {hcp_ns} on the destination")),
                 Some(client) => {
                     for (k, v) in keys {
@@ -1055,8 +1203,8 @@ impl Drill {
         Ok(out)
     }
 
-    async fn check_dns(&self, report: &mut DrillReport) {
-        let hcp_ns = self.env.hcp_namespace();
+    async fn check_dns(&self, t: &Target<'_>, report: &mut DrillReport) {
+        let hcp_ns = &t.hcp_ns;
         let dest_name = self.env.destination().map(|d| d.sim.name().to_string());
         let src_owner = self.owner_id(self.env.source().sim.name());
         let dest_owner = dest_name.as_deref().map(|n| self.owner_id(n)).unwrap_or_default();
@@ -1072,7 +1220,7 @@ impl Drill {
         };
         let mut hosts = Vec::new();
         if let Some(dest) = self.env.destination() {
-            match public_hosts(dest.sim.store(), &hcp_ns) {
+            match public_hosts(dest.sim.store(), hcp_ns) {
                 Ok(found) => hosts.extend(
                     found
                         .into_iter()
@@ -1128,10 +1276,10 @@ impl Drill {
         );
     }
 
-    fn check_source(&self, report: &mut DrillReport) {
+    fn check_source(&self, t: &Target<'_>, report: &mut DrillReport) {
         let store = self.env.source().sim.store();
-        let hc = &self.env.scenario.hosted_cluster;
-        let hcp_ns = self.env.hcp_namespace();
+        let hc = t.hc;
+        let hcp_ns = &t.hcp_ns;
         let mut problems = Vec::new();
         if store
             .get(&registry::HOSTED_CLUSTER, Some(&hc.namespace), &hc.name)
@@ -1151,18 +1299,12 @@ impl Drill {
                 problems.push(format!("NodePool {} still exists", name_of(&np)));
             }
         }
-        if store.get(&registry::NAMESPACE, None, &hcp_ns).is_ok() {
+        if store.get(&registry::NAMESPACE, None, hcp_ns).is_ok() {
             problems.push(format!("the HCP namespace {hcp_ns} still exists"));
         }
         let prefix = format!("{}-", hc.name);
         // `prod-neighbour-pull-secret` is the neighbour's, not `prod`'s.
-        let others: Vec<String> = self
-            .env
-            .scenario
-            .other_hosted_clusters
-            .iter()
-            .map(|o| format!("{o}-"))
-            .collect();
+        let others: Vec<String> = t.neighbours.iter().map(|o| format!("{o}-")).collect();
         for (kind, what) in [(&registry::SECRET, "Secret"), (&registry::CONFIG_MAP, "ConfigMap")] {
             for o in list(kind, &hc.namespace) {
                 let n = name_of(&o);
@@ -1171,7 +1313,7 @@ impl Drill {
                 }
             }
         }
-        for other in &self.env.scenario.other_hosted_clusters {
+        for other in t.siblings {
             match store.get(&registry::HOSTED_CLUSTER, Some(&hc.namespace), other) {
                 Err(_) => problems.push(format!("the other HostedCluster {other} is gone")),
                 Ok(o) => {
@@ -1191,13 +1333,13 @@ impl Drill {
                 "no trace of {}/{} on the source; {} other hosted cluster(s) untouched",
                 hc.namespace,
                 hc.name,
-                self.env.scenario.other_hosted_clusters.len()
+                t.siblings.len()
             ),
         );
     }
 
     /// `backup-encrypted`: every object of the backup reports SSE-KMS with the site's key.
-    async fn check_backup_encrypted(&self, report: &mut DrillReport) {
+    async fn check_backup_encrypted(&self, t: &Target<'_>, report: &mut DrillReport) {
         let client = self.s3_client().await;
         let bucket = ferry::capabilities::objects::provider::Bucket::new(client, BUCKET).with_encryption(
             ferry::capabilities::objects::provider::Encryption::SseKms {
@@ -1205,7 +1347,8 @@ impl Drill {
             },
         );
         let mut problems = Vec::new();
-        let listed = match bucket.list(&format!("{PREFIX}/")).await {
+        let root = ferry_hcp_model::backup_root(PREFIX, &t.hc.namespace, &t.hc.name);
+        let listed = match bucket.list(&root).await {
             Ok(l) => l,
             Err(e) => {
                 report.push(
@@ -1217,7 +1360,7 @@ impl Drill {
             }
         };
         if listed.is_empty() {
-            problems.push(format!("nothing under s3://{BUCKET}/{PREFIX}/"));
+            problems.push(format!("nothing under s3://{BUCKET}/{root}"));
         }
         for object in &listed {
             if let Err(e) = bucket.head(&object.key).await {
@@ -1231,8 +1374,9 @@ impl Drill {
         );
     }
 
-    fn check_backup(&self, report: &mut DrillReport) {
-        let root = self.s3.root().join(BUCKET).join(PREFIX);
+    fn check_backup(&self, t: &Target<'_>, report: &mut DrillReport) {
+        let key_root = ferry_hcp_model::backup_root(PREFIX, &t.hc.namespace, &t.hc.name);
+        let root = self.s3.root().join(BUCKET).join(&key_root);
         let mut found = Vec::new();
         let mut stack = vec![root.clone()];
         while let Some(d) = stack.pop() {
@@ -1249,7 +1393,7 @@ impl Drill {
             }
         }
         let problems = if found.is_empty() {
-            vec![format!("no index.json under s3://{BUCKET}/{PREFIX}/")]
+            vec![format!("no index.json under s3://{BUCKET}/{key_root}")]
         } else {
             Vec::new()
         };
@@ -1265,8 +1409,8 @@ impl Drill {
         );
     }
 
-    fn check_operators(&self, report: &mut DrillReport) {
-        let hc = &self.env.scenario.hosted_cluster;
+    fn check_operators(&self, t: &Target<'_>, report: &mut DrillReport) {
+        let hc = t.hc;
         let mut problems = Vec::new();
         for c in &self.env.clusters {
             let ran = c.controllers.log().any(|e| {
@@ -1287,11 +1431,11 @@ impl Drill {
         );
     }
 
-    fn check_audit(&self, report: &mut DrillReport) {
+    fn check_audit(&self, t: &Target<'_>, report: &mut DrillReport) {
         let mut problems = Vec::new();
         let mut records = 0usize;
-        match std::fs::read_to_string(&self.audit) {
-            Err(e) => problems.push(format!("cannot read the audit trail {}: {e}", self.audit.display())),
+        match std::fs::read_to_string(t.audit) {
+            Err(e) => problems.push(format!("cannot read the audit trail {}: {e}", t.audit.display())),
             Ok(text) => {
                 for line in text.lines().filter(|l| !l.trim().is_empty()) {
                     records += 1;
@@ -1319,7 +1463,7 @@ impl Drill {
             problems,
             format!("{records} audit record(s), none denied"),
         );
-        let (problems, detail) = match ferry::audit::verify(&self.audit, Some(&self.audit_key)) {
+        let (problems, detail) = match ferry::audit::verify(t.audit, Some(&self.audit_key)) {
             Ok(v) if v.unsigned_tail == 0 => (
                 Vec::new(),
                 format!("{} checkpoint(s) signed, chain intact", v.checkpoints),

@@ -7,6 +7,7 @@ mod abort;
 mod capabilities;
 mod drill_env;
 mod faults;
+mod fleet;
 mod hook_python;
 mod hooks;
 mod k8s;
