@@ -49,6 +49,10 @@ impl Clients {
             context: cluster.context.clone(),
             ..Default::default()
         };
+        let unusable = |e: kube::config::KubeconfigError| match super::k8s::provider::credential_failure(&e) {
+            Some(why) => super::k8s::provider::credentials_refused(alias, "reading the kubeconfig", why),
+            None => HostError::Invalid(format!("cluster `{alias}`: kubeconfig is unusable: {e}")),
+        };
         let mut kc = match &cluster.kubeconfig {
             Some(path) => {
                 let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|e| {
@@ -57,14 +61,20 @@ impl Clients {
                         path.display()
                     ))
                 })?;
-                kube::Config::from_custom_kubeconfig(kubeconfig, &options).await
+                kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+                    .await
+                    .map_err(unusable)?
             }
-            None => kube::Config::from_kubeconfig(&options).await,
-        }
-        .map_err(|e| match super::k8s::provider::credential_failure(&e) {
-            Some(why) => super::k8s::provider::credentials_refused(alias, "reading the kubeconfig", why),
-            None => HostError::Invalid(format!("cluster `{alias}`: kubeconfig is unusable: {e}")),
-        })?;
+            // No kubeconfig named: `$KUBECONFIG` or `~/.kube/config`, else the pod's own
+            // ServiceAccount (in-cluster), as kube-rs infers it. A context needs a kubeconfig.
+            None if cluster.context.is_none() => kube::Config::infer().await.map_err(|e| {
+                HostError::Invalid(format!(
+                    "cluster `{alias}`: no kubeconfig is named, and neither $KUBECONFIG, ~/.kube/config nor an \
+                     in-cluster ServiceAccount is usable: {e}"
+                ))
+            })?,
+            None => kube::Config::from_kubeconfig(&options).await.map_err(unusable)?,
+        };
         // Fail fast on a dead endpoint: a tired SRE should learn within seconds
         // that a cluster is unreachable, not after a TCP timeout.
         kc.connect_timeout = Some(std::time::Duration::from_secs(5));
