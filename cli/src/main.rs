@@ -3,6 +3,7 @@
 //! (`ferry-drill`).
 
 mod commands;
+mod fleet_view;
 mod output;
 mod terminal;
 
@@ -63,6 +64,10 @@ enum Command {
     Finish(DrArgs),
     /// DR: backup → restore → teardown → finish, each its own run; stops at the first failure.
     Migrate(MigrateArgs),
+    /// DR: a whole management cluster: plan, migrate or render (as a Kubernetes Job) every
+    /// selected hosted cluster, each its own migration.
+    #[command(subcommand)]
+    Fleet(commands::fleet::FleetCommand),
     /// DR: return the source to service after a backup that will not be restored (writers
     /// back, unpaused, DNS back); refused while the destination has the cluster, unless --force.
     Abort(DrArgs),
@@ -147,6 +152,7 @@ async fn main() -> ExitCode {
         Command::Finish(args) => commands::dr::cmd_phase(Phase::Finish, args).await,
         Command::Abort(args) => commands::dr::cmd_phase(Phase::Abort, args).await,
         Command::Migrate(args) => commands::dr::cmd_migrate(args).await,
+        Command::Fleet(cmd) => commands::fleet::cmd_fleet(cmd).await,
         Command::Drill(args) => commands::drill::cmd_drill(args).await,
         Command::Lab(cmd) => commands::lab::cmd_lab(cmd).await,
         Command::Audit(cmd) => commands::audit::cmd_audit(cmd),

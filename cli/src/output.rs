@@ -23,6 +23,11 @@ pub fn quiet() -> bool {
     QUIET.load(Ordering::Relaxed)
 }
 
+/// Whether logs are JSON lines (then no live bars).
+pub fn json_logs() -> bool {
+    JSON_LOGS.load(Ordering::Relaxed)
+}
+
 /// Where a command's progress goes: live bars on a terminal, plain lines elsewhere, nothing
 /// with `--quiet` ([`crate::terminal`]).
 pub fn progress() -> Arc<crate::terminal::Progress> {

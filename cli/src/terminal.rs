@@ -21,6 +21,11 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// line never tears a bar.
 static LIVE: LazyLock<MultiProgress> = LazyLock::new(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
 
+/// The process's live area, for views other than a phase's steps (a fleet's lines).
+pub fn live() -> MultiProgress {
+    LIVE.clone()
+}
+
 /// Where a command's progress goes.
 pub enum Progress {
     /// Indicatif bars in a live area (a terminal).

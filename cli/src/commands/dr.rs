@@ -96,18 +96,8 @@ impl DrArgs {
             eprintln!("error: {e}");
             exit(Exit::BadInput.code())
         })?;
-        let mut guest = ferry_dr::phases::GuestChoice::stock();
-        if let Some(path) = &self.guest {
-            guest.component = path.clone().into();
-            guest.name = self.name.clone();
-        } else if let Some(name) = &self.name {
-            guest.name = Some(name.clone());
-        }
-        if let Some(path) = &self.policy {
-            guest.policy = path.clone().into();
-        }
         Ok(ferry_dr::phases::DrOptions {
-            guest,
+            guest: guest_choice(self.guest.as_ref(), self.name.as_ref(), self.policy.as_ref()),
             plan: self.plan,
             audit: self.audit.clone(),
             audit_key,
@@ -126,6 +116,25 @@ impl DrArgs {
             extra: Vec::new(),
         }
     }
+}
+
+/// The stock guest and policy, or the `--guest`/`--name`/`--policy` given instead.
+pub fn guest_choice(
+    guest: Option<&PathBuf>,
+    name: Option<&String>,
+    policy: Option<&PathBuf>,
+) -> ferry_dr::phases::GuestChoice {
+    let mut choice = ferry_dr::phases::GuestChoice::stock();
+    if let Some(path) = guest {
+        choice.component = path.clone().into();
+        choice.name = name.cloned();
+    } else if let Some(name) = name {
+        choice.name = Some(name.clone());
+    }
+    if let Some(path) = policy {
+        choice.policy = path.clone().into();
+    }
+    choice
 }
 
 /// Runs one phase.

@@ -4,6 +4,8 @@ pub mod audit;
 pub mod backup;
 pub mod dr;
 pub mod drill;
+pub mod fleet;
+pub mod fleet_render;
 pub mod lab;
 pub mod new;
 pub mod policy;

@@ -6,5 +6,6 @@
 mod cli;
 mod cli_site;
 mod crash;
+mod fleet;
 mod lab;
 mod scaffold;
