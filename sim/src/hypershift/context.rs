@@ -27,6 +27,9 @@ pub struct ControllersOptions {
     pub restore_download_timeout: Duration,
     /// Periodic re-reconciliation.
     pub resync: Duration,
+    /// The least time between two passes: a burst of writes (twenty migrations at once) is
+    /// reconciled in batches, as a rate-limited workqueue would, instead of pass after pass.
+    pub min_pass_interval: Duration,
     /// Wait between retries of a failed `etcd-init` (its CrashLoopBackOff).
     pub restore_retry: Duration,
     /// The CA (PEM) `etcd-init` trusts for `https://` snapshot URLs, as a real cluster trusts
@@ -52,6 +55,7 @@ impl ControllersOptions {
             data_dir: None,
             restore_download_timeout: Duration::from_secs(30),
             resync: Duration::from_millis(250),
+            min_pass_interval: Duration::from_millis(50),
             restore_retry: Duration::from_secs(5),
             restore_trusted_ca: None,
             workloads: WorkloadOptions::default(),

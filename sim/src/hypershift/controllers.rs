@@ -246,6 +246,10 @@ async fn run(inner: Arc<Inner>, mut watcher: crate::kube::store::Watcher, mut st
         pass(&inner).await;
         inner.passes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         tokio::select! {
+            _ = tokio::time::sleep(inner.opts.min_pass_interval) => {}
+            _ = stop.changed() => return,
+        }
+        tokio::select! {
             ev = watcher.next() => {
                 if ev.is_err() {
                     // 410: events were compacted away; a level-triggered loop only needs a new

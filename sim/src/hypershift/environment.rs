@@ -20,7 +20,7 @@
 //!   `leave_secrets`).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -253,56 +253,91 @@ pub fn api_hostname(sc: &Scenario, name: &str) -> String {
     )
 }
 
+/// The zone's records as kubelets' resolvers see them: read whole at most every half second
+/// and shared by every hosted cluster's resolver, so that twenty hosted clusters cost Route53
+/// one read, not twenty.
+struct ZoneCache {
+    client: aws_sdk_route53::Client,
+    zone_id: String,
+    /// When the records were read, and the records.
+    last: tokio::sync::Mutex<Option<(Instant, Records)>>,
+}
+
+/// (name, type, first value) of each record of a zone.
+type Records = Arc<Vec<(String, String, String)>>;
+
+impl ZoneCache {
+    fn new(dns: &DnsLookup) -> Arc<Self> {
+        let conf = aws_sdk_route53::Config::builder()
+            .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
+            .region(aws_sdk_route53::config::Region::new(dns.region.clone()))
+            .endpoint_url(&dns.endpoint_url)
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "sim",
+                "sim",
+                None,
+                None,
+                "ferry-sim",
+            ))
+            .build();
+        Arc::new(ZoneCache {
+            client: aws_sdk_route53::Client::from_conf(conf),
+            zone_id: dns.zone_id.clone(),
+            last: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// The records, read again when the last read is older than half a second (a failed read
+    /// is an empty zone: nothing resolves, as for a resolver that cannot reach DNS).
+    async fn records(&self) -> Records {
+        let mut last = self.last.lock().await;
+        if let Some((at, records)) = &*last
+            && at.elapsed() < Duration::from_millis(500)
+        {
+            return records.clone();
+        }
+        let mut records = Vec::new();
+        let mut start: Option<(String, aws_sdk_route53::types::RrType)> = None;
+        loop {
+            let mut req = self.client.list_resource_record_sets().hosted_zone_id(&self.zone_id);
+            if let Some((name, ty)) = &start {
+                req = req.start_record_name(name).start_record_type(ty.clone());
+            }
+            let Ok(page) = req.send().await else { break };
+            for r in page.resource_record_sets() {
+                if let Some(v) = r.resource_records().first() {
+                    records.push((
+                        r.name().trim_end_matches('.').to_string(),
+                        r.r#type().as_str().to_string(),
+                        v.value().to_string(),
+                    ));
+                }
+            }
+            match (page.is_truncated(), page.next_record_name(), page.next_record_type()) {
+                (true, Some(n), Some(t)) => start = Some((n.to_string(), t.clone())),
+                _ => break,
+            }
+        }
+        let records = Arc::new(records);
+        *last = Some((Instant::now(), records.clone()));
+        records
+    }
+}
+
 /// A resolver of the API hostname through Route53: the management cluster whose load
-/// balancer the CNAME names (answers cached for half a second).
-fn route53_resolver(dns: &DnsLookup, host: String, clusters: Vec<String>) -> ApiResolver {
-    /// When the last answer was read, and which cluster it named.
-    type Answer = Option<(Instant, Option<usize>)>;
-    let cache: Arc<Mutex<Answer>> = Arc::new(Mutex::new(None));
-    let conf = aws_sdk_route53::Config::builder()
-        .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
-        .region(aws_sdk_route53::config::Region::new(dns.region.clone()))
-        .endpoint_url(&dns.endpoint_url)
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "sim",
-            "sim",
-            None,
-            None,
-            "ferry-sim",
-        ))
-        .build();
-    let client = aws_sdk_route53::Client::from_conf(conf);
-    let zone = dns.zone_id.clone();
+/// balancer the CNAME names.
+fn route53_resolver(zone: Arc<ZoneCache>, host: String, clusters: Vec<String>) -> ApiResolver {
     Arc::new(move || {
-        let cache = cache.clone();
-        let client = client.clone();
         let zone = zone.clone();
         let host = host.clone();
         let clusters = clusters.clone();
         Box::pin(async move {
-            if let Some((at, v)) = *cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-                && at.elapsed() < Duration::from_millis(500)
-            {
-                return v;
-            }
-            let answer = client
-                .list_resource_record_sets()
-                .hosted_zone_id(&zone)
-                .start_record_name(&host)
-                .max_items(5)
-                .send()
-                .await
-                .ok()
-                .and_then(|out| {
-                    out.resource_record_sets()
-                        .iter()
-                        .find(|r| r.name().trim_end_matches('.') == host && r.r#type().as_str() != "TXT")
-                        .and_then(|r| r.resource_records().first().map(|v| v.value().to_string()))
-                });
-            let resolved =
-                answer.and_then(|target| clusters.iter().position(|c| target.contains(&format!(".{c}.elb."))));
-            *cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Instant::now(), resolved));
-            resolved
+            let records = zone.records().await;
+            let target = records
+                .iter()
+                .find(|(name, ty, _)| *name == host && ty != "TXT")
+                .map(|(_, _, v)| v.clone())?;
+            clusters.iter().position(|c| target.contains(&format!(".{c}.elb.")))
         })
     })
 }
@@ -345,16 +380,17 @@ impl Environment {
             clusters.push(ManagementCluster { sim, controllers });
         }
         let mut hosted_apis = Vec::new();
+        let zone = opts.dns.as_ref().map(ZoneCache::new);
         if opts.hosted_api {
             for seeded in scenario.seeded() {
                 let hc = &seeded.spec;
                 let mut ho = HostedApiOptions::new(&hc.namespace, &hc.name, ec2.clone());
                 ho.node_ready_delay = opts.node_ready_delay;
-                if let Some(dns) = &opts.dns
+                if let Some(zone) = &zone
                     && hc.endpoint_access != EndpointAccess::Private
                 {
                     ho.resolver = Some(route53_resolver(
-                        dns,
+                        zone.clone(),
                         api_hostname(&scenario, &hc.name),
                         scenario.management_clusters.clone(),
                     ));
@@ -370,7 +406,24 @@ impl Environment {
             ec2,
         };
         env.seed_source(&opts).await?;
+        env.quiesce(opts.ready_timeout).await;
         Ok(env)
+    }
+
+    /// Waits (at most `timeout`) until the controllers of every management cluster have run
+    /// two passes that wrote nothing: the seeded world converged (the siblings' and the fleet's
+    /// statuses too), so what changes afterwards is what a test or a run did.
+    async fn quiesce(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        for c in &self.clusters {
+            loop {
+                let before = c.sim.store().resource_version();
+                let left = deadline.saturating_duration_since(Instant::now());
+                if !c.controllers.settle(left).await || c.sim.store().resource_version() == before {
+                    break;
+                }
+            }
+        }
     }
 
     /// The source (first) cluster.

@@ -73,7 +73,7 @@ impl HostedApiOptions {
             hc_namespace: hc_namespace.to_string(),
             hc_name: hc_name.to_string(),
             node_ready_delay: Duration::from_millis(500),
-            resync: Duration::from_millis(100),
+            resync: Duration::from_millis(250),
             ec2,
             resolver: None,
         }
