@@ -41,6 +41,13 @@ pub struct DrillArgs {
     /// The seed that draws the faults: the same seed rehearses the same bad day.
     #[arg(long, default_value_t = 1, requires = "faults")]
     seed: u64,
+    /// Rehearse a whole management cluster: N hosted clusters (the embedded scenario's and
+    /// N-1 more in two namespaces), moved by `ferry fleet migrate`.
+    #[arg(long, value_name = "N", conflicts_with = "scenario", value_parser = clap::value_parser!(u16).range(1..))]
+    fleet: Option<u16>,
+    /// With --fleet: how many move at once.
+    #[arg(long, default_value_t = 4, requires = "fleet", value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
 }
 
 /// `0.05` or `5%`, between 0 and 1.
@@ -59,9 +66,10 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 
 /// Runs the drill.
 pub async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
-    let scenario = match &args.scenario {
-        Some(p) => ferry_sim::hypershift::scenario::Scenario::load(p)?,
-        None => ferry_drill::basic_scenario(),
+    let scenario = match (&args.scenario, args.fleet) {
+        (Some(p), _) => ferry_sim::hypershift::scenario::Scenario::load(p)?,
+        (None, Some(n)) => ferry_drill::fleet_scenario(usize::from(n)),
+        (None, None) => ferry_drill::basic_scenario(),
     };
     let crds = match (&args.crds, &args.crds_from) {
         (Some(dir), _) => ferry_sim::kube::crd::CrdSource::Dir(dir.clone()),
@@ -101,6 +109,9 @@ pub async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
     }
     if !quiet {
         eprintln!("drill: working directory {}", drill.dir().display());
+    }
+    if args.fleet.is_some() {
+        return drill_fleet(drill, &args).await;
     }
     let mopts = ferry_dr::phases::MigrateOptions {
         on_phase: Some(phase_hook(progress, args.output, true)),
@@ -145,6 +156,66 @@ pub async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
         Exit::Success.code()
     };
     Ok(exit(code))
+}
+
+/// The fleet drill: every seeded hosted cluster moved by `ferry fleet migrate`, each checked as
+/// the drill checks one.
+async fn drill_fleet(drill: ferry_drill::Drill, args: &DrillArgs) -> anyhow::Result<ExitCode> {
+    let members: Vec<ferry_dr::fleet::Member> = drill
+        .env()
+        .scenario
+        .seeded()
+        .iter()
+        .map(|s| ferry_dr::fleet::Member {
+            namespace: s.spec.namespace.clone(),
+            name: s.spec.name.clone(),
+        })
+        .collect();
+    let view = Arc::new(crate::fleet_view::Fleet::for_stderr(
+        &members,
+        crate::output::quiet(),
+        crate::output::json_logs(),
+    ));
+    let mut fopts = drill.fleet_options(usize::from(args.concurrency));
+    fopts.view = Some(Arc::new(crate::fleet_view::View(view.clone())));
+    let selection = ferry_dr::fleet::Selection {
+        selector: None,
+        hosted_clusters: members,
+    };
+    let report = drill.migrate_fleet(&selection, &fopts).await?;
+    drill.set_faults_active(false);
+    let checks = drill.verify_fleet(&report, &fopts).await;
+    drop((view, fopts));
+    let verified = checks.iter().filter(|(_, c)| c.passed()).count();
+    match args.output {
+        Output::Text => {
+            println!("{}", report.to_text());
+            for (m, c) in checks.iter().filter(|(_, c)| !c.passed()) {
+                println!("\n{m}: verification failed\n{}", c.to_text());
+            }
+            println!(
+                "{verified} of {} hosted clusters verified (etcd, DNS, source clean, backup, operators, audit)",
+                checks.len()
+            );
+        }
+        Output::Json => crate::output::print_json(
+            "drill-fleet",
+            serde_json::json!({
+                "ok": report.succeeded() && verified == checks.len(),
+                "fleet": report,
+                "checks": checks.iter().map(|(m, c)| serde_json::json!({"member": m, "checks": c.checks})).collect::<Vec<_>>(),
+                "dir": args.keep_dir,
+            }),
+        )?,
+    }
+    drill.shutdown().await;
+    Ok(exit(if !report.succeeded() {
+        report.exit_code().max(Exit::GuestFailed.code())
+    } else if verified != checks.len() {
+        Exit::GuestFailed.code()
+    } else {
+        Exit::Success.code()
+    }))
 }
 
 #[cfg(test)]

@@ -32,6 +32,10 @@ pub struct LabUpArgs {
     /// The scenario (TOML or YAML); default: the drill's embedded scenario.
     #[arg(long)]
     scenario: Option<PathBuf>,
+    /// Seed N hosted clusters instead of one (the embedded scenario's and N-1 more in two
+    /// namespaces, labelled `ferry.dev/drill=fleet`), to practise `ferry fleet`.
+    #[arg(long, value_name = "N", conflicts_with = "scenario", value_parser = clap::value_parser!(u16).range(1..))]
+    fleet: Option<u16>,
     /// Where the lab keeps kubeconfigs, site config, backups, S3 data and the audit trail.
     #[arg(long, default_value = "ferry-lab")]
     dir: PathBuf,
@@ -83,9 +87,10 @@ async fn up(args: LabUpArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(exit(Exit::BadInput.code()));
     }
-    let scenario = match &args.scenario {
-        Some(p) => ferry_sim::hypershift::scenario::Scenario::load(p)?,
-        None => ferry_drill::basic_scenario(),
+    let scenario = match (&args.scenario, args.fleet) {
+        (Some(p), _) => ferry_sim::hypershift::scenario::Scenario::load(p)?,
+        (None, Some(n)) => ferry_drill::fleet_scenario(usize::from(n)),
+        (None, None) => ferry_drill::basic_scenario(),
     };
     let crds = match &args.crds {
         Some(dir) => ferry_sim::kube::crd::CrdSource::Dir(dir.clone()),
