@@ -413,7 +413,7 @@ impl Environment {
     /// Waits (at most `timeout`) until the controllers of every management cluster have run
     /// two passes that wrote nothing: the seeded world converged (the siblings' and the fleet's
     /// statuses too), so what changes afterwards is what a test or a run did.
-    async fn quiesce(&self, timeout: Duration) {
+    pub async fn quiesce(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         for c in &self.clusters {
             loop {

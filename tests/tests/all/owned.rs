@@ -78,6 +78,9 @@ async fn a_guest_under_the_stock_policy_reaches_none_of_its_siblings_objects() {
             .map(|(kind, name)| store.get(kind, Some(&ns), name).unwrap()["metadata"]["resourceVersion"].clone())
             .collect()
     };
+    // The controllers reconcile the NodePool just created (its status): let them finish, so
+    // that a change from here on is the guest's.
+    drill.env().quiesce(std::time::Duration::from_secs(30)).await;
     let before = versions();
 
     let dir = tempfile::tempdir().unwrap();
