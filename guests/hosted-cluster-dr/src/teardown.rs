@@ -672,3 +672,31 @@ fn platform_made(kind: &str, obj: &Value) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Which teardowns hold the operator stopped, as noted on it; an older ferry noted only
+    /// the replicas, and its teardown counts as this one's.
+    #[test]
+    fn the_operator_is_held_by_the_teardowns_noted_on_it() {
+        let noted = |holders: Option<&str>, replicas: Option<&str>| {
+            let mut a = serde_json::Map::new();
+            if let Some(h) = holders {
+                a.insert(OPERATOR_HOLDERS_ANNOTATION.into(), json!(h));
+            }
+            if let Some(r) = replicas {
+                a.insert(OPERATOR_REPLICAS_ANNOTATION.into(), json!(r));
+            }
+            json!({"metadata": {"annotations": a}})
+        };
+        let d = noted(Some("clusters/a, team-b/db,"), Some("2"));
+        assert_eq!(holders(&d), ["clusters/a", "team-b/db"]);
+        assert!(stopped_for(&d, "team-b/db"));
+        assert!(!stopped_for(&d, "clusters/b"));
+        assert!(stopped_for(&noted(None, Some("2")), "clusters/b"));
+        assert!(!stopped_for(&noted(None, None), "clusters/b"));
+        assert!(holders(&noted(Some(""), Some("0"))).is_empty());
+    }
+}
