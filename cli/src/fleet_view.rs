@@ -15,7 +15,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 /// The templates of a member's line (constants of this file, checked by the tests).
 const RUNNING: &str = "{spinner:.cyan} {prefix:<W} {elapsed:>4} {wide_msg}";
-const ENDED: &str = "{prefix:<W} {wide_msg}";
+const ENDED: &str = "  {prefix:<W}      {wide_msg}";
 
 fn style(template: &str, width: usize) -> ProgressStyle {
     ProgressStyle::with_template(&template.replace('W', &width.to_string()))
@@ -50,7 +50,6 @@ impl Fleet {
 
 /// The live lines of a fleet's members.
 pub struct FleetBars {
-    live: MultiProgress,
     bars: BTreeMap<Member, ProgressBar>,
     width: usize,
 }
@@ -69,7 +68,7 @@ impl FleetBars {
                 (m.clone(), bar)
             })
             .collect();
-        FleetBars { live, bars, width }
+        FleetBars { bars, width }
     }
 
     fn start(&self, m: &Member) {
@@ -216,13 +215,12 @@ impl FleetView for View {
 
 impl Drop for FleetBars {
     fn drop(&mut self) {
-        // The lines stay on screen as they ended; the live area is free for the table.
+        // The lines stay on screen as they ended, above the table.
         for bar in self.bars.values() {
             if !bar.is_finished() {
                 bar.abandon();
             }
         }
-        let _ = self.live.clear();
     }
 }
 

@@ -161,7 +161,7 @@ pub async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
 /// The fleet drill: every seeded hosted cluster moved by `ferry fleet migrate`, each checked as
 /// the drill checks one.
 async fn drill_fleet(drill: ferry_drill::Drill, args: &DrillArgs) -> anyhow::Result<ExitCode> {
-    let members: Vec<ferry_dr::fleet::Member> = drill
+    let mut members: Vec<ferry_dr::fleet::Member> = drill
         .env()
         .scenario
         .seeded()
@@ -171,6 +171,8 @@ async fn drill_fleet(drill: ferry_drill::Drill, args: &DrillArgs) -> anyhow::Res
             name: s.spec.name.clone(),
         })
         .collect();
+    // Fleet order, as the table and a Job's indexes have it.
+    members.sort();
     let view = Arc::new(crate::fleet_view::Fleet::for_stderr(
         &members,
         crate::output::quiet(),
