@@ -20,7 +20,7 @@ use ferry::runtime::{Exit, Runtime};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use serde::Serialize;
 
-use crate::phases::{DrOptions, MigrateOptions, MigrateReport, Phase, PhaseArgs, PhaseResult};
+use crate::phases::{DrOptions, MigrateOptions, MigrateReport, Phase, PhaseArgs};
 use crate::site::{SiteConfig, SiteError};
 
 /// Why a fleet could not be selected.
@@ -276,21 +276,11 @@ impl MemberResult {
     /// Why it stopped, in one line (empty when it completed).
     pub fn reason(&self) -> String {
         match &self.outcome {
-            MemberOutcome::Ran { report } => report
-                .phases
-                .iter()
-                .find(|p| p.failed())
-                .map(|p| match p {
-                    PhaseResult::GuestFailed(r) => match &r.outcome {
-                        crate::phases::PhaseOutcome::GuestFailed { kind, message } => {
-                            format!("{kind}: {}", first_line(message))
-                        }
-                        crate::phases::PhaseOutcome::Succeeded { .. } => String::new(),
-                    },
-                    PhaseResult::RunFailed { message, .. } => first_line(message),
-                    _ => String::new(),
-                })
-                .unwrap_or_default(),
+            MemberOutcome::Ran { report } => match report.failure() {
+                Some((Some(kind), message)) => format!("{kind}: {}", first_line(message)),
+                Some((None, message)) => first_line(message),
+                None => String::new(),
+            },
             MemberOutcome::NotStarted { message } => first_line(message),
         }
     }

@@ -590,6 +590,20 @@ impl MigrateReport {
             .unwrap_or(0)
     }
 
+    /// Why the failed phase failed: the guest's error kind and message, or (no kind) why the
+    /// run itself failed; `None` when no phase failed.
+    pub fn failure(&self) -> Option<(Option<&str>, &str)> {
+        let failed = self.failed?;
+        match self.phases.iter().find(|p| p.phase() == failed)? {
+            PhaseResult::GuestFailed(r) => match &r.outcome {
+                PhaseOutcome::GuestFailed { kind, message } => Some((Some(kind.as_str()), message.as_str())),
+                PhaseOutcome::Succeeded { .. } => None,
+            },
+            PhaseResult::RunFailed { message, .. } => Some((None, message.as_str())),
+            _ => None,
+        }
+    }
+
     /// What happened, for a person: completed phases, the failure, and how to resume.
     pub fn message(&self) -> String {
         let done = if self.completed.is_empty() {
@@ -604,22 +618,14 @@ impl MigrateReport {
             .map(|a| format!("\nor, to return the source to service instead (it stays paused until then):\n  {a}"))
             .unwrap_or_default();
         if let Some(failed) = self.failed {
-            let why = self
-                .phases
-                .iter()
-                .find(|p| p.phase() == failed)
-                .map(|p| match p {
-                    PhaseResult::GuestFailed(r) => match &r.outcome {
-                        PhaseOutcome::GuestFailed { kind, message } => format!(
-                            "the guest reported {kind}: {}",
-                            ferry::progress::terminal_safe(message, true)
-                        ),
-                        PhaseOutcome::Succeeded { .. } => String::new(),
-                    },
-                    PhaseResult::RunFailed { message, .. } => message.clone(),
-                    _ => String::new(),
-                })
-                .unwrap_or_default();
+            let why = match self.failure() {
+                Some((Some(kind), message)) => format!(
+                    "the guest reported {kind}: {}",
+                    ferry::progress::terminal_safe(message, true)
+                ),
+                Some((None, message)) => message.to_string(),
+                None => String::new(),
+            };
             format!(
                 "migration stopped: phase `{failed}` failed: {why}\ncompleted phases: {done}\n\
                  fix the cause, then resume with:\n  {resume}{abort}"
@@ -633,6 +639,17 @@ impl MigrateReport {
             format!("migration complete: {done}")
         }
     }
+}
+
+/// `ferry migrate --site SITE`: the words a person runs again to resume a migration of that
+/// site (a fleet member's adds its names).
+pub fn migrate_command(site: &std::path::Path) -> Vec<String> {
+    vec![
+        "ferry".to_string(),
+        "migrate".to_string(),
+        "--site".to_string(),
+        site.display().to_string(),
+    ]
 }
 
 /// Quotes a word for a POSIX shell when needed: the commands ferry prints for a person to
