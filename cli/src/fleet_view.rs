@@ -125,11 +125,7 @@ fn line_of(e: &ProgressEvent) -> String {
             ferry::progress::human_bytes(t)
         ),
         ("bytes", None) => format!("{step}: {}", ferry::progress::human_bytes(e.done)),
-        ("seconds", Some(timeout)) => format!(
-            "{step} [{}s, {}s left]: {message}",
-            e.done,
-            timeout.saturating_sub(e.done)
-        ),
+        ("seconds", Some(timeout)) => format!("{step}{}", crate::terminal::wait_text(e, timeout, &message)),
         _ => format!("{step}: {message}"),
     }
 }

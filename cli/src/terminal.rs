@@ -121,6 +121,17 @@ const STREAM: &str = "  {spinner:.cyan} {prefix} [{bar:30.cyan/blue}] {binary_by
 const STREAM_UNSIZED: &str = "  {spinner:.cyan} {prefix} {binary_bytes} ({binary_bytes_per_sec})";
 const DONE: &str = "  {prefix}{wide_msg}";
 
+/// A wait's line after its step's name: ` [12s, 288s left]: waiting for …`, or ` [12s]: …`
+/// for a timed step that does not wait on something. Shared by a phase's list and a fleet's
+/// lines.
+pub fn wait_text(e: &ProgressEvent, timeout: u64, message: &str) -> String {
+    if e.message.starts_with("waiting for ") {
+        format!(" [{}s, {}s left]: {message}", e.done, timeout.saturating_sub(e.done))
+    } else {
+        format!(" [{}s]: {message}", e.done)
+    }
+}
+
 /// The mark of a step result (`done: …`, as the stock guest reports it), if `message` is one.
 fn result_mark(message: &str) -> Option<&'static str> {
     let (word, _) = message.split_once(':')?;
@@ -194,12 +205,7 @@ impl Bars {
                 step.last = format!(": {}", ferry::progress::human_bytes(e.done));
             }
             ("seconds", Some(timeout)) => {
-                let left = timeout.saturating_sub(e.done);
-                let text = if e.message.starts_with("waiting for ") {
-                    format!(" [{}s, {left}s left]: {message}", e.done)
-                } else {
-                    format!(" [{}s]: {message}", e.done)
-                };
+                let text = wait_text(e, timeout, &message);
                 step.bar.set_style(style(RUNNING));
                 step.bar.set_message(text.clone());
                 step.last = text;
