@@ -163,9 +163,12 @@ fn pod_site(path: &std::path::Path, in_cluster: &str) -> anyhow::Result<(String,
 
 /// What each member owns now on the source, the same names on the in-cluster alias (restore
 /// creates them there): the derived Roles name them.
-async fn owned_now(config: &ferry::config::RunConfig, in_cluster: &str) -> anyhow::Result<Ownership> {
-    let clients = ferry::capabilities::Clients::default();
-    let source = ferry_dr::owned::resolve(config, &clients, "source", false, None, None)
+async fn owned_now(
+    config: &ferry::config::RunConfig,
+    clients: &ferry::capabilities::Clients,
+    in_cluster: &str,
+) -> anyhow::Result<Ownership> {
+    let source = ferry_dr::owned::resolve(config, clients, "source", false, None, None)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut objects = source.objects.clone();
@@ -213,6 +216,8 @@ pub async fn cmd_render(args: RenderArgs) -> anyhow::Result<ExitCode> {
         sha256: String::new(),
     };
     let mut roles = Vec::new();
+    // One client of the source for every member's reads (the members share its kubeconfig).
+    let clients = ferry::capabilities::Clients::default();
     for m in &members {
         let config = site.for_hosted_cluster(&m.namespace, &m.name)?.run_config()?;
         let engine = match &policy_text {
@@ -224,7 +229,7 @@ pub async fn cmd_render(args: RenderArgs) -> anyhow::Result<ExitCode> {
                 &identity,
             )?,
         }
-        .with_ownership(owned_now(&config, &args.in_cluster).await?);
+        .with_ownership(owned_now(&config, &clients, &args.in_cluster).await?);
         let derived = ferry::policy::rbac::merge(
             ferry::policy::rbac::derive(&engine),
             ferry_dr::owned::rbac(engine.params()),
@@ -451,12 +456,7 @@ pub async fn cmd_run_index(args: RunIndexArgs) -> anyhow::Result<ExitCode> {
     let fopts = FleetOptions {
         concurrency: 1,
         audit_dir: args.audit_dir.clone(),
-        command: vec![
-            "ferry".into(),
-            "migrate".into(),
-            "--site".into(),
-            args.site.display().to_string(),
-        ],
+        command: ferry_dr::phases::migrate_command(&args.site),
         args: Default::default(),
         view: Some(Arc::new(crate::fleet_view::View(view))),
     };
