@@ -972,12 +972,7 @@ impl Drill {
     pub async fn migrate_with(&self, mopts: &MigrateOptions) -> MigrateReport {
         let mut mopts = mopts.clone();
         if mopts.command.is_none() {
-            mopts.command = Some(vec![
-                "ferry".into(),
-                "migrate".into(),
-                "--site".into(),
-                self.site_path.display().to_string(),
-            ]);
+            mopts.command = Some(ferry_dr::phases::migrate_command(&self.site_path));
         }
         ferry_dr::phases::migrate(&self.run_config, &self.dr_options(), &mopts).await
     }
@@ -988,12 +983,7 @@ impl Drill {
         ferry_dr::fleet::FleetOptions {
             concurrency,
             audit_dir: Some(self.dir.join("audit")),
-            command: vec![
-                "ferry".into(),
-                "migrate".into(),
-                "--site".into(),
-                self.site_path.display().to_string(),
-            ],
+            command: ferry_dr::phases::migrate_command(&self.site_path),
             args: PhaseArgs::default(),
             view: None,
         }

@@ -186,12 +186,7 @@ async fn cmd_migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let fopts = FleetOptions {
         concurrency: usize::from(args.fleet.concurrency),
         audit_dir: args.audit_dir.clone(),
-        command: vec![
-            "ferry".into(),
-            "migrate".into(),
-            "--site".into(),
-            args.fleet.site.display().to_string(),
-        ],
+        command: ferry_dr::phases::migrate_command(&args.fleet.site),
         args: Default::default(),
         view: Some(Arc::new(View(view.clone()))),
     };
