@@ -415,6 +415,20 @@ fn manifests(args: &RenderArgs, members: &[Member], site: &str, ca: Option<&str>
     vec![sa, cm, job]
 }
 
+/// The hosted cluster at `index` of a rendered list (`path` names it in errors).
+fn member_at(list: &str, path: &std::path::Path, index: usize) -> Result<Member, String> {
+    let members: Vec<&str> = list.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let Some(line) = members.get(index) else {
+        return Err(format!(
+            "index {index} is past the fleet list {} ({} hosted clusters)",
+            path.display(),
+            members.len()
+        ));
+    };
+    line.parse()
+        .map_err(|e: ferry_dr::fleet::FleetError| format!("{}:{}: {e}", path.display(), index + 1))
+}
+
 /// Runs `fleet run-index`: the hosted cluster at `--index` of the list, as one migration.
 pub async fn cmd_run_index(args: RunIndexArgs) -> anyhow::Result<ExitCode> {
     let bad = |e: String| {
@@ -425,18 +439,9 @@ pub async fn cmd_run_index(args: RunIndexArgs) -> anyhow::Result<ExitCode> {
         Ok(l) => l,
         Err(e) => return bad(format!("cannot read the fleet list {}: {e}", args.list.display())),
     };
-    let members: Vec<&str> = list.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    let Some(line) = members.get(args.index) else {
-        return bad(format!(
-            "index {} is past the fleet list {} ({} hosted clusters)",
-            args.index,
-            args.list.display(),
-            members.len()
-        ));
-    };
-    let member: Member = match line.parse() {
+    let member = match member_at(&list, &args.list, args.index) {
         Ok(m) => m,
-        Err(e) => return bad(format!("{}:{}: {e}", args.list.display(), args.index + 1)),
+        Err(e) => return bad(e),
     };
     let site = match SiteConfig::load(&args.site) {
         Ok(s) => s,
@@ -463,4 +468,85 @@ pub async fn cmd_run_index(args: RunIndexArgs) -> anyhow::Result<ExitCode> {
     let report = ferry_dr::fleet::migrate(&site, std::slice::from_ref(&member), &opts, &fopts).await;
     println!("{}", report.to_text());
     Ok(exit(report.exit_code()))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+    use super::*;
+
+    /// An index outside the list, or a line that is not NAMESPACE/NAME, is refused naming the
+    /// list and the line.
+    #[test]
+    fn an_index_names_one_hosted_cluster_of_the_list() {
+        let list = "clusters/a\n\nteam-b/db\nnot-a-member\n";
+        let path = std::path::Path::new("/etc/ferry/site/fleet.txt");
+        assert_eq!(member_at(list, path, 1).unwrap().to_string(), "team-b/db");
+        let past = member_at(list, path, 3).unwrap_err();
+        assert_eq!(
+            past,
+            "index 3 is past the fleet list /etc/ferry/site/fleet.txt (3 hosted clusters)"
+        );
+        let bad = member_at(list, path, 2).unwrap_err();
+        assert!(
+            bad.starts_with("/etc/ferry/site/fleet.txt:3: ") && bad.contains("NAMESPACE/NAME"),
+            "{bad}"
+        );
+    }
+
+    fn site_file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("site.toml");
+        std::fs::write(&path, text).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), "-----BEGIN CERTIFICATE-----\n").unwrap();
+        (dir, path)
+    }
+
+    /// The pod's site: its own cluster in-cluster, the others from the Secret, the backups in
+    /// its volume, the CA bundle beside the site; everything else as written.
+    #[test]
+    fn the_pods_site_points_at_its_mounts() {
+        let (_dir, path) = site_file(
+            "[clusters.source]\nkubeconfig = \"src.kubeconfig\"\ncontext = \"admin\"\n\
+             [clusters.destination]\nkubeconfig = \"dst.kubeconfig\"\n\
+             [clusters.hosted]\nkubeconfig = \"hosted/{namespace}/{name}.kubeconfig\"\n\
+             [backup]\ndir = \"./backup\"\nbucket = \"b\"\nage_identity = \"backup.agekey\"\n\
+             [aws]\nca_bundle = \"ca.pem\"\n",
+        );
+        let (text, ca) = pod_site(&path, "destination").unwrap();
+        let site: toml::Table = toml::from_str(&text).unwrap();
+        assert!(site["clusters"]["destination"].as_table().unwrap().is_empty());
+        assert_eq!(
+            site["clusters"]["source"]["kubeconfig"].as_str(),
+            Some("/etc/ferry/kubeconfigs/source.kubeconfig")
+        );
+        assert_eq!(site["clusters"]["source"]["context"].as_str(), Some("admin"));
+        assert_eq!(
+            site["clusters"]["hosted"]["kubeconfig"].as_str(),
+            Some("/etc/ferry/kubeconfigs/hosted.{namespace}.{name}.kubeconfig")
+        );
+        assert_eq!(site["backup"]["dir"].as_str(), Some("/var/lib/ferry/backup"));
+        assert_eq!(site["backup"]["bucket"].as_str(), Some("b"));
+        assert!(site["backup"].get("age_identity").is_none());
+        assert_eq!(site["aws"]["ca_bundle"].as_str(), Some("/etc/ferry/site/ca-bundle.pem"));
+        assert_eq!(ca.as_deref(), Some("-----BEGIN CERTIFICATE-----\n"));
+    }
+
+    /// A site the pod cannot run is refused with the reason.
+    #[test]
+    fn sites_a_job_cannot_run_are_refused() {
+        let (_dir, path) = site_file("[clusters.source]\nkubeconfig = \"s\"\n");
+        let e = format!("{:#}", pod_site(&path, "destination").unwrap_err());
+        assert!(
+            e.contains("--in-cluster `destination` is not one of the site's clusters (source)"),
+            "{e}"
+        );
+        let (_dir, path) = site_file("[clusters.destination]\n[[hooks]]\nname = \"h\"\ncomponent = \"h.wasm\"\n");
+        let e = format!("{:#}", pod_site(&path, "destination").unwrap_err());
+        assert!(
+            e.contains("the site has [[hooks]]") && e.contains("ferry fleet migrate"),
+            "{e}"
+        );
+    }
 }
