@@ -1,8 +1,13 @@
 //! `ferry policy rbac` derives Kubernetes RBAC from the Cedar policy. The RBAC is only right if
-//! the API server lets through every call the policy let through: here a whole migration runs
-//! in a drill, and every allowed Kubernetes call of its audit trail (and what the host does for
-//! each allowed etcd snapshot) is checked against the RBAC derived from the stock policy and
-//! the ownership sets the trail records.
+//! the API server lets through every call the policy let through, and only least privilege if
+//! it grants nothing else: here a drill runs a backup that is aborted (the source returned to
+//! service) and then a whole migration, and every allowed Kubernetes call of its audit trail
+//! (and what the host does for each allowed etcd snapshot) is checked against the RBAC derived
+//! from the stock policy and the ownership sets the trail records. Every derived rule must
+//! then have been used by one of those calls. The scenario takes the paths a basic one does
+//! not: the APIServer published by a LoadBalancer Service (backup releases its hostname
+//! annotation), and an etcd StatefulSet a site set to delete its volumes when scaled (teardown
+//! sets it to retain them before scaling it down).
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on setup errors")]
 
@@ -10,7 +15,11 @@ use std::collections::BTreeSet;
 
 use ferry::policy::rbac::{self, DerivedRole};
 use ferry::policy::{Action, GuestIdentity, Ownership, PolicyEngine};
-use serde_json::Value;
+use ferry_dr::phases::{Phase, PhaseArgs};
+use ferry_sim::hypershift::scenario::Publishing;
+use ferry_sim::kube::registry;
+use ferry_sim::{Patch, WriteOptions};
+use serde_json::{Value, json};
 
 /// One Kubernetes call of the trail.
 struct Call {
@@ -67,8 +76,29 @@ fn covered(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_derived_rbac_lets_through_every_call_a_migration_makes() {
-    let drill = ferry_tests::dr::drill(ferry_drill::basic_scenario(), 20.0).await;
+async fn the_derived_rbac_lets_through_every_call_a_migration_makes_and_no_more() {
+    let mut scenario = ferry_drill::basic_scenario();
+    scenario.hosted_cluster.api_publishing = Publishing::LoadBalancer;
+    let drill = ferry_tests::dr::drill(scenario, 20.0).await;
+    let hcp_ns = drill.env().hcp_namespace();
+    drill
+        .env()
+        .source()
+        .sim
+        .store()
+        .patch(
+            &registry::STATEFUL_SET,
+            Some(&hcp_ns),
+            "etcd",
+            &Patch::Merge(json!({"spec": {"persistentVolumeClaimRetentionPolicy": {"whenScaled": "Delete"}}})),
+            &WriteOptions::default(),
+        )
+        .unwrap();
+    // Abort's calls: a finished backup, then the source returned to service.
+    let backup = ferry_tests::dr::run(&drill, Phase::Backup).await;
+    assert!(backup.succeeded(), "{}", backup.to_text());
+    let abort = drill.phase(Phase::Abort, &PhaseArgs::default()).await.unwrap();
+    assert!(abort.succeeded(), "{}", abort.to_text());
     let report = drill.migrate().await;
     assert!(report.succeeded(), "{}", report.message());
     let trail = std::fs::read_to_string(drill.audit_path()).unwrap();
@@ -99,7 +129,7 @@ async fn the_derived_rbac_lets_through_every_call_a_migration_makes() {
 
     let mut checked = BTreeSet::new();
     let mut missing = Vec::new();
-    let mut used = BTreeSet::new();
+    let mut needs_seen: Vec<Need> = Vec::new();
     for r in records.iter().filter(|r| r["decision"] == "allow") {
         let (action, resource) = (r["action"].as_str().unwrap(), r["resource"].as_str().unwrap());
         if !checked.insert((action.to_string(), resource.to_string())) {
@@ -148,12 +178,6 @@ async fn the_derived_rbac_lets_through_every_call_a_migration_makes() {
             _ => Vec::new(),
         };
         for n in needs {
-            used.insert((
-                n.cluster.clone(),
-                n.group.clone(),
-                n.resource.clone(),
-                n.verb.to_string(),
-            ));
             if !covered(
                 &roles,
                 &n.cluster,
@@ -168,6 +192,7 @@ async fn the_derived_rbac_lets_through_every_call_a_migration_makes() {
                     n.verb, n.group, n.resource, n.name, n.cluster, n.ns
                 ));
             }
+            needs_seen.push(n);
         }
     }
     assert!(
@@ -181,31 +206,50 @@ async fn the_derived_rbac_lets_through_every_call_a_migration_makes() {
         missing.join("\n")
     );
 
-    // What the policy grants that this migration did not use (the worklist for narrowing the
-    // stock policy further; abort, resumes and plans use some of it).
+    // Least privilege: every verb of every derived rule let through one of those calls (a
+    // Role's in its namespace, a ClusterRole's anywhere; a rule listing names, for one of them:
+    // the etcd members are alternatives, one healthy member is snapshotted).
     let mut unused = Vec::new();
     for role in &roles {
         for rule in &role.rules {
             for verb in &rule.verbs {
-                let key = (
-                    role.cluster.clone(),
-                    rule.api_groups[0].clone(),
-                    rule.resources[0].clone(),
-                    verb.clone(),
-                );
-                if !used.contains(&key) {
+                let one = DerivedRole {
+                    cluster: role.cluster.clone(),
+                    namespace: role.namespace.clone(),
+                    rules: vec![rbac::Rule {
+                        verbs: vec![verb.clone()],
+                        ..rule.clone()
+                    }],
+                };
+                let used = needs_seen.iter().any(|n| {
+                    covered(
+                        std::slice::from_ref(&one),
+                        &n.cluster,
+                        n.ns.as_deref(),
+                        &n.group,
+                        &n.resource,
+                        n.verb,
+                        n.name.as_deref(),
+                    )
+                });
+                if !used {
                     unused.push(format!(
-                        "{} {:?}: {verb} {}/{}",
-                        role.cluster, role.namespace, key.1, key.2
+                        "{} {}: {verb} {}/{} {:?}",
+                        role.cluster,
+                        role.namespace.as_deref().unwrap_or("(cluster-wide)"),
+                        rule.api_groups.join(","),
+                        rule.resources.join(","),
+                        rule.resource_names
                     ));
                 }
             }
         }
     }
-    eprintln!(
-        "{} distinct allowed calls checked; derived grants this migration did not use ({}):\n{}",
-        checked.len(),
+    assert!(
+        unused.is_empty(),
+        "{} derived grants no call of the backup, abort and migration used:\n{}",
         unused.len(),
         unused.join("\n")
     );
+    drill.shutdown().await;
 }
