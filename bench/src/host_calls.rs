@@ -40,6 +40,7 @@ fn env_for(guest: &ferry::runtime::Guest, policy: &Arc<PolicyEngine>, audit: &Ar
         clients: Arc::new(opts.clients),
         sealing: ferry::capabilities::objects::seal::Sealing::Unsigned,
         hooks: Arc::new(ferry::runtime::hooks::HookSet::empty()),
+        plan_book: None,
     })
 }
 

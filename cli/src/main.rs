@@ -82,6 +82,9 @@ enum Command {
     /// Check, explain and test policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Review and approve plan files (`--plan --plan-out FILE`), for `--apply FILE`.
+    #[command(subcommand)]
+    Plan(commands::plan::PlanCommand),
     /// Scaffold new components.
     #[command(subcommand)]
     New(NewCommand),
@@ -157,6 +160,7 @@ async fn main() -> ExitCode {
         Command::Lab(cmd) => commands::lab::cmd_lab(cmd).await,
         Command::Audit(cmd) => commands::audit::cmd_audit(cmd),
         Command::Policy(cmd) => commands::policy::cmd_policy(cmd),
+        Command::Plan(cmd) => commands::plan::cmd_plan(cmd),
         Command::New(NewCommand::Hook { name, dir }) => commands::new::cmd_new_hook(&name, dir),
         Command::Completions { shell } => {
             use clap::CommandFactory;

@@ -402,6 +402,7 @@ pub async fn run_phase_with(
         audit: opts.audit.clone(),
         audit_key: opts.audit_key.clone(),
         ownership,
+        plan_book: None,
     };
     let outcome = ferry::runtime::run::run(runtime, req, run_options).await;
     if let Some(held) = lease {

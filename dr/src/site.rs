@@ -204,6 +204,9 @@ pub struct TimeoutsSection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SiteConfig {
+    /// SHA-256 of the text it was read from: a plan applies only to the same site.
+    #[serde(skip)]
+    pub source_sha256: Option<String>,
     /// The clusters.
     #[serde(default)]
     pub clusters: SiteClusters,
@@ -323,10 +326,12 @@ impl SiteConfig {
 
     /// Parses site text; `origin` only names it in messages (paths stay as written).
     pub fn parse(text: &str, origin: &Path) -> Result<Self, SiteError> {
-        toml::from_str(text).map_err(|e| SiteError::Parse {
+        let mut site: SiteConfig = toml::from_str(text).map_err(|e| SiteError::Parse {
             path: origin.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
-        })
+        })?;
+        site.source_sha256 = Some(ferry::plan::sha256_hex(text.as_bytes()));
+        Ok(site)
     }
 
     fn resolve_relative(&mut self, base: &Path) {
@@ -568,6 +573,7 @@ impl SiteConfig {
             limits: self.limits.clone(),
             clock: self.clock.clone(),
             hooks: self.hooks.clone(),
+            source_sha256: self.source_sha256.clone(),
         })
     }
 }

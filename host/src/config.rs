@@ -350,6 +350,9 @@ pub struct RunConfig {
     /// Site hooks, called in this order.
     #[serde(default)]
     pub hooks: Vec<HookConfig>,
+    /// SHA-256 of the text it was read from (a plan applies only to the same config).
+    #[serde(skip)]
+    pub source_sha256: Option<String>,
 }
 
 impl RunConfig {
@@ -367,7 +370,7 @@ impl RunConfig {
 
     /// Parses config text; `origin` is only used in messages.
     pub fn parse(text: &str, origin: &Path) -> Result<Self, ConfigError> {
-        let config: RunConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut config: RunConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_path_buf(),
             message: e.to_string(),
         })?;
@@ -385,6 +388,7 @@ impl RunConfig {
                 message: format!("[workspace] encrypt_to: {e}"),
             });
         }
+        config.source_sha256 = Some(crate::plan::sha256_hex(text.as_bytes()));
         Ok(config)
     }
 

@@ -26,6 +26,7 @@ pub mod audit;
 pub mod capabilities;
 pub mod config;
 pub mod killpoint;
+pub mod plan;
 pub mod policy;
 pub mod progress;
 pub mod runtime;

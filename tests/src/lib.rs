@@ -51,6 +51,8 @@ pub struct GuestRun {
     pub audit_key: Option<ferry::audit::AuditKey>,
     /// What the run's owner owns (default: nothing).
     pub ownership: ferry::policy::Ownership,
+    /// The plan the run records or keeps to (default: none).
+    pub plan_book: Option<std::sync::Arc<ferry::plan::PlanBook>>,
     /// Runtime options (clients with credentials, progress sink).
     pub options: RunOptions,
 }
@@ -65,6 +67,7 @@ impl Default for GuestRun {
             audit: None,
             audit_key: None,
             ownership: Default::default(),
+            plan_book: None,
             options: RunOptions {
                 cache_dir: None,
                 ..Default::default()
@@ -89,6 +92,7 @@ impl GuestRun {
             audit: self.audit,
             audit_key: self.audit_key,
             ownership: self.ownership,
+            plan_book: self.plan_book,
         };
         ferry::runtime::run::run(&runtime, req, self.options).await
     }

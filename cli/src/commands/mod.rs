@@ -8,5 +8,6 @@ pub mod fleet;
 pub mod fleet_render;
 pub mod lab;
 pub mod new;
+pub mod plan;
 pub mod policy;
 pub mod run;

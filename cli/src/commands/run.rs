@@ -32,6 +32,8 @@ pub struct RunArgs {
     /// Plan only: mutations are server-side dry-runs or recorded, never applied.
     #[arg(long)]
     plan: bool,
+    #[command(flatten)]
+    plan_file: super::plan::PlanFlags,
     /// Append an audit record per host call to this file (JSON lines).
     #[arg(long)]
     audit: Option<PathBuf>,
@@ -68,6 +70,14 @@ fn parse_pairs(pairs: &[String]) -> anyhow::Result<Vec<(String, String)>> {
 /// Runs the command.
 pub async fn cmd_run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(args.config.as_ref(), &args.params)?;
+    let audit_key = super::audit::key(args.audit_key.as_deref())?;
+    let book = match args.plan_file.book(audit_key.as_ref()) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(exit(ferry::runtime::Exit::BadInput.code()));
+        }
+    };
     let runtime = Runtime::new(ferry::runtime::cache::default_dir())?;
     let req = RunRequest {
         component: args.component.into(),
@@ -78,17 +88,20 @@ pub async fn cmd_run(args: RunArgs) -> anyhow::Result<ExitCode> {
         args: parse_pairs(&args.args)?,
         plan: args.plan,
         audit: args.audit,
-        audit_key: super::audit::key(args.audit_key.as_deref())?,
+        audit_key,
         // `ferry run` has no owner resolver: grants on `Ferry::Owner` match nothing.
         ownership: Default::default(),
+        plan_book: book.clone(),
     };
     match ferry::runtime::run::run(&runtime, req, RunOptions::default()).await {
         Ok(Outcome::Success(json)) => {
             println!("{json}");
+            args.plan_file.finish(book.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
         Ok(Outcome::GuestError(e)) => {
             eprintln!("error: the guest reported a failure: {e:?}");
+            args.plan_file.finish(book.as_deref())?;
             Ok(exit(ferry::runtime::Exit::GuestFailed.code()))
         }
         Err(e) => {

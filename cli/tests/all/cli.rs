@@ -610,3 +610,100 @@ fn policy_rbac_derives_named_rules_for_the_stock_policy() {
         .collect();
     assert_eq!(runner_lists.len(), 1, "{runner_lists:?}");
 }
+
+/// The change-management loop through the binary: `--plan --plan-out`, `ferry plan show`,
+/// `ferry plan approve --key`, `--apply`; a plan edited after approval and one approved with
+/// another key are refused before anything runs.
+#[test]
+fn a_plan_is_made_shown_approved_and_applied_and_a_tampered_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().join("ws");
+    let config = dir.path().join("run.toml");
+    std::fs::write(&config, format!("[workspace]\ndir = {:?}\n", ws.to_str().unwrap())).unwrap();
+    let key = dir.path().join("audit.key");
+    std::fs::write(&key, [7u8; 32]).unwrap();
+    let other_key = dir.path().join("other.key");
+    std::fs::write(&other_key, [8u8; 32]).unwrap();
+    let plan = dir.path().join("plan.json");
+    let ops = format!(
+        "ops={}",
+        r#"[{"op":"fs.write","path":"notes/a.txt","data":"one"},{"op":"fs.write","path":"notes/b.txt","data":"two"}]"#
+    );
+    let (config, key, other_key, plan) = (
+        config.to_str().unwrap(),
+        key.to_str().unwrap(),
+        other_key.to_str().unwrap(),
+        plan.to_str().unwrap(),
+    );
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--config", config, "--arg", &ops, "--audit-key", key];
+        args.extend_from_slice(extra);
+        run_test_guest("test-guest.cedar", "script", &args)
+    };
+
+    let o = run(&["--plan", "--plan-out", plan]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("2 change(s)") && err.contains("ferry plan approve"),
+        "{err}"
+    );
+    assert!(!ws.join("notes/a.txt").exists(), "a plan writes nothing");
+
+    // Not approved yet: refused.
+    let o = run(&["--apply", plan]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("is not approved"), "{err}");
+
+    let o = ferry(&["plan", "show", plan]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        out.contains("NOT APPROVED") && out.contains("workspace:write") && out.contains("notes/b.txt"),
+        "{out}"
+    );
+
+    let o = ferry(&["plan", "approve", plan, "--key", key, "--by", "alice"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(out.contains("approved with key"), "{out}");
+    let o = ferry(&["plan", "show", plan]);
+    assert!(text(&o).0.contains("approved by alice"), "{}", text(&o).0);
+
+    // Another key: refused.
+    let mut args = vec![
+        "--config",
+        config,
+        "--arg",
+        &ops,
+        "--audit-key",
+        other_key,
+        "--apply",
+        plan,
+    ];
+    let o = run_test_guest("test-guest.cedar", "script", &args);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("was approved with key"), "{err}");
+
+    // Edited after approval: refused, by apply and by a second approval alike.
+    let approved = std::fs::read_to_string(plan).unwrap();
+    std::fs::write(plan, approved.replace("notes/b.txt", "notes/c.txt")).unwrap();
+    args[5] = key;
+    let o = run_test_guest("test-guest.cedar", "script", &args);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("changed after it was approved"), "{err}");
+    let o = ferry(&["plan", "approve", plan, "--key", key]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
+    assert!(!ws.join("notes").exists(), "nothing ran");
+
+    // The approved file as it was: applied.
+    std::fs::write(plan, &approved).unwrap();
+    let o = run(&["--apply", plan]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("every change it held happened"), "{err}");
+    assert_eq!(std::fs::read_to_string(ws.join("notes/b.txt")).unwrap(), "two");
+}

@@ -306,6 +306,29 @@ fn run_op(op: &Value, h: &mut Handles) -> Value {
             h.clusters.remove(&s(op, "cluster"));
             json!({ "ok": null })
         }
+        // Runs the ops a ConfigMap holds (`data.ops`): automation whose actions depend on what
+        // it reads, with the same arguments every run.
+        "ops-from" => {
+            let Some(c) = h.clusters.get(&s(op, "cluster")) else {
+                return missing("cluster", &s(op, "cluster"));
+            };
+            let holder = ObjectRef {
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+                namespace: opt(op, "namespace"),
+                name: s(op, "name"),
+            };
+            let ops = match c.get(&holder) {
+                Ok(text) => parse_json(&text)
+                    .pointer("/data/ops")
+                    .and_then(Value::as_str)
+                    .map(parse_json)
+                    .unwrap_or(Value::Null),
+                Err(e) => return err_json(&e),
+            };
+            let results: Vec<Value> = ops.as_array().into_iter().flatten().map(|o| run_op(o, h)).collect();
+            json!({ "ok": results })
+        }
         other => json!({ "err": { "kind": "script", "message": format!("unknown op {other}") } }),
     }
 }

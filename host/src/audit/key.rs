@@ -21,6 +21,10 @@ pub const KEY_FILE_ENV: &str = "FERRY_AUDIT_KEY_FILE";
 /// Shorter keys are refused: HMAC-SHA256's own strength needs 32 bytes.
 const MIN_KEY_BYTES: usize = 32;
 
+/// The MAC domains of what the key signs besides checkpoints.
+const OBJECT_DOMAIN: &[u8] = b"ferry object seal v1\0";
+const PLAN_DOMAIN: &[u8] = b"ferry approved plan v1\0";
+
 /// Why a key could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -118,12 +122,23 @@ impl AuditKey {
     /// The MAC of an object's place and content (`parts`, e.g. bucket, key and SHA-256),
     /// in its own domain so it can never pass for a checkpoint's.
     pub fn object_mac(&self, parts: &[&str]) -> String {
-        hex::encode(self.object_mac_of(parts).finalize().into_bytes())
+        hex::encode(self.parts_mac_of(OBJECT_DOMAIN, parts).finalize().into_bytes())
     }
 
     /// Whether `mac` (hex) is this key's [`AuditKey::object_mac`] of `parts`, in constant time.
     pub fn verifies_object(&self, parts: &[&str], mac: &str) -> bool {
-        hex::decode(mac).is_ok_and(|m| self.object_mac_of(parts).verify_slice(&m).is_ok())
+        hex::decode(mac).is_ok_and(|m| self.parts_mac_of(OBJECT_DOMAIN, parts).verify_slice(&m).is_ok())
+    }
+
+    /// The MAC of an approved plan (`parts`: its canonical text and the approval's own fields),
+    /// in its own domain so an approval can never pass for a seal or a checkpoint.
+    pub fn plan_mac(&self, parts: &[&str]) -> String {
+        hex::encode(self.parts_mac_of(PLAN_DOMAIN, parts).finalize().into_bytes())
+    }
+
+    /// Whether `mac` (hex) is this key's [`AuditKey::plan_mac`] of `parts`, in constant time.
+    pub fn verifies_plan(&self, parts: &[&str], mac: &str) -> bool {
+        hex::decode(mac).is_ok_and(|m| self.parts_mac_of(PLAN_DOMAIN, parts).verify_slice(&m).is_ok())
     }
 
     fn mac_of(&self, chain: &str) -> Hmac<Sha256> {
@@ -133,9 +148,9 @@ impl AuditKey {
         m
     }
 
-    fn object_mac_of(&self, parts: &[&str]) -> Hmac<Sha256> {
+    fn parts_mac_of(&self, domain: &[u8], parts: &[&str]) -> Hmac<Sha256> {
         let mut m = self.keyed.clone();
-        m.update(b"ferry object seal v1\0");
+        m.update(domain);
         for p in parts {
             // Length-prefixed: ("ab", "c") and ("a", "bc") differ.
             m.update(&(p.len() as u64).to_be_bytes());

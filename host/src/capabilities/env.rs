@@ -76,6 +76,9 @@ pub struct RunEnv {
     pub sealing: crate::capabilities::objects::seal::Sealing,
     /// The site hooks `hook-dispatch` calls (none for hooks themselves).
     pub hooks: Arc<dyn HookDispatch>,
+    /// The plan this run records (a plan run) or must keep to (an apply); shared with its
+    /// hooks, which never widen what a run may do.
+    pub plan_book: Option<Arc<crate::plan::PlanBook>>,
 }
 
 /// Calls the site hooks of a run: the `hook-dispatch` capability's way to the hook components

@@ -115,6 +115,27 @@ pub(crate) struct Facts {
     pub(crate) patch_fields: Option<Vec<String>>,
     /// `objects:presign`: the URL's lifetime.
     pub(crate) presign_seconds: Option<u64>,
+    /// What a mutation does and carries, for a plan to record or an apply to check.
+    pub(crate) change: Option<Change>,
+}
+
+/// A mutation's own words and the bytes it carries (body, patch, data): what a plan entry
+/// digests. A mutation without one is recorded by its action and target alone.
+#[derive(Debug)]
+pub(crate) struct Change {
+    /// What it does, for the reviewer (`merge patch`, `scale to 0 replicas`).
+    pub(crate) what: String,
+    /// What it carries.
+    pub(crate) body: Vec<u8>,
+}
+
+impl Change {
+    pub(crate) fn new(what: impl Into<String>, body: impl Into<Vec<u8>>) -> Option<Change> {
+        Some(Change {
+            what: what.into(),
+            body: body.into(),
+        })
+    }
 }
 
 /// A policy-approved call in progress; finishing it writes the audit record.
@@ -159,7 +180,7 @@ impl View<'_> {
                 presign_seconds: facts.presign_seconds,
             };
             let decision = desk.decide(&env.policy, action, &resource, ctx).await;
-            Self::decided(&env, action, resource, dry_run, decision)
+            Self::decided(&env, action, resource, dry_run, decision, facts.change)
         }
     }
 
@@ -170,6 +191,7 @@ impl View<'_> {
         resource: ResourceRef,
         dry_run: bool,
         decision: crate::policy::Decision,
+        change: Option<Change>,
     ) -> HostResult<Approved> {
         // A trail that can no longer be written cannot show what happens next: stop.
         let stop = |why: String| {
@@ -180,6 +202,35 @@ impl View<'_> {
         };
         if let Some(why) = env.audit.broken() {
             return Err(stop(why));
+        }
+        // An allowed mutation is next held against the plan: recorded by a plan run, checked
+        // by an apply (a guest's own dry run changes nothing and is not checked).
+        let planned = action.is_mutating() || action == Action::ObjectsPresign;
+        if decision.allowed
+            && planned
+            && let Some(book) = &env.plan_book
+            && (env.plan || !dry_run)
+        {
+            let target = crate::audit::describe(&resource);
+            let (what, body) = change.map_or_else(|| (action.name().to_string(), Vec::new()), |c| (c.what, c.body));
+            if let Err(unplanned) = book.mutation(action, &target, &what, &body) {
+                env.audit
+                    .try_record(&crate::audit::Record::call(
+                        &env.guest,
+                        &env.phase,
+                        action,
+                        &resource,
+                        "deny",
+                        &["approved-plan".to_string()],
+                        dry_run,
+                        "denied",
+                        Some(&unplanned.reason),
+                        0,
+                    ))
+                    .map_err(stop)?;
+                tracing::warn!(guest = %env.guest.name, %action, resource = %target, reason = %unplanned.reason, "the approved plan denied a call");
+                return Err(HostError::Denied(unplanned.reason));
+            }
         }
         if decision.allowed {
             if action.is_mutating() {

@@ -728,6 +728,11 @@ impl PolicyEngine {
     pub fn origin(&self) -> &str {
         &self.origin
     }
+
+    /// SHA-256 of the policy text: a plan applies only under the policy it was made with.
+    pub fn sha256(&self) -> String {
+        crate::plan::sha256_hex(self.source.as_bytes())
+    }
 }
 
 #[cfg(test)]

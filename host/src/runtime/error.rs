@@ -68,6 +68,9 @@ pub enum RunFailure {
     /// Loading, import checks, traps or limits.
     #[error(transparent)]
     Run(#[from] RunError),
+    /// An approved plan made for another run (`--apply`).
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
     /// Anything else on the host side.
     #[error(transparent)]
     Host(#[from] anyhow::Error),
@@ -103,7 +106,7 @@ impl RunFailure {
     /// How the process exits for this failure.
     pub fn exit(&self) -> Exit {
         match self {
-            RunFailure::Policy(_) => Exit::BadInput,
+            RunFailure::Policy(_) | RunFailure::Plan(_) => Exit::BadInput,
             RunFailure::Run(RunError::Read { .. } | RunError::NotAComponent { .. } | RunError::WrongWorld { .. }) => {
                 Exit::BadInput
             }

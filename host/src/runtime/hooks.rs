@@ -157,6 +157,7 @@ impl HookSet {
                 clients: parent.clients.clone(),
                 sealing: crate::capabilities::objects::seal::Sealing::Refused,
                 hooks: Arc::new(NoHooks),
+                plan_book: parent.plan_book.clone(),
             });
             let given = replaced.clone().unwrap_or_else(|| event.payload.clone());
             let object: Option<serde_json::Value> = serde_json::from_str(&given).ok();

@@ -15,6 +15,7 @@ use crate::capabilities::Clients;
 use crate::capabilities::env::{Clock, RunEnv};
 use crate::capabilities::objects::seal::Sealing;
 use crate::config::RunConfig;
+use crate::plan::PlanBook;
 use crate::policy::{Ownership, PolicyEngine};
 use crate::progress::{LogProgress, ProgressSink};
 
@@ -85,6 +86,8 @@ pub struct RunRequest {
     /// What the run's owner owns in shared namespaces, resolved by the runner before the run
     /// (see [`Ownership`]); the default owns nothing.
     pub ownership: Ownership,
+    /// The plan the run records (with `plan`) or keeps to (`--apply`); see [`crate::plan`].
+    pub plan_book: Option<Arc<PlanBook>>,
 }
 
 /// How a run ended.
@@ -179,6 +182,27 @@ pub async fn run(runtime: &Runtime, req: RunRequest, opts: RunOptions) -> Result
             return Err(anyhow::anyhow!("the run does not start: {why}").into());
         }
     }
+    if let Some(book) = &req.plan_book {
+        let inputs = crate::plan::inputs(
+            &guest.identity,
+            policy.sha256(),
+            &req.config,
+            &req.phase,
+            &req.args,
+            crate::audit::humantime_rfc3339(std::time::SystemTime::now()),
+        );
+        if let Err(e) = book.start(inputs) {
+            audit.record(&Record::event(
+                &guest.identity,
+                &req.phase,
+                "plan",
+                "refused",
+                Some(e.to_string()),
+            ));
+            audit.checkpoint(&guest.identity, &req.phase);
+            return Err(e.into());
+        }
+    }
     if let Err(why) = audit.try_record(&Record::event(&guest.identity, &req.phase, "load", "ok", None)) {
         // Nothing runs that the trail could not show.
         return Err(anyhow::anyhow!("the run does not start: {why}").into());
@@ -199,6 +223,7 @@ pub async fn run(runtime: &Runtime, req: RunRequest, opts: RunOptions) -> Result
         audit: Arc::new(audit),
         progress: opts.progress,
         clients: Arc::new(opts.clients),
+        plan_book: req.plan_book.clone(),
     });
     let result = runtime.run(&pre, env.clone(), &req.phase, req.args).await;
     let (outcome, message) = match &result {

@@ -13,6 +13,7 @@ mod hooks;
 mod k8s;
 mod migrate;
 mod owned;
+mod plan;
 mod rbac;
 mod restore;
 mod runtime;

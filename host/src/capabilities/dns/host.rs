@@ -75,7 +75,21 @@ impl HostZone for View<'_> {
                 name: normalize_name(&c.record_set.name),
                 rtype: c.record_set.record_type.to_ascii_uppercase(),
             };
-            match self.authorize(Action::DnsChange, resource, plan).await {
+            let verb = match c.action {
+                ChangeAction::Create => "CREATE",
+                ChangeAction::Upsert => "UPSERT",
+                ChangeAction::Delete => "DELETE",
+            };
+            let how = format!(
+                "{verb} ttl {} values {}",
+                c.record_set.ttl.map_or_else(|| "-".to_string(), |t| t.to_string()),
+                c.record_set.values.join(" ")
+            );
+            let facts = crate::capabilities::Facts {
+                change: crate::capabilities::Change::new(how.clone(), how),
+                ..Default::default()
+            };
+            match self.authorize_with(Action::DnsChange, resource, plan, facts).await {
                 Ok(approved) => approvals.push(approved),
                 Err(denied) => {
                     // The records allowed so far were decided too: audit them

@@ -10,7 +10,7 @@ use super::ClusterHandle;
 use super::fields::patch_fields;
 use super::names;
 use super::provider::{self, DEFAULT_FIELD_MANAGER, Write, map_kube_error, parse_manifest, split_api_version, to_json};
-use crate::capabilities::{Approved, Facts};
+use crate::capabilities::{Approved, Change, Facts};
 
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PropagationPolicy};
 use kube::core::GroupVersionKind;
@@ -203,6 +203,12 @@ impl View<'_> {
         // A create may leave the name to `generateName` (the policy sees no name then);
         // everything else names its object.
         let named = !(name.is_empty() && action == Action::K8sCreate);
+        let verb = match action {
+            Action::K8sApply => "server-side apply",
+            Action::K8sReplace => "replace",
+            _ => "create",
+        };
+        let change = Change::new(verb, serde_json::to_vec(&obj).unwrap_or_default());
         let (ar, namespaced, approved) = self
             .decide_and_resolve(
                 &alias,
@@ -213,7 +219,10 @@ impl View<'_> {
                 Some(name.as_str()).filter(|_| named),
                 action,
                 dry_run,
-                Facts::default(),
+                Facts {
+                    change,
+                    ..Facts::default()
+                },
             )
             .await?;
         let api = match Self::api(&client, &ar, namespaced, ns.as_deref()) {
@@ -292,11 +301,18 @@ impl HostCluster for View<'_> {
         let (alias, ar, api, approved) = self
             .prepare_object(&h, &object, Action::K8sGet, false, Facts::default())
             .await?;
+        let target = crate::audit::describe(&approved.resource);
+        let book = self.env.plan_book.clone();
         let result = async {
-            let obj = api
-                .get(&names::path_segment(&object.name))
-                .await
-                .map_err(|e| map_kube_error(e, &alias, &format!("get {} {}", ar.kind, object.name)))?;
+            let found = api.get(&names::path_segment(&object.name)).await;
+            if let Some(book) = &book {
+                match &found {
+                    Ok(obj) => book.read(&target, obj.metadata.resource_version.as_deref().or(Some("")), None),
+                    Err(kube::Error::Api(s)) if s.code == 404 => book.read(&target, None, None),
+                    Err(_) => {}
+                }
+            }
+            let obj = found.map_err(|e| map_kube_error(e, &alias, &format!("get {} {}", ar.kind, object.name)))?;
             to_json(&obj)
         }
         .await;
@@ -326,6 +342,9 @@ impl HostCluster for View<'_> {
             )
             .await?;
         let max_bytes = self.env.config.limits.max_list_bytes;
+        let target = crate::audit::describe(&approved.resource);
+        let book = self.env.plan_book.clone();
+        let mut items = std::collections::BTreeMap::new();
         let result = async {
             let api: Api<DynamicObject> = match (&namespace, namespaced) {
                 (Some(ns), true) => Api::namespaced_with(client.clone(), ns, &ar),
@@ -346,6 +365,9 @@ impl HostCluster for View<'_> {
                     .await
                     .map_err(|e| map_kube_error(e, &alias, &format!("list {}", ar.plural)))?;
                 for item in &page.items {
+                    if let Some(n) = &item.metadata.name {
+                        items.insert(n.clone(), item.metadata.resource_version.clone().unwrap_or_default());
+                    }
                     let mut v = serde_json::to_value(item).map_err(|e| HostError::Other(e.to_string()))?;
                     // Items of a list carry no apiVersion/kind; put them back so
                     // every object the guest sees is self-describing.
@@ -372,6 +394,9 @@ impl HostCluster for View<'_> {
             Ok(out)
         }
         .await;
+        if let (Some(book), Ok(_)) = (&book, &result) {
+            book.read(&target, None, Some(items));
+        }
         self.finish(approved, result)
     }
 
@@ -424,6 +449,7 @@ impl HostCluster for View<'_> {
                 dry_run,
                 Facts {
                     patch_fields: Some(fields),
+                    change: Change::new(format!("{} patch", patch_kind_name(&kind)), patch.clone()),
                     ..Facts::default()
                 },
             )
@@ -485,8 +511,18 @@ impl HostCluster for View<'_> {
         options: WriteOptions,
     ) -> HostResult<DeleteOutcome> {
         let dry_run = self.dry_run(&options);
+        let how = match propagation {
+            Some(Propagation::Background) => "delete (background propagation)",
+            Some(Propagation::Foreground) => "delete (foreground propagation)",
+            Some(Propagation::Orphan) => "delete (orphaning dependents)",
+            None => "delete",
+        };
+        let facts = Facts {
+            change: Change::new(how, how),
+            ..Facts::default()
+        };
         let (alias, ar, api, approved) = self
-            .prepare_object(&h, &object, Action::K8sDelete, dry_run, Facts::default())
+            .prepare_object(&h, &object, Action::K8sDelete, dry_run, facts)
             .await?;
         let result = async {
             let dp = DeleteParams {
@@ -533,8 +569,13 @@ impl HostCluster for View<'_> {
         options: WriteOptions,
     ) -> HostResult<u32> {
         let dry_run = self.dry_run(&options);
+        let how = format!("scale to {replicas} replicas");
+        let facts = Facts {
+            change: Change::new(how.clone(), how),
+            ..Facts::default()
+        };
         let (alias, ar, api, approved) = self
-            .prepare_object(&h, &object, Action::K8sScale, dry_run, Facts::default())
+            .prepare_object(&h, &object, Action::K8sScale, dry_run, facts)
             .await?;
         let result = async {
             let what = format!("scale {} {}", ar.kind, object.name);
@@ -629,6 +670,15 @@ impl HostCluster for View<'_> {
     async fn drop(&mut self, h: Resource<ClusterHandle>) -> wasmtime::Result<()> {
         self.table.delete(h)?;
         Ok(())
+    }
+}
+
+/// A patch kind's name in a plan's words.
+fn patch_kind_name(kind: &PatchKind) -> &'static str {
+    match kind {
+        PatchKind::Merge => "merge",
+        PatchKind::Json => "JSON",
+        PatchKind::Apply => "apply",
     }
 }
 

@@ -108,8 +108,15 @@ impl HostBucket for View<'_> {
             )));
         }
         let plan = self.env.plan;
+        let facts = crate::capabilities::Facts {
+            change: crate::capabilities::Change::new(
+                format!("put {} bytes{}", data.len(), if options.seal { ", sealed" } else { "" }),
+                data.clone(),
+            ),
+            ..Default::default()
+        };
         let approved = self
-            .authorize(Action::ObjectsPut, Self::object_ref(&bucket, &key), plan)
+            .authorize_with(Action::ObjectsPut, Self::object_ref(&bucket, &key), plan, facts)
             .await?;
         let result = if plan {
             tracing::info!(bucket = bucket.name(), %key, bytes = data.len(), "plan: would put object");
@@ -206,8 +213,10 @@ impl HostBucket for View<'_> {
                 crate::audit::describe(&Self::object_ref(&bucket, &key))
             )));
         }
+        let how = format!("presign GET for {seconds} s");
         let facts = crate::capabilities::Facts {
             presign_seconds: Some(seconds),
+            change: crate::capabilities::Change::new(how.clone(), how),
             ..Default::default()
         };
         let approved = self
@@ -217,6 +226,10 @@ impl HostBucket for View<'_> {
             .presign_get(&key, Duration::from_secs(seconds))
             .await
             .map_err(HostError::from);
+        if let (Some(book), Ok(url)) = (&self.env.plan_book, &result) {
+            // Made now, signed now: what carries it is checked with the URL set aside.
+            book.run_value("presigned-url", url);
+        }
         self.finish(approved, result)
     }
 

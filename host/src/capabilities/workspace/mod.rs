@@ -216,8 +216,17 @@ impl Host for View<'_> {
             ));
         }
         let plan = self.env.plan;
+        let facts = crate::capabilities::Facts {
+            change: crate::capabilities::Change::new(format!("write {} bytes", data.len()), data.clone()),
+            ..Default::default()
+        };
         let approved = self
-            .authorize(Action::WorkspaceWrite, ResourceRef::Path { path: path.clone() }, plan)
+            .authorize_with(
+                Action::WorkspaceWrite,
+                ResourceRef::Path { path: path.clone() },
+                plan,
+                facts,
+            )
             .await?;
         let limits = &self.env.config.limits;
         let size = data.len() as u64;

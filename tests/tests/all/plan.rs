@@ -1,0 +1,336 @@
+//! Approved plans through the real host against ferry-sim: a plan run writes down every
+//! mutation the policy allowed (and changes nothing), an approved plan is carried out exactly,
+//! and an apply denies what the plan does not hold before the call reaches the server, saying
+//! what changed on the cluster since the plan was made.
+
+#![allow(clippy::unwrap_used, reason = "tests fail loudly on setup errors")]
+
+use std::sync::Arc;
+
+use ferry::audit::AuditKey;
+use ferry::config::{ClusterConfig, RunConfig, WorkspaceConfig};
+use ferry::plan::{PlanBook, PlanFile};
+use ferry::runtime::RunFailure;
+use ferry_sim::kube::registry;
+use ferry_sim::{Patch, Sim, WriteOptions};
+use ferry_tests::{GuestRun, err_kind, err_message, ok};
+use serde_json::{Value, json};
+
+struct Site {
+    sim: Sim,
+    dir: tempfile::TempDir,
+    config: RunConfig,
+    key: AuditKey,
+}
+
+async fn site() -> Site {
+    let sim = Sim::start("mgmt").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig, "mgmt").unwrap();
+    let mut config = RunConfig::default();
+    config.clusters.insert(
+        "mgmt".into(),
+        ClusterConfig {
+            kubeconfig: Some(kubeconfig),
+            context: None,
+        },
+    );
+    config.workspace = Some(WorkspaceConfig::at(dir.path().join("ws")));
+    let store = sim.store();
+    store
+        .create(
+            &registry::NAMESPACE,
+            None,
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team-a"}}),
+            &WriteOptions::default(),
+        )
+        .unwrap();
+    store
+        .create(
+            &registry::CONFIG_MAP,
+            Some("team-a"),
+            cm("settings", "v1"),
+            &WriteOptions::default(),
+        )
+        .unwrap();
+    Site {
+        sim,
+        dir,
+        config,
+        key: AuditKey::from_bytes(vec![42; 32]).unwrap(),
+    }
+}
+
+fn cm(name: &str, value: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "team-a"}, "data": {"k": value}})
+}
+
+fn patch(value: &str) -> Value {
+    json!({"op": "k8s.patch", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a",
+           "name": "settings", "patchKind": "merge", "patch": {"data": {"k": value}}})
+}
+
+/// What the automation does: reads, then three changes.
+fn ops() -> Vec<Value> {
+    vec![
+        json!({"op": "open-cluster", "alias": "mgmt", "as": "c"}),
+        json!({"op": "k8s.get", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a", "name": "settings"}),
+        json!({"op": "k8s.list", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a"}),
+        json!({"op": "k8s.apply", "cluster": "c", "manifest": cm("two", "new")}),
+        patch("patched"),
+        json!({"op": "fs.write", "path": "notes/run.txt", "data": "moved"}),
+    ]
+}
+
+impl Site {
+    fn run(&self, book: &Arc<PlanBook>, plan: bool) -> GuestRun {
+        GuestRun {
+            config: self.config.clone(),
+            plan,
+            audit: Some(self.dir.path().join("audit.jsonl")),
+            audit_key: Some(self.key.clone()),
+            plan_book: Some(book.clone()),
+            ..Default::default()
+        }
+    }
+
+    /// A plan run of `ops`, approved and written where `--apply` reads it.
+    async fn approved_plan(&self, ops: &[Value]) -> std::path::PathBuf {
+        let book = Arc::new(PlanBook::recording());
+        let out = self.run(&book, true).script(json!(ops)).await.unwrap();
+        for r in &out {
+            ok(r);
+        }
+        let mut plan = book.recorded().unwrap();
+        plan.approve(&self.key, Some("reviewer".into()), "2026-12-07T08:00:00Z".into());
+        let path = self.dir.path().join("plan.json");
+        plan.save(&path).unwrap();
+        path
+    }
+
+    fn enforcing(&self, path: &std::path::Path) -> Arc<PlanBook> {
+        Arc::new(PlanBook::enforcing(
+            PlanFile::load_approved(path, Some(&self.key)).unwrap(),
+        ))
+    }
+
+    fn settings(&self) -> Value {
+        self.sim
+            .store()
+            .get(&registry::CONFIG_MAP, Some("team-a"), "settings")
+            .unwrap()
+    }
+
+    fn exists(&self, name: &str) -> bool {
+        self.sim
+            .store()
+            .get(&registry::CONFIG_MAP, Some("team-a"), name)
+            .is_ok()
+    }
+
+    fn trail(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.dir.path().join("audit.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_plan_changes_nothing_and_its_approval_applies_exactly_what_it_holds() {
+    let s = site().await;
+    let path = s.approved_plan(&ops()).await;
+    // The plan run changed nothing.
+    assert_eq!(s.settings()["data"]["k"], "v1");
+    assert!(!s.exists("two"));
+    assert!(!s.dir.path().join("ws/notes/run.txt").exists());
+
+    let plan = PlanFile::load(&path).unwrap();
+    let actions: Vec<(&str, &str)> = plan
+        .mutations
+        .iter()
+        .map(|e| (e.action.as_str(), e.target.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("k8s:apply", "k8s mgmt:v1/ConfigMap team-a/two"),
+            ("k8s:patch", "k8s mgmt:v1/ConfigMap team-a/settings"),
+            ("workspace:write", "workspace notes/run.txt"),
+        ]
+    );
+    assert_eq!(plan.mutations[1].change, "merge patch");
+    assert_eq!(plan.inputs.guest, "test-guest");
+    assert_eq!(plan.inputs.phase, "script");
+    let rv = s.settings()["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let read = plan
+        .reads
+        .iter()
+        .find(|r| r.target.ends_with("team-a/settings"))
+        .unwrap();
+    assert_eq!(read.resource_version.as_deref(), Some(rv.as_str()));
+    let list = plan.reads.iter().find(|r| r.target.ends_with("team-a/*")).unwrap();
+    assert_eq!(list.items.as_ref().unwrap().keys().collect::<Vec<_>>(), ["settings"]);
+    let text = plan.to_text();
+    assert!(text.contains("approved by reviewer"), "{text}");
+    assert!(text.contains("k8s mgmt:v1/ConfigMap team-a/two"), "{text}");
+
+    let book = s.enforcing(&path);
+    let out = s.run(&book, false).script(json!(ops())).await.unwrap();
+    for r in &out {
+        ok(r);
+    }
+    assert_eq!(s.settings()["data"]["k"], "patched");
+    assert!(s.exists("two"));
+    assert_eq!(
+        std::fs::read_to_string(s.dir.path().join("ws/notes/run.txt")).unwrap(),
+        "moved"
+    );
+    assert!(book.not_done().is_empty(), "{:?}", book.not_done());
+    assert!(book.changes().is_empty(), "{:?}", book.changes());
+}
+
+/// Automation whose actions depend on what it reads: the ops it runs are the ConfigMap
+/// `automation`'s, so the same arguments make other changes once the cluster changed.
+fn driven() -> Vec<Value> {
+    vec![
+        json!({"op": "open-cluster", "alias": "mgmt", "as": "c"}),
+        json!({"op": "k8s.list", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a"}),
+        json!({"op": "ops-from", "cluster": "c", "namespace": "team-a", "name": "automation"}),
+        json!({"op": "fs.write", "path": "notes/run.txt", "data": "moved"}),
+    ]
+}
+
+fn automation(ops: &[Value]) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "automation", "namespace": "team-a"},
+           "data": {"ops": json!(ops).to_string()}})
+}
+
+#[tokio::test]
+async fn an_unplanned_mutation_is_denied_before_the_server_sees_it_and_says_what_changed() {
+    let s = site().await;
+    let store = s.sim.store();
+    let planned = [
+        json!({"op": "k8s.apply", "cluster": "c", "manifest": cm("two", "new")}),
+        patch("patched"),
+    ];
+    store
+        .create(
+            &registry::CONFIG_MAP,
+            Some("team-a"),
+            automation(&planned),
+            &WriteOptions::default(),
+        )
+        .unwrap();
+    let path = s.approved_plan(&driven()).await;
+    assert_eq!(PlanFile::load(&path).unwrap().mutations.len(), 3);
+    // The cluster changes after the plan: the settings are edited, and what the automation
+    // reads now makes it patch them otherwise and create another object.
+    store
+        .patch(
+            &registry::CONFIG_MAP,
+            Some("team-a"),
+            "settings",
+            &Patch::Merge(json!({"data": {"k": "edited"}})),
+            &WriteOptions::default(),
+        )
+        .unwrap();
+    let now = [
+        planned[0].clone(),
+        patch("patched-differently"),
+        json!({"op": "k8s.create", "cluster": "c", "manifest": cm("three", "x")}),
+    ];
+    store
+        .patch(
+            &registry::CONFIG_MAP,
+            Some("team-a"),
+            "automation",
+            &Patch::Merge(automation(&now)),
+            &WriteOptions::default(),
+        )
+        .unwrap();
+    let book = s.enforcing(&path);
+    let out = s.run(&book, false).script(json!(driven())).await.unwrap();
+    let inner = ok(&out[2]).as_array().unwrap().clone();
+    ok(&inner[0]); // the planned apply
+    for denied in [&inner[1], &inner[2]] {
+        assert_eq!(err_kind(denied), "denied", "{denied}");
+        let m = err_message(denied);
+        assert!(
+            m.contains(&format!("not in the approved plan {}", path.display())),
+            "{m}"
+        );
+        assert!(
+            m.contains("k8s mgmt:v1/ConfigMap team-a/settings changed (resourceVersion"),
+            "{m}"
+        );
+        assert!(
+            m.contains("k8s mgmt:v1/ConfigMap team-a/automation changed (resourceVersion"),
+            "{m}"
+        );
+        assert!(m.contains("make a new plan"), "{m}");
+    }
+    assert!(
+        err_message(&inner[1]).contains("another body"),
+        "{}",
+        err_message(&inner[1])
+    );
+    ok(&out[3]); // the planned write
+    // Nothing unplanned reached the server.
+    assert_eq!(s.settings()["data"]["k"], "edited");
+    assert!(!s.exists("three"));
+    assert!(s.exists("two"));
+    // Each denial is in the trail, decided by the approved plan.
+    let denials: Vec<Value> = s.trail().into_iter().filter(|r| r["decision"] == "deny").collect();
+    assert_eq!(denials.len(), 2, "{denials:?}");
+    assert!(denials.iter().all(|d| d["policies"] == json!(["approved-plan"])));
+    // What the plan held and did not happen: the planned patch.
+    let not_done = book.not_done();
+    assert_eq!(not_done.len(), 1, "{not_done:?}");
+    assert!(
+        not_done[0].starts_with("k8s:patch k8s mgmt:v1/ConfigMap team-a/settings"),
+        "{not_done:?}"
+    );
+
+    // A new plan of the changed cluster, approved, applies.
+    let path = s.approved_plan(&driven()).await;
+    let book = s.enforcing(&path);
+    let out = s.run(&book, false).script(json!(driven())).await.unwrap();
+    for r in ok(&out[2]).as_array().unwrap() {
+        ok(r);
+    }
+    assert_eq!(s.settings()["data"]["k"], "patched-differently");
+    assert!(s.exists("three"));
+    assert!(book.not_done().is_empty(), "{:?}", book.not_done());
+}
+
+#[tokio::test]
+async fn a_plan_is_refused_for_another_run_before_anything_runs() {
+    let s = site().await;
+    let path = s.approved_plan(&ops()).await;
+    let mut other = s.run(&s.enforcing(&path), false);
+    other.config.params.insert("zone_id".into(), "Z2".into());
+    let err = other.script(json!(ops())).await.unwrap_err();
+    let failure = err.downcast_ref::<RunFailure>().unwrap();
+    assert!(matches!(failure, RunFailure::Plan(_)), "{failure:?}");
+    let m = failure.to_string();
+    assert!(m.contains("made for another run") && m.contains("zone_id=Z2"), "{m}");
+    assert!(!s.exists("two"), "nothing ran");
+    // Another policy is another run too, even one that only adds a grant.
+    let policy = s.dir.path().join("wider.cedar");
+    let text = std::fs::read_to_string(ferry_tests::fixture("test-guest.cedar")).unwrap();
+    std::fs::write(
+        &policy,
+        format!("{text}\npermit (principal, action == Ferry::Action::\"k8s:open\", resource);\n"),
+    )
+    .unwrap();
+    let mut other = s.run(&s.enforcing(&path), false);
+    other.policy = policy;
+    let err = other.script(json!(ops())).await.unwrap_err();
+    assert!(err.to_string().contains("policy sha256"), "{err}");
+}
