@@ -1,6 +1,6 @@
 //! The run's side of a plan: a plan run records into it, an apply run is checked against it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use super::{ApprovedPlan, Entry, Inputs, PlanError, PlanFile, Read, sha256_hex};
@@ -25,12 +25,11 @@ struct State {
     used: Vec<bool>,
     /// Run-determined values handed out in this run: (name, value).
     values: Vec<(&'static str, String)>,
-    /// Targets read so far (the first read of each is the one compared).
+    /// Windows (ms since the epoch) of the times the run was handed: its clock readings
+    /// (first) and presigned URLs' expiries.
+    stamps: Vec<(u64, u64)>,
+    /// Targets read so far (a plan records the first read of each).
     read: BTreeSet<String>,
-    /// Targets this run changed (their later reads are not the cluster changing).
-    mutated: BTreeSet<String>,
-    /// Enforce: what the cluster shows that the plan's reads did not.
-    changes: Vec<String>,
 }
 
 /// A mutation an approved plan does not hold: denied before any I/O.
@@ -106,13 +105,61 @@ impl PlanBook {
         }
     }
 
+    /// The facts of an artifact the run made (an etcd snapshot's digest, size and revision), as
+    /// JSON fields (`name`, its value as JSON): a record of them (a marker) carries them as
+    /// `⟨artifact-content⟩`, plain or in a JSON string.
+    pub fn artifact_facts(&self, fields: &[(&str, String)]) {
+        let mut s = self.state();
+        for (name, value) in fields {
+            let escaped = value.replace('"', "\\\"");
+            // Compact or pretty JSON, plain or inside a JSON string.
+            for fragment in [
+                format!("\"{name}\":{value}"),
+                format!("\"{name}\": {value}"),
+                format!("\\\"{name}\\\":{escaped}"),
+                format!("\\\"{name}\\\": {escaped}"),
+            ] {
+                if !s.values.iter().any(|(_, v)| *v == fragment) {
+                    s.values.push(("artifact-content", fragment));
+                }
+            }
+        }
+        s.values.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
+    }
+
+    /// A clock reading handed to the guest: times it renders from it are run stamps.
+    pub fn clock_read(&self, ms: u64) {
+        let mut s = self.state();
+        match s.stamps.first_mut() {
+            Some(w) => *w = (w.0.min(ms), w.1.max(ms)),
+            None => s.stamps.push((ms, ms)),
+        }
+    }
+
+    /// An expiry the run set (a presigned URL's): a time derived from its clock.
+    pub fn expiry(&self, ms: u64) {
+        let mut s = self.state();
+        if s.stamps.is_empty() {
+            s.stamps.push((ms, ms));
+        }
+        s.stamps.push((ms, ms));
+    }
+
     /// A mutation the policy allowed, before any I/O: recorded (plan), or checked against the
     /// approved plan (apply). `change` says what it does; `body` is what it carries.
     pub fn mutation(&self, action: Action, target: &str, change: &str, body: &[u8]) -> Result<(), Unplanned> {
         let mut s = self.state();
-        let (target_n, mut names) = normalize(&s.values, target.as_bytes());
-        let (body_n, body_names) = normalize(&s.values, body);
+        let (target_n, mut names) = normalize(&s.values, &s.stamps, target.as_bytes());
+        let (body_n, body_names) = normalize(&s.values, &s.stamps, body);
         names.extend(body_names);
+        // A file named by the run's stamp is this run's artifact: its content is the run's.
+        let artifact = matches!(
+            action,
+            Action::ObjectsPut | Action::ObjectsSnapshotUpload | Action::WorkspaceWrite
+        ) && target_n.windows(STAMP.len()).any(|w| w == STAMP.as_bytes());
+        if artifact {
+            names.insert("artifact-content".into());
+        }
         let entry = Entry {
             action: action.name().to_string(),
             target: String::from_utf8_lossy(&target_n).into_owned(),
@@ -120,7 +167,6 @@ impl PlanBook {
             digest: sha256_hex(&body_n),
             run_determined: names.into_iter().collect(),
         };
-        s.mutated.insert(target.to_string());
         match &self.mode {
             Mode::Record => {
                 if let Some(plan) = s.plan.as_mut() {
@@ -130,7 +176,11 @@ impl PlanBook {
             }
             Mode::Enforce(approved) => {
                 let found = approved.plan.mutations.iter().enumerate().position(|(i, e)| {
-                    !s.used[i] && e.action == entry.action && e.target == entry.target && e.digest == entry.digest
+                    !s.used[i]
+                        && e.action == entry.action
+                        && e.target == entry.target
+                        && (e.digest == entry.digest
+                            || (artifact && e.run_determined.iter().any(|n| n == "artifact-content")))
                 });
                 if let Some(i) = found {
                     s.used[i] = true;
@@ -143,34 +193,26 @@ impl PlanBook {
         }
     }
 
-    /// A Kubernetes read: `resource_version` of the object (`None`: absent), or a list's
-    /// items by name.
-    pub fn read(&self, target: &str, resource_version: Option<&str>, items: Option<BTreeMap<String, String>>) {
-        let mut s = self.state();
-        if !s.read.insert(target.to_string()) {
+    /// A Kubernetes read of a plan run, first of its target: what apply checks again before it
+    /// starts. An apply's own reads are not recorded.
+    pub fn read(&self, read: Read) {
+        if self.enforces() {
             return;
         }
-        let read = Read {
-            target: target.to_string(),
-            resource_version: resource_version.map(str::to_string),
-            items,
-        };
+        let mut s = self.state();
+        if !s.read.insert(read.target.clone()) {
+            return;
+        }
+        if let Some(plan) = s.plan.as_mut() {
+            plan.reads.push(read);
+        }
+    }
+
+    /// The plan being kept to (an apply run).
+    pub fn approved(&self) -> Option<&ApprovedPlan> {
         match &self.mode {
-            Mode::Record => {
-                if let Some(plan) = s.plan.as_mut() {
-                    plan.reads.push(read);
-                }
-            }
-            Mode::Enforce(approved) => {
-                let Some(planned) = approved.plan.reads.iter().find(|r| r.target == target) else {
-                    return;
-                };
-                for change in changes(planned, &read, &s.mutated) {
-                    if !s.changes.contains(&change) {
-                        s.changes.push(change);
-                    }
-                }
-            }
+            Mode::Enforce(a) => Some(a),
+            Mode::Record => None,
         }
     }
 
@@ -194,15 +236,39 @@ impl PlanBook {
                 .collect(),
         }
     }
-
-    /// What the cluster showed in this apply run that differs from the plan's reads.
-    pub fn changes(&self) -> Vec<String> {
-        self.state().changes.clone()
-    }
 }
 
-/// `bytes` with each run-determined value replaced by `⟨name⟩`, and the names replaced.
-fn normalize(values: &[(&'static str, String)], bytes: &[u8]) -> (Vec<u8>, BTreeSet<String>) {
+/// A resourceVersion a body carries (a patch's precondition).
+static RESOURCE_VERSION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r#""resourceVersion":"[^"]*""#).expect("the resourceVersion pattern compiles")
+});
+
+/// How a run stamp stands in a plan.
+const STAMP: &str = "⟨run-stamp⟩";
+
+/// Times as the SDK writes them (`ferry_sdk::time`): RFC 3339 (seconds, optionally with a
+/// fraction), the compact form of names and keys, and milliseconds since the epoch.
+static TIME: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(
+        r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?Z|(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z|\b(\d{13})\b",
+    )
+    .expect("the time pattern compiles")
+});
+
+/// Milliseconds since the epoch of a [`TIME`] match.
+fn time_ms(c: &regex::Captures<'_>) -> Option<u64> {
+    if let Some(ms) = c.get(13) {
+        return ms.as_str().parse().ok();
+    }
+    let n = |a: usize, b: usize| -> Option<u32> { c.get(a).or_else(|| c.get(b)).and_then(|m| m.as_str().parse().ok()) };
+    let date = chrono::NaiveDate::from_ymd_opt(i32::try_from(n(1, 7)?).ok()?, n(2, 8)?, n(3, 9)?)?;
+    let t = date.and_hms_opt(n(4, 10)?, n(5, 11)?, n(6, 12)?)?;
+    u64::try_from(t.and_utc().timestamp_millis()).ok()
+}
+
+/// `bytes` with each run-determined value replaced by `⟨name⟩`, and the names replaced: the
+/// values handed out, then every time within a second of the run's stamps.
+fn normalize(values: &[(&'static str, String)], stamps: &[(u64, u64)], bytes: &[u8]) -> (Vec<u8>, BTreeSet<String>) {
     let mut names = BTreeSet::new();
     let Ok(text) = std::str::from_utf8(bytes) else {
         return (bytes.to_vec(), names);
@@ -214,41 +280,25 @@ fn normalize(values: &[(&'static str, String)], bytes: &[u8]) -> (Vec<u8>, BTree
             names.insert((*name).to_string());
         }
     }
-    (text.into_bytes(), names)
-}
-
-/// How a read differs from the plan's read of the same target (items this run changed aside).
-fn changes(planned: &Read, now: &Read, mutated: &BTreeSet<String>) -> Vec<String> {
-    let mut out = Vec::new();
-    match (&planned.items, &now.items) {
-        (Some(before), Some(after)) => {
-            let item = |name: &str| planned.target.replace("/*", &format!("/{name}"));
-            for (name, rv) in after {
-                let t = item(name);
-                if mutated.contains(&t) {
-                    continue;
-                }
-                match before.get(name) {
-                    None => out.push(format!("{t} is new")),
-                    Some(old) if old != rv => out.push(format!("{t} changed (resourceVersion {old} → {rv})")),
-                    Some(_) => {}
-                }
-            }
-            for name in before.keys().filter(|n| !after.contains_key(*n)) {
-                let t = item(name);
-                if !mutated.contains(&t) {
-                    out.push(format!("{t} is gone"));
-                }
-            }
-        }
-        _ => match (&planned.resource_version, &now.resource_version) {
-            (None, Some(_)) => out.push(format!("{} exists now", now.target)),
-            (Some(_), None) => out.push(format!("{} is gone", now.target)),
-            (Some(a), Some(b)) if a != b => out.push(format!("{} changed (resourceVersion {a} → {b})", now.target)),
-            _ => {}
-        },
+    // A precondition is checked by the server against what the run read; its value is the run's.
+    let versioned = RESOURCE_VERSION.replace_all(&text, "\"resourceVersion\":\"⟨read-version⟩\"");
+    if versioned != text {
+        names.insert("read-version".into());
+        text = versioned.into_owned();
     }
-    out
+    if !stamps.is_empty() {
+        // Rendered to the second: a stamp is within a second of a reading or an expiry.
+        let stamped = |ms: u64| stamps.iter().any(|(lo, hi)| ms + 1000 >= *lo && ms <= hi + 1000);
+        let replaced = TIME.replace_all(&text, |c: &regex::Captures<'_>| match time_ms(c) {
+            Some(ms) if stamped(ms) => STAMP.to_string(),
+            _ => c[0].to_string(),
+        });
+        if replaced != text {
+            names.insert("run-stamp".into());
+            text = replaced.into_owned();
+        }
+    }
+    (text.into_bytes(), names)
 }
 
 fn unplanned_reason(approved: &ApprovedPlan, entry: &Entry, s: &State) -> String {
@@ -269,18 +319,18 @@ fn unplanned_reason(approved: &ApprovedPlan, entry: &Entry, s: &State) -> String
     if other_body {
         why.push_str("; the plan holds this call with another body or patch");
     }
-    if s.changes.is_empty() {
-        why.push_str(". Nothing it read changed since the plan was made");
-    } else {
-        why.push_str(&format!(". Since the plan was made: {}", s.changes.join("; ")));
-    }
-    why.push_str(". Nothing was changed by this call; make a new plan (--plan --plan-out FILE) and have it approved");
+    why.push_str(
+        ". Nothing was changed by this call. The automation decided otherwise than when it was planned (what it \
+         read is not what the plan run read); make a new plan (--plan --plan-out FILE) and have it approved",
+    );
     why
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+    use std::collections::BTreeMap;
 
     use super::*;
     use crate::audit::AuditKey;
@@ -316,11 +366,6 @@ mod tests {
     fn apply_takes_each_planned_mutation_once_and_nothing_else() {
         let rec = PlanBook::recording();
         rec.start(inputs()).unwrap();
-        rec.read(
-            "k8s c:v1/Secret ns/*",
-            None,
-            Some([("s1".to_string(), "5".to_string())].into()),
-        );
         rec.mutation(Action::K8sPatch, CM, "merge patch", br#"{"a":1}"#)
             .unwrap();
         let plan = rec.recorded().unwrap();
@@ -343,16 +388,10 @@ mod tests {
 
         // Another body, another target or another action: each denied.
         let book = PlanBook::enforcing(approved(plan.clone()));
-        book.read(
-            "k8s c:v1/Secret ns/*",
-            None,
-            Some([("s1".to_string(), "5".to_string()), ("s2".to_string(), "9".to_string())].into()),
-        );
         let body = book
             .mutation(Action::K8sPatch, CM, "merge patch", br#"{"a":2}"#)
             .unwrap_err();
         assert!(body.reason.contains("another body"), "{}", body.reason);
-        assert!(body.reason.contains("k8s c:v1/Secret ns/s2 is new"), "{}", body.reason);
         assert!(body.reason.contains("make a new plan"), "{}", body.reason);
         assert!(
             book.mutation(
@@ -372,6 +411,125 @@ mod tests {
         let mut other = inputs();
         other.phase = "other".into();
         assert!(matches!(book.start(other), Err(PlanError::OtherRun { .. })));
+    }
+
+    #[test]
+    fn run_stamps_read_versions_and_artifacts_are_the_only_other_things_that_vary() {
+        // 2026-12-07T08:00:00Z and its renderings.
+        let t = 1_796_630_400_000_u64;
+        let body = |stamp_ms: u64, rv: &str, extra: &str| {
+            let secs = stamp_ms / 1000;
+            let dt = chrono::DateTime::from_timestamp(secs as i64, 0).unwrap();
+            format!(
+                r#"{{"metadata":{{"resourceVersion":"{rv}","annotations":{{"at":"{}","id":"{}","ms":"{stamp_ms}"}}}},"x":"{extra}"}}"#,
+                dt.format("%Y-%m-%dT%H:%M:%SZ"),
+                dt.format("%Y%m%dT%H%M%SZ")
+            )
+        };
+        let rec = PlanBook::recording();
+        rec.start(inputs()).unwrap();
+        rec.clock_read(t);
+        rec.mutation(Action::K8sPatch, CM, "merge patch", body(t, "10", "same").as_bytes())
+            .unwrap();
+        rec.mutation(
+            Action::WorkspaceWrite,
+            "workspace 20261207T080000Z/index.json",
+            "write",
+            b"planned",
+        )
+        .unwrap();
+        // An old time (not read from this run's clock) is compared like any other byte.
+        rec.mutation(
+            Action::K8sPatch,
+            "k8s c:v1/ConfigMap ns/old",
+            "merge patch",
+            body(t - 86_400_000, "1", "o").as_bytes(),
+        )
+        .unwrap();
+        let plan = rec.recorded().unwrap();
+        assert_eq!(plan.mutations[0].run_determined, ["read-version", "run-stamp"]);
+        assert_eq!(plan.mutations[1].run_determined, ["artifact-content", "run-stamp"]);
+        assert_eq!(plan.mutations[1].target, "workspace ⟨run-stamp⟩/index.json");
+
+        let later = t + 3_600_000;
+        let book = PlanBook::enforcing(approved(plan.clone()));
+        book.clock_read(later);
+        book.mutation(
+            Action::K8sPatch,
+            CM,
+            "merge patch",
+            body(later, "57", "same").as_bytes(),
+        )
+        .unwrap();
+        book.mutation(
+            Action::WorkspaceWrite,
+            "workspace 20261207T090000Z/index.json",
+            "write",
+            b"what the run wrote",
+        )
+        .unwrap();
+        let old = body(t - 86_400_000, "1", "o");
+        book.mutation(
+            Action::K8sPatch,
+            "k8s c:v1/ConfigMap ns/old",
+            "merge patch",
+            old.as_bytes(),
+        )
+        .unwrap();
+
+        // Anything else in the body: denied.
+        let book = PlanBook::enforcing(approved(plan.clone()));
+        book.clock_read(later);
+        assert!(
+            book.mutation(
+                Action::K8sPatch,
+                CM,
+                "merge patch",
+                body(later, "57", "other").as_bytes()
+            )
+            .is_err()
+        );
+        // An old time changed: denied (it is no run stamp).
+        let moved = body(t - 2 * 86_400_000, "1", "o");
+        assert!(
+            book.mutation(
+                Action::K8sPatch,
+                "k8s c:v1/ConfigMap ns/old",
+                "merge patch",
+                moved.as_bytes()
+            )
+            .is_err()
+        );
+        // Content is the run's only for a file named by the run's stamp.
+        assert!(
+            book.mutation(Action::WorkspaceWrite, "workspace notes.txt", "write", b"x")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_stale_read_names_what_is_new_and_what_is_gone() {
+        let query = super::super::Query {
+            cluster: "c".into(),
+            api_version: "v1".into(),
+            kind: "Secret".into(),
+            namespace: Some("ns".into()),
+            name: None,
+            label_selector: None,
+            field_selector: None,
+        };
+        let read = |names: &[&str]| Read {
+            target: "k8s c:v1/Secret ns/*".into(),
+            query: query.clone(),
+            resource_version: None,
+            items: Some(names.iter().map(|n| (n.to_string(), "1".to_string())).collect()),
+        };
+        let changes = read(&["a", "b"]).changes(&read(&["b", "c"]));
+        assert_eq!(changes, ["k8s c:v1/Secret ns/c is new", "k8s c:v1/Secret ns/a is gone"]);
+        assert!(read(&["a"]).changes(&read(&["a"])).is_empty());
+        let mut pods = read(&["a"]);
+        pods.query.kind = "Pod".into();
+        assert!(pods.changes(&read(&[])).is_empty(), "pods come and go");
     }
 
     #[test]

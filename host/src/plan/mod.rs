@@ -7,9 +7,12 @@
 //! an apply run (`--apply FILE`) checks every mutation against it before any I/O: one the plan
 //! does not hold is denied as a policy denial is, naming the plan.
 //!
-//! Values no plan can know (a presigned URL) are the only things that may differ: the host
-//! hands them out, records each where a mutation carries it as `⟨name⟩`, from a short fixed
-//! list ([`RUN_DETERMINED`]), and apply compares the rest byte for byte.
+//! Values no plan can know are the only things that may differ, from a short fixed list
+//! ([`RUN_DETERMINED`]): a presigned URL and a time read from the host's clock are recorded as
+//! `⟨presigned-url⟩` and `⟨run-stamp⟩` wherever a mutation carries them (the host handed them
+//! out, so it knows them), and a file named by the run's stamp (a backup's) is checked by its
+//! name, its content being what the cluster holds when it runs. Apply compares the rest byte
+//! for byte.
 
 mod book;
 
@@ -27,10 +30,24 @@ pub use book::{PlanBook, Unplanned};
 pub const SCHEMA: &str = "ferry.plan/v1";
 
 /// The values a plan may leave to the run, and why each cannot be known before it.
-pub const RUN_DETERMINED: &[(&str, &str)] = &[(
-    "presigned-url",
-    "a presigned URL carries its own signature and expiry, made when it is asked for",
-)];
+pub const RUN_DETERMINED: &[(&str, &str)] = &[
+    (
+        "presigned-url",
+        "a presigned URL carries its own signature and expiry, made when it is asked for",
+    ),
+    (
+        "run-stamp",
+        "a time the run read from the host's clock (or a URL's expiry), as the SDK writes it: a backup id, a time noted in an annotation",
+    ),
+    (
+        "read-version",
+        "a resourceVersion a patch carries as its precondition: the version the run read, which its own earlier writes move on",
+    ),
+    (
+        "artifact-content",
+        "the content of a file the run names by its run stamp (a backup's manifests, snapshot and index): what the cluster holds when it runs",
+    ),
+];
 
 /// Why a plan file cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +101,17 @@ pub enum PlanError {
         "--apply needs the key the plan was approved with, to check the approval: give --audit-key or set FERRY_AUDIT_KEY_FILE"
     )]
     NoKey,
+    /// The cluster changed since the plan was made: objects it read are new or gone.
+    #[error(
+        "the cluster changed since the plan {path} was made; it is refused before anything runs:\n{}\nMake a new plan (--plan --plan-out FILE) and have it approved",
+        .changes.iter().map(|c| format!("  {c}")).collect::<Vec<_>>().join("\n")
+    )]
+    Stale {
+        /// The file.
+        path: PathBuf,
+        /// One line per object that is new or gone.
+        changes: Vec<String>,
+    },
     /// The run is not the one planned.
     #[error("the plan {path} was made for another run; it is refused before anything runs:\n{}", .differences.join("\n"))]
     OtherRun {
@@ -158,14 +186,73 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Read {
-    /// The object (or, for a list, the kind and namespace) read.
+    /// The object (or, for a list, the kind and namespace) read, as the audit trail names it.
     pub target: String,
+    /// What apply reads again before it starts.
+    pub query: Query,
     /// The object's resourceVersion; `None`: it did not exist.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_version: Option<String>,
     /// For a list: each item's name and resourceVersion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub items: Option<BTreeMap<String, String>>,
+}
+
+/// A Kubernetes read as the guest made it: one object (`name`), or a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Query {
+    /// The cluster alias.
+    pub cluster: String,
+    /// `group/version` (or `v1`).
+    pub api_version: String,
+    /// The kind.
+    pub kind: String,
+    /// The namespace, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The object's name; `None`: a list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A list's label selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_selector: Option<String>,
+    /// A list's field selector.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_selector: Option<String>,
+}
+
+/// Kinds whose objects come and go with their controllers (a restarted pod, an event): the
+/// plan's reads of them are not compared.
+pub const EPHEMERAL_KINDS: &[&str] = &["Pod", "Event", "Lease", "EndpointSlice", "Endpoints"];
+
+impl Read {
+    /// How the cluster differs now (`now`, the same query read again) from this read: objects
+    /// that are new or gone, the only changes that make a plan stale (content changes are
+    /// checked mutation by mutation).
+    pub fn changes(&self, now: &Read) -> Vec<String> {
+        let mut out = Vec::new();
+        if EPHEMERAL_KINDS.contains(&self.query.kind.as_str()) {
+            return out;
+        }
+        match (&self.items, &now.items) {
+            (Some(before), Some(after)) => {
+                let item = |name: &str| self.target.replace("/*", &format!("/{name}"));
+                for name in after.keys().filter(|n| !before.contains_key(*n)) {
+                    out.push(format!("{} is new", item(name)));
+                }
+                for name in before.keys().filter(|n| !after.contains_key(*n)) {
+                    out.push(format!("{} is gone", item(name)));
+                }
+            }
+            _ => match (&self.resource_version, &now.resource_version) {
+                (None, Some(_)) => out.push(format!("{} exists now", self.target)),
+                (Some(_), None) => out.push(format!("{} is gone", self.target)),
+                _ => {}
+            },
+        }
+        out
+    }
 }
 
 /// A reviewer's approval: an HMAC with the audit key over the plan's canonical text.

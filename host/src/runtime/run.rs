@@ -225,6 +225,37 @@ pub async fn run(runtime: &Runtime, req: RunRequest, opts: RunOptions) -> Result
         clients: Arc::new(opts.clients),
         plan_book: req.plan_book.clone(),
     });
+    if let Some(approved) = req.plan_book.as_ref().and_then(|b| b.approved()) {
+        // Before anything runs: a plan whose objects are new or gone since it was made is stale.
+        let mut changes = Vec::new();
+        for read in &approved.plan.reads {
+            let found = match crate::capabilities::k8s::reread::read_again(&env, read).await {
+                Ok(now) => read.changes(&now),
+                Err(e) => vec![format!("{} cannot be read again: {e}", read.target)],
+            };
+            for change in found {
+                // An object read alone and in a list is named once.
+                if !changes.contains(&change) {
+                    changes.push(change);
+                }
+            }
+        }
+        if !changes.is_empty() {
+            let e = crate::plan::PlanError::Stale {
+                path: approved.path.clone(),
+                changes,
+            };
+            env.audit.record(&Record::event(
+                &env.guest,
+                &req.phase,
+                "plan",
+                "stale",
+                Some(e.to_string()),
+            ));
+            env.audit.checkpoint(&env.guest, &req.phase);
+            return Err(e.into());
+        }
+    }
     let result = runtime.run(&pre, env.clone(), &req.phase, req.args).await;
     let (outcome, message) = match &result {
         Ok(Ok(_)) => ("ok", None),

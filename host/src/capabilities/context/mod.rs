@@ -99,7 +99,12 @@ impl Host for View<'_> {
     }
 
     async fn now(&mut self) -> wasmtime::Result<u64> {
-        Ok(self.env.clock.now_ms())
+        let ms = self.env.clock.now_ms();
+        if let Some(book) = &self.env.plan_book {
+            // Times the guest renders from this reading are run stamps in a plan.
+            book.clock_read(ms);
+        }
+        Ok(ms)
     }
 
     async fn sleep(&mut self, millis: u64) -> wasmtime::Result<()> {

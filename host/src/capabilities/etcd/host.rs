@@ -80,7 +80,19 @@ impl View<'_> {
     }
 
     /// Audits every approval of a snapshot with its outcome, and passes the outcome on.
-    fn finish_snapshot<T>(&self, approvals: SnapshotApprovals, result: HostResult<T>) -> HostResult<T> {
+    fn finish_snapshot(
+        &self,
+        approvals: SnapshotApprovals,
+        result: HostResult<SnapshotInfo>,
+    ) -> HostResult<SnapshotInfo> {
+        if let (Some(book), Ok(info)) = (&self.env.plan_book, &result) {
+            // What a record of the snapshot carries is the snapshot's, known when it runs.
+            book.artifact_facts(&[
+                ("sha256", format!("\"{}\"", info.sha256)),
+                ("size", info.size.to_string()),
+                ("revision", info.revision.to_string()),
+            ]);
+        }
         self.audit(approvals.member, &result);
         self.audit(approvals.sidecar, &result);
         self.finish(approvals.upload, result)

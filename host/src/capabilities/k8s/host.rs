@@ -306,9 +306,23 @@ impl HostCluster for View<'_> {
         let result = async {
             let found = api.get(&names::path_segment(&object.name)).await;
             if let Some(book) = &book {
+                let read = |resource_version: Option<String>| crate::plan::Read {
+                    target: target.clone(),
+                    query: crate::plan::Query {
+                        cluster: alias.clone(),
+                        api_version: object.api_version.clone(),
+                        kind: object.kind.clone(),
+                        namespace: object.namespace.clone(),
+                        name: Some(object.name.clone()),
+                        label_selector: None,
+                        field_selector: None,
+                    },
+                    resource_version,
+                    items: None,
+                };
                 match &found {
-                    Ok(obj) => book.read(&target, obj.metadata.resource_version.as_deref().or(Some("")), None),
-                    Err(kube::Error::Api(s)) if s.code == 404 => book.read(&target, None, None),
+                    Ok(obj) => book.read(read(Some(obj.metadata.resource_version.clone().unwrap_or_default()))),
+                    Err(kube::Error::Api(s)) if s.code == 404 => book.read(read(None)),
                     Err(_) => {}
                 }
             }
@@ -395,7 +409,20 @@ impl HostCluster for View<'_> {
         }
         .await;
         if let (Some(book), Ok(_)) = (&book, &result) {
-            book.read(&target, None, Some(items));
+            book.read(crate::plan::Read {
+                target,
+                query: crate::plan::Query {
+                    cluster: alias.clone(),
+                    api_version: api_version.clone(),
+                    kind: kind.clone(),
+                    namespace: namespace.clone(),
+                    name: None,
+                    label_selector: options.label_selector.clone(),
+                    field_selector: options.field_selector.clone(),
+                },
+                resource_version: None,
+                items: Some(items),
+            });
         }
         self.finish(approved, result)
     }

@@ -8,6 +8,7 @@ mod fields;
 mod host;
 mod names;
 pub mod provider;
+pub mod reread;
 
 use std::collections::HashMap;
 

@@ -227,8 +227,9 @@ impl HostBucket for View<'_> {
             .await
             .map_err(HostError::from);
         if let (Some(book), Ok(url)) = (&self.env.plan_book, &result) {
-            // Made now, signed now: what carries it is checked with the URL set aside.
+            // Made now, signed now: what carries it (and its expiry) is checked with them set aside.
             book.run_value("presigned-url", url);
+            book.expiry(self.env.clock.now_ms() + seconds * 1000);
         }
         self.finish(approved, result)
     }
