@@ -185,6 +185,8 @@ pub struct DrOptions {
     pub cache_dir: Option<PathBuf>,
     /// Take the hosted cluster's lease even while another ferry holds it (audited).
     pub break_lease: bool,
+    /// The plan the phase records (`--plan --plan-out`) or keeps to (`--apply`).
+    pub plan_book: Option<Arc<ferry::plan::PlanBook>>,
 }
 
 #[cfg(feature = "stock-guest")]
@@ -199,6 +201,7 @@ impl Default for DrOptions {
             aws_credentials: None,
             cache_dir: ferry::runtime::cache::default_dir(),
             break_lease: false,
+            plan_book: None,
         }
     }
 }
@@ -402,7 +405,7 @@ pub async fn run_phase_with(
         audit: opts.audit.clone(),
         audit_key: opts.audit_key.clone(),
         ownership,
-        plan_book: None,
+        plan_book: opts.plan_book.clone(),
     };
     let outcome = ferry::runtime::run::run(runtime, req, run_options).await;
     if let Some(held) = lease {

@@ -944,6 +944,7 @@ impl Drill {
             aws_credentials: Some(self.credentials()),
             cache_dir: ferry::runtime::cache::default_dir(),
             break_lease: false,
+            plan_book: None,
         }
     }
 

@@ -32,6 +32,8 @@ pub struct DrArgs {
     /// Plan only: mutations are server-side dry-runs or recorded, never applied.
     #[arg(long)]
     plan: bool,
+    #[command(flatten)]
+    plan_file: super::plan::PlanFlags,
     /// Append an audit record per host call to this file (JSON lines).
     #[arg(long)]
     audit: Option<PathBuf>,
@@ -96,6 +98,10 @@ impl DrArgs {
             eprintln!("error: {e}");
             exit(Exit::BadInput.code())
         })?;
+        let plan_book = self.plan_file.book(audit_key.as_ref()).map_err(|e| {
+            eprintln!("error: {e}");
+            exit(Exit::BadInput.code())
+        })?;
         Ok(ferry_dr::phases::DrOptions {
             guest: guest_choice(self.guest.as_ref(), self.name.as_ref(), self.policy.as_ref()),
             plan: self.plan,
@@ -103,6 +109,7 @@ impl DrArgs {
             audit_key,
             progress,
             break_lease: self.break_lease,
+            plan_book,
             ..Default::default()
         })
     }
@@ -156,6 +163,9 @@ pub async fn cmd_phase(phase: ferry_dr::phases::Phase, args: DrArgs) -> anyhow::
     }
     let result = ferry_dr::phases::run_phase(&config, phase, &args.phase_args(), &opts).await;
     progress.finish(!result.as_ref().is_ok_and(|r| r.succeeded()));
+    if result.is_ok() {
+        args.plan_file.finish(opts.plan_book.as_deref())?;
+    }
     match result {
         Ok(report) => {
             match args.output {
@@ -254,10 +264,20 @@ pub async fn cmd_migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let progress = crate::output::progress();
+    if args.dr.plan_file.apply.is_some() {
+        eprintln!(
+            "error: ferry migrate applies no plan file: each phase is planned when its inputs exist, so apply \
+             each one's approved plan with `ferry backup|restore|teardown|finish --apply FILE`"
+        );
+        return Ok(exit(Exit::BadInput.code()));
+    }
     let opts = match args.dr.dr_options(progress.clone()) {
         Ok(o) => o,
         Err(code) => return Ok(code),
     };
+    if let Some(dir) = &args.dr.plan_file.plan_out {
+        return plan_migration(&config, &args.dr, &opts, dir).await;
+    }
     let mopts = ferry_dr::phases::MigrateOptions {
         args: args.dr.phase_args(),
         from: args.from,
@@ -267,4 +287,45 @@ pub async fn cmd_migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let report = ferry_dr::phases::migrate(&config, &opts, &mopts).await;
     print_migration(&report, args.dr.output)?;
     Ok(exit(report.exit_code()))
+}
+
+/// `ferry migrate --plan --plan-out DIR`: plans what can be planned before anything runs.
+/// Backup's inputs exist now (the source); restore's do not until the backup does (its object
+/// list is the backup's), teardown's until restore has run, finish's until teardown has. So
+/// backup is planned into `DIR/backup.plan.json`, and the message says when to plan the rest.
+async fn plan_migration(
+    config: &RunConfig,
+    args: &DrArgs,
+    opts: &ferry_dr::phases::DrOptions,
+    dir: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    use ferry_dr::phases::Phase;
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    let file = dir.join("backup.plan.json");
+    let result = ferry_dr::phases::run_phase(config, Phase::Backup, &args.phase_args(), opts).await;
+    match result {
+        Ok(report) => {
+            if args.output == Output::Text {
+                println!("{}", report.to_text());
+            }
+            let flags = super::plan::PlanFlags {
+                plan_out: Some(file.clone()),
+                apply: None,
+            };
+            flags.finish(opts.plan_book.as_deref())?;
+            let d = dir.display();
+            eprintln!(
+                "planned ahead: backup ({}). Planned when their inputs exist, each after the one before is applied:\n  \
+                 restore (needs the backup): ferry restore --plan --plan-out {d}/restore.plan.json\n  \
+                 teardown (needs the restored destination): ferry teardown --plan --plan-out {d}/teardown.plan.json\n  \
+                 finish (needs the source torn down): ferry finish --plan --plan-out {d}/finish.plan.json",
+                file.display()
+            );
+            Ok(exit(report.exit_code()))
+        }
+        Err(e) => {
+            eprintln!("error: planning backup: {}", ferry::scrub::secrets(&e.to_string()));
+            Ok(exit(e.exit_code()))
+        }
+    }
 }

@@ -98,7 +98,7 @@ impl PlanFlags {
     }
 }
 
-/// What an apply run did not do of its plan, and what it found changed.
+/// What an apply run did not do of its plan.
 pub fn report_apply(book: &PlanBook) {
     let not_done = book.not_done();
     if not_done.is_empty() {
@@ -109,13 +109,6 @@ pub fn report_apply(book: &PlanBook) {
             not_done.len()
         );
         for line in &not_done {
-            eprintln!("  {line}");
-        }
-    }
-    let changes = book.changes();
-    if !changes.is_empty() {
-        eprintln!("what it read that differs from the plan's reads:");
-        for line in &changes {
             eprintln!("  {line}");
         }
     }

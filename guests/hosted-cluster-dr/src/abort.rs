@@ -93,7 +93,6 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
             m.backup_id,
             m.aborted.as_deref().unwrap_or_default()
         ))),
-        Some(_) if c.plan => Ok(Done::Planned("would record the abort in the marker".into())),
         Some(m) => {
             let was = m.state.clone();
             m.state = "aborted".into();
@@ -107,6 +106,9 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
                 }
             ));
             m.write(c, &src)?;
+            if c.plan {
+                return Ok(Done::Planned("would record the abort in the marker".into()));
+            }
             Ok(Done::Did(format!("backup {} recorded as aborted", m.backup_id)))
         }
     })?;
@@ -176,9 +178,7 @@ fn writers(c: &mut Ctx, src: &Cluster, marker: Option<&Marker>) -> Result<Done> 
         if now == *want {
             continue;
         }
-        if !c.plan {
-            src.scale(&d_ref, *want)?;
-        }
+        src.scale(&d_ref, *want)?;
         scaled.push(format!("{w} ({now}→{want})"));
     }
     Ok(Done::of_changes(

@@ -97,10 +97,10 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
         marker = Marker::default();
         marker.backup_id = model_backup_id();
         marker.state = "in-progress".into();
+        marker.write(c, &src)?;
         if c.plan {
             return Ok(Done::Planned(format!("would start backup {}", marker.backup_id)));
         }
-        marker.write(c, &src)?;
         Ok(Done::Did(format!("started backup {}", marker.backup_id)))
     })?;
     c.out.insert("backup_id".into(), json!(marker.backup_id));
@@ -142,11 +142,11 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
         if marker.state == "complete" {
             return Ok(Done::Already(format!("backup {} complete", marker.backup_id)));
         }
+        marker.state = "complete".into();
+        marker.write(c, &src)?;
         if c.plan {
             return Ok(Done::Planned("would mark the backup complete".into()));
         }
-        marker.state = "complete".into();
-        marker.write(c, &src)?;
         Ok(Done::Did(format!("backup {} complete", marker.backup_id)))
     })?;
     c.out.insert(
@@ -411,10 +411,6 @@ fn scale_down_writers(c: &mut Ctx, src: &Cluster, marker: &mut Marker) -> Result
         if replicas == 0 {
             continue;
         }
-        if c.plan {
-            scaled.push(format!("{w} ({replicas}→0)"));
-            continue;
-        }
         // Record before scaling, so a crash in between never loses the count.
         marker.writer_replicas.entry(w.to_string()).or_insert(replicas);
         marker.write(c, src)?;
@@ -515,15 +511,6 @@ fn snapshot(c: &mut Ctx, src: &Cluster, hc: &Value, bucket: &Bucket, marker: &mu
     }
     let tls = src.get(&r(SECRET, Some(&c.hc.hcp_ns), "etcd-client-tls"))?.is_some();
     let dir = layout::s3_dir(c, &marker.backup_id);
-    if c.plan {
-        return Ok(Done::Planned(format!(
-            "would stream a snapshot of {} to s3://{}/{dir}{}-{}-snapshot.db",
-            candidates[0],
-            bucket.name(),
-            c.hc.name,
-            candidates[0]
-        )));
-    }
     let mut failures = Vec::new();
     for pod in &candidates {
         let key = format!("{dir}{}-{pod}-snapshot.db", c.hc.name);
@@ -551,6 +538,12 @@ fn snapshot(c: &mut Ctx, src: &Cluster, hc: &Value, bucket: &Bucket, marker: &mu
                 );
                 marker.snapshot = Some(s);
                 marker.write(c, src)?;
+                if c.plan {
+                    return Ok(Done::Planned(format!(
+                        "would stream a snapshot of {pod} to s3://{}/{key}",
+                        bucket.name()
+                    )));
+                }
                 return Ok(Done::Did(msg));
             }
             Err(e @ Error::Denied(_)) => return Err(e),
@@ -740,10 +733,9 @@ fn dump(
         encryption_key,
         files: files.iter().map(|(e, _)| e.clone()).collect(),
     };
-    if !c.plan {
-        for (e, data) in &files {
-            workspace::write_file(&format!("{}/{}", marker.backup_id, e.path), data)?;
-        }
+    // In a plan the host records each write and skips it.
+    for (e, data) in &files {
+        workspace::write_file(&format!("{}/{}", marker.backup_id, e.path), data)?;
     }
     Ok((index, files))
 }
@@ -757,13 +749,6 @@ fn upload(
     marker: &mut Marker,
 ) -> Result<Done> {
     let dir = layout::s3_dir(c, &index.backup_id);
-    if c.plan {
-        return Ok(Done::Planned(format!(
-            "would upload {} manifests and index.json to s3://{}/{dir}",
-            files.len(),
-            bucket.name()
-        )));
-    }
     for (i, (e, data)) in files.iter().enumerate() {
         layout::put(bucket, &format!("{dir}{}", e.path), data, "application/yaml")?;
         log::progress("backup/upload", i as u64 + 1, Some(files.len() as u64 + 1), &e.path);
@@ -775,6 +760,13 @@ fn upload(
     marker.route_hosts = index.route_hosts.clone();
     marker.state = "uploaded".into();
     marker.write(c, src)?;
+    if c.plan {
+        return Ok(Done::Planned(format!(
+            "would upload {} manifests and index.json to s3://{}/{dir}",
+            files.len(),
+            bucket.name()
+        )));
+    }
     Ok(Done::Did(format!(
         "uploaded {} manifests and index.json to s3://{}/{dir}",
         files.len(),
@@ -808,9 +800,6 @@ fn delete_routes(c: &mut Ctx, src: &Cluster, domain: &str, marker: &mut Marker) 
         (0, s) => format!("the hostnames of {s} Services"),
         (r, s) => format!("{r} routes and the hostnames of {s} Services"),
     };
-    if c.plan {
-        return Ok(Done::Planned(format!("would release {what} ({})", hosts.join(", "))));
-    }
     // Releasing DNS takes the hosted cluster off the air: hooks may veto.
     c.hook(Point::Verify, "delete-routes", json!({"routes": hosts}))?;
     if hosts != marker.route_hosts {
@@ -825,6 +814,9 @@ fn delete_routes(c: &mut Ctx, src: &Cluster, domain: &str, marker: &mut Marker) 
             &r(SERVICE, Some(&c.hc.hcp_ns), &svc.name),
             &json!({"metadata": {"annotations": {publish::HOSTNAME_ANNOTATION: null}}}),
         )?;
+    }
+    if c.plan {
+        return Ok(Done::Planned(format!("would release {what} ({})", hosts.join(", "))));
     }
     let verb = if services.is_empty() { "deleted" } else { "released" };
     Ok(Done::Did(format!("{verb} {what} ({})", hosts.join(", "))))

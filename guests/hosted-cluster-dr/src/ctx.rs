@@ -50,6 +50,9 @@ pub struct Ctx {
     changed: bool,
     /// Extra summary fields.
     pub out: Map<String, Value>,
+    /// Plan mode: objects as this run's earlier dry-run writes would have left them, by
+    /// description, so later steps plan the writes the real run will make.
+    pub planned: std::collections::BTreeMap<String, Value>,
 }
 
 impl Ctx {
@@ -67,6 +70,7 @@ impl Ctx {
             steps: Vec::new(),
             changed: false,
             out: Map::new(),
+            planned: std::collections::BTreeMap::new(),
         })
     }
 

@@ -65,14 +65,14 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
         if finished.is_some() {
             return Ok(Done::Already("finished before".into()));
         }
-        if c.plan {
-            return Ok(Done::Planned("would record the finish on the HostedCluster".into()));
-        }
         let now = rfc3339(ferry_sdk::context::now());
         dst.merge_patch(
             &c.hc.hc_ref(),
             &json!({"metadata": {"annotations": {FINISHED_ANNOTATION: now}}}),
         )?;
+        if c.plan {
+            return Ok(Done::Planned("would record the finish on the HostedCluster".into()));
+        }
         Ok(Done::Did(format!(
             "hosted cluster {}/{} runs on `{}`",
             c.hc.ns,
@@ -90,14 +90,15 @@ fn restart_ovn(c: &mut Ctx, hosted: &Cluster) -> Result<Done> {
         return Ok(Done::Skipped(format!("no pods in {OVN_NAMESPACE}")));
     }
     let old: Vec<String> = pods.iter().map(|p| name(p).to_string()).collect();
-    if c.plan {
-        return Ok(Done::Planned(format!("would delete {} OVN pods", old.len())));
-    }
     for p in &old {
         let mut attempt = 0;
         loop {
             match hosted.delete(&r(POD, Some(OVN_NAMESPACE), p)) {
                 Ok(_) => break,
+                // A refusal (policy or approved plan) is final: trying again changes nothing.
+                Err(e @ Error::Denied(_)) => {
+                    return Err(ferry_sdk::context(e, format!("deleting pod {OVN_NAMESPACE}/{p}")));
+                }
                 Err(e) if attempt < 5 => {
                     attempt += 1;
                     log::warn(
@@ -114,6 +115,9 @@ fn restart_ovn(c: &mut Ctx, hosted: &Cluster) -> Result<Done> {
                 }
             }
         }
+    }
+    if c.plan {
+        return Ok(Done::Planned(format!("would delete {} OVN pods", old.len())));
     }
     Wait {
         step: "finish/ovn-pods",

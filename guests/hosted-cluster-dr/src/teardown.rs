@@ -347,24 +347,53 @@ fn this_hosted_cluster(c: &Ctx) -> String {
     format!("{}/{}", c.hc.ns, c.hc.name)
 }
 
+/// The operator Deployment as this run sees it: in a plan, as the plan's earlier writes would
+/// have left it (they were dry runs), so the plan holds the writes the real run makes.
+fn read_operator(c: &Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef) -> Result<Option<Value>> {
+    if c.plan
+        && let Some(d) = c.planned.get(&ferry_sdk::k8s::describe(op_ref))
+    {
+        return Ok(Some(d.clone()));
+    }
+    src.get(op_ref)
+}
+
+/// In a plan: what a note (`annotations`, null removes) or a scale would leave on the operator.
+fn plan_on_operator(c: &mut Ctx, op_ref: &ferry_sdk::ObjectRef, d: &Value, annotations: &Value, replicas: Option<u64>) {
+    if !c.plan {
+        return;
+    }
+    let mut after = d.clone();
+    for (k, v) in annotations.as_object().into_iter().flatten() {
+        match v.as_str() {
+            Some(text) => manifest::annotate(&mut after, k, text),
+            None => {
+                if let Some(a) = after
+                    .pointer_mut("/metadata/annotations")
+                    .and_then(Value::as_object_mut)
+                {
+                    a.remove(k);
+                }
+            }
+        }
+    }
+    if let Some(n) = replicas {
+        after["spec"]["replicas"] = json!(n);
+    }
+    c.planned.insert(ferry_sdk::k8s::describe(op_ref), after);
+}
+
 fn stop_operator(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef) -> Result<Done> {
     let me = this_hosted_cluster(c);
     let mut noted = None;
     for _ in 0..NOTE_ATTEMPTS {
-        let Some(d) = src.get(op_ref)? else {
+        let Some(d) = read_operator(c, src, op_ref)? else {
             return Ok(Done::Skipped(format!(
                 "no operator Deployment {}; set operator_namespace/operator_deployment if HyperShift is installed elsewhere",
                 ferry_sdk::k8s::describe(op_ref)
             )));
         };
         let replicas = d.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1);
-        if c.plan {
-            return Ok(if replicas == 0 {
-                Done::Already("the source's HyperShift operator is stopped".into())
-            } else {
-                Done::Planned(format!("would scale the HyperShift operator from {replicas} to 0"))
-            });
-        }
         let mut others = holders(&d);
         let recorded = manifest::annotation(&d, OPERATOR_REPLICAS_ANNOTATION).is_some();
         if others.contains(&me) && recorded {
@@ -382,7 +411,8 @@ fn stop_operator(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef) -> R
             // Found stopped by someone else: it was stopped, and stays so afterwards.
             annotations[OPERATOR_REPLICAS_ANNOTATION] = json!(replicas.to_string());
         }
-        if note_on_operator(src, op_ref, &d, annotations)? {
+        if note_on_operator(src, op_ref, &d, annotations.clone())? {
+            plan_on_operator(c, op_ref, &d, &annotations, None);
             noted = Some(replicas);
             break;
         }
@@ -394,6 +424,13 @@ fn stop_operator(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef) -> R
         return Ok(Done::Already("the source's HyperShift operator is stopped".into()));
     }
     src.scale(op_ref, 0)?;
+    if c.plan {
+        let d = read_operator(c, src, op_ref)?.unwrap_or_default();
+        plan_on_operator(c, op_ref, &d, &json!({}), Some(0));
+        return Ok(Done::Planned(format!(
+            "would note this teardown on the HyperShift operator and scale it from {replicas} to 0"
+        )));
+    }
     let ns = op_ref.namespace.clone().unwrap_or_default();
     workloads::wait_pods_gone(
         c,
@@ -416,7 +453,7 @@ fn start_operator(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef) -> 
     let me = this_hosted_cluster(c);
     let mut scaled: Option<u32> = None;
     for _ in 0..NOTE_ATTEMPTS {
-        let Some(d) = src.get(op_ref)? else {
+        let Some(d) = read_operator(c, src, op_ref)? else {
             return Ok(Done::Skipped("no operator Deployment".into()));
         };
         let Some(recorded) = manifest::annotation(&d, OPERATOR_REPLICAS_ANNOTATION).map(str::to_string) else {
@@ -427,13 +464,15 @@ fn start_operator(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef) -> 
         };
         let others: Vec<String> = holders(&d).into_iter().filter(|h| *h != me).collect();
         if !others.is_empty() {
-            if c.plan {
-                return Ok(Done::Planned(format!(
-                    "would leave the HyperShift operator stopped for the teardown of {}",
-                    others.join(", ")
-                )));
-            }
-            if note_on_operator(src, op_ref, &d, json!({OPERATOR_HOLDERS_ANNOTATION: others.join(",")}))? {
+            let note = json!({OPERATOR_HOLDERS_ANNOTATION: others.join(",")});
+            if note_on_operator(src, op_ref, &d, note.clone())? {
+                plan_on_operator(c, op_ref, &d, &note, None);
+                if c.plan {
+                    return Ok(Done::Planned(format!(
+                        "would leave the HyperShift operator stopped for the teardown of {}",
+                        others.join(", ")
+                    )));
+                }
                 return Ok(Done::Already(format!(
                     "the HyperShift operator stays stopped: the teardown of {} still needs it stopped, and starts it \
                      again when done",
@@ -448,19 +487,21 @@ fn start_operator(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef) -> 
                 ferry_sdk::k8s::describe(op_ref)
             ))
         })?;
-        if c.plan {
-            return Ok(Done::Planned(format!(
-                "would scale the HyperShift operator back to {replicas}"
-            )));
-        }
         if scaled.is_none() {
             src.scale(op_ref, replicas)?;
+            plan_on_operator(c, op_ref, &d, &json!({}), Some(u64::from(replicas)));
             scaled = Some(replicas);
             // Read again: the notes are cleared under the resourceVersion after the scale.
             continue;
         }
         let cleared = json!({OPERATOR_HOLDERS_ANNOTATION: null, OPERATOR_REPLICAS_ANNOTATION: null});
-        if note_on_operator(src, op_ref, &d, cleared)? {
+        if note_on_operator(src, op_ref, &d, cleared.clone())? {
+            plan_on_operator(c, op_ref, &d, &cleared, None);
+            if c.plan {
+                return Ok(Done::Planned(format!(
+                    "would scale the HyperShift operator back to {replicas} and clear the notes"
+                )));
+            }
             return Ok(Done::Did(format!("scaled the HyperShift operator back to {replicas}")));
         }
     }
@@ -564,11 +605,18 @@ fn hc_namespace(c: &mut Ctx, src: &Cluster, carried: &[ferry_sdk::ObjectRef]) ->
     if src.get(&r(NAMESPACE, None, &ns))?.is_none() {
         return Ok(Done::Already(format!("namespace {ns} is gone")));
     }
-    let others = src.list(HOSTED_CLUSTER.0, HOSTED_CLUSTER.1, Some(&ns), None)?;
+    // The other hosted clusters' references (this one is deleted by now, or in a plan, would be).
+    let others: Vec<Value> = src
+        .list(HOSTED_CLUSTER.0, HOSTED_CLUSTER.1, Some(&ns), None)?
+        .into_iter()
+        .filter(|o| name(o) != c.hc.name)
+        .collect();
     let mut refs = References::default();
     others.iter().for_each(|o| refs.collect(o));
-    for np in src.list(NODE_POOL.0, NODE_POOL.1, Some(&ns), None)? {
-        refs.collect(&np);
+    let pools = src.list(NODE_POOL.0, NODE_POOL.1, Some(&ns), None)?;
+    let own: Vec<&str> = own_node_pools(&pools, &c.hc.name).iter().map(|p| name(p)).collect();
+    for np in pools.iter().filter(|p| !own.contains(&name(p))) {
+        refs.collect(np);
     }
     let mut deleted = Vec::new();
     let mut kept = Vec::new();

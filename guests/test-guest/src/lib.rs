@@ -306,24 +306,11 @@ fn run_op(op: &Value, h: &mut Handles) -> Value {
             h.clusters.remove(&s(op, "cluster"));
             json!({ "ok": null })
         }
-        // Runs the ops a ConfigMap holds (`data.ops`): automation whose actions depend on what
-        // it reads, with the same arguments every run.
+        // Runs the ops a workspace file holds: automation whose actions depend on what it
+        // reads, with the same arguments every run.
         "ops-from" => {
-            let Some(c) = h.clusters.get(&s(op, "cluster")) else {
-                return missing("cluster", &s(op, "cluster"));
-            };
-            let holder = ObjectRef {
-                api_version: "v1".into(),
-                kind: "ConfigMap".into(),
-                namespace: opt(op, "namespace"),
-                name: s(op, "name"),
-            };
-            let ops = match c.get(&holder) {
-                Ok(text) => parse_json(&text)
-                    .pointer("/data/ops")
-                    .and_then(Value::as_str)
-                    .map(parse_json)
-                    .unwrap_or(Value::Null),
+            let ops = match workspace::read_file(&s(op, "path")) {
+                Ok(data) => parse_json(&String::from_utf8_lossy(&data)),
                 Err(e) => return err_json(&e),
             };
             let results: Vec<Value> = ops.as_array().into_iter().flatten().map(|o| run_op(o, h)).collect();
