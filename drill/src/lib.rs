@@ -80,6 +80,48 @@ pub const MOTO_VENV: &str = ".cache/ferry/venv";
 /// The moto version `ferry drill` installs (as `.ci/setup` does).
 pub const MOTO_REQUIREMENT: &str = "moto[server]>=5.2.5,<6";
 
+/// One phase run through change management ([`Drill::phase_approved`]).
+pub struct Approved {
+    /// The plan, approved.
+    pub plan: ferry::plan::PlanFile,
+    /// Where it was written.
+    pub path: PathBuf,
+    /// The plan run's report.
+    pub planned: PhaseReport,
+    /// The apply's report; `None` when the plan run failed.
+    pub applied: Option<PhaseReport>,
+    /// What the plan held that the apply did not do.
+    pub not_done: Vec<String>,
+}
+
+impl Approved {
+    /// Whether the plan and its apply succeeded and every planned change happened.
+    pub fn succeeded(&self) -> bool {
+        self.planned.succeeded()
+            && self.applied.as_ref().is_some_and(PhaseReport::succeeded)
+            && self.not_done.is_empty()
+    }
+
+    /// One line for a person.
+    pub fn to_line(&self) -> String {
+        let phase = self.plan.inputs.phase.as_str();
+        match &self.applied {
+            None => format!("{phase}: the plan run failed:\n{}", self.planned.to_text()),
+            Some(a) if !a.succeeded() => format!("{phase}: the apply failed:\n{}", a.to_text()),
+            Some(_) if !self.not_done.is_empty() => format!(
+                "{phase}: applied, but {} planned change(s) did not happen: {}",
+                self.not_done.len(),
+                self.not_done.join("; ")
+            ),
+            Some(_) => format!(
+                "{phase}: planned {} change(s) ({}), approved, applied: every one happened, nothing else",
+                self.plan.mutations.len(),
+                self.path.display()
+            ),
+        }
+    }
+}
+
 /// Errors of starting a drill.
 #[derive(Debug, thiserror::Error)]
 pub enum DrillError {
@@ -962,6 +1004,62 @@ impl Drill {
         opts: &DrOptions,
     ) -> Result<PhaseReport, RunFailure> {
         ferry_dr::phases::run_phase_with(&self.runtime, &self.run_config, phase, args, opts).await
+    }
+
+    /// Runs `phase` as change management does: a plan (`--plan --plan-out`), approved with the
+    /// drill's audit key, then applied (`--apply`). The plan file is kept as
+    /// `<dir>/plans/<phase>.plan.json`.
+    pub async fn phase_approved(&self, phase: Phase, args: &PhaseArgs) -> Result<Approved, RunFailure> {
+        let book = Arc::new(ferry::plan::PlanBook::recording());
+        let planned = self
+            .phase_with(
+                phase,
+                args,
+                &DrOptions {
+                    plan: true,
+                    plan_book: Some(book.clone()),
+                    ..self.dr_options()
+                },
+            )
+            .await?;
+        let dir = self.dir.join("plans");
+        let path = dir.join(format!("{phase}.plan.json"));
+        let io = |source| RunFailure::Host(anyhow::anyhow!("cannot write {}: {source}", path.display()));
+        let mut plan = book
+            .recorded()
+            .ok_or_else(|| RunFailure::Host(anyhow::anyhow!("the {phase} plan run recorded no plan")))?;
+        if !planned.succeeded() {
+            return Ok(Approved {
+                plan,
+                path,
+                planned,
+                applied: None,
+                not_done: Vec::new(),
+            });
+        }
+        let now = ferry::audit::humantime_rfc3339(std::time::SystemTime::now());
+        plan.approve(&self.audit_key, Some("ferry drill".into()), now);
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        plan.save(&path).map_err(io)?;
+        let approved = ferry::plan::PlanFile::load_approved(&path, Some(&self.audit_key))?;
+        let book = Arc::new(ferry::plan::PlanBook::enforcing(approved));
+        let applied = self
+            .phase_with(
+                phase,
+                args,
+                &DrOptions {
+                    plan_book: Some(book.clone()),
+                    ..self.dr_options()
+                },
+            )
+            .await?;
+        Ok(Approved {
+            plan,
+            path,
+            planned,
+            applied: Some(applied),
+            not_done: book.not_done(),
+        })
     }
 
     /// Runs backup → restore → teardown → finish.

@@ -48,6 +48,11 @@ pub struct DrillArgs {
     /// With --fleet: how many move at once.
     #[arg(long, default_value_t = 4, requires = "fleet", value_parser = clap::value_parser!(u16).range(1..))]
     concurrency: u16,
+    /// Rehearse change management: each phase planned (`--plan --plan-out`), approved with the
+    /// drill's audit key (`ferry plan approve`) and applied (`--apply`); the plan files are kept
+    /// under `plans/` of the working directory.
+    #[arg(long, conflicts_with = "fleet")]
+    approved_plans: bool,
 }
 
 /// `0.05` or `5%`, between 0 and 1.
@@ -113,6 +118,9 @@ pub async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
     if args.fleet.is_some() {
         return drill_fleet(drill, &args).await;
     }
+    if args.approved_plans {
+        return drill_approved(drill, &args).await;
+    }
     let mopts = ferry_dr::phases::MigrateOptions {
         on_phase: Some(phase_hook(progress, args.output, true)),
         ..Default::default()
@@ -156,6 +164,54 @@ pub async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
         Exit::Success.code()
     };
     Ok(exit(code))
+}
+
+/// The change-management drill: each phase planned, approved and applied, then the drill's
+/// checks.
+async fn drill_approved(drill: ferry_drill::Drill, args: &DrillArgs) -> anyhow::Result<ExitCode> {
+    use ferry_dr::phases::{Phase, PhaseArgs};
+    let mut runs = Vec::new();
+    let mut ok = true;
+    for phase in [Phase::Backup, Phase::Restore, Phase::Teardown, Phase::Finish] {
+        if !crate::output::quiet() {
+            eprintln!("drill: {phase}: plan, approve, apply");
+        }
+        let run = drill.phase_approved(phase, &PhaseArgs::default()).await?;
+        if args.output == Output::Text {
+            println!("{}", run.to_line());
+        }
+        ok &= run.succeeded();
+        runs.push(serde_json::json!({
+            "phase": phase,
+            "plan": run.path,
+            "changes": run.plan.mutations.len(),
+            "reads": run.plan.reads.len(),
+            "not_done": run.not_done,
+            "ok": run.succeeded(),
+        }));
+        if !ok {
+            break;
+        }
+    }
+    let checks = drill.verify().await;
+    match args.output {
+        Output::Text => println!("{}", checks.to_text()),
+        Output::Json => crate::output::print_json(
+            "drill",
+            serde_json::json!({
+                "ok": ok && checks.passed(),
+                "approved_plans": runs,
+                "checks": checks.checks,
+                "dir": args.keep_dir,
+            }),
+        )?,
+    }
+    drill.shutdown().await;
+    Ok(exit(if ok && checks.passed() {
+        Exit::Success.code()
+    } else {
+        Exit::GuestFailed.code()
+    }))
 }
 
 /// The fleet drill: every seeded hosted cluster moved by `ferry fleet migrate`, each checked as

@@ -48,7 +48,9 @@ pub struct ApproveArgs {
 #[derive(clap::Args, Clone, Default)]
 pub struct PlanFlags {
     /// With --plan: write every mutation the run would make, the reads that decided them and
-    /// the run's inputs to this file, for `ferry plan show` and `ferry plan approve`.
+    /// the run's inputs to this file, for `ferry plan show` and `ferry plan approve`. For
+    /// `ferry migrate`, a directory: backup is planned there, the later phases once their
+    /// inputs exist.
     #[arg(long, value_name = "FILE", requires = "plan")]
     pub plan_out: Option<PathBuf>,
     /// Carry out this approved plan and nothing else: a mutation it does not hold is denied

@@ -8,4 +8,5 @@ mod cli_site;
 mod crash;
 mod fleet;
 mod lab;
+mod plans;
 mod scaffold;

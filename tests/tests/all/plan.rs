@@ -354,55 +354,19 @@ async fn a_plan_is_refused_for_another_run_before_anything_runs() {
 }
 
 /// Each phase of the stock guest, planned against the real state, approved and applied at
-/// once: no unplanned mutation, and the migration verifies.
+/// once (`Drill::phase_approved`, what `ferry drill --approved-plans` runs): no unplanned
+/// mutation, every planned one happens, and the migration verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_phase_of_a_migration_is_planned_approved_and_applied() {
-    use ferry_dr::phases::{DrOptions, Phase, PhaseArgs};
+    use ferry_dr::phases::{Phase, PhaseArgs};
     let drill = ferry_tests::dr::drill(ferry_drill::basic_scenario(), 20.0).await;
-    let key = drill.dr_options().audit_key.clone().unwrap();
     for phase in [Phase::Backup, Phase::Restore, Phase::Teardown, Phase::Finish] {
-        let book = Arc::new(PlanBook::recording());
-        let planned = drill
-            .phase_with(
-                phase,
-                &PhaseArgs::default(),
-                &DrOptions {
-                    plan: true,
-                    plan_book: Some(book.clone()),
-                    ..drill.dr_options()
-                },
-            )
-            .await
-            .unwrap();
-        assert!(planned.succeeded(), "{phase} plan:\n{}", planned.to_text());
-        let mut plan = book.recorded().unwrap();
-        plan.approve(&key, None, "now".into());
-        let path = drill.dir().join(format!("{phase}.plan.json"));
-        plan.save(&path).unwrap();
-        let book = Arc::new(PlanBook::enforcing(PlanFile::load_approved(&path, Some(&key)).unwrap()));
-        let applied = drill
-            .phase_with(
-                phase,
-                &PhaseArgs::default(),
-                &DrOptions {
-                    plan_book: Some(book.clone()),
-                    ..drill.dr_options()
-                },
-            )
-            .await
-            .unwrap();
-        assert!(
-            applied.succeeded(),
-            "{phase} apply:\n{}\nplan:\n{}",
-            applied.to_text(),
-            plan.to_text()
-        );
-        assert!(!plan.mutations.is_empty(), "{phase}: the plan holds no change");
-        assert!(
-            book.not_done().is_empty(),
-            "{phase}: planned, not done: {:?}",
-            book.not_done()
-        );
+        let run = drill.phase_approved(phase, &PhaseArgs::default()).await.unwrap();
+        assert!(run.succeeded(), "{}", run.to_line());
+        assert!(!run.plan.mutations.is_empty(), "{phase}: the plan holds no change");
+        // The file on disk is the approved plan.
+        let key = drill.dr_options().audit_key.unwrap();
+        assert_eq!(PlanFile::load_approved(&run.path, Some(&key)).unwrap().plan, run.plan);
     }
     let checks = drill.verify().await;
     assert!(checks.passed(), "{}", checks.to_text());
@@ -412,42 +376,17 @@ async fn every_phase_of_a_migration_is_planned_approved_and_applied() {
 /// `ferry abort` under a plan: the source returned to service exactly as reviewed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abort_is_planned_approved_and_applied() {
-    use ferry_dr::phases::{DrOptions, Phase, PhaseArgs};
+    use ferry_dr::phases::{Phase, PhaseArgs};
     let drill = ferry_tests::dr::drill(ferry_drill::basic_scenario(), 20.0).await;
-    let key = drill.dr_options().audit_key.clone().unwrap();
     let backup = drill.phase(Phase::Backup, &PhaseArgs::default()).await.unwrap();
     assert!(backup.succeeded(), "{}", backup.to_text());
-    let book = Arc::new(PlanBook::recording());
-    let opts = DrOptions {
-        plan: true,
-        plan_book: Some(book.clone()),
-        ..drill.dr_options()
-    };
-    let planned = drill
-        .phase_with(Phase::Abort, &PhaseArgs::default(), &opts)
-        .await
-        .unwrap();
-    assert!(planned.succeeded(), "{}", planned.to_text());
-    let mut plan = book.recorded().unwrap();
-    let actions: Vec<&str> = plan.mutations.iter().map(|e| e.action.as_str()).collect();
+    let run = drill.phase_approved(Phase::Abort, &PhaseArgs::default()).await.unwrap();
+    assert!(run.succeeded(), "{}", run.to_line());
+    let actions: Vec<&str> = run.plan.mutations.iter().map(|e| e.action.as_str()).collect();
     assert!(
         actions.contains(&"k8s:scale") && actions.contains(&"k8s:patch") && actions.contains(&"k8s:apply"),
         "{actions:?}"
     );
-    plan.approve(&key, None, "now".into());
-    let path = drill.dir().join("abort.plan.json");
-    plan.save(&path).unwrap();
-    let book = Arc::new(PlanBook::enforcing(PlanFile::load_approved(&path, Some(&key)).unwrap()));
-    let opts = DrOptions {
-        plan_book: Some(book.clone()),
-        ..drill.dr_options()
-    };
-    let applied = drill
-        .phase_with(Phase::Abort, &PhaseArgs::default(), &opts)
-        .await
-        .unwrap();
-    assert!(applied.succeeded(), "{}", applied.to_text());
-    assert!(book.not_done().is_empty(), "{:?}", book.not_done());
     assert_eq!(drill.marker_state().as_deref(), Some("aborted"));
     let hc = drill
         .env()
