@@ -106,6 +106,34 @@ impl GuestRun {
     }
 }
 
+/// A simulated cluster served as `mgmt`, and a run config whose cluster `mgmt` is it.
+pub struct SimCluster {
+    /// The simulator.
+    pub sim: ferry_sim::Sim,
+    /// Holds its kubeconfig (and whatever else a test keeps beside it).
+    pub dir: tempfile::TempDir,
+    /// A run config reaching it as `mgmt`.
+    pub config: RunConfig,
+}
+
+/// Starts a [`SimCluster`]; panics when it cannot (a test's setup).
+pub async fn sim_cluster() -> SimCluster {
+    let sim = ferry_sim::Sim::start("mgmt").await.expect("the simulator starts");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig, "mgmt")
+        .expect("the kubeconfig is written");
+    let mut config = RunConfig::default();
+    config.clusters.insert(
+        "mgmt".into(),
+        ferry::config::ClusterConfig {
+            kubeconfig: Some(kubeconfig),
+            context: None,
+        },
+    );
+    SimCluster { sim, dir, config }
+}
+
 /// The `ok` value of a script result, or a panic naming the error.
 pub fn ok(result: &Value) -> &Value {
     match result.get("ok") {

@@ -214,22 +214,8 @@ impl View<'_> {
             let target = crate::audit::describe(&resource);
             let (what, body) = change.map_or_else(|| (action.name().to_string(), Vec::new()), |c| (c.what, c.body));
             if let Err(unplanned) = book.mutation(action, &target, &what, &body) {
-                env.audit
-                    .try_record(&crate::audit::Record::call(
-                        &env.guest,
-                        &env.phase,
-                        action,
-                        &resource,
-                        "deny",
-                        &["approved-plan".to_string()],
-                        dry_run,
-                        "denied",
-                        Some(&unplanned.reason),
-                        0,
-                    ))
-                    .map_err(stop)?;
-                tracing::warn!(guest = %env.guest.name, %action, resource = %target, reason = %unplanned.reason, "the approved plan denied a call");
-                return Err(HostError::Denied(unplanned.reason));
+                let by = ["approved-plan".to_string()];
+                return Err(Self::denied(env, action, &resource, &by, dry_run, unplanned.reason).map_err(stop)?);
             }
         }
         if decision.allowed {
@@ -255,23 +241,34 @@ impl View<'_> {
             })
         } else {
             let reason = decision.denial_reason(action, &resource);
-            env.audit
-                .try_record(&crate::audit::Record::call(
-                    &env.guest,
-                    &env.phase,
-                    action,
-                    &resource,
-                    "deny",
-                    &decision.policies,
-                    dry_run,
-                    "denied",
-                    Some(&reason),
-                    0,
-                ))
-                .map_err(stop)?;
-            tracing::warn!(guest = %env.guest.name, %action, resource = %crate::audit::describe(&resource), %reason, "policy denied a call");
-            Err(HostError::Denied(reason))
+            Err(Self::denied(env, action, &resource, &decision.policies, dry_run, reason).map_err(stop)?)
         }
+    }
+
+    /// Audits a denial (by the policy, or by the approved plan) and returns it as the guest
+    /// sees it; `Err` when the trail could not be written.
+    fn denied(
+        env: &RunEnv,
+        action: Action,
+        resource: &ResourceRef,
+        by: &[String],
+        dry_run: bool,
+        reason: String,
+    ) -> Result<HostError, String> {
+        env.audit.try_record(&crate::audit::Record::call(
+            &env.guest,
+            &env.phase,
+            action,
+            resource,
+            "deny",
+            by,
+            dry_run,
+            "denied",
+            Some(&reason),
+            0,
+        ))?;
+        tracing::warn!(guest = %env.guest.name, %action, resource = %crate::audit::describe(resource), by = %by.join(","), %reason, "a call was denied");
+        Ok(HostError::Denied(reason))
     }
 
     /// Writes the audit record of an approved call and passes its result on.

@@ -330,24 +330,9 @@ fn unplanned_reason(approved: &ApprovedPlan, entry: &Entry, s: &State) -> String
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
-    use std::collections::BTreeMap;
-
+    use super::super::tests::inputs;
     use super::*;
     use crate::audit::AuditKey;
-
-    fn inputs() -> Inputs {
-        Inputs {
-            ferry_version: "0".into(),
-            guest: "g".into(),
-            guest_sha256: "a".into(),
-            policy_sha256: "b".into(),
-            config_sha256: None,
-            phase: "script".into(),
-            args: BTreeMap::new(),
-            params: BTreeMap::new(),
-            planned_at: "t".into(),
-        }
-    }
 
     fn approved(plan: PlanFile) -> ApprovedPlan {
         let key = AuditKey::from_bytes(vec![7; 32]).unwrap();

@@ -496,7 +496,7 @@ impl Inputs {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
     use super::*;
@@ -505,8 +505,9 @@ mod tests {
         AuditKey::from_bytes(vec![byte; 32]).unwrap()
     }
 
-    fn plan() -> PlanFile {
-        let mut p = PlanFile::new(Inputs {
+    /// The inputs of a made-up run, for the tests of plans.
+    pub(crate) fn inputs() -> Inputs {
+        Inputs {
             ferry_version: "0".into(),
             guest: "g".into(),
             guest_sha256: "a".into(),
@@ -516,7 +517,11 @@ mod tests {
             args: BTreeMap::new(),
             params: BTreeMap::new(),
             planned_at: "t".into(),
-        });
+        }
+    }
+
+    fn plan() -> PlanFile {
+        let mut p = PlanFile::new(inputs());
         p.mutations.push(Entry {
             action: "k8s:create".into(),
             target: "k8s c:/v1/ConfigMap ns/x".into(),

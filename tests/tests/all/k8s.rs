@@ -6,33 +6,10 @@
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly on setup errors")]
 
-use ferry::config::{ClusterConfig, RunConfig};
 use ferry::runtime::run::RunOptions;
-use ferry_sim::Sim;
+use ferry_tests::sim_cluster as cluster;
 use ferry_tests::{GuestRun, aws, err_kind, err_message, ok};
 use serde_json::{Value, json};
-
-struct Cluster {
-    sim: Sim,
-    _dir: tempfile::TempDir,
-    config: RunConfig,
-}
-
-async fn cluster() -> Cluster {
-    let sim = Sim::start("mgmt").await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig, "mgmt").unwrap();
-    let mut config = RunConfig::default();
-    config.clusters.insert(
-        "mgmt".into(),
-        ClusterConfig {
-            kubeconfig: Some(kubeconfig),
-            context: None,
-        },
-    );
-    Cluster { sim, _dir: dir, config }
-}
 
 fn cm(name: &str, ns: &str, labels: Value) -> Value {
     json!({ "apiVersion": "v1", "kind": "ConfigMap", "metadata": { "name": name, "namespace": ns, "labels": labels }, "data": { "k": "v" } })

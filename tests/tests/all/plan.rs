@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use ferry::audit::AuditKey;
-use ferry::config::{ClusterConfig, RunConfig, WorkspaceConfig};
+use ferry::config::{RunConfig, WorkspaceConfig};
 use ferry::plan::{PlanBook, PlanFile};
 use ferry::runtime::RunFailure;
 use ferry_sim::kube::registry;
@@ -24,18 +24,7 @@ struct Site {
 }
 
 async fn site() -> Site {
-    let sim = Sim::start("mgmt").await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig, "mgmt").unwrap();
-    let mut config = RunConfig::default();
-    config.clusters.insert(
-        "mgmt".into(),
-        ClusterConfig {
-            kubeconfig: Some(kubeconfig),
-            context: None,
-        },
-    );
+    let ferry_tests::SimCluster { sim, dir, mut config } = ferry_tests::sim_cluster().await;
     config.workspace = Some(WorkspaceConfig::at(dir.path().join("ws")));
     let store = sim.store();
     store
@@ -507,4 +496,108 @@ async fn a_changed_cluster_stops_the_apply_and_a_new_plan_applies() {
     assert!(report.succeeded(), "{}", report.to_text());
     assert!(book.not_done().is_empty(), "{:?}", book.not_done());
     drill.shutdown().await;
+}
+
+/// S3 and Route53 under a plan, against moto: a put, a presign and a record change are held
+/// in the plan with their own words, the plan run sends none of them, and the apply makes them.
+#[tokio::test]
+async fn s3_puts_presigns_and_route53_changes_are_planned_and_applied() {
+    let moto = ferry_sim::services::MotoServer::start()
+        .await
+        .expect("moto_server must be installed (see .ci/setup)");
+    let s3 = ferry_tests::aws::s3(&moto.url()).await;
+    s3.create_bucket().bucket("ferry-test").send().await.unwrap();
+    let r53 = ferry_tests::aws::route53(&moto.url()).await;
+    let zone = r53
+        .create_hosted_zone()
+        .name("example.com")
+        .caller_reference("ferry-plan-test")
+        .send()
+        .await
+        .unwrap();
+    let zone_id = zone
+        .hosted_zone()
+        .unwrap()
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let key = AuditKey::from_bytes(vec![9; 32]).unwrap();
+    let mut config = RunConfig::default();
+    ferry_tests::aws::configure(&mut config, &moto.url());
+    let run = |book: &Arc<PlanBook>, plan: bool| GuestRun {
+        config: config.clone(),
+        plan,
+        audit_key: Some(key.clone()),
+        plan_book: Some(book.clone()),
+        options: ferry::runtime::run::RunOptions {
+            cache_dir: None,
+            clients: ferry_tests::aws::clients(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let ops = json!([
+        {"op": "open-bucket", "bucket": "ferry-test", "as": "b"},
+        {"op": "s3.put", "bucket": "b", "key": "allowed/state.json", "data": "{\"a\":1}"},
+        {"op": "s3.presign", "bucket": "b", "key": "allowed/state.json", "expires": 60},
+        {"op": "open-zone", "zone": zone_id, "as": "z"},
+        {"op": "dns.change", "zone": "z", "changes": [
+            {"action": "upsert", "name": "api.team-a.example.com", "type": "A", "ttl": 60, "values": ["10.0.0.1"]}
+        ]}
+    ]);
+    let records = || async {
+        r53.list_resource_record_sets()
+            .hosted_zone_id(&zone_id)
+            .send()
+            .await
+            .unwrap()
+            .resource_record_sets()
+            .iter()
+            .any(|r| r.name().starts_with("api.team-a"))
+    };
+    let stored = || async {
+        s3.head_object()
+            .bucket("ferry-test")
+            .key("allowed/state.json")
+            .send()
+            .await
+            .is_ok()
+    };
+
+    let book = Arc::new(PlanBook::recording());
+    for r in run(&book, true).script(ops.clone()).await.unwrap() {
+        ok(&r);
+    }
+    assert!(!stored().await && !records().await, "a plan sends no write");
+    let mut plan = book.recorded().unwrap();
+    let entries: Vec<(&str, &str)> = plan
+        .mutations
+        .iter()
+        .map(|e| (e.action.as_str(), e.change.as_str()))
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("objects:put", "put 7 bytes"),
+            ("objects:presign", "presign GET for 60 s"),
+            ("dns:change", "UPSERT ttl 60 values 10.0.0.1"),
+        ]
+    );
+    assert_eq!(plan.mutations[0].target, "s3://ferry-test/allowed/state.json");
+    assert!(
+        plan.mutations[2].target.ends_with("A api.team-a.example.com"),
+        "{}",
+        plan.mutations[2].target
+    );
+    plan.approve(&key, None, "now".into());
+    let path = dir.path().join("plan.json");
+    plan.save(&path).unwrap();
+
+    let book = Arc::new(PlanBook::enforcing(PlanFile::load_approved(&path, Some(&key)).unwrap()));
+    for r in run(&book, false).script(ops).await.unwrap() {
+        ok(&r);
+    }
+    assert!(stored().await && records().await, "the apply made them");
+    assert!(book.not_done().is_empty(), "{:?}", book.not_done());
 }
