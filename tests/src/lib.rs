@@ -192,6 +192,20 @@ pub mod aws {
         aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build())
     }
 
+    /// Creates the hosted zone `name` and returns its id (without `/hostedzone/`).
+    pub async fn hosted_zone(r53: &aws_sdk_route53::Client, name: &str) -> String {
+        let zone = r53
+            .create_hosted_zone()
+            .name(name)
+            .caller_reference(format!("ferry-test-{name}"))
+            .send()
+            .await
+            .expect("moto creates the zone");
+        zone.hosted_zone()
+            .map(|z| z.id().trim_start_matches("/hostedzone/").to_string())
+            .expect("a created zone has an id")
+    }
+
     /// A Route53 client for setting up and checking zones.
     pub async fn route53(url: &str) -> aws_sdk_route53::Client {
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())

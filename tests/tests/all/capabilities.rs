@@ -370,19 +370,7 @@ async fn objects_larger_than_the_guest_limit_are_refused() {
 async fn dns_lists_across_pages_and_changes_only_allowed_names() {
     let moto = moto().await;
     let r53 = aws::route53(&moto.url()).await;
-    let zone = r53
-        .create_hosted_zone()
-        .name("example.com")
-        .caller_reference("ferry-test")
-        .send()
-        .await
-        .unwrap();
-    let zone_id = zone
-        .hosted_zone()
-        .unwrap()
-        .id()
-        .trim_start_matches("/hostedzone/")
-        .to_string();
+    let zone_id = aws::hosted_zone(&r53, "example.com").await;
     let tmp = tempfile::tempdir().unwrap();
     let audit = tmp.path().join("audit.jsonl");
     let mut run = s3_run(&moto.url()).await;

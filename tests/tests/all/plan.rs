@@ -508,19 +508,7 @@ async fn s3_puts_presigns_and_route53_changes_are_planned_and_applied() {
     let s3 = ferry_tests::aws::s3(&moto.url()).await;
     s3.create_bucket().bucket("ferry-test").send().await.unwrap();
     let r53 = ferry_tests::aws::route53(&moto.url()).await;
-    let zone = r53
-        .create_hosted_zone()
-        .name("example.com")
-        .caller_reference("ferry-plan-test")
-        .send()
-        .await
-        .unwrap();
-    let zone_id = zone
-        .hosted_zone()
-        .unwrap()
-        .id()
-        .trim_start_matches("/hostedzone/")
-        .to_string();
+    let zone_id = ferry_tests::aws::hosted_zone(&r53, "example.com").await;
     let dir = tempfile::tempdir().unwrap();
     let key = AuditKey::from_bytes(vec![9; 32]).unwrap();
     let mut config = RunConfig::default();
