@@ -188,6 +188,7 @@ async fn drill_approved(drill: ferry_drill::Drill, args: &DrillArgs) -> anyhow::
             "reads": run.plan.reads.len(),
             "not_done": run.not_done,
             "ok": run.succeeded(),
+            "message": run.to_line(),
         }));
         if !ok {
             break;

@@ -135,7 +135,12 @@ fn the_drill_rehearses_change_management_phase_by_phase() {
     );
     let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(doc["schema"], "ferry.drill/v1");
-    assert_eq!(doc["ok"], true, "{doc}");
+    assert_eq!(
+        doc["ok"],
+        true,
+        "{}",
+        serde_json::to_string_pretty(&doc["approved_plans"]).unwrap()
+    );
     let phases: Vec<&str> = doc["approved_plans"]
         .as_array()
         .unwrap()

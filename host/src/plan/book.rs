@@ -23,13 +23,34 @@ struct State {
     plan: Option<PlanFile>,
     /// Enforce: which of the plan's mutations happened.
     used: Vec<bool>,
+    /// Enforce: the entry the last mutation matched (the same call again right after it is a
+    /// retry of it).
+    last: Option<usize>,
     /// Run-determined values handed out in this run: (name, value).
     values: Vec<(&'static str, String)>,
-    /// Windows (ms since the epoch) of the times the run was handed: its clock readings
-    /// (first) and presigned URLs' expiries.
-    stamps: Vec<(u64, u64)>,
+    /// The times the run was handed.
+    stamps: Stamps,
     /// Targets read so far (a plan records the first read of each).
     read: BTreeSet<String>,
+}
+
+/// What times are this run's ([`PlanBook::clock_read`], [`PlanBook::expiry`]): its clock
+/// readings, first and last (ms since the epoch), and the lifetimes (ms) of the URLs it
+/// presigned, whose expiries the guest computes from a reading of its own.
+#[derive(Default, Clone)]
+struct Stamps {
+    clock: Option<(u64, u64)>,
+    lifetimes: Vec<u64>,
+}
+
+impl Stamps {
+    /// Whether `ms`, rendered to the second, is within a second of a clock reading, or of a
+    /// reading plus a lifetime the run gave a URL.
+    fn stamped(&self, ms: u64) -> bool {
+        let Some((lo, hi)) = self.clock else { return false };
+        let near = |t: u64| t + 1000 >= lo && t <= hi + 1000;
+        near(ms) || self.lifetimes.iter().any(|l| ms.checked_sub(*l).is_some_and(near))
+    }
 }
 
 /// A mutation an approved plan does not hold: denied before any I/O.
@@ -130,19 +151,20 @@ impl PlanBook {
     /// A clock reading handed to the guest: times it renders from it are run stamps.
     pub fn clock_read(&self, ms: u64) {
         let mut s = self.state();
-        match s.stamps.first_mut() {
-            Some(w) => *w = (w.0.min(ms), w.1.max(ms)),
-            None => s.stamps.push((ms, ms)),
-        }
+        s.stamps.clock = Some(match s.stamps.clock {
+            Some((lo, hi)) => (lo.min(ms), hi.max(ms)),
+            None => (ms, ms),
+        });
     }
 
-    /// An expiry the run set (a presigned URL's): a time derived from its clock.
-    pub fn expiry(&self, ms: u64) {
+    /// A lifetime the run gave (a presigned URL's, in ms, read at `now`): its expiry, which the
+    /// guest computes from its own reading of the clock, is a run stamp too.
+    pub fn expiry(&self, now: u64, lifetime_ms: u64) {
+        self.clock_read(now);
         let mut s = self.state();
-        if s.stamps.is_empty() {
-            s.stamps.push((ms, ms));
+        if !s.stamps.lifetimes.contains(&lifetime_ms) {
+            s.stamps.lifetimes.push(lifetime_ms);
         }
-        s.stamps.push((ms, ms));
     }
 
     /// A mutation the policy allowed, before any I/O: recorded (plan), or checked against the
@@ -167,21 +189,29 @@ impl PlanBook {
             digest: sha256_hex(&body_n),
             run_determined: names.into_iter().collect(),
         };
+        // The same call again right after itself is a retry (a conflict read again, an answer
+        // lost): one change, in the plan and in its apply.
+        let same = |e: &Entry| {
+            e.action == entry.action
+                && e.target == entry.target
+                && (e.digest == entry.digest || (artifact && e.run_determined.iter().any(|n| n == "artifact-content")))
+        };
         match &self.mode {
             Mode::Record => {
-                if let Some(plan) = s.plan.as_mut() {
+                if let Some(plan) = s.plan.as_mut()
+                    && !plan.mutations.last().is_some_and(same)
+                {
                     plan.mutations.push(entry);
                 }
                 Ok(())
             }
             Mode::Enforce(approved) => {
-                let found = approved.plan.mutations.iter().enumerate().position(|(i, e)| {
-                    !s.used[i]
-                        && e.action == entry.action
-                        && e.target == entry.target
-                        && (e.digest == entry.digest
-                            || (artifact && e.run_determined.iter().any(|n| n == "artifact-content")))
-                });
+                let mutations = &approved.plan.mutations;
+                if s.last.is_some_and(|i| same(&mutations[i])) {
+                    return Ok(());
+                }
+                let found = mutations.iter().enumerate().position(|(i, e)| !s.used[i] && same(e));
+                s.last = found;
                 if let Some(i) = found {
                     s.used[i] = true;
                     return Ok(());
@@ -268,7 +298,7 @@ fn time_ms(c: &regex::Captures<'_>) -> Option<u64> {
 
 /// `bytes` with each run-determined value replaced by `⟨name⟩`, and the names replaced: the
 /// values handed out, then every time within a second of the run's stamps.
-fn normalize(values: &[(&'static str, String)], stamps: &[(u64, u64)], bytes: &[u8]) -> (Vec<u8>, BTreeSet<String>) {
+fn normalize(values: &[(&'static str, String)], stamps: &Stamps, bytes: &[u8]) -> (Vec<u8>, BTreeSet<String>) {
     let mut names = BTreeSet::new();
     let Ok(text) = std::str::from_utf8(bytes) else {
         return (bytes.to_vec(), names);
@@ -286,11 +316,9 @@ fn normalize(values: &[(&'static str, String)], stamps: &[(u64, u64)], bytes: &[
         names.insert("read-version".into());
         text = versioned.into_owned();
     }
-    if !stamps.is_empty() {
-        // Rendered to the second: a stamp is within a second of a reading or an expiry.
-        let stamped = |ms: u64| stamps.iter().any(|(lo, hi)| ms + 1000 >= *lo && ms <= hi + 1000);
+    if stamps.clock.is_some() {
         let replaced = TIME.replace_all(&text, |c: &regex::Captures<'_>| match time_ms(c) {
-            Some(ms) if stamped(ms) => STAMP.to_string(),
+            Some(ms) if stamps.stamped(ms) => STAMP.to_string(),
             _ => c[0].to_string(),
         });
         if replaced != text {
@@ -360,7 +388,14 @@ mod tests {
         book.start(inputs()).unwrap();
         book.mutation(Action::K8sPatch, CM, "merge patch", br#"{"a":1}"#)
             .unwrap();
-        // Twice is once more than planned.
+        // Right after itself it is a retry of the same change; after another call, once more
+        // than planned.
+        book.mutation(Action::K8sPatch, CM, "merge patch", br#"{"a":1}"#)
+            .unwrap();
+        assert!(
+            book.mutation(Action::K8sPatch, "k8s c:v1/ConfigMap ns/z", "merge patch", b"{}")
+                .is_err()
+        );
         let again = book
             .mutation(Action::K8sPatch, CM, "merge patch", br#"{"a":1}"#)
             .unwrap_err();
@@ -485,6 +520,30 @@ mod tests {
             )
             .is_err()
         );
+        // An expiry the guest computes from its own reading after a presign is a stamp too.
+        let rec = PlanBook::recording();
+        rec.start(inputs()).unwrap();
+        rec.expiry(t, 3_600_000);
+        let expiring = |ms: u64| format!(r#"{{"expires":"{ms}"}}"#);
+        rec.mutation(
+            Action::K8sCreate,
+            CM,
+            "create",
+            expiring(t + 3_600_000 + 400).as_bytes(),
+        )
+        .unwrap();
+        let plan = rec.recorded().unwrap();
+        assert_eq!(plan.mutations[0].run_determined, ["run-stamp"]);
+        let apply = PlanBook::enforcing(approved(plan));
+        apply.expiry(later, 3_600_000);
+        apply
+            .mutation(
+                Action::K8sCreate,
+                CM,
+                "create",
+                expiring(later + 3_600_000 + 700).as_bytes(),
+            )
+            .unwrap();
         // Content is the run's only for a file named by the run's stamp.
         assert!(
             book.mutation(Action::WorkspaceWrite, "workspace notes.txt", "write", b"x")

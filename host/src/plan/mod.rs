@@ -222,9 +222,11 @@ pub struct Query {
     pub field_selector: Option<String>,
 }
 
-/// Kinds whose objects come and go with their controllers (a restarted pod, an event): the
-/// plan's reads of them are not compared.
-pub const EPHEMERAL_KINDS: &[&str] = &["Pod", "Event", "Lease", "EndpointSlice", "Endpoints"];
+/// Kinds whose objects come and go with their controllers (a restarted pod, an event, a node
+/// that joins or is replaced with its machine): the plan's reads of them are checks, not what
+/// it changes, and are not compared. What a plan would change there is still held mutation by
+/// mutation.
+pub const EPHEMERAL_KINDS: &[&str] = &["Pod", "Node", "Event", "Lease", "EndpointSlice", "Endpoints"];
 
 impl Read {
     /// How the cluster differs now (`now`, the same query read again) from this read: objects

@@ -229,7 +229,7 @@ impl HostBucket for View<'_> {
         if let (Some(book), Ok(url)) = (&self.env.plan_book, &result) {
             // Made now, signed now: what carries it (and its expiry) is checked with them set aside.
             book.run_value("presigned-url", url);
-            book.expiry(self.env.clock.now_ms() + seconds * 1000);
+            book.expiry(self.env.clock.now_ms(), seconds * 1000);
         }
         self.finish(approved, result)
     }
