@@ -77,7 +77,7 @@ impl PlanFlags {
     }
 
     /// After the run: writes the recorded plan, or says what the approved plan held that did
-    /// not happen and what changed since it was made. Lines go to stderr.
+    /// not happen. Lines go to stderr.
     pub fn finish(&self, book: Option<&PlanBook>) -> anyhow::Result<()> {
         let Some(book) = book else { return Ok(()) };
         if let (Some(out), Some(plan)) = (&self.plan_out, book.recorded()) {
@@ -101,7 +101,7 @@ impl PlanFlags {
 }
 
 /// What an apply run did not do of its plan.
-pub fn report_apply(book: &PlanBook) {
+fn report_apply(book: &PlanBook) {
     let not_done = book.not_done();
     if not_done.is_empty() {
         eprintln!("the approved plan was carried out: every change it held happened");

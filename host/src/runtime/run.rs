@@ -16,7 +16,7 @@ use crate::capabilities::env::{Clock, RunEnv};
 use crate::capabilities::objects::seal::Sealing;
 use crate::config::RunConfig;
 use crate::plan::PlanBook;
-use crate::policy::{Ownership, PolicyEngine};
+use crate::policy::{GuestIdentity, Ownership, PolicyEngine};
 use crate::progress::{LogProgress, ProgressSink};
 
 /// Where a component comes from.
@@ -144,28 +144,14 @@ pub async fn run(runtime: &Runtime, req: RunRequest, opts: RunOptions) -> Result
         None => Audit::disabled(),
     };
     if let Err(e) = runtime.check_imports(&guest, &policy) {
-        audit.record(&Record::event(
-            &guest.identity,
-            &req.phase,
-            "load",
-            "refused",
-            Some(e.to_string()),
-        ));
-        audit.checkpoint(&guest.identity, &req.phase);
+        refused(&audit, &guest.identity, &req.phase, "load", "refused", &e);
         return Err(e.into());
     }
     let pre = runtime.prepare(&guest)?;
     let hooks = match HookSet::load(runtime, &req.config.hooks, &req.config.params) {
         Ok(h) => h,
         Err(e) => {
-            audit.record(&Record::event(
-                &guest.identity,
-                &req.phase,
-                "load-hooks",
-                "refused",
-                Some(e.to_string()),
-            ));
-            audit.checkpoint(&guest.identity, &req.phase);
+            refused(&audit, &guest.identity, &req.phase, "load-hooks", "refused", &e);
             return Err(e);
         }
     };
@@ -192,14 +178,7 @@ pub async fn run(runtime: &Runtime, req: RunRequest, opts: RunOptions) -> Result
             crate::audit::humantime_rfc3339(std::time::SystemTime::now()),
         );
         if let Err(e) = book.start(inputs) {
-            audit.record(&Record::event(
-                &guest.identity,
-                &req.phase,
-                "plan",
-                "refused",
-                Some(e.to_string()),
-            ));
-            audit.checkpoint(&guest.identity, &req.phase);
+            refused(&audit, &guest.identity, &req.phase, "plan", "refused", &e);
             return Err(e.into());
         }
     }
@@ -227,32 +206,13 @@ pub async fn run(runtime: &Runtime, req: RunRequest, opts: RunOptions) -> Result
     });
     if let Some(approved) = req.plan_book.as_ref().and_then(|b| b.approved()) {
         // Before anything runs: a plan whose objects are new or gone since it was made is stale.
-        let mut changes = Vec::new();
-        for read in &approved.plan.reads {
-            let found = match crate::capabilities::k8s::reread::read_again(&env, read).await {
-                Ok(now) => read.changes(&now),
-                Err(e) => vec![format!("{} cannot be read again: {e}", read.target)],
-            };
-            for change in found {
-                // An object read alone and in a list is named once.
-                if !changes.contains(&change) {
-                    changes.push(change);
-                }
-            }
-        }
+        let changes = crate::capabilities::k8s::reread::changed_since(&env, &approved.plan.reads).await;
         if !changes.is_empty() {
             let e = crate::plan::PlanError::Stale {
                 path: approved.path.clone(),
                 changes,
             };
-            env.audit.record(&Record::event(
-                &env.guest,
-                &req.phase,
-                "plan",
-                "stale",
-                Some(e.to_string()),
-            ));
-            env.audit.checkpoint(&env.guest, &req.phase);
+            refused(&env.audit, &env.guest, &req.phase, "plan", "stale", &e);
             return Err(e.into());
         }
     }
@@ -272,4 +232,17 @@ pub async fn run(runtime: &Runtime, req: RunRequest, opts: RunOptions) -> Result
         Ok(json) => Ok(Outcome::Success(json)),
         Err(e) => Ok(Outcome::GuestError(e)),
     }
+}
+
+/// A run refused before the guest ran: the reason recorded in the trail, which is then signed.
+fn refused(
+    audit: &Audit,
+    guest: &GuestIdentity,
+    phase: &str,
+    kind: &'static str,
+    outcome: &'static str,
+    why: &dyn std::fmt::Display,
+) {
+    audit.record(&Record::event(guest, phase, kind, outcome, Some(why.to_string())));
+    audit.checkpoint(guest, phase);
 }

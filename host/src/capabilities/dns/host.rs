@@ -75,13 +75,9 @@ impl HostZone for View<'_> {
                 name: normalize_name(&c.record_set.name),
                 rtype: c.record_set.record_type.to_ascii_uppercase(),
             };
-            let verb = match c.action {
-                ChangeAction::Create => "CREATE",
-                ChangeAction::Upsert => "UPSERT",
-                ChangeAction::Delete => "DELETE",
-            };
             let how = format!(
-                "{verb} ttl {} values {}",
+                "{} ttl {} values {}",
+                backend_action(c.action).name(),
                 c.record_set.ttl.map_or_else(|| "-".to_string(), |t| t.to_string()),
                 c.record_set.values.join(" ")
             );
@@ -110,11 +106,7 @@ impl HostZone for View<'_> {
             let batch = changes
                 .into_iter()
                 .map(|c| backend::Change {
-                    action: match c.action {
-                        ChangeAction::Create => backend::ChangeAction::Create,
-                        ChangeAction::Upsert => backend::ChangeAction::Upsert,
-                        ChangeAction::Delete => backend::ChangeAction::Delete,
-                    },
+                    action: backend_action(c.action),
                     record: backend::RecordSet {
                         name: c.record_set.name,
                         rtype: c.record_set.record_type,
@@ -138,5 +130,14 @@ impl HostZone for View<'_> {
     async fn drop(&mut self, h: Resource<ZoneHandle>) -> wasmtime::Result<()> {
         self.table.delete(h)?;
         Ok(())
+    }
+}
+
+/// The guest's change action as the provider's.
+fn backend_action(action: ChangeAction) -> backend::ChangeAction {
+    match action {
+        ChangeAction::Create => backend::ChangeAction::Create,
+        ChangeAction::Upsert => backend::ChangeAction::Upsert,
+        ChangeAction::Delete => backend::ChangeAction::Delete,
     }
 }

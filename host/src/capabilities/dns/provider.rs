@@ -57,6 +57,21 @@ pub enum ChangeAction {
     Delete,
 }
 
+impl ChangeAction {
+    /// Route53's name for it (`CREATE`, `UPSERT`, `DELETE`).
+    pub fn name(self) -> String {
+        self.sdk().as_str().to_string()
+    }
+
+    fn sdk(self) -> SdkChangeAction {
+        match self {
+            ChangeAction::Create => SdkChangeAction::Create,
+            ChangeAction::Upsert => SdkChangeAction::Upsert,
+            ChangeAction::Delete => SdkChangeAction::Delete,
+        }
+    }
+}
+
 /// One change of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
@@ -260,11 +275,7 @@ pub async fn change_record_sets(client: &Client, zone_id: &str, changes: Vec<Cha
     }
     let mut sdk_changes = Vec::with_capacity(changes.len());
     for c in &changes {
-        let action = match c.action {
-            ChangeAction::Create => SdkChangeAction::Create,
-            ChangeAction::Upsert => SdkChangeAction::Upsert,
-            ChangeAction::Delete => SdkChangeAction::Delete,
-        };
+        let action = c.action.sdk();
         sdk_changes.push(
             SdkChange::builder()
                 .action(action)

@@ -12,7 +12,7 @@ use super::names;
 use super::provider::{self, DEFAULT_FIELD_MANAGER, Write, map_kube_error, parse_manifest, split_api_version, to_json};
 use crate::capabilities::{Approved, Change, Facts};
 
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PropagationPolicy};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiResource, Scope};
 use serde_json::Value;
@@ -25,9 +25,6 @@ use crate::capabilities::bindings::automation::ferry::host::k8s::{
 };
 use crate::capabilities::{HostError, HostResult};
 use crate::policy::{Action, ResourceRef};
-
-/// Page size of list calls; the host follows `continue` tokens.
-const PAGE_SIZE: u32 = 500;
 
 impl View<'_> {
     fn cluster(&self, h: &Resource<ClusterHandle>) -> HostResult<(String, kube::Client)> {
@@ -360,51 +357,34 @@ impl HostCluster for View<'_> {
         let book = self.env.plan_book.clone();
         let mut items = std::collections::BTreeMap::new();
         let result = async {
-            let api: Api<DynamicObject> = match (&namespace, namespaced) {
-                (Some(ns), true) => Api::namespaced_with(client.clone(), ns, &ar),
-                _ => Api::all_with(client.clone(), &ar),
-            };
-            let mut params = ListParams::default().limit(PAGE_SIZE);
-            if let Some(l) = &options.label_selector {
-                params = params.labels(l);
-            }
-            if let Some(f) = &options.field_selector {
-                params = params.fields(f);
-            }
+            let api = provider::scoped_api(client.clone(), &ar, namespaced, namespace.as_deref());
+            let selectors = (options.label_selector.as_deref(), options.field_selector.as_deref());
             let mut out = Vec::new();
             let mut bytes: u64 = 0;
-            loop {
-                let page = api
-                    .list(&params)
-                    .await
-                    .map_err(|e| map_kube_error(e, &alias, &format!("list {}", ar.plural)))?;
-                for item in &page.items {
-                    if let Some(n) = &item.metadata.name {
-                        items.insert(n.clone(), item.metadata.resource_version.clone().unwrap_or_default());
-                    }
-                    let mut v = serde_json::to_value(item).map_err(|e| HostError::Other(e.to_string()))?;
-                    // Items of a list carry no apiVersion/kind; put them back so
-                    // every object the guest sees is self-describing.
-                    if let Some(o) = v.as_object_mut() {
-                        o.insert("apiVersion".into(), Value::String(ar.api_version.clone()));
-                        o.insert("kind".into(), Value::String(ar.kind.clone()));
-                    }
-                    let text = v.to_string();
-                    bytes += text.len() as u64;
-                    if bytes > max_bytes {
-                        return Err(HostError::Invalid(format!(
-                            "listing {} on `{alias}` returns more than [limits] max_list_bytes ({max_bytes} bytes); \
-                             narrow it with a namespace or a label selector, or raise the limit",
-                            ar.plural
-                        )));
-                    }
-                    out.push(text);
+            provider::list_each(&api, &ar, &alias, selectors, |item| {
+                if let Some(n) = &item.metadata.name {
+                    items.insert(n.clone(), item.metadata.resource_version.clone().unwrap_or_default());
                 }
-                match page.metadata.continue_ {
-                    Some(token) if !token.is_empty() => params = params.continue_token(&token),
-                    _ => break,
+                let mut v = serde_json::to_value(item).map_err(|e| HostError::Other(e.to_string()))?;
+                // Items of a list carry no apiVersion/kind; put them back so
+                // every object the guest sees is self-describing.
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("apiVersion".into(), Value::String(ar.api_version.clone()));
+                    o.insert("kind".into(), Value::String(ar.kind.clone()));
                 }
-            }
+                let text = v.to_string();
+                bytes += text.len() as u64;
+                if bytes > max_bytes {
+                    return Err(HostError::Invalid(format!(
+                        "listing {} on `{alias}` returns more than [limits] max_list_bytes ({max_bytes} bytes); \
+                         narrow it with a namespace or a label selector, or raise the limit",
+                        ar.plural
+                    )));
+                }
+                out.push(text);
+                Ok(())
+            })
+            .await?;
             Ok(out)
         }
         .await;

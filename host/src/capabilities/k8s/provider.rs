@@ -1,7 +1,7 @@
 //! The kube side of the k8s capability: manifests in, objects out, and the API server's
 //! errors as the guest sees them.
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::Value;
 
 use crate::capabilities::{HostError, HostResult};
@@ -11,6 +11,54 @@ pub(crate) fn split_api_version(api_version: &str) -> (String, String) {
     match api_version.split_once('/') {
         Some((g, v)) => (g.to_string(), v.to_string()),
         None => (String::new(), api_version.to_string()),
+    }
+}
+
+/// How many objects a list asks the server for per page.
+const PAGE_SIZE: u32 = 500;
+
+/// The API of `ar` a list (or a host-side read) goes to: in `namespace` when the kind is
+/// namespaced and one is given, else across the cluster.
+pub(crate) fn scoped_api(
+    client: kube::Client,
+    ar: &ApiResource,
+    namespaced: bool,
+    namespace: Option<&str>,
+) -> Api<DynamicObject> {
+    match namespace {
+        Some(ns) if namespaced => Api::namespaced_with(client, ns, ar),
+        _ => Api::all_with(client, ar),
+    }
+}
+
+/// Lists `ar` page by page (following `continue`), with the selectors given, and calls `each`
+/// with every item; the first error, the server's or `each`'s, ends it.
+pub(crate) async fn list_each(
+    api: &Api<DynamicObject>,
+    ar: &ApiResource,
+    alias: &str,
+    selectors: (Option<&str>, Option<&str>),
+    mut each: impl FnMut(&DynamicObject) -> HostResult<()>,
+) -> HostResult<()> {
+    let mut params = ListParams::default().limit(PAGE_SIZE);
+    if let Some(l) = selectors.0 {
+        params = params.labels(l);
+    }
+    if let Some(f) = selectors.1 {
+        params = params.fields(f);
+    }
+    loop {
+        let page = api
+            .list(&params)
+            .await
+            .map_err(|e| map_kube_error(e, alias, &format!("list {}", ar.plural)))?;
+        for item in &page.items {
+            each(item)?;
+        }
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => return Ok(()),
+        }
     }
 }
 
