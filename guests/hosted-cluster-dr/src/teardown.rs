@@ -358,29 +358,33 @@ fn read_operator(c: &Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef) -> Resul
     src.get(op_ref)
 }
 
-/// In a plan: what a note (`annotations`, null removes) or a scale would leave on the operator.
-fn plan_on_operator(c: &mut Ctx, op_ref: &ferry_sdk::ObjectRef, d: &Value, annotations: &Value, replicas: Option<u64>) {
-    if !c.plan {
-        return;
+/// In a plan: what a merge patch of the operator (a note, or `spec.replicas` for a scale) would
+/// leave on it, applied as the API server applies one (RFC 7386: `null` removes a key).
+fn plan_on_operator(c: &mut Ctx, op_ref: &ferry_sdk::ObjectRef, d: &Value, patch: &Value) {
+    if c.plan {
+        let mut after = d.clone();
+        merge(&mut after, patch);
+        c.planned.insert(ferry_sdk::k8s::describe(op_ref), after);
     }
-    let mut after = d.clone();
-    for (k, v) in annotations.as_object().into_iter().flatten() {
-        match v.as_str() {
-            Some(text) => manifest::annotate(&mut after, k, text),
-            None => {
-                if let Some(a) = after
-                    .pointer_mut("/metadata/annotations")
-                    .and_then(Value::as_object_mut)
-                {
-                    a.remove(k);
-                }
+}
+
+fn merge(target: &mut Value, patch: &Value) {
+    let Some(fields) = patch.as_object() else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    if let Some(t) = target.as_object_mut() {
+        for (k, v) in fields {
+            if v.is_null() {
+                t.remove(k);
+            } else {
+                merge(t.entry(k.clone()).or_insert(Value::Null), v);
             }
         }
     }
-    if let Some(n) = replicas {
-        after["spec"]["replicas"] = json!(n);
-    }
-    c.planned.insert(ferry_sdk::k8s::describe(op_ref), after);
 }
 
 fn stop_operator(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef) -> Result<Done> {
@@ -412,7 +416,7 @@ fn stop_operator(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef) -> R
             annotations[OPERATOR_REPLICAS_ANNOTATION] = json!(replicas.to_string());
         }
         if note_on_operator(src, op_ref, &d, annotations.clone())? {
-            plan_on_operator(c, op_ref, &d, &annotations, None);
+            plan_on_operator(c, op_ref, &d, &json!({"metadata": {"annotations": annotations}}));
             noted = Some(replicas);
             break;
         }
@@ -426,7 +430,7 @@ fn stop_operator(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef) -> R
     src.scale(op_ref, 0)?;
     if c.plan {
         let d = read_operator(c, src, op_ref)?.unwrap_or_default();
-        plan_on_operator(c, op_ref, &d, &json!({}), Some(0));
+        plan_on_operator(c, op_ref, &d, &json!({"spec": {"replicas": 0}}));
         return Ok(Done::Planned(format!(
             "would note this teardown on the HyperShift operator and scale it from {replicas} to 0"
         )));
@@ -466,7 +470,7 @@ fn start_operator(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef) -> 
         if !others.is_empty() {
             let note = json!({OPERATOR_HOLDERS_ANNOTATION: others.join(",")});
             if note_on_operator(src, op_ref, &d, note.clone())? {
-                plan_on_operator(c, op_ref, &d, &note, None);
+                plan_on_operator(c, op_ref, &d, &json!({"metadata": {"annotations": note}}));
                 if c.plan {
                     return Ok(Done::Planned(format!(
                         "would leave the HyperShift operator stopped for the teardown of {}",
@@ -489,14 +493,14 @@ fn start_operator(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef) -> 
         })?;
         if scaled.is_none() {
             src.scale(op_ref, replicas)?;
-            plan_on_operator(c, op_ref, &d, &json!({}), Some(u64::from(replicas)));
+            plan_on_operator(c, op_ref, &d, &json!({"spec": {"replicas": replicas}}));
             scaled = Some(replicas);
             // Read again: the notes are cleared under the resourceVersion after the scale.
             continue;
         }
         let cleared = json!({OPERATOR_HOLDERS_ANNOTATION: null, OPERATOR_REPLICAS_ANNOTATION: null});
         if note_on_operator(src, op_ref, &d, cleared.clone())? {
-            plan_on_operator(c, op_ref, &d, &cleared, None);
+            plan_on_operator(c, op_ref, &d, &json!({"metadata": {"annotations": cleared}}));
             if c.plan {
                 return Ok(Done::Planned(format!(
                     "would scale the HyperShift operator back to {replicas} and clear the notes"
@@ -724,6 +728,21 @@ fn platform_made(kind: &str, obj: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A plan's copy of the operator takes a note or a scale as the API server would.
+    #[test]
+    fn a_merge_patch_sets_nested_fields_and_null_removes() {
+        let mut d =
+            json!({"metadata": {"annotations": {"a": "1", "b": "2"}, "name": "operator"}, "spec": {"replicas": 2}});
+        merge(
+            &mut d,
+            &json!({"metadata": {"annotations": {"a": null, "c": "3"}}, "spec": {"replicas": 0}}),
+        );
+        assert_eq!(
+            d,
+            json!({"metadata": {"annotations": {"b": "2", "c": "3"}, "name": "operator"}, "spec": {"replicas": 0}})
+        );
+    }
 
     /// Which teardowns hold the operator stopped, as noted on it; an older ferry noted only
     /// the replicas, and its teardown counts as this one's.

@@ -470,6 +470,11 @@ mod tests {
         assert_eq!(plan.mutations[0].run_determined, ["read-version", "run-stamp"]);
         assert_eq!(plan.mutations[1].run_determined, ["artifact-content", "run-stamp"]);
         assert_eq!(plan.mutations[1].target, "workspace ⟨run-stamp⟩/index.json");
+        // Every name a plan can carry is one the reviewer can look up.
+        let listed: Vec<&str> = super::super::RUN_DETERMINED.iter().map(|(n, _)| *n).collect();
+        for name in plan.mutations.iter().flat_map(|e| &e.run_determined) {
+            assert!(listed.contains(&name.as_str()), "{name} is not in RUN_DETERMINED");
+        }
 
         let later = t + 3_600_000;
         let book = PlanBook::enforcing(approved(plan.clone()));
