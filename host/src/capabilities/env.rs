@@ -16,6 +16,15 @@ use crate::config::RunConfig;
 use crate::policy::{GuestIdentity, PolicyEngine};
 use crate::progress::ProgressSink;
 
+/// Where this process's clocks start counting: its first clock's real time.
+static ORIGIN: std::sync::LazyLock<(Instant, u64)> = std::sync::LazyLock::new(|| {
+    let epoch_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    (Instant::now(), epoch_ms)
+});
+
 /// The host's clock for guests: real time, optionally scaled.
 #[derive(Debug, Clone)]
 pub struct Clock {
@@ -25,16 +34,16 @@ pub struct Clock {
 }
 
 impl Clock {
-    /// A clock running `scale` times faster than real time (1.0 = real).
+    /// A clock running `scale` times faster than real time (1.0 = real). Every clock of a
+    /// process counts from the same origin ([`ORIGIN`]), so the runs one process makes one
+    /// after the other (a drill's phases) share one timeline: a scaled clock that restarted at
+    /// each run would hand a later run times before an earlier run's.
     pub fn new(scale: f64) -> Self {
         let scale = if scale.is_finite() && scale > 0.0 { scale } else { 1.0 };
-        let start_epoch_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or_default();
+        let (start_real, start_epoch_ms) = *ORIGIN;
         Clock {
             scale,
-            start_real: Instant::now(),
+            start_real,
             start_epoch_ms,
         }
     }
