@@ -627,8 +627,8 @@ impl Drill {
                 restore_trusted_ca: Some(ca_pem.clone()),
                 external_dns: Some(ExternalDnsDeployment {
                     owner_id_prefix: OWNER_PREFIX.to_string(),
-                    txt_suffix: TXT_SUFFIX.to_string(),
                 }),
+                clock: ferry_sim::clock::SimClock::scaled(opts.clock_scale),
                 ..EnvironmentOptions::default()
             },
         )

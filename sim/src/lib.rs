@@ -10,7 +10,8 @@
 //!   file and function it follows;
 //! - [`services`]: launchers for the real services tests need: moto, etcd, a SigV4-checking S3.
 //!
-//! [`chaos`] injects seeded random faults into all three (`ferry drill --faults`).
+//! [`chaos`] injects seeded random faults into all three (`ferry drill --faults`); [`clock`]
+//! runs upstream's timings faster for drills and tests.
 //!
 //! [`crd_tests`] runs HyperShift's own CRD validation suites against the API server, as a
 //! client would.
@@ -28,6 +29,7 @@
 #![deny(missing_docs)]
 
 pub mod chaos;
+pub mod clock;
 pub mod crd_tests;
 pub mod hypershift;
 pub mod kube;

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::etcd::HostedEtcd;
+use super::scenario::Profile;
 use super::workloads::WorkloadOptions;
+use crate::clock::SimClock;
 use crate::kube::portforward::PortForwards;
 use crate::kube::store::Store;
 
@@ -44,6 +46,14 @@ pub struct ControllersOptions {
     /// How long the HO waits for the CPO's AWSEndpointService finalizer before it removes it
     /// itself (`deleteAWSEndpointServices`: 10 minutes).
     pub endpoint_service_grace: Duration,
+    /// The clock upstream's timings (back-offs, grace periods, health checks) run on.
+    pub clock: SimClock,
+    /// The HyperShift this cluster runs (the pinned commit, or a profile with later fixes).
+    pub profile: Profile,
+    /// Whether the operator runs its CAPI storage migration when CAPI is stored as v1beta2.
+    pub capi_migration: bool,
+    /// `etcd-init` downloads that fail (transiently) before one succeeds.
+    pub etcd_init_transient_failures: u32,
 }
 
 impl ControllersOptions {
@@ -62,6 +72,10 @@ impl ControllersOptions {
             release_version: "4.17.0".to_string(),
             region: "us-east-1".to_string(),
             endpoint_service_grace: Duration::from_secs(600),
+            clock: SimClock::real_time(),
+            profile: Profile::Pinned,
+            capi_migration: true,
+            etcd_init_transient_failures: 0,
         }
     }
 

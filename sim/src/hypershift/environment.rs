@@ -31,8 +31,10 @@ use super::aws::{Ec2, Instance};
 use super::context::ControllersOptions;
 use super::controllers::{Controllers, ControllersError};
 use super::hosted::{ApiResolver, HostedApiOptions, HostedClusterApi, running_on};
+use super::install::{self, ExternalDnsInstall, InstallOptions};
 use super::scenario::{EndpointAccess, HostedClusterSpec, Publishing, Scenario, Seeded};
 use super::{Condition, capi, hcp_namespace};
+use crate::clock::SimClock;
 use crate::kube::crd::CrdSource;
 use crate::kube::error::{ApiError, Reason, SimError};
 use crate::kube::patch::Patch;
@@ -97,10 +99,12 @@ pub struct EnvironmentOptions {
     /// Start the hosted cluster's own API ([`HostedClusterApi`]).
     pub hosted_api: bool,
     /// How long the control plane must be reachable before the hosted cluster's Nodes turn
-    /// Ready.
+    /// Ready (upstream time: the kubelet's next status update, `nodeStatusUpdateFrequency`).
     pub node_ready_delay: Duration,
-    /// Seed a `hypershift/external-dns` Deployment on every management cluster.
+    /// Install external-dns (`--external-dns-provider=aws`) on every management cluster.
     pub external_dns: Option<ExternalDnsDeployment>,
+    /// The clock upstream's timings run on.
+    pub clock: SimClock,
     /// The CA (PEM) `etcd-init` trusts for `https://` restore URLs (the S3 of a drill).
     pub restore_trusted_ca: Option<String>,
     /// The CRDs every management cluster serves.
@@ -118,8 +122,9 @@ impl Default for EnvironmentOptions {
             hosted_etcd: true,
             ready_timeout: Duration::from_secs(60),
             hosted_api: true,
-            node_ready_delay: Duration::from_secs(2),
+            node_ready_delay: Duration::from_secs(10),
             external_dns: None,
+            clock: SimClock::real_time(),
             restore_trusted_ca: None,
             crds: CrdSource::Builtin,
             dns: None,
@@ -128,13 +133,11 @@ impl Default for EnvironmentOptions {
     }
 }
 
-/// How the seeded `hypershift/external-dns` Deployments are configured.
+/// How external-dns is installed on the management clusters.
 #[derive(Debug, Clone)]
 pub struct ExternalDnsDeployment {
     /// Owner id prefix: management cluster `c` gets `--txt-owner-id=<prefix><c>`.
     pub owner_id_prefix: String,
-    /// `--txt-suffix`.
-    pub txt_suffix: String,
 }
 
 impl ExternalDnsDeployment {
@@ -144,79 +147,43 @@ impl ExternalDnsDeployment {
     }
 }
 
-/// The container args of HyperShift's external-dns Deployment
-/// (`cmd/install/assets/hypershift_operator.go`, `ExternalDNSDeployment`).
-pub fn external_dns_args(domain: &str, txt_suffix: &str, owner_id: &str) -> Vec<String> {
-    vec![
-        "--source=service".to_string(),
-        "--source=openshift-route".to_string(),
-        format!("--domain-filter={domain}"),
-        "--provider=aws".to_string(),
-        "--registry=txt".to_string(),
-        format!("--txt-suffix={txt_suffix}"),
-        format!("--txt-owner-id={owner_id}"),
-        "--label-filter=hypershift.openshift.io/route-visibility!=private".to_string(),
-        "--interval=1m".to_string(),
-        "--txt-cache-interval=1h".to_string(),
-    ]
+/// The `hypershift install` flags of a scenario, for management cluster `cluster`.
+pub fn install_options(scenario: &Scenario, opts: &EnvironmentOptions, cluster: &str) -> InstallOptions {
+    let image = scenario.hypershift.operator_image();
+    let mut io = if scenario.install.webhooks {
+        InstallOptions::mce(&image)
+    } else {
+        InstallOptions::upstream(&image)
+    };
+    io.disable_capi_migration = scenario.install.capi_storage == "v1beta1";
+    io.external_dns = opts.external_dns.as_ref().map(|ed| ExternalDnsInstall {
+        domain_filter: scenario.hosted_cluster.external_dns_domain.clone(),
+        txt_owner_id: ed.owner_id(cluster),
+        interval: scenario.install.external_dns_interval.clone(),
+    });
+    io
 }
 
-/// Seeds the Deployment `hypershift/external-dns` with [`external_dns_args`] into `store`.
-pub fn seed_external_dns_deployment(
-    store: &Store,
-    domain: &str,
-    txt_suffix: &str,
-    owner_id: &str,
-) -> Result<(), EnvironmentError> {
-    namespace(store, "hypershift")?;
-    create(
-        store,
-        &registry::DEPLOYMENT,
-        "hypershift",
-        json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "external-dns", "namespace": "hypershift", "labels": {"app": "external-dns"}},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "external-dns"}},
-                "template": {"metadata": {"labels": {"app": "external-dns"}},
-                    "spec": {"containers": [{"name": "external-dns",
-                        "image": "registry.k8s.io/external-dns/external-dns:sim",
-                        "args": external_dns_args(domain, txt_suffix, owner_id)}]}}},
-        }),
-    )
-}
-
-/// The CAPI core resources HyperShift installs with a conversion webhook.
-const CAPI_RESOURCES: &[&str] = &["clusters", "machines", "machinesets", "machinedeployments"];
-
-/// What `hypershift install` does to a management cluster's CRDs: the CAPI core kinds get the
-/// HO's conversion webhook (`cmd/install/install.go`: `conversion.strategy: Webhook`, service
-/// `hypershift/operator`, path `/convert`), and, when `v1beta1_served` is false, a CAPI that no
-/// longer serves `v1beta1`.
-pub fn install_hypershift(store: &Store, v1beta1_served: bool) -> Result<(), ApiError> {
-    for plural in CAPI_RESOURCES {
+/// A newer CAPI that no longer serves `v1beta1` (`capi_v1beta1_served = false`).
+fn stop_serving_v1beta1(store: &Store) -> Result<(), ApiError> {
+    for plural in super::install::CAPI_RESOURCES {
         let name = format!("{plural}.{}", capi::CAPI_GROUP);
         let Ok(crd) = store.get(&registry::CUSTOM_RESOURCE_DEFINITION, None, &name) else {
-            // Built-in rows (no CRD): nothing to convert between.
             continue;
         };
         let mut versions = crd.pointer("/spec/versions").cloned().unwrap_or(json!([]));
-        if let Some(vs) = versions.as_array_mut() {
-            for v in vs {
-                if v.get("name").and_then(Value::as_str) == Some("v1beta1") {
-                    v["served"] = json!(v1beta1_served);
-                }
+        for v in versions.as_array_mut().into_iter().flatten() {
+            if v.get("name").and_then(Value::as_str) == Some("v1beta1") {
+                v["served"] = json!(false);
             }
         }
         store.patch(
             &registry::CUSTOM_RESOURCE_DEFINITION,
             None,
             &name,
-            &Patch::Merge(json!({"spec": {"versions": versions, "conversion": {"strategy": "Webhook", "webhook": {
-                "clientConfig": {"service": {"name": "operator", "namespace": "hypershift", "path": "/convert", "port": 443}},
-                "conversionReviewVersions": ["v1beta1", "v1beta2"]}}}})),
+            &Patch::Merge(json!({"spec": {"versions": versions}})),
             &WriteOptions::default(),
         )?;
-        store.update_registry(|r| r.set_converter(capi::CAPI_GROUP, plural, Arc::new(capi::convert)));
     }
     Ok(())
 }
@@ -351,6 +318,7 @@ impl Environment {
         }
         let ec2 = Ec2::default();
         let mut clusters = Vec::new();
+        let mut upgrades = Vec::new();
         for name in &scenario.management_clusters {
             let sim = Sim::start_with(SimOptions {
                 registry: Registry::builtin(),
@@ -358,25 +326,32 @@ impl Environment {
                 ..SimOptions::new(name)
             })
             .await?;
-            install_hypershift(sim.store(), scenario.capi_v1beta1_served).map_err(|source| EnvironmentError::Seed {
-                what: "the CAPI conversion webhook".into(),
-                source,
-            })?;
+            let io = install_options(&scenario, &opts, name);
+            let seed = |what: &str| {
+                let what = what.to_string();
+                move |source: ApiError| EnvironmentError::Seed { what, source }
+            };
+            // An upgraded install: the CAPI objects were written while v1beta1 stored them.
+            let stored_as_v1beta1 =
+                scenario.install.capi_stored_as() == "v1beta1" && scenario.install.capi_storage != "v1beta1";
+            let mut first = io.clone();
+            first.disable_capi_migration |= stored_as_v1beta1;
+            install::install(sim.store(), &first).map_err(seed("HyperShift (hypershift install)"))?;
+            if !scenario.capi_v1beta1_served {
+                stop_serving_v1beta1(sim.store()).map_err(seed("a CAPI that does not serve v1beta1"))?;
+            }
+            super::operator_webhooks::serve(sim.store());
             let mut co = ControllersOptions::new(name);
             co.hosted_etcd = opts.hosted_etcd;
             co.restore_trusted_ca = opts.restore_trusted_ca.clone();
             co.region = scenario.hosted_cluster.region.clone();
             co.workloads.termination = opts.pod_termination;
+            co.clock = opts.clock;
+            co.profile = scenario.hypershift;
+            co.capi_migration = scenario.install.capi_migration;
+            co.etcd_init_transient_failures = scenario.etcd_init_transient_failures;
             let controllers = Controllers::start(&sim, co, ec2.clone())?;
-            seed_operator_deployment(sim.store())?;
-            if let Some(ed) = &opts.external_dns {
-                seed_external_dns_deployment(
-                    sim.store(),
-                    &scenario.hosted_cluster.external_dns_domain,
-                    &ed.txt_suffix,
-                    &ed.owner_id(name),
-                )?;
-            }
+            upgrades.push((stored_as_v1beta1, io));
             clusters.push(ManagementCluster { sim, controllers });
         }
         let mut hosted_apis = Vec::new();
@@ -406,6 +381,16 @@ impl Environment {
             ec2,
         };
         env.seed_source(&opts).await?;
+        for (c, (upgrade, io)) in env.clusters.iter().zip(&upgrades) {
+            if *upgrade {
+                // The storage version moves to v1beta2: storedVersions keeps v1beta1 until the
+                // operator's migration rewrites every object.
+                install::setup_crds(c.sim.store(), io, false).map_err(|source| EnvironmentError::Seed {
+                    what: "the CAPI storage version of an upgraded install".into(),
+                    source,
+                })?;
+            }
+        }
         env.quiesce(opts.ready_timeout).await;
         Ok(env)
     }
@@ -544,6 +529,18 @@ impl Environment {
     async fn seed_source(&self, opts: &EnvironmentOptions) -> Result<(), EnvironmentError> {
         let src = self.source();
         let store = src.sim.store();
+        // HostedClusters and NodePools go through the operator's webhooks (when installed) and
+        // CAPI objects through its conversion: seeding waits for a Ready operator pod.
+        let deadline = Instant::now() + opts.ready_timeout;
+        while !super::controllers::operator_running(store) {
+            if Instant::now() >= deadline {
+                return Err(EnvironmentError::NotAvailable(
+                    "hypershift/operator".into(),
+                    "the HyperShift operator has no running pod".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let sc = &self.scenario;
         let seeded = sc.seeded();
         for s in &seeded {
@@ -1084,23 +1081,4 @@ fn secret(store: &Store, ns: &str, name: &str, type_: &str, key: &str, value: &s
             "data": {key: B64.encode(value)},
         }),
     )
-}
-
-/// The HyperShift operator's Deployment (two replicas, as installed); the operator runs while it
-/// has a running pod.
-fn seed_operator_deployment(store: &Store) -> Result<(), EnvironmentError> {
-    namespace(store, "hypershift")?;
-    create(
-        store,
-        &registry::DEPLOYMENT,
-        "hypershift",
-        json!({
-            "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "operator", "namespace": "hypershift", "labels": {"app": "operator"}},
-            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "operator"}},
-                "template": {"metadata": {"labels": {"app": "operator"}},
-                    "spec": {"containers": [{"name": "operator", "image": "quay.io/hypershift/hypershift-operator:sim"}]}}},
-        }),
-    )?;
-    Ok(())
 }

@@ -19,6 +19,8 @@
 //!   `etcd-init`'s restore from `restoreSnapshotURL`;
 //! - [`aws`]: the EC2 instances nodes run on; [`external_dns`]: external-dns against Route53;
 //!   [`hosted`]: each hosted cluster's own API (nodes, ClusterVersion, OVN pods);
+//! - [`install`], [`operator_webhooks`]: what `hypershift install` puts on a management
+//!   cluster, and what the operator's webhook server answers;
 //! - [`scenario`], [`environment`]: what a drill or test starts.
 
 mod client;
@@ -33,7 +35,9 @@ pub mod etcd;
 pub mod external_dns;
 pub mod hosted;
 pub mod hostedcluster;
+pub mod install;
 pub mod nodepool;
+pub mod operator_webhooks;
 pub mod pki;
 pub mod restore;
 pub mod scenario;

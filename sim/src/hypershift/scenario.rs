@@ -84,6 +84,128 @@ pub struct Scenario {
     /// API objects, instances, their own API): a management cluster's fleet, to move at once.
     #[serde(default)]
     pub fleet: Vec<FleetMember>,
+    /// The HyperShift every management cluster runs: the pinned commit with its bugs, or a
+    /// later profile with upstream's fixes.
+    #[serde(default)]
+    pub hypershift: Profile,
+    /// How HyperShift was installed on every management cluster.
+    #[serde(default)]
+    pub install: InstallSpec,
+    /// The Route53 zone as resolvers see it.
+    #[serde(default)]
+    pub dns: DnsSpec,
+    /// `etcd-init` downloads of the snapshot that fail before one succeeds (a transient S3 or
+    /// network error; the kubelet retries the init container).
+    #[serde(default)]
+    pub etcd_init_transient_failures: u32,
+}
+
+/// The HyperShift a scenario runs (`hypershift = "..."`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum Profile {
+    /// openshift/hypershift at 3ee9615567 (the pinned commit), bugs included: a HighlyAvailable
+    /// `etcd-init` restores each member as its own one-member cluster (OCPBUGS-99534).
+    #[default]
+    #[serde(rename = "3ee9615")]
+    Pinned,
+    /// The pinned commit with the open fix of `etcd-init` (openshift/hypershift#9069, 55d36748ec):
+    /// each member restores with its name, peer URL, the whole initial cluster and one token.
+    #[serde(rename = "3ee9615+pr9069")]
+    EtcdInitMemberIdentity,
+}
+
+impl Profile {
+    /// The name scenarios use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Pinned => "3ee9615",
+            Profile::EtcdInitMemberIdentity => "3ee9615+pr9069",
+        }
+    }
+
+    /// Whether `etcd-init` restores a member with its identity (the fix).
+    pub fn etcd_init_member_identity(self) -> bool {
+        self == Profile::EtcdInitMemberIdentity
+    }
+
+    /// The operator image the installer is given (`--hypershift-image`).
+    pub fn operator_image(self) -> String {
+        format!("quay.io/hypershift/hypershift-operator:{}", self.name())
+    }
+}
+
+/// `hypershift install` flags of a scenario.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstallSpec {
+    /// `--enable-defaulting-webhook --enable-validating-webhook`, as MCE's addon installs it.
+    #[serde(default)]
+    pub webhooks: bool,
+    /// The CAPI storage version: `v1beta2` (default), or `v1beta1` (`--disable-capi-migration`:
+    /// objects stay stored as v1beta1 for good).
+    #[serde(default = "default_capi_storage")]
+    pub capi_storage: String,
+    /// The version the seeded CAPI objects are stored in (default: `capi_storage`). `v1beta1`
+    /// with `capi_storage = "v1beta2"` is an upgraded install whose objects the operator's
+    /// storage migration has yet to move.
+    #[serde(default)]
+    pub capi_stored_as: Option<String>,
+    /// Whether the operator runs its CAPI storage migration (`support/capi-crdmigrator`) when
+    /// the storage version is v1beta2; `false` leaves a migration that never completes.
+    #[serde(default = "default_true")]
+    pub capi_migration: bool,
+    /// `--external-dns-interval`.
+    #[serde(default = "default_external_dns_interval")]
+    pub external_dns_interval: String,
+}
+
+impl Default for InstallSpec {
+    fn default() -> Self {
+        InstallSpec {
+            webhooks: false,
+            capi_storage: default_capi_storage(),
+            capi_stored_as: None,
+            capi_migration: true,
+            external_dns_interval: default_external_dns_interval(),
+        }
+    }
+}
+
+impl InstallSpec {
+    /// The version the seeded CAPI objects are stored in.
+    pub fn capi_stored_as(&self) -> &str {
+        self.capi_stored_as.as_deref().unwrap_or(&self.capi_storage)
+    }
+}
+
+fn default_capi_storage() -> String {
+    "v1beta2".to_string()
+}
+
+fn default_external_dns_interval() -> String {
+    "1m".to_string()
+}
+
+/// The zone as the resolvers of nodes and clients see it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsSpec {
+    /// How long a resolver keeps an NXDOMAIN: the lesser of the zone SOA's TTL and its minimum
+    /// (RFC 2308); Route53's default SOA gives 900 s.
+    #[serde(default = "default_negative_ttl")]
+    pub negative_ttl_seconds: u64,
+}
+
+impl Default for DnsSpec {
+    fn default() -> Self {
+        DnsSpec {
+            negative_ttl_seconds: default_negative_ttl(),
+        }
+    }
+}
+
+fn default_negative_ttl() -> u64 {
+    900
 }
 
 /// A further hosted cluster of the source, like the first but for its names and labels.
@@ -233,6 +355,13 @@ pub struct NodePoolSpec {
     /// EC2 instance type.
     #[serde(default = "default_instance_type")]
     pub instance_type: String,
+    /// `spec.management.autoRepair`: the NodePool controller keeps a MachineHealthCheck.
+    #[serde(default)]
+    pub auto_repair: bool,
+    /// `hypershift.openshift.io/machine-health-check-timeout` on the NodePool (a Go duration;
+    /// upstream's default is 8m).
+    #[serde(default)]
+    pub machine_health_check_timeout: Option<String>,
 }
 
 fn default_replicas() -> u32 {
@@ -264,6 +393,8 @@ impl Scenario {
                     name: format!("{}-workers", m.name),
                     replicas: 1,
                     instance_type: default_instance_type(),
+                    auto_repair: false,
+                    machine_health_check_timeout: None,
                 }]
             });
             Seeded {

@@ -37,6 +37,11 @@ pub enum Reason {
     Invalid,
     /// 500: a bug in the simulator; never expected.
     InternalError,
+    /// 500 with an empty `reason` (`StatusReasonUnknown`): what `ErrorToAPIStatus` makes of an
+    /// error nothing typed, such as a failed conversion webhook call.
+    Unknown,
+    /// 503: the server cannot answer now (a hosted cluster's API whose control plane is down).
+    ServiceUnavailable,
 }
 
 impl Reason {
@@ -55,6 +60,8 @@ impl Reason {
             Reason::UnsupportedMediaType => "UnsupportedMediaType",
             Reason::Invalid => "Invalid",
             Reason::InternalError => "InternalError",
+            Reason::Unknown => "",
+            Reason::ServiceUnavailable => "ServiceUnavailable",
         }
     }
 
@@ -70,7 +77,8 @@ impl Reason {
             Reason::Gone | Reason::Expired => 410,
             Reason::UnsupportedMediaType => 415,
             Reason::Invalid => 422,
-            Reason::InternalError => 500,
+            Reason::InternalError | Reason::Unknown => 500,
+            Reason::ServiceUnavailable => 503,
         }
     }
 }
@@ -317,10 +325,14 @@ impl ApiError {
             "reason": self.reason.as_str(),
             "code": self.code(),
         });
-        if !details.is_empty()
-            && let Some(map) = status.as_object_mut()
-        {
-            map.insert("details".into(), Value::Object(details));
+        if let Some(map) = status.as_object_mut() {
+            if self.reason == Reason::Unknown {
+                // StatusReasonUnknown is the empty string, which `omitempty` leaves out.
+                map.remove("reason");
+            }
+            if !details.is_empty() {
+                map.insert("details".into(), Value::Object(details));
+            }
         }
         status
     }

@@ -9,6 +9,7 @@
 //! The pieces, bottom up:
 //! - [`field`], [`names`]: field paths, field errors and name syntax, worded as upstream;
 //! - [`registry`]: the kinds served (built-in rows and CRD-defined ones);
+//! - [`admission`]: admission and conversion webhooks, called as kube-apiserver calls them;
 //! - [`crd`]: CRDs, structural schemas, CEL, and admission of custom resources;
 //! - [`store`]: the objects, resourceVersions, cascades and the event history ([`Store`]);
 //! - [`selector`], [`patch`], [`meta`]: label/field selectors, patch semantics, metadata;
@@ -16,6 +17,7 @@
 //!   the HTTP layer, with [`faults`] for injected failures;
 //! - [`server`]: [`Sim`], a running server with its kubeconfig.
 
+pub mod admission;
 pub mod api;
 pub mod crd;
 pub mod discovery;

@@ -8,10 +8,9 @@
 //! or created through the API, exactly as on a real server. When no CRD defines HyperShift's
 //! kinds, minimal built-in rows ([`HYPERSHIFT_FALLBACK`]) serve them without a schema.
 //!
-//! Objects are stored per group and resource, in the storage version; a [`Registry`] also
-//! holds the conversion webhooks of resources served in several versions.
+//! Objects are stored per group and resource, in the storage version; conversion between
+//! versions goes through the CRD's conversion webhook ([`super::admission`]).
 
-use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use serde_json::{Value, json};
@@ -110,9 +109,6 @@ pub struct ExtraSubresource {
 /// apply), after the body is decoded and before it is stored: defaulting and normalisation
 /// of built-in kinds (e.g. Secret `stringData`). Errors become a 422 `Invalid`.
 pub type PrepareFn = fn(&mut Value) -> Result<(), Vec<Cause>>;
-
-/// A conversion webhook: the object converted to `version` of its group (the same kind).
-pub type Converter = Arc<dyn Fn(&Value, &str) -> Result<Value, String> + Send + Sync>;
 
 /// Everything the server knows about one served version of one kind.
 #[derive(Debug, Clone)]
@@ -623,6 +619,34 @@ kind!(
         KindInfo::builtin("monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors", true).short(&["smon"])
 );
 kind!(
+    /// admissionregistration.k8s.io/v1 ValidatingWebhookConfiguration: webhooks the API server
+    /// calls after schema validation ([`super::admission`]).
+    VALIDATING_WEBHOOK_CONFIGURATION = KindInfo::builtin(
+        "admissionregistration.k8s.io",
+        "v1",
+        "ValidatingWebhookConfiguration",
+        "validatingwebhookconfigurations",
+        false
+    )
+    .categories(&["api-extensions"])
+    .prepare(super::admission::prepare_configuration)
+    .columns(vec![Column::new("Webhooks", ".webhooks[*].name", "string")])
+);
+kind!(
+    /// admissionregistration.k8s.io/v1 MutatingWebhookConfiguration: webhooks the API server
+    /// calls before schema validation ([`super::admission`]).
+    MUTATING_WEBHOOK_CONFIGURATION = KindInfo::builtin(
+        "admissionregistration.k8s.io",
+        "v1",
+        "MutatingWebhookConfiguration",
+        "mutatingwebhookconfigurations",
+        false
+    )
+    .categories(&["api-extensions"])
+    .prepare(super::admission::prepare_configuration)
+    .columns(vec![Column::new("Webhooks", ".webhooks[*].name", "string")])
+);
+kind!(
     /// apiextensions.k8s.io/v1 CustomResourceDefinition: writes define what is served.
     CUSTOM_RESOURCE_DEFINITION = KindInfo::builtin(
         "apiextensions.k8s.io",
@@ -700,6 +724,11 @@ kind!(
         .with_scale(".spec.replicas", ".status.replicas", Some(".status.selector"))
 );
 kind!(
+    /// cluster.x-k8s.io MachineHealthCheck (the NodePool controller makes one per auto-repaired
+    /// pool; upstream's CRD is not among the shared data, so it is always this row).
+    MACHINE_HEALTH_CHECK = capi_kind("MachineHealthCheck", "machinehealthchecks").short(&["mhc", "mhcs"])
+);
+kind!(
     /// cluster.x-k8s.io MachineSet.
     MACHINE_SET = capi_kind("MachineSet", "machinesets")
         .short(&["ms"])
@@ -747,6 +776,8 @@ pub fn core_kinds() -> Vec<Kind> {
         &EVENTS_V1_EVENT,
         &LEASE,
         &SERVICE_MONITOR,
+        &VALIDATING_WEBHOOK_CONFIGURATION,
+        &MUTATING_WEBHOOK_CONFIGURATION,
         &CUSTOM_RESOURCE_DEFINITION,
     ]
     .into_iter()
@@ -761,7 +792,7 @@ pub fn hypershift_fallback() -> Vec<Kind> {
 }
 
 /// See [`hypershift_fallback`].
-pub static HYPERSHIFT_FALLBACK: [&LazyLock<Kind>; 11] = [
+pub static HYPERSHIFT_FALLBACK: [&LazyLock<Kind>; 12] = [
     &HOSTED_CLUSTER,
     &NODE_POOL,
     &HOSTED_CONTROL_PLANE,
@@ -770,17 +801,16 @@ pub static HYPERSHIFT_FALLBACK: [&LazyLock<Kind>; 11] = [
     &MACHINE_DEPLOYMENT,
     &MACHINE_SET,
     &MACHINE,
+    &MACHINE_HEALTH_CHECK,
     &AWS_CLUSTER,
     &AWS_MACHINE_TEMPLATE,
     &AWS_MACHINE,
 ];
 
-/// The set of kinds one simulated API server serves, and the conversion webhooks of
-/// resources served in several versions.
+/// The set of kinds one simulated API server serves.
 #[derive(Clone, Default)]
 pub struct Registry {
     kinds: Vec<Kind>,
-    converters: HashMap<(String, String), Converter>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -819,10 +849,7 @@ impl Registry {
         if !list.iter().any(|k| k.behavior == Behavior::CustomResourceDefinition) {
             list.push(CUSTOM_RESOURCE_DEFINITION.clone());
         }
-        Registry {
-            kinds: list,
-            converters: HashMap::new(),
-        }
+        Registry { kinds: list }
     }
 
     /// All served kinds (every served version), in discovery order.
@@ -918,17 +945,6 @@ impl Registry {
     /// Stop serving a group and resource (its CRD was deleted).
     pub fn uninstall(&mut self, group: &str, plural: &str) {
         self.kinds.retain(|k| !(k.group == group && k.plural == plural));
-    }
-
-    /// Register the conversion webhook of a group and resource.
-    pub fn set_converter(&mut self, group: &str, plural: &str, converter: Converter) {
-        self.converters
-            .insert((group.to_string(), plural.to_string()), converter);
-    }
-
-    /// The conversion webhook of a resource, if one is registered.
-    pub fn converter(&self, kind: &KindInfo) -> Option<&Converter> {
-        self.converters.get(&(kind.group.clone(), kind.plural.clone()))
     }
 }
 

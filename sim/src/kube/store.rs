@@ -20,9 +20,10 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use super::admission::{self, AdmissionRequest, Operation, ServiceRef, Webhook, WebhookServers};
 use super::crd::validation::Write;
 use super::crd::{self, FieldValidation};
-use super::error::ApiError;
+use super::error::{ApiError, Reason};
 use super::field::{self, Cause};
 use super::meta::{self, meta_mut, meta_str};
 use super::names;
@@ -292,6 +293,8 @@ struct State {
     history_limit: usize,
     /// What is served; CRD writes replace it (copy on write, so readers keep a snapshot).
     registry: Arc<Registry>,
+    /// The in-process servers behind admission and conversion webhooks, by Service and path.
+    webhooks: Arc<WebhookServers>,
 }
 
 struct Shared {
@@ -567,6 +570,24 @@ fn scale_of(kind: &KindInfo, obj: &Value) -> Result<Value, ApiError> {
     }))
 }
 
+/// What the webhooks of one request are told.
+struct WebhookCall<'a> {
+    op: Operation,
+    kind: &'a KindInfo,
+    /// The subresource (`""`, `status`, `scale`, `finalize`).
+    sub: &'a str,
+    namespace: &'a str,
+    name: &'a str,
+    old: Option<&'a Value>,
+    dry_run: bool,
+}
+
+impl admission::Lookup for Txn<'_> {
+    fn lookup(&self, group: &str, plural: &str, namespace: &str, name: &str) -> Option<Value> {
+        self.stored(group, plural, namespace, name).map(|o| (*o).clone())
+    }
+}
+
 struct Txn<'a> {
     st: &'a mut State,
     work: Vec<Work>,
@@ -574,37 +595,222 @@ struct Txn<'a> {
     warnings: Vec<String>,
 }
 
-/// Convert `obj` (any served version of `kind`'s resource) to `version`: through the
-/// resource's conversion webhook when it has one, otherwise as the `None` strategy does
-/// (only `apiVersion` changes).
-fn convert(reg: &Registry, kind: &KindInfo, obj: &Value, version: &str) -> Result<Value, ApiError> {
-    let (_, current) = registry::split_api_version(obj.get("apiVersion").and_then(Value::as_str).unwrap_or_default());
-    if current == version {
-        return Ok(obj.clone());
-    }
-    let target = if kind.group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{}/{version}", kind.group)
-    };
-    let mut out = match reg.converter(kind) {
-        Some(conv) => conv(obj, version).map_err(|e| {
-            ApiError::internal(format!(
-                "conversion webhook for {}, Kind={} failed: {e}",
-                target, kind.kind
-            ))
-        })?,
-        None => obj.clone(),
-    };
-    if let Some(m) = out.as_object_mut() {
-        m.insert("apiVersion".into(), json!(target));
-    }
-    Ok(out)
+/// The table of `group`/`plural`, looked up without a served row.
+fn table_of<'s>(st: &'s State, group: &str, plural: &str) -> Option<&'s Table> {
+    st.tables.get(&(group.to_string(), plural.to_string()))
 }
 
 impl Txn<'_> {
     fn reg(&self) -> &Registry {
         &self.st.registry
+    }
+
+    /// A stored object by group, plural and key, whatever version serves it.
+    fn stored(&self, group: &str, plural: &str, namespace: &str, name: &str) -> Option<Arc<Value>> {
+        table_of(self.st, group, plural)?
+            .items
+            .get(&(namespace.to_string(), name.to_string()))
+            .cloned()
+    }
+
+    /// Whether the Service behind a webhook has a ready endpoint (`ResolveEndpoint`).
+    fn endpoint(&self, svc: &ServiceRef) -> Result<(), String> {
+        let service = self.stored("", "services", &svc.namespace, &svc.name);
+        let pods: Vec<Arc<Value>> = table_of(self.st, "", "pods")
+            .map(|t| {
+                t.items
+                    .range((svc.namespace.clone(), String::new())..)
+                    .take_while(|((ns, _), _)| *ns == svc.namespace)
+                    .map(|(_, v)| v.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        admission::resolve_endpoint(service.as_deref(), &pods, svc)
+    }
+
+    /// The conversion webhook of a CRD-served resource whose CRD says `strategy: Webhook`.
+    fn conversion_webhook(&self, kind: &KindInfo) -> Option<ServiceRef> {
+        let crd = self.stored(
+            "apiextensions.k8s.io",
+            "customresourcedefinitions",
+            "",
+            kind.crd.as_deref()?,
+        )?;
+        if crd.pointer("/spec/conversion/strategy").and_then(Value::as_str) != Some("Webhook") {
+            return None;
+        }
+        ServiceRef::from_client_config(crd.pointer("/spec/conversion/webhook/clientConfig")?)
+    }
+
+    /// Convert `obj` (any served version of `kind`'s resource) to `version`: nothing to do when
+    /// it already is in that version (`getObjectsToConvert`), through the CRD's conversion
+    /// webhook when it has one (which answers only while its Service has ready endpoints),
+    /// otherwise as the `None` strategy does (only `apiVersion` changes).
+    fn convert(&self, kind: &KindInfo, obj: &Value, version: &str) -> Result<Value, ApiError> {
+        let from = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let (_, current) = registry::split_api_version(&from);
+        if current == version {
+            return Ok(obj.clone());
+        }
+        let target = if kind.group.is_empty() {
+            version.to_string()
+        } else {
+            format!("{}/{version}", kind.group)
+        };
+        let mut out = match self.conversion_webhook(kind) {
+            Some(svc) => {
+                self.endpoint(&svc)
+                    .map_err(|why| admission::conversion_failure(&from, &kind.kind, &svc, &why))?;
+                let handler = self.st.webhooks.conversion(&svc).cloned().ok_or_else(|| {
+                    admission::conversion_failure(
+                        &from,
+                        &kind.kind,
+                        &svc,
+                        "the server could not find the requested resource",
+                    )
+                })?;
+                handler(obj, version).map_err(|e| {
+                    ApiError::new(
+                        Reason::Unknown,
+                        format!("conversion webhook for {from}, Kind={} failed: {e}", kind.kind),
+                    )
+                })?
+            }
+            None => obj.clone(),
+        };
+        if let Some(m) = out.as_object_mut() {
+            m.insert("apiVersion".into(), json!(target));
+        }
+        Ok(out)
+    }
+
+    /// Calls the mutating (`mutating`) or validating webhooks that match a request, in
+    /// configuration-name order; a mutating webhook's patch changes `object`.
+    fn call_webhooks(
+        &self,
+        mutating: bool,
+        call: &WebhookCall<'_>,
+        object: &mut Option<Value>,
+    ) -> Result<(), ApiError> {
+        let kind = call.kind;
+        if kind.group == admission::ADMISSION_GROUP {
+            // Webhook configurations are never sent to webhooks
+            // (`IsExemptAdmissionConfigurationResource`).
+            return Ok(());
+        }
+        let plural = if mutating {
+            "mutatingwebhookconfigurations"
+        } else {
+            "validatingwebhookconfigurations"
+        };
+        let configs: Vec<Arc<Value>> = table_of(self.st, admission::ADMISSION_GROUP, plural)
+            .map(|t| t.items.values().cloned().collect())
+            .unwrap_or_default();
+        for config in configs {
+            for w in Webhook::of_configuration(&config) {
+                // matchPolicy Equivalent: the same resource in another served version.
+                let mut call_kind = kind.clone();
+                let mut matched = w.rule_matches(call.op, kind, &kind.version, call.sub, call.namespace);
+                if !matched
+                    && w.equivalent
+                    && let Some(other) = self.reg().kinds().iter().find(|k| {
+                        k.same_resource(kind)
+                            && k.version != kind.version
+                            && w.rule_matches(call.op, k, &k.version, call.sub, call.namespace)
+                    })
+                {
+                    call_kind = KindInfo::clone(other);
+                    matched = true;
+                }
+                if !matched {
+                    continue;
+                }
+                if !w.namespace_selector.is_empty() {
+                    let labels_of = if kind.is_namespace() {
+                        object.clone().or_else(|| call.old.cloned())
+                    } else if call.namespace.is_empty() {
+                        None
+                    } else {
+                        Some(
+                            self.stored("", "namespaces", "", call.namespace)
+                                .map(|n| (*n).clone())
+                                .ok_or_else(|| ApiError::namespace_not_found(call.namespace))?,
+                        )
+                    };
+                    if labels_of.is_some_and(|o| !w.namespace_selector.matches_object(&o)) {
+                        continue;
+                    }
+                }
+                if !w.object_selector.is_empty() {
+                    let new_matches = object.as_ref().is_some_and(|o| w.object_selector.matches_object(o));
+                    let old_matches = call.old.is_some_and(|o| w.object_selector.matches_object(o));
+                    if !new_matches && !old_matches {
+                        continue;
+                    }
+                }
+                if call.dry_run && !w.dry_run_safe {
+                    return Err(admission::dry_run_unsupported(&w.name));
+                }
+                let reached = match &w.service {
+                    None => Err("no service in the webhook's clientConfig".to_string()),
+                    Some(svc) => self.endpoint(svc).and_then(|()| {
+                        self.st
+                            .webhooks
+                            .admission(svc)
+                            .cloned()
+                            .ok_or_else(|| "the server could not find the requested resource".to_string())
+                    }),
+                };
+                let handler = match reached {
+                    Ok(h) => h,
+                    Err(_) if w.ignore_failures => continue,
+                    Err(why) => {
+                        let message = w.call_error(&why);
+                        let mut e = ApiError::new(Reason::InternalError, format!("Internal error occurred: {message}"));
+                        e.details.causes.push(Cause::new("", "", message));
+                        return Err(e);
+                    }
+                };
+                let as_call_version =
+                    |o: &Value| -> Result<Value, ApiError> { self.convert(kind, o, &call_kind.version) };
+                let req = AdmissionRequest {
+                    webhook: w.name.clone(),
+                    operation: call.op,
+                    group: call_kind.group.clone(),
+                    version: call_kind.version.clone(),
+                    kind: call_kind.kind.clone(),
+                    resource: call_kind.plural.clone(),
+                    sub_resource: call.sub.to_string(),
+                    namespace: call.namespace.to_string(),
+                    name: call.name.to_string(),
+                    object: object.as_ref().map(as_call_version).transpose()?,
+                    old_object: call.old.map(as_call_version).transpose()?,
+                    dry_run: call.dry_run,
+                };
+                let response = handler(&req, self);
+                if !response.allowed {
+                    return Err(admission::denied(&w.name, &response));
+                }
+                if mutating && let (Some(ops), Some(sent)) = (&response.patch, req.object) {
+                    let mut patched = sent;
+                    patch::json_patch(&mut patched, ops).map_err(|e| {
+                        ApiError::new(
+                            Reason::InternalError,
+                            format!(
+                                "Internal error occurred: failed calling webhook \"{}\": received invalid webhook response: {}",
+                                w.name, e.message
+                            ),
+                        )
+                    })?;
+                    *object = Some(self.convert(&call_kind, &patched, &kind.version)?);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The served row a request made with `kind` goes to (404 when that version is not served).
@@ -623,7 +829,7 @@ impl Txn<'_> {
 
     /// A stored object as `kind`'s version shows it: converted, pruned and defaulted.
     fn view(&self, kind: &KindInfo, stored: &Value) -> Result<Value, ApiError> {
-        let mut v = convert(self.reg(), kind, stored, &kind.version)?;
+        let mut v = self.convert(kind, stored, &kind.version)?;
         crd::on_read(kind, &mut v);
         Ok(v)
     }
@@ -633,7 +839,7 @@ impl Txn<'_> {
         if kind.version == kind.storage_version {
             return Ok(obj);
         }
-        convert(self.reg(), kind, &obj, &kind.storage_version)
+        self.convert(kind, &obj, &kind.storage_version)
     }
 
     fn next_rv(&mut self) -> u64 {
@@ -1169,6 +1375,18 @@ impl Txn<'_> {
         if self.get(kind, &key).is_some() {
             return Err(ApiError::already_exists(kind, &name));
         }
+        let call = WebhookCall {
+            op: Operation::Create,
+            kind,
+            sub: "",
+            namespace: &ns,
+            name: &name,
+            old: None,
+            dry_run,
+        };
+        let mut mutated = Some(obj);
+        self.call_webhooks(true, &call, &mut mutated)?;
+        let mut obj = mutated.unwrap_or_default();
         if let Some(m) = meta_mut(&mut obj) {
             m.insert("name".into(), json!(name));
             if kind.namespaced {
@@ -1219,6 +1437,9 @@ impl Txn<'_> {
             None
         };
         drop_empty_meta(&mut obj);
+        let mut validated = Some(obj);
+        self.call_webhooks(false, &call, &mut validated)?;
+        let obj = validated.unwrap_or_default();
         if dry_run {
             return Ok(obj);
         }
@@ -1232,17 +1453,34 @@ impl Txn<'_> {
 
     /// Write a new version of an existing object: the shared tail of PUT, PATCH, status and
     /// scale writes. `candidate` is in `kind`'s version.
+    #[allow(clippy::too_many_arguments)]
     fn write_existing(
         &mut self,
         kind: &Kind,
         key: &ObjKey,
         mut candidate: Value,
         sub: Subresource,
+        scale: bool,
         dry_run: bool,
         fv: FieldValidation,
     ) -> Result<Value, ApiError> {
         let stored_old = self.get(kind, key).ok_or_else(|| ApiError::not_found(kind, &key.1))?;
         let old = self.view(kind, &stored_old)?;
+        let sub_name = match (sub, scale) {
+            (_, true) => "scale",
+            (Subresource::Main, false) => "",
+            (Subresource::Status, false) => "status",
+            (Subresource::Finalize, false) => "finalize",
+        };
+        let call = WebhookCall {
+            op: Operation::Update,
+            kind,
+            sub: sub_name,
+            namespace: &key.0,
+            name: &key.1,
+            old: Some(&old),
+            dry_run,
+        };
         check_identity(kind, &mut candidate, Some(key))?;
         if let Some(rv) = meta_str(&candidate, "resourceVersion")
             && !rv.is_empty()
@@ -1279,6 +1517,9 @@ impl Txn<'_> {
                         None => map.remove("status"),
                     };
                 }
+                let mut mutated = Some(n);
+                self.call_webhooks(true, &call, &mut mutated)?;
+                let mut n = mutated.unwrap_or_default();
                 if let Some(prepare) = kind.prepare {
                     prepare(&mut n).map_err(|c| ApiError::invalid(kind, &key.1, c))?;
                 }
@@ -1328,6 +1569,9 @@ impl Txn<'_> {
                         _ => map.remove("status"),
                     };
                 }
+                let mut mutated = Some(n);
+                self.call_webhooks(true, &call, &mut mutated)?;
+                let mut n = mutated.unwrap_or_default();
                 if kind.schema.is_some() {
                     self.admit(kind, &key.1, &mut n, Write::Status(&old), fv, Vec::new())?;
                 }
@@ -1344,6 +1588,10 @@ impl Txn<'_> {
             }
         };
         drop_empty_meta(&mut new);
+        // Admission runs even when the write turns out to change nothing.
+        let mut validated = Some(new);
+        self.call_webhooks(false, &call, &mut validated)?;
+        let mut new = validated.unwrap_or_default();
         if kind.generation {
             let old_gen = old.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(1);
             let new_gen = if meta::generation_view(&old) != meta::generation_view(&new) {
@@ -1475,6 +1723,7 @@ impl Txn<'_> {
             key,
             candidate,
             opts.subresource,
+            false,
             opts.dry_run,
             opts.field_validation,
         )?;
@@ -1528,6 +1777,7 @@ impl Txn<'_> {
             key,
             candidate,
             Subresource::Main,
+            true,
             dry_run,
             FieldValidation::Ignore,
         )?;
@@ -1549,6 +1799,7 @@ impl Store {
                     compacted: 0,
                     history_limit: history_limit.max(1),
                     registry: Arc::new(registry),
+                    webhooks: Arc::new(WebhookServers::default()),
                 }),
                 notify,
             }),
@@ -1566,6 +1817,25 @@ impl Store {
         let mut reg = (*st.registry).clone();
         f(&mut reg);
         st.registry = Arc::new(reg);
+    }
+
+    /// Serve an admission webhook in process at Service `namespace/service`, `path`: the API
+    /// server calls it (for the webhook configurations that name it) while that Service has a
+    /// ready endpoint.
+    pub fn serve_admission(&self, namespace: &str, service: &str, path: &str, handler: admission::AdmissionHandler) {
+        let mut st = lock(&self.shared);
+        let mut w = (*st.webhooks).clone();
+        w.serve_admission(namespace, service, path, handler);
+        st.webhooks = Arc::new(w);
+    }
+
+    /// Serve a conversion webhook in process at Service `namespace/service`, `path` (the
+    /// CRDs whose `spec.conversion` names it convert through it while it has a ready endpoint).
+    pub fn serve_conversion(&self, namespace: &str, service: &str, path: &str, handler: admission::ConversionHandler) {
+        let mut st = lock(&self.shared);
+        let mut w = (*st.webhooks).clone();
+        w.serve_conversion(namespace, service, path, handler);
+        st.webhooks = Arc::new(w);
     }
 
     /// The served row a request with `kind` goes to (its CRD-defined row when a CRD serves
@@ -1823,7 +2093,15 @@ impl Store {
         let key = key_for(kind, namespace, name)?;
         let (r, warnings) = self.txn(|t| {
             let kind = t.served(kind)?;
-            t.write_existing(&kind, &key, obj, opts.subresource, opts.dry_run, opts.field_validation)
+            t.write_existing(
+                &kind,
+                &key,
+                obj,
+                opts.subresource,
+                false,
+                opts.dry_run,
+                opts.field_validation,
+            )
         });
         r.map(|object| Written {
             object,
@@ -1908,6 +2186,18 @@ impl Store {
                     ));
                 }
             }
+            let old = t.view(&kind, &cur)?;
+            let call = WebhookCall {
+                op: Operation::Delete,
+                kind: &kind,
+                sub: "",
+                namespace: &key.0,
+                name: &key.1,
+                old: Some(&old),
+                dry_run: opts.dry_run,
+            };
+            t.call_webhooks(true, &call, &mut None)?;
+            t.call_webhooks(false, &call, &mut None)?;
             let after = t.delete_object_with(&kind, &key, opts.propagation, opts.dry_run, opts.grace_period_seconds)?;
             t.view(&kind, &after)
         })

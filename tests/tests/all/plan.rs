@@ -399,6 +399,8 @@ async fn a_changed_cluster_stops_the_apply_and_a_new_plan_applies() {
         name: "demo-one-extra".into(),
         replicas: 1,
         instance_type: "m5.large".into(),
+        auto_repair: false,
+        machine_health_check_timeout: None,
     });
     let drill = ferry_tests::dr::drill(scenario, 20.0).await;
     let key = drill.dr_options().audit_key.clone().unwrap();
