@@ -343,7 +343,6 @@ pub async fn p5(runs: usize) -> Result<Row> {
             say: quiet(),
             crds: crds(),
             clock_scale: 100.0,
-            external_dns_interval: Duration::from_millis(100),
             ..DrillOptions::default()
         })
         .await?;

@@ -32,7 +32,7 @@ use ferry::audit::AuditKey;
 use ferry_sim::ListOptions;
 use ferry_sim::chaos::Chaos;
 use ferry_sim::hypershift::environment::{DnsLookup, Environment, EnvironmentOptions, ExternalDnsDeployment};
-use ferry_sim::hypershift::external_dns::{ExternalDns, ExternalDnsOptions, parse_txt};
+use ferry_sim::hypershift::external_dns::{Args, ExternalDns, parse_txt};
 use ferry_sim::hypershift::scenario::{HostedClusterSpec, Scenario};
 use ferry_sim::hypershift::{OperatorEvent, condition_status};
 use ferry_sim::kube::crd::CrdSource;
@@ -169,8 +169,6 @@ pub struct DrillOptions {
     pub install_moto: bool,
     /// The guest's clock scale (waits of the guest run this much faster).
     pub clock_scale: f64,
-    /// external-dns reconcile interval.
-    pub external_dns_interval: Duration,
     /// Where set-up messages go (default: the log).
     pub say: Arc<dyn Fn(&str) + Send + Sync>,
     /// The CRDs the simulated management clusters serve: HyperShift's own (`--crds DIR`, or
@@ -244,7 +242,6 @@ impl Default for DrillOptions {
             progress: Arc::new(LogProgress),
             install_moto: true,
             clock_scale: 20.0,
-            external_dns_interval: Duration::from_millis(300),
             say: Arc::new(|m: &str| tracing::info!("{m}")),
             crds: CrdSource::Builtin,
             faults: None,
@@ -455,7 +452,6 @@ impl DrillReport {
 
 /// A running drill.
 pub struct Drill {
-    external_dns: Vec<(String, ExternalDns)>,
     env: Environment,
     s3: SigV4S3Server,
     moto: MotoServer,
@@ -633,18 +629,6 @@ impl Drill {
             },
         )
         .await?;
-        let mut external_dns = Vec::new();
-        for c in &env.clusters {
-            let name = c.sim.name().to_string();
-            let mut eo = ExternalDnsOptions::new(&moto.url(), &zone_id, &domain, &format!("{OWNER_PREFIX}{name}"));
-            eo.interval = opts.external_dns_interval;
-            eo.txt_suffix = TXT_SUFFIX.to_string();
-            let ed = ExternalDns::start(c.sim.store().clone(), eo).map_err(|e| DrillError::Service {
-                what: "external-dns",
-                message: e.to_string(),
-            })?;
-            external_dns.push((name, ed));
-        }
         let hc = &env.scenario.hosted_cluster;
         say(&format!(
             "management clusters {} started; hosted cluster {}/{} seeded on {}",
@@ -765,7 +749,6 @@ impl Drill {
             ));
         }
         Ok(Drill {
-            external_dns,
             env,
             s3,
             moto,
@@ -838,17 +821,21 @@ impl Drill {
 
     /// The external-dns controller of management cluster `cluster` (e.g. `source`).
     pub fn external_dns(&self, cluster: &str) -> Option<&ExternalDns> {
-        self.external_dns.iter().find(|(n, _)| n == cluster).map(|(_, e)| e)
+        self.env
+            .clusters
+            .iter()
+            .find(|c| c.sim.name() == cluster)
+            .and_then(|c| c.external_dns.as_ref())
     }
 
     /// The source's external-dns (stop it to make DNS never move).
     pub fn source_external_dns(&self) -> Option<&ExternalDns> {
-        self.external_dns.first().map(|(_, e)| e)
+        self.env.source().external_dns.as_ref()
     }
 
     /// The destination's external-dns.
     pub fn destination_external_dns(&self) -> Option<&ExternalDns> {
-        self.external_dns.get(1).map(|(_, e)| e)
+        self.env.destination().and_then(|d| d.external_dns.as_ref())
     }
 
     /// The external-dns owner id of management cluster `cluster`.
@@ -1298,7 +1285,22 @@ impl Drill {
         let src_owner = self.owner_id(self.env.source().sim.name());
         let dest_owner = dest_name.as_deref().map(|n| self.owner_id(n)).unwrap_or_default();
         let domain = normalize(&self.env.scenario.hosted_cluster.external_dns_domain);
-        let suffix_opts = ExternalDnsOptions::new(&self.moto.url(), &self.zone_id, &domain, &dest_owner);
+        // Both TXT formats name their host the way the destination's external-dns reads them.
+        let dest_args = self.env.destination().and_then(|d| {
+            d.sim
+                .store()
+                .get(&registry::DEPLOYMENT, Some("hypershift"), "external-dns")
+                .ok()
+                .and_then(|dep| Args::from_deployment(&dep).ok())
+        });
+        let Some(suffix_opts) = dest_args else {
+            report.push(
+                "dns-moved",
+                vec!["the destination runs no external-dns (Deployment hypershift/external-dns)".into()],
+                String::new(),
+            );
+            return;
+        };
         let mut problems = Vec::new();
         let records = match self.zone_records().await {
             Ok(r) => r,
@@ -1333,10 +1335,9 @@ impl Drill {
                 problems.push(format!("no A/CNAME record for {host}"));
                 continue;
             }
-            let txt = normalize(&suffix_opts.txt_name(host));
             let owners: Vec<String> = records
                 .iter()
-                .filter(|(n, t, _)| *n == txt && *t == RrType::Txt)
+                .filter(|(n, t, _)| *t == RrType::Txt && suffix_opts.host_of_txt(n).as_deref() == Some(host.as_str()))
                 .flat_map(|(_, _, values)| values.iter().filter_map(|v| parse_txt(v)).map(|o| o.owner))
                 .collect();
             if !owners.contains(&dest_owner) {
@@ -1569,9 +1570,6 @@ impl Drill {
     /// Stops external-dns, the clusters and the servers; removes the
     /// directory unless it was `keep_dir`.
     pub async fn shutdown(self) {
-        for (_, ed) in &self.external_dns {
-            ed.stop().await;
-        }
         self.env.shutdown().await;
         drop(self.s3);
         drop(self.moto);

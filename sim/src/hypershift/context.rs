@@ -32,8 +32,6 @@ pub struct ControllersOptions {
     /// The least time between two passes: a burst of writes (twenty migrations at once) is
     /// reconciled in batches, as a rate-limited workqueue would, instead of pass after pass.
     pub min_pass_interval: Duration,
-    /// Wait between retries of a failed `etcd-init` (its CrashLoopBackOff).
-    pub restore_retry: Duration,
     /// The CA (PEM) `etcd-init` trusts for `https://` snapshot URLs, as a real cluster trusts
     /// the public CAs of S3 (the drill's and tests' S3 has its own).
     pub restore_trusted_ca: Option<String>,
@@ -66,7 +64,6 @@ impl ControllersOptions {
             restore_download_timeout: Duration::from_secs(30),
             resync: Duration::from_millis(250),
             min_pass_interval: Duration::from_millis(50),
-            restore_retry: Duration::from_secs(5),
             restore_trusted_ca: None,
             workloads: WorkloadOptions::default(),
             release_version: "4.17.0".to_string(),
@@ -229,9 +226,31 @@ impl OperatorLog {
 #[derive(Default)]
 pub(crate) struct Etcds {
     pub running: Mutex<HashMap<String, HostedEtcd>>,
-    /// Last failed `etcd-init` per control-plane namespace (retry pacing), with why.
-    pub failed: Mutex<HashMap<String, (Instant, String, String)>>,
+    /// The `etcd-init` containers of each control-plane namespace, as the kubelet tracks them.
+    pub init: Mutex<HashMap<String, InitRecord>>,
     pub counter: std::sync::atomic::AtomicU64,
+}
+
+/// What the kubelet keeps of a control plane's `etcd-init` containers: how often they failed
+/// (`restartCount`), the last failure (`lastState.terminated`, kept after a later success), and
+/// how many downloads were made.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct InitRecord {
+    /// Failed runs so far.
+    pub restarts: u32,
+    /// When the last run failed, its exit code, reason and message.
+    pub last_failure: Option<(Instant, i64, String)>,
+    /// Downloads attempted so far.
+    pub attempts: u32,
+}
+
+impl InitRecord {
+    /// The kubelet's back-off before the next run: 10 s doubling to 300 s, upstream time
+    /// (`pkg/kubelet/kuberuntime` `backOff`).
+    pub fn back_off(&self) -> Duration {
+        let exp = self.restarts.saturating_sub(1).min(5);
+        Duration::from_secs((10u64 << exp).min(300))
+    }
 }
 
 /// What every controller of a pass gets.

@@ -27,7 +27,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Map, Value, json};
 
-use super::context::{Ctx, OperatorEvent};
+use super::context::{Ctx, InitRecord, OperatorEvent};
 use super::etcd::{ETCD_CLIENT_PORT, HostedEtcd, member_pods};
 use super::pki::{
     ETCD_CA_CONFIGMAP, ETCD_CA_KEY, ETCD_CLIENT_CA_KEY, ETCD_CLIENT_CERT_KEY, ETCD_CLIENT_KEY_KEY, ETCD_CLIENT_SECRET,
@@ -45,6 +45,7 @@ use crate::kube::error::{ApiError, Reason};
 use crate::kube::patch::Patch;
 use crate::kube::registry::{self, KindInfo};
 use crate::kube::store::{Store, WriteOptions};
+use crate::services::Restore;
 
 /// The control-plane Deployments the CPO runs, and their replicas in a `HighlyAvailable`
 /// control plane (one otherwise).
@@ -416,38 +417,77 @@ fn ensure_etcd_statefulset(store: &Store, ns: &str, replicas: usize, ready: bool
     }
 }
 
-/// The pod `etcd-N`: Running with a completed `etcd-init` (restored), Running without it,
-/// or Pending with a failing `etcd-init` (`CrashLoopBackOff`).
-fn etcd_pod(ns: &str, pod: &str, restoring: Option<&str>, failed: Option<&str>) -> Value {
+/// What the kubelet reports of a pod's `etcd-init` container.
+#[derive(Debug, Clone)]
+enum Init<'a> {
+    /// No init container (not restoring).
+    None,
+    /// Completed (exit 0), after `restarts` failed runs, the last of which `last` describes.
+    Completed {
+        url: &'a str,
+        restarts: u32,
+        last: Option<(i64, String)>,
+    },
+    /// Failing: the last run exited with `code` (`why`), and the kubelet backs off before the
+    /// next (`CrashLoopBackOff`).
+    Failing {
+        url: &'a str,
+        restarts: u32,
+        code: i64,
+        why: String,
+    },
+}
+
+/// The pod `etcd-N` as the kubelet reports it (`pkg/kubelet/kubelet_pods.go`
+/// `convertToAPIContainerStatuses`): with a completed `etcd-init`, the init container is Ready
+/// and its `lastState` keeps a failure of an earlier run; with a failing one, the pod is
+/// Pending and not Ready.
+fn etcd_pod(ns: &str, pod: &str, init: &Init<'_>) -> Value {
     let mut status = json!({"podIP": "127.0.0.1"});
-    let init = |ready: bool, last: Value, state: Value| {
-        json!([{"name": "etcd-init", "ready": ready, "restartCount": if ready { 0 } else { 1 },
+    let terminated = |code: i64, why: &str| {
+        let mut t = json!({"exitCode": code, "reason": if code == 0 { "Completed" } else { "Error" }});
+        if !why.is_empty() {
+            t["message"] = json!(why);
+        }
+        json!({"terminated": t})
+    };
+    let init_status = |ready: bool, restarts: u32, last: Value, state: Value| {
+        json!([{"name": "etcd-init", "ready": ready, "restartCount": restarts,
             "image": "quay.io/openshift/etcd:sim", "lastState": last, "state": state}])
     };
-    match (restoring, failed) {
-        (Some(_), Some(why)) => {
+    let restoring = match init {
+        Init::None => {
+            status["phase"] = json!("Running");
+            status["conditions"] = json!([{"type": "Ready", "status": "True"}]);
+            None
+        }
+        Init::Completed { url, restarts, last } => {
+            status["phase"] = json!("Running");
+            status["conditions"] = json!([{"type": "Ready", "status": "True"}]);
+            let last = last
+                .as_ref()
+                .map(|(c, w)| terminated(*c, w))
+                .unwrap_or_else(|| json!({}));
+            status["initContainerStatuses"] = init_status(true, *restarts, last, terminated(0, ""));
+            Some(*url)
+        }
+        Init::Failing {
+            url,
+            restarts,
+            code,
+            why,
+        } => {
             status["phase"] = json!("Pending");
             status["conditions"] = json!([{"type": "Ready", "status": "False", "reason": "ContainersNotInitialized"}]);
-            status["initContainerStatuses"] = init(
+            status["initContainerStatuses"] = init_status(
                 false,
-                json!({"terminated": {"exitCode": 1, "reason": "Error", "message": why}}),
+                *restarts,
+                terminated(*code, why),
                 json!({"waiting": {"reason": "CrashLoopBackOff"}}),
             );
+            Some(*url)
         }
-        (Some(_), None) => {
-            status["phase"] = json!("Running");
-            status["conditions"] = json!([{"type": "Ready", "status": "True"}]);
-            status["initContainerStatuses"] = init(
-                true,
-                json!({}),
-                json!({"terminated": {"exitCode": 0, "reason": "Completed"}}),
-            );
-        }
-        _ => {
-            status["phase"] = json!("Running");
-            status["conditions"] = json!([{"type": "Ready", "status": "True"}]);
-        }
-    }
+    };
     let is_running = status["phase"] == "Running";
     status["containerStatuses"] = json!([{"name": "etcd", "ready": is_running, "restartCount": 0,
         "image": "quay.io/openshift/etcd:sim",
@@ -463,15 +503,9 @@ fn etcd_pod(ns: &str, pod: &str, restoring: Option<&str>, failed: Option<&str>) 
         "spec": spec, "status": status})
 }
 
-fn ensure_etcd_pods(
-    ctx: &Ctx<'_>,
-    ns: &str,
-    members: &[String],
-    restoring: Option<&str>,
-    failed: Option<&str>,
-) -> Result<(), ApiError> {
+fn ensure_etcd_pods(ctx: &Ctx<'_>, ns: &str, members: &[String], init: &Init<'_>) -> Result<(), ApiError> {
     for (i, pod) in members.iter().enumerate() {
-        let want = etcd_pod(ns, pod, restoring, failed);
+        let want = etcd_pod(ns, pod, init);
         match get(ctx.store, &registry::POD, ns, pod) {
             None => {
                 ensure(ctx, &registry::POD, ns, want)?;
@@ -501,9 +535,21 @@ fn ensure_etcd_pods(
     Ok(())
 }
 
+/// The kubelet's view of this namespace's `etcd-init` runs.
+fn init_record(ctx: &Ctx<'_>, ns: &str) -> InitRecord {
+    ctx.etcds
+        .init
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(ns)
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// Start (or keep) the hosted etcd and its objects. An empty data directory with a
-/// `restoreSnapshotURL` runs `etcd-init` first; when it fails, the pods stay Pending and it is
-/// retried after [`super::context::ControllersOptions::restore_retry`].
+/// `restoreSnapshotURL` runs `etcd-init` first (`v2/etcd/etcd-init.sh`): download, reject an XML
+/// body, restore as the profile's script does ([`Restore`]). A failed run leaves the pods
+/// Pending and is run again after the kubelet's back-off ([`InitRecord::back_off`]).
 async fn ensure_etcd(ctx: &Ctx<'_>, hcp: &Value) -> Result<(), ApiError> {
     let ns = namespace_of(hcp).to_string();
     let members = member_pods(
@@ -513,6 +559,12 @@ async fn ensure_etcd(ctx: &Ctx<'_>, hcp: &Value) -> Result<(), ApiError> {
     let urls = restore_urls(hcp);
     let restored = Condition::read(hcp, "EtcdSnapshotRestored").is_some_and(|c| c.status == "True");
     let restoring = urls.first().map(String::as_str).filter(|_| !restored);
+    let record = init_record(ctx, &ns);
+    let completed = |url| Init::Completed {
+        url,
+        restarts: record.restarts,
+        last: record.last_failure.as_ref().map(|(_, c, w)| (*c, w.clone())),
+    };
     let running = ctx
         .etcds
         .running
@@ -524,52 +576,69 @@ async fn ensure_etcd(ctx: &Ctx<'_>, hcp: &Value) -> Result<(), ApiError> {
         ensure_etcd_tls(ctx.store, &ns, &pki)?;
         ensure_etcd_statefulset(ctx.store, &ns, addrs.len(), true)?;
         let names: Vec<String> = addrs.iter().map(|(p, _)| p.clone()).collect();
-        ensure_etcd_pods(ctx, &ns, &names, if was_restored { restoring } else { None }, None)?;
+        let init = match restoring.filter(|_| was_restored) {
+            Some(url) => completed(url),
+            None => Init::None,
+        };
+        ensure_etcd_pods(ctx, &ns, &names, &init)?;
         for (pod, addr) in addrs {
             ctx.forwards.set(&ns, &pod, ETCD_CLIENT_PORT, addr);
         }
         return Ok(());
     }
-    let failed = ctx
-        .etcds
-        .failed
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(&ns)
-        .cloned();
-    if let Some((at, _, why)) = &failed
-        && at.elapsed() < ctx.opts.restore_retry
+    if let (Some(url), Some((at, code, why))) = (restoring, &record.last_failure)
+        && ctx.opts.clock.since(*at) < record.back_off()
     {
         ensure_etcd_statefulset(ctx.store, &ns, members.len(), false)?;
-        ensure_etcd_pods(ctx, &ns, &members, restoring.or(Some("")), Some(why))?;
+        let init = Init::Failing {
+            url,
+            restarts: record.restarts,
+            code: *code,
+            why: why.clone(),
+        };
+        ensure_etcd_pods(ctx, &ns, &members, &init)?;
         return Ok(());
     }
     let n = ctx.etcds.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = ctx.data_root.join(format!("{ns}-{n}"));
+    // The pinned commit's etcd-init restores with no member identity.
+    let how = if ctx.opts.profile.etcd_init_member_identity() {
+        Restore::AsMember
+    } else {
+        Restore::Alone
+    };
     let started = match restoring {
         None => HostedEtcd::start_in(&dir, &ns, members.clone())
             .await
-            .map_err(|e| ("Error".to_string(), e.to_string())),
-        Some(url) => match restore::download_snapshot(
-            url,
-            ctx.opts.restore_download_timeout,
-            ctx.opts.restore_trusted_ca.as_deref(),
-        )
-        .await
-        {
-            Err(e) => Err(("Error".to_string(), e.to_string())),
-            Ok(bytes) => HostedEtcd::restore_in(&dir, &ns, members.clone(), &bytes)
+            .map_err(|e| (1, e.to_string())),
+        Some(url) => {
+            let attempt = {
+                let mut init = ctx.etcds.init.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let r = init.entry(ns.clone()).or_default();
+                r.attempts += 1;
+                r.attempts
+            };
+            if attempt <= ctx.opts.etcd_init_transient_failures {
+                // A transient failure of the download (`curl` under `sh -ce` exits with its code).
+                Err((56, format!("curl: (56) Recv failure: Connection reset by peer ({url})")))
+            } else {
+                match restore::download_snapshot(
+                    url,
+                    ctx.opts.restore_download_timeout,
+                    ctx.opts.restore_trusted_ca.as_deref(),
+                )
                 .await
-                .map_err(|e| ("Error".to_string(), e.to_string())),
-        },
+                {
+                    Err(e) => Err((1, e.to_string())),
+                    Ok(bytes) => HostedEtcd::restore_in(&dir, &ns, members.clone(), &bytes, how)
+                        .await
+                        .map_err(|e| (1, e.to_string())),
+                }
+            }
+        }
     };
     match started {
         Ok(etcd) => {
-            ctx.etcds
-                .failed
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&ns);
             let was_restored = etcd.restored();
             let addrs = etcd.member_addrs();
             let pki = etcd.pki().clone();
@@ -586,26 +655,38 @@ async fn ensure_etcd(ctx: &Ctx<'_>, hcp: &Value) -> Result<(), ApiError> {
             });
             ensure_etcd_tls(ctx.store, &ns, &pki)?;
             ensure_etcd_statefulset(ctx.store, &ns, addrs.len(), true)?;
-            ensure_etcd_pods(ctx, &ns, &members, if was_restored { restoring } else { None }, None)?;
+            let init = match restoring.filter(|_| was_restored) {
+                Some(url) => completed(url),
+                None => Init::None,
+            };
+            ensure_etcd_pods(ctx, &ns, &members, &init)?;
             for (pod, addr) in addrs {
                 ctx.forwards.set(&ns, &pod, ETCD_CLIENT_PORT, addr);
             }
         }
-        Err((reason, message)) => {
+        Err((code, message)) => {
             let _ = std::fs::remove_dir_all(&dir);
-            ctx.etcds
-                .failed
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(ns.clone(), (Instant::now(), reason.clone(), message.clone()));
+            let record = {
+                let mut init = ctx.etcds.init.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let r = init.entry(ns.clone()).or_default();
+                r.restarts += 1;
+                r.last_failure = Some((Instant::now(), code, message.clone()));
+                r.clone()
+            };
             ctx.log.push(OperatorEvent::EtcdRestoreFailed {
                 cluster: ctx.cluster().to_string(),
                 hcp_namespace: ns.clone(),
-                reason,
+                reason: "Error".to_string(),
                 message: message.clone(),
             });
             ensure_etcd_statefulset(ctx.store, &ns, members.len(), false)?;
-            ensure_etcd_pods(ctx, &ns, &members, restoring.or(Some("")), Some(&message))?;
+            let init = Init::Failing {
+                url: restoring.unwrap_or_default(),
+                restarts: record.restarts,
+                code,
+                why: message,
+            };
+            ensure_etcd_pods(ctx, &ns, &members, &init)?;
         }
     }
     Ok(())
@@ -662,6 +743,16 @@ fn upsert_data(store: &Store, kind: &KindInfo, ns: &str, obj: Value) -> Result<(
 
 /// Stop the etcd of namespaces that went away (or are terminating).
 pub(crate) async fn stop_orphaned_etcds(ctx: &Ctx<'_>) {
+    // A namespace that went away takes its pods, and the kubelet's record of them, with it.
+    ctx.etcds
+        .init
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .retain(|ns, _| {
+            ctx.store
+                .get(&registry::NAMESPACE, None, ns)
+                .is_ok_and(|n| !is_deleting(&n))
+        });
     let gone: Vec<String> = ctx
         .etcds
         .running

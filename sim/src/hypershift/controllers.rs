@@ -181,6 +181,30 @@ impl Controllers {
         lock(&self.inner.etcds.running).get(ns).map(HostedEtcd::client_url)
     }
 
+    /// A client for each member of the etcd of `ns` (pod order; empty unless it runs).
+    pub fn etcd_members(&self, ns: &str) -> Vec<(String, EtcdKvClient)> {
+        lock(&self.inner.etcds.running)
+            .get(ns)
+            .map(HostedEtcd::member_clients)
+            .unwrap_or_default()
+    }
+
+    /// [`Controllers::etcd_members`] for a hosted cluster's API, which must not keep the
+    /// controllers alive.
+    pub fn etcd_access(&self) -> super::hosted::EtcdAccess {
+        let weak = Arc::downgrade(&self.inner);
+        Arc::new(move |ns: &str| {
+            weak.upgrade()
+                .map(|inner| {
+                    lock(&inner.etcds.running)
+                        .get(ns)
+                        .map(HostedEtcd::member_clients)
+                        .unwrap_or_default()
+                })
+                .unwrap_or_default()
+        })
+    }
+
     /// A key-value client for the etcd of `ns`, if running.
     pub fn etcd_client(&self, ns: &str) -> Option<EtcdKvClient> {
         lock(&self.inner.etcds.running).get(ns).map(HostedEtcd::client)

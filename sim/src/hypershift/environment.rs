@@ -20,7 +20,6 @@
 //!   `leave_secrets`).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -30,7 +29,9 @@ use serde_json::{Value, json};
 use super::aws::{Ec2, Instance};
 use super::context::ControllersOptions;
 use super::controllers::{Controllers, ControllersError};
-use super::hosted::{ApiResolver, HostedApiOptions, HostedClusterApi, running_on};
+use super::dns::{Resolver, Zone};
+use super::external_dns::{ExternalDns, ExternalDnsOptions};
+use super::hosted::{HostedApiOptions, HostedClusterApi, HostedDns, running_on};
 use super::install::{self, ExternalDnsInstall, InstallOptions};
 use super::scenario::{EndpointAccess, HostedClusterSpec, Publishing, Scenario, Seeded};
 use super::{Condition, capi, hcp_namespace};
@@ -195,6 +196,8 @@ pub struct ManagementCluster {
     pub sim: Sim,
     /// The controllers (HyperShift operator, control-plane operators, Cluster API, pods).
     pub controllers: Controllers,
+    /// external-dns, when installed and the environment has Route53.
+    pub external_dns: Option<ExternalDns>,
 }
 
 /// Running management clusters, the first seeded from the scenario.
@@ -218,95 +221,6 @@ pub fn api_hostname(sc: &Scenario, name: &str) -> String {
         name.replace('.', "-"),
         sc.hosted_cluster.external_dns_domain
     )
-}
-
-/// The zone's records as kubelets' resolvers see them: read whole at most every half second
-/// and shared by every hosted cluster's resolver, so that twenty hosted clusters cost Route53
-/// one read, not twenty.
-struct ZoneCache {
-    client: aws_sdk_route53::Client,
-    zone_id: String,
-    /// When the records were read, and the records.
-    last: tokio::sync::Mutex<Option<(Instant, Records)>>,
-}
-
-/// (name, type, first value) of each record of a zone.
-type Records = Arc<Vec<(String, String, String)>>;
-
-impl ZoneCache {
-    fn new(dns: &DnsLookup) -> Arc<Self> {
-        let conf = aws_sdk_route53::Config::builder()
-            .behavior_version(aws_sdk_route53::config::BehaviorVersion::latest())
-            .region(aws_sdk_route53::config::Region::new(dns.region.clone()))
-            .endpoint_url(&dns.endpoint_url)
-            .credentials_provider(aws_credential_types::Credentials::new(
-                "sim",
-                "sim",
-                None,
-                None,
-                "ferry-sim",
-            ))
-            .build();
-        Arc::new(ZoneCache {
-            client: aws_sdk_route53::Client::from_conf(conf),
-            zone_id: dns.zone_id.clone(),
-            last: tokio::sync::Mutex::new(None),
-        })
-    }
-
-    /// The records, read again when the last read is older than half a second (a failed read
-    /// is an empty zone: nothing resolves, as for a resolver that cannot reach DNS).
-    async fn records(&self) -> Records {
-        let mut last = self.last.lock().await;
-        if let Some((at, records)) = &*last
-            && at.elapsed() < Duration::from_millis(500)
-        {
-            return records.clone();
-        }
-        let mut records = Vec::new();
-        let mut start: Option<(String, aws_sdk_route53::types::RrType)> = None;
-        loop {
-            let mut req = self.client.list_resource_record_sets().hosted_zone_id(&self.zone_id);
-            if let Some((name, ty)) = &start {
-                req = req.start_record_name(name).start_record_type(ty.clone());
-            }
-            let Ok(page) = req.send().await else { break };
-            for r in page.resource_record_sets() {
-                if let Some(v) = r.resource_records().first() {
-                    records.push((
-                        r.name().trim_end_matches('.').to_string(),
-                        r.r#type().as_str().to_string(),
-                        v.value().to_string(),
-                    ));
-                }
-            }
-            match (page.is_truncated(), page.next_record_name(), page.next_record_type()) {
-                (true, Some(n), Some(t)) => start = Some((n.to_string(), t.clone())),
-                _ => break,
-            }
-        }
-        let records = Arc::new(records);
-        *last = Some((Instant::now(), records.clone()));
-        records
-    }
-}
-
-/// A resolver of the API hostname through Route53: the management cluster whose load
-/// balancer the CNAME names.
-fn route53_resolver(zone: Arc<ZoneCache>, host: String, clusters: Vec<String>) -> ApiResolver {
-    Arc::new(move || {
-        let zone = zone.clone();
-        let host = host.clone();
-        let clusters = clusters.clone();
-        Box::pin(async move {
-            let records = zone.records().await;
-            let target = records
-                .iter()
-                .find(|(name, ty, _)| *name == host && ty != "TXT")
-                .map(|(_, _, v)| v.clone())?;
-            clusters.iter().position(|c| target.contains(&format!(".{c}.elb.")))
-        })
-    })
 }
 
 impl Environment {
@@ -352,23 +266,46 @@ impl Environment {
             co.etcd_init_transient_failures = scenario.etcd_init_transient_failures;
             let controllers = Controllers::start(&sim, co, ec2.clone())?;
             upgrades.push((stored_as_v1beta1, io));
-            clusters.push(ManagementCluster { sim, controllers });
+            let external_dns = match (&opts.dns, &opts.external_dns) {
+                (Some(dns), Some(_)) => {
+                    let mut eo = ExternalDnsOptions::new(&dns.endpoint_url, &dns.zone_id);
+                    eo.region = dns.region.clone();
+                    eo.clock = opts.clock;
+                    Some(ExternalDns::start(sim.store().clone(), eo).map_err(|e| {
+                        EnvironmentError::NotAvailable(format!("external-dns of {name}"), e.to_string())
+                    })?)
+                }
+                _ => None,
+            };
+            clusters.push(ManagementCluster {
+                sim,
+                controllers,
+                external_dns,
+            });
         }
         let mut hosted_apis = Vec::new();
-        let zone = opts.dns.as_ref().map(ZoneCache::new);
+        let zone = opts.dns.as_ref().map(Zone::new);
         if opts.hosted_api {
             for seeded in scenario.seeded() {
                 let hc = &seeded.spec;
                 let mut ho = HostedApiOptions::new(&hc.namespace, &hc.name, ec2.clone());
                 ho.node_ready_delay = opts.node_ready_delay;
+                ho.clock = opts.clock;
+                ho.etcds = clusters.iter().map(|c| c.controllers.etcd_access()).collect();
                 if let Some(zone) = &zone
                     && hc.endpoint_access != EndpointAccess::Private
                 {
-                    ho.resolver = Some(route53_resolver(
-                        zone.clone(),
-                        api_hostname(&scenario, &hc.name),
-                        scenario.management_clusters.clone(),
-                    ));
+                    ho.dns = Some(HostedDns {
+                        zone: zone.clone(),
+                        // The VPC's resolver: one per hosted cluster.
+                        resolver: Resolver::new(
+                            zone.clone(),
+                            opts.clock,
+                            Duration::from_secs(scenario.dns.negative_ttl_seconds),
+                        ),
+                        clusters: scenario.management_clusters.clone(),
+                        api_host: api_hostname(&scenario, &hc.name),
+                    });
                 }
                 let stores = clusters.iter().map(|c| c.sim.store().clone()).collect();
                 hosted_apis.push(HostedClusterApi::start(ho, stores).await?);
@@ -392,6 +329,9 @@ impl Environment {
             }
         }
         env.quiesce(opts.ready_timeout).await;
+        if let Some(zone) = &zone {
+            env.settle_dns(zone, opts.ready_timeout).await?;
+        }
         Ok(env)
     }
 
@@ -409,6 +349,39 @@ impl Environment {
                 }
             }
         }
+    }
+
+    /// A management cluster's external-dns has run for a while: the source's has published
+    /// the seeded hosted clusters' API names, and every external-dns has read the zone since
+    /// (its cache holds those records, owned by the source, as it would within the hour).
+    async fn settle_dns(&self, zone: &Zone, timeout: Duration) -> Result<(), EnvironmentError> {
+        if self.clusters.iter().all(|c| c.external_dns.is_none()) {
+            return Ok(());
+        }
+        let deadline = Instant::now() + timeout;
+        for s in self.scenario.seeded() {
+            if s.spec.endpoint_access == EndpointAccess::Private {
+                continue;
+            }
+            let host = api_hostname(&self.scenario, &s.spec.name);
+            while zone.lookup(&host).await.is_none() {
+                if Instant::now() >= deadline {
+                    return Err(EnvironmentError::NotAvailable(
+                        host,
+                        "the source's external-dns did not publish it".into(),
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        for c in &self.clusters {
+            if let Some(ed) = &c.external_dns {
+                ed.refresh_now().await.map_err(|e| {
+                    EnvironmentError::NotAvailable(format!("external-dns of {}", c.sim.name()), e.to_string())
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// The source (first) cluster.
@@ -519,6 +492,11 @@ impl Environment {
     pub async fn shutdown(self) {
         for h in self.hosted_apis {
             h.shutdown().await;
+        }
+        for c in &self.clusters {
+            if let Some(ed) = &c.external_dns {
+                ed.stop().await;
+            }
         }
         for c in self.clusters {
             c.controllers.shutdown().await;

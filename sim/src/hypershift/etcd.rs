@@ -4,8 +4,11 @@
 //! (`etcd-0..2`). The simulator runs **one real etcd member per pod**, named like the pod, as one
 //! cluster ([`EtcdCluster`]: distinct client/peer ports on loopback, a shared
 //! `--initial-cluster`), and routes each `etcd-N` pod's port-forward (port 2379) to its own
-//! member. A restore from `restoreSnapshotURL` restores the snapshot into every member (each with
-//! its own `--name` and `--initial-advertise-peer-urls`), so all members hold its keys.
+//! member. A restore from `restoreSnapshotURL` restores the snapshot into every member as the
+//! profile's `etcd-init.sh` does: at the pinned commit with no member identity, so each member
+//! of a HighlyAvailable control plane is a one-member cluster of its own; with the fix of
+//! openshift/hypershift#9069 with its name, peer URL and the whole initial cluster, so the
+//! members form one cluster ([`crate::services::Restore`]).
 //!
 //! Like HyperShift's, the etcd serves **client TLS and requires client certificates**: a CA,
 //! a serving certificate (SANs `localhost`, `127.0.0.1`, `etcd-N.etcd-discovery.<ns>.svc`, ...)
@@ -26,7 +29,7 @@ use serde_json::{Value, json};
 use super::client::TlsConnect;
 use super::pki::EtcdClientTls;
 pub use super::pki::EtcdPki;
-use crate::services::EtcdCluster;
+use crate::services::{EtcdCluster, Restore};
 
 /// Port etcd pods expose for clients.
 pub const ETCD_CLIENT_PORT: u16 = 2379;
@@ -106,19 +109,21 @@ impl HostedEtcd {
         Self::launch(dir, namespace, members, None).await
     }
 
-    /// Write `snapshot` (the downloaded bytes) under `dir`, restore it and start etcd from it,
-    /// with certificates for namespace [`DEFAULT_ETCD_NAMESPACE`]. See [`HostedEtcd::restore_in`].
+    /// Write `snapshot` (the downloaded bytes) under `dir`, restore it and start etcd from it as
+    /// one cluster, with certificates for namespace [`DEFAULT_ETCD_NAMESPACE`]. See
+    /// [`HostedEtcd::restore_in`].
     pub async fn restore(dir: &Path, members: Vec<String>, snapshot: &[u8]) -> Result<HostedEtcd, HostedEtcdError> {
-        Self::restore_in(dir, DEFAULT_ETCD_NAMESPACE, members, snapshot).await
+        Self::restore_in(dir, DEFAULT_ETCD_NAMESPACE, members, snapshot, Restore::AsMember).await
     }
 
-    /// Write `snapshot` under `dir`, restore it into every member of `members` and start them as
-    /// one cluster (with client TLS, as [`HostedEtcd::start_in`]).
+    /// Write `snapshot` under `dir`, restore it into every member of `members` as `how` says
+    /// and start them (with client TLS, as [`HostedEtcd::start_in`]).
     pub async fn restore_in(
         dir: &Path,
         namespace: &str,
         members: Vec<String>,
         snapshot: &[u8],
+        how: Restore,
     ) -> Result<HostedEtcd, HostedEtcdError> {
         std::fs::create_dir_all(dir).map_err(|source| HostedEtcdError::Io {
             path: dir.to_path_buf(),
@@ -129,14 +134,14 @@ impl HostedEtcd {
             path: file.clone(),
             source,
         })?;
-        Self::launch(dir, namespace, members, Some(&file)).await
+        Self::launch(dir, namespace, members, Some((&file, how))).await
     }
 
     async fn launch(
         dir: &Path,
         namespace: &str,
         members: Vec<String>,
-        snapshot: Option<&Path>,
+        snapshot: Option<(&Path, Restore)>,
     ) -> Result<HostedEtcd, HostedEtcdError> {
         if members.is_empty() {
             return Err(HostedEtcdError::Start(anyhow::anyhow!(
@@ -150,7 +155,7 @@ impl HostedEtcd {
         let data = dir.join("data");
         let cluster = match snapshot {
             None => EtcdCluster::start(&data, &members, Some(&server_tls)).await,
-            Some(file) => EtcdCluster::restore_from(file, &data, &members, Some(&server_tls)).await,
+            Some((file, how)) => EtcdCluster::restore_from(file, &data, &members, Some(&server_tls), how).await,
         }
         .map_err(HostedEtcdError::Start)?;
         Ok(HostedEtcd {
@@ -220,6 +225,14 @@ impl HostedEtcd {
     pub fn member_client(&self, pod: &str) -> Option<EtcdKvClient> {
         self.member_client_url(pod)
             .map(|url| EtcdKvClient::with_tls(&url, self.pki.client_tls()))
+    }
+
+    /// A key-value client for every member, in pod order.
+    pub fn member_clients(&self) -> Vec<(String, EtcdKvClient)> {
+        self.member_addrs()
+            .into_iter()
+            .filter_map(|(pod, _)| self.member_client(&pod).map(|c| (pod, c)))
+            .collect()
     }
 
     /// Stop etcd and remove its data.
@@ -331,6 +344,39 @@ impl EtcdKvClient {
             .call("/v3/kv/range", json!({"key": B64.encode(key), "serializable": true}))
             .await?;
         Ok(first_value(&resp))
+    }
+
+    /// Every key under `prefix` with its value, from this member's own store (`serializable`).
+    pub async fn range_prefix(&self, prefix: &str) -> Result<Vec<(String, String)>, HostedEtcdError> {
+        let mut end = prefix.as_bytes().to_vec();
+        if let Some(last) = end.last_mut() {
+            *last = last.saturating_add(1);
+        }
+        let resp = self
+            .call(
+                "/v3/kv/range",
+                json!({"key": B64.encode(prefix), "range_end": B64.encode(&end), "serializable": true}),
+            )
+            .await?;
+        let decode = |v: Option<&Value>| {
+            v.and_then(Value::as_str)
+                .and_then(|s| B64.decode(s).ok())
+                .map(|b| String::from_utf8_lossy(&b).to_string())
+        };
+        Ok(resp
+            .get("kvs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|kv| Some((decode(kv.get("key"))?, decode(kv.get("value")).unwrap_or_default())))
+            .collect())
+    }
+
+    /// DELETE `key`.
+    pub async fn delete(&self, key: &str) -> Result<(), HostedEtcdError> {
+        self.call("/v3/kv/deleterange", json!({"key": B64.encode(key)}))
+            .await
+            .map(|_| ())
     }
 
     /// The cluster's members.

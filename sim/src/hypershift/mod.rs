@@ -18,7 +18,8 @@
 //! - [`etcd`], [`pki`], [`restore`]: real etcd members per hosted control plane, their TLS and
 //!   `etcd-init`'s restore from `restoreSnapshotURL`;
 //! - [`aws`]: the EC2 instances nodes run on; [`external_dns`]: external-dns against Route53;
-//!   [`hosted`]: each hosted cluster's own API (nodes, ClusterVersion, OVN pods);
+//!   [`dns`]: the zone and the VPC's caching resolver; [`hosted`]: each hosted cluster's own
+//!   API, served from its control plane's etcd (nodes, haproxy, ClusterVersion, OVN pods);
 //! - [`install`], [`operator_webhooks`]: what `hypershift install` puts on a management
 //!   cluster, and what the operator's webhook server answers;
 //! - [`scenario`], [`environment`]: what a drill or test starts.
@@ -30,6 +31,7 @@ pub mod capi;
 pub mod context;
 pub mod control_plane;
 pub mod controllers;
+pub mod dns;
 pub mod environment;
 pub mod etcd;
 pub mod external_dns;

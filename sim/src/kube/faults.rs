@@ -360,6 +360,8 @@ struct PlanState {
     rules: Vec<Slot>,
     /// Random faults for requests no rule fired on.
     chaos: Option<Arc<Chaos>>,
+    /// Why the server serves nothing at all now, when it does not.
+    down: Option<String>,
 }
 
 /// A shared, runtime-changeable list of fault rules (cheap to clone; clones share the rules).
@@ -427,10 +429,23 @@ impl FaultPlan {
         self.lock().rules.len()
     }
 
-    /// True when there are no rules and no [`Chaos`]: requests pass untouched.
+    /// True when there are no rules, no [`Chaos`] and the server is up: requests pass
+    /// untouched.
     pub fn is_empty(&self) -> bool {
         let st = self.lock();
-        st.rules.is_empty() && st.chaos.is_none()
+        st.rules.is_empty() && st.chaos.is_none() && st.down.is_none()
+    }
+
+    /// Take the server down (`Some(why)`: every request answers 503 ServiceUnavailable with
+    /// `why`, before any rule) or bring it back (`None`): a hosted cluster's API whose name
+    /// leads to no running kube-apiserver.
+    pub fn set_down(&self, why: Option<String>) {
+        self.lock().down = why;
+    }
+
+    /// Why the server is down, if it is.
+    pub fn down(&self) -> Option<String> {
+        self.lock().down.clone()
     }
 
     /// Random faults at a rate on every request no rule fires on (`None` ends them): 429 with
@@ -585,6 +600,15 @@ pub struct FaultState {
 pub async fn inject(State(state): State<FaultState>, req: Request, next: Next) -> Response {
     if state.plan.is_empty() {
         return next.run(req).await;
+    }
+    if let Some(why) = state.plan.down() {
+        let status = super::error::ApiError::new(super::error::Reason::ServiceUnavailable, why).to_status();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "application/json")],
+            status.to_string(),
+        )
+            .into_response();
     }
     let info = RequestInfo::classify(
         req.method(),

@@ -177,18 +177,23 @@ impl EtcdServer {
     async fn restore_inner(snapshot: &Path, data_dir: &Path, tls: Option<&EtcdServerTls>) -> Result<EtcdServer> {
         let names = [ETCD_MEMBER.to_string()];
         let dirs = [data_dir.to_path_buf()];
-        let mut members = launch_cluster(&names, &dirs, tls, Some(snapshot)).await?;
+        let mut members = launch_cluster(&names, &dirs, tls, Some((snapshot, Restore::AsMember))).await?;
         members
             .pop()
             .ok_or_else(|| anyhow!("restored etcd did not start (no member was launched)"))
     }
 
+    /// `snapshot restore` into `etcd_dir`: as member `layout` of its cluster, or, when
+    /// `Restore::Alone`, with etcdutl's defaults (`--name default`, a one-member initial
+    /// cluster of itself, token `etcd-cluster`), as the pinned commit's `etcd-init.sh` does; only
+    /// the peer URL is the member's own loopback port rather than `http://localhost:2380`.
     async fn restore_dir(
         bins: &EtcdBinaries,
         snapshot: &Path,
         etcd_dir: &Path,
         layout: &EtcdLayout,
         data_dir: &Path,
+        how: Restore,
     ) -> Result<()> {
         let (tool, mut cmd) = if let Some(etcdutl) = bins.tool("FERRY_ETCDUTL", "etcdutl") {
             (etcdutl.clone(), Command::new(etcdutl))
@@ -205,18 +210,30 @@ impl EtcdServer {
         };
         let log = data_dir.join("restore.log");
         let (out, err) = log_stdio(&log)?;
+        let (name, initial_cluster, token) = match how {
+            Restore::AsMember => (
+                layout.name.clone(),
+                layout.initial_cluster.clone(),
+                layout.token.clone(),
+            ),
+            Restore::Alone => (
+                "default".to_string(),
+                format!("default={}", layout.peer_url()),
+                "etcd-cluster".to_string(),
+            ),
+        };
         let status = cmd
             .arg("snapshot")
             .arg("restore")
             .arg(snapshot)
             .arg("--name")
-            .arg(&layout.name)
+            .arg(&name)
             .arg("--data-dir")
             .arg(etcd_dir)
             .arg("--initial-cluster")
-            .arg(&layout.initial_cluster)
+            .arg(&initial_cluster)
             .arg("--initial-cluster-token")
-            .arg(&layout.token)
+            .arg(&token)
             .arg("--initial-advertise-peer-urls")
             .arg(layout.peer_url())
             .stdin(Stdio::null())
@@ -346,6 +363,17 @@ impl EtcdServer {
     }
 }
 
+/// How a snapshot is restored into a member's data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restore {
+    /// With the member's name, peer URL, the whole initial cluster and the cluster's token:
+    /// the members form one cluster.
+    AsMember,
+    /// With none of them (etcdutl's defaults): every member starts as a one-member cluster of
+    /// its own, whatever its later flags say (a data directory's membership wins).
+    Alone,
+}
+
 /// Launches the members `names` (data under `dirs`, one per member) as one
 /// cluster, restoring `snapshot` into each first when given. Retries with new
 /// ports when a member does not come up (a probed port may have been taken).
@@ -353,7 +381,7 @@ async fn launch_cluster(
     names: &[String],
     dirs: &[PathBuf],
     tls: Option<&EtcdServerTls>,
-    snapshot: Option<&Path>,
+    snapshot: Option<(&Path, Restore)>,
 ) -> Result<Vec<EtcdServer>> {
     if names.len() != dirs.len() {
         bail!("{} etcd member names but {} data directories", names.len(), dirs.len());
@@ -384,7 +412,7 @@ async fn launch_cluster(
             }
         }
         let layouts = EtcdLayout::fresh_cluster(names, tls.is_some())?;
-        if let Some(snapshot) = snapshot {
+        if let Some((snapshot, how)) = snapshot {
             // The peer URLs are written into the restored membership, so a
             // port clash means restoring again with new ports, not just restarting.
             for (layout, dir) in layouts.iter().zip(dirs) {
@@ -393,7 +421,7 @@ async fn launch_cluster(
                     std::fs::remove_dir_all(&etcd_dir)
                         .with_context(|| format!("cannot remove {}", etcd_dir.display()))?;
                 }
-                EtcdServer::restore_dir(&bins, snapshot, &etcd_dir, layout, dir).await?;
+                EtcdServer::restore_dir(&bins, snapshot, &etcd_dir, layout, dir, how).await?;
             }
         }
         match launch_once(&bins, layouts, dirs, tls).await {
@@ -465,18 +493,19 @@ impl EtcdCluster {
         Ok(EtcdCluster { members })
     }
 
-    /// Restores `snapshot` into every member (each with its own `--name`,
-    /// `--initial-advertise-peer-urls` and the shared `--initial-cluster`), so
-    /// that the members form one cluster holding the snapshot's keys, and
-    /// starts them.
+    /// Restores `snapshot` into every member and starts them: `Restore::AsMember` (each with
+    /// its own `--name`, `--initial-advertise-peer-urls` and the shared `--initial-cluster`)
+    /// makes one cluster holding the snapshot's keys; `Restore::Alone` makes as many
+    /// one-member clusters as there are members, each holding them.
     pub async fn restore_from(
         snapshot: impl AsRef<Path>,
         data_dir: impl AsRef<Path>,
         names: &[String],
         tls: Option<&EtcdServerTls>,
+        how: Restore,
     ) -> Result<EtcdCluster> {
         let dirs = Self::member_dirs(data_dir.as_ref(), names);
-        let members = launch_cluster(names, &dirs, tls, Some(snapshot.as_ref())).await?;
+        let members = launch_cluster(names, &dirs, tls, Some((snapshot.as_ref(), how))).await?;
         Ok(EtcdCluster { members })
     }
 

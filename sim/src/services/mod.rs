@@ -18,7 +18,7 @@ mod process;
 pub mod s3;
 
 pub use chaos_proxy::Route53ChaosProxy;
-pub use etcd::{EtcdCluster, EtcdServer, EtcdServerTls};
+pub use etcd::{EtcdCluster, EtcdServer, EtcdServerTls, Restore};
 pub use moto::MotoServer;
 pub use process::{ETCD_INSTALL_HINT, MOTO_INSTALL_HINT, free_port};
 pub use s3::SigV4S3Server;

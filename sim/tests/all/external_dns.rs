@@ -1,20 +1,23 @@
-//! The in-process external-dns (`ferry_sim::hypershift::external_dns`) against a real moto Route53.
-//! Passes are driven with `reconcile_now()`; the background loop runs with a one-hour interval
-//! and no Route watch, so every assertion follows a pass this test started (the one
-//! exception, `route_changes_trigger_a_pass`, polls with a bound).
+//! The in-process external-dns (`ferry_sim::hypershift::external_dns`) against a real moto
+//! Route53, configured by the Deployment `hypershift install` writes and running while its pod
+//! runs. Syncs are driven with `reconcile_now()` (the controllers' own loop is off), so every
+//! assertion follows a sync this test started.
 //! No assertion looks at SOA records (moto returns them malformed).
 
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use aws_sdk_route53::Client;
 use aws_sdk_route53::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
 use serde_json::json;
 
-use ferry_sim::hypershift::external_dns::{Conflict, ExternalDns, ExternalDnsOptions};
+use ferry_sim::clock::SimClock;
+use ferry_sim::hypershift::external_dns::{Conflict, ExternalDns, ExternalDnsError, ExternalDnsOptions};
+use ferry_sim::hypershift::install::{self, ExternalDnsInstall, InstallOptions};
+use ferry_sim::hypershift::workloads::{self, WorkloadOptions};
 use ferry_sim::kube::registry::{self, Registry};
 use ferry_sim::services::MotoServer;
 use ferry_sim::{DeleteOptions, Store, WriteOptions};
@@ -59,14 +62,15 @@ async fn env() -> Result<Env> {
 }
 
 impl Env {
-    fn options(&self, owner: &str) -> ExternalDnsOptions {
-        let mut o = ExternalDnsOptions::new(&self.url, &self.zone_id, DOMAIN, owner);
-        o.interval = Duration::from_secs(3600);
-        o.watch_routes = false;
+    /// Options of an external-dns this test drives (no syncs of its own), on `clock`.
+    fn options(&self, clock: SimClock) -> ExternalDnsOptions {
+        let mut o = ExternalDnsOptions::new(&self.url, &self.zone_id);
+        o.background = false;
+        o.clock = clock;
         o
     }
 
-    /// Every (name, type, first value) except NS and SOA, sorted.
+    /// Every (name, type, first value or ALIAS target) except NS and SOA, sorted.
     async fn records(&self) -> Result<Vec<(String, String, String)>> {
         let out = self
             .client
@@ -80,13 +84,18 @@ impl Env {
             .iter()
             .filter(|s| !matches!(s.r#type(), RrType::Soa | RrType::Ns))
             .map(|s| {
-                (
-                    s.name().trim_end_matches('.').to_string(),
-                    s.r#type().as_str().to_string(),
-                    s.resource_records()
+                let value = match s.alias_target() {
+                    Some(a) => format!("ALIAS {}", a.dns_name().trim_end_matches('.')),
+                    None => s
+                        .resource_records()
                         .first()
                         .map(|r| r.value().to_string())
                         .unwrap_or_default(),
+                };
+                (
+                    s.name().trim_end_matches('.').to_string(),
+                    s.r#type().as_str().to_string(),
+                    value,
                 )
             })
             .collect();
@@ -115,19 +124,48 @@ impl Env {
     }
 }
 
-fn store() -> Result<Store> {
+/// A management cluster with external-dns installed as `hypershift install` installs it
+/// (owner id `owner`, `--interval=1m`, `--txt-cache-interval=1h`) and its pod running.
+fn cluster(owner: &str) -> Result<Store> {
     let s = Store::new(Registry::builtin(), 1000);
+    let mut opts = InstallOptions::upstream("quay.io/hypershift/hypershift-operator:test");
+    opts.external_dns = Some(ExternalDnsInstall {
+        domain_filter: DOMAIN.into(),
+        txt_owner_id: owner.into(),
+        interval: "1m".into(),
+    });
+    install::install(&s, &opts)?;
     s.create(
         &registry::NAMESPACE,
         None,
         json!({"metadata": {"name": NS}}),
         &WriteOptions::default(),
     )?;
+    workloads::reconcile(&s, &WorkloadOptions::default())?;
     Ok(s)
 }
 
+/// Restarts external-dns as `oc rollout restart` would: its pod is replaced by a new one.
+fn restart_pod(store: &Store) -> Result<()> {
+    let d = store.get(&registry::DEPLOYMENT, Some("hypershift"), "external-dns")?;
+    for p in workloads::deployment_pods(store, &d) {
+        let name = p["metadata"]["name"].as_str().unwrap().to_string();
+        store.delete(
+            &registry::POD,
+            Some("hypershift"),
+            &name,
+            &DeleteOptions {
+                grace_period_seconds: Some(0),
+                ..Default::default()
+            },
+        )?;
+    }
+    workloads::reconcile(store, &WorkloadOptions::default())?;
+    Ok(())
+}
+
 /// A Route admitted by the router of `owner`'s cluster, as the OpenShift router leaves it
-/// (external-dns takes the target from `status.ingress[].routerCanonicalHostname`).
+/// (external-dns takes the host and target from `status.ingress[]`).
 fn add_route(store: &Store, owner: &str, name: &str, host: &str, labels: serde_json::Value) -> Result<()> {
     store.create_with_status(
         &registry::ROUTE,
@@ -152,10 +190,36 @@ fn rec(name: &str, ty: &str, value: &str) -> (String, String, String) {
     (name.to_string(), ty.to_string(), value.to_string())
 }
 
+/// What v0.13.1 writes for a route: the CNAME and both TXT formats.
+fn published(host_label: &str, owner: &str, route: &str) -> Vec<(String, String, String)> {
+    vec![
+        rec(
+            &format!("{host_label}-external-dns.example.com"),
+            "TXT",
+            &txt(owner, route),
+        ),
+        rec(
+            &format!("{host_label}.example.com"),
+            "CNAME",
+            &format!("router-default.{owner}.ferry-sim.invalid"),
+        ),
+        rec(
+            &format!("cname-{host_label}-external-dns.example.com"),
+            "TXT",
+            &txt(owner, route),
+        ),
+    ]
+}
+
+fn sorted(mut v: Vec<(String, String, String)>) -> Vec<(String, String, String)> {
+    v.sort();
+    v
+}
+
 #[tokio::test]
 async fn route_records_follow_the_route() -> Result<()> {
     let env = env().await?;
-    let store = store()?;
+    let store = cluster("owner-a")?;
     add_route(&store, "owner-a", "kube-apiserver", "api-hc1.example.com", json!({}))?;
     add_route(
         &store,
@@ -165,63 +229,43 @@ async fn route_records_follow_the_route() -> Result<()> {
         json!({"hypershift.openshift.io/internal-route": "true", "hypershift.openshift.io/route-visibility": "private"}),
     )?;
     add_route(&store, "owner-a", "elsewhere", "api-hc1.example.org", json!({}))?;
-    let dns = ExternalDns::start(store.clone(), env.options("owner-a"))?;
+    let dns = ExternalDns::start(store.clone(), env.options(SimClock::real_time()))?;
 
     let report = dns.reconcile_now().await?;
     assert!(report.errors.is_empty() && report.conflicts.is_empty(), "{report:?}");
-    let target = "router-default.owner-a.ferry-sim.invalid";
-    let want = vec![
-        rec(
-            "api-hc1-external-dns.example.com",
-            "TXT",
-            &txt("owner-a", "kube-apiserver"),
-        ),
-        rec("api-hc1.example.com", "CNAME", target),
-    ];
-    assert_eq!(env.records().await?, want);
+    assert!(report.read_zone, "a new process reads the zone");
+    assert_eq!(
+        env.records().await?,
+        sorted(published("api-hc1", "owner-a", "kube-apiserver"))
+    );
 
-    // A second pass changes nothing.
+    // A second sync changes nothing, and comes from the cache.
     let again = dns.reconcile_now().await?;
     assert_eq!(again.unchanged, vec!["api-hc1.example.com".to_string()]);
-    assert!(again.upserted.is_empty() && again.deleted.is_empty());
+    assert!(again.upserted.is_empty() && again.deleted.is_empty() && !again.read_zone);
 
-    // The route goes (B5): the next pass removes both records.
+    // The route goes: the next sync removes the record and both TXT records.
     store.delete(&registry::ROUTE, Some(NS), "kube-apiserver", &DeleteOptions::default())?;
     let report = dns.reconcile_now().await?;
     assert_eq!(report.deleted, vec!["api-hc1.example.com".to_string()]);
     assert_eq!(env.records().await?, vec![]);
-    dns.stop().await;
     Ok(())
 }
 
 #[tokio::test]
 async fn records_of_another_owner_are_never_touched() -> Result<()> {
     let env = env().await?;
-    let store_a = store()?;
-    let store_b = store()?;
+    let store_a = cluster("owner-a")?;
+    let store_b = cluster("owner-b")?;
     add_route(&store_b, "owner-b", "kube-apiserver", "api-hc1.example.com", json!({}))?;
-    let b = ExternalDns::start(store_b.clone(), env.options("owner-b"))?;
+    let b = ExternalDns::start(store_b.clone(), env.options(SimClock::real_time()))?;
     b.reconcile_now().await?;
     let owned_by_b = env.records().await?;
-    assert_eq!(
-        owned_by_b,
-        vec![
-            rec(
-                "api-hc1-external-dns.example.com",
-                "TXT",
-                &txt("owner-b", "kube-apiserver")
-            ),
-            rec(
-                "api-hc1.example.com",
-                "CNAME",
-                "router-default.owner-b.ferry-sim.invalid"
-            ),
-        ]
-    );
+    assert_eq!(owned_by_b, sorted(published("api-hc1", "owner-b", "kube-apiserver")));
 
     // A wants the same host (as the destination cluster does after a restore): conflict.
     add_route(&store_a, "owner-a", "kube-apiserver", "api-hc1.example.com", json!({}))?;
-    let a = ExternalDns::start(store_a.clone(), env.options("owner-a"))?;
+    let a = ExternalDns::start(store_a.clone(), env.options(SimClock::real_time()))?;
     let report = a.reconcile_now().await?;
     assert_eq!(
         report.conflicts,
@@ -237,7 +281,7 @@ async fn records_of_another_owner_are_never_touched() -> Result<()> {
     // A's route goes: A still deletes nothing of B's.
     store_a.delete(&registry::ROUTE, Some(NS), "kube-apiserver", &DeleteOptions::default())?;
     let report = a.reconcile_now().await?;
-    assert_eq!(report, Default::default());
+    assert!(report.upserted.is_empty() && report.deleted.is_empty() && report.conflicts.is_empty());
     assert_eq!(env.records().await?, owned_by_b);
 
     // Only B removes its records.
@@ -250,23 +294,111 @@ async fn records_of_another_owner_are_never_touched() -> Result<()> {
     Ok(())
 }
 
+/// `--txt-cache-interval=1h` (`registry/txt.go` `Records`): a process that read the zone while
+/// another owner held a name keeps seeing it held after that owner deleted it, and creates
+/// nothing there until its cache is an hour old or its pod is replaced.
+#[tokio::test]
+async fn a_stale_cache_holds_a_released_name_until_it_expires_or_the_pod_restarts() -> Result<()> {
+    let env = env().await?;
+    let src = cluster("owner-src")?;
+    let dst = cluster("owner-dst")?;
+    add_route(&src, "owner-src", "kube-apiserver", "api-hc1.example.com", json!({}))?;
+    // An hour of upstream time passes in one real second.
+    let clock = SimClock::scaled(3600.0);
+    let source = ExternalDns::start(src.clone(), env.options(clock))?;
+    source.reconcile_now().await?;
+    let destination = ExternalDns::start(dst.clone(), env.options(clock))?;
+    assert!(destination.reconcile_now().await?.read_zone);
+
+    // The source releases the name (backup deletes its routes); the destination now wants it.
+    src.delete(&registry::ROUTE, Some(NS), "kube-apiserver", &DeleteOptions::default())?;
+    assert_eq!(source.reconcile_now().await?.deleted.len(), 1);
+    assert_eq!(env.records().await?, vec![]);
+    add_route(&dst, "owner-dst", "kube-apiserver", "api-hc1.example.com", json!({}))?;
+    let stale = destination.reconcile_now().await?;
+    assert!(!stale.read_zone && stale.upserted.is_empty(), "{stale:?}");
+    assert_eq!(stale.conflicts[0].owner.as_deref(), Some("owner-src"));
+    assert_eq!(
+        env.records().await?,
+        vec![],
+        "nothing is published while the cache holds the name"
+    );
+
+    // A new pod is a new process: its first sync reads the zone and publishes.
+    restart_pod(&dst)?;
+    let fresh = destination.reconcile_now().await?;
+    assert!(
+        fresh.read_zone && fresh.upserted == vec!["api-hc1.example.com".to_string()],
+        "{fresh:?}"
+    );
+    assert_eq!(
+        env.records().await?,
+        sorted(published("api-hc1", "owner-dst", "kube-apiserver"))
+    );
+
+    // The cache serves for an hour of upstream time; then the zone is read again.
+    assert!(!destination.reconcile_now().await?.read_zone);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(
+        destination.reconcile_now().await?.read_zone,
+        "an hour-old cache is read again"
+    );
+    Ok(())
+}
+
+/// The process follows its pod: none without one, and an unusable argument stops it.
+#[tokio::test]
+async fn external_dns_runs_only_while_its_pod_runs() -> Result<()> {
+    let env = env().await?;
+    let store = cluster("owner-a")?;
+    let dns = ExternalDns::start(store.clone(), env.options(SimClock::real_time()))?;
+    dns.reconcile_now().await?;
+    assert_eq!(dns.owner_id().as_deref(), Some("owner-a"));
+    store.patch(
+        &registry::DEPLOYMENT,
+        Some("hypershift"),
+        "external-dns",
+        &ferry_sim::Patch::Merge(json!({"spec": {"replicas": 0}})),
+        &WriteOptions::default(),
+    )?;
+    workloads::reconcile(
+        &store,
+        &WorkloadOptions {
+            termination: Duration::ZERO,
+        },
+    )?;
+    workloads::reconcile(
+        &store,
+        &WorkloadOptions {
+            termination: Duration::ZERO,
+        },
+    )?;
+    assert!(matches!(
+        dns.reconcile_now().await,
+        Err(ExternalDnsError::NotRunning(_))
+    ));
+    assert_eq!(dns.owner_id(), None);
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_second_owner_adopts_nothing() -> Result<()> {
     let env = env().await?;
-    let store_a = store()?;
+    let store_a = cluster("owner-a")?;
     add_route(&store_a, "owner-a", "oauth", "oauth-hc1.example.com", json!({}))?;
-    let a = ExternalDns::start(store_a.clone(), env.options("owner-a"))?;
+    let a = ExternalDns::start(store_a.clone(), env.options(SimClock::real_time()))?;
     a.reconcile_now().await?;
     // A record nobody owns (no TXT), e.g. created by hand.
     env.upsert("legacy.example.com", RrType::Cname, "somewhere.example.net")
         .await?;
     let before = env.records().await?;
-    assert_eq!(before.len(), 3, "{before:?}");
+    assert_eq!(before.len(), 4, "{before:?}");
 
     // C has no routes: nothing is deleted or adopted.
-    let store_c = store()?;
-    let c = ExternalDns::start(store_c.clone(), env.options("owner-c"))?;
-    assert_eq!(c.reconcile_now().await?, Default::default());
+    let store_c = cluster("owner-c")?;
+    let c = ExternalDns::start(store_c.clone(), env.options(SimClock::real_time()))?;
+    let report = c.reconcile_now().await?;
+    assert!(report.upserted.is_empty() && report.deleted.is_empty() && report.conflicts.is_empty());
     assert_eq!(env.records().await?, before);
 
     // C now has routes for both names: two conflicts, no writes.
@@ -299,35 +431,14 @@ async fn a_second_owner_adopts_nothing() -> Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn route_changes_trigger_a_pass() -> Result<()> {
-    let env = env().await?;
-    let store = store()?;
-    let mut opts = env.options("owner-a");
-    opts.watch_routes = true;
-    let dns = ExternalDns::start(store.clone(), opts)?;
-    add_route(&store, "owner-a", "ignition", "ignition-hc1.example.com", json!({}))?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if env.records().await?.len() == 2 {
-            break;
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("the route watch did not trigger a pass: {:?}", env.records().await?);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    dns.stop().await;
-    Ok(())
-}
-
 /// The service source (`--source=service`): a LoadBalancer Service with the hostname
-/// annotation the CPO sets for `LoadBalancer` publishing gets a CNAME to its load balancer,
-/// and loses it when the annotation goes, as the record moves to another cluster.
+/// annotation the CPO sets for `LoadBalancer` publishing gets an ALIAS record to its load
+/// balancer (`provider/aws/aws.go` `useAlias`), whose newer TXT name still says `cname`, and
+/// loses it when the annotation goes, as the record moves to another cluster.
 #[tokio::test]
-async fn load_balancer_services_are_published_and_released() -> Result<()> {
+async fn load_balancer_services_are_published_as_aliases_and_released() -> Result<()> {
     let env = env().await?;
-    let store = store()?;
+    let store = cluster("owner-a")?;
     let lb = "a1b2-kube-apiserver.elb.us-east-1.amazonaws.com";
     store.create_with_status(
         &registry::SERVICE,
@@ -340,14 +451,15 @@ async fn load_balancer_services_are_published_and_released() -> Result<()> {
             "status": {"loadBalancer": {"ingress": [{"hostname": lb}]}},
         }),
     )?;
-    let dns = ExternalDns::start(store.clone(), env.options("owner-a"))?;
+    let dns = ExternalDns::start(store.clone(), env.options(SimClock::real_time()))?;
     dns.reconcile_now().await?;
     let txt = "\"heritage=external-dns,external-dns/owner=owner-a,external-dns/resource=service/clusters-hc1/kube-apiserver\"";
     assert_eq!(
         env.records().await?,
         vec![
             rec("api-hc1-external-dns.example.com", "TXT", txt),
-            rec("api-hc1.example.com", "CNAME", lb),
+            rec("api-hc1.example.com", "A", &format!("ALIAS {lb}")),
+            rec("cname-api-hc1-external-dns.example.com", "TXT", txt),
         ]
     );
     store.patch(
@@ -364,6 +476,5 @@ async fn load_balancer_services_are_published_and_released() -> Result<()> {
         vec!["api-hc1.example.com".to_string()]
     );
     assert_eq!(env.records().await?, vec![]);
-    dns.stop().await;
     Ok(())
 }

@@ -82,7 +82,11 @@ async fn a_drill_starts_serves_and_shuts_down() {
         assert!(args.contains(&"--txt-suffix=-external-dns"), "{args:?}");
         assert!(args.contains(&"--source=openshift-route"), "{args:?}");
         let ed = drill.external_dns(name).unwrap();
-        assert_eq!(ed.options().owner_id, format!("ferry-drill-{name}"));
+        assert_eq!(
+            ed.owner_id(),
+            Some(format!("ferry-drill-{name}")),
+            "its process runs with its arguments"
+        );
     }
     // The source's external-dns publishes the seeded control plane's routes.
     let report = drill.source_external_dns().unwrap().reconcile_now().await.unwrap();
