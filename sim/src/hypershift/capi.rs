@@ -25,21 +25,42 @@
 //!   instance**, and with it the Node of the hosted cluster;
 //! - AWSCluster: finalizer `awscluster.infrastructure.cluster.x-k8s.io`, removed on deletion.
 //!
+//! - MachineHealthCheck (`internal/controllers/machinehealthcheck`, CAPI v1.13): for an
+//!   unpaused Cluster whose hosted API answers (its Nodes are read through it), a selected
+//!   Machine not annotated `cluster.x-k8s.io/skip-remediation` or paused is unhealthy when its
+//!   Node is gone, has had a matching unhealthy condition for longer than its timeout (since
+//!   the condition's `lastTransitionTime`), or never appeared within `nodeStartupTimeout`;
+//!   when the Machines not healthy (unhealthy, still within their timeout, or without a Node)
+//!   are at most `maxUnhealthy`, the unhealthy ones are marked for remediation
+//!   (`HealthCheckSucceeded=False`, `OwnerRemediated=False`), else `RemediationAllowed=False`;
+//! - MachineSet (`machineset_controller.go` `reconcileUnhealthyMachines`, `syncReplicas`):
+//!   deletes the Machines marked for remediation, and creates Machines (with their AWSMachine
+//!   and a new instance) until it has its replicas;
+//! - Machine's `status.nodeRef`: the hosted cluster's Node whose `spec.providerID` is the
+//!   Machine's.
+//!
 //! A deletion made while these controllers still run is recorded as a hazard
 //! ([`super::OperatorEvent::MachinesDeletedWithControllersRunning`]): on a real cluster it
 //! races the controllers, which may terminate instances the destination now uses.
 
 use serde_json::{Map, Value, json};
 
-use super::aws::Ec2;
+use super::aws::{Ec2, Instance};
+use super::hosted::{HostedStores, ready_transition};
 use super::workloads::deployment_running;
 use super::{
-    CAPI_PAUSED_ANNOTATION, annotation, delete_if_needed, finalizers_of, is_deleting, list, name_of, namespace_of,
-    remove_finalizer,
+    CAPI_PAUSED_ANNOTATION, CLUSTER_ANNOTATION, Condition, NODE_POOL_LABEL, annotation, delete_if_needed,
+    finalizers_of, is_deleting, list, name_of, namespace_of, remove_finalizer, set_conditions,
 };
+use crate::clock::{SimClock, parse_go_duration};
 use crate::kube::error::ApiError;
+use crate::kube::patch::Patch;
 use crate::kube::registry::{self, KindInfo};
-use crate::kube::store::Store;
+use crate::kube::store::{Store, WriteOptions};
+
+/// CAPI's annotation that keeps a Machine out of a MachineHealthCheck's remediation
+/// (`clusterv1.MachineSkipRemediationAnnotation`).
+pub const SKIP_REMEDIATION_ANNOTATION: &str = "cluster.x-k8s.io/skip-remediation";
 
 /// `ClusterFinalizer`.
 pub const CLUSTER_FINALIZER: &str = "cluster.cluster.x-k8s.io";
@@ -566,8 +587,22 @@ pub struct Pass {
     pub terminated: Vec<String>,
 }
 
+/// What a pass of Cluster API meets besides its own namespace.
+#[derive(Debug, Clone, Copy)]
+pub struct CapiEnv<'a> {
+    /// The account's instances.
+    pub ec2: &'a Ec2,
+    /// The hosted clusters' APIs (Nodes).
+    pub hosted: &'a HostedStores,
+    /// The clock health checks time out on.
+    pub clock: SimClock,
+    /// The AWS region (new instances' provider IDs).
+    pub region: &'a str,
+}
+
 /// One pass of the CAPI manager and the AWS provider of control-plane namespace `ns`.
-pub fn reconcile(store: &Store, ec2: &Ec2, ns: &str) -> Result<Pass, ApiError> {
+pub fn reconcile(store: &Store, env: &CapiEnv<'_>, ns: &str) -> Result<Pass, ApiError> {
+    let ec2 = env.ec2;
     let mut pass = Pass::default();
     let manager = deployment_running(store, ns, "cluster-api");
     let provider = deployment_running(store, ns, "capi-provider");
@@ -628,6 +663,18 @@ pub fn reconcile(store: &Store, ec2: &Ec2, ns: &str) -> Result<Pass, ApiError> {
             }
         }
     }
+    let key = hosted_cluster_of(store, ns);
+    let hosted = key.as_deref().and_then(|k| env.hosted.reachable(k));
+    if let Some(h) = &hosted {
+        node_refs(store, &machine_kind, ns, cluster, h)?;
+    }
+    for mhc in list(store, &registry::MACHINE_HEALTH_CHECK, Some(ns)) {
+        health_check(store, env, &machine_kind, ns, cluster, &mhc, hosted.as_ref())?;
+    }
+    let ms_kind = kind_in(store, &registry::MACHINE_SET, "v1beta2");
+    for ms in list(store, &ms_kind, Some(ns)) {
+        machine_set(store, env, &machine_kind, ns, cluster, &ms, key.as_deref())?;
+    }
     if let Some(c) = cluster
         && is_deleting(c)
         && !paused(None, c)
@@ -649,6 +696,350 @@ pub fn reconcile(store: &Store, ec2: &Ec2, ns: &str) -> Result<Pass, ApiError> {
         }
     }
     Ok(pass)
+}
+
+/// The hosted cluster (`namespace/name`) a control-plane namespace belongs to (its
+/// HostedControlPlane's `hypershift.openshift.io/cluster` annotation).
+fn hosted_cluster_of(store: &Store, ns: &str) -> Option<String> {
+    list(store, &registry::HOSTED_CONTROL_PLANE, Some(ns))
+        .first()
+        .and_then(|hcp| annotation(hcp, CLUSTER_ANNOTATION).map(str::to_string))
+}
+
+/// The labels a selector's `matchLabels` asks for, matched against an object.
+fn selects(selector: Option<&Value>, obj: &Value) -> bool {
+    let Some(want) = selector.and_then(|s| s.get("matchLabels")).and_then(Value::as_object) else {
+        return false;
+    };
+    let labels = obj.pointer("/metadata/labels");
+    !want.is_empty() && want.iter().all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+}
+
+/// The Node a Machine names (`status.nodeRef.name`).
+fn node_of(m: &Value) -> Option<&str> {
+    m.pointer("/status/nodeRef/name").and_then(Value::as_str)
+}
+
+/// A Machine's condition of `type_`, if set.
+fn machine_condition(m: &Value, type_: &str) -> Option<String> {
+    super::condition_status(m, type_)
+}
+
+/// `status.nodeRef` of Machines from the Node whose providerID is theirs.
+fn node_refs(
+    store: &Store,
+    kind: &KindInfo,
+    ns: &str,
+    cluster: Option<&Value>,
+    hosted: &Store,
+) -> Result<(), ApiError> {
+    let nodes = list(hosted, &registry::NODE, None);
+    for m in list(store, kind, Some(ns)) {
+        if paused(cluster, &m) || is_deleting(&m) || node_of(&m).is_some() {
+            continue;
+        }
+        let Some(pid) = m.pointer("/spec/providerID").and_then(Value::as_str) else {
+            continue;
+        };
+        let Some(node) = nodes
+            .iter()
+            .find(|n| n.pointer("/spec/providerID").and_then(Value::as_str) == Some(pid))
+        else {
+            continue;
+        };
+        let node_ref = if kind.version == "v1beta1" {
+            json!({"apiVersion": "v1", "kind": "Node", "name": name_of(node)})
+        } else {
+            json!({"name": name_of(node)})
+        };
+        store.patch(
+            kind,
+            Some(ns),
+            name_of(&m),
+            &Patch::Merge(json!({"status": {"nodeRef": node_ref}})),
+            &WriteOptions::status(),
+        )?;
+    }
+    Ok(())
+}
+
+/// A MachineHealthCheck's verdict on one Machine.
+enum Health {
+    Healthy,
+    /// Not healthy yet, not timed out either.
+    Pending,
+    Unhealthy(&'static str),
+}
+
+/// `getScaledValueFromIntOrPercent(maxUnhealthy, expected, false)`.
+fn max_unhealthy(v: Option<&Value>, expected: usize) -> usize {
+    match v {
+        Some(Value::Number(n)) => n.as_u64().unwrap_or(0) as usize,
+        Some(Value::String(s)) if s.ends_with('%') => {
+            let pct: usize = s.trim_end_matches('%').parse().unwrap_or(100);
+            pct * expected / 100
+        }
+        Some(Value::String(s)) => s.parse().unwrap_or(expected),
+        _ => expected,
+    }
+}
+
+/// One MachineHealthCheck (`machinehealthcheck_controller.go` `Reconcile`, `healthCheckTargets`,
+/// `isAllowedRemediation`, `patchUnhealthyTargets`).
+fn health_check(
+    store: &Store,
+    env: &CapiEnv<'_>,
+    machine_kind: &KindInfo,
+    ns: &str,
+    cluster: Option<&Value>,
+    mhc: &Value,
+    hosted: Option<&Store>,
+) -> Result<(), ApiError> {
+    if paused(cluster, mhc) || is_deleting(mhc) {
+        return Ok(());
+    }
+    // The workload cluster cannot be reached: the reconcile errors, nothing is evaluated.
+    let Some(hosted) = hosted else {
+        return Ok(());
+    };
+    let spec = mhc.get("spec").cloned().unwrap_or_default();
+    let timeout = spec
+        .pointer("/unhealthyConditions/0/timeout")
+        .and_then(Value::as_str)
+        .and_then(parse_go_duration)
+        .unwrap_or(std::time::Duration::from_secs(480));
+    let startup = spec
+        .get("nodeStartupTimeout")
+        .and_then(Value::as_str)
+        .and_then(parse_go_duration)
+        .unwrap_or(std::time::Duration::from_secs(1200));
+    let now = env.clock.now();
+    let targets: Vec<Value> = list(store, machine_kind, Some(ns))
+        .into_iter()
+        .filter(|m| selects(spec.get("selector"), m))
+        .filter(|m| {
+            annotation(m, SKIP_REMEDIATION_ANNOTATION).is_none() && annotation(m, CAPI_PAUSED_ANNOTATION).is_none()
+        })
+        .collect();
+    let mut verdicts = Vec::new();
+    for m in &targets {
+        let verdict = if is_deleting(m) {
+            Health::Pending
+        } else {
+            match node_of(m) {
+                Some(node) => match super::get(hosted, &registry::NODE, "", node) {
+                    None => Health::Unhealthy("NodeDeleted"),
+                    Some(n) => match ready_transition(&n) {
+                        Some((status, _)) if status == "True" => Health::Healthy,
+                        Some((_, since)) => {
+                            let for_ = now.signed_duration_since(since).to_std().unwrap_or_default();
+                            if for_ > timeout {
+                                Health::Unhealthy("UnhealthyNode")
+                            } else {
+                                Health::Pending
+                            }
+                        }
+                        None => Health::Pending,
+                    },
+                },
+                None => {
+                    // Counted from the Machine's creation (the API server's time).
+                    let created = m
+                        .pointer("/metadata/creationTimestamp")
+                        .and_then(Value::as_str)
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                        .map(|t| chrono::Utc::now().signed_duration_since(t).to_std().unwrap_or_default())
+                        .map(|real| env.clock.upstream(real))
+                        .unwrap_or_default();
+                    if created > startup {
+                        Health::Unhealthy("NodeStartupTimeout")
+                    } else {
+                        Health::Pending
+                    }
+                }
+            }
+        };
+        verdicts.push(verdict);
+    }
+    let expected = targets.len();
+    let healthy = verdicts.iter().filter(|v| matches!(v, Health::Healthy)).count();
+    let unhealthy_count = expected - healthy;
+    let max = max_unhealthy(spec.get("maxUnhealthy"), expected);
+    let allowed = unhealthy_count <= max;
+    let condition = if allowed {
+        Condition::new("RemediationAllowed", "True", "", "")
+    } else {
+        Condition::new(
+            "RemediationAllowed",
+            "False",
+            "TooManyUnhealthy",
+            &format!(
+                "Remediation is not allowed, the number of not started or unhealthy machines exceeds maxUnhealthy (total: {expected}, unhealthy: {unhealthy_count}, maxUnhealthy: {max})"
+            ),
+        )
+    };
+    let status = json!({"expectedMachines": expected, "currentHealthy": healthy,
+        "remediationsAllowed": max.saturating_sub(unhealthy_count)});
+    let same = ["expectedMachines", "currentHealthy", "remediationsAllowed"]
+        .iter()
+        .all(|k| mhc.pointer(&format!("/status/{k}")) == status.get(*k));
+    if !same {
+        store.patch(
+            &registry::MACHINE_HEALTH_CHECK,
+            Some(ns),
+            name_of(mhc),
+            &Patch::Merge(json!({"status": status})),
+            &WriteOptions::status(),
+        )?;
+    }
+    if let Some(now_mhc) = super::get(store, &registry::MACHINE_HEALTH_CHECK, ns, name_of(mhc)) {
+        set_conditions(store, &registry::MACHINE_HEALTH_CHECK, &now_mhc, &[condition])?;
+    }
+    for (m, v) in targets.iter().zip(&verdicts) {
+        let set = match v {
+            Health::Healthy => vec![Condition::new("HealthCheckSucceeded", "True", "", "")],
+            Health::Unhealthy(reason) if allowed && !paused(cluster, m) => vec![
+                Condition::new("HealthCheckSucceeded", "False", reason, "Health check failed"),
+                Condition::new(
+                    "OwnerRemediated",
+                    "False",
+                    "WaitingForRemediation",
+                    "Waiting for remediation",
+                ),
+            ],
+            Health::Unhealthy(reason) => vec![Condition::new(
+                "HealthCheckSucceeded",
+                "False",
+                reason,
+                "Health check failed",
+            )],
+            Health::Pending => continue,
+        };
+        if let Some(cur) = super::get(store, machine_kind, ns, name_of(m)) {
+            set_conditions(store, machine_kind, &cur, &set)?;
+        }
+    }
+    Ok(())
+}
+
+/// A short random suffix, as generated names have.
+fn suffix(n: usize) -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..n].to_string()
+}
+
+/// One MachineSet: delete the Machines marked for remediation, then make new Machines (and
+/// instances) up to its replicas.
+fn machine_set(
+    store: &Store,
+    env: &CapiEnv<'_>,
+    machine_kind: &KindInfo,
+    ns: &str,
+    cluster: Option<&Value>,
+    ms: &Value,
+    hosted_cluster: Option<&str>,
+) -> Result<(), ApiError> {
+    if paused(cluster, ms) || is_deleting(ms) {
+        return Ok(());
+    }
+    let mut live = 0i64;
+    for m in list(store, machine_kind, Some(ns)) {
+        if !selects(ms.pointer("/spec/selector"), &m) || is_deleting(&m) {
+            continue;
+        }
+        let marked = machine_condition(&m, "HealthCheckSucceeded").as_deref() == Some("False")
+            && machine_condition(&m, "OwnerRemediated").as_deref() == Some("False");
+        if marked {
+            delete_if_needed(store, machine_kind, &m)?;
+        } else {
+            live += 1;
+        }
+    }
+    let replicas = ms.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
+    let Some(hosted_cluster) = hosted_cluster else {
+        return Ok(());
+    };
+    for _ in live..replicas {
+        replacement(store, env, machine_kind, ns, ms, hosted_cluster)?;
+    }
+    Ok(())
+}
+
+/// `syncReplicas`: a new Machine, its AWSMachine, and the instance CAPA launches for it.
+fn replacement(
+    store: &Store,
+    env: &CapiEnv<'_>,
+    machine_kind: &KindInfo,
+    ns: &str,
+    ms: &Value,
+    hosted_cluster: &str,
+) -> Result<(), ApiError> {
+    let pool = ms
+        .pointer(&format!("/metadata/labels/{}", NODE_POOL_LABEL.replace('/', "~1")))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let infra = ms
+        .pointer("/spec/clusterName")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let labels = ms
+        .pointer("/spec/template/metadata/labels")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let machine = format!("{}-{}", name_of(ms), suffix(5));
+    let aws_machine = format!("{pool}-{}", suffix(5));
+    let id = suffix(15);
+    let provider_id = format!("aws:///{}a/i-0{id}", env.region);
+    let node = format!("ip-10-250-{}.ec2.internal", &id[..6]);
+    let template = ms
+        .pointer("/spec/template/spec/infrastructureRef/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let instance_type = super::get(store, &registry::AWS_MACHINE_TEMPLATE, ns, template)
+        .and_then(|t| {
+            t.pointer("/spec/template/spec/instanceType")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "m5.large".to_string());
+    let infra_ref = if machine_kind.version == "v1beta1" {
+        json!({"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2", "kind": "AWSMachine", "name": aws_machine, "namespace": ns})
+    } else {
+        json!({"apiGroup": "infrastructure.cluster.x-k8s.io", "kind": "AWSMachine", "name": aws_machine})
+    };
+    let mut all_labels = labels.clone();
+    all_labels[super::CAPI_CLUSTER_LABEL] = json!(infra);
+    let m = store.create(
+        machine_kind,
+        Some(ns),
+        json!({"apiVersion": format!("{CAPI_GROUP}/{}", machine_kind.version), "kind": "Machine",
+            "metadata": {"name": machine, "namespace": ns, "labels": all_labels, "finalizers": [MACHINE_FINALIZER],
+                "ownerReferences": [{"apiVersion": format!("{CAPI_GROUP}/{}", machine_kind.version), "kind": "MachineSet",
+                    "name": name_of(ms), "uid": ms.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
+                    "controller": true, "blockOwnerDeletion": true}]},
+            "spec": {"clusterName": infra, "bootstrap": {"dataSecretName": format!("user-data-{pool}")},
+                "infrastructureRef": infra_ref, "providerID": provider_id}}),
+        &WriteOptions::default(),
+    )?;
+    store.create(
+        &registry::AWS_MACHINE,
+        Some(ns),
+        json!({"apiVersion": "infrastructure.cluster.x-k8s.io/v1beta2", "kind": "AWSMachine",
+            "metadata": {"name": aws_machine, "namespace": ns, "labels": all_labels, "finalizers": [AWS_MACHINE_FINALIZER],
+                "ownerReferences": [{"apiVersion": format!("{CAPI_GROUP}/{}", machine_kind.version), "kind": "Machine",
+                    "name": machine, "uid": m.pointer("/metadata/uid").cloned().unwrap_or(Value::Null),
+                    "controller": true, "blockOwnerDeletion": true}]},
+            "spec": {"instanceType": instance_type, "providerID": provider_id}}),
+        &WriteOptions::default(),
+    )?;
+    env.ec2.launch(Instance {
+        provider_id,
+        node_name: node,
+        node_pool: pool,
+        hosted_cluster: hosted_cluster.to_string(),
+        terminated: false,
+    });
+    Ok(())
 }
 
 /// Whether any CAPI controller of `ns` runs (for the hazard record).

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::etcd::HostedEtcd;
+use super::hosted::HostedStores;
 use super::scenario::Profile;
 use super::workloads::WorkloadOptions;
 use crate::clock::SimClock;
@@ -52,6 +53,8 @@ pub struct ControllersOptions {
     pub capi_migration: bool,
     /// `etcd-init` downloads that fail (transiently) before one succeeds.
     pub etcd_init_transient_failures: u32,
+    /// The hosted clusters' APIs (Cluster API reads their Nodes).
+    pub hosted: HostedStores,
 }
 
 impl ControllersOptions {
@@ -73,6 +76,7 @@ impl ControllersOptions {
             profile: Profile::Pinned,
             capi_migration: true,
             etcd_init_transient_failures: 0,
+            hosted: HostedStores::default(),
         }
     }
 

@@ -322,6 +322,9 @@ async fn pass(inner: &Inner) {
         if let Err(e) = hostedcluster::reconcile_endpoint_services(&ctx) {
             tracing::debug!(error = %e, "endpoint services reconcile failed");
         }
+        if let Err(e) = super::capi_migration::reconcile(&ctx) {
+            tracing::debug!(error = %e, "CAPI storage migration failed");
+        }
     }
     for hcp in list(store, &registry::HOSTED_CONTROL_PLANE, None) {
         report("hostedcontrolplane", &hcp, control_plane::reconcile(&ctx, &hcp).await);
@@ -349,7 +352,13 @@ async fn pass(inner: &Inner) {
                 });
             }
         }
-        match capi::reconcile(store, &inner.ec2, ns) {
+        let env = capi::CapiEnv {
+            ec2: &inner.ec2,
+            hosted: &inner.opts.hosted,
+            clock: inner.opts.clock,
+            region: &inner.opts.region,
+        };
+        match capi::reconcile(store, &env, ns) {
             Ok(p) => {
                 for id in p.terminated {
                     inner.log.push(OperatorEvent::InstanceTerminated {

@@ -233,6 +233,7 @@ impl Environment {
         let ec2 = Ec2::default();
         let mut clusters = Vec::new();
         let mut upgrades = Vec::new();
+        let hosted_stores = super::hosted::HostedStores::default();
         for name in &scenario.management_clusters {
             let sim = Sim::start_with(SimOptions {
                 registry: Registry::builtin(),
@@ -264,6 +265,7 @@ impl Environment {
             co.profile = scenario.hypershift;
             co.capi_migration = scenario.install.capi_migration;
             co.etcd_init_transient_failures = scenario.etcd_init_transient_failures;
+            co.hosted = hosted_stores.clone();
             let controllers = Controllers::start(&sim, co, ec2.clone())?;
             upgrades.push((stored_as_v1beta1, io));
             let external_dns = match (&opts.dns, &opts.external_dns) {
@@ -308,7 +310,9 @@ impl Environment {
                     });
                 }
                 let stores = clusters.iter().map(|c| c.sim.store().clone()).collect();
-                hosted_apis.push(HostedClusterApi::start(ho, stores).await?);
+                let api = HostedClusterApi::start(ho, stores).await?;
+                hosted_stores.insert(&format!("{}/{}", hc.namespace, hc.name), &api);
+                hosted_apis.push(api);
             }
         }
         let env = Environment {

@@ -65,6 +65,43 @@ pub const HAPROXY_PERIOD: Duration = Duration::from_secs(120);
 /// See [`HAPROXY_INITIAL_DELAY`].
 pub const HAPROXY_FAILURES: u32 = 3;
 
+/// The hosted clusters' APIs, by `namespace/name`, as the controllers of a management cluster
+/// reach them (Cluster API's MachineHealthCheck and Machine controllers read Nodes through the
+/// control plane's admin kubeconfig): a store, and whether its API is served now.
+#[derive(Clone, Default)]
+pub struct HostedStores(Arc<Mutex<HashMap<String, (Store, crate::kube::faults::FaultPlan)>>>);
+
+impl std::fmt::Debug for HostedStores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<String> = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect();
+        f.debug_tuple("HostedStores").field(&keys).finish()
+    }
+}
+
+impl HostedStores {
+    /// Register the API of hosted cluster `key` (`namespace/name`).
+    pub fn insert(&self, key: &str, api: &HostedClusterApi) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key.to_string(), (api.sim().store().clone(), api.sim().faults().clone()));
+    }
+
+    /// The API of hosted cluster `key`, `None` when unknown or not served now (a client
+    /// gets no answer).
+    pub fn reachable(&self, key: &str) -> Option<Store> {
+        let map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (store, faults) = map.get(key)?;
+        faults.down().is_none().then(|| store.clone())
+    }
+}
+
 /// Each management cluster's etcd of a control-plane namespace: a client per member, in pod
 /// order (empty while none runs).
 pub type EtcdAccess = Arc<dyn Fn(&str) -> Vec<(String, EtcdKvClient)> + Send + Sync>;

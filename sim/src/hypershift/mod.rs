@@ -10,7 +10,8 @@
 //!   (`control-plane-operator/controllers/hostedcontrolplane/`) and the pieces of the hosted
 //!   cluster config operator the DR path meets;
 //! - [`capi`]: Cluster API's controllers in the control-plane namespace and the conversion
-//!   webhook HyperShift installs for the CAPI CRDs;
+//!   webhook HyperShift installs for the CAPI CRDs; [`capi_migration`]: the operator's CAPI
+//!   storage migration;
 //! - [`workloads`]: the kube-controller-manager and kubelets of a management cluster (pods for
 //!   Deployments and StatefulSets, with graceful termination);
 //! - [`controllers`]: all of the above as one task per management cluster, sharing a
@@ -28,6 +29,7 @@ mod client;
 
 pub mod aws;
 pub mod capi;
+pub mod capi_migration;
 pub mod context;
 pub mod control_plane;
 pub mod controllers;
@@ -56,7 +58,7 @@ use crate::kube::store::{DeleteOptions, ListOptions, Store, WriteOptions};
 pub use context::{ControllersOptions, OperatorEvent, OperatorLog};
 pub use controllers::Controllers;
 pub use etcd::{EtcdKvClient, EtcdMemberInfo, HostedEtcd};
-pub use hosted::{HostedApiOptions, HostedClusterApi};
+pub use hosted::{HostedApiOptions, HostedClusterApi, HostedStores};
 pub use pki::{EtcdClientTls, EtcdPki};
 
 /// `hyperv1.HostedClusterFinalizer`: on HostedClusters and NodePools (HO) and on

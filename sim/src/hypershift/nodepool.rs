@@ -11,6 +11,14 @@
 //!   gets the annotation removed (`setMachineDeploymentMetadata`, `reconcileMachineSet`), its
 //!   replicas carried to the MachineDeployment, and its `status.replicas` from it.
 //!
+//! - with `spec.management.autoRepair` a MachineHealthCheck named after the pool watches its
+//!   Machines (`capi.go` `Reconcile`, `reconcileMachineHealthCheck`: Ready False or Unknown for
+//!   8 minutes, `maxUnhealthy` 2, `nodeStartupTimeout` 20 minutes, each overridable by the
+//!   `hypershift.openshift.io/machine-health-check-*` annotations of the NodePool, else of the
+//!   HostedCluster); without it, the health check is deleted. Upstream creates it once the pool
+//!   reached its ignition endpoint, which a restored pool has by its `restored-from-backup`
+//!   annotation (`token.go`); the simulator's pools have always reached it.
+//!
 //! A HostedCluster's pause does not pause its NodePools: each has its own `pausedUntil`.
 
 use serde_json::{Value, json};
@@ -100,6 +108,7 @@ pub(crate) fn reconcile(ctx: &Ctx<'_>, np: &Value) -> Result<(), ApiError> {
     if paused {
         return Ok(());
     }
+    machine_health_check(ctx, &np, &cp_ns)?;
     let Some(md) = md else {
         return Ok(());
     };
@@ -124,6 +133,89 @@ pub(crate) fn reconcile(ctx: &Ctx<'_>, np: &Value) -> Result<(), ApiError> {
             &Patch::Merge(json!({"status": {"replicas": have}})),
             &WriteOptions::status(),
         )?;
+    }
+    Ok(())
+}
+
+/// The annotations that override the health check (`hostedcluster_types.go`).
+pub const MHC_MAX_UNHEALTHY_ANNOTATION: &str = "hypershift.openshift.io/machine-health-check-max-unhealthy";
+/// See [`MHC_MAX_UNHEALTHY_ANNOTATION`].
+pub const MHC_TIMEOUT_ANNOTATION: &str = "hypershift.openshift.io/machine-health-check-timeout";
+/// See [`MHC_MAX_UNHEALTHY_ANNOTATION`].
+pub const MHC_NODE_STARTUP_TIMEOUT_ANNOTATION: &str =
+    "hypershift.openshift.io/machine-health-check-node-startup-timeout";
+
+/// `reconcileMachineHealthCheck` (or its deletion without autoRepair).
+fn machine_health_check(ctx: &Ctx<'_>, np: &Value, cp_ns: &str) -> Result<(), ApiError> {
+    let store = ctx.store;
+    let kind = &registry::MACHINE_HEALTH_CHECK;
+    let pool = name_of(np);
+    let existing = get(store, kind, cp_ns, pool);
+    let auto_repair = np.pointer("/spec/management/autoRepair").and_then(Value::as_bool) == Some(true);
+    if !auto_repair {
+        if let Some(mhc) = existing {
+            delete_if_needed(store, kind, &mhc)?;
+        }
+        return Ok(());
+    }
+    let hc = get(
+        store,
+        &registry::HOSTED_CLUSTER,
+        namespace_of(np),
+        np.pointer("/spec/clusterName")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+    );
+    let setting = |key: &str, default: &str| -> String {
+        annotation(np, key)
+            .or_else(|| hc.as_ref().and_then(|h| annotation(h, key)))
+            .unwrap_or(default)
+            .to_string()
+    };
+    let timeout = setting(MHC_TIMEOUT_ANNOTATION, "8m0s");
+    let max_unhealthy = setting(MHC_MAX_UNHEALTHY_ANNOTATION, "2");
+    let max_unhealthy = max_unhealthy
+        .parse::<i64>()
+        .map(|n| json!(n))
+        .unwrap_or_else(|_| json!(max_unhealthy));
+    let infra = hc
+        .as_ref()
+        .and_then(|h| h.pointer("/spec/infraID").and_then(Value::as_str))
+        .unwrap_or_default()
+        .to_string();
+    let spec = json!({
+        "clusterName": infra,
+        "selector": {"matchLabels": {NODE_POOL_LABEL: pool}},
+        "unhealthyConditions": [
+            {"type": "Ready", "status": "False", "timeout": timeout},
+            {"type": "Ready", "status": "Unknown", "timeout": timeout},
+        ],
+        "maxUnhealthy": max_unhealthy,
+        "nodeStartupTimeout": setting(MHC_NODE_STARTUP_TIMEOUT_ANNOTATION, "20m0s"),
+    });
+    match existing {
+        None => {
+            let obj = json!({"apiVersion": format!("{}/{}", kind.group, kind.version), "kind": "MachineHealthCheck",
+                "metadata": {"name": pool, "namespace": cp_ns,
+                    "annotations": {"hypershift.openshift.io/nodePool": format!("{}/{pool}", namespace_of(np))}},
+                "spec": spec});
+            match store.create(kind, Some(cp_ns), obj, &WriteOptions::default()) {
+                Ok(_) => ctx.log.created(ctx.cluster(), "MachineHealthCheck", cp_ns, pool),
+                Err(e) if e.reason == crate::kube::error::Reason::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Some(mhc) if mhc.get("spec") != Some(&spec) && !is_deleting(&mhc) => {
+            // CreateOrUpdate overwrites what anyone else changed.
+            store.patch(
+                kind,
+                Some(cp_ns),
+                pool,
+                &Patch::Merge(json!({"spec": spec})),
+                &WriteOptions::default(),
+            )?;
+        }
+        Some(_) => {}
     }
     Ok(())
 }

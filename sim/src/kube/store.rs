@@ -1604,8 +1604,17 @@ impl Txn<'_> {
             }
         }
         set_rv(&mut new, rv_of(&old));
-        if new == old {
-            // A no-op write neither bumps the resourceVersion nor emits an event.
+        // A no-op write neither bumps the resourceVersion nor emits an event, unless the object
+        // is stored in another version than the storage version: its bytes change
+        // (`GuaranteedUpdate` compares the encoded object), which is how a storage migration
+        // re-stores it.
+        let stored_version = stored_old.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let storage_version = if kind.group.is_empty() {
+            kind.storage_version.clone()
+        } else {
+            format!("{}/{}", kind.group, kind.storage_version)
+        };
+        if new == old && stored_version == storage_version {
             return Ok(new);
         }
         if dry_run {

@@ -29,9 +29,9 @@ const NAME: &str = "demo-one";
 const SHORT: Duration = Duration::from_secs(10);
 const ETCD: Duration = Duration::from_secs(90);
 
-fn scenario(policy: &str) -> Scenario {
+fn scenario(policy: &str, profile: &str) -> Scenario {
     Scenario::from_toml(&format!(
-        "management_clusters = [\"source\", \"destination\"]\n[hosted_cluster]\nnamespace = \"{NS}\"\nname = \"{NAME}\"\navailability_policy = \"{policy}\"\n"
+        "management_clusters = [\"source\", \"destination\"]\nhypershift = \"{profile}\"\n[hosted_cluster]\nnamespace = \"{NS}\"\nname = \"{NAME}\"\navailability_policy = \"{policy}\"\n"
     ))
     .unwrap()
 }
@@ -39,13 +39,18 @@ fn scenario(policy: &str) -> Scenario {
 /// Management clusters with the upstream CRDs whose source runs the hosted cluster (with
 /// `policy`) and its etcd.
 async fn env(policy: &str, restore_ca: Option<String>) -> Result<(Environment, String)> {
+    env_on(policy, "3ee9615", restore_ca).await
+}
+
+/// [`env`] on HyperShift `profile`.
+async fn env_on(policy: &str, profile: &str, restore_ca: Option<String>) -> Result<(Environment, String)> {
     let opts = EnvironmentOptions {
         crds: CrdSource::Dir(support::upstream_crds()),
         hosted_api: false,
         restore_trusted_ca: restore_ca,
         ..EnvironmentOptions::default()
     };
-    let env = Environment::start(scenario(policy), opts).await?;
+    let env = Environment::start(scenario(policy, profile), opts).await?;
     let hcp_ns = hcp_namespace(NS, NAME);
     if env.source().controllers.wait_for_etcd(&hcp_ns, ETCD).await.is_none() {
         bail!(
@@ -314,8 +319,9 @@ async fn a_grpc_client_snapshots_a_member_over_tls_with_the_published_material()
     Ok(())
 }
 
-#[tokio::test]
-async fn a_highly_available_restore_has_the_snapshot_on_every_member() -> Result<()> {
+/// Restores `snap` on the destination of an HA environment on `profile`; the restored etcd's
+/// pods with a client each.
+async fn restore_ha(profile: &str) -> Result<(Environment, String, SnapshotStore, Vec<(String, EtcdKvClient)>)> {
     let snap = support::etcd_snapshot(&[
         ("/kubernetes.io/secrets/default/keep", "from-source"),
         ("/kubernetes.io/configmaps/app/state", "42"),
@@ -323,7 +329,7 @@ async fn a_highly_available_restore_has_the_snapshot_on_every_member() -> Result
     .await?;
     let snapshots = SnapshotStore::start().await?;
     let url = snapshots.presigned("demo-one.db", &snap, &snapshots.secret()).await?;
-    let (env, hcp_ns) = env("HighlyAvailable", Some(snapshots.ca_pem())).await?;
+    let (env, hcp_ns) = env_on("HighlyAvailable", profile, Some(snapshots.ca_pem())).await?;
     env.recreate_hosted_cluster(1, &url, false)?;
     let dest = &env.clusters[1];
     let started = dest
@@ -341,11 +347,21 @@ async fn a_highly_available_restore_has_the_snapshot_on_every_member() -> Result
         "{:?}",
         dest.controllers.log().entries()
     );
-    let sim = &dest.sim;
-    let tls = tls_from_namespace(sim.store(), &hcp_ns).await?;
+    let tls = tls_from_namespace(dest.sim.store(), &hcp_ns).await?;
+    let clients = ["etcd-0", "etcd-1", "etcd-2"]
+        .iter()
+        .map(|pod| (pod.to_string(), pod_client(&dest.sim, &hcp_ns, pod, &tls)))
+        .collect();
+    Ok((env, hcp_ns, snapshots, clients))
+}
+
+/// The fix of openshift/hypershift#9069: every member restores with its identity, and the
+/// three form one cluster holding the snapshot.
+#[tokio::test]
+async fn a_highly_available_restore_with_member_identity_is_one_cluster() -> Result<()> {
+    let (env, _, _snapshots, clients) = restore_ha("3ee9615+pr9069").await?;
     let mut member_ids = BTreeSet::new();
-    for pod in ["etcd-0", "etcd-1", "etcd-2"] {
-        let c = pod_client(sim, &hcp_ns, pod, &tls);
+    for (pod, c) in &clients {
         // Serializable reads: what this member restored into its own store.
         assert_eq!(
             c.get_local("/kubernetes.io/secrets/default/keep").await?.as_deref(),
@@ -362,15 +378,34 @@ async fn a_highly_available_restore_has_the_snapshot_on_every_member() -> Result
     }
     assert_eq!(member_ids.len(), 3, "{member_ids:?}");
     // The restored members form one working cluster: a new write reaches every member.
-    let c0 = pod_client(sim, &hcp_ns, "etcd-0", &tls);
-    c0.put("/after/restore", "ok").await?;
-    assert_eq!(
-        pod_client(sim, &hcp_ns, "etcd-2", &tls)
-            .get("/after/restore")
-            .await?
-            .as_deref(),
-        Some("ok")
-    );
+    clients[0].1.put("/after/restore", "ok").await?;
+    assert_eq!(clients[2].1.get("/after/restore").await?.as_deref(), Some("ok"));
+    env.shutdown().await;
+    Ok(())
+}
+
+/// The pinned commit's `etcd-init.sh` restores with no `--name` or `--initial-cluster`
+/// (OCPBUGS-99534): each member holds the snapshot and is a one-member cluster of its own, so a
+/// write through one member never reaches the others.
+#[tokio::test]
+async fn a_highly_available_restore_on_the_pinned_commit_splits_into_three_clusters() -> Result<()> {
+    let (env, _, _snapshots, clients) = restore_ha("3ee9615").await?;
+    let mut clusters = BTreeSet::new();
+    for (pod, c) in &clients {
+        assert_eq!(
+            c.get_local("/kubernetes.io/secrets/default/keep").await?.as_deref(),
+            Some("from-source"),
+            "{pod}"
+        );
+        let members = c.member_list().await?;
+        assert_eq!(members.len(), 1, "{pod}: {members:?}");
+        assert_eq!(members[0].name, *pod, "a member publishes its own name once started");
+        clusters.insert(c.member_and_cluster_id().await?.1);
+    }
+    assert_eq!(clusters.len(), 3, "three clusters: {clusters:?}");
+    clients[0].1.put("/after/restore", "only-here").await?;
+    assert_eq!(clients[0].1.get("/after/restore").await?.as_deref(), Some("only-here"));
+    assert_eq!(clients[2].1.get("/after/restore").await?, None, "the members disagree");
     env.shutdown().await;
     Ok(())
 }
