@@ -43,19 +43,23 @@ pub enum Phase {
     /// Return the source to service after a backup that will not be restored (not part of a
     /// migration; `ferry abort`).
     Abort,
+    /// Read where a migration stands (changes nothing): the first phase not done, so that
+    /// `ferry migrate` run again carries on from there.
+    Status,
 }
 
 impl Phase {
     /// Every phase of a migration, in order.
     pub const ALL: [Phase; 4] = [Phase::Backup, Phase::Restore, Phase::Teardown, Phase::Finish];
 
-    /// Every phase the guest runs, [`Phase::Abort`] included.
-    pub const EVERY: [Phase; 5] = [
+    /// Every phase the guest runs, [`Phase::Abort`] and [`Phase::Status`] included.
+    pub const EVERY: [Phase; 6] = [
         Phase::Backup,
         Phase::Restore,
         Phase::Teardown,
         Phase::Finish,
         Phase::Abort,
+        Phase::Status,
     ];
 
     /// The phase name the guest receives.
@@ -66,6 +70,7 @@ impl Phase {
             Phase::Teardown => "teardown",
             Phase::Finish => "finish",
             Phase::Abort => "abort",
+            Phase::Status => "status",
         }
     }
 
@@ -76,7 +81,18 @@ impl Phase {
         match self {
             Phase::Backup | Phase::Teardown | Phase::Abort => Some("source"),
             Phase::Restore => Some("destination"),
-            Phase::Finish => None,
+            Phase::Finish | Phase::Status => None,
+        }
+    }
+
+    /// The parameter naming the management cluster whose objects in the shared namespace
+    /// this phase reads as the hosted cluster's own: the one it changes; for finish the
+    /// destination, where the cluster now lives; for status the source, where ferry's marker
+    /// is.
+    pub fn owner_cluster(self) -> &'static str {
+        match self {
+            Phase::Status => "source",
+            other => other.changes_cluster().unwrap_or("destination"),
         }
     }
 }
@@ -93,7 +109,7 @@ impl FromStr for Phase {
         Phase::EVERY
             .into_iter()
             .find(|p| p.name() == s)
-            .ok_or_else(|| format!("`{s}` is not a phase (backup, restore, teardown, finish, abort)"))
+            .ok_or_else(|| format!("`{s}` is not a phase (backup, restore, teardown, finish, abort, status)"))
     }
 }
 
@@ -289,6 +305,22 @@ impl PhaseReport {
             .unwrap_or(false)
     }
 
+    /// How long this phase kept the hosted cluster's API down (`api_down_ms`, on the run's
+    /// clock), when the API was down during it.
+    pub fn api_down_ms(&self) -> Option<u64> {
+        self.summary()
+            .and_then(|s| s.get("api_down_ms"))
+            .and_then(Value::as_u64)
+    }
+
+    /// The API's whole downtime, from backup stopping the writers to the destination serving
+    /// a write (`downtime_ms` of restore's summary).
+    pub fn downtime_ms(&self) -> Option<u64> {
+        self.summary()
+            .and_then(|s| s.get("downtime_ms"))
+            .and_then(Value::as_u64)
+    }
+
     /// The step the phase stopped after on request (`stop_after`), if it did.
     pub fn stopped_after(&self) -> Option<&str> {
         self.summary()
@@ -326,6 +358,19 @@ impl PhaseReport {
         };
         for (step, result) in self.steps() {
             out.push_str(&format!("\n  {step}: {result}"));
+        }
+        if let Some(down) = self.api_down_ms() {
+            out.push_str(&format!(
+                "\n  the hosted cluster's API was down {} during this phase",
+                human_ms(down)
+            ));
+        }
+        if let Some(total) = self.downtime_ms() {
+            out.push_str(&format!(
+                "\n  the hosted cluster's API was down {} in all, from backup stopping the writers to the \
+                 destination serving a write",
+                human_ms(total)
+            ));
         }
         // The steps and messages are the guest's words.
         ferry::progress::terminal_safe(&out, true).into_owned()
@@ -366,7 +411,7 @@ pub async fn run_phase_with(
     };
     // What the hosted cluster owns where the phase works (finish: the destination, where it
     // now lives), fixed before the guest starts.
-    let owner_cluster = phase.changes_cluster().unwrap_or("destination");
+    let owner_cluster = phase.owner_cluster();
     let owner_alias = config
         .params
         .get(owner_cluster)
@@ -574,9 +619,48 @@ pub struct MigrateReport {
     /// The command that returns the source to service instead, while the migration stopped
     /// before teardown (backup or restore).
     pub abort_command: Option<String>,
+    /// Where a migration run without `--from` found it stood, and why.
+    pub resumed: Option<Resumed>,
+}
+
+/// Where `ferry migrate` found a migration standing before it ran anything.
+#[derive(Debug, Clone, Serialize)]
+pub struct Resumed {
+    /// The first phase not done (`None`: every phase is done).
+    pub at: Option<Phase>,
+    /// What showed it, in the guest's words (or why it could not be read).
+    pub why: String,
+}
+
+/// `1m 42.3s`, `8.1s`.
+pub fn human_ms(ms: u64) -> String {
+    let secs = ms as f64 / 1000.0;
+    if secs >= 60.0 {
+        format!("{}m {:.1}s", (secs / 60.0).floor(), secs % 60.0)
+    } else {
+        format!("{secs:.1}s")
+    }
 }
 
 impl MigrateReport {
+    /// The hosted cluster's API downtime of the migration, from backup stopping the writers
+    /// to the destination serving a write, when restore measured it in this run.
+    pub fn downtime_ms(&self) -> Option<u64> {
+        self.phases
+            .iter()
+            .filter_map(PhaseResult::report)
+            .find_map(PhaseReport::downtime_ms)
+    }
+
+    /// How long each phase of this run kept the API down.
+    pub fn api_down_by_phase(&self) -> Vec<(Phase, u64)> {
+        self.phases
+            .iter()
+            .filter_map(PhaseResult::report)
+            .filter_map(|r| r.api_down_ms().map(|d| (r.phase, d)))
+            .collect()
+    }
+
     /// True when every phase completed.
     pub fn succeeded(&self) -> bool {
         self.failed.is_none() && self.stopped.is_none()
@@ -640,7 +724,29 @@ impl MigrateReport {
                  resume with:\n  {resume}{abort}"
             )
         } else {
-            format!("migration complete: {done}")
+            let resumed = match &self.resumed {
+                Some(Resumed { at: None, why }) => format!(" (nothing left to do: {why})"),
+                Some(Resumed { at: Some(at), why }) if *at != Phase::Backup => {
+                    format!(" (resumed at {at}: {why})")
+                }
+                _ => String::new(),
+            };
+            let downtime = match self.downtime_ms() {
+                Some(total) => {
+                    let parts: Vec<String> = self
+                        .api_down_by_phase()
+                        .iter()
+                        .map(|(p, d)| format!("{p} {}", human_ms(*d)))
+                        .collect();
+                    format!(
+                        "\nthe hosted cluster's API was down {} ({})",
+                        human_ms(total),
+                        parts.join(", ")
+                    )
+                }
+                None => String::new(),
+            };
+            format!("migration complete: {done}{resumed}{downtime}")
         }
     }
 }
@@ -684,6 +790,7 @@ pub async fn migrate(config: &RunConfig, opts: &DrOptions, mopts: &MigrateOption
                 stopped: None,
                 resume_command: Some(resume_command(mopts, phase)),
                 abort_command: abort_command(mopts, phase),
+                resumed: None,
             }
         }
     }
@@ -703,8 +810,22 @@ pub async fn migrate_with(
         stopped: None,
         resume_command: None,
         abort_command: None,
+        resumed: None,
     };
-    let start = mopts.from.unwrap_or(Phase::Backup);
+    let start = match mopts.from {
+        Some(from) => from,
+        // Not in a plan: a plan of backup is what a plan of a migration is.
+        None if opts.plan => Phase::Backup,
+        None => {
+            let found = locate(runtime, config, opts, mopts).await;
+            let at = found.at;
+            report.resumed = Some(found);
+            match at {
+                Some(at) => at,
+                None => return report,
+            }
+        }
+    };
     for phase in Phase::ALL.into_iter().skip_while(|p| *p != start) {
         let mut args = PhaseArgs {
             force: false,
@@ -755,6 +876,56 @@ pub async fn migrate_with(
         }
     }
     report
+}
+
+/// Runs the guest's `status` phase: the first phase of the migration not done. When where it
+/// stands cannot be read, the migration starts at backup, which says what is wrong.
+async fn locate(runtime: &Runtime, config: &RunConfig, opts: &DrOptions, mopts: &MigrateOptions) -> Resumed {
+    if let Some(hook) = &mopts.on_phase {
+        hook(Phase::Status, None);
+    }
+    let args = PhaseArgs {
+        extra: mopts.args.extra.clone(),
+        ..PhaseArgs::default()
+    };
+    let result = match run_phase_with(runtime, config, Phase::Status, &args, opts).await {
+        Ok(r) if !r.succeeded() => PhaseResult::GuestFailed(r),
+        Ok(r) => PhaseResult::Completed(r),
+        Err(e) => PhaseResult::RunFailed {
+            phase: Phase::Status,
+            message: e.to_string(),
+            exit_code: e.exit_code(),
+        },
+    };
+    if let Some(hook) = &mopts.on_phase {
+        hook(Phase::Status, Some(&result));
+    }
+    let summary = result.report().and_then(PhaseReport::summary);
+    let text = |k: &str| summary.and_then(|s| s.get(k)).and_then(Value::as_str);
+    match (text("next"), text("why")) {
+        (Some("done"), Some(why)) => Resumed {
+            at: None,
+            why: why.to_string(),
+        },
+        (Some(next), Some(why)) if next.parse::<Phase>().is_ok_and(|p| Phase::ALL.contains(&p)) => Resumed {
+            at: next.parse().ok(),
+            why: why.to_string(),
+        },
+        _ => {
+            let why = match &result {
+                PhaseResult::RunFailed { message, .. } => message.clone(),
+                PhaseResult::GuestFailed(r) => match &r.outcome {
+                    PhaseOutcome::GuestFailed { message, .. } => message.clone(),
+                    PhaseOutcome::Succeeded { .. } => String::new(),
+                },
+                _ => "the guest did not say".to_string(),
+            };
+            Resumed {
+                at: Some(Phase::Backup),
+                why: format!("where the migration stands could not be read ({why}); starting at backup"),
+            }
+        }
+    }
 }
 
 /// `ferry abort` with the migration's options, while the source can still go back to service

@@ -192,7 +192,8 @@ pub struct DnsSection {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeoutsSection {
-    /// DNS records moving to the destination; default 400.
+    /// Each wait on DNS (records released, published); default: what the external-dns doing
+    /// the work is configured to need (a start and twice its `--interval`).
     pub dns_seconds: Option<u64>,
     /// The restored control plane becoming available; default 1200.
     pub restore_seconds: Option<u64>,
@@ -543,10 +544,6 @@ impl SiteConfig {
             ("external_dns_domain", get(&self.dns.external_dns_domain, "")),
             ("txt_suffix", get(&self.dns.txt_suffix, "-external-dns")),
             (
-                "dns_timeout_seconds",
-                self.timeouts.dns_seconds.unwrap_or(400).to_string(),
-            ),
-            (
                 "restore_timeout_seconds",
                 self.timeouts.restore_seconds.unwrap_or(1200).to_string(),
             ),
@@ -558,6 +555,10 @@ impl SiteConfig {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        // Unset, each DNS wait is bounded by what that external-dns is configured to need.
+        if let Some(d) = self.timeouts.dns_seconds {
+            params.insert("dns_timeout_seconds".into(), d.to_string());
+        }
         params.extend(self.params.clone());
         params.extend(self.param_overrides.clone());
         Ok(RunConfig {
@@ -639,7 +640,10 @@ mod tests {
         assert_eq!(config.params["s3_prefix"], "hosted-clusters");
         assert_eq!(config.params["zone_id"], "Z0123");
         assert_eq!(config.params["txt_suffix"], "-external-dns");
-        assert_eq!(config.params["dns_timeout_seconds"], "400");
+        assert!(
+            !config.params.contains_key("dns_timeout_seconds"),
+            "unset: each DNS wait is bounded by its external-dns's own configuration"
+        );
         assert_eq!(config.params["source"], "source");
         assert_eq!(config.clusters.len(), 3);
         assert_eq!(config.clusters["source"].context.as_deref(), Some("admin"));

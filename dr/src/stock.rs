@@ -39,8 +39,6 @@ pub fn steps(phase: crate::phases::Phase) -> &'static [&'static str] {
             "snapshot",
             "dump",
             "upload",
-            "delete-routes",
-            "wait-dns",
             "complete",
         ],
         Phase::Restore => &[
@@ -54,12 +52,19 @@ pub fn steps(phase: crate::phases::Phase) -> &'static [&'static str] {
             "extra-objects",
             "hosted-cluster",
             "node-pools",
+            "dns",
             "wait-restored",
-            "wait-dns",
+            "etcd-members",
+            "api-write",
             "wait-nodes",
+            "remediation",
+            "old-instances",
+            "complete",
         ],
         Phase::Teardown => &[
             "gate",
+            "capi-storage",
+            "webhooks",
             "stop-operator",
             "scale-down",
             "node-pools",
@@ -72,10 +77,12 @@ pub fn steps(phase: crate::phases::Phase) -> &'static [&'static str] {
             "hcp-namespace",
             "hosted-cluster",
             "hc-namespace",
+            "webhooks-back",
             "start-operator",
         ],
         Phase::Finish => &["ovn-pods", "cluster-version", "nodes", "report"],
         Phase::Abort => &["gate", "writers", "unpause", "wait-dns", "marker"],
+        Phase::Status => &["locate"],
     }
 }
 

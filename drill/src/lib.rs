@@ -399,8 +399,9 @@ async fn run_install(cmd: &mut tokio::process::Command) -> Result<(), DrillError
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
     /// Its name: `etcd-data`, `dns-moved`, `source-clean`, `backup-kept`,
-    /// `backup-encrypted`, `no-deletion-flow`, `restored-signal`, `operator-running`, `audit-no-denials` or
-    /// `audit-verified`.
+    /// `backup-encrypted`, `no-deletion-flow`, `restored-signal`, `operator-running`,
+    /// `etcd-one-cluster`, `management-restored`, `audit-no-denials`, `audit-verified`, or
+    /// `downtime` ([`Drill::check_downtime`]).
     pub name: &'static str,
     /// Whether it passed.
     pub passed: bool,
@@ -472,6 +473,9 @@ pub struct Drill {
     faults: Option<Faults>,
     /// Throttles ferry's Route53 calls on their way to moto, with `faults`.
     _route53_proxy: Option<Route53ChaosProxy>,
+    /// What ferry may change on each management cluster, as it was before the drill ran
+    /// (`management-restored` compares).
+    baseline: BTreeMap<String, BTreeMap<String, Value>>,
 }
 
 impl std::fmt::Debug for Drill {
@@ -535,6 +539,90 @@ struct Target<'a> {
     /// Every other HostedCluster of its namespace (their `<name>-…` objects are not its).
     neighbours: Vec<String>,
     audit: &'a Path,
+}
+
+/// The downtime goal of a migration, from backup stopping the writers to the destination
+/// serving a write, on the drill's clock (upstream time).
+pub const DOWNTIME_GOAL: Duration = Duration::from_secs(180);
+
+/// The goal for the downtime against the physical minimum of the same run (snapshot and
+/// upload, download and restore, DNS propagation).
+pub const DOWNTIME_RATIO_GOAL: f64 = 1.3;
+
+/// On a Machine: Cluster API leaves it out of MachineHealthCheck remediation.
+const SKIP_REMEDIATION: &str = "cluster.x-k8s.io/skip-remediation";
+/// On a Machine: restore set [`SKIP_REMEDIATION`] until the nodes are Ready.
+const SKIP_REMEDIATION_SET: &str = "ferry.dev/skip-remediation-until-ready";
+
+/// The annotation prefix of everything ferry notes on a cluster's objects.
+const FERRY_ANNOTATIONS: &str = "ferry.dev/";
+
+/// What ferry may change on a management cluster to move a hosted cluster and must put back:
+/// the HyperShift operator's and external-dns' replicas (teardown stops the first, the DNS
+/// cut-over restarts the second), the object selectors of HyperShift's webhooks (teardown
+/// keeps its hosted cluster's objects out of them), and any note ferry leaves on them.
+fn settings(store: &ferry_sim::Store) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    let notes = |o: &Value| -> Value {
+        o.pointer("/metadata/annotations")
+            .and_then(Value::as_object)
+            .map(|a| {
+                a.iter()
+                    .filter(|(k, _)| k.starts_with(FERRY_ANNOTATIONS))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<serde_json::Map<_, _>>()
+            })
+            .map(Value::Object)
+            .unwrap_or(Value::Null)
+    };
+    for name in ["operator", "external-dns"] {
+        if let Ok(d) = store.get(&registry::DEPLOYMENT, Some("hypershift"), name) {
+            out.insert(
+                format!("Deployment hypershift/{name}"),
+                serde_json::json!({"replicas": d["spec"]["replicas"], "ferry notes": notes(&d)}),
+            );
+        }
+    }
+    for kind in [
+        &registry::VALIDATING_WEBHOOK_CONFIGURATION,
+        &registry::MUTATING_WEBHOOK_CONFIGURATION,
+    ] {
+        if let Ok(w) = store.get(kind, None, "hypershift.openshift.io") {
+            let selectors: Vec<Value> = w["webhooks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|h| {
+                    serde_json::json!({"name": h["name"], "objectSelector": h["objectSelector"],
+                    "namespaceSelector": h["namespaceSelector"], "failurePolicy": h["failurePolicy"],
+                    "clientConfig": h["clientConfig"]["service"]})
+                })
+                .collect();
+            out.insert(
+                format!("{} hypershift.openshift.io", kind.kind),
+                serde_json::json!({"webhooks": selectors, "ferry notes": notes(&w)}),
+            );
+        }
+    }
+    out
+}
+
+/// The parts of a migration's downtime no procedure can avoid, each measured in the run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PhysicalMinimum {
+    /// The etcd snapshot streamed into S3 (backup's `snapshot` step), ms.
+    pub snapshot_and_upload_ms: Option<u64>,
+    /// The destination's `etcd-init` downloading the snapshot and restoring it, ms.
+    pub download_and_restore_ms: Option<u64>,
+    /// The destination's external-dns publishing the names once its process runs, ms.
+    pub dns_ms: Option<u64>,
+}
+
+impl PhysicalMinimum {
+    /// The sum of the parts measured.
+    pub fn total_ms(&self) -> u64 {
+        self.snapshot_and_upload_ms.unwrap_or(0) + self.download_and_restore_ms.unwrap_or(0) + self.dns_ms.unwrap_or(0)
+    }
 }
 
 impl Drill {
@@ -701,8 +789,17 @@ impl Drill {
              [dns]\nzone_id = {zone}\nexternal_dns_domain = {domain}\ntxt_suffix = {suffix}\n\n\
              [aws]\nregion = \"us-east-1\"\nendpoint_url = {s3}\nroute53_endpoint_url = {moto}\nforce_path_style = true\nca_bundle = \"s3-ca.pem\"\n\
              s3_encryption = \"sse-kms\"\ns3_kms_key_id = {kms}\n\n\
-             [timeouts]\ndns_seconds = 400\nrestore_seconds = 1200\nnodes_seconds = 1200\n\n\
-             [clock]\nscale = {scale:?}\n",
+             [timeouts]\nrestore_seconds = 1200\nnodes_seconds = 1200\n\n\
+             [clock]\nscale = {scale:?}\n\n\
+             [params]\n# The destination's HyperShift ({profile}) {identity} etcd members with their identity.\n\
+             etcd_init_member_identity = \"{member_identity}\"\n",
+            profile = env.scenario.hypershift.name(),
+            identity = if env.scenario.hypershift.etcd_init_member_identity() {
+                "restores"
+            } else {
+                "does not restore"
+            },
+            member_identity = env.scenario.hypershift.etcd_init_member_identity(),
             site = dir.join("site.toml").display(),
             src = cluster("source", source_kc),
             dst = cluster("destination", dest_kc),
@@ -748,6 +845,11 @@ impl Drill {
                 f.seed
             ));
         }
+        let baseline = env
+            .clusters
+            .iter()
+            .map(|c| (c.sim.name().to_string(), settings(c.sim.store())))
+            .collect();
         Ok(Drill {
             env,
             s3,
@@ -763,6 +865,7 @@ impl Drill {
             runtime,
             guest: GuestChoice::stock(),
             progress: opts.progress,
+            baseline,
             chaos,
             faults: opts.faults,
             _route53_proxy: route53_proxy,
@@ -1160,8 +1263,235 @@ impl Drill {
         self.check_operators(&t, &mut report);
         self.check_restored_signal(&t, &mut report);
         self.check_operator_running(&mut report);
+        self.check_etcd_one_cluster(&t, &mut report).await;
+        self.check_management_restored(&t, &mut report);
         self.check_audit(&t, &mut report);
         report
+    }
+
+    /// `etcd-one-cluster`: every etcd member of the destination's control plane names the
+    /// same cluster and lists every member (a split HighlyAvailable restore passes every
+    /// condition upstream sets).
+    async fn check_etcd_one_cluster(&self, t: &Target<'_>, report: &mut DrillReport) {
+        let mut problems = Vec::new();
+        let mut detail = String::new();
+        match self.env.destination() {
+            None => problems.push("the scenario has no destination cluster".to_string()),
+            Some(dest) => {
+                let members = dest.controllers.etcd_members(&t.hcp_ns);
+                if members.is_empty() {
+                    problems.push(format!("no etcd member runs in {} on the destination", t.hcp_ns));
+                }
+                let mut clusters = std::collections::BTreeSet::new();
+                for (pod, client) in &members {
+                    match (client.member_and_cluster_id().await, client.member_list().await) {
+                        (Ok((_, cluster)), Ok(list)) => {
+                            if list.len() != members.len() {
+                                problems.push(format!("{pod} lists {} member(s) of {}", list.len(), members.len()));
+                            }
+                            clusters.insert(cluster);
+                        }
+                        (Err(e), _) | (_, Err(e)) => problems.push(format!("{pod}: {e}")),
+                    }
+                }
+                if clusters.len() > 1 {
+                    problems.push(format!(
+                        "the {} members are {} clusters ({})",
+                        members.len(),
+                        clusters.len(),
+                        clusters.iter().cloned().collect::<Vec<_>>().join(", ")
+                    ));
+                }
+                detail = format!(
+                    "{} member(s) in one etcd cluster ({})",
+                    members.len(),
+                    clusters.iter().next().cloned().unwrap_or_default()
+                );
+            }
+        }
+        report.push("etcd-one-cluster", problems, detail);
+    }
+
+    /// `management-restored`: every setting ferry changed on either management cluster is
+    /// back as it was before the drill (the operator's and external-dns' replicas, the
+    /// webhooks' selectors, no note left), and no restored Machine is still kept from
+    /// remediation.
+    fn check_management_restored(&self, t: &Target<'_>, report: &mut DrillReport) {
+        let mut problems = Vec::new();
+        let mut compared = 0;
+        for c in &self.env.clusters {
+            let name = c.sim.name();
+            let now = settings(c.sim.store());
+            for (what, before) in self.baseline.get(name).into_iter().flatten() {
+                compared += 1;
+                match now.get(what) {
+                    Some(after) if after == before => {}
+                    Some(after) => problems.push(format!("{name}: {what} was {before}, is {after}")),
+                    None => problems.push(format!("{name}: {what} is gone")),
+                }
+            }
+        }
+        if let Some(dest) = self.env.destination() {
+            let machines = dest
+                .sim
+                .store()
+                .list(&registry::MACHINE, Some(&t.hcp_ns), &ListOptions::default())
+                .map(|l| l.items)
+                .unwrap_or_default();
+            for m in machines {
+                let annotations = m["metadata"]["annotations"].as_object().cloned().unwrap_or_default();
+                if annotations.contains_key(SKIP_REMEDIATION_SET) || annotations.contains_key(SKIP_REMEDIATION) {
+                    problems.push(format!(
+                        "{}: Machine {} is still kept from remediation",
+                        dest.sim.name(),
+                        m["metadata"]["name"].as_str().unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        report.push(
+            "management-restored",
+            problems,
+            format!("{compared} setting(s) on the management clusters as before; no Machine kept from remediation"),
+        );
+    }
+
+    /// What the stock guest must refuse of this scenario in preflight, before it changes
+    /// anything, and the words its refusal carries: a HighlyAvailable hosted cluster going to
+    /// a HyperShift whose `etcd-init` would split its etcd (OCPBUGS-99534), when the site does
+    /// not say the destination restores members with their identity.
+    pub fn expected_refusal(&self) -> Option<&'static str> {
+        let s = &self.env.scenario;
+        let says_fixed = self
+            .run_config
+            .params
+            .get("etcd_init_member_identity")
+            .is_some_and(|v| v == "true");
+        (s.hosted_cluster.availability_policy == "HighlyAvailable" && !says_fixed).then_some("OCPBUGS-99534")
+    }
+
+    /// Checks a migration the stock guest had to refuse ([`Drill::expected_refusal`]):
+    /// `refused` (backup stopped in preflight, saying why) and `source-untouched` (nothing
+    /// paused or scaled, no marker), then the audit checks.
+    pub async fn verify_refusal(&self, migration: &MigrateReport, why: &str) -> DrillReport {
+        let mut report = DrillReport::default();
+        let hc = self.env.scenario.hosted_cluster.clone();
+        let refused = match migration.failure() {
+            Some((_, message)) if migration.failed == Some(Phase::Backup) && message.contains(why) => Vec::new(),
+            Some((_, message)) => vec![format!(
+                "the migration stopped in {:?} without naming {why}: {message}",
+                migration.failed
+            )],
+            None => vec![format!("the migration was not refused; it must be ({why})")],
+        };
+        report.push(
+            "refused",
+            refused,
+            format!("backup refused in preflight, naming {why}: the destination's etcd-init would split the etcd"),
+        );
+        let store = self.env.source().sim.store();
+        let mut problems = Vec::new();
+        match store.get(&registry::HOSTED_CLUSTER, Some(&hc.namespace), &hc.name) {
+            Ok(o) if o["spec"]["pausedUntil"].is_null() => {}
+            Ok(o) => problems.push(format!("the HostedCluster is paused ({})", o["spec"]["pausedUntil"])),
+            Err(e) => problems.push(format!("the HostedCluster is gone: {e}")),
+        }
+        if let Some(state) = self.marker_state() {
+            problems.push(format!("a backup marker exists ({state})"));
+        }
+        for (d, replicas) in self.source_control_plane_replicas() {
+            if replicas == Value::from(0) {
+                problems.push(format!("Deployment {d} is scaled to 0"));
+            }
+        }
+        report.push(
+            "source-untouched",
+            problems,
+            "the source runs the hosted cluster as before: nothing paused or scaled, no marker".into(),
+        );
+        let t = Target {
+            hc: &hc,
+            hcp_ns: self.env.hcp_namespace(),
+            etcd_keys: &self.env.scenario.etcd_keys,
+            siblings: &[],
+            neighbours: Vec::new(),
+            audit: &self.audit,
+        };
+        self.check_management_restored(&t, &mut report);
+        self.check_audit(&t, &mut report);
+        report
+    }
+
+    /// The physical minimum of `migration`'s downtime: its snapshot stream, the destination's
+    /// download and restore, and its external-dns publishing, each as measured in this run.
+    pub fn physical_minimum(&self, migration: &MigrateReport) -> PhysicalMinimum {
+        let snapshot = migration
+            .phases
+            .iter()
+            .filter_map(ferry_dr::phases::PhaseResult::report)
+            .filter(|r| r.phase == Phase::Backup)
+            .filter_map(PhaseReport::summary)
+            .flat_map(|s| s["steps"].as_array().cloned().unwrap_or_default())
+            .find(|st| st["step"] == "snapshot" && st["result"] == "done")
+            .and_then(|st| st["ms"].as_u64());
+        let hcp_ns = self.env.hcp_namespace();
+        let restore = self.env.destination().and_then(|d| {
+            d.controllers.log().entries().into_iter().rev().find_map(|e| match e {
+                OperatorEvent::EtcdStarted {
+                    hcp_namespace,
+                    restore_took: Some(t),
+                    ..
+                } if hcp_namespace == hcp_ns => Some(t.as_millis() as u64),
+                _ => None,
+            })
+        });
+        let dns = self
+            .destination_external_dns()
+            .and_then(|e| e.publish_latencies().last().map(|d| d.as_millis() as u64));
+        PhysicalMinimum {
+            snapshot_and_upload_ms: snapshot,
+            download_and_restore_ms: restore,
+            dns_ms: dns,
+        }
+    }
+
+    /// `downtime`: how long the hosted cluster's API could not be written in `migration`,
+    /// against [`DOWNTIME_GOAL`], with the physical minimum of the same run and the ratio
+    /// (whose goal, [`DOWNTIME_RATIO_GOAL`], the benchmark judges on a 1 GiB etcd).
+    pub fn check_downtime(&self, migration: &MigrateReport) -> Check {
+        let min = self.physical_minimum(migration);
+        let secs = |ms: u64| format!("{:.1}s", ms as f64 / 1000.0);
+        let parts = format!(
+            "physical minimum {} (snapshot and upload {}, download and restore {}, DNS {})",
+            secs(min.total_ms()),
+            min.snapshot_and_upload_ms.map(secs).unwrap_or_else(|| "?".into()),
+            min.download_and_restore_ms.map(secs).unwrap_or_else(|| "?".into()),
+            min.dns_ms.map(secs).unwrap_or_else(|| "?".into()),
+        );
+        match migration.downtime_ms() {
+            None => Check {
+                name: "downtime",
+                passed: false,
+                detail: "the migration did not measure the API's downtime (restore did not see a write served)".into(),
+            },
+            Some(ms) => {
+                let ratio = if min.total_ms() > 0 {
+                    format!(", {:.2}× the {parts}", ms as f64 / min.total_ms() as f64)
+                } else {
+                    format!(", {parts}")
+                };
+                let passed = Duration::from_millis(ms) <= DOWNTIME_GOAL;
+                Check {
+                    name: "downtime",
+                    passed,
+                    detail: format!(
+                        "the hosted cluster's API was down {} (goal {}){ratio}",
+                        secs(ms),
+                        secs(DOWNTIME_GOAL.as_millis() as u64)
+                    ),
+                }
+            }
+        }
     }
 
     /// `restored-signal`: the destination knows its control plane came from a backup: etcd

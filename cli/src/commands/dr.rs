@@ -63,7 +63,8 @@ pub struct DrArgs {
 pub struct MigrateArgs {
     #[command(flatten)]
     dr: DrArgs,
-    /// Start at this phase (resuming a migration that stopped).
+    /// Start at this phase. Without it, ferry reads where the migration stands (its marker,
+    /// the backup, the destination) and carries on from the first phase not done.
     #[arg(long, value_parser = parse_phase)]
     from: Option<ferry_dr::phases::Phase>,
 }
@@ -218,6 +219,13 @@ fn print_migration(report: &ferry_dr::phases::MigrateReport, output: Output) -> 
                 "stopped": report.stopped,
                 "resume_command": report.resume_command,
                 "abort_command": report.abort_command,
+                "resumed": report.resumed,
+                "downtime_ms": report.downtime_ms(),
+                "api_down_ms": report
+                    .api_down_by_phase()
+                    .into_iter()
+                    .map(|(p, ms)| (p.name().to_string(), ms))
+                    .collect::<std::collections::BTreeMap<_, _>>(),
                 "message": report.message(),
             }),
         )?,

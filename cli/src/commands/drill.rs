@@ -125,9 +125,28 @@ pub async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
         on_phase: Some(phase_hook(progress, args.output, true)),
         ..Default::default()
     };
+    if !quiet {
+        eprintln!(
+            "drill: HyperShift {} on every management cluster, upstream's timings on a clock {}× real time",
+            drill.env().scenario.hypershift.name(),
+            drill.run_config().clock.scale
+        );
+    }
+    let refusal = drill.expected_refusal();
+    if let (Some(why), false) = (refusal, quiet) {
+        eprintln!("drill: the stock guest must refuse this scenario before it changes anything ({why})");
+    }
     let migration = drill.migrate_with(&mopts).await;
     drill.set_faults_active(false);
-    let checks = drill.verify().await;
+    let checks = match refusal {
+        Some(why) => drill.verify_refusal(&migration, why).await,
+        None => {
+            let mut checks = drill.verify().await;
+            checks.checks.push(drill.check_downtime(&migration));
+            checks
+        }
+    };
+    let migrated = migration.succeeded() || refusal.is_some();
     let faults = drill.fault_report();
     match args.output {
         Output::Text => {
@@ -146,9 +165,12 @@ pub async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
         Output::Json => crate::output::print_json(
             "drill",
             serde_json::json!({
-                "ok": migration.succeeded() && checks.passed(),
+                "ok": migrated && checks.passed(),
                 "migration": {"phases": migration.phases, "completed": migration.completed,
-                    "failed": migration.failed, "message": migration.message()},
+                    "failed": migration.failed, "message": migration.message(),
+                    "downtime_ms": migration.downtime_ms(), "physical_minimum": drill.physical_minimum(&migration)},
+                "profile": drill.env().scenario.hypershift.name(),
+                "clock_scale": drill.run_config().clock.scale,
                 "checks": checks.checks,
                 "faults": faults,
                 "dir": args.keep_dir,
@@ -156,7 +178,7 @@ pub async fn cmd_drill(args: DrillArgs) -> anyhow::Result<ExitCode> {
         )?,
     }
     drill.shutdown().await;
-    let code = if !migration.succeeded() {
+    let code = if !migrated {
         migration.exit_code().max(Exit::GuestFailed.code())
     } else if !checks.passed() {
         Exit::GuestFailed.code()

@@ -26,6 +26,13 @@ pub fn rfc3339(ms: u64) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
+/// RFC 3339 UTC time with milliseconds, for moments measured against each other (a
+/// downtime's start and end): `2026-11-23T09:35:00.250Z`.
+pub fn rfc3339_ms(ms: u64) -> String {
+    let (y, mo, d, h, mi, s) = civil(ms);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z", ms % 1000)
+}
+
 /// A compact, sortable UTC time for names and keys: `20261123T093500Z`.
 pub fn compact(ms: u64) -> String {
     let (y, mo, d, h, mi, s) = civil(ms);
@@ -40,6 +47,7 @@ mod tests {
     fn formats() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_795_426_500_000), "2026-11-23T09:35:00Z");
+        assert_eq!(rfc3339_ms(1_795_426_500_250), "2026-11-23T09:35:00.250Z");
         assert_eq!(compact(1_795_426_500_000), "20261123T093500Z");
         // 2000-02-29 (a leap day of a century leap year).
         assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");

@@ -48,7 +48,7 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
                 "would wait for Route53 to publish the control plane's hostnames from the source again".into(),
             ));
         }
-        let owner = publish::owner_id(&src)?.ok_or_else(|| {
+        let ed = publish::external_dns(&src)?.ok_or_else(|| {
             Error::Invalid(format!(
                 "the source `{}` runs no external-dns with --txt-owner-id (Deployment hypershift/external-dns)",
                 c.alias("source")
@@ -75,7 +75,36 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
                 hosts.join(", ")
             )));
         }
-        match publish::wait_moved(c, "abort/wait-dns", &zone, &domain, &hosts, &owner)? {
+        let on_timeout = format!(
+            "The source runs again but Route53 does not point {} at it yet. Check the source's external-dns \
+             (hypershift/external-dns, owner id {}): a record another owner holds is never taken over. Then re-run \
+             `ferry abort`.",
+            hosts.join(", "),
+            ed.owner
+        );
+        // The destination may have published them (restore moved DNS before it failed): its
+        // records go once its control plane is gone, and the source's external-dns, whose cache
+        // does not know of them, is restarted to publish at once.
+        let from = publish::external_dns(&dst)?.map(|ed| publish::Publisher {
+            cluster: &dst,
+            ed,
+            alias: c.alias("destination"),
+        });
+        let to = publish::Publisher {
+            cluster: &src,
+            ed,
+            alias: c.alias("source"),
+        };
+        match publish::cut_over(
+            c,
+            "abort/wait-dns",
+            &zone,
+            &domain,
+            &hosts,
+            from.as_ref(),
+            &to,
+            &on_timeout,
+        )? {
             0 => Ok(Done::Already(format!(
                 "Route53 publishes {} from the source",
                 hosts.join(", ")

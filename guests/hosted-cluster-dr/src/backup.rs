@@ -34,6 +34,10 @@ pub struct Marker {
     /// What `ferry abort` did, when it ran (RFC 3339 time and summary).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aborted: Option<String>,
+    /// When the etcd writers were found stopped (ms since the epoch, the run's clock): the
+    /// hosted cluster's API is down from then until the destination serves a write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writers_stopped_at: Option<u64>,
 }
 
 impl Marker {
@@ -85,6 +89,14 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
         return already_migrated(c, &dst);
     };
     let mut marker = Marker::read(&c, &src)?.unwrap_or_default();
+    // A complete backup the destination already restored from: the migration is past backup.
+    if marker.state == "complete"
+        && dst
+            .get(&c.hc.hc_ref())?
+            .is_some_and(|d| manifest::annotation(&d, BACKUP_ID_ANNOTATION) == Some(marker.backup_id.as_str()))
+    {
+        return already_migrated(c, &dst);
+    }
 
     c.step("preflight", |c| {
         preflight(c, &hc, &src, &dst, &hosted, &bucket, &zone, &domain)
@@ -136,8 +148,6 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
         ))),
         Some(index) => upload(c, &src, &bucket, &index, &files, &mut marker),
     })?;
-    c.step("delete-routes", |c| delete_routes(c, &src, &domain, &mut marker))?;
-    c.step("wait-dns", |c| wait_dns(c, &zone, &domain, &marker.route_hosts))?;
     c.step("complete", |c| {
         if marker.state == "complete" {
             return Ok(Done::Already(format!("backup {} complete", marker.backup_id)));
@@ -213,6 +223,12 @@ fn preflight(
              set a hostname)"
                 .into(),
         );
+    }
+    if let Some(why) = crate::restore::etcd_init_refusal(
+        c,
+        str_at(hc, "/spec/controllerAvailabilityPolicy").unwrap_or("SingleReplica"),
+    ) {
+        problems.push(why);
     }
     match dst.get(&c.hc.hc_ref()) {
         Ok(Some(_)) => problems.push(format!(
@@ -401,6 +417,7 @@ fn pause(c: &mut Ctx, src: &Cluster, hc: &Value, pools: &[Value]) -> Result<Done
 fn scale_down_writers(c: &mut Ctx, src: &Cluster, marker: &mut Marker) -> Result<Done> {
     let mut scaled = Vec::new();
     let mut missing = Vec::new();
+    let mut running = Vec::new();
     for w in ETCD_WRITERS {
         let d_ref = r(DEPLOYMENT, Some(&c.hc.hcp_ns), w);
         let Some(d) = src.get(&d_ref)? else {
@@ -408,14 +425,27 @@ fn scale_down_writers(c: &mut Ctx, src: &Cluster, marker: &mut Marker) -> Result
             continue;
         };
         let replicas = d.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1) as u32;
-        if replicas == 0 {
-            continue;
+        if replicas > 0 {
+            running.push((*w, d_ref, replicas));
         }
-        // Record before scaling, so a crash in between never loses the count.
-        marker.writer_replicas.entry(w.to_string()).or_insert(replicas);
+    }
+    if !running.is_empty() {
+        // Stopping the writers takes the hosted cluster's API down: hooks may veto.
+        let names: Vec<&str> = running.iter().map(|(w, _, _)| *w).collect();
+        c.hook(Point::Verify, "scale-down", json!({"writers": names}))?;
+        // Recorded before scaling, in one write, so a crash in between never loses a count;
+        // the API is down from the moment they are asked to stop.
+        for (w, _, replicas) in &running {
+            marker.writer_replicas.entry(w.to_string()).or_insert(*replicas);
+        }
+        if marker.writers_stopped_at.is_none() && !c.plan {
+            marker.writers_stopped_at = Some(ferry_sdk::context::now());
+        }
         marker.write(c, src)?;
-        src.scale(&d_ref, 0)?;
-        scaled.push(format!("{w} ({replicas}→0)"));
+        for (w, d_ref, replicas) in &running {
+            src.scale(d_ref, 0)?;
+            scaled.push(format!("{w} ({replicas}→0)"));
+        }
     }
     if !missing.is_empty() {
         log::warn(
@@ -432,6 +462,21 @@ fn scale_down_writers(c: &mut Ctx, src: &Cluster, marker: &mut Marker) -> Result
         "backup/scale-down",
         "a consistent snapshot needs every etcd writer stopped",
     )?;
+    if !c.plan {
+        // The hosted cluster's API is down from when its writers were asked to stop until the
+        // destination serves a write (found stopped by someone else: from now).
+        let at = marker.writers_stopped_at.unwrap_or_else(ferry_sdk::context::now);
+        if marker.writers_stopped_at.is_none() {
+            marker.writers_stopped_at = Some(at);
+            marker.write(c, src)?;
+        }
+        log::info(
+            "milestone: the etcd writers are stopped; the hosted cluster's API is down",
+            &[("milestone", "writers-stopped"), ("at", &rfc3339_ms(at))],
+        );
+        c.out.insert("writers_stopped_at".into(), json!(rfc3339_ms(at)));
+        c.api_down_since = Some(at);
+    }
     if scaled.is_empty() && terminated > 0 && !c.plan {
         return Ok(Done::Did(format!(
             "waited for {terminated} etcd writer pods to terminate"
@@ -731,6 +776,7 @@ fn dump(
             route_hosts
         },
         encryption_key,
+        writers_stopped_at: marker.writers_stopped_at,
         files: files.iter().map(|(e, _)| e.clone()).collect(),
     };
     // In a plan the host records each write and skips it.
@@ -772,101 +818,6 @@ fn upload(
         files.len(),
         bucket.name()
     )))
-}
-
-/// Releases the control plane's DNS on the source: deletes its Routes and removes the
-/// external-dns hostname annotation from its published Services (`LoadBalancer` publishing).
-/// The source's external-dns then drops their records; the paused control-plane operator puts
-/// neither back until `ferry abort` unpauses it.
-fn delete_routes(c: &mut Ctx, src: &Cluster, domain: &str, marker: &mut Marker) -> Result<Done> {
-    let routes = src.list(ROUTE.0, ROUTE.1, Some(&c.hc.hcp_ns), None)?;
-    let services = publish::published_services(src, &c.hc.hcp_ns)?;
-    if routes.is_empty() && services.is_empty() {
-        return Ok(Done::Already(
-            "no control-plane Route or published Service left on the source".into(),
-        ));
-    }
-    let mut hosts = marker.route_hosts.clone();
-    hosts.extend(publish::public_hosts(src, &c.hc.hcp_ns, domain)?);
-    hosts.extend(
-        routes
-            .iter()
-            .filter_map(|r| str_at(r, "/spec/host").map(str::to_string)),
-    );
-    hosts.sort();
-    hosts.dedup();
-    let what = match (routes.len(), services.len()) {
-        (r, 0) => format!("{r} routes"),
-        (0, s) => format!("the hostnames of {s} Services"),
-        (r, s) => format!("{r} routes and the hostnames of {s} Services"),
-    };
-    // Releasing DNS takes the hosted cluster off the air: hooks may veto.
-    c.hook(Point::Verify, "delete-routes", json!({"routes": hosts}))?;
-    if hosts != marker.route_hosts {
-        marker.route_hosts = hosts.clone();
-        marker.write(c, src)?;
-    }
-    for route in &routes {
-        src.delete(&r(ROUTE, Some(&c.hc.hcp_ns), name(route)))?;
-    }
-    for svc in &services {
-        src.merge_patch(
-            &r(SERVICE, Some(&c.hc.hcp_ns), &svc.name),
-            &json!({"metadata": {"annotations": {publish::HOSTNAME_ANNOTATION: null}}}),
-        )?;
-    }
-    if c.plan {
-        return Ok(Done::Planned(format!("would release {what} ({})", hosts.join(", "))));
-    }
-    let verb = if services.is_empty() { "deleted" } else { "released" };
-    Ok(Done::Did(format!("{verb} {what} ({})", hosts.join(", "))))
-}
-
-fn wait_dns(c: &mut Ctx, zone: &dns::Zone, domain: &str, hosts: &[String]) -> Result<Done> {
-    let suffix = c.p.or("txt_suffix", "-external-dns").to_string();
-    let list = || -> Result<Vec<String>> {
-        let records = ferry_sdk::k8s::retry(|| zone.list_record_sets(Some(domain)))?;
-        Ok(publish::own_records(&records, hosts, &suffix, &c.hc.hcp_ns))
-    };
-    let first = list()?;
-    if first.is_empty() {
-        return Ok(Done::Already(format!(
-            "Route53 holds no record of {} in {}",
-            c.hc.name,
-            zone.id()
-        )));
-    }
-    if c.plan {
-        return Ok(Done::Planned(format!(
-            "would wait for Route53 to drop {}",
-            first.join(", ")
-        )));
-    }
-    let timeout = c.p.u64_or("dns_timeout_seconds", 400)?;
-    let on_timeout = format!(
-        "The routes are deleted and the HostedCluster is paused; nothing was destroyed and teardown must not run \
-         yet. Check the source's external-dns (Deployment hypershift/external-dns and its logs), then re-run \
-         `ferry backup` to resume the wait. Records owned by another TXT owner id are never removed by it: delete \
-         those by hand in zone {}.",
-        zone.id()
-    );
-    let what = format!("Route53 zone {} to drop the records of {}", zone.id(), c.hc.name);
-    let wait = Wait {
-        step: "backup/wait-dns",
-        what: &what,
-        timeout_seconds: timeout,
-        interval_millis: 1000,
-        on_timeout: &on_timeout,
-    };
-    wait.until(|| {
-        let left = list()?;
-        Ok(if left.is_empty() {
-            Check::Done(())
-        } else {
-            Check::Pending(left.join(", "))
-        })
-    })?;
-    Ok(Done::Did(format!("Route53 dropped {}", first.join(", "))))
 }
 
 #[cfg(test)]

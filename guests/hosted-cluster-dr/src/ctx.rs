@@ -53,6 +53,12 @@ pub struct Ctx {
     /// Plan mode: objects as this run's earlier dry-run writes would have left them, by
     /// description, so later steps plan the writes the real run will make.
     pub planned: std::collections::BTreeMap<String, Value>,
+    /// When this run started (ms since the epoch, the host's clock).
+    pub started_at: u64,
+    /// Since when the hosted cluster's API is down (backup stopped its writers), when it is.
+    pub api_down_since: Option<u64>,
+    /// When the destination served a write again, when it did.
+    pub api_up_at: Option<u64>,
 }
 
 impl Ctx {
@@ -71,6 +77,9 @@ impl Ctx {
             changed: false,
             out: Map::new(),
             planned: std::collections::BTreeMap::new(),
+            started_at: ferry_sdk::context::now(),
+            api_down_since: None,
+            api_up_at: None,
         })
     }
 
@@ -88,6 +97,7 @@ impl Ctx {
     /// `stop_after` names it.
     pub fn step(&mut self, name: &str, f: impl FnOnce(&mut Ctx) -> Result<Done>) -> Result<()> {
         let label = format!("{}/{name}", self.phase);
+        let began = ferry_sdk::context::now();
         log::progress(&label, self.steps.len() as u64, None, "started");
         self.hook(Point::BeforeStep, name, json!({}))?;
         let done = f(self).map_err(|e| ferry_sdk::context(e, format!("step {label}")))?;
@@ -107,8 +117,9 @@ impl Ctx {
             None,
             &format!("{result}: {detail}"),
         );
+        let ms = ferry_sdk::context::now().saturating_sub(began);
         self.steps
-            .push(json!({"step": name, "result": result, "detail": detail}));
+            .push(json!({"step": name, "result": result, "detail": detail, "ms": ms}));
         self.hook(Point::AfterStep, name, json!({"result": result, "detail": detail}))?;
         if self.stop_after.as_deref() == Some(name) {
             log::warn(
@@ -171,8 +182,20 @@ impl Ctx {
         o.insert("plan".into(), json!(self.plan));
         o.insert("already_done".into(), json!(!self.changed && !self.plan));
         o.insert("steps".into(), Value::Array(self.steps.clone()));
+        if let Some(down) = self.api_down_ms() {
+            o.insert("api_down_ms".into(), json!(down));
+        }
         o.extend(self.out.clone());
         Value::Object(o)
+    }
+
+    /// How long the hosted cluster's API was down during this run: from its start, or from
+    /// when backup stopped the writers if later, to the first write the destination served,
+    /// or to now. `None` when the API was up throughout.
+    pub fn api_down_ms(&self) -> Option<u64> {
+        let since = self.api_down_since?.max(self.started_at);
+        let until = self.api_up_at.unwrap_or_else(ferry_sdk::context::now);
+        Some(until.saturating_sub(since))
     }
 
     /// The JSON summary of the phase.

@@ -48,6 +48,10 @@ pub struct Index {
     pub route_hosts: Vec<String>,
     /// The etcd encryption key secret (AES-CBC active key), if the cluster has one.
     pub encryption_key: Option<String>,
+    /// When backup found the etcd writers stopped (ms since the epoch, the run's clock): the
+    /// hosted cluster's API is down from then until the destination serves a write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writers_stopped_at: Option<u64>,
     /// Every manifest file.
     pub files: Vec<FileEntry>,
 }

@@ -4,19 +4,21 @@
 //! Phases (each `run(phase, args)`, each idempotent and resumable):
 //! - `backup` (source): preflight, marker, pause, scale the etcd writers
 //!   down, stream one etcd snapshot to S3, dump the objects to the backup
-//!   directory and S3 (index last), delete the routes, wait for Route53 to
-//!   drop this hosted cluster's records;
+//!   directory and S3 (index last);
 //! - `restore` (destination): verify the backup, then namespaces, secrets,
 //!   configmaps, CAPI/AWS objects, the HostedCluster with one fresh presigned
 //!   `restoreSnapshotURL` and the restored-from-backup annotation (the operator
-//!   makes the HostedControlPlane from it), NodePools; wait for it to be
-//!   Available, its etcd restored, its DNS moved and its nodes Ready;
+//!   makes the HostedControlPlane from it), NodePools; move DNS while etcd
+//!   restores; wait for it to be Available, its etcd one cluster, its API to
+//!   take a write (the end of the downtime) and its nodes Ready;
 //! - `teardown` (source): gated on a healthy destination; removes the old
 //!   control plane with the HyperShift operator stopped, so its deletion flow
 //!   never runs against the migrated cluster;
 //! - `finish` (hosted cluster): OVN pods, ClusterVersion, nodes, report;
 //! - `abort` (source): returns a source whose backup will not be restored to service
-//!   (writers back, unpaused, DNS back), refused while the destination has the cluster.
+//!   (writers back, unpaused, DNS back), refused while the destination has the cluster;
+//! - `status` (both, read-only): the first phase of a migration not done, so that
+//!   `ferry migrate` run again carries on where it stopped.
 //!
 //! Progress and state live in the clusters (a marker ConfigMap, annotations)
 //! and in the backup, never only in memory. See `README.md` for parameters.
@@ -25,10 +27,12 @@ mod abort;
 mod backup;
 mod ctx;
 mod finish;
+mod hold;
 mod layout;
 mod model;
 mod publish;
 mod restore;
+mod status;
 mod teardown;
 mod workloads;
 
@@ -61,9 +65,10 @@ impl Guest for Component {
             "teardown" => ctx::finish(teardown::run(&args))?,
             "finish" => ctx::finish(finish::run(&args))?,
             "abort" => ctx::finish(abort::run(&args))?,
+            "status" => ctx::finish(status::run(&args))?,
             other => {
                 return Err(Error::Invalid(format!(
-                    "unknown phase `{other}`: the phases are backup, restore, teardown, finish and abort"
+                    "unknown phase `{other}`: the phases are backup, restore, teardown, finish, abort and status"
                 )));
             }
         };

@@ -22,6 +22,9 @@ pub const HOSTED_CONTROL_PLANE: Kind = ("hypershift.openshift.io/v1beta1", "Host
 pub const AWS_ENDPOINT_SERVICE: Kind = ("hypershift.openshift.io/v1beta1", "AWSEndpointService");
 pub const SERVICE: Kind = ("v1", "Service");
 pub const CLUSTER_VERSION: Kind = ("config.openshift.io/v1", "ClusterVersion");
+pub const CRD: Kind = ("apiextensions.k8s.io/v1", "CustomResourceDefinition");
+pub const VALIDATING_WEBHOOK_CONFIGURATION: Kind =
+    ("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration");
 
 /// A kind by group, for kinds whose served versions change across releases: Cluster API
 /// (`v1beta1` → `v1beta2`) and its AWS provider. Each cluster is asked which version it serves
@@ -76,7 +79,8 @@ pub fn group_of(api_version: &str) -> &str {
     api_version.rsplit_once('/').map_or("", |(g, _)| g)
 }
 
-/// The versions one cluster serves its Cluster API kinds in, asked once per kind.
+/// The versions one cluster serves its Cluster API kinds in, asked once per kind, or the
+/// versions pinned for them ([`Served::pin`]).
 pub struct Served<'a> {
     cluster: &'a ferry_sdk::k8s::Cluster,
     cache: std::cell::RefCell<std::collections::BTreeMap<GroupKind, String>>,
@@ -89,6 +93,12 @@ impl<'a> Served<'a> {
             cluster,
             cache: Default::default(),
         }
+    }
+
+    /// Address `gk` in `version` (the version its objects are stored in) rather than the one
+    /// the cluster prefers: no request then needs the conversion webhook.
+    pub fn pin(&self, gk: GroupKind, version: &str) {
+        self.cache.borrow_mut().insert(gk, format!("{}/{version}", gk.group));
     }
 
     /// The `apiVersion` the cluster serves and prefers for `gk`.
@@ -139,6 +149,56 @@ pub const BACKUP_ID_ANNOTATION: &str = "ferry.dev/backup-id";
 pub const URL_EXPIRES_ANNOTATION: &str = "ferry.dev/restore-url-expires";
 /// On the restored HostedCluster: when `finish` completed.
 pub const FINISHED_ANNOTATION: &str = "ferry.dev/finished";
+/// The Cluster API kinds teardown reads and writes with the HyperShift operator stopped, with
+/// the plural their CRD is named after (`<plural>.<group>`): while the operator is down, its
+/// conversion webhook (`setupCRDs`) does not answer.
+pub const TEARDOWN_CAPI_KINDS: &[(GroupKind, &str)] = &[
+    (CAPI_CLUSTER, "clusters"),
+    (MACHINE_DEPLOYMENT, "machinedeployments"),
+    (MACHINE_SET, "machinesets"),
+    (MACHINE, "machines"),
+    (AWS_CLUSTER, "awsclusters"),
+    (AWS_MACHINE_TEMPLATE, "awsmachinetemplates"),
+    (AWS_MACHINE, "awsmachines"),
+];
+
+/// The validating webhook configuration `hypershift install --enable-validating-webhook`
+/// writes (MCE's default): HostedCluster and NodePool UPDATEs need the operator's endpoints.
+pub const HYPERSHIFT_WEBHOOK_CONFIGURATION: &str = "hypershift.openshift.io";
+/// The label teardown puts on this hosted cluster's HostedCluster and NodePools, which the
+/// operator's webhooks are told to leave alone while the operator is stopped.
+pub const TEARDOWN_LABEL: &str = "ferry.dev/teardown";
+/// On the webhook configuration: the teardowns (`namespace/name`) that need its webhooks to
+/// leave their objects alone (the last one puts the selectors back).
+pub const WEBHOOK_HOLDERS_ANNOTATION: &str = "ferry.dev/excludes-for-teardown-of";
+/// On the webhook configuration: each webhook's `objectSelector` before teardown changed it
+/// (JSON, by webhook name).
+pub const WEBHOOK_SELECTORS_ANNOTATION: &str = "ferry.dev/object-selectors-before-teardown";
+
+/// Cluster API's annotation that keeps a Machine out of MachineHealthCheck remediation.
+pub const SKIP_REMEDIATION_ANNOTATION: &str = "cluster.x-k8s.io/skip-remediation";
+/// On a restored Machine: restore set [`SKIP_REMEDIATION_ANNOTATION`] (and removes it once the
+/// nodes are Ready).
+pub const SKIP_REMEDIATION_SET_ANNOTATION: &str = "ferry.dev/skip-remediation-until-ready";
+
+/// On the restored HostedCluster: when restore completed (RFC 3339).
+pub const RESTORE_COMPLETE_ANNOTATION: &str = "ferry.dev/restore-complete";
+/// On the restored HostedCluster: when the destination first served a write (ms since the
+/// epoch), the end of the API's downtime.
+pub const SERVED_WRITE_ANNOTATION: &str = "ferry.dev/served-write-at";
+
+/// The ConfigMap restore writes in the hosted cluster, and deletes, to see the destination
+/// serve a write (the end of the API's downtime).
+pub const PROBE_CONFIGMAP: (&str, &str) = ("default", "ferry-dr-write-probe");
+
+/// A management cluster's external-dns, as `hypershift install` deploys it.
+pub const EXTERNAL_DNS: (&str, &str) = ("hypershift", "external-dns");
+/// On an external-dns Deployment: its replicas before ferry scaled it to zero to restart it.
+pub const EXTERNAL_DNS_REPLICAS_ANNOTATION: &str = "ferry.dev/replicas-before-restart";
+/// On an external-dns Deployment: the hosted clusters (`namespace/name`) whose DNS cut-over
+/// restarts it.
+pub const EXTERNAL_DNS_HOLDERS_ANNOTATION: &str = "ferry.dev/restarting-for-dns-of";
+
 /// On the source operator Deployment: its replicas before teardown stopped it.
 pub const OPERATOR_REPLICAS_ANNOTATION: &str = "ferry.dev/replicas-before-teardown";
 /// On the source operator Deployment: the hosted clusters (`namespace/name`, comma-separated)
@@ -217,7 +277,7 @@ pub fn replicas_sum<'a>(pools: impl IntoIterator<Item = &'a Value>) -> u64 {
 
 pub use ferry_hcp_model::{References, own_node_pools};
 
-pub use ferry_sdk::time::rfc3339;
+pub use ferry_sdk::time::{rfc3339, rfc3339_ms};
 
 /// A backup id: the UTC time, sortable (`20261123T101500Z`).
 pub fn backup_id(ms: u64) -> String {

@@ -10,6 +10,7 @@ use ferry_sdk::{Result, dns};
 use serde_json::Value;
 
 use crate::ctx::Ctx;
+use crate::hold::Hold;
 use crate::model::*;
 
 /// The annotation external-dns's service source reads.
@@ -25,6 +26,9 @@ pub struct PublishedService {
     pub name: String,
     /// The hostnames of its annotation.
     pub hosts: Vec<String>,
+    /// Whether external-dns has a target for them: a load balancer address, or an
+    /// ExternalName.
+    pub has_address: bool,
 }
 
 fn private(obj: &Value) -> bool {
@@ -59,9 +63,15 @@ pub fn published_services(cluster: &Cluster, ns: &str) -> Result<Vec<PublishedSe
             .filter(|h| !h.is_empty())
             .collect();
         if !hosts.is_empty() {
+            let has_address = svc
+                .pointer("/status/loadBalancer/ingress")
+                .and_then(Value::as_array)
+                .is_some_and(|i| !i.is_empty())
+                || str_at(&svc, "/spec/type") == Some("ExternalName");
             out.push(PublishedService {
                 name: name(&svc).to_string(),
                 hosts,
+                has_address,
             });
         }
     }
@@ -87,51 +97,199 @@ pub fn public_hosts(cluster: &Cluster, ns: &str, domain: &str) -> Result<Vec<Str
     Ok(hosts)
 }
 
-/// The `--txt-owner-id` of a management cluster's external-dns (`hypershift/external-dns`):
-/// who owns the records of the control planes it runs. `None` without one.
-pub fn owner_id(cluster: &Cluster) -> Result<Option<String>> {
-    let Some(d) = cluster.get(&r(DEPLOYMENT, Some("hypershift"), "external-dns"))? else {
+/// The public hostnames of `ns` under `domain` that external-dns can publish now: Routes the
+/// router admitted (`status.ingress[].conditions` `Admitted=True`, where external-dns reads a
+/// Route's target) and annotated Services whose load balancer has an address.
+pub fn ready_hosts(cluster: &Cluster, ns: &str, domain: &str) -> Result<Vec<String>> {
+    let domain = normalize(domain);
+    let under = |h: &String| *h == domain || h.ends_with(&format!(".{domain}"));
+    let mut hosts = Vec::new();
+    for route in cluster.list(ROUTE.0, ROUTE.1, Some(ns), None)? {
+        if private(&route) {
+            continue;
+        }
+        let admitted = route
+            .pointer("/status/ingress")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .flat_map(|i| i.get("conditions").and_then(Value::as_array).into_iter().flatten())
+            .any(|c| {
+                c.get("type").and_then(Value::as_str) == Some("Admitted")
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            });
+        if let Some(h) = str_at(&route, "/spec/host").map(normalize)
+            && admitted
+        {
+            hosts.push(h);
+        }
+    }
+    for svc in published_services(cluster, ns)? {
+        if svc.has_address {
+            hosts.extend(svc.hosts);
+        }
+    }
+    hosts.retain(under);
+    hosts.sort();
+    hosts.dedup();
+    Ok(hosts)
+}
+
+/// external-dns as a management cluster runs it (`hypershift/external-dns`, its arguments as
+/// `hypershift install` writes them): who owns the records of the control planes it runs, how
+/// often it syncs, how long its cache keeps the zone, and which pods are its process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalDns {
+    /// `--txt-owner-id`.
+    pub owner: String,
+    /// `--interval`, seconds (default 60).
+    pub interval_secs: u64,
+    /// `--txt-cache-interval`, seconds (0: no cache).
+    pub cache_secs: u64,
+    /// Its pods' label selector (`spec.selector.matchLabels`).
+    pub selector: String,
+}
+
+/// What a new external-dns pod needs before its first sync: scheduling, image, informers.
+pub const EXTERNAL_DNS_STARTUP_SECS: u64 = 60;
+
+impl ExternalDns {
+    /// How long it may take to act on a change once its process runs: a new process syncs at
+    /// once, a running one within an interval; twice that, plus a start, bounds it.
+    pub fn act_within_secs(&self) -> u64 {
+        EXTERNAL_DNS_STARTUP_SECS + 2 * self.interval_secs
+    }
+}
+
+/// A Go duration as flags carry it (`1m`, `1h`, `90s`, `1m30s`), in whole seconds.
+pub fn go_duration_secs(s: &str) -> Option<u64> {
+    let mut total = 0f64;
+    let mut rest = s.trim();
+    if rest == "0" {
+        return Some(0);
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let n: f64 = rest.get(..digits)?.parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        total += n * match &rest[..unit_len] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+    }
+    Some(total.ceil() as u64)
+}
+
+/// The external-dns of a management cluster, `None` without one.
+pub fn external_dns(cluster: &Cluster) -> Result<Option<ExternalDns>> {
+    let Some(d) = cluster.get(&r(DEPLOYMENT, Some(EXTERNAL_DNS.0), EXTERNAL_DNS.1))? else {
         return Ok(None);
     };
-    Ok(d.pointer("/spec/template/spec/containers")
+    let args: Vec<&str> = d
+        .pointer("/spec/template/spec/containers")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .flat_map(|c| c.get("args").and_then(Value::as_array).into_iter().flatten())
         .filter_map(Value::as_str)
-        .find_map(|a| a.strip_prefix("--txt-owner-id="))
-        .map(str::to_string))
+        .collect();
+    let flag = |name: &str| args.iter().rev().find_map(|a| a.strip_prefix(&format!("--{name}=")));
+    let Some(owner) = flag("txt-owner-id") else {
+        return Ok(None);
+    };
+    let selector = d
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    Ok(Some(ExternalDns {
+        owner: owner.to_string(),
+        interval_secs: flag("interval").and_then(go_duration_secs).unwrap_or(60),
+        cache_secs: flag("txt-cache-interval").and_then(go_duration_secs).unwrap_or(0),
+        selector,
+    }))
 }
 
-/// The records of this hosted cluster in the zone: its hosts, their ownership TXT records
-/// (`<label><suffix>.<rest>`, and the `a-`/`cname-` prefixed ones newer external-dns writes),
-/// and any TXT that names one of its Routes or Services. Other hosted clusters' records in the
-/// same zone never count.
-pub fn own_records(records: &[dns::RecordSet], hosts: &[String], suffix: &str, hcp_ns: &str) -> Vec<String> {
-    let mut names = Vec::new();
-    for h in hosts {
-        let h = normalize(h);
-        names.push(h.clone());
-        if let Some((first, rest)) = h.split_once('.') {
-            names.push(format!("{first}{suffix}.{rest}"));
-            for p in ["a-", "cname-"] {
-                names.push(format!("{p}{first}{suffix}.{rest}"));
-                names.push(format!("{p}{first}.{rest}"));
-            }
-        }
+/// The `--txt-owner-id` of a management cluster's external-dns: who owns the records of the
+/// control planes it runs. `None` without one.
+pub fn owner_id(cluster: &Cluster) -> Result<Option<String>> {
+    Ok(external_dns(cluster)?.map(|e| e.owner))
+}
+
+/// Restarts a management cluster's external-dns so that a fresh process, with an empty cache,
+/// reads the zone whole and syncs at once (its TXT cache lives in memory only): its
+/// Deployment is scaled to zero and back, noted first ([`Hold`]) so that a crash in between
+/// still knows its replicas and a fleet's restarts of the same one do not undo each other.
+/// Unlike a rollout restart nothing of its pod template changes, and unlike deleting its pods
+/// the grant names one Deployment. Waits until a new pod runs.
+pub fn restart_external_dns(c: &mut Ctx, p: &Publisher, step: &str) -> Result<()> {
+    let hold = Hold {
+        cluster: p.cluster,
+        deployment: r(DEPLOYMENT, Some(EXTERNAL_DNS.0), EXTERNAL_DNS.1),
+        what: format!("external-dns on `{}`", p.alias),
+        replicas_annotation: EXTERNAL_DNS_REPLICAS_ANNOTATION,
+        holders_annotation: EXTERNAL_DNS_HOLDERS_ANNOTATION,
+        step,
+        why: "a new process starts with an empty cache",
+    };
+    hold.stop(c)?;
+    hold.start(c)?;
+    if c.plan {
+        return Ok(());
     }
-    let markers = [
-        format!("external-dns/resource=route/{hcp_ns}/"),
-        format!("external-dns/resource=service/{hcp_ns}/"),
-    ];
-    records
-        .iter()
-        .filter(|rs| {
-            names.contains(&rs.name)
-                || (rs.record_type == "TXT" && rs.values.iter().any(|v| markers.iter().any(|m| v.contains(m))))
+    let what = format!("external-dns on `{}` to run again", p.alias);
+    Wait {
+        step,
+        what: &what,
+        timeout_seconds: dns_bound(c, &p.ed)?,
+        interval_millis: 250,
+        on_timeout: "Check the Deployment hypershift/external-dns and its pods, then re-run.",
+    }
+    .until(|| {
+        let pods = p
+            .cluster
+            .list(POD.0, POD.1, Some(EXTERNAL_DNS.0), Some(&p.ed.selector))?;
+        let ready = pods.iter().any(|pod| {
+            pod.pointer("/metadata/deletionTimestamp").is_none() && ferry_sdk::k8s::condition_true(pod, "Ready")
+        });
+        Ok(if ready {
+            Check::Done(())
+        } else {
+            Check::Pending(format!("{} pods, none Ready", pods.len()))
         })
-        .map(|rs| format!("{} {}", rs.name, rs.record_type))
-        .collect()
+    })
+}
+
+/// Releases a control plane's DNS on `cluster`: deletes its public Routes and removes the
+/// external-dns hostname annotation of its published Services (`LoadBalancer` publishing), so
+/// that its external-dns drops their records; the paused control-plane operator puts neither
+/// back. Returns what it released.
+pub fn release(cluster: &Cluster, ns: &str) -> Result<Vec<String>> {
+    let mut released = Vec::new();
+    for route in cluster.list(ROUTE.0, ROUTE.1, Some(ns), None)? {
+        cluster.delete(&r(ROUTE, Some(ns), name(&route)))?;
+        released.push(format!("Route {}", name(&route)));
+    }
+    for svc in published_services(cluster, ns)? {
+        cluster.merge_patch(
+            &r(SERVICE, Some(ns), &svc.name),
+            &serde_json::json!({"metadata": {"annotations": {HOSTNAME_ANNOTATION: null}}}),
+        )?;
+        released.push(format!("Service {} ({})", svc.name, svc.hosts.join(", ")));
+    }
+    Ok(released)
 }
 
 /// Which of `hosts` are not yet published by `owner`: no A/CNAME record, or an ownership TXT
@@ -164,23 +322,37 @@ pub fn not_moved(records: &[dns::RecordSet], hosts: &[String], suffix: &str, own
         .collect()
 }
 
-/// Waits until Route53 publishes every host of the destination's control plane with the
-/// destination's external-dns as owner: only then do nodes reach the new control plane.
-pub fn wait_moved(c: &Ctx, step: &str, zone: &dns::Zone, domain: &str, hosts: &[String], owner: &str) -> Result<usize> {
+/// How long a DNS wait may take with `ed` doing the work: the `dns_timeout_seconds` parameter
+/// when given, else what `ed` is configured to need ([`ExternalDns::act_within_secs`]).
+pub fn dns_bound(c: &Ctx, ed: &ExternalDns) -> Result<u64> {
+    match c.p.get("dns_timeout_seconds") {
+        Some(_) => c.p.u64_or("dns_timeout_seconds", ed.act_within_secs()),
+        None => Ok(ed.act_within_secs()),
+    }
+}
+
+/// Waits until Route53 publishes every host with `ed` (a management cluster's external-dns) as
+/// owner: only then do nodes and clients reach that control plane. Returns how many hosts were
+/// not published at first.
+pub fn wait_moved(
+    c: &Ctx,
+    step: &str,
+    zone: &dns::Zone,
+    domain: &str,
+    hosts: &[String],
+    ed: &ExternalDns,
+    on_timeout: &str,
+) -> Result<usize> {
     let suffix = c.p.or("txt_suffix", "-external-dns").to_string();
+    let owner = ed.owner.clone();
     let pending = || -> Result<Vec<String>> {
         let records = ferry_sdk::k8s::retry(|| zone.list_record_sets(Some(domain)))?;
-        Ok(not_moved(&records, hosts, &suffix, owner))
+        Ok(not_moved(&records, hosts, &suffix, &owner))
     };
-    if pending()?.is_empty() {
+    let first = pending()?.len();
+    if first == 0 {
         return Ok(0);
     }
-    let on_timeout = format!(
-        "The control plane runs on the destination but Route53 does not point its hostnames there yet, so the nodes \
-         still talk to the source. Check the destination's external-dns (hypershift/external-dns, owner id {owner}) \
-         and whether the source still owns the records (its external-dns must have dropped them in backup), then \
-         re-run."
-    );
     let what = format!(
         "Route53 zone {} to publish {} with owner {owner}",
         zone.id(),
@@ -189,9 +361,9 @@ pub fn wait_moved(c: &Ctx, step: &str, zone: &dns::Zone, domain: &str, hosts: &[
     Wait {
         step,
         what: &what,
-        timeout_seconds: c.p.u64_or("dns_timeout_seconds", 400)?,
-        interval_millis: 1000,
-        on_timeout: &on_timeout,
+        timeout_seconds: dns_bound(c, ed)?,
+        interval_millis: 250,
+        on_timeout,
     }
     .until(|| {
         let left = pending()?;
@@ -201,7 +373,129 @@ pub fn wait_moved(c: &Ctx, step: &str, zone: &dns::Zone, domain: &str, hosts: &[
             Check::Pending(format!("not yet: {}", left.join(", ")))
         })
     })?;
-    Ok(hosts.len())
+    Ok(first)
+}
+
+/// A management cluster's external-dns, as one side of a DNS cut-over.
+pub struct Publisher<'a> {
+    /// The management cluster.
+    pub cluster: &'a Cluster,
+    /// Its external-dns.
+    pub ed: ExternalDns,
+    /// Its alias, for messages.
+    pub alias: String,
+}
+
+/// The records of `hosts` (their addresses and ownership TXT records) that name an owner
+/// other than `owner`: while one is left, `owner`'s external-dns creates nothing there.
+pub fn foreign_records(records: &[dns::RecordSet], hosts: &[String], suffix: &str, owner: &str) -> Vec<String> {
+    let theirs = |v: &str| v.contains("external-dns/owner=") && !owned_by_value(v, owner);
+    let mut names = std::collections::BTreeSet::new();
+    for h in hosts {
+        let h = normalize(h);
+        if let Some((first, rest)) = h.split_once('.') {
+            for txt in [
+                format!("{first}{suffix}.{rest}"),
+                format!("cname-{first}{suffix}.{rest}"),
+                format!("a-{first}{suffix}.{rest}"),
+            ] {
+                if records
+                    .iter()
+                    .any(|rs| rs.name == txt && rs.record_type == "TXT" && rs.values.iter().any(|v| theirs(v)))
+                {
+                    names.insert(h.clone());
+                }
+            }
+        }
+    }
+    names.into_iter().collect()
+}
+
+fn owned_by_value(v: &str, owner: &str) -> bool {
+    v.contains(&format!("external-dns/owner={owner},"))
+        || v.trim_matches('"').ends_with(&format!("external-dns/owner={owner}"))
+}
+
+/// Moves the publishing of `hosts` to `to`, the way upstream documents it: `from` (when
+/// given) has released its objects; its external-dns is restarted so that a fresh process
+/// drops their records at its first sync instead of after an interval; once no record of
+/// `hosts` names another owner, `to`'s external-dns is restarted, because its TXT cache
+/// (`--txt-cache-interval`) still lists the old owner and would keep it from creating them
+/// for up to that interval; its fresh process creates them at its first sync. Each wait is
+/// bounded by what that external-dns is configured to need ([`dns_bound`]). Returns how many
+/// hosts were not published by `to` at first.
+#[allow(clippy::too_many_arguments)]
+pub fn cut_over(
+    c: &mut Ctx,
+    step: &str,
+    zone: &dns::Zone,
+    domain: &str,
+    hosts: &[String],
+    from: Option<&Publisher>,
+    to: &Publisher,
+    on_timeout: &str,
+) -> Result<usize> {
+    let suffix = c.p.or("txt_suffix", "-external-dns").to_string();
+    let records = || ferry_sdk::k8s::retry(|| zone.list_record_sets(Some(domain)));
+    let first = not_moved(&records()?, hosts, &suffix, &to.ed.owner).len();
+    if first == 0 {
+        return Ok(0);
+    }
+    if c.plan {
+        return Ok(first);
+    }
+    let foreign = foreign_records(&records()?, hosts, &suffix, &to.ed.owner);
+    if !foreign.is_empty() {
+        let bound = match from {
+            Some(from) => {
+                restart_external_dns(c, from, step)?;
+                ferry_sdk::log::info(
+                    &format!(
+                        "restarted external-dns on `{}` so that it drops the released records at once",
+                        from.alias
+                    ),
+                    &[("step", step)],
+                );
+                dns_bound(c, &from.ed)?
+            }
+            None => dns_bound(c, &to.ed)?,
+        };
+        let what = format!(
+            "Route53 zone {} to drop the records of {} that another owner holds",
+            zone.id(),
+            foreign.join(", ")
+        );
+        let advice = format!(
+            "{on_timeout} Records another external-dns owns are never taken over: find their owner in the TXT \
+             records (`external-dns/owner=`) of zone {}",
+            zone.id()
+        );
+        Wait {
+            step,
+            what: &what,
+            timeout_seconds: bound,
+            interval_millis: 250,
+            on_timeout: &advice,
+        }
+        .until(|| {
+            let left = foreign_records(&records()?, hosts, &suffix, &to.ed.owner);
+            Ok(if left.is_empty() {
+                Check::Done(())
+            } else {
+                Check::Pending(format!("still owned elsewhere: {}", left.join(", ")))
+            })
+        })?;
+    }
+    restart_external_dns(c, to, step)?;
+    ferry_sdk::log::info(
+        &format!(
+            "restarted external-dns on `{}`: a fresh process reads the zone and publishes at once",
+            to.alias
+        ),
+        &[("step", step)],
+    );
+    wait_moved(c, step, zone, domain, hosts, &to.ed, on_timeout)?;
+    Ok(first)
 }
 
 #[cfg(test)]
@@ -218,42 +512,39 @@ mod tests {
     }
 
     #[test]
-    fn only_this_clusters_records_count() {
+    fn only_other_owners_records_are_foreign() {
+        let txt =
+            |o: &str| format!("\"heritage=external-dns,external-dns/owner={o},external-dns/resource=route/ns/r\"");
+        let hosts = vec!["api-demo.example.com".to_string(), "oauth-demo.example.com".to_string()];
         let records = vec![
-            rs("api-demo.example.com", "CNAME", "router"),
-            rs("api-demo-external-dns.example.com", "TXT", "\"heritage=external-dns\""),
-            rs(
-                "oauth-x.example.com",
-                "TXT",
-                "\"heritage=external-dns,external-dns/resource=route/clusters-demo/oauth\"",
-            ),
-            rs(
-                "lb-x.example.com",
-                "TXT",
-                "\"heritage=external-dns,external-dns/resource=service/clusters-demo/kube-apiserver\"",
-            ),
-            rs("api-other.example.com", "CNAME", "router"),
-            rs(
-                "api-other-external-dns.example.com",
-                "TXT",
-                "\"external-dns/resource=route/clusters-other/api\"",
-            ),
+            rs("api-demo.example.com", "CNAME", "router-src"),
+            rs("api-demo-external-dns.example.com", "TXT", &txt("src")),
+            rs("cname-oauth-demo-external-dns.example.com", "TXT", &txt("dst")),
+            rs("api-other-external-dns.example.com", "TXT", &txt("src")),
         ];
-        let own = own_records(
-            &records,
-            &["api-demo.example.com".into()],
-            "-external-dns",
-            "clusters-demo",
+        assert_eq!(
+            foreign_records(&records, &hosts, "-external-dns", "dst"),
+            ["api-demo.example.com"]
         );
         assert_eq!(
-            own,
-            [
-                "api-demo.example.com CNAME",
-                "api-demo-external-dns.example.com TXT",
-                "oauth-x.example.com TXT",
-                "lb-x.example.com TXT"
-            ]
+            foreign_records(&records, &hosts, "-external-dns", "src"),
+            ["oauth-demo.example.com"]
         );
+        // An owner id that merely starts with another's is someone else.
+        assert_eq!(
+            foreign_records(&records, &hosts, "-external-dns", "sr"),
+            ["api-demo.example.com"]
+        );
+    }
+
+    #[test]
+    fn go_durations_as_flags_carry_them() {
+        assert_eq!(go_duration_secs("1m"), Some(60));
+        assert_eq!(go_duration_secs("1h"), Some(3600));
+        assert_eq!(go_duration_secs("1m30s"), Some(90));
+        assert_eq!(go_duration_secs("0"), Some(0));
+        assert_eq!(go_duration_secs("500ms"), Some(1));
+        assert_eq!(go_duration_secs("soon"), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use ferry_sdk::hooks::{self, Outcome, Point};
 use ferry_sdk::k8s::{Cluster, condition, condition_true, name, str_at};
 use ferry_sdk::objects::Bucket;
 use ferry_sdk::wait::{Check, Wait};
-use ferry_sdk::{Error, Result, ResultExt, conflict, invalid, manifest};
+use ferry_sdk::{Error, Result, ResultExt, conflict, etcd, invalid, log, manifest};
 use serde_json::{Value, json};
 
 use crate::ctx::{Ctx, Done};
@@ -22,6 +22,7 @@ pub const RESTORED_FROM_BACKUP_ANNOTATION: &str = "hypershift.openshift.io/resto
 pub fn run(args: &[(String, String)]) -> Result<Value> {
     let mut c = Ctx::new("restore", args)?;
     let dst = c.open("destination")?;
+    let src = c.open("source")?;
     let hosted = c.open("hosted")?;
     let bucket = layout::open_bucket(&c)?;
     let zone_id = c.p.require("zone_id")?.to_string();
@@ -47,6 +48,8 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
     };
     let index = backup.index;
     let id = index.backup_id.clone();
+    // The API is down from when backup stopped the writers until `api-write` sees a write.
+    c.api_down_since = index.writers_stopped_at;
     c.out.insert("backup_id".into(), json!(id));
     let mut manifests: Vec<(FileEntry, Value)> = Vec::new();
     c.step("verify-backup", |c| {
@@ -68,7 +71,12 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
             manifests.len()
         )))
     })?;
-    c.step("preflight", |c| preflight(c, &dst, &id, &manifests))?;
+    c.step("preflight", |c| {
+        if let Some(why) = etcd_init_refusal(c, &index.source.availability_policy) {
+            return Err(invalid(format!("{why}; nothing was changed on the destination")));
+        }
+        preflight(c, &dst, &id, &manifests)
+    })?;
     c.step("namespaces", |c| namespaces(c, &dst, &id))?;
     let hc_ns = c.hc.ns.clone();
     let hcp_ns = c.hc.hcp_ns.clone();
@@ -100,7 +108,17 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
         }
         let mut all = Vec::new();
         for &k in MACHINE_KINDS {
-            all.extend(of(&[k], &hcp_ns));
+            all.extend(of(&[k], &hcp_ns).into_iter().map(|mut m| {
+                // Until its node is Ready on the destination, a reused node is NotReady for
+                // longer than a MachineHealthCheck waits (8 minutes for autoRepair pools); CAPI
+                // leaves a Machine with this annotation alone (`machinehealthcheck_controller.go`
+                // `isAllowedRemediation`). `remediation` removes it once the nodes are Ready.
+                if k == MACHINE && manifest::annotation(&m, SKIP_REMEDIATION_ANNOTATION).is_none() {
+                    manifest::annotate(&mut m, SKIP_REMEDIATION_ANNOTATION, "");
+                    manifest::annotate(&mut m, SKIP_REMEDIATION_SET_ANNOTATION, &id);
+                }
+                m
+            }));
         }
         apply_all(c, &dst, &id, all)
     })?;
@@ -137,9 +155,40 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
             .collect();
         apply_all(c, &dst, &id, pools)
     })?;
+    c.step("dns", |c| cut_over_dns(c, &src, &dst, &zone, &domain, &index))?;
     c.step("wait-restored", |c| wait_restored(c, &dst))?;
-    c.step("wait-dns", |c| wait_dns_moved(c, &dst, &zone, &domain))?;
+    c.step("etcd-members", |c| etcd_members(c, &dst).map(|(_, done)| done))?;
+    c.step("api-write", |c| api_write(c, &dst, &hosted, &index))?;
     c.step("wait-nodes", |c| wait_nodes(c, &dst, &hosted))?;
+    c.step("remediation", |c| {
+        if !reuse {
+            return Ok(Done::Skipped("control-plane-only: no Machine was carried over".into()));
+        }
+        restore_remediation(c, &dst)
+    })?;
+    c.step("old-instances", |c| {
+        if reuse {
+            return Ok(Done::Skipped("the nodes were reused".into()));
+        }
+        old_instances(c, &hosted, &manifests)
+    })?;
+    c.step("complete", |c| {
+        if c.plan {
+            return Ok(Done::Planned(
+                "would note the restore complete on the HostedCluster".into(),
+            ));
+        }
+        let hc = dst.must_get(&c.hc.hc_ref())?;
+        if let Some(t) = manifest::annotation(&hc, RESTORE_COMPLETE_ANNOTATION) {
+            return Ok(Done::Already(format!("restore of backup {id} completed at {t}")));
+        }
+        let now = rfc3339(ferry_sdk::context::now());
+        dst.merge_patch(
+            &c.hc.hc_ref(),
+            &json!({"metadata": {"annotations": {RESTORE_COMPLETE_ANNOTATION: now}}}),
+        )?;
+        Ok(Done::Did(format!("restore of backup {id} complete")))
+    })?;
     Ok(c.summary())
 }
 
@@ -233,6 +282,27 @@ fn verify(c: &mut Ctx, bucket: &Bucket, index: &Index) -> Result<Vec<(FileEntry,
 /// Whether `obj` was restored by ferry from backup `id`.
 fn ours(obj: &Value, id: &str) -> bool {
     manifest::annotation(obj, BACKUP_ID_ANNOTATION) == Some(id)
+}
+
+/// Why a HighlyAvailable control plane must not be restored onto the destination, unless the
+/// site says its HyperShift restores etcd with each member's identity
+/// (`etcd_init_member_identity = true`). At the pinned commit `etcd-init.sh` runs
+/// `etcdutl snapshot restore` with no `--name`, `--initial-cluster` or
+/// `--initial-advertise-peer-urls`, so each of the three members starts as a cluster of its
+/// own (OCPBUGS-99534; the fix is openshift/hypershift#9069). Nothing on the destination shows
+/// which script its control-plane operator will run before a control plane exists, so the
+/// site's word decides, and `etcd-members` checks it after the restore.
+pub fn etcd_init_refusal(c: &Ctx, availability: &str) -> Option<String> {
+    if availability != "HighlyAvailable" {
+        return None;
+    }
+    if c.p.flag("etcd_init_member_identity") {
+        return None;
+    }
+    Some(format!(
+        "HostedCluster {}/{} is HighlyAvailable: HyperShift's etcd-init (etcd-init.sh at the commit ferry              models, and every release without openshift/hypershift#9069) restores each of its three etcd members              as a cluster of its own (OCPBUGS-99534), and every condition still says restored. Restore it onto a              destination whose HyperShift carries the fix, and say so in the site with              etcd_init_member_identity = true; ferry checks the members after the restore either way",
+        c.hc.ns, c.hc.name
+    ))
 }
 
 fn preflight(c: &mut Ctx, dst: &Cluster, id: &str, manifests: &[(FileEntry, Value)]) -> Result<Done> {
@@ -428,54 +498,62 @@ fn hosted_cluster(c: &mut Ctx, dst: &Cluster, bucket: &Bucket, index: &Index, mu
     }
 }
 
-/// Why a restore from a snapshot failed, in words for the operator. Upstream reports a failed
-/// `etcd-init` as `EtcdSnapshotRestored=False` on the HostedControlPlane only once every etcd
-/// pod is ready, which a failed init never is (`etcdRestoredCondition`): the init containers'
-/// own status is read too.
-fn restore_failure(c: &Ctx, dst: &Cluster, hc: &Value, hcp: Option<&Value>) -> Result<Option<String>> {
-    let mut why = None;
-    if let Some(cond) = hcp.and_then(|h| condition(h, "EtcdSnapshotRestored"))
-        && cond.get("status").and_then(Value::as_str) == Some("False")
-    {
-        why = Some(format!(
-            "the HostedControlPlane reports EtcdSnapshotRestored=False ({})",
-            cond.get("reason").and_then(Value::as_str).unwrap_or_default()
-        ));
+/// A restore that failed as upstream reports it: `EtcdSnapshotRestored=False` on the
+/// HostedControlPlane, the only place it is set (`etcdRestoredCondition`), in words for the
+/// operator, with what to do. Only then is the advice to delete the control plane given.
+fn restore_failure(c: &Ctx, hc: &Value, hcp: Option<&Value>) -> Option<String> {
+    let cond = hcp.and_then(|h| condition(h, "EtcdSnapshotRestored"))?;
+    if cond.get("status").and_then(Value::as_str) != Some("False") {
+        return None;
     }
-    if why.is_none() {
-        for pod in dst.list(POD.0, POD.1, Some(&c.hc.hcp_ns), Some("app=etcd"))? {
-            let failed = pod
-                .pointer("/status/initContainerStatuses")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter(|s| s.get("name").and_then(Value::as_str) == Some("etcd-init"))
-                .find_map(|s| {
-                    let t = s.pointer("/lastState/terminated")?;
-                    (t.get("exitCode").and_then(Value::as_i64).unwrap_or(0) != 0).then(|| {
-                        let reason = t.get("reason").and_then(Value::as_str).unwrap_or("Error");
-                        let message = t.get("message").and_then(Value::as_str).unwrap_or_default();
-                        format!("{reason}{}{message}", if message.is_empty() { "" } else { ": " })
-                    })
-                });
-            if let Some(f) = failed {
-                why = Some(format!("etcd-init of pod {} failed ({f})", name(&pod)));
-                break;
-            }
-        }
-    }
-    let Some(why) = why else {
-        return Ok(None);
-    };
+    let why = format!(
+        "the HostedControlPlane reports EtcdSnapshotRestored=False ({})",
+        cond.get("reason").and_then(Value::as_str).unwrap_or_default()
+    );
     let expired = manifest::annotation(hc, URL_EXPIRES_ANNOTATION)
         .and_then(|t| t.parse::<u64>().ok())
         .filter(|t| ferry_sdk::context::now() > *t)
         .map(|t| format!(" The presigned URL expired at {}.", rfc3339(t)))
         .unwrap_or_default();
-    Ok(Some(format!(
+    Some(format!(
         "the destination could not restore etcd from the snapshot: {why}.{expired} {}",
         fresh_url_advice(c)
-    )))
+    ))
+}
+
+/// `etcd-init` attempts that failed and that the kubelet retries: an init container that is
+/// not Ready with a non-zero exit in `lastState`. Upstream reads them the same way and only
+/// then (`etcdRestoredCondition`); a container that is Ready restored, whatever an earlier
+/// attempt left in `lastState`. A retry is not a failed restore: shown while waiting, never a
+/// reason to delete anything.
+fn init_retries(c: &Ctx, dst: &Cluster) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for pod in dst.list(POD.0, POD.1, Some(&c.hc.hcp_ns), Some("app=etcd"))? {
+        let failed = pod
+            .pointer("/status/initContainerStatuses")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|s| s.get("name").and_then(Value::as_str) == Some("etcd-init"))
+            .filter(|s| s.get("ready").and_then(Value::as_bool) != Some(true))
+            .find_map(|s| {
+                let t = s.pointer("/lastState/terminated")?;
+                (t.get("exitCode").and_then(Value::as_i64).unwrap_or(0) != 0).then(|| {
+                    let reason = t.get("reason").and_then(Value::as_str).unwrap_or("Error");
+                    let message = t.get("message").and_then(Value::as_str).unwrap_or_default();
+                    let restarts = s.get("restartCount").and_then(Value::as_u64).unwrap_or(0);
+                    format!(
+                        "{reason}{}{}, {restarts} restarts",
+                        if message.is_empty() { "" } else { ": " },
+                        message.lines().last().unwrap_or_default()
+                    )
+                })
+            });
+        if let Some(f) = failed {
+            out.push(format!("etcd-init of {} failed and is retried ({f})", name(&pod)));
+        }
+    }
+    Ok(out)
 }
 
 /// What to do when a restore URL failed: it cannot be changed on the HostedCluster.
@@ -527,19 +605,23 @@ fn wait_restored(c: &mut Ctx, dst: &Cluster) -> Result<Done> {
         ));
     }
     let timeout = c.p.u64_or("restore_timeout_seconds", 1200)?;
-    let advice = "Nothing on the source was touched by restore. Check the destination's HyperShift operator, the \
-                  HostedControlPlane and its etcd pods, then re-run `ferry restore`.";
+    let advice = format!(
+        "Nothing on the source was changed by restore beyond its released DNS. Check the destination's HyperShift \
+         operator, the HostedControlPlane and its etcd pods, then re-run `ferry restore`. If etcd-init keeps \
+         failing (above), its URL will not start working: {}",
+        fresh_url_advice(c)
+    );
     Wait {
         step: "restore/wait-restored",
         what: "the HostedCluster to be Available and its HostedControlPlane to report EtcdSnapshotRestored",
         timeout_seconds: timeout,
-        interval_millis: 1000,
-        on_timeout: advice,
+        interval_millis: 500,
+        on_timeout: &advice,
     }
     .until(|| {
         let hc = dst.must_get(&hc_ref)?;
         let hcp = dst.get(&hcp_ref)?;
-        if let Some(why) = restore_failure(c, dst, &hc, hcp.as_ref())? {
+        if let Some(why) = restore_failure(c, &hc, hcp.as_ref()) {
             return Err(Error::Invalid(why));
         }
         if let Some(t) = manifest::annotation(&hc, URL_EXPIRES_ANNOTATION).and_then(|t| t.parse::<u64>().ok())
@@ -552,16 +634,23 @@ fn wait_restored(c: &mut Ctx, dst: &Cluster) -> Result<Done> {
                 fresh_url_advice(c)
             )));
         }
-        Ok(if restored(&hc, hcp.as_ref()) {
-            Check::Done(())
-        } else if hcp.is_none() {
+        if restored(&hc, hcp.as_ref()) {
+            return Ok(Check::Done(()));
+        }
+        let retries = init_retries(c, dst)?;
+        let retries = if retries.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", retries.join("; "))
+        };
+        Ok(if hcp.is_none() {
             Check::Pending(format!(
                 "no HostedControlPlane yet (HostedCluster ReconciliationSucceeded={})",
                 status_of(Some(&hc), "ReconciliationSucceeded")
             ))
         } else {
             Check::Pending(format!(
-                "HostedCluster Available={}, HostedControlPlane EtcdSnapshotRestored={}",
+                "HostedCluster Available={}, HostedControlPlane EtcdSnapshotRestored={}{retries}",
                 status_of(Some(&hc), "Available"),
                 status_of(hcp.as_ref(), "EtcdSnapshotRestored")
             ))
@@ -570,39 +659,6 @@ fn wait_restored(c: &mut Ctx, dst: &Cluster) -> Result<Done> {
     Ok(Done::Did(
         "the HostedCluster is Available and its etcd was restored from the snapshot".into(),
     ))
-}
-
-/// Waits until Route53 publishes the control plane's hostnames from the destination (its
-/// external-dns owns them): before that, nodes still resolve the API to the source.
-fn wait_dns_moved(c: &mut Ctx, dst: &Cluster, zone: &ferry_sdk::dns::Zone, domain: &str) -> Result<Done> {
-    if c.plan {
-        return Ok(Done::Planned(
-            "would wait for Route53 to publish the control plane's hostnames from the destination".into(),
-        ));
-    }
-    let owner = publish::owner_id(dst)?.ok_or_else(|| {
-        invalid(format!(
-            "the destination `{}` runs no external-dns with --txt-owner-id (Deployment hypershift/external-dns); \
-             nothing can publish the hosted cluster's hostnames",
-            c.alias("destination")
-        ))
-    })?;
-    let hosts = publish::public_hosts(dst, &c.hc.hcp_ns, domain)?;
-    if hosts.is_empty() {
-        return Ok(Done::Skipped(format!(
-            "the control plane publishes no public hostname under {domain} (Routes or annotated Services)"
-        )));
-    }
-    match publish::wait_moved(c, "restore/wait-dns", zone, domain, &hosts, &owner)? {
-        0 => Ok(Done::Already(format!(
-            "Route53 publishes {} from {owner}",
-            hosts.join(", ")
-        ))),
-        _ => Ok(Done::Did(format!(
-            "Route53 publishes {} from {owner}",
-            hosts.join(", ")
-        ))),
-    }
 }
 
 /// Nodes Ready in the hosted cluster, and how many are expected (the sum of
@@ -655,4 +711,397 @@ pub fn wait_nodes(c: &mut Ctx, dst: &Cluster, hosted: &Cluster) -> Result<Done> 
         })
     })?;
     Ok(Done::Did(format!("{expected}/{expected} nodes Ready")))
+}
+
+/// Moves the control plane's DNS to the destination while its etcd restores: once the
+/// destination's control-plane operator publishes every hostname the backup recorded (its
+/// Routes admitted, its Services addressed), the source releases them (Routes deleted,
+/// hostname annotations removed: its control-plane operator is paused and puts neither back)
+/// and both external-dns are restarted, the way upstream documents the cut-over, so that
+/// neither an interval nor the destination's TXT cache (`--txt-cache-interval=1h`) delays it.
+/// Done here, not in backup, so that names point nowhere for seconds, not minutes: a resolver
+/// keeps an NXDOMAIN for the zone's negative TTL.
+fn cut_over_dns(
+    c: &mut Ctx,
+    src: &Cluster,
+    dst: &Cluster,
+    zone: &ferry_sdk::dns::Zone,
+    domain: &str,
+    index: &Index,
+) -> Result<Done> {
+    let hosts: Vec<String> = {
+        let d = domain.trim_end_matches('.').to_ascii_lowercase();
+        let mut h: Vec<String> = index
+            .route_hosts
+            .iter()
+            .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+            .filter(|h| *h == d || h.ends_with(&format!(".{d}")))
+            .collect();
+        h.sort();
+        h.dedup();
+        h
+    };
+    if hosts.is_empty() {
+        return Ok(Done::Skipped(format!(
+            "the control plane published no public hostname under {domain} when it was backed up"
+        )));
+    }
+    if c.plan {
+        return Ok(Done::Planned(format!(
+            "would wait for the destination to publish {} (Routes admitted, Services addressed), release them on \
+             the source and restart both external-dns so that Route53 moves them at once",
+            hosts.join(", ")
+        )));
+    }
+    let to = publish::Publisher {
+        cluster: dst,
+        ed: publish::external_dns(dst)?.ok_or_else(|| {
+            invalid(format!(
+                "the destination `{}` runs no external-dns with --txt-owner-id (Deployment hypershift/external-dns); \
+                 nothing can publish the hosted cluster's hostnames",
+                c.alias("destination")
+            ))
+        })?,
+        alias: c.alias("destination"),
+    };
+    let suffix = c.p.or("txt_suffix", "-external-dns").to_string();
+    let records = ferry_sdk::k8s::retry(|| zone.list_record_sets(Some(domain)))?;
+    if publish::not_moved(&records, &hosts, &suffix, &to.ed.owner).is_empty() {
+        return Ok(Done::Already(format!(
+            "Route53 publishes {} from the destination (owner {})",
+            hosts.join(", "),
+            to.ed.owner
+        )));
+    }
+    let timeout = c.p.u64_or("publish_timeout_seconds", 600)?;
+    let missing = |ready: &[String]| hosts.iter().filter(|h| !ready.contains(h)).cloned().collect::<Vec<_>>();
+    Wait {
+        step: "restore/dns",
+        what: "the destination's control plane to publish its hostnames",
+        timeout_seconds: timeout,
+        interval_millis: 250,
+        on_timeout: "The source still publishes them; nothing was released. Check the destination's \
+                     control-plane operator and its Routes (status.ingress) in the control-plane namespace, then \
+                     re-run `ferry restore`.",
+    }
+    .until(|| {
+        let left = missing(&publish::ready_hosts(dst, &c.hc.hcp_ns, domain)?);
+        Ok(if left.is_empty() {
+            Check::Done(())
+        } else {
+            Check::Pending(format!("not yet published: {}", left.join(", ")))
+        })
+    })?;
+    // Releasing the source's names ends its claim on the cluster's DNS: hooks may veto.
+    c.hook(Point::Verify, "dns", json!({"hosts": hosts}))?;
+    let released = publish::release(src, &c.hc.hcp_ns)?;
+    let from = publish::external_dns(src)?.map(|ed| publish::Publisher {
+        cluster: src,
+        ed,
+        alias: c.alias("source"),
+    });
+    let on_timeout = format!(
+        "The source's names are released and its control plane stays paused; teardown must not run yet. Check \
+         external-dns on `{}` (hypershift/external-dns, owner {}), then re-run `ferry restore`; `ferry abort` \
+         returns the source to service instead.",
+        to.alias, to.ed.owner
+    );
+    publish::cut_over(c, "restore/dns", zone, domain, &hosts, from.as_ref(), &to, &on_timeout)?;
+    let released = if released.is_empty() {
+        "nothing left to release on the source".to_string()
+    } else {
+        format!("released on the source: {}", released.join(", "))
+    };
+    Ok(Done::Did(format!(
+        "{released}; Route53 publishes {} from the destination (owner {})",
+        hosts.join(", "),
+        to.ed.owner
+    )))
+}
+
+/// The etcd pods of the control plane on `cluster`, by name.
+fn etcd_pods(c: &Ctx, cluster: &Cluster) -> Result<Vec<String>> {
+    let mut pods: Vec<String> = cluster
+        .list(POD.0, POD.1, Some(&c.hc.hcp_ns), Some("app=etcd"))?
+        .iter()
+        .map(|p| name(p).to_string())
+        .collect();
+    pods.sort();
+    Ok(pods)
+}
+
+/// Asks every etcd member of the destination's control plane which cluster it is in and
+/// which members that cluster has: a restore is only good when they are one cluster with
+/// every member. At the pinned HyperShift commit `etcd-init.sh` restores each member of a
+/// HighlyAvailable control plane as a cluster of its own (OCPBUGS-99534), and every condition
+/// upstream sets still says True. Returns what each member said.
+pub fn etcd_members(c: &mut Ctx, dst: &Cluster) -> Result<(Vec<etcd::Membership>, Done)> {
+    if c.plan {
+        return Ok((
+            Vec::new(),
+            Done::Planned("would ask every etcd member which cluster it is in".into()),
+        ));
+    }
+    let pods = etcd_pods(c, dst)?;
+    if pods.is_empty() {
+        return Err(Error::Unavailable(format!(
+            "no etcd pod runs in {} on the destination `{}`",
+            c.hc.hcp_ns,
+            c.alias("destination")
+        )));
+    }
+    let tls = dst.get(&r(SECRET, Some(&c.hc.hcp_ns), "etcd-client-tls"))?.is_some();
+    let mut seen = Vec::new();
+    for pod in &pods {
+        let member = etcd::PodMember {
+            namespace: c.hc.hcp_ns.clone(),
+            pod: pod.clone(),
+            port: 2379,
+            client_secret: tls.then(|| "etcd-client-tls".to_string()),
+            ca_secret: tls.then(|| "etcd-ca".to_string()),
+        };
+        seen.push(
+            ferry_sdk::k8s::retry(|| etcd::member_status(dst.handle(), &member)).ctx(format!("etcd member {pod}"))?,
+        );
+    }
+    let clusters: std::collections::BTreeSet<&str> = seen.iter().map(|m| m.cluster_id.as_str()).collect();
+    let complete = seen.iter().all(|m| {
+        let mut listed = m.members.clone();
+        listed.sort();
+        listed == pods
+    });
+    c.out.insert(
+        "etcd_members".into(),
+        json!(seen
+            .iter()
+            .map(|m| json!({"pod": m.pod, "member_id": m.member_id, "cluster_id": m.cluster_id, "members": m.members}))
+            .collect::<Vec<_>>()),
+    );
+    if clusters.len() == 1 && complete {
+        let detail = format!(
+            "{} member{} in one etcd cluster ({}): {}",
+            pods.len(),
+            if pods.len() == 1 { "" } else { "s" },
+            seen[0].cluster_id,
+            pods.join(", ")
+        );
+        return Ok((seen, Done::Checked(detail)));
+    }
+    let said: Vec<String> = seen
+        .iter()
+        .map(|m| {
+            format!(
+                "{} is in cluster {} listing [{}]",
+                m.pod,
+                m.cluster_id,
+                m.members.join(", ")
+            )
+        })
+        .collect();
+    Err(invalid(format!(
+        "the restored etcd of {}/{} is not one cluster: {}. Each member was restored as a cluster of its own: the \
+         destination's HyperShift restores etcd with `etcdutl snapshot restore` and no member name or initial \
+         cluster (etcd-init.sh; OCPBUGS-99534, fixed by openshift/hypershift#9069), so the hosted cluster's API \
+         reads whichever member its connection reaches and writes can vanish. Nothing was torn down: the source is \
+         intact and paused. Delete the destination's HostedCluster {}/{} and the data-etcd-* PVCs in {}, then \
+         either run `ferry abort` to return the source to service, or restore onto a destination whose HyperShift \
+         carries the fix (the site says so with etcd_init_member_identity = true)",
+        c.hc.ns,
+        c.hc.name,
+        said.join("; "),
+        c.hc.ns,
+        c.hc.name,
+        c.hc.hcp_ns
+    )))
+}
+
+/// Writes to the hosted cluster's API until it accepts a write, and deletes what it wrote: the
+/// moment the destination serves a write ends the API's downtime, which is recorded (on the
+/// HostedCluster, so a re-run reports the first one) and reported with the moment backup
+/// stopped the writers.
+fn api_write(c: &mut Ctx, dst: &Cluster, hosted: &Cluster, index: &Index) -> Result<Done> {
+    if c.plan {
+        return Ok(Done::Planned(format!(
+            "would create and delete ConfigMap {}/{} in the hosted cluster to see it serve a write",
+            PROBE_CONFIGMAP.0, PROBE_CONFIGMAP.1
+        )));
+    }
+    let hc_ref = c.hc.hc_ref();
+    let recorded = dst
+        .get(&hc_ref)?
+        .and_then(|hc| manifest::annotation(&hc, SERVED_WRITE_ANNOTATION).and_then(|t| t.parse::<u64>().ok()));
+    let probe_ref = r(CONFIG_MAP, Some(PROBE_CONFIGMAP.0), PROBE_CONFIGMAP.1);
+    let probe = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": PROBE_CONFIGMAP.1, "namespace": PROBE_CONFIGMAP.0},
+        "data": {"backup-id": index.backup_id}});
+    let timeout = c.p.u64_or("api_timeout_seconds", 600)?;
+    let served = match recorded {
+        Some(t) => t,
+        None => {
+            Wait {
+                step: "restore/api-write",
+                what: "the hosted cluster's API to accept a write",
+                timeout_seconds: timeout,
+                interval_millis: 250,
+                on_timeout: "The control plane runs on the destination and Route53 points at it, but its API \
+                             takes no write. Check the kube-apiserver pods in the control-plane namespace and the \
+                             hosted cluster's DNS name, then re-run `ferry restore`.",
+            }
+            .until(|| match hosted.create(&probe) {
+                Ok(Some(_)) => Ok(Check::Done(())),
+                // Left by an earlier attempt: delete it and write again.
+                Ok(None) => {
+                    hosted.delete(&probe_ref)?;
+                    Ok(Check::Pending("an earlier probe was still there".into()))
+                }
+                Err(Error::Unavailable(m)) => Ok(Check::Pending(m)),
+                Err(e) => Err(e),
+            })?;
+            let now = ferry_sdk::context::now();
+            dst.merge_patch(
+                &hc_ref,
+                &json!({"metadata": {"annotations": {SERVED_WRITE_ANNOTATION: now.to_string()}}}),
+            )?;
+            now
+        }
+    };
+    ferry_sdk::k8s::retry(|| hosted.delete(&probe_ref))?;
+    log::info(
+        "milestone: the destination serves writes; the hosted cluster's API is up",
+        &[("milestone", "served-write"), ("at", &rfc3339_ms(served))],
+    );
+    c.out.insert("served_write_at".into(), json!(rfc3339_ms(served)));
+    let downtime = index.writers_stopped_at.map(|stopped| served.saturating_sub(stopped));
+    if let (Some(stopped), Some(ms)) = (index.writers_stopped_at, downtime) {
+        c.out.insert("writers_stopped_at".into(), json!(rfc3339_ms(stopped)));
+        c.out.insert("downtime_ms".into(), json!(ms));
+    }
+    c.api_up_at = Some(served);
+    let how_long = downtime
+        .map(|ms| format!(", {} after backup stopped the writers", human_ms(ms)))
+        .unwrap_or_default();
+    let detail = format!(
+        "the hosted cluster's API served a write at {}{how_long}",
+        rfc3339_ms(served)
+    );
+    Ok(if recorded.is_some() {
+        Done::Already(detail)
+    } else {
+        Done::Did(detail)
+    })
+}
+
+/// `1m 42.3s`, `8.1s`.
+fn human_ms(ms: u64) -> String {
+    let secs = ms as f64 / 1000.0;
+    if secs >= 60.0 {
+        format!("{}m {:.1}s", (secs / 60.0).floor(), secs % 60.0)
+    } else {
+        format!("{secs:.1}s")
+    }
+}
+
+/// Gives remediation back to the MachineHealthChecks once the nodes are Ready: removes the
+/// skip-remediation annotation from every Machine restore put it on (never from one that
+/// carried it in the backup).
+fn restore_remediation(c: &mut Ctx, dst: &Cluster) -> Result<Done> {
+    let served = Served::new(dst);
+    let mut restored = Vec::new();
+    for m in served.list(MACHINE, &c.hc.hcp_ns)? {
+        if manifest::annotation(&m, SKIP_REMEDIATION_SET_ANNOTATION).is_none() {
+            continue;
+        }
+        dst.merge_patch(
+            &served.r(MACHINE, Some(&c.hc.hcp_ns), name(&m))?,
+            &json!({"metadata": {"annotations": {SKIP_REMEDIATION_ANNOTATION: null, SKIP_REMEDIATION_SET_ANNOTATION: null}}}),
+        )?;
+        restored.push(name(&m).to_string());
+    }
+    Ok(Done::of_changes(
+        &restored,
+        c.plan,
+        "no Machine holds a skip-remediation annotation restore set",
+        "give remediation back to Machines",
+        "gave remediation back to Machines",
+    ))
+}
+
+/// With `nodes = "control-plane-only"` the source's instances keep running and their kubelets
+/// reach the same API name: they rejoin the restored control plane as nodes no NodePool
+/// manages. Reports them by instance id (from the backed-up AWSMachines), with the commands
+/// that remove them.
+fn old_instances(c: &mut Ctx, hosted: &Cluster, manifests: &[(FileEntry, Value)]) -> Result<Done> {
+    let mut instances: Vec<(String, String)> = manifests
+        .iter()
+        .filter(|(f, _)| is(f, AWS_MACHINE))
+        .filter_map(|(_, m)| {
+            let provider = str_at(m, "/spec/providerID").unwrap_or_default();
+            let id = str_at(m, "/spec/instanceID").map(str::to_string).or_else(|| {
+                provider
+                    .rsplit('/')
+                    .next()
+                    .filter(|s| s.starts_with("i-"))
+                    .map(str::to_string)
+            })?;
+            let zone = provider
+                .strip_prefix("aws:///")
+                .and_then(|p| p.split('/').next())
+                .unwrap_or_default()
+                .to_string();
+            Some((id, zone))
+        })
+        .collect();
+    instances.sort();
+    instances.dedup();
+    if instances.is_empty() {
+        return Ok(Done::Skipped(
+            "the backup holds no AWSMachine: no old instance to report".into(),
+        ));
+    }
+    let nodes = if c.plan {
+        Vec::new()
+    } else {
+        hosted.list(NODE.0, NODE.1, None, None).unwrap_or_default()
+    };
+    let node_of = |id: &str| {
+        nodes
+            .iter()
+            .find(|n| str_at(n, "/spec/providerID").is_some_and(|p| p.ends_with(&format!("/{id}"))))
+            .map(|n| name(n).to_string())
+    };
+    let region = |zone: &str| zone.trim_end_matches(|ch: char| ch.is_ascii_alphabetic()).to_string();
+    let mut report = Vec::new();
+    let mut commands = Vec::new();
+    for (id, zone) in &instances {
+        let node = node_of(id);
+        report.push(json!({"instance_id": id, "availability_zone": zone, "node": node}));
+        let region = region(zone);
+        let region = if region.is_empty() {
+            String::new()
+        } else {
+            format!(" --region {region}")
+        };
+        commands.push(format!("aws ec2 terminate-instances{region} --instance-ids {id}"));
+        if let Some(n) = node {
+            commands.push(format!("oc --kubeconfig <hosted cluster kubeconfig> delete node {n}"));
+        }
+    }
+    c.out.insert("old_instances".into(), json!(report));
+    c.out.insert("old_instance_commands".into(), json!(commands));
+    let ids: Vec<&str> = instances.iter().map(|(id, _)| id.as_str()).collect();
+    log::warn(
+        &format!(
+            "control-plane-only: the source's instances {} still run and rejoin the restored control plane as \
+             nodes no NodePool manages; remove them once the destination's node pools serve the workloads:\n  {}",
+            ids.join(", "),
+            commands.join("\n  ")
+        ),
+        &[("step", "restore/old-instances")],
+    );
+    Ok(Done::Checked(format!(
+        "{} old instance{} left running (not managed by the destination): {}; see `old_instance_commands`",
+        ids.len(),
+        if ids.len() == 1 { "" } else { "s" },
+        ids.join(", ")
+    )))
 }

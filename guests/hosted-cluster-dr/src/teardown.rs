@@ -17,12 +17,13 @@
 //! AWSEndpointServices; the `finalizers` step clears them.
 
 use ferry_sdk::hooks::Point;
-use ferry_sdk::k8s::{Cluster, DeleteOutcome, condition_true, name, str_at};
+use ferry_sdk::k8s::{Cluster, DeleteOutcome, condition, condition_true, name, str_at};
 use ferry_sdk::wait::{Check, Wait};
 use ferry_sdk::{Error, Result, log, manifest};
 use serde_json::{Value, json};
 
 use crate::ctx::{Ctx, Done};
+use crate::hold::{Hold, NOTE_ATTEMPTS, this_hosted_cluster};
 use crate::layout;
 use crate::model::*;
 use crate::publish;
@@ -91,40 +92,92 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
                 )));
             }
         };
+        // One etcd cluster with every member: a split restore passes every condition.
+        let verified = match crate::restore::etcd_members(c, &dst) {
+            Ok((_, Done::Checked(d))) => format!("{verified}; {d}"),
+            Ok(_) => verified,
+            Err(e) if c.plan => {
+                return Ok(Done::Planned(format!(
+                    "teardown would be refused now: {}",
+                    ferry_sdk::message(&e)
+                )));
+            }
+            Err(e) if force => {
+                let why = ferry_sdk::message(&e).to_string();
+                log::warn(
+                    "teardown forced past a destination etcd that is not one cluster",
+                    &[("why", &why)],
+                );
+                c.out.insert("forced".into(), json!(why));
+                format!("{verified}; FORCED past: {why}")
+            }
+            Err(e) => {
+                return Err(ferry_sdk::context(e, "teardown refused; nothing was deleted"));
+            }
+        };
         // The site's own checks (change windows, approvals) come last, before anything is deleted.
         c.hook(Point::Verify, "gate", json!({"destination": verified}))
             .map_err(|e| ferry_sdk::context(e, "teardown refused; nothing was deleted"))?;
         Ok(Done::Checked(verified))
     })?;
+    let mut pins: Vec<(GroupKind, String)> = Vec::new();
+    c.step("capi-storage", |c| {
+        let (p, done) = capi_storage(c, &src)?;
+        pins = p;
+        Ok(done)
+    })?;
     let op_ns = c.p.or("operator_namespace", "hypershift").to_string();
     let op_name = c.p.or("operator_deployment", "operator").to_string();
-    let op_ref = r(DEPLOYMENT, Some(&op_ns), &op_name);
+    let operator = Hold {
+        cluster: &src,
+        deployment: r(DEPLOYMENT, Some(&op_ns), &op_name),
+        what: "the source's HyperShift operator".into(),
+        replicas_annotation: OPERATOR_REPLICAS_ANNOTATION,
+        holders_annotation: OPERATOR_HOLDERS_ANNOTATION,
+        step: "teardown/stop-operator",
+        why: "the operator must not run while the hosted cluster is deleted",
+    };
     // Nothing of this hosted cluster left on the source: nothing to stop the operator for.
     let remains = src.get(&c.hc.hc_ref())?.is_some()
         || src.get(&r(NAMESPACE, None, &c.hc.hcp_ns))?.is_some()
         || !own_node_pools(&src.list(NODE_POOL.0, NODE_POOL.1, Some(&c.hc.ns), None)?, &c.hc.name).is_empty();
-    // Once the operator is being stopped, whatever fails, it is started again.
+    c.step("webhooks", |c| {
+        if !remains {
+            return Ok(Done::Already(
+                "nothing of the hosted cluster is left on the source".into(),
+            ));
+        }
+        exclude_from_webhooks(c, &src)
+    })?;
+    // Once the operator is being stopped, whatever fails, it is started again (and the
+    // webhooks put back).
     let result = c
         .step("stop-operator", |c| {
-            let me = this_hosted_cluster(c);
-            let stopped_by_us = src.get(&op_ref)?.is_some_and(|d| stopped_for(&d, &me));
-            if !remains && !stopped_by_us {
+            if !remains && !operator.held_by_me(c)? {
                 return Ok(Done::Already(
                     "nothing of the hosted cluster is left on the source".into(),
                 ));
             }
-            stop_operator(c, &src, &op_ref)
+            if src.get(&operator.deployment)?.is_none() {
+                return Ok(Done::Skipped(format!(
+                    "no operator Deployment {}; set operator_namespace/operator_deployment if HyperShift is \
+                     installed elsewhere",
+                    ferry_sdk::k8s::describe(&operator.deployment)
+                )));
+            }
+            operator.stop(c)
         })
-        .and_then(|()| tear_down(&mut c, &src, &carried));
+        .and_then(|()| tear_down(&mut c, &src, &carried, &pins));
     if let Err(e) = result {
-        return Err(restart_after(&mut c, &src, &op_ref, e));
+        return Err(restart_after(&mut c, &src, &operator, e));
     }
-    c.step("start-operator", |c| start_operator(c, &src, &op_ref))?;
+    c.step("webhooks-back", |c| webhooks_back(c, &src))?;
+    c.step("start-operator", |c| operator.start(c))?;
     Ok(c.summary())
 }
 
 /// The steps between `stop-operator` and `start-operator`.
-fn tear_down(c: &mut Ctx, src: &Cluster, carried: &[ferry_sdk::ObjectRef]) -> Result<()> {
+fn tear_down(c: &mut Ctx, src: &Cluster, carried: &[ferry_sdk::ObjectRef], pins: &[(GroupKind, String)]) -> Result<()> {
     c.step("scale-down", |c| scale_down(c, src))?;
     let pools: Vec<String> = own_node_pools(&src.list(NODE_POOL.0, NODE_POOL.1, Some(&c.hc.ns), None)?, &c.hc.name)
         .iter()
@@ -137,6 +190,11 @@ fn tear_down(c: &mut Ctx, src: &Cluster, carried: &[ferry_sdk::ObjectRef]) -> Re
     })?;
     let hcp_ns = c.hc.hcp_ns.clone();
     let served = Served::new(src);
+    // In the version their objects are stored in: nothing needs the stopped operator's
+    // conversion webhook.
+    for (gk, version) in pins {
+        served.pin(*gk, version);
+    }
     let all_of = |kinds: &[GroupKind]| -> Result<Vec<ferry_sdk::ObjectRef>> {
         let mut out = Vec::new();
         for k in kinds {
@@ -172,7 +230,8 @@ fn tear_down(c: &mut Ctx, src: &Cluster, carried: &[ferry_sdk::ObjectRef]) -> Re
 /// After a failure with the operator stopped: start it again (the HostedCluster is paused or
 /// gone, so it deletes nothing), and say what happened. A `stop_after` stop (a rehearsed
 /// crash) is passed through: a crash cannot restart anything, and the next run resumes.
-fn restart_after(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef, e: Error) -> Error {
+fn restart_after(c: &mut Ctx, src: &Cluster, operator: &Hold, e: Error) -> Error {
+    let op_ref = &operator.deployment;
     if crate::ctx::is_stop(&e) || c.plan {
         return e;
     }
@@ -181,7 +240,15 @@ fn restart_after(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef, e: E
         op_ref.namespace.as_deref().unwrap_or("hypershift"),
         op_ref.name
     );
-    match start_operator(c, src, op_ref) {
+    let webhooks = match webhooks_back(c, src) {
+        Ok(_) => String::new(),
+        Err(w) => format!(
+            "; putting back the object selectors of ValidatingWebhookConfiguration {HYPERSHIFT_WEBHOOK_CONFIGURATION} \
+             failed too ({}): set them from its annotation {WEBHOOK_SELECTORS_ANNOTATION}",
+            ferry_sdk::message(&w)
+        ),
+    };
+    match operator.start(c) {
         Ok(done) => {
             let what = match done {
                 Done::Did(d) | Done::Already(d) | Done::Skipped(d) | Done::Planned(d) | Done::Checked(d) => d,
@@ -189,7 +256,8 @@ fn restart_after(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef, e: E
             ferry_sdk::context(
                 e,
                 format!(
-                    "teardown stopped; the source's HyperShift operator was started again ({what}); re-run teardown"
+                    "teardown stopped; the source's HyperShift operator was started again ({what}){webhooks}; re-run \
+                     teardown"
                 ),
             )
         }
@@ -197,7 +265,7 @@ fn restart_after(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef, e: E
             e,
             format!(
                 "teardown stopped, and starting the source's HyperShift operator again failed too ({}): every other \
-                 hosted cluster on the source is unmanaged until you run `{how}`",
+                 hosted cluster on the source is unmanaged until you run `{how}`{webhooks}",
                 ferry_sdk::message(&restart)
             ),
         ),
@@ -272,6 +340,39 @@ pub fn destination_health(
                 .into(),
         );
     }
+    // Service-account tokens are verified against the issuer's documents, which the
+    // destination's operator must have published (`reconcileOIDCDocumentsWithStatus` sets
+    // `ValidOIDCConfiguration` on the HostedCluster) and the hosted cluster's AWS identity
+    // provider must accept (the control-plane operator sets `ValidAWSIdentityProvider` on the
+    // HostedControlPlane). The source's documents must not be the only thing that works.
+    let hcp = dst
+        .get(&r(HOSTED_CONTROL_PLANE, Some(&c.hc.hcp_ns), &c.hc.name))
+        .map_err(msg)?;
+    for (cond, on, obj) in [
+        ("ValidOIDCConfiguration", "HostedCluster", Some(&hc)),
+        ("ValidAWSIdentityProvider", "HostedControlPlane", hcp.as_ref()),
+    ] {
+        let found = obj.and_then(|o| condition(o, cond));
+        let status = found
+            .and_then(|f| f.get("status"))
+            .and_then(Value::as_str)
+            .unwrap_or("Unknown");
+        if status != "True" {
+            let why = found
+                .map(|f| {
+                    format!(
+                        " ({}: {})",
+                        f.get("reason").and_then(Value::as_str).unwrap_or_default(),
+                        f.get("message").and_then(Value::as_str).unwrap_or_default()
+                    )
+                })
+                .unwrap_or_default();
+            return Err(format!(
+                "the destination's {on} reports {cond}={status}{why}: the hosted cluster's service accounts would \
+                 depend on what the source published"
+            ));
+        }
+    }
     let mut dns_note = String::new();
     if let Some((zone, domain)) = zone {
         let owner = publish::owner_id(dst)
@@ -295,221 +396,9 @@ pub fn destination_health(
         ));
     }
     Ok(format!(
-        "the destination runs the hosted cluster: Available, etcd restored{dns_note}, {ready}/{expected} nodes Ready"
+        "the destination runs the hosted cluster: Available, etcd restored, OIDC valid{dns_note}, {ready}/{expected} \
+         nodes Ready"
     ))
-}
-
-/// The hosted clusters whose teardowns need the operator stopped, as noted on it.
-fn holders(d: &Value) -> Vec<String> {
-    manifest::annotation(d, OPERATOR_HOLDERS_ANNOTATION)
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|h| !h.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-/// Whether this teardown stopped the operator (or an older ferry did, which noted only the
-/// replicas) and has not started it again.
-fn stopped_for(d: &Value, me: &str) -> bool {
-    let noted = holders(d);
-    noted.iter().any(|h| h == me)
-        || (noted.is_empty() && manifest::annotation(d, OPERATOR_REPLICAS_ANNOTATION).is_some())
-}
-
-/// Notes `annotations` on the operator under the resourceVersion `d` was read at: of two
-/// teardowns noting themselves at once, one is told of a conflict and reads again, so neither
-/// is lost. `false` on a conflict.
-fn note_on_operator(src: &Cluster, op_ref: &ferry_sdk::ObjectRef, d: &Value, annotations: Value) -> Result<bool> {
-    let rv = str_at(d, "/metadata/resourceVersion").unwrap_or_default();
-    match src.merge_patch(
-        op_ref,
-        &json!({"metadata": {"resourceVersion": rv, "annotations": annotations}}),
-    ) {
-        Ok(_) => Ok(true),
-        Err(Error::Conflict(_)) => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-/// How often a note on the operator is read again after losing a race with another teardown.
-const NOTE_ATTEMPTS: usize = 20;
-
-fn lost_races(op_ref: &ferry_sdk::ObjectRef) -> Error {
-    Error::Unavailable(format!(
-        "{} kept changing while teardown noted itself on it ({NOTE_ATTEMPTS} tries); re-run teardown",
-        ferry_sdk::k8s::describe(op_ref)
-    ))
-}
-
-fn this_hosted_cluster(c: &Ctx) -> String {
-    format!("{}/{}", c.hc.ns, c.hc.name)
-}
-
-/// The operator Deployment as this run sees it: in a plan, as the plan's earlier writes would
-/// have left it (they were dry runs), so the plan holds the writes the real run makes.
-fn read_operator(c: &Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef) -> Result<Option<Value>> {
-    if c.plan
-        && let Some(d) = c.planned.get(&ferry_sdk::k8s::describe(op_ref))
-    {
-        return Ok(Some(d.clone()));
-    }
-    src.get(op_ref)
-}
-
-/// In a plan: what a merge patch of the operator (a note, or `spec.replicas` for a scale) would
-/// leave on it, applied as the API server applies one (RFC 7386: `null` removes a key).
-fn plan_on_operator(c: &mut Ctx, op_ref: &ferry_sdk::ObjectRef, d: &Value, patch: &Value) {
-    if c.plan {
-        let mut after = d.clone();
-        merge(&mut after, patch);
-        c.planned.insert(ferry_sdk::k8s::describe(op_ref), after);
-    }
-}
-
-fn merge(target: &mut Value, patch: &Value) {
-    let Some(fields) = patch.as_object() else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = json!({});
-    }
-    if let Some(t) = target.as_object_mut() {
-        for (k, v) in fields {
-            if v.is_null() {
-                t.remove(k);
-            } else {
-                merge(t.entry(k.clone()).or_insert(Value::Null), v);
-            }
-        }
-    }
-}
-
-fn stop_operator(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef) -> Result<Done> {
-    let me = this_hosted_cluster(c);
-    let mut noted = None;
-    for _ in 0..NOTE_ATTEMPTS {
-        let Some(d) = read_operator(c, src, op_ref)? else {
-            return Ok(Done::Skipped(format!(
-                "no operator Deployment {}; set operator_namespace/operator_deployment if HyperShift is installed elsewhere",
-                ferry_sdk::k8s::describe(op_ref)
-            )));
-        };
-        let replicas = d.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1);
-        let mut others = holders(&d);
-        let recorded = manifest::annotation(&d, OPERATOR_REPLICAS_ANNOTATION).is_some();
-        if others.contains(&me) && recorded {
-            noted = Some(replicas);
-            break;
-        }
-        // Noted before it is scaled: a crash after this still knows the replicas to restore, and
-        // another teardown finishing meanwhile knows not to start it.
-        if !others.contains(&me) {
-            others.push(me.clone());
-            others.sort();
-        }
-        let mut annotations = json!({OPERATOR_HOLDERS_ANNOTATION: others.join(",")});
-        if !recorded {
-            // Found stopped by someone else: it was stopped, and stays so afterwards.
-            annotations[OPERATOR_REPLICAS_ANNOTATION] = json!(replicas.to_string());
-        }
-        if note_on_operator(src, op_ref, &d, annotations.clone())? {
-            plan_on_operator(c, op_ref, &d, &json!({"metadata": {"annotations": annotations}}));
-            noted = Some(replicas);
-            break;
-        }
-    }
-    let Some(replicas) = noted else {
-        return Err(lost_races(op_ref));
-    };
-    if replicas == 0 {
-        return Ok(Done::Already("the source's HyperShift operator is stopped".into()));
-    }
-    src.scale(op_ref, 0)?;
-    if c.plan {
-        let d = read_operator(c, src, op_ref)?.unwrap_or_default();
-        plan_on_operator(c, op_ref, &d, &json!({"spec": {"replicas": 0}}));
-        return Ok(Done::Planned(format!(
-            "would note this teardown on the HyperShift operator and scale it from {replicas} to 0"
-        )));
-    }
-    let ns = op_ref.namespace.clone().unwrap_or_default();
-    workloads::wait_pods_gone(
-        c,
-        src,
-        &ns,
-        &[op_ref.name.as_str()],
-        "teardown/stop-operator",
-        "the operator must not run while the hosted cluster is deleted",
-    )?;
-    Ok(Done::Did(format!(
-        "scaled the HyperShift operator from {replicas} to 0"
-    )))
-}
-
-/// Starts the operator again at the replicas it had, unless another hosted cluster's teardown
-/// still needs it stopped (then that one starts it). It is scaled before the notes are cleared:
-/// a teardown that notes itself in between finds the replicas to restore, and its own
-/// scale-down stops the operator again before it deletes anything.
-fn start_operator(c: &mut Ctx, src: &Cluster, op_ref: &ferry_sdk::ObjectRef) -> Result<Done> {
-    let me = this_hosted_cluster(c);
-    let mut scaled: Option<u32> = None;
-    for _ in 0..NOTE_ATTEMPTS {
-        let Some(d) = read_operator(c, src, op_ref)? else {
-            return Ok(Done::Skipped("no operator Deployment".into()));
-        };
-        let Some(recorded) = manifest::annotation(&d, OPERATOR_REPLICAS_ANNOTATION).map(str::to_string) else {
-            return Ok(match scaled {
-                Some(n) => Done::Did(format!("scaled the HyperShift operator back to {n}")),
-                None => Done::Already("the HyperShift operator runs as before teardown".into()),
-            });
-        };
-        let others: Vec<String> = holders(&d).into_iter().filter(|h| *h != me).collect();
-        if !others.is_empty() {
-            let note = json!({OPERATOR_HOLDERS_ANNOTATION: others.join(",")});
-            if note_on_operator(src, op_ref, &d, note.clone())? {
-                plan_on_operator(c, op_ref, &d, &json!({"metadata": {"annotations": note}}));
-                if c.plan {
-                    return Ok(Done::Planned(format!(
-                        "would leave the HyperShift operator stopped for the teardown of {}",
-                        others.join(", ")
-                    )));
-                }
-                return Ok(Done::Already(format!(
-                    "the HyperShift operator stays stopped: the teardown of {} still needs it stopped, and starts it \
-                     again when done",
-                    others.join(", ")
-                )));
-            }
-            continue;
-        }
-        let replicas: u32 = recorded.parse().map_err(|_| {
-            Error::Invalid(format!(
-                "annotation {OPERATOR_REPLICAS_ANNOTATION}={recorded:?} on {} is not a number; scale the operator by hand",
-                ferry_sdk::k8s::describe(op_ref)
-            ))
-        })?;
-        if scaled.is_none() {
-            src.scale(op_ref, replicas)?;
-            plan_on_operator(c, op_ref, &d, &json!({"spec": {"replicas": replicas}}));
-            scaled = Some(replicas);
-            // Read again: the notes are cleared under the resourceVersion after the scale.
-            continue;
-        }
-        let cleared = json!({OPERATOR_HOLDERS_ANNOTATION: null, OPERATOR_REPLICAS_ANNOTATION: null});
-        if note_on_operator(src, op_ref, &d, cleared.clone())? {
-            plan_on_operator(c, op_ref, &d, &json!({"metadata": {"annotations": cleared}}));
-            if c.plan {
-                return Ok(Done::Planned(format!(
-                    "would scale the HyperShift operator back to {replicas} and clear the notes"
-                )));
-            }
-            return Ok(Done::Did(format!("scaled the HyperShift operator back to {replicas}")));
-        }
-    }
-    Err(lost_races(op_ref))
 }
 
 fn scale_down(c: &mut Ctx, src: &Cluster) -> Result<Done> {
@@ -725,45 +614,371 @@ fn platform_made(kind: &str, obj: &Value) -> bool {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A plan's copy of the operator takes a note or a scale as the API server would.
-    #[test]
-    fn a_merge_patch_sets_nested_fields_and_null_removes() {
-        let mut d =
-            json!({"metadata": {"annotations": {"a": "1", "b": "2"}, "name": "operator"}, "spec": {"replicas": 2}});
-        merge(
-            &mut d,
-            &json!({"metadata": {"annotations": {"a": null, "c": "3"}}, "spec": {"replicas": 0}}),
-        );
-        assert_eq!(
-            d,
-            json!({"metadata": {"annotations": {"b": "2", "c": "3"}, "name": "operator"}, "spec": {"replicas": 0}})
-        );
-    }
-
-    /// Which teardowns hold the operator stopped, as noted on it; an older ferry noted only
-    /// the replicas, and its teardown counts as this one's.
-    #[test]
-    fn the_operator_is_held_by_the_teardowns_noted_on_it() {
-        let noted = |holders: Option<&str>, replicas: Option<&str>| {
-            let mut a = serde_json::Map::new();
-            if let Some(h) = holders {
-                a.insert(OPERATOR_HOLDERS_ANNOTATION.into(), json!(h));
-            }
-            if let Some(r) = replicas {
-                a.insert(OPERATOR_REPLICAS_ANNOTATION.into(), json!(r));
-            }
-            json!({"metadata": {"annotations": a}})
+/// How teardown addresses each Cluster API kind while the operator, which serves their
+/// conversion webhook (`setupCRDs`), is stopped: in the CRD's storage version, where nothing
+/// needs converting. When `status.storedVersions` says some objects may still be stored in an
+/// older version (the operator's storage migration has not run, or never does with
+/// `--disable-capi-migration` after an upgrade), this hosted cluster's objects of that kind
+/// are first written once, unchanged, while the webhook answers: the API server stores each in
+/// the storage version, as upstream's migrator does (`support/capi-crdmigrator`). Returns the
+/// versions to pin.
+fn capi_storage(c: &mut Ctx, src: &Cluster) -> Result<(Vec<(GroupKind, String)>, Done)> {
+    let mut pins = Vec::new();
+    let mut notes = Vec::new();
+    let mut rewritten = Vec::new();
+    let served = Served::new(src);
+    for &(gk, plural) in TEARDOWN_CAPI_KINDS {
+        let crd_name = format!("{plural}.{}", gk.group);
+        let Some(crd) = src.get(&r(CRD, None, &crd_name))? else {
+            continue;
         };
-        let d = noted(Some("clusters/a, team-b/db,"), Some("2"));
-        assert_eq!(holders(&d), ["clusters/a", "team-b/db"]);
-        assert!(stopped_for(&d, "team-b/db"));
-        assert!(!stopped_for(&d, "clusters/b"));
-        assert!(stopped_for(&noted(None, Some("2")), "clusters/b"));
-        assert!(!stopped_for(&noted(None, None), "clusters/b"));
-        assert!(holders(&noted(Some(""), Some("0"))).is_empty());
+        if str_at(&crd, "/spec/conversion/strategy") != Some("Webhook") {
+            continue;
+        }
+        let storage = crd
+            .pointer("/spec/versions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+            .and_then(|v| v.get("name").and_then(Value::as_str))
+            .ok_or_else(|| Error::Invalid(format!("CRD {crd_name} has no storage version")))?
+            .to_string();
+        let stored: Vec<&str> = crd
+            .pointer("/status/storedVersions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        served.pin(gk, &storage);
+        pins.push((gk, storage.clone()));
+        if stored == [storage.as_str()] {
+            notes.push(format!("{} {storage}", gk.kind));
+            continue;
+        }
+        let objects = served.list(gk, &c.hc.hcp_ns).map_err(|e| {
+            ferry_sdk::context(
+                e,
+                format!(
+                    "{crd_name} may hold objects stored as {} (status.storedVersions) and reading them needs the \
+                     operator's conversion webhook, which does not answer; teardown refused before stopping the \
+                     operator. Start the HyperShift operator (hypershift/operator) and re-run teardown",
+                    stored.join(", ")
+                ),
+            )
+        })?;
+        for o in &objects {
+            src.merge_patch(&served.r(gk, Some(&c.hc.hcp_ns), name(o))?, &json!({}))
+                .map_err(|e| {
+                    ferry_sdk::context(
+                        e,
+                        format!(
+                            "writing {} {} once so that it is stored as {storage}; teardown refused before stopping \
+                             the operator",
+                            gk.kind,
+                            name(o)
+                        ),
+                    )
+                })?;
+        }
+        rewritten.push(format!(
+            "{} ({} object{}, {} → {storage})",
+            gk.kind,
+            objects.len(),
+            if objects.len() == 1 { "" } else { "s" },
+            stored.join("+")
+        ));
     }
+    if pins.is_empty() {
+        return Ok((
+            pins,
+            Done::Skipped("no Cluster API CRD converts through a webhook".into()),
+        ));
+    }
+    if rewritten.is_empty() {
+        return Ok((
+            pins,
+            Done::Checked(format!(
+                "every object is stored in its CRD's storage version, which teardown uses: {}",
+                notes.join(", ")
+            )),
+        ));
+    }
+    let detail = format!(
+        "stored in the storage version while the conversion webhook answers: {}{}",
+        rewritten.join(", "),
+        if notes.is_empty() {
+            String::new()
+        } else {
+            format!("; already so: {}", notes.join(", "))
+        }
+    );
+    Ok((
+        pins,
+        if c.plan {
+            Done::Planned(format!("would have {detail}"))
+        } else {
+            Done::Did(detail)
+        },
+    ))
+}
+
+/// The teardowns (`namespace/name`) noted on the webhook configuration.
+fn webhook_holders(vwc: &Value) -> Vec<String> {
+    manifest::annotation(vwc, WEBHOOK_HOLDERS_ANNOTATION)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The expression that keeps objects carrying [`TEARDOWN_LABEL`] out of a webhook.
+fn teardown_expression() -> Value {
+    json!({"key": TEARDOWN_LABEL, "operator": "DoesNotExist"})
+}
+
+/// Whether webhook `w` is called for HostedClusters or NodePools.
+fn guards_hosted_clusters(w: &Value) -> bool {
+    w.get("rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|rule| {
+            let has = |field: &str, want: &[&str]| {
+                rule.get(field)
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .any(|v| v == "*" || want.contains(&v))
+            };
+            has("apiGroups", &["hypershift.openshift.io"]) && has("resources", &["hostedclusters", "nodepools"])
+        })
+}
+
+fn excludes_teardown(w: &Value) -> bool {
+    w.pointer("/objectSelector/matchExpressions")
+        .and_then(Value::as_array)
+        .is_some_and(|e| e.contains(&teardown_expression()))
+}
+
+/// Keeps the operator's validating webhooks (`hypershift install --enable-validating-webhook`,
+/// as MCE installs it: HostedCluster and NodePool UPDATE, `failurePolicy: Fail`) from refusing
+/// teardown's writes while the operator is stopped: labels this hosted cluster's HostedCluster
+/// and NodePools while the webhook still answers, then adds `objectSelector`
+/// `{key: ferry.dev/teardown, operator: DoesNotExist}` to each webhook (a webhook
+/// configuration is never itself sent to a webhook). The selectors as they were and the
+/// teardowns that need them changed are noted on the configuration, under the
+/// resourceVersion read; `webhooks-back` puts them back.
+fn exclude_from_webhooks(c: &mut Ctx, src: &Cluster) -> Result<Done> {
+    let vwc_ref = r(VALIDATING_WEBHOOK_CONFIGURATION, None, HYPERSHIFT_WEBHOOK_CONFIGURATION);
+    let Some(first) = src.get(&vwc_ref)? else {
+        return Ok(Done::Skipped(format!(
+            "no ValidatingWebhookConfiguration {HYPERSHIFT_WEBHOOK_CONFIGURATION}: writes to HostedClusters and \
+             NodePools do not need the operator"
+        )));
+    };
+    if !first
+        .get("webhooks")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(guards_hosted_clusters)
+    {
+        return Ok(Done::Skipped(format!(
+            "ValidatingWebhookConfiguration {HYPERSHIFT_WEBHOOK_CONFIGURATION} guards no HostedCluster or NodePool"
+        )));
+    }
+    let me = this_hosted_cluster(c);
+    let mut changed = Vec::new();
+    // Labels first, while the operator answers the UPDATE they are.
+    let pools: Vec<String> = own_node_pools(&src.list(NODE_POOL.0, NODE_POOL.1, Some(&c.hc.ns), None)?, &c.hc.name)
+        .iter()
+        .map(|p| name(p).to_string())
+        .collect();
+    let mut targets = vec![c.hc.hc_ref()];
+    targets.extend(pools.iter().map(|p| r(NODE_POOL, Some(&c.hc.ns), p)));
+    for t in &targets {
+        let Some(obj) = src.get(t)? else { continue };
+        let labelled = obj
+            .pointer("/metadata/labels")
+            .and_then(|l| l.get(TEARDOWN_LABEL))
+            .is_some();
+        if !labelled {
+            src.merge_patch(t, &json!({"metadata": {"labels": {TEARDOWN_LABEL: "true"}}}))?;
+            changed.push(format!("labelled {} {}", t.kind, t.name));
+        }
+    }
+    for _ in 0..NOTE_ATTEMPTS {
+        let Some(vwc) = src.get(&vwc_ref)? else {
+            break;
+        };
+        let mut holders = webhook_holders(&vwc);
+        let mut webhooks: Vec<Value> = vwc
+            .get("webhooks")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let done = webhooks
+            .iter()
+            .filter(|w| guards_hosted_clusters(w))
+            .all(excludes_teardown);
+        if done && holders.contains(&me) {
+            break;
+        }
+        let mut annotations = serde_json::Map::new();
+        if manifest::annotation(&vwc, WEBHOOK_SELECTORS_ANNOTATION).is_none() {
+            let before: serde_json::Map<String, Value> = webhooks
+                .iter()
+                .filter_map(|w| {
+                    let n = w.get("name").and_then(Value::as_str)?;
+                    Some((n.to_string(), w.get("objectSelector").cloned().unwrap_or(json!({}))))
+                })
+                .collect();
+            annotations.insert(
+                WEBHOOK_SELECTORS_ANNOTATION.into(),
+                json!(Value::Object(before).to_string()),
+            );
+        }
+        if !holders.contains(&me) {
+            holders.push(me.clone());
+            holders.sort();
+        }
+        annotations.insert(WEBHOOK_HOLDERS_ANNOTATION.into(), json!(holders.join(",")));
+        for w in webhooks.iter_mut().filter(|w| guards_hosted_clusters(w)) {
+            if excludes_teardown(w) {
+                continue;
+            }
+            let sel = w
+                .as_object_mut()
+                .map(|o| o.entry("objectSelector").or_insert(json!({})))
+                .and_then(Value::as_object_mut);
+            if let Some(sel) = sel {
+                let exprs = sel.entry("matchExpressions").or_insert(json!([]));
+                if let Some(a) = exprs.as_array_mut() {
+                    a.push(teardown_expression());
+                }
+            }
+        }
+        let rv = str_at(&vwc, "/metadata/resourceVersion").unwrap_or_default();
+        match src.merge_patch(
+            &vwc_ref,
+            &json!({"metadata": {"resourceVersion": rv, "annotations": annotations}, "webhooks": webhooks}),
+        ) {
+            Ok(_) => {
+                changed.push(format!(
+                    "excluded objects labelled {TEARDOWN_LABEL} from ValidatingWebhookConfiguration \
+                     {HYPERSHIFT_WEBHOOK_CONFIGURATION}"
+                ));
+                break;
+            }
+            Err(Error::Conflict(_)) if !c.plan => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(match (changed.is_empty(), c.plan) {
+        (true, _) => Done::Already(format!(
+            "the operator's validating webhooks leave this hosted cluster's objects alone \
+             ({HYPERSHIFT_WEBHOOK_CONFIGURATION})"
+        )),
+        (false, true) => Done::Planned(format!("would have {}", changed.join("; "))),
+        (false, false) => Done::Did(changed.join("; ")),
+    })
+}
+
+/// Puts the operator's validating webhooks back as they were before teardown, unless another
+/// hosted cluster's teardown still needs them changed (the last one puts them back).
+fn webhooks_back(c: &mut Ctx, src: &Cluster) -> Result<Done> {
+    let vwc_ref = r(VALIDATING_WEBHOOK_CONFIGURATION, None, HYPERSHIFT_WEBHOOK_CONFIGURATION);
+    let me = this_hosted_cluster(c);
+    for _ in 0..NOTE_ATTEMPTS {
+        let Some(vwc) = src.get(&vwc_ref)? else {
+            return Ok(Done::Skipped(format!(
+                "no ValidatingWebhookConfiguration {HYPERSHIFT_WEBHOOK_CONFIGURATION}"
+            )));
+        };
+        let holders = webhook_holders(&vwc);
+        let saved = manifest::annotation(&vwc, WEBHOOK_SELECTORS_ANNOTATION).map(str::to_string);
+        let others: Vec<String> = holders.iter().filter(|h| **h != me).cloned().collect();
+        let rv = str_at(&vwc, "/metadata/resourceVersion")
+            .unwrap_or_default()
+            .to_string();
+        let patch = if !others.is_empty() {
+            if !holders.contains(&me) {
+                return Ok(Done::Already(format!(
+                    "the webhooks stay changed for the teardown of {}, which puts them back",
+                    others.join(", ")
+                )));
+            }
+            json!({"metadata": {"resourceVersion": rv, "annotations": {WEBHOOK_HOLDERS_ANNOTATION: others.join(",")}}})
+        } else {
+            let Some(saved) = saved else {
+                return Ok(Done::Already(format!(
+                    "ValidatingWebhookConfiguration {HYPERSHIFT_WEBHOOK_CONFIGURATION} is as before teardown"
+                )));
+            };
+            let before: serde_json::Map<String, Value> = serde_json::from_str(&saved).map_err(|e| {
+                Error::Invalid(format!(
+                    "annotation {WEBHOOK_SELECTORS_ANNOTATION} on ValidatingWebhookConfiguration \
+                     {HYPERSHIFT_WEBHOOK_CONFIGURATION} is not the JSON teardown wrote ({e}); put the objectSelectors \
+                     back by hand"
+                ))
+            })?;
+            let mut webhooks: Vec<Value> = vwc
+                .get("webhooks")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for w in &mut webhooks {
+                let n = w.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
+                let Some(o) = w.as_object_mut() else { continue };
+                match before.get(&n) {
+                    Some(sel) => {
+                        o.insert("objectSelector".into(), sel.clone());
+                    }
+                    // A webhook added since: only ferry's expression comes out.
+                    None => {
+                        if let Some(a) = o
+                            .get_mut("objectSelector")
+                            .and_then(|s| s.get_mut("matchExpressions"))
+                            .and_then(Value::as_array_mut)
+                        {
+                            a.retain(|e| *e != teardown_expression());
+                        }
+                    }
+                }
+            }
+            json!({"metadata": {"resourceVersion": rv,
+                    "annotations": {WEBHOOK_HOLDERS_ANNOTATION: null, WEBHOOK_SELECTORS_ANNOTATION: null}},
+                   "webhooks": webhooks})
+        };
+        match src.merge_patch(&vwc_ref, &patch) {
+            Ok(_) if !others.is_empty() => {
+                return Ok(Done::Did(format!(
+                    "left the webhooks changed for the teardown of {}, which puts them back",
+                    others.join(", ")
+                )));
+            }
+            Ok(_) if c.plan => {
+                return Ok(Done::Planned(format!(
+                    "would put back the object selectors of ValidatingWebhookConfiguration \
+                     {HYPERSHIFT_WEBHOOK_CONFIGURATION}"
+                )));
+            }
+            Ok(_) => {
+                return Ok(Done::Did(format!(
+                    "put back the object selectors of ValidatingWebhookConfiguration {HYPERSHIFT_WEBHOOK_CONFIGURATION}"
+                )));
+            }
+            Err(Error::Conflict(_)) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::Unavailable(format!(
+        "ValidatingWebhookConfiguration {HYPERSHIFT_WEBHOOK_CONFIGURATION} kept changing while teardown put its \
+         selectors back ({NOTE_ATTEMPTS} tries); re-run teardown"
+    )))
 }

@@ -126,7 +126,7 @@ fn accepts(action: Action, r: &ResourceRef) -> bool {
         A::ObjectsList => matches!(r, R::S3Prefix { .. } | R::Bucket { .. }),
         A::DnsOpen | A::DnsList => matches!(r, R::Zone { .. }),
         A::DnsChange => matches!(r, R::RecordSet { .. }),
-        A::EtcdSnapshot => matches!(r, R::EtcdMember { .. }),
+        A::EtcdSnapshot | A::EtcdMemberStatus => matches!(r, R::EtcdMember { .. }),
         A::WorkspaceRead | A::WorkspaceWrite | A::WorkspaceList => matches!(r, R::Path { .. }),
     }
 }

@@ -144,6 +144,8 @@ actions! {
     DnsChange => "dns:change", true;
     /// Take a snapshot of an etcd member.
     EtcdSnapshot => "etcd:snapshot", true;
+    /// Ask an etcd member which cluster it is in (member list and ids).
+    EtcdMemberStatus => "etcd:member-status", false;
     /// Read a workspace file.
     WorkspaceRead => "workspace:read", false;
     /// Write a workspace file.

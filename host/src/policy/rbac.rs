@@ -369,7 +369,10 @@ pub fn derive(engine: &PolicyEngine) -> Vec<DerivedRole> {
             endpoint: String::new(),
         };
         let ctx = CallContext::default();
-        if engine.authorize(Action::EtcdSnapshot, &member, &ctx).allowed {
+        let reached = [Action::EtcdSnapshot, Action::EtcdMemberStatus]
+            .iter()
+            .any(|a| engine.authorize(*a, &member, &ctx).allowed);
+        if reached {
             let role = grants.entry((cluster.clone(), Some(ns.clone()))).or_default();
             role.entry((String::new(), "pods".into(), Some(pod.clone())))
                 .or_default()

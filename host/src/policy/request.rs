@@ -183,7 +183,7 @@ pub fn parse(line: &str) -> Result<(Action, ResourceRef), RequestError> {
                 rtype: args[2].into(),
             }
         }
-        A::EtcdSnapshot => {
+        A::EtcdSnapshot | A::EtcdMemberStatus => {
             want(1)?;
             if let Some(alias) = args[0].strip_prefix("endpoint:") {
                 ResourceRef::EtcdMember {

@@ -55,6 +55,9 @@ pub struct ControllersOptions {
     pub etcd_init_transient_failures: u32,
     /// The hosted clusters' APIs (Cluster API reads their Nodes).
     pub hosted: HostedStores,
+    /// Whether the operator was installed with an OIDC bucket and credentials
+    /// (`--oidc-storage-provider-s3-bucket-name` and friends).
+    pub oidc_storage: bool,
 }
 
 impl ControllersOptions {
@@ -77,6 +80,7 @@ impl ControllersOptions {
             capi_migration: true,
             etcd_init_transient_failures: 0,
             hosted: HostedStores::default(),
+            oidc_storage: true,
         }
     }
 
@@ -118,6 +122,9 @@ pub enum OperatorEvent {
         members: Vec<String>,
         /// Started from a `restoreSnapshotURL` snapshot.
         restored: bool,
+        /// How long `etcd-init` took to download and restore the snapshot (upstream time),
+        /// when it did.
+        restore_took: Option<Duration>,
     },
     /// `etcd-init` failed (the pods stay not ready and it is retried).
     EtcdRestoreFailed {
@@ -230,10 +237,18 @@ impl OperatorLog {
 #[derive(Default)]
 pub(crate) struct Etcds {
     pub running: Mutex<HashMap<String, HostedEtcd>>,
+    /// `etcd-init` runs in progress, by control-plane namespace: the kubelet runs them in
+    /// their pods while the operators go on reconciling. Each yields the restored etcd (or the
+    /// run's exit code and message) and how long it took, upstream time.
+    pub restoring: Mutex<HashMap<String, tokio::task::JoinHandle<InitOutcome>>>,
     /// The `etcd-init` containers of each control-plane namespace, as the kubelet tracks them.
     pub init: Mutex<HashMap<String, InitRecord>>,
     pub counter: std::sync::atomic::AtomicU64,
 }
+
+/// What one `etcd-init` run gave: the restored etcd, or its exit code and message; and how long
+/// it ran (upstream time).
+pub(crate) type InitOutcome = (Result<HostedEtcd, (i64, String)>, Duration);
 
 /// What the kubelet keeps of a control plane's `etcd-init` containers: how often they failed
 /// (`restartCount`), the last failure (`lastState.terminated`, kept after a later success), and

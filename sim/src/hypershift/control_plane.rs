@@ -21,7 +21,7 @@
 //!   (`hostedclusterconfigoperator/controllers/resources/resources.go`): with the
 //!   `restored-from-backup` annotation, `HostedClusterRestoredFromBackup` on the HCP.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -135,6 +135,25 @@ pub(crate) async fn reconcile(ctx: &Ctx<'_>, hcp: &Value) -> Result<(), ApiError
 // ---------------------------------------------------------------------------------------------
 // Status
 // ---------------------------------------------------------------------------------------------
+
+/// `ValidAWSIdentityProvider` (`controllers/healthcheck/aws.go`
+/// `awsHealthCheckIdentityProvider`): checked through the hosted cluster's web identity, which
+/// needs its API; the issuer's documents the source published stay where they were (teardown
+/// never runs the deletion flow that removes them, `cleanupOIDCBucketData`). Its cadence (a
+/// first check after 30 s, then every 5 minutes) is not modelled: the only reader, teardown's
+/// gate, comes minutes after the API is up.
+fn identity_provider(kas: &Condition) -> Condition {
+    if kas.status == "True" {
+        Condition::new("ValidAWSIdentityProvider", "True", "AsExpected", "All is well")
+    } else {
+        Condition::new(
+            "ValidAWSIdentityProvider",
+            "Unknown",
+            "StatusUnknown",
+            "Cannot validate AWS identity provider while KubeAPIServer is not available",
+        )
+    }
+}
 
 fn etcd_available(store: &Store, ns: &str) -> Condition {
     let Some(sts) = get(store, &registry::STATEFUL_SET, ns, "etcd") else {
@@ -298,6 +317,7 @@ fn write_status(ctx: &Ctx<'_>, hcp: &Value) -> Result<(), ApiError> {
         Condition::new("Available", "True", "AsExpected", "")
     };
     let is_available = available.status == "True";
+    let identity = identity_provider(&kas);
     let mut set = vec![
         Condition::new(
             "ValidHostedControlPlaneConfiguration",
@@ -319,6 +339,7 @@ fn write_status(ctx: &Ctx<'_>, hcp: &Value) -> Result<(), ApiError> {
         Condition::new("Degraded", "False", "AsExpected", ""),
         available,
         Pause::of(hcp).condition("AsExpected"),
+        identity,
     ];
     // The restore condition is evaluated once, while none is set (reconcileEtcdStatus).
     if !restore_urls(hcp).is_empty()
@@ -428,6 +449,12 @@ enum Init<'a> {
         restarts: u32,
         last: Option<(i64, String)>,
     },
+    /// Running, after `restarts` failed runs, the last of which `last` describes.
+    Running {
+        url: &'a str,
+        restarts: u32,
+        last: Option<(i64, String)>,
+    },
     /// Failing: the last run exited with `code` (`why`), and the kubelet backs off before the
     /// next (`CrashLoopBackOff`).
     Failing {
@@ -469,6 +496,16 @@ fn etcd_pod(ns: &str, pod: &str, init: &Init<'_>) -> Value {
                 .map(|(c, w)| terminated(*c, w))
                 .unwrap_or_else(|| json!({}));
             status["initContainerStatuses"] = init_status(true, *restarts, last, terminated(0, ""));
+            Some(*url)
+        }
+        Init::Running { url, restarts, last } => {
+            status["phase"] = json!("Pending");
+            status["conditions"] = json!([{"type": "Ready", "status": "False", "reason": "ContainersNotInitialized"}]);
+            let last = last
+                .as_ref()
+                .map(|(c, w)| terminated(*c, w))
+                .unwrap_or_else(|| json!({}));
+            status["initContainerStatuses"] = init_status(false, *restarts, last, json!({"running": {}}));
             Some(*url)
         }
         Init::Failing {
@@ -607,34 +644,80 @@ async fn ensure_etcd(ctx: &Ctx<'_>, hcp: &Value) -> Result<(), ApiError> {
     } else {
         Restore::Alone
     };
-    let started = match restoring {
-        None => HostedEtcd::start_in(&dir, &ns, members.clone())
-            .await
-            .map_err(|e| (1, e.to_string())),
-        Some(url) => {
-            let attempt = {
-                let mut init = ctx.etcds.init.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let r = init.entry(ns.clone()).or_default();
-                r.attempts += 1;
-                r.attempts
-            };
-            if attempt <= ctx.opts.etcd_init_transient_failures {
-                // A transient failure of the download (`curl` under `sh -ce` exits with its code).
-                Err((56, format!("curl: (56) Recv failure: Connection reset by peer ({url})")))
-            } else {
-                match restore::download_snapshot(
-                    url,
-                    ctx.opts.restore_download_timeout,
-                    ctx.opts.restore_trusted_ca.as_deref(),
-                )
+    let (started, took) = match restoring {
+        None => (
+            HostedEtcd::start_in(&dir, &ns, members.clone())
                 .await
-                {
-                    Err(e) => Err((1, e.to_string())),
-                    Ok(bytes) => HostedEtcd::restore_in(&dir, &ns, members.clone(), &bytes, how)
-                        .await
-                        .map_err(|e| (1, e.to_string())),
+                .map_err(|e| (1, e.to_string())),
+            None,
+        ),
+        Some(url) => {
+            // The kubelet runs etcd-init in the pods while the operators go on reconciling
+            // (the CPO's `reconcileEtcd` applies the StatefulSet and moves on): the run is a
+            // task of its own, and each pass looks at how it is doing.
+            let inflight = ctx
+                .etcds
+                .restoring
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&ns);
+            let outcome = match inflight {
+                Some(task) if task.is_finished() => match task.await {
+                    Ok(outcome) => outcome,
+                    Err(e) => (Err((1, format!("etcd-init did not finish: {e}"))), Duration::ZERO),
+                },
+                Some(task) => {
+                    ctx.etcds
+                        .restoring
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(ns.clone(), task);
+                    return restoring_pods(ctx, &ns, &members, url, &record);
                 }
-            }
+                None => {
+                    let attempt = {
+                        let mut init = ctx.etcds.init.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        let r = init.entry(ns.clone()).or_default();
+                        r.attempts += 1;
+                        r.attempts
+                    };
+                    if attempt <= ctx.opts.etcd_init_transient_failures {
+                        // A transient failure of the download (`curl` under `sh -ce` exits with
+                        // its code).
+                        (
+                            Err((56, format!("curl: (56) Recv failure: Connection reset by peer ({url})"))),
+                            Duration::ZERO,
+                        )
+                    } else {
+                        let (url_owned, ns_owned, members_owned) = (url.to_string(), ns.clone(), members.clone());
+                        let (timeout, ca, clock) = (
+                            ctx.opts.restore_download_timeout,
+                            ctx.opts.restore_trusted_ca.clone(),
+                            ctx.opts.clock,
+                        );
+                        let task = tokio::spawn(async move {
+                            let began = Instant::now();
+                            let result = match restore::download_snapshot(&url_owned, timeout, ca.as_deref()).await {
+                                Err(e) => Err((1, e.to_string())),
+                                Ok(bytes) => HostedEtcd::restore_in(&dir, &ns_owned, members_owned, &bytes, how)
+                                    .await
+                                    .map_err(|e| (1, e.to_string())),
+                            };
+                            if result.is_err() {
+                                let _ = std::fs::remove_dir_all(&dir);
+                            }
+                            (result, clock.since(began))
+                        });
+                        ctx.etcds
+                            .restoring
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .insert(ns.clone(), task);
+                        return restoring_pods(ctx, &ns, &members, url, &record);
+                    }
+                }
+            };
+            (outcome.0, Some(outcome.1))
         }
     };
     match started {
@@ -652,6 +735,7 @@ async fn ensure_etcd(ctx: &Ctx<'_>, hcp: &Value) -> Result<(), ApiError> {
                 hcp_namespace: ns.clone(),
                 members: members.clone(),
                 restored: was_restored,
+                restore_took: took.filter(|_| was_restored),
             });
             ensure_etcd_tls(ctx.store, &ns, &pki)?;
             ensure_etcd_statefulset(ctx.store, &ns, addrs.len(), true)?;
@@ -690,6 +774,18 @@ async fn ensure_etcd(ctx: &Ctx<'_>, hcp: &Value) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+/// The etcd pods while `etcd-init` runs: Pending, the init container running, the failure of
+/// an earlier run (if any) in its `lastState`.
+fn restoring_pods(ctx: &Ctx<'_>, ns: &str, members: &[String], url: &str, record: &InitRecord) -> Result<(), ApiError> {
+    ensure_etcd_statefulset(ctx.store, ns, members.len(), false)?;
+    let init = Init::Running {
+        url,
+        restarts: record.restarts,
+        last: record.last_failure.as_ref().map(|(_, c, w)| (*c, w.clone())),
+    };
+    ensure_etcd_pods(ctx, ns, members, &init)
 }
 
 /// The Secret `etcd-client-tls` and the ConfigMap `etcd-ca` of the running etcd: created when
@@ -744,14 +840,26 @@ fn upsert_data(store: &Store, kind: &KindInfo, ns: &str, obj: Value) -> Result<(
 /// Stop the etcd of namespaces that went away (or are terminating).
 pub(crate) async fn stop_orphaned_etcds(ctx: &Ctx<'_>) {
     // A namespace that went away takes its pods, and the kubelet's record of them, with it.
+    let lives = |ns: &String| {
+        ctx.store
+            .get(&registry::NAMESPACE, None, ns)
+            .is_ok_and(|n| !is_deleting(&n))
+    };
     ctx.etcds
         .init
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .retain(|ns, _| {
-            ctx.store
-                .get(&registry::NAMESPACE, None, ns)
-                .is_ok_and(|n| !is_deleting(&n))
+        .retain(|ns, _| lives(ns));
+    ctx.etcds
+        .restoring
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .retain(|ns, task| {
+            let keep = lives(ns);
+            if !keep {
+                task.abort();
+            }
+            keep
         });
     let gone: Vec<String> = ctx
         .etcds

@@ -266,6 +266,7 @@ impl Environment {
             co.capi_migration = scenario.install.capi_migration;
             co.etcd_init_transient_failures = scenario.etcd_init_transient_failures;
             co.hosted = hosted_stores.clone();
+            co.oidc_storage = !scenario.install.without_oidc_storage.iter().any(|c| c == name);
             let controllers = Controllers::start(&sim, co, ec2.clone())?;
             upgrades.push((stored_as_v1beta1, io));
             let external_dns = match (&opts.dns, &opts.external_dns) {

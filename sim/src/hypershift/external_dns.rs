@@ -307,6 +307,9 @@ struct Process {
     /// The registry's cache and when it was last filled from the zone.
     cache: Option<(Vec<Endpoint>, Instant)>,
     next_run: Instant,
+    /// When it started, and whether it has created records yet.
+    started: Instant,
+    published: bool,
 }
 
 struct Inner {
@@ -317,6 +320,8 @@ struct Inner {
     process: tokio::sync::Mutex<Option<Process>>,
     /// The owner id of the running process, for callers that ask without waiting.
     owner: Mutex<Option<String>>,
+    /// For each process that created records: how long after its start (upstream time).
+    publish_latencies: Mutex<Vec<Duration>>,
 }
 
 /// A running external-dns. Dropping it stops the background loop.
@@ -685,6 +690,13 @@ impl Inner {
         } else {
             tracing::info!(owner_id = %args.owner_id, upserted = ?report.upserted, deleted = ?report.deleted,
                 "external-dns: applied changes");
+            if !report.upserted.is_empty() && !process.published {
+                process.published = true;
+                self.publish_latencies
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(clock.since(process.started));
+            }
         }
         Ok(report)
     }
@@ -723,6 +735,8 @@ impl Inner {
                     args,
                     cache: None,
                     next_run: Instant::now(),
+                    started: Instant::now(),
+                    published: false,
                 });
             }
         }
@@ -796,6 +810,7 @@ impl ExternalDns {
             opts,
             process: tokio::sync::Mutex::new(None),
             owner: Mutex::new(None),
+            publish_latencies: Mutex::new(Vec::new()),
         });
         let (stop, stop_rx) = watch::channel(false);
         let task = inner.opts.background.then(|| tokio::spawn(run(inner.clone(), stop_rx)));
@@ -836,6 +851,16 @@ impl ExternalDns {
     pub fn owner_id(&self) -> Option<String> {
         self.inner
             .owner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// For each process (pod) that created records, how long after it started it had them
+    /// in Route53 (upstream time): the DNS leg of a cut-over's physical minimum.
+    pub fn publish_latencies(&self) -> Vec<Duration> {
+        self.inner
+            .publish_latencies
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()

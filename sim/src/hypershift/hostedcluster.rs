@@ -54,7 +54,17 @@ pub const COPIED_CONDITIONS: &[&str] = &[
     "ControlPlaneConnectionAvailable",
     "EtcdBackupSucceeded",
     "ConfigOperatorReconciliationSucceeded",
+    "ValidAWSIdentityProvider",
 ];
+
+/// The HO's finalizer that marks the issuer's documents uploaded (`oidcDocumentsFinalizer`).
+pub const OIDC_DOCUMENTS_FINALIZER: &str = "hypershift.io/aws-oidc-discovery";
+
+/// `reconcileAWSOIDCDocuments`' error when the operator has no OIDC bucket.
+pub const NO_OIDC_STORAGE: &str = "hypershift wasn't configured with a S3 bucket or credentials, this makes it unable \
+    to set up OIDC for AWS clusters. Please install hypershift with the --oidc-storage-provider-s3-bucket-name, \
+    --oidc-storage-provider-s3-region and --oidc-storage-provider-s3-credentials flags set. The bucket must \
+    pre-exist and the credentials must be authorized to write into it";
 
 /// The annotations mirrored from HostedCluster to HostedControlPlane
 /// (`reconcileHostedControlPlaneAnnotations`, `mirroredAnnotations`): copied when present,
@@ -169,6 +179,48 @@ pub(crate) fn reconcile(ctx: &Ctx<'_>, hc: &Value) -> Result<(), ApiError> {
     result
 }
 
+/// `reconcileOIDCDocumentsWithStatus` around `reconcileAWSOIDCDocuments`
+/// (`hostedcluster_controller.go`): once the control plane has a kubeconfig, the issuer's
+/// documents are uploaded to the operator's OIDC bucket and the finalizer marks them so;
+/// without a bucket (`--oidc-storage-provider-s3-bucket-name`) the upload fails.
+/// `ValidOIDCConfiguration` on the HostedCluster says which. Nothing to upload counts as valid.
+fn oidc_documents(ctx: &Ctx<'_>, hc: &Value, hcp: &Value) -> Result<(), ApiError> {
+    let store = ctx.store;
+    let aws = hc.pointer("/spec/platform/type").and_then(Value::as_str) == Some("AWS");
+    let own_key = hc
+        .pointer("/spec/serviceAccountSigningKey/name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let uploaded = finalizers_of(hc).iter().any(|f| f == OIDC_DOCUMENTS_FINALIZER);
+    let cond = if !aws || own_key || uploaded || hcp.pointer("/status/kubeConfig").is_none() {
+        Condition::new(
+            "ValidOIDCConfiguration",
+            "True",
+            "AsExpected",
+            "OIDC configuration is valid",
+        )
+    } else if !ctx.opts.oidc_storage {
+        Condition::new(
+            "ValidOIDCConfiguration",
+            "False",
+            "OIDCConfigurationInvalid",
+            NO_OIDC_STORAGE,
+        )
+    } else {
+        add_finalizer(store, &registry::HOSTED_CLUSTER, hc, OIDC_DOCUMENTS_FINALIZER)?;
+        Condition::new(
+            "ValidOIDCConfiguration",
+            "True",
+            "AsExpected",
+            "OIDC configuration is valid",
+        )
+    };
+    if let Some(cur) = get(store, &registry::HOSTED_CLUSTER, namespace_of(hc), name_of(hc)) {
+        set_conditions(store, &registry::HOSTED_CLUSTER, &cur, &[cond])?;
+    }
+    Ok(())
+}
+
 /// Everything after the pause check; a critical failure blocks the rest.
 fn reconcile_active(ctx: &Ctx<'_>, hc: &Value, cp_ns: &str) -> Result<(), ApiError> {
     let store = ctx.store;
@@ -188,6 +240,7 @@ fn reconcile_active(ctx: &Ctx<'_>, hc: &Value, cp_ns: &str) -> Result<(), ApiErr
     reconcile_aws_cluster(store, hc, cp_ns, &hcp)?;
     reconcile_capi_cluster(ctx, hc, cp_ns)?;
     sync_kubeconfig(store, hc, cp_ns)?;
+    oidc_documents(ctx, hc, &hcp)?;
     reconcile_operator_deployments(ctx, hc, cp_ns)?;
     Ok(())
 }

@@ -157,6 +157,11 @@ pub struct InstallSpec {
     /// `--external-dns-interval`.
     #[serde(default = "default_external_dns_interval")]
     pub external_dns_interval: String,
+    /// The management clusters whose operator was installed without an OIDC bucket
+    /// (`--oidc-storage-provider-s3-bucket-name` unset): it cannot publish a restored AWS
+    /// cluster's issuer documents.
+    #[serde(default)]
+    pub without_oidc_storage: Vec<String>,
 }
 
 impl Default for InstallSpec {
@@ -167,6 +172,7 @@ impl Default for InstallSpec {
             capi_stored_as: None,
             capi_migration: true,
             external_dns_interval: default_external_dns_interval(),
+            without_oidc_storage: Vec::new(),
         }
     }
 }

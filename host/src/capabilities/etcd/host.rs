@@ -2,8 +2,8 @@ use std::sync::Arc;
 
 use wasmtime::component::Resource;
 
-use crate::capabilities::bindings::automation::ferry::host::etcd::{Host, PodMember, SnapshotInfo};
-use crate::capabilities::etcd::provider::{EtcdEndpoint, snapshot_to_s3};
+use crate::capabilities::bindings::automation::ferry::host::etcd::{Host, Membership, PodMember, SnapshotInfo};
+use crate::capabilities::etcd::provider::{EtcdEndpoint, member_status, snapshot_to_s3};
 use crate::capabilities::k8s::ClusterHandle;
 use crate::capabilities::objects::BucketHandle;
 use crate::capabilities::objects::provider::SIDECAR_SUFFIX;
@@ -190,9 +190,107 @@ impl View<'_> {
             }
         }
     }
+    /// The way to a member pod: its TLS material (read host-side from the secrets the guest
+    /// named, each read decided by the policy) and a port-forward. The forward lives as long
+    /// as the returned handle.
+    async fn pod_endpoint(
+        &mut self,
+        client: kube::Client,
+        alias: &str,
+        member: &PodMember,
+    ) -> HostResult<(EtcdEndpoint, crate::capabilities::etcd::portforward::LocalForward)> {
+        let tls = match (&member.client_secret, &member.ca_secret) {
+            (Some(client_secret), Some(ca_secret)) => {
+                let cert_pem = self
+                    .read_tls_item(
+                        &client,
+                        alias,
+                        &member.namespace,
+                        client_secret,
+                        &["etcd-client.crt", "tls.crt"],
+                    )
+                    .await?;
+                let key_pem = self
+                    .read_tls_item(
+                        &client,
+                        alias,
+                        &member.namespace,
+                        client_secret,
+                        &["etcd-client.key", "tls.key"],
+                    )
+                    .await?;
+                let ca_pem = self
+                    .read_tls_item(&client, alias, &member.namespace, ca_secret, &["ca.crt"])
+                    .await?;
+                Some(crate::capabilities::etcd::provider::EtcdTls {
+                    ca_pem,
+                    cert_pem,
+                    key_pem,
+                    domain: Some(format!("{}.etcd-discovery.{}.svc", member.pod, member.namespace)),
+                })
+            }
+            (None, None) => None,
+            _ => {
+                return Err(HostError::Invalid(
+                    "give both client-secret and ca-secret for TLS, or neither".into(),
+                ));
+            }
+        };
+        let forward = crate::capabilities::etcd::portforward::forward_pod_port(
+            client,
+            &member.namespace,
+            &member.pod,
+            member.port,
+        )
+        .await
+        .map_err(HostError::from)?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let endpoint = EtcdEndpoint {
+            endpoints: vec![format!("{scheme}://{}", forward.local_addr)],
+            tls,
+        };
+        Ok((endpoint, forward))
+    }
 }
 
 impl Host for View<'_> {
+    async fn member_status(&mut self, via: Resource<ClusterHandle>, member: PodMember) -> HostResult<Membership> {
+        let (alias, client) = {
+            let c = self.table.get(&via)?;
+            (c.alias().to_string(), c.client().clone())
+        };
+        let approved = self
+            .authorize(
+                Action::EtcdMemberStatus,
+                ResourceRef::EtcdMember {
+                    cluster: alias.clone(),
+                    namespace: member.namespace.clone(),
+                    pod: member.pod.clone(),
+                    endpoint: String::new(),
+                },
+                false,
+            )
+            .await?;
+        let result = match self.pod_endpoint(client, &alias, &member).await {
+            Err(e) => Err(e),
+            Ok((endpoint, forward)) => {
+                let url = endpoint.endpoints.first().cloned().unwrap_or_default();
+                let status = member_status(&url, endpoint.tls.as_ref())
+                    .await
+                    .map(|s| Membership {
+                        pod: member.pod.clone(),
+                        member_id: format!("{:x}", s.member_id),
+                        cluster_id: format!("{:x}", s.cluster_id),
+                        members: s.members,
+                    })
+                    .map_err(HostError::from);
+                drop(forward);
+                status
+            }
+        };
+        self.finish(approved, result)
+    }
+
     async fn snapshot_pod_to_object(
         &mut self,
         via: Resource<ClusterHandle>,
@@ -219,61 +317,9 @@ impl Host for View<'_> {
             .await?;
         // Everything this call writes is decided before anything is read.
         let approvals = self.approve_upload(&into, &key, approved).await?;
-        // TLS material is read here, host-side; the guest only named secrets.
-        let tls = match (&member.client_secret, &member.ca_secret) {
-            (Some(client_secret), Some(ca_secret)) => {
-                let cert = self
-                    .read_tls_item(
-                        &client,
-                        &alias,
-                        &member.namespace,
-                        client_secret,
-                        &["etcd-client.crt", "tls.crt"],
-                    )
-                    .await;
-                let key_pem = self
-                    .read_tls_item(
-                        &client,
-                        &alias,
-                        &member.namespace,
-                        client_secret,
-                        &["etcd-client.key", "tls.key"],
-                    )
-                    .await;
-                let ca = self
-                    .read_tls_item(&client, &alias, &member.namespace, ca_secret, &["ca.crt"])
-                    .await;
-                match (cert, key_pem, ca) {
-                    (Ok(cert_pem), Ok(key_pem), Ok(ca_pem)) => Some(crate::capabilities::etcd::provider::EtcdTls {
-                        ca_pem,
-                        cert_pem,
-                        key_pem,
-                        domain: Some(format!("{}.etcd-discovery.{}.svc", member.pod, member.namespace)),
-                    }),
-                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return self.finish_snapshot(approvals, Err(e)),
-                }
-            }
-            (None, None) => None,
-            _ => {
-                let e = HostError::Invalid("give both client-secret and ca-secret for TLS, or neither".into());
-                return self.finish_snapshot(approvals, Err(e));
-            }
-        };
-        let forward = match crate::capabilities::etcd::portforward::forward_pod_port(
-            client,
-            &member.namespace,
-            &member.pod,
-            member.port,
-        )
-        .await
-        {
-            Ok(f) => f,
-            Err(e) => return self.finish_snapshot(approvals, Err(HostError::from(e))),
-        };
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let endpoint = EtcdEndpoint {
-            endpoints: vec![format!("{scheme}://{}", forward.local_addr)],
-            tls,
+        let (endpoint, forward) = match self.pod_endpoint(client, &alias, &member).await {
+            Ok(found) => found,
+            Err(e) => return self.finish_snapshot(approvals, Err(e)),
         };
         let result = self.snapshot_into(label, endpoint, key, approvals).await;
         drop(forward);

@@ -1,6 +1,6 @@
-//! `ferry:host/etcd`: etcd snapshots streamed host-side into S3. `host.rs` holds the WIT
-//! function, `provider.rs` the etcd stream and multipart upload, `portforward.rs` the way to a
-//! member pod.
+//! `ferry:host/etcd`: etcd snapshots streamed host-side into S3, and what a member says of its
+//! cluster. `host.rs` holds the WIT functions, `provider.rs` the etcd stream, multipart upload
+//! and member list, `portforward.rs` the way to a member pod.
 //!
 //! The guest names the member (a pod behind a port-forward, or an endpoint
 //! alias from the run config) and the target object; the host opens the
@@ -25,6 +25,10 @@ pub const SNAPSHOT_PART_SIZE: usize = 8 * 1024 * 1024;
 pub const CAPABILITY: Capability = Capability {
     interface: "ferry:host/etcd",
     wit: ("etcd.wit", include_str!("../../../../wit/etcd.wit")),
-    actions: &[Action::EtcdSnapshot, Action::ObjectsSnapshotUpload],
+    actions: &[
+        Action::EtcdSnapshot,
+        Action::EtcdMemberStatus,
+        Action::ObjectsSnapshotUpload,
+    ],
     needs_grant: true,
 };

@@ -191,6 +191,35 @@ pub async fn connect_member(url: &str, tls: Option<&EtcdTls>) -> Result<Client, 
         .map_err(|e| etcd_error("connecting", url, e))
 }
 
+/// What one member says of its cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberStatus {
+    /// Its member id.
+    pub member_id: u64,
+    /// Its cluster's id.
+    pub cluster_id: u64,
+    /// The names of the members it lists (empty for one not started yet).
+    pub members: Vec<String>,
+}
+
+/// Asks the member at `url` for its member list (`MemberList`, answered by the member itself
+/// from its own membership), with the ids in the response header.
+pub async fn member_status(url: &str, tls: Option<&EtcdTls>) -> Result<MemberStatus, ProviderError> {
+    let mut client = connect_member(url, tls).await?;
+    let list = tokio::time::timeout(STATUS_TIMEOUT, client.member_list())
+        .await
+        .map_err(|_| {
+            ProviderError::Unavailable(format!("{url}: no member list within {} s", STATUS_TIMEOUT.as_secs()))
+        })?
+        .map_err(|e| etcd_error("listing members", url, e))?;
+    let header = list.header();
+    Ok(MemberStatus {
+        member_id: header.map(|h| h.member_id()).unwrap_or(0),
+        cluster_id: header.map(|h| h.cluster_id()).unwrap_or(0),
+        members: list.members().iter().map(|m| m.name().to_string()).collect(),
+    })
+}
+
 /// A member that answered `status()` in good health.
 struct HealthyMember {
     client: Client,
