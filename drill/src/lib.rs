@@ -1400,7 +1400,7 @@ impl Drill {
             problems.push(format!("a backup marker exists ({state})"));
         }
         for (d, replicas) in self.source_control_plane_replicas() {
-            if replicas == Value::from(0) {
+            if replicas == 0 {
                 problems.push(format!("Deployment {d} is scaled to 0"));
             }
         }

@@ -288,7 +288,6 @@ pub fn backup_id(ms: u64) -> String {
 mod tests {
     use super::*;
     use ferry_hcp_model::is_backup_id;
-    use serde_json::json;
 
     #[test]
     fn times() {
