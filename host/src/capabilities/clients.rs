@@ -79,6 +79,11 @@ impl Clients {
         // that a cluster is unreachable, not after a TCP timeout.
         kc.connect_timeout = Some(std::time::Duration::from_secs(5));
         kc.read_timeout = Some(std::time::Duration::from_secs(60));
+        // One request per call: a 429/503/504 reaches the caller as `unavailable` at once, and
+        // the guest (or the host-side caller) decides whether to try again, on the host's
+        // clock. kube-rs's default retry backs off on the wall clock behind the caller's back:
+        // against a hosted API whose kube-apiserver is stopped, one call took minutes.
+        kc.default_retry = false;
         let client = kube::Client::try_from(kc).map_err(|e| match super::k8s::provider::credential_failure(&e) {
             Some(why) => super::k8s::provider::credentials_refused(alias, "opening it", why),
             None => HostError::Invalid(format!("cluster `{alias}`: cannot build a client: {e}")),

@@ -351,6 +351,39 @@ async fn an_unreachable_cluster_is_reported_as_unavailable() {
     assert!(err_message(&out[1]).contains("unreachable"), "{}", out[1]);
 }
 
+/// A server that answers 503 (a hosted cluster's API whose kube-apiserver was stopped) is
+/// asked once per call: the guest gets `unavailable` at once and decides, on the host's clock,
+/// whether to try again. kube-rs's own retry (exponential, on the wall clock, on by default)
+/// would hold a single call for minutes, and a resumed backup for half an hour.
+#[tokio::test]
+async fn an_unavailable_server_is_asked_once_per_call() {
+    use ferry_sim::kube::faults::{FaultAction, FaultRule, InjectedError};
+    let c = cluster().await;
+    let rule = c.sim.faults().add(
+        FaultRule::new(FaultAction::Error(InjectedError::ServiceUnavailable {
+            retry_after_secs: None,
+        }))
+        .resource("configmaps"),
+    );
+    let out = GuestRun {
+        config: c.config.clone(),
+        ..Default::default()
+    }
+    .script(json!([
+        { "op": "open-cluster", "alias": "mgmt", "as": "c" },
+        { "op": "k8s.get", "cluster": "c", "apiVersion": "v1", "kind": "ConfigMap", "namespace": "team-a", "name": "x" }
+    ]))
+    .await
+    .unwrap();
+    ok(&out[0]);
+    assert_eq!(err_kind(&out[1]), "unavailable", "{}", out[1]);
+    let stats = c.sim.faults().stats(rule).unwrap();
+    assert_eq!(
+        stats.fired, 1,
+        "the 503 was asked again behind the guest's back: {stats:?}"
+    );
+}
+
 #[tokio::test]
 async fn etcd_snapshot_through_a_pod_port_forward() {
     use ferry_sim::services::{EtcdServer, MotoServer};
