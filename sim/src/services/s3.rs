@@ -16,6 +16,14 @@
 //! The record is kept in memory for the server's life (objects found on disk report the
 //! default).
 //!
+//! Keys are S3's: up to 1,024 bytes of UTF-8, any segments; a longer key gets S3's 400
+//! `KeyTooLongError`. An object whose key is a file path the file system takes is the file
+//! `<root>/<bucket>/<key>`; any other key (a segment over 255 bytes, a key too long for s3s-fs's
+//! metadata file names, an empty, `.` or `..` segment) is stored under a hash of the key in
+//! `<root>/<bucket>/.ferry/`, with the key recorded beside it so listings give the real keys, in
+//! S3's order. A write that fails (a bad digest, a dropped connection, an I/O error) is undone:
+//! the previous object, or none, is left.
+//!
 //! [`SigV4S3Server::set_chaos`] makes it fail a share of the signed requests as S3 does on a
 //! bad day (500 `InternalError`, 503 `SlowDown`) and slows part uploads; presigned requests
 //! (a hosted cluster fetching its snapshot) are left alone.
@@ -72,18 +80,25 @@ pub struct SigV4S3Server {
 /// The [`Chaos`] a running server consults for each request.
 type ChaosSlot = Arc<RwLock<Option<Arc<Chaos>>>>;
 
-/// The s3s service behind [`Chaos`]: a signed request may get an S3 error or a delay first.
+/// The s3s service behind what is checked before it: a key longer than S3 takes gets S3's
+/// `KeyTooLongError` (s3s refuses it too, but without S3's message), and under [`Chaos`] a
+/// signed request may get an S3 error or a delay first.
 #[derive(Clone)]
-struct ChaosService<S> {
+struct FrontService<S> {
     inner: S,
     chaos: ChaosSlot,
 }
 
 /// An S3 error response, as S3 shapes it.
 fn s3_error(status: u16, code: &str, message: &str) -> s3s::HttpResponse {
+    s3_error_with(status, code, message, "", "ferry-sim-chaos")
+}
+
+/// An S3 error response with `extra` elements after the message (e.g. `<Size>`).
+fn s3_error_with(status: u16, code: &str, message: &str, extra: &str, request_id: &str) -> s3s::HttpResponse {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{message}</Message>\
-         <RequestId>ferry-sim-chaos</RequestId></Error>"
+         {extra}<RequestId>{request_id}</RequestId></Error>"
     );
     let mut resp = hyper::Response::new(s3s::Body::from(body));
     *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
@@ -94,7 +109,7 @@ fn s3_error(status: u16, code: &str, message: &str) -> s3s::HttpResponse {
     resp
 }
 
-impl<S> hyper::service::Service<hyper::Request<hyper::body::Incoming>> for ChaosService<S>
+impl<S> hyper::service::Service<hyper::Request<hyper::body::Incoming>> for FrontService<S>
 where
     S: hyper::service::Service<
             hyper::Request<hyper::body::Incoming>,
@@ -108,6 +123,23 @@ where
     type Future = futures::future::BoxFuture<'static, Result<s3s::HttpResponse, s3s::HttpError>>;
 
     fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        let copy_source = req
+            .headers()
+            .get("x-amz-copy-source")
+            .and_then(|h| h.to_str().ok())
+            .and_then(copy_source_key_len);
+        let longest = path_key_len(req.uri().path()).max(copy_source);
+        if let Some(len) = longest.filter(|&len| len > MAX_KEY_LEN) {
+            return Box::pin(async move {
+                Ok(s3_error_with(
+                    400,
+                    "KeyTooLongError",
+                    KEY_TOO_LONG,
+                    &format!("<Size>{len}</Size><MaxSizeAllowed>{MAX_KEY_LEN}</MaxSizeAllowed>"),
+                    "ferry-sim",
+                ))
+            });
+        }
         let chaos = self.chaos.read().unwrap_or_else(|p| p.into_inner()).clone();
         let signed = req.headers().contains_key(hyper::header::AUTHORIZATION);
         let Some(chaos) = chaos.filter(|_| signed) else {
@@ -193,11 +225,20 @@ impl SigV4S3Server {
         // s3s-fs's error type implements neither Display nor Error.
         let fs = s3s_fs::FileSystem::new(&root)
             .map_err(|e| anyhow::anyhow!("cannot serve {} as an S3 store: {e:?}", root.display()))?;
+        // The directory s3s-fs resolves its paths under (it canonicalizes it the same way).
+        let files = Files::new(
+            root.canonicalize()
+                .with_context(|| format!("cannot resolve the S3 root {}", root.display()))?,
+        );
         let chaos = ChaosSlot::default();
         let service = {
-            let mut builder = S3ServiceBuilder::new(PrivateStore(fs, SseRecords::default()));
+            let mut builder = S3ServiceBuilder::new(PrivateStore {
+                fs,
+                sse: SseRecords::default(),
+                files,
+            });
             builder.set_auth(SimpleAuth::from_single(access_key.clone(), secret_key.clone()));
-            ChaosService {
+            FrontService {
                 inner: builder.build(),
                 chaos: chaos.clone(),
             }
@@ -317,6 +358,7 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
 
     use super::*;
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     async fn status_of(addr: SocketAddr, path: &str) -> std::io::Result<u16> {
@@ -393,6 +435,530 @@ mod tests {
         let err = SigV4S3Server::start(dir.path(), "", "sk").await.unwrap_err();
         assert!(err.to_string().contains("access key"), "{err}");
     }
+
+    const BUCKET: &str = "backups";
+
+    /// A client of `server` as ferry's are made: path-style, SigV4 with its key.
+    fn sdk_client(server: &SigV4S3Server) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(server.url())
+            .force_path_style(true)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                server.access_key(),
+                server.secret_key(),
+                None,
+                None,
+                "test",
+            ))
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    async fn server_with_bucket(root: &Path) -> (SigV4S3Server, aws_sdk_s3::Client) {
+        let server = SigV4S3Server::start(root, "ak", "sk").await.unwrap();
+        let client = sdk_client(&server);
+        client.create_bucket().bucket(BUCKET).send().await.unwrap();
+        (server, client)
+    }
+
+    /// A key of exactly `len` bytes under `dir`: a 300-byte segment, 200-byte ones, a file name.
+    fn long_key(dir: &str, len: usize) -> String {
+        let mut key = format!("{dir}{}/", "s".repeat(300));
+        while len - key.len() > 250 {
+            key.push_str(&"m".repeat(200));
+            key.push('/');
+        }
+        let name = len - key.len() - ".json".len();
+        key.push_str(&"t".repeat(name));
+        key.push_str(".json");
+        assert_eq!(key.len(), len);
+        key
+    }
+
+    /// GETs `url` as a hosted cluster fetches a presigned URL: (status, body).
+    async fn fetch(url: &str) -> (u16, Vec<u8>) {
+        use http_body_util::BodyExt as _;
+        let uri: hyper::Uri = url.parse().unwrap();
+        let authority = uri.authority().unwrap().to_string();
+        let stream = tokio::net::TcpStream::connect(&authority).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let req = hyper::Request::get(uri.path_and_query().unwrap().as_str())
+            .header(hyper::header::HOST, &authority)
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = sender.send_request(req).await.unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.into_body().collect().await.unwrap().to_bytes().to_vec())
+    }
+
+    /// Every file under `dir`.
+    fn files_under(dir: &Path) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        let mut dirs = vec![dir.to_path_buf()];
+        while let Some(d) = dirs.pop() {
+            for entry in std::fs::read_dir(d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else {
+                    files.push(path);
+                }
+            }
+        }
+        files
+    }
+
+    async fn listed(client: &aws_sdk_s3::Client, prefix: &str) -> Vec<String> {
+        let out = client
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .prefix(prefix)
+            .send()
+            .await
+            .unwrap();
+        out.contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_string))
+            .collect()
+    }
+
+    /// The status, code and message S3 gives a failed request.
+    fn refusal<E: aws_sdk_s3::error::ProvideErrorMetadata>(
+        err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> (Option<u16>, Option<String>, Option<String>) {
+        use aws_sdk_s3::error::ProvideErrorMetadata as _;
+        (
+            err.raw_response().map(|r| r.status().as_u16()),
+            err.code().map(str::to_string),
+            err.message().map(str::to_string),
+        )
+    }
+
+    fn too_long() -> (Option<u16>, Option<String>, Option<String>) {
+        (
+            Some(400),
+            Some("KeyTooLongError".to_string()),
+            Some("Your key is too long".to_string()),
+        )
+    }
+
+    #[test]
+    fn keys_map_to_paths_the_file_system_takes() {
+        // The longest bucket name still leaves room for a hashed key's sidecar names.
+        let bucket = "b".repeat(63);
+        let hashed = Files::name(&bucket, &"k".repeat(MAX_KEY_LEN)).unwrap();
+        assert_eq!(hashed.stored.len(), HASHED_DIR.len() + 1 + 64);
+        assert!(SIDECAR_OVERHEAD + base64_len(bucket.len()) + base64_len(hashed.stored.len()) <= NAME_MAX);
+        assert_eq!(base64_len(71), 95);
+        // Ordinary keys are their own paths; the rest are hashed.
+        for key in [
+            "hosted-clusters/ns/hc/20261123T101500Z/index.json",
+            "a",
+            "dir/",
+            "a/.ferry/b",
+        ] {
+            assert_eq!(Files::name("backups", key).unwrap().stored, key);
+        }
+        let segment = "x".repeat(256);
+        for key in [
+            ".ferry",
+            ".ferry/x",
+            "a//b",
+            "/a",
+            "a/./b",
+            "a/../b",
+            "a\0b",
+            segment.as_str(),
+            &"y".repeat(129),
+        ] {
+            let name = Files::name("backups", key).unwrap();
+            assert_eq!(name.stored, format!(".ferry/{}", sha256_hex(key)), "{key:?}");
+        }
+        assert!(Files::name("backups", &"k".repeat(MAX_KEY_LEN + 1)).is_err());
+        assert_eq!(path_key_len("/b/%41%2"), Some(3));
+        assert_eq!(path_key_len("/b"), None);
+        assert_eq!(path_key_len(&format!("/b/{}", "%7A".repeat(1025))), Some(1025));
+        assert_eq!(copy_source_key_len("/b/k%41?versionId=x%41"), Some(2));
+        assert_eq!(copy_source_key_len("b/k"), Some(1));
+        assert_eq!(
+            copy_source_key_len("arn:aws:s3:us-east-1:000000000000:accesspoint/a/object/k"),
+            None
+        );
+    }
+
+    /// Keys up to S3's 1,024 bytes, with segments past the file system's 255, go through every
+    /// call ferry and a hosted cluster make; the listed keys are the real ones, in S3's order.
+    #[tokio::test]
+    async fn keys_of_1024_bytes_round_trip_through_put_head_list_and_presigned_get() {
+        let dir = tempfile::tempdir().unwrap();
+        let (server, client) = server_with_bucket(dir.path()).await;
+        let run = "hosted-clusters/clusters/hc1/20261123T101500Z/";
+        let longest = long_key(&format!("{run}manifests/"), MAX_KEY_LEN);
+        // Every segment fits a file name, but not the base64 of the whole key.
+        let mut manifest = format!("{run}manifests/hypershift.openshift.io/v1beta1/hostedclusters/clusters/");
+        manifest.push_str(&"n".repeat(147 - manifest.len() - ".json".len()));
+        manifest.push_str(".json");
+        assert_eq!(manifest.len(), 147);
+        let index = format!("{run}index.json");
+        let objects: Vec<(String, Vec<u8>)> = [&longest, &manifest, &index]
+            .into_iter()
+            .enumerate()
+            .map(|(i, key)| (key.clone(), format!("object {i} of {key}").into_bytes()))
+            .collect();
+        let kms = format!("{KMS_ARN_PREFIX}ferry-backups");
+        for (key, body) in &objects {
+            let out = client
+                .put_object()
+                .bucket(BUCKET)
+                .key(key)
+                .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+                .ssekms_key_id("ferry-backups")
+                .body(body.clone().into())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(out.ssekms_key_id(), Some(kms.as_str()));
+        }
+        // A multipart upload of a 1,024-byte key too.
+        let multipart = long_key(&format!("{run}etcd/"), MAX_KEY_LEN);
+        let created = client
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key(&multipart)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.key(), Some(multipart.as_str()));
+        let id = created.upload_id().unwrap();
+        let uploads = client.list_multipart_uploads().bucket(BUCKET).send().await.unwrap();
+        assert_eq!(uploads.uploads()[0].key(), Some(multipart.as_str()));
+        let part = client
+            .upload_part()
+            .bucket(BUCKET)
+            .key(&multipart)
+            .upload_id(id)
+            .part_number(1)
+            .body(b"the snapshot".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+        let parts = client
+            .list_parts()
+            .bucket(BUCKET)
+            .key(&multipart)
+            .upload_id(id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(parts.parts().len(), 1);
+        let done = client
+            .complete_multipart_upload()
+            .bucket(BUCKET)
+            .key(&multipart)
+            .upload_id(id)
+            .multipart_upload(
+                aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                    .parts(
+                        aws_sdk_s3::types::CompletedPart::builder()
+                            .part_number(1)
+                            .e_tag(part.e_tag().unwrap())
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(done.key(), Some(multipart.as_str()));
+        let objects: Vec<(String, Vec<u8>)> = objects
+            .into_iter()
+            .chain([(multipart.clone(), b"the snapshot".to_vec())])
+            .collect();
+
+        for (key, body) in &objects {
+            let head = client.head_object().bucket(BUCKET).key(key).send().await.unwrap();
+            assert_eq!(head.content_length(), Some(body.len() as i64), "{key}");
+            let got = client.get_object().bucket(BUCKET).key(key).send().await.unwrap();
+            assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), body.as_slice());
+            let url = client
+                .get_object()
+                .bucket(BUCKET)
+                .key(key)
+                .presigned(aws_sdk_s3::presigning::PresigningConfig::expires_in(Duration::from_secs(600)).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(fetch(url.uri()).await, (200, body.clone()), "{key}");
+        }
+        let head = client.head_object().bucket(BUCKET).key(&longest).send().await.unwrap();
+        assert_eq!(
+            head.server_side_encryption(),
+            Some(&aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+        );
+        assert_eq!(head.ssekms_key_id(), Some(kms.as_str()));
+
+        // Listed whole, a page at a time, and by "directory".
+        let mut all: Vec<String> = objects.iter().map(|(k, _)| k.clone()).collect();
+        all.sort();
+        assert_eq!(listed(&client, run).await, all);
+        let (mut paged, mut token) = (Vec::new(), None);
+        loop {
+            let page = client
+                .list_objects_v2()
+                .bucket(BUCKET)
+                .prefix(run)
+                .max_keys(1)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .unwrap();
+            paged.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+            token = page.next_continuation_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        assert_eq!(paged, all);
+        let by_dir = client
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .prefix(format!("{run}manifests/"))
+            .delimiter("/")
+            .send()
+            .await
+            .unwrap();
+        let dirs: Vec<&str> = by_dir.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+        assert_eq!(
+            dirs,
+            [
+                format!("{run}manifests/hypershift.openshift.io/"),
+                format!("{run}manifests/{}/", "s".repeat(300)),
+            ]
+        );
+        assert!(by_dir.contents().is_empty());
+        let sized = client
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .prefix(&longest)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sized.contents()[0].size(), Some(objects[0].1.len() as i64));
+
+        // On disk: no name past the file system's limit; ordinary keys are their own paths.
+        for file in files_under(dir.path()) {
+            let name = file.file_name().unwrap().len();
+            assert!(name <= NAME_MAX, "{} is {name} bytes", file.display());
+        }
+        assert_eq!(
+            std::fs::read(dir.path().join(BUCKET).join(&index)).unwrap(),
+            objects[2].1
+        );
+
+        // Deleted, it is gone with its key record.
+        client
+            .delete_object()
+            .bucket(BUCKET)
+            .key(&longest)
+            .send()
+            .await
+            .unwrap();
+        let err = client
+            .head_object()
+            .bucket(BUCKET)
+            .key(&longest)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(refusal(&err).0, Some(404));
+        assert!(!listed(&client, run).await.contains(&longest));
+        let hashed = files_under(&dir.path().join(BUCKET).join(HASHED_DIR));
+        assert_eq!(hashed.len(), 4, "two objects and their key records: {hashed:?}");
+        drop(server);
+    }
+
+    /// S3's own answer to a key over 1,024 bytes, whatever the call; nothing is written.
+    #[tokio::test]
+    async fn a_key_over_1024_bytes_gets_key_too_long_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (server, client) = server_with_bucket(dir.path()).await;
+        let key = long_key("hosted-clusters/clusters/hc1/", MAX_KEY_LEN + 1);
+
+        let err = client
+            .put_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .body(b"bytes".to_vec().into())
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(refusal(&err), too_long(), "{err:?}");
+        let err = client
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key(&key)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(refusal(&err), too_long(), "{err:?}");
+        let err = client.get_object().bucket(BUCKET).key(&key).send().await.unwrap_err();
+        assert_eq!(refusal(&err), too_long(), "{err:?}");
+        // A HEAD answer has no body to name the error.
+        let err = client.head_object().bucket(BUCKET).key(&key).send().await.unwrap_err();
+        assert_eq!(refusal(&err).0, Some(400), "{err:?}");
+        // A copy names its source in a header.
+        let err = client
+            .copy_object()
+            .bucket(BUCKET)
+            .key("copy")
+            .copy_source(format!("{BUCKET}/{key}"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(refusal(&err), too_long(), "{err:?}");
+        let url = client
+            .get_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .presigned(aws_sdk_s3::presigning::PresigningConfig::expires_in(Duration::from_secs(600)).unwrap())
+            .await
+            .unwrap();
+        let (status, body) = fetch(url.uri()).await;
+        let body = String::from_utf8(body).unwrap();
+        assert_eq!(status, 400, "{body}");
+        assert!(body.contains("<Code>KeyTooLongError</Code>"), "{body}");
+        assert!(body.contains("<Message>Your key is too long</Message>"), "{body}");
+
+        assert!(listed(&client, "").await.is_empty());
+        assert_eq!(files_under(dir.path()), Vec::<PathBuf>::new());
+        drop(server);
+    }
+
+    /// A write S3 refuses after reading the body (here a wrong Content-MD5, or a part too small
+    /// at completion) leaves no object, or the one it would have replaced, with its encryption.
+    #[tokio::test]
+    async fn a_failed_write_leaves_the_previous_object_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let (server, client) = server_with_bucket(dir.path()).await;
+        let wrong_md5 = "AAAAAAAAAAAAAAAAAAAAAA==";
+        let keys = [
+            "hosted-clusters/clusters/hc1/snap.db".to_string(),
+            long_key("hosted-clusters/clusters/hc1/", 600),
+        ];
+        for key in &keys {
+            let err = client
+                .put_object()
+                .bucket(BUCKET)
+                .key(key)
+                .content_md5(wrong_md5)
+                .body(b"never stored".to_vec().into())
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!(refusal(&err).1.as_deref(), Some("BadDigest"), "{err:?}");
+            let err = client.head_object().bucket(BUCKET).key(key).send().await.unwrap_err();
+            assert_eq!(refusal(&err).0, Some(404));
+        }
+        assert!(listed(&client, "").await.is_empty());
+        assert_eq!(files_under(dir.path()), Vec::<PathBuf>::new());
+
+        for key in &keys {
+            client
+                .put_object()
+                .bucket(BUCKET)
+                .key(key)
+                .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+                .body(b"first".to_vec().into())
+                .send()
+                .await
+                .unwrap();
+            let err = client
+                .put_object()
+                .bucket(BUCKET)
+                .key(key)
+                .content_md5(wrong_md5)
+                .body(b"second, refused".to_vec().into())
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!(refusal(&err).1.as_deref(), Some("BadDigest"), "{err:?}");
+            let got = client.get_object().bucket(BUCKET).key(key).send().await.unwrap();
+            assert_eq!(
+                got.server_side_encryption(),
+                Some(&aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+            );
+            assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), b"first");
+        }
+        // A completion S3 refuses (a part under 5 MiB that is not the last) leaves the object
+        // and the upload as they were: it can still be aborted.
+        let key = &keys[1];
+        let id = client
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .upload_id()
+            .unwrap()
+            .to_string();
+        let mut parts = aws_sdk_s3::types::CompletedMultipartUpload::builder();
+        for n in 1..=2 {
+            let part = client
+                .upload_part()
+                .bucket(BUCKET)
+                .key(key)
+                .upload_id(&id)
+                .part_number(n)
+                .body(b"small".to_vec().into())
+                .send()
+                .await
+                .unwrap();
+            parts = parts.parts(
+                aws_sdk_s3::types::CompletedPart::builder()
+                    .part_number(n)
+                    .e_tag(part.e_tag().unwrap())
+                    .build(),
+            );
+        }
+        let err = client
+            .complete_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(&id)
+            .multipart_upload(parts.build())
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(refusal(&err).1.as_deref(), Some("EntityTooSmall"), "{err:?}");
+        let got = client.get_object().bucket(BUCKET).key(key).send().await.unwrap();
+        assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), b"first");
+        let uploads = client.list_multipart_uploads().bucket(BUCKET).send().await.unwrap();
+        assert_eq!(uploads.uploads().len(), 1);
+        client
+            .abort_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(&id)
+            .send()
+            .await
+            .unwrap();
+
+        let mut all = keys.to_vec();
+        all.sort();
+        assert_eq!(listed(&client, "").await, all);
+        // Nothing kept aside is left in the root.
+        let stray: Vec<PathBuf> = files_under(dir.path())
+            .into_iter()
+            .filter(|f| f.file_name().unwrap().to_string_lossy().starts_with(".tmp."))
+            .collect();
+        assert_eq!(stray, Vec::<PathBuf>::new());
+        drop(server);
+    }
 }
 
 /// A rustls server configuration with a fresh CA and a certificate for
@@ -424,10 +990,15 @@ fn tls_config() -> Result<(rustls::ServerConfig, String)> {
 }
 
 /// The file-system store as a private AWS bucket: s3s-fs answers the object
-/// and multipart calls; the access-control reads a DR tool makes before it
+/// and multipart calls, under the file names [`Files`] gives the keys, and listing is
+/// done here on the real keys; the access-control reads a DR tool makes before it
 /// trusts a bucket with an etcd snapshot (Block Public Access, ACL, policy)
 /// get the answers of a new private bucket instead of `NotImplemented`.
-struct PrivateStore(s3s_fs::FileSystem, SseRecords);
+struct PrivateStore {
+    fs: s3s_fs::FileSystem,
+    sse: SseRecords,
+    files: Files,
+}
 
 /// The server-side encryption of one object, as S3 reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -527,6 +1098,535 @@ impl SseRecords {
     }
 }
 
+/// S3's longest key, in bytes (of UTF-8).
+const MAX_KEY_LEN: usize = 1024;
+
+/// S3's message for a key longer than [`MAX_KEY_LEN`].
+const KEY_TOO_LONG: &str = "Your key is too long";
+
+/// The longest file name the usual file systems take (ext4, xfs, btrfs, tmpfs), in bytes.
+const NAME_MAX: usize = 255;
+
+/// The directory at the top of a bucket that holds the objects whose keys are no file path
+/// (see [`Files`]). Keys under it are stored hashed too, so no key lands on its files.
+const HASHED_DIR: &str = ".ferry";
+
+/// What s3s-fs adds to the unpadded base64 of a bucket and of a stored key to name an
+/// object's sidecar files, at the most: `.bucket-<b>.object-<k>.upload-<uuid>.metadata.json`.
+const SIDECAR_OVERHEAD: usize = ".bucket-".len() + ".object-".len() + ".upload-".len() + 36 + ".metadata.json".len();
+
+/// The length of the unpadded base64 of `n` bytes.
+const fn base64_len(n: usize) -> usize {
+    (n * 4).div_ceil(3)
+}
+
+fn key_too_long() -> s3s::S3Error {
+    s3s::S3Error::with_message(s3s::S3ErrorCode::KeyTooLongError, KEY_TOO_LONG)
+}
+
+/// The length in bytes of the key a path-style request names (`/<bucket>/<key>`) once
+/// percent-decoded as s3s decodes it; `None` when the path names no object.
+fn path_key_len(path: &str) -> Option<usize> {
+    let (_, key) = path.strip_prefix('/')?.split_once('/')?;
+    Some(decoded_len(key))
+}
+
+/// The length in bytes of the key an `x-amz-copy-source` header (`[/]<bucket>/<key>[?versionId=…]`)
+/// names once percent-decoded; `None` for an access point or outpost ARN.
+fn copy_source_key_len(header: &str) -> Option<usize> {
+    let path = header.split_once("?versionId=").map_or(header, |(path, _)| path);
+    let path = path.strip_prefix('/').unwrap_or(path);
+    if path.starts_with("arn:") {
+        return None;
+    }
+    let (_, key) = path.split_once('/')?;
+    Some(decoded_len(key))
+}
+
+/// The length in bytes of `text` percent-decoded (`%` and two hex digits are one byte).
+fn decoded_len(text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let (mut at, mut len) = (0, 0);
+    while let Some(&byte) = bytes.get(at) {
+        let escape = byte == b'%'
+            && bytes.get(at + 1).is_some_and(u8::is_ascii_hexdigit)
+            && bytes.get(at + 2).is_some_and(u8::is_ascii_hexdigit);
+        at += if escape { 3 } else { 1 };
+        len += 1;
+    }
+    len
+}
+
+/// The SHA-256 of `key`, in lower-case hex.
+fn sha256_hex(key: &str) -> String {
+    use s3s::crypto::Checksum as _;
+    use std::fmt::Write as _;
+    s3s::crypto::Sha256::checksum(key.as_bytes())
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
+}
+
+/// An object's key and the key s3s-fs stores it under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ObjectName {
+    /// The key as the client wrote it.
+    key: String,
+    /// `key` itself, or `.ferry/<hash>`.
+    stored: String,
+    /// The SHA-256 (hex) of `key`, when it is stored hashed.
+    hash: Option<String>,
+}
+
+/// Where a store's objects are on disk. s3s-fs keeps an object as the file
+/// `<root>/<bucket>/<key>` and its metadata in files named after the base64 of the bucket and
+/// the whole key (`<root>/.bucket-<b>.object-<k>….json`), so a key with a segment over 255
+/// bytes, or longer than 72 to 128 bytes (by the bucket name's length), has no file name. Such a key (and one no file
+/// path gives back: an empty, `.` or `..` segment, a NUL) is handed to s3s-fs as
+/// `.ferry/<SHA-256 of the key>` instead, with the key itself in `.ferry/<SHA-256>.key` for
+/// listing; every other key is its own path, as code reading the store's directory expects.
+///
+/// Writes go one at a time per object and are undone when they fail (see [`Write`]).
+#[derive(Clone)]
+struct Files {
+    /// The canonical root, as s3s-fs resolves it.
+    root: PathBuf,
+    locks: Arc<KeyLocks>,
+}
+
+/// What was at a path before a write.
+enum Before {
+    /// A file, kept meanwhile under this name.
+    File(PathBuf),
+    Absent,
+}
+
+/// A write of one object in progress: dropped without [`Write::commit`] (an error, a dropped
+/// connection), it puts back the files the write replaced and removes those it added, so a
+/// failed write leaves the previous object, or none.
+struct Write<'a> {
+    saved: Vec<(PathBuf, Before)>,
+    committed: bool,
+    _lock: KeyLock<'a>,
+}
+
+impl Write<'_> {
+    fn commit(mut self) {
+        self.committed = true;
+    }
+}
+
+impl Drop for Write<'_> {
+    fn drop(&mut self) {
+        for (path, before) in self.saved.drain(..) {
+            let tidied = match (self.committed, before) {
+                (true, Before::File(kept)) => std::fs::remove_file(kept),
+                (true, Before::Absent) => Ok(()),
+                // Renaming a link over another link of the same file does nothing: the write
+                // left that file alone (it failed before rewriting it).
+                (false, Before::File(kept)) => {
+                    std::fs::rename(&kept, &path).and_then(|()| match std::fs::remove_file(&kept) {
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                        other => other,
+                    })
+                }
+                // Nothing there, or a directory (a key ending in `/`): nothing the write added.
+                (false, Before::Absent) => match std::fs::remove_file(&path) {
+                    Err(e) if is_gone(&e) || e.kind() == std::io::ErrorKind::IsADirectory => Ok(()),
+                    other => other,
+                },
+            };
+            if let Err(e) = tidied {
+                tracing::warn!(error = %e, path = %path.display(), "S3 server: cannot tidy up after a write");
+            }
+        }
+    }
+}
+
+/// One async lock per object path, dropped from the map once nobody holds or awaits it.
+#[derive(Default)]
+struct KeyLocks(std::sync::Mutex<std::collections::HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>);
+
+struct KeyLock<'a> {
+    locks: &'a KeyLocks,
+    path: PathBuf,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl KeyLocks {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn lock(&self, path: PathBuf) -> KeyLock<'_> {
+        let mutex = Arc::clone(self.map().entry(path.clone()).or_default());
+        let guard = mutex.lock_owned().await;
+        KeyLock {
+            locks: self,
+            path,
+            guard: Some(guard),
+        }
+    }
+}
+
+impl Drop for KeyLock<'_> {
+    fn drop(&mut self) {
+        let mut map = self.locks.map();
+        drop(self.guard.take());
+        // The map's own reference alone: no holder, no waiter (they hold clones).
+        if map.get(&self.path).is_some_and(|m| Arc::strong_count(m) == 1) {
+            map.remove(&self.path);
+        }
+    }
+}
+
+/// Whether an I/O error says the path is not there (or a file is where a directory would be).
+fn is_gone(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+    )
+}
+
+impl Files {
+    fn new(root: PathBuf) -> Files {
+        Files {
+            root,
+            locks: Arc::default(),
+        }
+    }
+
+    /// Whether `key` can be its own path in `bucket`, s3s-fs's sidecar file names included.
+    fn is_path(bucket: &str, key: &str) -> bool {
+        let segments = key.split('/').count();
+        !key.is_empty()
+            && !key.contains('\0')
+            && key.split('/').next() != Some(HASHED_DIR)
+            && key.split('/').enumerate().all(|(i, segment)| {
+                (!segment.is_empty() || i + 1 == segments)
+                    && segment != "."
+                    && segment != ".."
+                    && segment.len() <= NAME_MAX
+            })
+            && SIDECAR_OVERHEAD + base64_len(bucket.len()) + base64_len(key.len()) <= NAME_MAX
+    }
+
+    /// Where `key` is stored in `bucket`; S3's `KeyTooLongError` past 1,024 bytes.
+    fn name(bucket: &str, key: &str) -> s3s::S3Result<ObjectName> {
+        if key.len() > MAX_KEY_LEN {
+            return Err(key_too_long());
+        }
+        if Self::is_path(bucket, key) {
+            return Ok(ObjectName {
+                key: key.to_string(),
+                stored: key.to_string(),
+                hash: None,
+            });
+        }
+        let hash = sha256_hex(key);
+        Ok(ObjectName {
+            key: key.to_string(),
+            stored: format!("{HASHED_DIR}/{hash}"),
+            hash: Some(hash),
+        })
+    }
+
+    fn bucket_dir(&self, bucket: &str) -> PathBuf {
+        self.root.join(bucket)
+    }
+
+    fn object_path(&self, bucket: &str, name: &ObjectName) -> PathBuf {
+        self.bucket_dir(bucket).join(&name.stored)
+    }
+
+    /// s3s-fs's file `suffix` (`.metadata.json`, `.internal.json`, …) of an object.
+    fn sidecar(&self, bucket: &str, name: &ObjectName, suffix: &str) -> PathBuf {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        self.root
+            .join(format!(".bucket-{}.object-{}{suffix}", b64(bucket), b64(&name.stored)))
+    }
+
+    /// The file holding the key stored as `.ferry/<hash>`.
+    fn index_path(&self, bucket: &str, hash: &str) -> PathBuf {
+        self.bucket_dir(bucket).join(HASHED_DIR).join(format!("{hash}.key"))
+    }
+
+    /// A fresh name in the root, of the form s3s-fs clears away when it starts.
+    fn scratch(&self) -> PathBuf {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.root
+            .join(format!(".tmp.ferry-{}-{n}.internal.part", std::process::id()))
+    }
+
+    /// The files a write of `name` may replace or add: the object, its sidecars, its key
+    /// record, and with `upload` that multipart upload's metadata, record and parts.
+    async fn files_of(&self, bucket: &str, name: &ObjectName, upload: Option<&str>) -> std::io::Result<Vec<PathBuf>> {
+        let mut files = vec![
+            self.object_path(bucket, name),
+            self.sidecar(bucket, name, ".metadata.json"),
+            self.sidecar(bucket, name, ".internal.json"),
+        ];
+        if let Some(hash) = &name.hash {
+            files.push(self.index_path(bucket, hash));
+        }
+        if let Some(id) = upload.and_then(|id| uuid::Uuid::parse_str(id).ok()) {
+            files.push(self.sidecar(bucket, name, &format!(".upload-{id}.metadata.json")));
+            files.push(self.root.join(format!(".upload-{id}.json")));
+            let parts = format!(".upload_id-{id}.part-");
+            let mut dir = tokio::fs::read_dir(&self.root).await?;
+            while let Some(entry) = dir.next_entry().await? {
+                if entry.file_name().to_str().is_some_and(|n| n.starts_with(&parts)) {
+                    files.push(entry.path());
+                }
+            }
+        }
+        Ok(files)
+    }
+
+    /// Keeps what is at `path` aside for [`Write`]. s3s-fs replaces a file by renaming a new one
+    /// over it, so a second link keeps the old one; `in_place` (CopyObject writes into the
+    /// file itself) takes a copy. `None`: a directory (a key ending in `/`), left alone.
+    async fn keep(&self, path: &Path, in_place: bool) -> std::io::Result<Option<Before>> {
+        match tokio::fs::symlink_metadata(path).await {
+            Ok(meta) if meta.is_file() => {
+                let kept = self.scratch();
+                if in_place || tokio::fs::hard_link(path, &kept).await.is_err() {
+                    tokio::fs::copy(path, &kept).await?;
+                }
+                Ok(Some(Before::File(kept)))
+            }
+            Ok(_) => Ok(None),
+            Err(e) if is_gone(&e) => Ok(Some(Before::Absent)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts a write of `name` in `bucket` (see [`Write`]): waits for any other write of the
+    /// object, keeps what the write may replace, and records a hashed key.
+    async fn begin_write(
+        &self,
+        bucket: &str,
+        name: &ObjectName,
+        upload: Option<&str>,
+        in_place: bool,
+    ) -> s3s::S3Result<Write<'_>> {
+        let lock = self.locks.lock(self.object_path(bucket, name)).await;
+        // s3s-fs would create the bucket's directory; the key record must not.
+        if name.hash.is_some()
+            && !tokio::fs::metadata(self.bucket_dir(bucket))
+                .await
+                .is_ok_and(|m| m.is_dir())
+        {
+            return Err(s3s::s3_error!(NoSuchBucket));
+        }
+        let mut write = Write {
+            saved: Vec::new(),
+            committed: false,
+            _lock: lock,
+        };
+        let files = self
+            .files_of(bucket, name, upload)
+            .await
+            .map_err(s3s::S3Error::internal_error)?;
+        for path in files {
+            if let Some(before) = self.keep(&path, in_place).await.map_err(s3s::S3Error::internal_error)? {
+                write.saved.push((path, before));
+            }
+        }
+        if let Some(hash) = &name.hash {
+            self.write_index(bucket, hash, &name.key)
+                .await
+                .map_err(s3s::S3Error::internal_error)?;
+        }
+        Ok(write)
+    }
+
+    /// Records the key stored as `.ferry/<hash>`.
+    async fn write_index(&self, bucket: &str, hash: &str, key: &str) -> std::io::Result<()> {
+        let path = self.index_path(bucket, hash);
+        if tokio::fs::read(&path).await.is_ok_and(|k| k == key.as_bytes()) {
+            return Ok(());
+        }
+        let scratch = self.scratch();
+        tokio::fs::write(&scratch, key).await?;
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        let renamed = tokio::fs::rename(&scratch, &path).await;
+        if renamed.is_err() {
+            let _ = tokio::fs::remove_file(&scratch).await;
+        }
+        renamed
+    }
+
+    /// Drops the record of a hashed key whose object is gone; the caller holds its lock.
+    async fn forget(&self, bucket: &str, name: &ObjectName) {
+        let Some(hash) = &name.hash else { return };
+        if tokio::fs::symlink_metadata(self.object_path(bucket, name))
+            .await
+            .is_err_and(|e| is_gone(&e))
+            && let Err(e) = tokio::fs::remove_file(self.index_path(bucket, hash)).await
+            && !is_gone(&e)
+        {
+            tracing::warn!(error = %e, bucket, "S3 server: cannot remove a deleted key's record");
+        }
+    }
+
+    /// The key stored as `.ferry/<hash>`, when its record is there and matches.
+    fn hashed_key(&self, bucket: &str, hash: &str) -> Option<String> {
+        if hash.len() != 64 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        let key = std::fs::read_to_string(self.index_path(bucket, hash)).ok()?;
+        (sha256_hex(&key) == hash).then_some(key)
+    }
+
+    /// Every object of `bucket` as (key, size, last modified), in no order. Blocking.
+    fn objects(&self, bucket: &str) -> std::io::Result<Vec<(String, u64, std::time::SystemTime)>> {
+        let top = self.bucket_dir(bucket);
+        let mut found = Vec::new();
+        let mut dirs = vec![top.clone()];
+        while let Some(dir) = dirs.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if is_gone(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let path = entry.path();
+                if entry.file_type()?.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let Some(stored) = path.strip_prefix(&top).ok().and_then(key_of_path) else {
+                    continue;
+                };
+                let key = match stored.strip_prefix(HASHED_DIR).and_then(|s| s.strip_prefix('/')) {
+                    Some(hash) => match self.hashed_key(bucket, hash) {
+                        Some(key) => key,
+                        // A key record, or a file no key leads to.
+                        None => continue,
+                    },
+                    None if Self::is_path(bucket, &stored) => stored,
+                    // Put there by hand, under a name no key is stored as.
+                    None => continue,
+                };
+                let meta = match entry.metadata() {
+                    Ok(meta) => meta,
+                    // Deleted meanwhile.
+                    Err(e) if is_gone(&e) => continue,
+                    Err(e) => return Err(e),
+                };
+                found.push((key, meta.len(), meta.modified()?));
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// The key a path relative to a bucket's directory is (its segments joined by `/`).
+fn key_of_path(path: &Path) -> Option<String> {
+    let mut key = String::new();
+    for component in path.components() {
+        let std::path::Component::Normal(segment) = component else {
+            return None;
+        };
+        if !key.is_empty() {
+            key.push('/');
+        }
+        key.push_str(segment.to_str()?);
+    }
+    Some(key)
+}
+
+impl PrivateStore {
+    /// ListObjectsV2 over the real keys, as s3s-fs answers it over file paths: `prefix` (a
+    /// leading `/` ignored), `delimiter`, `start-after` and the continuation token (the last
+    /// key or common prefix returned), `max-keys`; keys in S3's order (UTF-8 bytes).
+    async fn list(&self, input: s3s::dto::ListObjectsV2Input) -> s3s::S3Result<s3s::dto::ListObjectsV2Output> {
+        use s3s::dto::{CommonPrefix, Object, Timestamp};
+
+        if !tokio::fs::metadata(self.files.bucket_dir(&input.bucket))
+            .await
+            .is_ok_and(|m| m.is_dir())
+        {
+            return Err(s3s::s3_error!(NoSuchBucket));
+        }
+        let found = {
+            let (files, bucket) = (self.files.clone(), input.bucket.clone());
+            tokio::task::spawn_blocking(move || files.objects(&bucket))
+                .await
+                .map_err(s3s::S3Error::internal_error)?
+                .map_err(s3s::S3Error::internal_error)?
+        };
+        let delimiter = input.delimiter.as_deref().filter(|d| !d.is_empty());
+        let prefix = input.prefix.as_deref().unwrap_or("").trim_start_matches('/');
+        let marker = match (input.continuation_token.as_deref(), input.start_after.as_deref()) {
+            (Some(token), Some(after)) => Some(token.max(after)),
+            (token, after) => token.or(after),
+        };
+
+        // (key or common prefix, the object): the two never share a name.
+        let mut entries: Vec<(String, Option<Object>)> = Vec::new();
+        let mut prefixes = std::collections::BTreeSet::new();
+        for (key, size, modified) in found {
+            let Some(rest) = key.strip_prefix(prefix) else { continue };
+            if let Some(end) = delimiter.and_then(|d| rest.find(d).map(|at| at + d.len())) {
+                prefixes.insert(format!("{prefix}{}", &rest[..end]));
+                continue;
+            }
+            let object = Object {
+                key: Some(key.clone()),
+                last_modified: Some(Timestamp::from(modified)),
+                size: Some(i64::try_from(size).unwrap_or(i64::MAX)),
+                ..Default::default()
+            };
+            entries.push((key, Some(object)));
+        }
+        entries.extend(prefixes.into_iter().map(|p| (p, None)));
+        entries.retain(|(key, _)| marker.is_none_or(|m| key.as_str() > m));
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+
+        let max_keys = input.max_keys.unwrap_or(1000);
+        let max = usize::try_from(max_keys).unwrap_or(1000);
+        let is_truncated = max > 0 && entries.len() > max;
+        entries.truncate(max);
+        let next_continuation_token = if is_truncated {
+            entries.last().map(|(key, _)| key.clone())
+        } else {
+            None
+        };
+        let key_count = i32::try_from(entries.len()).unwrap_or(i32::MAX);
+        let (mut contents, mut common_prefixes) = (Vec::new(), Vec::new());
+        for (key, object) in entries {
+            match object {
+                Some(object) => contents.push(object),
+                None => common_prefixes.push(CommonPrefix { prefix: Some(key) }),
+            }
+        }
+        Ok(s3s::dto::ListObjectsV2Output {
+            key_count: Some(key_count),
+            max_keys: Some(max_keys),
+            is_truncated: Some(is_truncated),
+            contents: (!contents.is_empty()).then_some(contents),
+            common_prefixes: (!common_prefixes.is_empty()).then_some(common_prefixes),
+            continuation_token: input.continuation_token,
+            next_continuation_token,
+            delimiter: input.delimiter,
+            encoding_type: input.encoding_type,
+            name: Some(input.bucket),
+            prefix: input.prefix,
+            start_after: input.start_after,
+            ..Default::default()
+        })
+    }
+}
+
 macro_rules! delegate {
     ($($method:ident: $input:ident => $output:ident,)*) => {
         #[async_trait::async_trait]
@@ -536,45 +1636,168 @@ macro_rules! delegate {
                     &self,
                     req: s3s::S3Request<s3s::dto::$input>,
                 ) -> s3s::S3Result<s3s::S3Response<s3s::dto::$output>> {
-                    self.0.$method(req).await
+                    self.fs.$method(req).await
                 }
             )*
 
             async fn put_object(
                 &self,
-                req: s3s::S3Request<s3s::dto::PutObjectInput>,
+                mut req: s3s::S3Request<s3s::dto::PutObjectInput>,
             ) -> s3s::S3Result<s3s::S3Response<s3s::dto::PutObjectOutput>> {
                 let sse = Sse::requested(req.input.server_side_encryption.as_ref(), req.input.ssekms_key_id.as_deref())?;
-                let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
-                let mut out = self.0.put_object(req).await?;
+                let bucket = req.input.bucket.clone();
+                let name = Files::name(&bucket, &req.input.key)?;
+                let write = self.files.begin_write(&bucket, &name, None, false).await?;
+                req.input.key = name.stored.clone();
+                let mut out = self.fs.put_object(req).await?;
+                write.commit();
                 out.output.server_side_encryption = sse.algorithm();
                 out.output.ssekms_key_id = sse.kms_key_arn.clone();
-                self.1.set(&bucket, &key, sse);
+                self.sse.set(&bucket, &name.key, sse);
+                Ok(out)
+            }
+
+            async fn copy_object(
+                &self,
+                mut req: s3s::S3Request<s3s::dto::CopyObjectInput>,
+            ) -> s3s::S3Result<s3s::S3Response<s3s::dto::CopyObjectOutput>> {
+                let bucket = req.input.bucket.clone();
+                let name = Files::name(&bucket, &req.input.key)?;
+                if let s3s::dto::CopySource::Bucket { bucket: from, key, .. } = &mut req.input.copy_source {
+                    *key = Files::name(from, key)?.stored.into_boxed_str();
+                }
+                // s3s-fs copies into the destination's files themselves: keep copies of them.
+                let write = self.files.begin_write(&bucket, &name, None, true).await?;
+                req.input.key = name.stored.clone();
+                let out = self.fs.copy_object(req).await?;
+                write.commit();
+                Ok(out)
+            }
+
+            async fn delete_object(
+                &self,
+                mut req: s3s::S3Request<s3s::dto::DeleteObjectInput>,
+            ) -> s3s::S3Result<s3s::S3Response<s3s::dto::DeleteObjectOutput>> {
+                let bucket = req.input.bucket.clone();
+                let name = Files::name(&bucket, &req.input.key)?;
+                let _lock = self.files.locks.lock(self.files.object_path(&bucket, &name)).await;
+                req.input.key = name.stored.clone();
+                let out = self.fs.delete_object(req).await?;
+                self.files.forget(&bucket, &name).await;
+                Ok(out)
+            }
+
+            async fn delete_objects(
+                &self,
+                mut req: s3s::S3Request<s3s::dto::DeleteObjectsInput>,
+            ) -> s3s::S3Result<s3s::S3Response<s3s::dto::DeleteObjectsOutput>> {
+                let bucket = req.input.bucket.clone();
+                let mut names = std::collections::HashMap::new();
+                let mut refused = Vec::new();
+                for mut object in std::mem::take(&mut req.input.delete.objects) {
+                    match Files::name(&bucket, &object.key) {
+                        Ok(name) => {
+                            object.key = name.stored.clone();
+                            names.insert(name.stored.clone(), name);
+                            req.input.delete.objects.push(object);
+                        }
+                        Err(_) => refused.push(s3s::dto::Error {
+                            code: Some("KeyTooLongError".to_string()),
+                            key: Some(object.key),
+                            message: Some(KEY_TOO_LONG.to_string()),
+                            version_id: object.version_id,
+                        }),
+                    }
+                }
+                let mut out = self.fs.delete_objects(req).await?;
+                for deleted in out.output.deleted.iter_mut().flatten() {
+                    if let Some(name) = deleted.key.as_ref().and_then(|k| names.get(k)) {
+                        deleted.key = Some(name.key.clone());
+                    }
+                }
+                for name in names.values().filter(|n| n.hash.is_some()) {
+                    let _lock = self.files.locks.lock(self.files.object_path(&bucket, name)).await;
+                    self.files.forget(&bucket, name).await;
+                }
+                if !refused.is_empty() {
+                    out.output.errors.get_or_insert_with(Vec::new).extend(refused);
+                }
+                Ok(out)
+            }
+
+            async fn list_objects(
+                &self,
+                req: s3s::S3Request<s3s::dto::ListObjectsInput>,
+            ) -> s3s::S3Result<s3s::S3Response<s3s::dto::ListObjectsOutput>> {
+                let v2 = self.list(req.input.into()).await?;
+                Ok(s3s::S3Response::new(s3s::dto::ListObjectsOutput {
+                    contents: v2.contents,
+                    common_prefixes: v2.common_prefixes,
+                    delimiter: v2.delimiter,
+                    encoding_type: v2.encoding_type,
+                    name: v2.name,
+                    prefix: v2.prefix,
+                    max_keys: v2.max_keys,
+                    is_truncated: v2.is_truncated,
+                    next_marker: v2.next_continuation_token,
+                    ..Default::default()
+                }))
+            }
+
+            async fn list_objects_v2(
+                &self,
+                req: s3s::S3Request<s3s::dto::ListObjectsV2Input>,
+            ) -> s3s::S3Result<s3s::S3Response<s3s::dto::ListObjectsV2Output>> {
+                Ok(s3s::S3Response::new(self.list(req.input).await?))
+            }
+
+            async fn upload_part_copy(
+                &self,
+                mut req: s3s::S3Request<s3s::dto::UploadPartCopyInput>,
+            ) -> s3s::S3Result<s3s::S3Response<s3s::dto::UploadPartCopyOutput>> {
+                if let s3s::dto::CopySource::Bucket { bucket: from, key, .. } = &mut req.input.copy_source {
+                    *key = Files::name(from, key)?.stored.into_boxed_str();
+                }
+                self.fs.upload_part_copy(req).await
+            }
+
+            async fn list_parts(
+                &self,
+                mut req: s3s::S3Request<s3s::dto::ListPartsInput>,
+            ) -> s3s::S3Result<s3s::S3Response<s3s::dto::ListPartsOutput>> {
+                let name = Files::name(&req.input.bucket, &req.input.key)?;
+                req.input.key = name.stored;
+                let mut out = self.fs.list_parts(req).await?;
+                out.output.key = Some(name.key);
                 Ok(out)
             }
 
             async fn create_multipart_upload(
                 &self,
-                req: s3s::S3Request<s3s::dto::CreateMultipartUploadInput>,
+                mut req: s3s::S3Request<s3s::dto::CreateMultipartUploadInput>,
             ) -> s3s::S3Result<s3s::S3Response<s3s::dto::CreateMultipartUploadOutput>> {
                 let sse = Sse::requested(req.input.server_side_encryption.as_ref(), req.input.ssekms_key_id.as_deref())?;
-                let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
-                let mut out = self.0.create_multipart_upload(req).await?;
+                let bucket = req.input.bucket.clone();
+                let name = Files::name(&bucket, &req.input.key)?;
+                req.input.key = name.stored.clone();
+                let mut out = self.fs.create_multipart_upload(req).await?;
+                out.output.key = Some(name.key.clone());
                 out.output.server_side_encryption = sse.algorithm();
                 out.output.ssekms_key_id = sse.kms_key_arn.clone();
                 if let Some(id) = &out.output.upload_id {
-                    self.1.start(id, &bucket, &key, sse);
+                    self.sse.start(id, &bucket, &name.key, sse);
                 }
                 Ok(out)
             }
 
             async fn abort_multipart_upload(
                 &self,
-                req: s3s::S3Request<s3s::dto::AbortMultipartUploadInput>,
+                mut req: s3s::S3Request<s3s::dto::AbortMultipartUploadInput>,
             ) -> s3s::S3Result<s3s::S3Response<s3s::dto::AbortMultipartUploadOutput>> {
                 let id = req.input.upload_id.clone();
-                let out = self.0.abort_multipart_upload(req).await?;
-                self.1.finish(&id);
+                req.input.key = Files::name(&req.input.bucket, &req.input.key)?.stored;
+                let out = self.fs.abort_multipart_upload(req).await?;
+                self.sse.finish(&id);
                 Ok(out)
             }
 
@@ -584,7 +1807,7 @@ macro_rules! delegate {
             ) -> s3s::S3Result<s3s::S3Response<s3s::dto::ListMultipartUploadsOutput>> {
                 let prefix = req.input.prefix.clone().unwrap_or_default();
                 let uploads = self
-                    .1
+                    .sse
                     .in_progress(&req.input.bucket, &prefix)
                     .into_iter()
                     .map(|(key, id)| s3s::dto::MultipartUpload {
@@ -604,23 +1827,39 @@ macro_rules! delegate {
 
             async fn complete_multipart_upload(
                 &self,
-                req: s3s::S3Request<s3s::dto::CompleteMultipartUploadInput>,
+                mut req: s3s::S3Request<s3s::dto::CompleteMultipartUploadInput>,
             ) -> s3s::S3Result<s3s::S3Response<s3s::dto::CompleteMultipartUploadOutput>> {
-                let (bucket, key, id) = (req.input.bucket.clone(), req.input.key.clone(), req.input.upload_id.clone());
-                let mut out = self.0.complete_multipart_upload(req).await?;
-                let sse = self.1.finish(&id);
+                let (bucket, id) = (req.input.bucket.clone(), req.input.upload_id.clone());
+                let name = Files::name(&bucket, &req.input.key)?;
+                // A failed completion leaves the upload as it was, to be retried or aborted.
+                let write = self.files.begin_write(&bucket, &name, Some(&id), false).await?;
+                req.input.key = name.stored.clone();
+                let mut out = self.fs.complete_multipart_upload(req).await?;
+                write.commit();
+                // s3s-fs answers the stored key, in the body it sends when the future resolves.
+                out.output.key = Some(name.key.clone());
+                if let Some(done) = out.output.future.take() {
+                    let key = name.key.clone();
+                    out.output.future = Some(Box::pin(async move {
+                        let mut done = done.await?;
+                        done.key = Some(key);
+                        Ok(done)
+                    }));
+                }
+                let sse = self.sse.finish(&id);
                 out.output.server_side_encryption = sse.algorithm();
                 out.output.ssekms_key_id = sse.kms_key_arn.clone();
-                self.1.set(&bucket, &key, sse);
+                self.sse.set(&bucket, &name.key, sse);
                 Ok(out)
             }
 
             async fn head_object(
                 &self,
-                req: s3s::S3Request<s3s::dto::HeadObjectInput>,
+                mut req: s3s::S3Request<s3s::dto::HeadObjectInput>,
             ) -> s3s::S3Result<s3s::S3Response<s3s::dto::HeadObjectOutput>> {
-                let sse = self.1.of(&req.input.bucket, &req.input.key);
-                let mut out = self.0.head_object(req).await?;
+                let sse = self.sse.of(&req.input.bucket, &req.input.key);
+                req.input.key = Files::name(&req.input.bucket, &req.input.key)?.stored;
+                let mut out = self.fs.head_object(req).await?;
                 out.output.server_side_encryption = sse.algorithm();
                 out.output.ssekms_key_id = sse.kms_key_arn;
                 Ok(out)
@@ -628,10 +1867,11 @@ macro_rules! delegate {
 
             async fn get_object(
                 &self,
-                req: s3s::S3Request<s3s::dto::GetObjectInput>,
+                mut req: s3s::S3Request<s3s::dto::GetObjectInput>,
             ) -> s3s::S3Result<s3s::S3Response<s3s::dto::GetObjectOutput>> {
-                let sse = self.1.of(&req.input.bucket, &req.input.key);
-                let mut out = self.0.get_object(req).await?;
+                let sse = self.sse.of(&req.input.bucket, &req.input.key);
+                req.input.key = Files::name(&req.input.bucket, &req.input.key)?.stored;
+                let mut out = self.fs.get_object(req).await?;
                 out.output.server_side_encryption = sse.algorithm();
                 out.output.ssekms_key_id = sse.kms_key_arn;
                 Ok(out)
@@ -662,7 +1902,7 @@ macro_rules! delegate {
                     bucket: req.input.bucket.clone(),
                     expected_bucket_owner: None,
                 };
-                self.0.head_bucket(req.map_input(|_| head)).await?;
+                self.fs.head_bucket(req.map_input(|_| head)).await?;
                 Ok(s3s::S3Response::new(s3s::dto::GetBucketAclOutput {
                     grants: Some(vec![s3s::dto::Grant {
                         grantee: Some(s3s::dto::Grantee {
@@ -690,16 +1930,10 @@ macro_rules! delegate {
 
 delegate! {
     create_bucket: CreateBucketInput => CreateBucketOutput,
-    copy_object: CopyObjectInput => CopyObjectOutput,
     delete_bucket: DeleteBucketInput => DeleteBucketOutput,
-    delete_object: DeleteObjectInput => DeleteObjectOutput,
-    delete_objects: DeleteObjectsInput => DeleteObjectsOutput,
     get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput,
     head_bucket: HeadBucketInput => HeadBucketOutput,
     list_buckets: ListBucketsInput => ListBucketsOutput,
-    list_objects: ListObjectsInput => ListObjectsOutput,
-    list_objects_v2: ListObjectsV2Input => ListObjectsV2Output,
+    // s3s-fs finds the parts by upload id alone.
     upload_part: UploadPartInput => UploadPartOutput,
-    upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput,
-    list_parts: ListPartsInput => ListPartsOutput,
 }
