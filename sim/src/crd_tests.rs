@@ -14,7 +14,13 @@
 //!   the harness's sentinel field proving the restored schema is live;
 //! - after each case the objects of `default` are deleted, after each suite the CRD.
 //!
-//! Any suite file in this format runs as it is.
+//! Any suite file in this format runs as it is, read as upstream reads it: the suite with
+//! `sigs.k8s.io/yaml.Unmarshal` into `SuiteSpec` (`loadSuiteFile`), each object with
+//! `k8s.io/apimachinery/pkg/util/yaml.Unmarshal` (`newUnstructuredFrom`); see [`sigs_yaml`]
+//! for what that means (YAML 1.1 scalars, the last duplicate key winning, field names matched
+//! case-insensitively, unknown fields ignored).
+
+mod sigs_yaml;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -27,7 +33,7 @@ use crate::kube::crd::CrdSource;
 use crate::kube::registry::Registry;
 use crate::kube::{Sim, SimOptions};
 
-/// One suite file.
+/// One suite file (upstream `test/envtest/types.go`, `SuiteSpec`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Suite {
@@ -36,7 +42,7 @@ pub struct Suite {
     pub name: String,
     /// `metadata.name` of the CRD under test.
     pub crd_name: String,
-    /// The version the cases are written in.
+    /// The version the cases are written in (`None` when the suite names none, or an empty one).
     #[serde(default)]
     pub version: Option<String>,
     /// Feature gates the suite needs.
@@ -96,7 +102,53 @@ pub struct UpdateCase {
     pub expected_status_error: String,
     /// JSON patch operations applied to the CRD file before `initial` is created.
     #[serde(default, rename = "initialCRDPatches")]
-    pub initial_crd_patches: Vec<Value>,
+    pub initial_crd_patches: Vec<Patch>,
+}
+
+/// One operation of `initialCRDPatches` (upstream `types.go`, `Patch`: `op`, `path` and a
+/// `*interface{}` `value`; it has no `from`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Patch {
+    /// `add`, `remove`, `replace`, `test`.
+    pub op: String,
+    /// A JSON pointer into the CRD.
+    pub path: String,
+    /// The value, `None` when absent or null.
+    #[serde(default)]
+    pub value: Option<Value>,
+}
+
+/// The Go types of upstream's suite format (`test/envtest/types.go`) as `encoding/json` sees
+/// them: JSON names in declaration order. `sigs.k8s.io/yaml` matches a suite's keys against
+/// these (and turns a number or boolean headed for one of the strings into its text).
+mod spec_types {
+    use super::sigs_yaml::GoType::{self, Interface, Slice, String, Struct};
+
+    const PATCH: GoType = Struct(&[("op", String), ("path", String), ("value", Interface)]);
+    const ON_CREATE: GoType = Struct(&[
+        ("name", String),
+        ("initial", String),
+        ("expectedError", String),
+        ("expected", String),
+    ]);
+    const ON_UPDATE: GoType = Struct(&[
+        ("name", String),
+        ("initialCRDPatches", Slice(&PATCH)),
+        ("initial", String),
+        ("updated", String),
+        ("expectedError", String),
+        ("expectedStatusError", String),
+        ("expected", String),
+    ]);
+    const TESTS: GoType = Struct(&[("onCreate", Slice(&ON_CREATE)), ("onUpdate", Slice(&ON_UPDATE))]);
+    /// `SuiteSpec` (`PerTestRuntimeInfo` is `json:"-"`).
+    pub(super) const SUITE_SPEC: GoType = Struct(&[
+        ("name", String),
+        ("crdName", String),
+        ("featureGates", Slice(&String)),
+        ("version", String),
+        ("tests", TESTS),
+    ]);
 }
 
 /// The outcome of one case.
@@ -177,10 +229,40 @@ pub fn load_known(path: &Path) -> anyhow::Result<Vec<KnownDivergence>> {
     Ok(f.divergence)
 }
 
-/// Parse a suite file.
+/// Parse a suite file (see [`parse_suite`]).
 pub fn load_suite(path: &Path) -> anyhow::Result<Suite> {
     let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    serde_saphyr::from_str(&text).map_err(|e| anyhow::anyhow!("{} is not a CRD test suite: {e}", path.display()))
+    parse_suite(&text).map_err(|e| anyhow::anyhow!("{} is not a CRD test suite: {e:#}", path.display()))
+}
+
+/// Parse a suite's text as upstream's `loadSuiteFile` (`test/envtest/generator.go`) does:
+/// `sigs.k8s.io/yaml.Unmarshal` into `SuiteSpec` ([`sigs_yaml`]), so every file upstream
+/// accepts is accepted with the same meaning: YAML 1.1 scalars, the last of duplicate keys
+/// winning, field names matched exactly or else case-insensitively (`Name`, `NAME`), unknown
+/// fields ignored, a number or boolean given for a text field taken as its text. As upstream,
+/// a suite without `crdName` is refused.
+pub fn parse_suite(text: &str) -> anyhow::Result<Suite> {
+    let json = sigs_yaml::unmarshal_struct(text, spec_types::SUITE_SPEC)?;
+    let mut suite: Suite = serde_json::from_value(json)?;
+    if suite.crd_name.is_empty() {
+        anyhow::bail!("the suite is invalid: missing required field `crdName` (the CRD's metadata.name)");
+    }
+    if suite.version.as_deref() == Some("") {
+        suite.version = None;
+    }
+    for case in &mut suite.tests.on_update {
+        for p in &mut case.initial_crd_patches {
+            // A `*interface{}` holds numbers as float64; the patched CRD is YAML again upstream,
+            // where an integral one reads back as an integer.
+            if let Some(v) = p.value.as_mut() {
+                sigs_yaml::convert_numbers(v);
+            }
+            if p.value == Some(Value::Null) {
+                p.value = None;
+            }
+        }
+    }
+    Ok(suite)
 }
 
 /// The CRD files of `dir` a suite runs against.
@@ -235,8 +317,11 @@ fn versioned(crd: &Value, version: Option<&str>) -> anyhow::Result<Value> {
     Ok(c)
 }
 
+/// A case's object as upstream's `newUnstructuredFrom` makes it: the YAML read with
+/// `k8s.io/apimachinery/pkg/util/yaml.Unmarshal` ([`sigs_yaml::unmarshal_object`]), then
+/// `generateName: test-`, no `name`, namespace `default`.
 fn decode(yaml: &str) -> anyhow::Result<Value> {
-    let mut v: Value = serde_saphyr::from_str(yaml)?;
+    let mut v = Value::Object(sigs_yaml::unmarshal_object(yaml)?);
     let meta = v
         .as_object_mut()
         .ok_or_else(|| anyhow::anyhow!("the object is not a map"))?
@@ -427,8 +512,13 @@ impl Runner {
         let original_spec = to_value(&self.crds.get(crd_name).await.map_err(|e| message(&e))?)["spec"].clone();
         let patched = !case.initial_crd_patches.is_empty();
         if patched {
+            let ops: Vec<Value> = case
+                .initial_crd_patches
+                .iter()
+                .map(|p| json!({"op": p.op, "path": p.path, "value": p.value.clone().unwrap_or(Value::Null)}))
+                .collect();
             let ops: json_patch::Patch =
-                serde_json::from_value(Value::Array(case.initial_crd_patches.clone())).map_err(|e| e.to_string())?;
+                serde_json::from_value(Value::Array(ops)).map_err(|e| format!("initialCRDPatches: {e}"))?;
             let mut on_disk = file_crd.clone();
             json_patch::patch(&mut on_disk, &ops).map_err(|e| format!("initialCRDPatches: {e}"))?;
             self.put_crd_with_sentinel(crd_name, &on_disk["spec"], Some("+patched"))
@@ -616,4 +706,97 @@ pub async fn run(crd_dir: &Path, files: &[PathBuf], known: &[KnownDivergence]) -
         }
     }
     Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A suite as upstream's `loadSuiteFile` accepts it: duplicate keys (the last wins),
+    /// field names in any case, unknown fields, YAML 1.1 scalars, numbers and booleans for
+    /// text fields.
+    const SUITE: &str = r#"
+name: first
+Name: ignored, `name` sorts after `Name` and wins
+crdName: widgets.ferry.test
+version: v2
+version: v1
+description: an unknown field, ignored
+FeatureGates: [Gate, 7]
+tests:
+  onCreate:
+  - name: duplicate keys
+    initial: "first"
+    initial: "last"
+    expectedError: yes
+    owner: an unknown field of a case
+  - NAME: 42
+    Initial: upper
+    EXPECTED: 1.5
+  onUpdate:
+  - Name: patches
+    InitialCRDPatches:
+    - {Op: add, PATH: /a, value: yes}
+    - {op: remove, path: /b, value: ~}
+    - {op: add, path: /c, value: 1.0}
+    - {op: replace, path: /d, value: {x: off}}
+    initial: i
+    updated: u
+    ExpectedStatusError: e
+"#;
+
+    #[test]
+    fn a_suite_has_the_meaning_upstreams_loader_gives_it() {
+        let s = parse_suite(SUITE).unwrap();
+        assert_eq!(s.name, "first");
+        assert_eq!(s.crd_name, "widgets.ferry.test");
+        assert_eq!(s.version.as_deref(), Some("v1"));
+        assert_eq!(s.feature_gates, ["Gate", "7"]);
+        let c = &s.tests.on_create;
+        assert_eq!(c.len(), 2);
+        assert_eq!((c[0].name.as_str(), c[0].initial.as_str()), ("duplicate keys", "last"));
+        assert_eq!(c[0].expected_error, "true");
+        assert_eq!(
+            (c[1].name.as_str(), c[1].initial.as_str(), c[1].expected.as_str()),
+            ("42", "upper", "1.5")
+        );
+        let u = &s.tests.on_update[0];
+        assert_eq!(
+            (u.name.as_str(), u.initial.as_str(), u.updated.as_str()),
+            ("patches", "i", "u")
+        );
+        assert_eq!(u.expected_status_error, "e");
+        let p = &u.initial_crd_patches;
+        assert_eq!(
+            (p[0].op.as_str(), p[0].path.as_str(), &p[0].value),
+            ("add", "/a", &Some(json!(true)))
+        );
+        assert_eq!((p[1].op.as_str(), &p[1].value), ("remove", &None));
+        assert_eq!(p[2].value, Some(json!(1)));
+        assert_eq!(p[3].value, Some(json!({"x": false})));
+    }
+
+    #[test]
+    fn the_objects_of_a_case_are_read_as_upstream_sends_them() {
+        // The last `a` wins, `017` is octal, the key `y` is the boolean true, `2.0` an integer.
+        let v = decode("apiVersion: v1\nkind: Thing\nmetadata:\n  name: x\nspec:\n  a: yes\n  a: off\n  mode: 017\n  y: 1\n  f: 2.0\n")
+            .unwrap();
+        assert_eq!(
+            v,
+            json!({"apiVersion": "v1", "kind": "Thing",
+                   "metadata": {"generateName": "test-", "namespace": "default"},
+                   "spec": {"a": false, "mode": 15, "true": 1, "f": 2}})
+        );
+    }
+
+    #[test]
+    fn a_suite_upstream_refuses_is_refused_with_the_reason() {
+        let e = parse_suite("name: no crdName\n").unwrap_err().to_string();
+        assert!(e.contains("missing required field `crdName`"), "{e}");
+        let e = parse_suite("crdName: c\ntests:\n  onCreate:\n  - name: a\n    initial: {kind: X}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`tests.onCreate[0].initial` must be a string"), "{e}");
+        assert!(parse_suite("crdName: c\nversion: ''\n").unwrap().version.is_none());
+    }
 }
