@@ -668,8 +668,9 @@ pub fn reconcile(store: &Store, env: &CapiEnv<'_>, ns: &str) -> Result<Pass, Api
     if let Some(h) = &hosted {
         node_refs(store, &machine_kind, ns, cluster, h)?;
     }
-    for mhc in list(store, &registry::MACHINE_HEALTH_CHECK, Some(ns)) {
-        health_check(store, env, &machine_kind, ns, cluster, &mhc, hosted.as_ref())?;
+    let mhc_kind = kind_in(store, &registry::MACHINE_HEALTH_CHECK, "v1beta2");
+    for mhc in list(store, &mhc_kind, Some(ns)) {
+        health_check(store, env, &machine_kind, &mhc_kind, ns, cluster, &mhc, hosted.as_ref())?;
     }
     let ms_kind = kind_in(store, &registry::MACHINE_SET, "v1beta2");
     for ms in list(store, &ms_kind, Some(ns)) {
@@ -786,10 +787,12 @@ fn max_unhealthy(v: Option<&Value>, expected: usize) -> usize {
 
 /// One MachineHealthCheck (`machinehealthcheck_controller.go` `Reconcile`, `healthCheckTargets`,
 /// `isAllowedRemediation`, `patchUnhealthyTargets`).
+#[allow(clippy::too_many_arguments)]
 fn health_check(
     store: &Store,
     env: &CapiEnv<'_>,
     machine_kind: &KindInfo,
+    mhc_kind: &KindInfo,
     ns: &str,
     cluster: Option<&Value>,
     mhc: &Value,
@@ -867,7 +870,7 @@ fn health_check(
     let max = max_unhealthy(spec.get("maxUnhealthy"), expected);
     let allowed = unhealthy_count <= max;
     let condition = if allowed {
-        Condition::new("RemediationAllowed", "True", "", "")
+        Condition::new("RemediationAllowed", "True", "RemediationAllowed", "")
     } else {
         Condition::new(
             "RemediationAllowed",
@@ -885,19 +888,26 @@ fn health_check(
         .all(|k| mhc.pointer(&format!("/status/{k}")) == status.get(*k));
     if !same {
         store.patch(
-            &registry::MACHINE_HEALTH_CHECK,
+            mhc_kind,
             Some(ns),
             name_of(mhc),
             &Patch::Merge(json!({"status": status})),
             &WriteOptions::status(),
         )?;
     }
-    if let Some(now_mhc) = super::get(store, &registry::MACHINE_HEALTH_CHECK, ns, name_of(mhc)) {
-        set_conditions(store, &registry::MACHINE_HEALTH_CHECK, &now_mhc, &[condition])?;
+    if let Some(now_mhc) = super::get(store, mhc_kind, ns, name_of(mhc)) {
+        set_conditions(store, mhc_kind, &now_mhc, &[condition])?;
     }
     for (m, v) in targets.iter().zip(&verdicts) {
         let set = match v {
-            Health::Healthy => vec![Condition::new("HealthCheckSucceeded", "True", "", "")],
+            // Reasons as CAPI's v1beta2 API names them (`MachineHealthCheckSucceededReason`):
+            // the v1beta2 schema requires one.
+            Health::Healthy => vec![Condition::new(
+                "HealthCheckSucceeded",
+                "True",
+                "HealthCheckSucceeded",
+                "",
+            )],
             Health::Unhealthy(reason) if allowed && !paused(cluster, m) => vec![
                 Condition::new("HealthCheckSucceeded", "False", reason, "Health check failed"),
                 Condition::new(

@@ -186,6 +186,15 @@ fn stop_serving_v1beta1(store: &Store) -> Result<(), ApiError> {
             &WriteOptions::default(),
         )?;
     }
+    // A kind the CRD data leaves out (the MachineHealthCheck) is served from its minimal row,
+    // in `v1beta1`: it moves to `v1beta2` with the rest of the group.
+    let mhc = format!("machinehealthchecks.{}", capi::CAPI_GROUP);
+    if store.get(&registry::CUSTOM_RESOURCE_DEFINITION, None, &mhc).is_err() {
+        let mut row = (*registry::MACHINE_HEALTH_CHECK.clone()).clone();
+        row.version = "v1beta2".into();
+        row.storage_version = "v1beta2".into();
+        store.update_registry(|r| r.install(vec![row.build()]));
+    }
     Ok(())
 }
 
@@ -336,8 +345,55 @@ impl Environment {
         env.quiesce(opts.ready_timeout).await;
         if let Some(zone) = &zone {
             env.settle_dns(zone, opts.ready_timeout).await?;
+            env.settle_nodes(opts.ready_timeout).await?;
         }
         Ok(env)
+    }
+
+    /// The hosted clusters have run for a while: every running instance's kubelet registered
+    /// its Node, Ready, and kube-apiserver stored it in etcd (`/kubernetes.io/minions/`), so a
+    /// snapshot holds the Nodes, as one of a cluster in service does.
+    async fn settle_nodes(&self, timeout: Duration) -> Result<(), EnvironmentError> {
+        let deadline = Instant::now() + timeout;
+        for (s, api) in self.scenario.seeded().iter().zip(&self.hosted_apis) {
+            if s.spec.endpoint_access == EndpointAccess::Private {
+                continue;
+            }
+            let key = format!("{}/{}", s.spec.namespace, s.spec.name);
+            let cp_ns = hcp_namespace(&s.spec.namespace, &s.spec.name);
+            let nodes: Vec<String> = self.ec2.running(&key).into_iter().map(|i| i.node_name).collect();
+            loop {
+                let ready = nodes.iter().all(|n| {
+                    api.sim()
+                        .store()
+                        .get(&registry::NODE, None, n)
+                        .is_ok_and(|node| super::hosted::ready_transition(&node).is_some_and(|(st, _)| st == "True"))
+                });
+                let stored = match self.source().controllers.etcd_client(&cp_ns) {
+                    Some(client) => match client.range_prefix("/kubernetes.io/minions/").await {
+                        Ok(kv) => nodes
+                            .iter()
+                            .all(|n| kv.iter().any(|(k, _)| k.ends_with(&format!("/{n}")))),
+                        Err(_) => false,
+                    },
+                    None => true,
+                };
+                if ready && stored {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(EnvironmentError::NotAvailable(
+                        key,
+                        format!(
+                            "its nodes ({}) did not register, Ready and stored in etcd",
+                            nodes.join(", ")
+                        ),
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(())
     }
 
     /// Waits (at most `timeout`) until the controllers of every management cluster have run
@@ -602,17 +658,21 @@ impl Environment {
             )?;
         }
         for np in &s.node_pools {
+            let mut metadata = json!({"name": np.name, "namespace": ns});
+            if let Some(t) = &np.machine_health_check_timeout {
+                metadata["annotations"] = json!({super::nodepool::MHC_TIMEOUT_ANNOTATION: t});
+            }
             create(
                 store,
                 &registry::NODE_POOL,
                 ns,
                 json!({
                     "apiVersion": "hypershift.openshift.io/v1beta1", "kind": "NodePool",
-                    "metadata": {"name": np.name, "namespace": ns},
+                    "metadata": metadata,
                     "spec": {
                         "clusterName": hc.name,
                         "replicas": np.replicas,
-                        "management": {"upgradeType": "Replace", "autoRepair": false},
+                        "management": {"upgradeType": "Replace", "autoRepair": np.auto_repair},
                         "platform": {"type": "AWS", "aws": {"instanceType": np.instance_type,
                             "instanceProfile": format!("{infra}-worker"),
                             "subnet": {"id": format!("subnet-{}", short_hash(&hc.name))}}},
@@ -782,7 +842,10 @@ impl Environment {
                             "finalizers": [capi::MACHINE_FINALIZER], "ownerReferences": owner(&ms_obj, "MachineSet")},
                         "spec": {"clusterName": infra, "bootstrap": {"dataSecretName": format!("user-data-{}", np.name)},
                             "infrastructureRef": infra_ref("AWSMachine", &aws_machine), "providerID": provider_id},
-                        "status": {"phase": "Running", "nodeRef": if served_v1beta2 { json!({"name": node}) } else { json!({"kind": "Node", "name": node}) }},
+                        // No `nodeRef` yet: the Machine controller sets it once the kubelet has
+                        // registered the Node (a MachineHealthCheck would otherwise find the
+                        // Node gone, `NodeDeleted`, in the moment before it registers).
+                        "status": {"phase": "Running"},
                     }),
                 )?;
                 create(

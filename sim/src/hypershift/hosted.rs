@@ -484,6 +484,10 @@ impl State {
             self.probes.clear();
         }
         let Some(serving) = now else {
+            // The kubelets keep trying to post their status while no control plane serves,
+            // resolving the API's name as they go: an NXDOMAIN met meanwhile is kept for the
+            // zone's negative TTL.
+            let _ = self.reached(opts, management).await;
             return;
         };
         self.nodes(opts, management, hosted, serving).await;

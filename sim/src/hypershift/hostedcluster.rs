@@ -526,17 +526,38 @@ fn default_ids(store: &Store, hc: &Value) -> Result<bool, ApiError> {
 // The control-plane namespace and what the HO copies into it
 // ---------------------------------------------------------------------------------------------
 
+/// `reconcileControlPlaneNamespace`: the control-plane namespace is created or updated with
+/// its labels (a namespace that already exists, as a restore creates it, gets them too).
 fn ensure_namespace(ctx: &Ctx<'_>, hc: &Value, cp_ns: &str) -> Result<(), ApiError> {
     let store = ctx.store;
-    if get(store, &registry::NAMESPACE, "", cp_ns).is_some() {
+    let labels = json!({"hypershift.openshift.io/hosted-control-plane": "true",
+        "hypershift.openshift.io/monitoring": "true",
+        "pod-security.kubernetes.io/enforce": "privileged",
+        "pod-security.kubernetes.io/audit": "privileged",
+        "pod-security.kubernetes.io/warn": "privileged",
+        "security.openshift.io/scc.podSecurityLabelSync": "false"});
+    if let Some(ns) = get(store, &registry::NAMESPACE, "", cp_ns) {
+        let missing = labels
+            .as_object()
+            .into_iter()
+            .flatten()
+            .any(|(k, v)| ns.pointer("/metadata/labels").and_then(|l| l.get(k)) != Some(v));
+        if missing && !is_deleting(&ns) {
+            store.patch(
+                &registry::NAMESPACE,
+                None,
+                cp_ns,
+                &Patch::Merge(json!({"metadata": {"labels": labels}})),
+                &WriteOptions::default(),
+            )?;
+        }
         return Ok(());
     }
     store.create(
         &registry::NAMESPACE,
         None,
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": cp_ns,
-            "labels": {"hypershift.openshift.io/hosted-control-plane": "true",
-                "hypershift.openshift.io/monitoring": "true"},
+            "labels": labels,
             "annotations": {CLUSTER_ANNOTATION: format!("{}/{}", namespace_of(hc), name_of(hc))}}}),
         &WriteOptions::default(),
     )?;
@@ -1115,6 +1136,16 @@ fn delete(ctx: &Ctx<'_>, hc: &Value, cp_ns: &str, hcp: Option<&Value>) -> Result
     if let Some(h) = hcp
         && delete_if_needed(store, &registry::HOSTED_CONTROL_PLANE, h)?
     {
+        return Ok(false);
+    }
+    // `cleanupOIDCBucketData`: the issuer's documents are deleted from the OIDC bucket (the
+    // keys `<infraID>/.well-known/...`, shared with any restored copy of this cluster), then
+    // the finalizer goes. Without a bucket the HO cannot, and the finalizer stays.
+    if finalizers_of(hc).iter().any(|f| f == OIDC_DOCUMENTS_FINALIZER) {
+        if !ctx.opts.oidc_storage {
+            return Ok(false);
+        }
+        remove_finalizer(store, &registry::HOSTED_CLUSTER, hc, OIDC_DOCUMENTS_FINALIZER)?;
         return Ok(false);
     }
     if annotation(hc, SKIP_NAMESPACE_DELETION_ANNOTATION) != Some("true")

@@ -148,7 +148,8 @@ pub const MHC_NODE_STARTUP_TIMEOUT_ANNOTATION: &str =
 /// `reconcileMachineHealthCheck` (or its deletion without autoRepair).
 fn machine_health_check(ctx: &Ctx<'_>, np: &Value, cp_ns: &str) -> Result<(), ApiError> {
     let store = ctx.store;
-    let kind = &registry::MACHINE_HEALTH_CHECK;
+    // The HO's client is built against v1beta1 ([`super::capi::kind_in`]).
+    let kind = &super::capi::kind_in(store, &registry::MACHINE_HEALTH_CHECK, "v1beta1");
     let pool = name_of(np);
     let existing = get(store, kind, cp_ns, pool);
     let auto_repair = np.pointer("/spec/management/autoRepair").and_then(Value::as_bool) == Some(true);

@@ -135,7 +135,7 @@ impl AdmissionResponse {
     /// Allowed with a JSON patch (mutating webhooks).
     pub fn patched(ops: Vec<Value>) -> Self {
         AdmissionResponse {
-            patch: (!ops.is_empty()).then(|| Value::Array(ops)),
+            patch: (!ops.is_empty()).then_some(Value::Array(ops)),
             ..Self::allow()
         }
     }

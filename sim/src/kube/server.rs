@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -90,19 +90,25 @@ impl Sim {
 
     /// Start a server with explicit options.
     pub async fn start_with(opts: SimOptions) -> Result<Sim, SimError> {
-        let registry = match &opts.crds {
-            // Without CRDs, the minimal rows serve HyperShift's kinds; with them, the CRDs do.
-            CrdSource::Builtin => opts.registry.clone(),
-            _ => {
-                let mut reg = opts.registry.clone();
-                for k in registry::hypershift_fallback() {
-                    reg.uninstall(&k.group, &k.plural);
-                }
-                reg
+        let crds = opts.crds.load().map_err(SimError::Crds)?;
+        // Without CRDs, the minimal rows serve HyperShift's kinds; with them, the CRDs do, and
+        // a minimal row stays for a kind the CRDs leave out (HyperShift installs the
+        // MachineHealthCheck CRD, which the shared upstream data does not hold).
+        let provided: Vec<(String, String)> = crds
+            .iter()
+            .map(|(_, crd)| {
+                let text = |p: &str| crd.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string();
+                (text("/spec/group"), text("/spec/names/plural"))
+            })
+            .collect();
+        let mut registry = opts.registry.clone();
+        for k in registry::hypershift_fallback() {
+            if provided.iter().any(|(g, p)| *g == k.group && *p == k.plural) {
+                registry.uninstall(&k.group, &k.plural);
             }
-        };
+        }
         let store = Store::new(registry, opts.history_limit);
-        for (origin, crd) in opts.crds.load().map_err(SimError::Crds)? {
+        for (origin, crd) in crds {
             store
                 .create(
                     &registry::CUSTOM_RESOURCE_DEFINITION,
