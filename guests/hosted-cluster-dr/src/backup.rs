@@ -98,8 +98,12 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
         return already_migrated(c, &dst);
     }
 
+    // A backup this one resumes may have stopped the writers already: the hosted API is down
+    // by design then, and not a reason to stop.
+    let resuming = !marker.backup_id.is_empty() && marker.state != "aborted";
+    let hosted_to_check = (!resuming).then_some(&hosted);
     c.step("preflight", |c| {
-        preflight(c, &hc, &src, &dst, &hosted, &bucket, &zone, &domain)
+        preflight(c, &hc, &src, &dst, hosted_to_check, &bucket, &zone, &domain)
     })?;
     c.step("marker", |c| {
         if !marker.backup_id.is_empty() && marker.state != "aborted" {
@@ -209,7 +213,7 @@ fn preflight(
     hc: &Value,
     src: &Cluster,
     dst: &Cluster,
-    hosted: &Cluster,
+    hosted: Option<&Cluster>,
     bucket: &Bucket,
     zone: &dns::Zone,
     domain: &str,
@@ -249,7 +253,7 @@ fn preflight(
             problems.push(format!("{role} `{}`: {why}", c.alias(role)));
         }
     }
-    if let Err(e) = hosted.list(NODE.0, NODE.1, None, None) {
+    if let Some(Err(e)) = hosted.map(|h| h.list(NODE.0, NODE.1, None, None)) {
         problems.push(format!(
             "the hosted cluster's API (`{}`) is unreachable: {}",
             c.alias("hosted"),
@@ -438,7 +442,8 @@ fn scale_down_writers(c: &mut Ctx, src: &Cluster, marker: &mut Marker) -> Result
         for (w, _, replicas) in &running {
             marker.writer_replicas.entry(w.to_string()).or_insert(*replicas);
         }
-        if marker.writers_stopped_at.is_none() && !c.plan {
+        // Planned too: a plan holds the write as it will be made, the time as the run's stamp.
+        if marker.writers_stopped_at.is_none() {
             marker.writers_stopped_at = Some(ferry_sdk::context::now());
         }
         marker.write(c, src)?;
@@ -462,14 +467,14 @@ fn scale_down_writers(c: &mut Ctx, src: &Cluster, marker: &mut Marker) -> Result
         "backup/scale-down",
         "a consistent snapshot needs every etcd writer stopped",
     )?;
+    // The hosted cluster's API is down from when its writers were asked to stop until the
+    // destination serves a write (found stopped by someone else: from now).
+    let at = marker.writers_stopped_at.unwrap_or_else(ferry_sdk::context::now);
+    if marker.writers_stopped_at.is_none() {
+        marker.writers_stopped_at = Some(at);
+        marker.write(c, src)?;
+    }
     if !c.plan {
-        // The hosted cluster's API is down from when its writers were asked to stop until the
-        // destination serves a write (found stopped by someone else: from now).
-        let at = marker.writers_stopped_at.unwrap_or_else(ferry_sdk::context::now);
-        if marker.writers_stopped_at.is_none() {
-            marker.writers_stopped_at = Some(at);
-            marker.write(c, src)?;
-        }
         log::info(
             "milestone: the etcd writers are stopped; the hosted cluster's API is down",
             &[("milestone", "writers-stopped"), ("at", &rfc3339_ms(at))],

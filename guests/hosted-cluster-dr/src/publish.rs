@@ -441,10 +441,15 @@ pub fn cut_over(
     if first == 0 {
         return Ok(0);
     }
+    let foreign = foreign_records(&records()?, hosts, &suffix, &to.ed.owner);
     if c.plan {
+        // The plan holds the restarts as the apply makes them; nothing is waited for.
+        if let (false, Some(from)) = (foreign.is_empty(), from) {
+            restart_external_dns(c, from, step)?;
+        }
+        restart_external_dns(c, to, step)?;
         return Ok(first);
     }
-    let foreign = foreign_records(&records()?, hosts, &suffix, &to.ed.owner);
     if !foreign.is_empty() {
         let bound = match from {
             Some(from) => {
@@ -530,10 +535,11 @@ mod tests {
             foreign_records(&records, &hosts, "-external-dns", "src"),
             ["oauth-demo.example.com"]
         );
-        // An owner id that merely starts with another's is someone else.
+        // An owner id that merely starts with another's is someone else: `src`'s records
+        // are foreign to `sr`, and so are `dst`'s.
         assert_eq!(
             foreign_records(&records, &hosts, "-external-dns", "sr"),
-            ["api-demo.example.com"]
+            ["api-demo.example.com", "oauth-demo.example.com"]
         );
     }
 

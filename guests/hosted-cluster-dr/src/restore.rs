@@ -164,7 +164,14 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
         if !reuse {
             return Ok(Done::Skipped("control-plane-only: no Machine was carried over".into()));
         }
-        restore_remediation(c, &dst)
+        // A plan cannot list Machines its dry runs created: it holds a patch for each Machine
+        // the `machines` step gives the annotation.
+        let planned: Vec<String> = of(&[MACHINE], &hcp_ns)
+            .iter()
+            .filter(|m| manifest::annotation(m, SKIP_REMEDIATION_ANNOTATION).is_none())
+            .map(|m| name(m).to_string())
+            .collect();
+        restore_remediation(c, &dst, &planned)
     })?;
     c.step("old-instances", |c| {
         if reuse {
@@ -174,6 +181,10 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
     })?;
     c.step("complete", |c| {
         if c.plan {
+            // The plan holds the patch; its dry run finds no HostedCluster (a dry run too).
+            let note =
+                json!({"metadata": {"annotations": {RESTORE_COMPLETE_ANNOTATION: rfc3339(ferry_sdk::context::now())}}});
+            planned_in_new_namespace(c, dst.merge_patch(&c.hc.hc_ref(), &note).map(|_| ()))?;
             return Ok(Done::Planned(
                 "would note the restore complete on the HostedCluster".into(),
             ));
@@ -661,14 +672,35 @@ fn wait_restored(c: &mut Ctx, dst: &Cluster) -> Result<Done> {
     ))
 }
 
-/// Nodes Ready in the hosted cluster, and how many are expected (the sum of
-/// the destination's NodePool replicas of this hosted cluster).
+/// Nodes Ready in the hosted cluster, and how many are expected (the sum of the destination's
+/// NodePool replicas of this hosted cluster). A Node restored from etcd says Ready with the
+/// heartbeat its kubelet posted to the source, until the destination's node lifecycle
+/// controller marks it Unknown after its grace period: only a heartbeat posted since the
+/// destination served (`ferry.dev/served-write-at` on its HostedCluster) counts.
 pub fn node_counts(c: &Ctx, dst: &Cluster, hosted: &Cluster) -> Result<(u64, u64)> {
     let pools = dst.list(NODE_POOL.0, NODE_POOL.1, Some(&c.hc.ns), None)?;
     let expected = replicas_sum(own_node_pools(&pools, &c.hc.name));
+    let since = dst
+        .get(&c.hc.hc_ref())?
+        .and_then(|hc| manifest::annotation(&hc, SERVED_WRITE_ANNOTATION).and_then(|t| t.parse::<u64>().ok()))
+        // Heartbeats have whole seconds.
+        .map(|t| t - t % 1000);
     let nodes = hosted.list(NODE.0, NODE.1, None, None)?;
-    let ready = nodes.iter().filter(|n| condition_true(n, "Ready")).count() as u64;
+    let ready = nodes.iter().filter(|n| posted_ready(n, since)).count() as u64;
     Ok((ready, expected))
+}
+
+/// Whether `node` is Ready with a heartbeat at or after `since`.
+fn posted_ready(node: &Value, since: Option<u64>) -> bool {
+    let Some(ready) = condition(node, "Ready") else {
+        return false;
+    };
+    let heartbeat = ready
+        .get("lastHeartbeatTime")
+        .and_then(Value::as_str)
+        .and_then(ferry_sdk::time::parse_rfc3339);
+    ready.get("status").and_then(Value::as_str) == Some("True")
+        && since.is_none_or(|s| heartbeat.is_some_and(|h| h >= s))
 }
 
 /// Waits until the hosted cluster has at least as many Ready nodes as its NodePools want.
@@ -696,7 +728,7 @@ pub fn wait_nodes(c: &mut Ctx, dst: &Cluster, hosted: &Cluster) -> Result<Done> 
                 "restore"
             }
         ),
-        what: "the hosted cluster's nodes to be Ready",
+        what: "the hosted cluster's nodes to be Ready (a heartbeat posted to the destination)",
         timeout_seconds: timeout,
         interval_millis: 1000,
         on_timeout: "The control plane runs on the destination; the source is untouched. Check the NodePools, \
@@ -746,13 +778,6 @@ fn cut_over_dns(
             "the control plane published no public hostname under {domain} when it was backed up"
         )));
     }
-    if c.plan {
-        return Ok(Done::Planned(format!(
-            "would wait for the destination to publish {} (Routes admitted, Services addressed), release them on \
-             the source and restart both external-dns so that Route53 moves them at once",
-            hosts.join(", ")
-        )));
-    }
     let to = publish::Publisher {
         cluster: dst,
         ed: publish::external_dns(dst)?.ok_or_else(|| {
@@ -775,23 +800,29 @@ fn cut_over_dns(
     }
     let timeout = c.p.u64_or("publish_timeout_seconds", 600)?;
     let missing = |ready: &[String]| hosts.iter().filter(|h| !ready.contains(h)).cloned().collect::<Vec<_>>();
-    Wait {
-        step: "restore/dns",
-        what: "the destination's control plane to publish its hostnames",
-        timeout_seconds: timeout,
-        interval_millis: 250,
-        on_timeout: "The source still publishes them; nothing was released. Check the destination's \
+    // A plan holds the release and the restarts the apply makes, without the waits.
+    let plan = c.plan;
+    (!plan)
+        .then(|| {
+            Wait {
+                step: "restore/dns",
+                what: "the destination's control plane to publish its hostnames",
+                timeout_seconds: timeout,
+                interval_millis: 250,
+                on_timeout: "The source still publishes them; nothing was released. Check the destination's \
                      control-plane operator and its Routes (status.ingress) in the control-plane namespace, then \
                      re-run `ferry restore`.",
-    }
-    .until(|| {
-        let left = missing(&publish::ready_hosts(dst, &c.hc.hcp_ns, domain)?);
-        Ok(if left.is_empty() {
-            Check::Done(())
-        } else {
-            Check::Pending(format!("not yet published: {}", left.join(", ")))
+            }
+            .until(|| {
+                let left = missing(&publish::ready_hosts(dst, &c.hc.hcp_ns, domain)?);
+                Ok(if left.is_empty() {
+                    Check::Done(())
+                } else {
+                    Check::Pending(format!("not yet published: {}", left.join(", ")))
+                })
+            })
         })
-    })?;
+        .transpose()?;
     // Releasing the source's names ends its claim on the cluster's DNS: hooks may veto.
     c.hook(Point::Verify, "dns", json!({"hosts": hosts}))?;
     let released = publish::release(src, &c.hc.hcp_ns)?;
@@ -807,6 +838,18 @@ fn cut_over_dns(
         to.alias, to.ed.owner
     );
     publish::cut_over(c, "restore/dns", zone, domain, &hosts, from.as_ref(), &to, &on_timeout)?;
+    if plan {
+        return Ok(Done::Planned(format!(
+            "would wait for the destination to publish {}, release {} on the source and restart both \
+             external-dns so that Route53 moves them at once",
+            hosts.join(", "),
+            if released.is_empty() {
+                "nothing".to_string()
+            } else {
+                released.join(", ")
+            }
+        )));
+    }
     let released = if released.is_empty() {
         "nothing left to release on the source".to_string()
     } else {
@@ -920,20 +963,35 @@ pub fn etcd_members(c: &mut Ctx, dst: &Cluster) -> Result<(Vec<etcd::Membership>
 /// HostedCluster, so a re-run reports the first one) and reported with the moment backup
 /// stopped the writers.
 fn api_write(c: &mut Ctx, dst: &Cluster, hosted: &Cluster, index: &Index) -> Result<Done> {
+    let hc_ref = c.hc.hc_ref();
+    let probe_ref = r(CONFIG_MAP, Some(PROBE_CONFIGMAP.0), PROBE_CONFIGMAP.1);
+    let probe = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": PROBE_CONFIGMAP.1, "namespace": PROBE_CONFIGMAP.0},
+        "data": {"backup-id": index.backup_id}});
     if c.plan {
+        // The plan holds the probe and the annotation as the apply writes them. Their dry runs
+        // find nothing to answer: the hosted API is down, and the HostedCluster a dry run.
+        let tolerated = |r: Result<()>| match r {
+            Err(Error::Unavailable(_) | Error::NotFound(_)) | Ok(()) => Ok(()),
+            Err(e) => Err(e),
+        };
+        tolerated(hosted.create(&probe).map(|_| ()))?;
+        tolerated(
+            dst.merge_patch(
+                &hc_ref,
+                &json!({"metadata": {"annotations": {SERVED_WRITE_ANNOTATION: ferry_sdk::context::now().to_string()}}}),
+            )
+            .map(|_| ()),
+        )?;
+        tolerated(hosted.delete(&probe_ref).map(|_| ()))?;
         return Ok(Done::Planned(format!(
             "would create and delete ConfigMap {}/{} in the hosted cluster to see it serve a write",
             PROBE_CONFIGMAP.0, PROBE_CONFIGMAP.1
         )));
     }
-    let hc_ref = c.hc.hc_ref();
     let recorded = dst
         .get(&hc_ref)?
         .and_then(|hc| manifest::annotation(&hc, SERVED_WRITE_ANNOTATION).and_then(|t| t.parse::<u64>().ok()));
-    let probe_ref = r(CONFIG_MAP, Some(PROBE_CONFIGMAP.0), PROBE_CONFIGMAP.1);
-    let probe = json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": PROBE_CONFIGMAP.1, "namespace": PROBE_CONFIGMAP.0},
-        "data": {"backup-id": index.backup_id}});
     let timeout = c.p.u64_or("api_timeout_seconds", 600)?;
     let served = match recorded {
         Some(t) => t,
@@ -1004,18 +1062,26 @@ fn human_ms(ms: u64) -> String {
 /// Gives remediation back to the MachineHealthChecks once the nodes are Ready: removes the
 /// skip-remediation annotation from every Machine restore put it on (never from one that
 /// carried it in the backup).
-fn restore_remediation(c: &mut Ctx, dst: &Cluster) -> Result<Done> {
+fn restore_remediation(c: &mut Ctx, dst: &Cluster, planned: &[String]) -> Result<Done> {
     let served = Served::new(dst);
+    let names: Vec<String> = if c.plan {
+        planned.to_vec()
+    } else {
+        served
+            .list(MACHINE, &c.hc.hcp_ns)?
+            .iter()
+            .filter(|m| manifest::annotation(m, SKIP_REMEDIATION_SET_ANNOTATION).is_some())
+            .map(|m| name(m).to_string())
+            .collect()
+    };
     let mut restored = Vec::new();
-    for m in served.list(MACHINE, &c.hc.hcp_ns)? {
-        if manifest::annotation(&m, SKIP_REMEDIATION_SET_ANNOTATION).is_none() {
-            continue;
-        }
-        dst.merge_patch(
-            &served.r(MACHINE, Some(&c.hc.hcp_ns), name(&m))?,
+    for m in names {
+        let patched = dst.merge_patch(
+            &served.r(MACHINE, Some(&c.hc.hcp_ns), &m)?,
             &json!({"metadata": {"annotations": {SKIP_REMEDIATION_ANNOTATION: null, SKIP_REMEDIATION_SET_ANNOTATION: null}}}),
-        )?;
-        restored.push(name(&m).to_string());
+        );
+        planned_in_new_namespace(c, patched.map(|_| ()))?;
+        restored.push(m);
     }
     Ok(Done::of_changes(
         &restored,
