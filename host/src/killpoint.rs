@@ -12,7 +12,9 @@
 //! - `after:ACTION:N`: the `N`-th allowed call of `ACTION`, after its I/O and its audit
 //!   record, before the guest sees the result;
 //! - `part:N`: inside a multipart upload (the snapshot stream), once part `N` is stored and
-//!   before the upload completes.
+//!   before the upload completes;
+//! - `call:N`: the `N`-th allowed call of any action, before its I/O: a moment the process
+//!   does not choose (a test draws `N` from a seed to kill a whole `ferry migrate` anywhere).
 //!
 //! The kill is a real `SIGKILL` of the whole process: no destructor, flush or signal handler
 //! runs, as when the OOM killer or a lost node ends ferry. Counters are per process, so `N`
@@ -45,12 +47,14 @@ pub enum KillPoint {
     },
     /// After part `n` of a multipart upload is stored.
     Part(u64),
+    /// Before the I/O of the `n`-th allowed call, whatever its action.
+    Call(u64),
 }
 
 /// A `FERRY_KILL_AT` value that is none of the forms.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "{ENV}={0:?} is not a kill point: expected step:PHASE/STEP, before:ACTION:N, after:ACTION:N or part:N (N from 1)"
+    "{ENV}={0:?} is not a kill point: expected step:PHASE/STEP, before:ACTION:N, after:ACTION:N, part:N or call:N (N from 1)"
 )]
 pub struct BadKillPoint(String);
 
@@ -64,6 +68,7 @@ impl std::str::FromStr for KillPoint {
         match kind {
             "step" if rest.contains('/') => Ok(KillPoint::Step(rest.to_string())),
             "part" => Ok(KillPoint::Part(count(rest)?)),
+            "call" => Ok(KillPoint::Call(count(rest)?)),
             "before" | "after" => {
                 let (action, n) = rest.rsplit_once(':').ok_or_else(bad)?;
                 if action.is_empty() {
@@ -88,6 +93,7 @@ impl std::fmt::Display for KillPoint {
             KillPoint::Before { action, n } => write!(f, "before:{action}:{n}"),
             KillPoint::After { action, n } => write!(f, "after:{action}:{n}"),
             KillPoint::Part(n) => write!(f, "part:{n}"),
+            KillPoint::Call(n) => write!(f, "call:{n}"),
         }
     }
 }
@@ -156,6 +162,21 @@ pub fn step_finished(label: &str) {
 
 fn call(action: &str, after: bool) {
     let Some(a) = armed() else { return };
+    if let KillPoint::Call(n) = a.point {
+        if after {
+            return;
+        }
+        let count = {
+            let mut calls = a.calls.lock().unwrap_or_else(|p| p.into_inner());
+            let c = calls.entry(String::new()).or_default();
+            *c += 1;
+            *c
+        };
+        if count == n {
+            die(&a.point)
+        }
+        return;
+    }
     let (want, n) = match &a.point {
         KillPoint::Before { action, n } if !after => (action, *n),
         KillPoint::After { action, n } if after => (action, *n),
@@ -205,6 +226,7 @@ mod tests {
             "before:k8s:create:3",
             "after:objects:put:1",
             "part:2",
+            "call:117",
         ] {
             let p: KillPoint = s.parse().expect(s);
             assert_eq!(p.to_string(), s);
@@ -236,6 +258,7 @@ mod tests {
             "before:k8s:create:0",
             "after::1",
             "part:x",
+            "call:0",
             "now",
         ] {
             let e = s.parse::<KillPoint>().expect_err(s);

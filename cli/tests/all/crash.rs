@@ -5,8 +5,11 @@
 //! Each case starts its own lab (the drill's clusters, S3 and Route53, as `ferry lab up`
 //! does), runs the phases before the killed one, then runs the killed phase as a `ferry`
 //! process with `FERRY_KILL_AT` (see `ferry::killpoint`); the process must die of SIGKILL,
-//! not exit. It then runs `ferry migrate --from PHASE --break-lease`, as an SRE who knows the
-//! first process is gone would.
+//! not exit. It then runs the plain `ferry migrate --break-lease`, as an SRE whose terminal
+//! died would: ferry reads where the migration stands and carries on from there.
+//!
+//! Whole `ferry migrate` processes are killed too, at the `N`-th host call of the run with
+//! `N` drawn from a seed (`FERRY_CRASH_SEED`, printed): moments the process does not choose.
 //!
 //! An abort is killed after a backup, run again with `ferry abort --break-lease`, and must leave
 //! the source in service: nothing paused, the control plane's Deployments at the replicas they
@@ -70,8 +73,9 @@ const REPRESENTATIVE: &[Case] = &[
 
 fn full_matrix() -> Vec<Case> {
     let mut cases: Vec<Case> = Vec::new();
-    // Every step boundary of every phase, abort (after a backup) included.
-    for phase in Phase::EVERY {
+    // Every step boundary of every phase, abort (after a backup) included; status changes
+    // nothing and runs inside `ferry migrate` (killed whole below).
+    for phase in Phase::EVERY.into_iter().filter(|p| *p != Phase::Status) {
         for step in ferry_dr::stock::steps(phase) {
             let point: &'static str = Box::leak(format!("step:{phase}/{step}").into_boxed_str());
             cases.push(case(phase, point));
@@ -196,12 +200,13 @@ async fn kill_and_rerun(drill: &Drill, c: Case) -> Result<(), String> {
             show(&killed)
         ));
     }
-    let resumed = ferry(
-        drill,
-        &["migrate", "--from", &c.phase.to_string(), "--break-lease"],
-        None,
-    )
-    .await;
+    converge_after_kill(drill).await
+}
+
+/// Runs the plain `ferry migrate --break-lease` after a kill and checks the end state: the
+/// drill's checks, one backup, no multipart upload left open.
+async fn converge_after_kill(drill: &Drill) -> Result<(), String> {
+    let resumed = ferry(drill, &["migrate", "--break-lease"], None).await;
     if !resumed.status.success() {
         return Err(format!("the re-run after the kill failed:\n{}", show(&resumed)));
     }
@@ -318,6 +323,73 @@ async fn a_migration_killed_anywhere_converges_when_run_again() {
     run_matrix(&cases).await;
 }
 
+/// The seed kills of whole migrations draw from (`FERRY_CRASH_SEED` overrides it).
+const DEFAULT_SEED: u64 = 0x5eed_f3aa;
+
+/// `count` call numbers in `1..=max`, drawn from `seed` (SplitMix64), sorted.
+fn draw_calls(seed: u64, count: usize, max: u64) -> Vec<u64> {
+    let mut state = seed;
+    let mut out: Vec<u64> = (0..count)
+        .map(|_| {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            1 + (z ^ (z >> 31)) % max
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// A whole `ferry migrate` killed at the `N`-th host call of its run, `N` drawn from a seed
+/// over the calls a migration makes (about 800 in the basic scenario), then the plain command
+/// run again. CI draws two; `FERRY_CRASH_MATRIX=full` draws eight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_killed_at_moments_it_does_not_choose_converges() {
+    let seed = std::env::var("FERRY_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(DEFAULT_SEED);
+    let full = std::env::var("FERRY_CRASH_MATRIX").is_ok_and(|v| v == "full");
+    let calls = draw_calls(seed, if full { 8 } else { 2 }, 700);
+    eprintln!("crash matrix: killing ferry migrate at calls {calls:?} (FERRY_CRASH_SEED={seed})");
+    let mut failed = Vec::new();
+    for n in calls {
+        let drill = Drill::start(DrillOptions {
+            scenario: ferry_drill::basic_scenario(),
+            say: Arc::new(|_: &str| {}),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let point = format!("call:{n}");
+        let killed = ferry(&drill, &["migrate"], Some(&point)).await;
+        let outcome = if killed.status.signal() != Some(SIGKILL) {
+            Err(format!("ferry migrate was not killed at {point}:\n{}", show(&killed)))
+        } else {
+            converge_after_kill(&drill).await
+        };
+        eprintln!(
+            "crash matrix: ferry migrate killed at {point}: {}",
+            if outcome.is_ok() { "converged" } else { "FAILED" }
+        );
+        if let Err(e) = outcome {
+            failed.push(format!("{point} (FERRY_CRASH_SEED={seed}): {e}"));
+        }
+        drill.shutdown().await;
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n\n"));
+}
+
+#[test]
+fn the_seeded_draw_is_stable_and_in_range() {
+    let a = draw_calls(7, 8, 700);
+    assert_eq!(a, draw_calls(7, 8, 700));
+    assert!(a.iter().all(|n| (1..=700).contains(n)), "{a:?}");
+    assert_ne!(a, draw_calls(8, 8, 700));
+}
+
 #[test]
 fn the_representative_cases_are_in_the_full_matrix() {
     let full: Vec<String> = full_matrix()
@@ -329,7 +401,7 @@ fn the_representative_cases_are_in_the_full_matrix() {
         assert!(full.contains(&name), "{name} is not in the full matrix");
     }
     // Every phase is represented in CI, abort included.
-    for phase in Phase::EVERY {
+    for phase in Phase::EVERY.into_iter().filter(|p| *p != Phase::Status) {
         assert!(
             REPRESENTATIVE.iter().any(|c| c.phase == phase),
             "{phase} has no CI case"

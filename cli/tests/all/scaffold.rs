@@ -66,8 +66,8 @@ fn a_scaffolded_hook_builds_and_rehearses_in_a_drill() {
     assert!(drill.status.success(), "{}", text(&drill));
     assert!(text(&drill).contains("with hooks change-freeze"), "{}", text(&drill));
 
-    // ... and stops at the first destructive step (backup's route deletion),
-    // before it changes anything, once the hook vetoes.
+    // ... and stops at the first destructive step (backup stopping the etcd writers, which
+    // takes the hosted cluster's API down), before it changes anything, once the hook vetoes.
     let hooks = std::fs::read_to_string(crate_dir.join("hooks.toml")).unwrap();
     let vetoing = hooks.replace("# change_freeze_veto = \"true\"", "change_freeze_veto = \"true\"");
     assert_ne!(hooks, vetoing, "hooks.toml has no commented veto parameter");
@@ -76,6 +76,6 @@ fn a_scaffolded_hook_builds_and_rehearses_in_a_drill() {
     assert!(!vetoed.status.success(), "{}", text(&vetoed));
     let t = text(&vetoed);
     assert!(t.contains("hook `change-freeze` vetoed"), "{t}");
-    assert!(t.contains("verify backup/delete-routes"), "{t}");
+    assert!(t.contains("verify backup/scale-down"), "{t}");
     assert!(t.contains("before the step changed anything"), "{t}");
 }
