@@ -170,7 +170,7 @@ async fn abort_is_refused_while_the_destination_has_the_cluster_unless_forced() 
 async fn a_stopped_migration_prints_the_abort_command() {
     let drill = drill().await;
     let mopts = ferry_dr::phases::MigrateOptions {
-        args: stop_after("delete-routes"),
+        args: stop_after("upload"),
         ..Default::default()
     };
     let report = drill.migrate_with(&mopts).await;

@@ -10,6 +10,7 @@ mod faults;
 mod fleet;
 mod hook_python;
 mod hooks;
+mod installed;
 mod k8s;
 mod migrate;
 mod owned;
