@@ -54,14 +54,14 @@ impl StepTimes {
 
 /// HyperShift's own CRDs (validation and CEL rules included) when `shared/upstream` is
 /// there, as in the tests; else the built-in definitions.
-fn crds() -> ferry_sim::kube::crd::CrdSource {
+pub fn crds() -> ferry_sim::kube::crd::CrdSource {
     match ferry_sim::crd_tests::upstream_dir() {
         Some(dir) => ferry_sim::kube::crd::CrdSource::Dir(dir.join("hypershift/crds")),
         None => ferry_sim::kube::crd::CrdSource::Builtin,
     }
 }
 
-fn quiet() -> Arc<dyn Fn(&str) + Send + Sync> {
+pub fn quiet() -> Arc<dyn Fn(&str) + Send + Sync> {
     Arc::new(|_: &str| {})
 }
 

@@ -3,6 +3,8 @@
 //! ratios travel. `bash bench/run` builds it in release and runs every row (see
 //! BENCHMARKS.md for the rows, their baselines and goals).
 
+mod documented;
+mod downtime;
 mod dump;
 mod host_calls;
 mod report;
@@ -25,7 +27,7 @@ struct Cli {
     /// Runs per measurement; the table reports their minimum and median.
     #[arg(long, default_value_t = 5)]
     runs: usize,
-    /// Runs of the slow measurements (P3 at each size, P4's kubectl loop, P5).
+    /// Runs of the slow measurements (P3 at each size, P4's kubectl loop, P5, P6).
     #[arg(long, default_value_t = 3)]
     slow_runs: usize,
     /// P3 snapshot sizes, MiB.
@@ -34,6 +36,12 @@ struct Cli {
     /// P4: objects added to the control-plane namespaces.
     #[arg(long, default_value_t = 2000)]
     objects: usize,
+    /// P6: MiB in the hosted cluster's etcd.
+    #[arg(long, default_value_t = 1024)]
+    etcd_mib: usize,
+    /// P6: how long the documented procedure is waited for before it is reported as "longer".
+    #[arg(long, default_value_t = 900)]
+    documented_cap_secs: u64,
     /// Where the JSON report goes.
     #[arg(long, default_value = "bench/results/latest.json")]
     json: PathBuf,
@@ -58,6 +66,7 @@ enum Bench {
     P3,
     P4,
     P5,
+    P6,
 }
 
 #[tokio::main]
@@ -66,7 +75,7 @@ async fn main() -> Result<()> {
     if let Some(Command::Leg(args)) = cli.command {
         return snapshot::leg(args).await;
     }
-    let all = [Bench::P1, Bench::P2, Bench::P3, Bench::P4, Bench::P5];
+    let all = [Bench::P1, Bench::P2, Bench::P3, Bench::P4, Bench::P5, Bench::P6];
     let rows_wanted: Vec<Bench> = if cli.rows.is_empty() {
         all.to_vec()
     } else {
@@ -81,6 +90,14 @@ async fn main() -> Result<()> {
             Bench::P3 => snapshot::p3(&cli.sizes, cli.slow_runs).await?,
             Bench::P4 => vec![dump::p4(cli.objects, cli.runs, cli.slow_runs).await?],
             Bench::P5 => vec![dump::p5(cli.slow_runs).await?],
+            Bench::P6 => vec![
+                downtime::p6(
+                    cli.etcd_mib,
+                    cli.slow_runs,
+                    std::time::Duration::from_secs(cli.documented_cap_secs),
+                )
+                .await?,
+            ],
         };
         for r in &new {
             eprintln!(
