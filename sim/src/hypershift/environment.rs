@@ -296,6 +296,7 @@ impl Environment {
             });
         }
         let mut hosted_apis = Vec::new();
+        let mut kubelets = Vec::new();
         let zone = opts.dns.as_ref().map(Zone::new);
         if opts.hosted_api {
             for seeded in scenario.seeded() {
@@ -319,6 +320,10 @@ impl Environment {
                         api_host: api_hostname(&scenario, &hc.name),
                     });
                 }
+                // The kubelets start once the environment has published the API's name.
+                ho.kubelets
+                    .store(ho.dns.is_none(), std::sync::atomic::Ordering::Relaxed);
+                kubelets.push(ho.kubelets.clone());
                 let stores = clusters.iter().map(|c| c.sim.store().clone()).collect();
                 let api = HostedClusterApi::start(ho, stores).await?;
                 hosted_stores.insert(&format!("{}/{}", hc.namespace, hc.name), &api);
@@ -342,10 +347,16 @@ impl Environment {
                 })?;
             }
         }
+        // Settling runs on upstream's timings (external-dns' interval, DNS TTLs, the kubelets'
+        // status updates): at least ten minutes of them, however fast the clock.
+        let settle = opts.ready_timeout.max(opts.clock.real(Duration::from_secs(600)));
         env.quiesce(opts.ready_timeout).await;
         if let Some(zone) = &zone {
-            env.settle_dns(zone, opts.ready_timeout).await?;
-            env.settle_nodes(opts.ready_timeout).await?;
+            env.settle_dns(zone, settle).await?;
+            for k in &kubelets {
+                k.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            env.settle_nodes(settle).await?;
         }
         Ok(env)
     }

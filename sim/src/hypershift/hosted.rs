@@ -141,6 +141,10 @@ pub struct HostedApiOptions {
     pub etcds: Vec<EtcdAccess>,
     /// The clock upstream's timings run on.
     pub clock: SimClock,
+    /// Whether the instances' kubelets run (`false` until the environment has published the
+    /// API's name: the nodes of a cluster in service joined after it was, so none of their
+    /// resolvers holds an NXDOMAIN from before).
+    pub kubelets: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for HostedApiOptions {
@@ -165,6 +169,7 @@ impl HostedApiOptions {
             dns: None,
             etcds: Vec::new(),
             clock: SimClock::real_time(),
+            kubelets: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
     }
 
@@ -483,13 +488,20 @@ impl State {
             // A new kube-controller-manager: it gives every Node its grace from now.
             self.probes.clear();
         }
+        let kubelets = opts.kubelets.load(std::sync::atomic::Ordering::Relaxed);
         let Some(serving) = now else {
             // The kubelets keep trying to post their status while no control plane serves,
             // resolving the API's name as they go: an NXDOMAIN met meanwhile is kept for the
             // zone's negative TTL.
-            let _ = self.reached(opts, management).await;
+            if kubelets {
+                let _ = self.reached(opts, management).await;
+            }
             return;
         };
+        if !kubelets {
+            cluster_version(hosted, true);
+            return;
+        }
         self.nodes(opts, management, hosted, serving).await;
         workloads::kubelet(hosted, &WorkloadOptions::default());
         cluster_version(hosted, true);
