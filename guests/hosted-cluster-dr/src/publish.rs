@@ -234,8 +234,9 @@ pub fn owner_id(cluster: &Cluster) -> Result<Option<String>> {
 /// still knows its replicas and a fleet's restarts of the same one do not undo each other.
 /// Unlike a rollout restart nothing of its pod template changes, and unlike deleting its pods
 /// the grant names one Deployment. Waits until a new pod runs.
-pub fn restart_external_dns(c: &mut Ctx, p: &Publisher, step: &str) -> Result<()> {
-    let hold = Hold {
+/// The restart of `p`'s external-dns, as a [`Hold`] noted on its Deployment.
+fn restart_hold<'a>(p: &'a Publisher, step: &'a str) -> Hold<'a> {
+    Hold {
         cluster: p.cluster,
         deployment: r(DEPLOYMENT, Some(EXTERNAL_DNS.0), EXTERNAL_DNS.1),
         what: format!("external-dns on `{}`", p.alias),
@@ -243,7 +244,21 @@ pub fn restart_external_dns(c: &mut Ctx, p: &Publisher, step: &str) -> Result<()
         holders_annotation: EXTERNAL_DNS_HOLDERS_ANNOTATION,
         step,
         why: "a new process starts with an empty cache",
-    };
+    }
+}
+
+/// Finishes a restart a killed run left half done: each of `publishers` whose external-dns
+/// still carries this run's note is scaled back to its noted replicas and the note removed
+/// (nothing happens where there is no note).
+pub fn finish_restarts(c: &mut Ctx, publishers: &[&Publisher], step: &str) -> Result<()> {
+    for p in publishers {
+        restart_hold(p, step).start(c)?;
+    }
+    Ok(())
+}
+
+pub fn restart_external_dns(c: &mut Ctx, p: &Publisher, step: &str) -> Result<()> {
+    let hold = restart_hold(p, step);
     hold.stop(c)?;
     hold.start(c)?;
     if c.plan {
@@ -439,6 +454,8 @@ pub fn cut_over(
     let records = || ferry_sdk::k8s::retry(|| zone.list_record_sets(Some(domain)));
     let first = not_moved(&records()?, hosts, &suffix, &to.ed.owner).len();
     if first == 0 {
+        let publishers: Vec<&Publisher> = from.into_iter().chain([to]).collect();
+        finish_restarts(c, &publishers, step)?;
         return Ok(0);
     }
     let foreign = foreign_records(&records()?, hosts, &suffix, &to.ed.owner);

@@ -792,6 +792,14 @@ fn cut_over_dns(
     let suffix = c.p.or("txt_suffix", "-external-dns").to_string();
     let records = ferry_sdk::k8s::retry(|| zone.list_record_sets(Some(domain)))?;
     if publish::not_moved(&records, &hosts, &suffix, &to.ed.owner).is_empty() {
+        // A run killed mid-restart left an external-dns noted (and maybe at zero): finish it.
+        let from = publish::external_dns(src)?.map(|ed| publish::Publisher {
+            cluster: src,
+            ed,
+            alias: c.alias("source"),
+        });
+        let publishers: Vec<&publish::Publisher> = from.iter().chain([&to]).collect();
+        publish::finish_restarts(c, &publishers, "restore/dns")?;
         return Ok(Done::Already(format!(
             "Route53 publishes {} from the destination (owner {})",
             hosts.join(", "),
