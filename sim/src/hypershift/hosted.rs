@@ -559,7 +559,15 @@ impl State {
                 }
             }
         }
-        // The node lifecycle controller of the serving control plane.
+        // The node lifecycle controller of the serving control plane. A kubelet that reaches
+        // it posts within its period: only a kubelet that cannot (its instance gone, or its
+        // resolver sending it elsewhere) lets the grace run out, never this loop running late
+        // on a busy machine.
+        let reaching: Vec<&str> = if reached == Some(serving) {
+            instances.iter().map(|i| i.node_name.as_str()).collect()
+        } else {
+            Vec::new()
+        };
         for n in list(hosted, &registry::NODE, None) {
             let Some(ready) = ready_of(&n) else { continue };
             let heartbeat = ready["lastHeartbeatTime"].as_str().unwrap_or_default().to_string();
@@ -567,7 +575,7 @@ impl State {
                 heartbeat: heartbeat.clone(),
                 since: Instant::now(),
             });
-            if probe.heartbeat != heartbeat {
+            if probe.heartbeat != heartbeat || reaching.contains(&name_of(&n)) {
                 probe.heartbeat = heartbeat.clone();
                 probe.since = Instant::now();
             }
