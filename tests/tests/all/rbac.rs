@@ -79,6 +79,9 @@ fn covered(
 async fn the_derived_rbac_lets_through_every_call_a_migration_makes_and_no_more() {
     let mut scenario = ferry_drill::basic_scenario();
     scenario.hosted_cluster.api_publishing = Publishing::LoadBalancer;
+    // Installed as MCE installs it: the operator's webhooks are on, so teardown's grant to keep
+    // this cluster out of them is exercised like every other.
+    scenario.install.webhooks = true;
     let drill = ferry_tests::dr::drill(scenario, 20.0).await;
     let hcp_ns = drill.env().hcp_namespace();
     drill
@@ -136,8 +139,9 @@ async fn the_derived_rbac_lets_through_every_call_a_migration_makes_and_no_more(
             continue;
         }
         let needs: Vec<Need> = match Action::from_name(action) {
-            Some(Action::EtcdSnapshot) => {
-                // `etcd source:clusters-demo-one/etcd-0`: the host reads the pod and forwards to it.
+            Some(Action::EtcdSnapshot | Action::EtcdMemberStatus) => {
+                // `etcd source:clusters-demo-one/etcd-0`: the host reads the pod and forwards to
+                // it, for a snapshot as for a member's status.
                 let (cluster, rest) = resource.strip_prefix("etcd ").unwrap().split_once(':').unwrap();
                 let (ns, pod) = rest.split_once('/').unwrap();
                 [("pods", "get"), ("pods/portforward", "create")]
