@@ -389,7 +389,19 @@ pub fn destination_health(
         }
         dns_note = format!(", {} hostname(s) published from the destination", hosts.len());
     }
-    let (ready, expected) = node_counts(c, dst, hosted).map_err(msg)?;
+    // A node counts once it posted a heartbeat to the destination; one that is a period late
+    // at this moment is waited for, bounded (`gate_nodes_timeout_seconds`), not taken for a
+    // node that never came.
+    let bound_ms =
+        c.p.u64_or("gate_nodes_timeout_seconds", 120)
+            .map_err(msg)?
+            .saturating_mul(1000);
+    let start = ferry_sdk::context::now();
+    let (mut ready, mut expected) = node_counts(c, dst, hosted).map_err(msg)?;
+    while ready < expected && ferry_sdk::context::now().saturating_sub(start) < bound_ms {
+        ferry_sdk::context::sleep(1000);
+        (ready, expected) = node_counts(c, dst, hosted).map_err(msg)?;
+    }
     if ready < expected {
         return Err(format!(
             "only {ready} of {expected} nodes are Ready in the hosted cluster"
