@@ -42,7 +42,9 @@ struct Measured {
     parts: String,
 }
 
-async fn once(mib: usize) -> Result<Measured> {
+/// Starts a drill at clock scale 1, fills its hosted etcd with `mib` MiB, runs `f` on it and
+/// stops it, whatever `f` returned.
+async fn on_filled_drill<T>(mib: usize, f: impl AsyncFnOnce(&Drill) -> Result<T>) -> Result<T> {
     let drill = Drill::start(DrillOptions {
         say: quiet(),
         crds: crds(),
@@ -52,6 +54,15 @@ async fn once(mib: usize) -> Result<Measured> {
     .await?;
     let measured = async {
         fill(&drill, mib).await?;
+        f(&drill).await
+    }
+    .await;
+    drill.shutdown().await;
+    measured
+}
+
+async fn once(mib: usize) -> Result<Measured> {
+    on_filled_drill(mib, async |drill: &Drill| {
         // Backup and restore up to the write the destination serves: the downtime's end.
         let report = drill
             .migrate_with(&MigrateOptions {
@@ -77,28 +88,13 @@ async fn once(mib: usize) -> Result<Measured> {
                 s(min.dns_ms)
             ),
         })
-    }
-    .await;
-    drill.shutdown().await;
-    measured
+    })
+    .await
 }
 
 /// The documented procedure on a drill of its own, with the same data.
 async fn documented(mib: usize, cap: Duration) -> Result<documented::Baseline> {
-    let drill = Drill::start(DrillOptions {
-        say: quiet(),
-        crds: crds(),
-        clock_scale: 1.0,
-        ..DrillOptions::default()
-    })
-    .await?;
-    let measured = async {
-        fill(&drill, mib).await?;
-        documented::run(&drill, cap).await
-    }
-    .await;
-    drill.shutdown().await;
-    measured
+    on_filled_drill(mib, async |drill: &Drill| documented::run(drill, cap).await).await
 }
 
 /// P6 at `mib` MiB, `runs` times, each next to the documented procedure (waited for at most
