@@ -789,15 +789,15 @@ fn cut_over_dns(
         })?,
         alias: c.alias("destination"),
     };
+    let from = publish::external_dns(src)?.map(|ed| publish::Publisher {
+        cluster: src,
+        ed,
+        alias: c.alias("source"),
+    });
     let suffix = c.p.or("txt_suffix", "-external-dns").to_string();
     let records = ferry_sdk::k8s::retry(|| zone.list_record_sets(Some(domain)))?;
     if publish::not_moved(&records, &hosts, &suffix, &to.ed.owner).is_empty() {
         // A run killed mid-restart left an external-dns noted (and maybe at zero): finish it.
-        let from = publish::external_dns(src)?.map(|ed| publish::Publisher {
-            cluster: src,
-            ed,
-            alias: c.alias("source"),
-        });
         let publishers: Vec<&publish::Publisher> = from.iter().chain([&to]).collect();
         publish::finish_restarts(c, &publishers, "restore/dns")?;
         return Ok(Done::Already(format!(
@@ -834,11 +834,6 @@ fn cut_over_dns(
     // Releasing the source's names ends its claim on the cluster's DNS: hooks may veto.
     c.hook(Point::Verify, "dns", json!({"hosts": hosts}))?;
     let released = publish::release(src, &c.hc.hcp_ns)?;
-    let from = publish::external_dns(src)?.map(|ed| publish::Publisher {
-        cluster: src,
-        ed,
-        alias: c.alias("source"),
-    });
     let on_timeout = format!(
         "The source's names are released and its control plane stays paused; teardown must not run yet. Check \
          external-dns on `{}` (hypershift/external-dns, owner {}), then re-run `ferry restore`; `ferry abort` \
