@@ -358,6 +358,8 @@ struct State {
     /// When each kubelet last posted its status.
     posted: HashMap<String, Instant>,
     haproxy: HashMap<String, Haproxy>,
+    /// What the API and its kubelets last met, logged when it changes.
+    seen: String,
 }
 
 /// Whether management cluster `m` runs the hosted cluster's control plane: the HostedCluster
@@ -427,6 +429,14 @@ impl State {
         }
     }
 
+    /// Logs what the API and its kubelets meet when it changes (`FERRY_LOG=ferry_sim=debug`).
+    fn note(&mut self, seen: String) {
+        if seen != self.seen {
+            tracing::debug!("hosted API: {seen}");
+            self.seen = seen;
+        }
+    }
+
     /// The management cluster a kubelet or haproxy reaches through the VPC resolver.
     async fn reached(&self, opts: &HostedApiOptions, management: &[Store]) -> Option<usize> {
         match &opts.dns {
@@ -489,6 +499,9 @@ impl State {
             self.probes.clear();
         }
         let kubelets = opts.kubelets.load(std::sync::atomic::Ordering::Relaxed);
+        if let Err(why) = &serving {
+            self.note(format!("not served: {why}"));
+        }
         let Some(serving) = now else {
             // The kubelets keep trying to post their status while no control plane serves,
             // resolving the API's name as they go: an NXDOMAIN met meanwhile is kept for the
@@ -512,6 +525,7 @@ impl State {
         let now = clock.now_rfc3339();
         let instances = opts.ec2.running(&opts.hosted_cluster());
         let reached = self.reached(opts, management).await;
+        self.note(format!("served from {serving}, kubelets reach {reached:?}"));
         let existing = list(hosted, &registry::NODE, None);
         for i in &instances {
             // The kubelet posts its status while it reaches the serving control plane.
