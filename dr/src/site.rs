@@ -309,7 +309,52 @@ const CORE_PARAMS: &[&str] = &[
     "dns_timeout_seconds",
     "restore_timeout_seconds",
     "nodes_timeout_seconds",
+    "txt_api",
+    "txt_api_cname",
+    "txt_api_a",
+    "txt_oauth",
+    "txt_oauth_cname",
+    "txt_oauth_a",
+    "txt_konnectivity",
+    "txt_konnectivity_cname",
+    "txt_konnectivity_a",
+    "txt_ignition",
+    "txt_ignition_cname",
+    "txt_ignition_a",
 ];
+
+/// The services `hypershift create cluster aws` publishes under the external-dns domain, as
+/// `<service>-<name>.<domain>` (`cmd/cluster/aws/create.go`).
+const PUBLISHED_SERVICES: [&str; 4] = ["api", "oauth", "konnectivity", "ignition"];
+
+/// The ownership TXT record names external-dns gives the hostnames of hosted cluster
+/// `hc_name` ([`PUBLISHED_SERVICES`]), as the params `txt_<service>` (legacy format: the
+/// suffix after the first label), `txt_<service>_cname` and `txt_<service>_a` (the newer
+/// format, record type in front; `registry/txt.go` `toTXTName`/`toNewTXTName`): the names
+/// the stock policy's `dns-handover` grant links, so that the guest may rewrite the owner of
+/// this hosted cluster's records and of no other's. Empty without a domain.
+pub fn ownership_txt_names(hc_name: &str, domain: &str, suffix: &str) -> Vec<(String, String)> {
+    let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+    let mut out = Vec::new();
+    for service in PUBLISHED_SERVICES {
+        let host = format!("{service}-{}.{domain}", hc_name.to_ascii_lowercase());
+        let legacy = match (domain.is_empty(), host.split_once('.')) {
+            (false, Some((first, rest))) => format!("{first}{suffix}.{rest}"),
+            _ => String::new(),
+        };
+        let prefixed = |t: &str| {
+            if legacy.is_empty() {
+                String::new()
+            } else {
+                format!("{t}-{legacy}")
+            }
+        };
+        out.push((format!("txt_{service}_cname"), prefixed("cname")));
+        out.push((format!("txt_{service}_a"), prefixed("a")));
+        out.push((format!("txt_{service}"), legacy));
+    }
+    out
+}
 
 impl SiteConfig {
     /// Reads a site file; relative paths inside are resolved against its folder.
@@ -555,6 +600,9 @@ impl SiteConfig {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+        let domain = get(&self.dns.external_dns_domain, "");
+        let suffix = get(&self.dns.txt_suffix, "-external-dns");
+        params.extend(ownership_txt_names(&hc_name, &domain, &suffix));
         // Unset, each DNS wait is bounded by what that external-dns is configured to need.
         if let Some(d) = self.timeouts.dns_seconds {
             params.insert("dns_timeout_seconds".into(), d.to_string());
@@ -640,6 +688,15 @@ mod tests {
         assert_eq!(config.params["s3_prefix"], "hosted-clusters");
         assert_eq!(config.params["zone_id"], "Z0123");
         assert_eq!(config.params["txt_suffix"], "-external-dns");
+        // external-dns puts the suffix after the first label, wherever the name has dots.
+        assert_eq!(
+            config.params["txt_api"],
+            "api-my-external-dns.cluster.guest.example.com"
+        );
+        assert_eq!(
+            config.params["txt_oauth_cname"],
+            "cname-oauth-my-external-dns.cluster.guest.example.com"
+        );
         assert!(
             !config.params.contains_key("dns_timeout_seconds"),
             "unset: each DNS wait is bounded by its external-dns's own configuration"

@@ -103,8 +103,11 @@ pub fn run(args: &[(String, String)]) -> Result<Value> {
             &hosts,
             from.as_ref(),
             &to,
+            &|| Ok(Vec::new()),
             &on_timeout,
-        )? {
+        )?
+        .0
+        {
             0 => Ok(Done::Already(format!(
                 "Route53 publishes {} from the source",
                 hosts.join(", ")

@@ -7,6 +7,8 @@
 use ferry_sdk::k8s::{Cluster, name, str_at};
 use ferry_sdk::wait::{Check, Wait};
 use ferry_sdk::{Result, dns};
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use crate::ctx::Ctx;
@@ -44,38 +46,40 @@ fn normalize(h: &str) -> String {
 
 /// The Services of `ns` whose hostname annotation external-dns publishes.
 pub fn published_services(cluster: &Cluster, ns: &str) -> Result<Vec<PublishedService>> {
-    let mut out = Vec::new();
-    for svc in cluster.list(SERVICE.0, SERVICE.1, Some(ns), None)? {
-        if private(&svc) {
-            continue;
-        }
-        let Some(hosts) = svc
-            .pointer("/metadata/annotations")
-            .and_then(|a| a.get(HOSTNAME_ANNOTATION))
-        else {
-            continue;
-        };
-        let hosts: Vec<String> = hosts
-            .as_str()
-            .unwrap_or_default()
-            .split(',')
-            .map(normalize)
-            .filter(|h| !h.is_empty())
-            .collect();
-        if !hosts.is_empty() {
-            let has_address = svc
-                .pointer("/status/loadBalancer/ingress")
-                .and_then(Value::as_array)
-                .is_some_and(|i| !i.is_empty())
-                || str_at(&svc, "/spec/type") == Some("ExternalName");
-            out.push(PublishedService {
-                name: name(&svc).to_string(),
-                hosts,
-                has_address,
-            });
-        }
+    Ok(cluster
+        .list(SERVICE.0, SERVICE.1, Some(ns), None)?
+        .iter()
+        .filter_map(published_services_of)
+        .collect())
+}
+
+/// `svc` as external-dns's service source sees it, if it publishes a hostname.
+fn published_services_of(svc: &Value) -> Option<PublishedService> {
+    if private(svc) {
+        return None;
     }
-    Ok(out)
+    let hosts: Vec<String> = svc
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(HOSTNAME_ANNOTATION))?
+        .as_str()
+        .unwrap_or_default()
+        .split(',')
+        .map(normalize)
+        .filter(|h| !h.is_empty())
+        .collect();
+    if hosts.is_empty() {
+        return None;
+    }
+    let has_address = svc
+        .pointer("/status/loadBalancer/ingress")
+        .and_then(Value::as_array)
+        .is_some_and(|i| !i.is_empty())
+        || str_at(svc, "/spec/type") == Some("ExternalName");
+    Some(PublishedService {
+        name: name(svc).to_string(),
+        hosts,
+        has_address,
+    })
 }
 
 /// Every public hostname of `ns` under `domain` (Routes not labelled private, and annotated
@@ -97,13 +101,15 @@ pub fn public_hosts(cluster: &Cluster, ns: &str, domain: &str) -> Result<Vec<Str
     Ok(hosts)
 }
 
-/// The public hostnames of `ns` under `domain` that external-dns can publish now: Routes the
-/// router admitted (`status.ingress[].conditions` `Admitted=True`, where external-dns reads a
-/// Route's target) and annotated Services whose load balancer has an address.
-pub fn ready_hosts(cluster: &Cluster, ns: &str, domain: &str) -> Result<Vec<String>> {
+/// The public hostnames of `ns` under `domain` that external-dns can publish now, each with
+/// the address it publishes it at: Routes the router admitted (`status.ingress[]` with
+/// `Admitted=True`: its `routerCanonicalHostname`, as external-dns's `source/ocproute.go`
+/// `getTargetsFromRouteStatus` reads it) and annotated Services whose load balancer has an
+/// address (`source/service.go`). Hosts are normal form (lower case, no trailing dot).
+pub fn ready_targets(cluster: &Cluster, ns: &str, domain: &str) -> Result<BTreeMap<String, String>> {
     let domain = normalize(domain);
-    let under = |h: &String| *h == domain || h.ends_with(&format!(".{domain}"));
-    let mut hosts = Vec::new();
+    let under = |h: &str| h == domain || h.ends_with(&format!(".{domain}"));
+    let mut out = BTreeMap::new();
     for route in cluster.list(ROUTE.0, ROUTE.1, Some(ns), None)? {
         if private(&route) {
             continue;
@@ -113,26 +119,53 @@ pub fn ready_hosts(cluster: &Cluster, ns: &str, domain: &str) -> Result<Vec<Stri
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .flat_map(|i| i.get("conditions").and_then(Value::as_array).into_iter().flatten())
-            .any(|c| {
-                c.get("type").and_then(Value::as_str) == Some("Admitted")
-                    && c.get("status").and_then(Value::as_str) == Some("True")
+            .find(|i| {
+                i.get("conditions")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .any(|c| {
+                        c.get("type").and_then(Value::as_str) == Some("Admitted")
+                            && c.get("status").and_then(Value::as_str) == Some("True")
+                    })
             });
-        if let Some(h) = str_at(&route, "/spec/host").map(normalize)
-            && admitted
-        {
-            hosts.push(h);
+        if let (Some(h), Some(ingress)) = (str_at(&route, "/spec/host").map(normalize), admitted) {
+            let target = ingress
+                .get("routerCanonicalHostname")
+                .and_then(Value::as_str)
+                .map(normalize)
+                .unwrap_or_default();
+            out.insert(h, target);
         }
     }
-    for svc in published_services(cluster, ns)? {
-        if svc.has_address {
-            hosts.extend(svc.hosts);
+    for svc in cluster.list(SERVICE.0, SERVICE.1, Some(ns), None)? {
+        let Some(published) = published_services_of(&svc) else {
+            continue;
+        };
+        let target = match str_at(&svc, "/spec/type") {
+            Some("ExternalName") => str_at(&svc, "/spec/externalName").map(normalize),
+            _ => svc
+                .pointer("/status/loadBalancer/ingress")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find_map(|i| str_at(i, "/hostname").or(str_at(i, "/ip")))
+                .map(normalize),
+        };
+        if let Some(target) = target.filter(|t| !t.is_empty()) {
+            for h in published.hosts {
+                out.entry(h).or_insert_with(|| target.clone());
+            }
         }
     }
-    hosts.retain(under);
-    hosts.sort();
-    hosts.dedup();
-    Ok(hosts)
+    out.retain(|h, _| under(h));
+    Ok(out)
+}
+
+/// The public hostnames of `ns` under `domain` that external-dns can publish now
+/// ([`ready_targets`]), sorted.
+pub fn ready_hosts(cluster: &Cluster, ns: &str, domain: &str) -> Result<Vec<String>> {
+    Ok(ready_targets(cluster, ns, domain)?.into_keys().collect())
 }
 
 /// external-dns as a management cluster runs it (`hypershift/external-dns`, its arguments as
@@ -228,12 +261,6 @@ pub fn owner_id(cluster: &Cluster) -> Result<Option<String>> {
     Ok(external_dns(cluster)?.map(|e| e.owner))
 }
 
-/// Restarts a management cluster's external-dns so that a fresh process, with an empty cache,
-/// reads the zone whole and syncs at once (its TXT cache lives in memory only): its
-/// Deployment is scaled to zero and back, noted first ([`Hold`]) so that a crash in between
-/// still knows its replicas and a fleet's restarts of the same one do not undo each other.
-/// Unlike a rollout restart nothing of its pod template changes, and unlike deleting its pods
-/// the grant names one Deployment. Waits until a new pod runs.
 /// The restart of `p`'s external-dns, as a [`Hold`] noted on its Deployment.
 fn restart_hold<'a>(p: &'a Publisher, step: &'a str) -> Hold<'a> {
     Hold {
@@ -257,6 +284,12 @@ pub fn finish_restarts(c: &mut Ctx, publishers: &[&Publisher], step: &str) -> Re
     Ok(())
 }
 
+/// Restarts a management cluster's external-dns so that a fresh process, with an empty cache,
+/// reads the zone whole and syncs at once (its TXT cache lives in memory only): its
+/// Deployment is scaled to zero and back, noted first ([`Hold`]) so that a crash in between
+/// still knows its replicas and a fleet's restarts of the same one do not undo each other.
+/// Unlike a rollout restart nothing of its pod template changes, and unlike deleting its pods
+/// the grant names one Deployment. Waits until a new pod runs.
 pub fn restart_external_dns(c: &mut Ctx, p: &Publisher, step: &str) -> Result<()> {
     let hold = restart_hold(p, step);
     hold.stop(c)?;
@@ -307,9 +340,16 @@ pub fn release(cluster: &Cluster, ns: &str) -> Result<Vec<String>> {
     Ok(released)
 }
 
-/// Which of `hosts` are not yet published by `owner`: no A/CNAME record, or an ownership TXT
-/// record naming someone else.
-pub fn not_moved(records: &[dns::RecordSet], hosts: &[String], suffix: &str, owner: &str) -> Vec<String> {
+/// Which of `hosts` are not yet published by `owner` at the address `targets` gives for them
+/// (hosts it has no entry for are not checked for their address): no A/CNAME record, one
+/// pointing elsewhere, or an ownership TXT record naming someone else.
+pub fn not_moved(
+    records: &[dns::RecordSet],
+    hosts: &[String],
+    suffix: &str,
+    owner: &str,
+    targets: &BTreeMap<String, String>,
+) -> Vec<String> {
     let owned_by = |txt: &str| {
         records
             .iter()
@@ -325,9 +365,13 @@ pub fn not_moved(records: &[dns::RecordSet], hosts: &[String], suffix: &str, own
         .iter()
         .map(|h| normalize(h))
         .filter(|h| {
-            let has_target = records
-                .iter()
-                .any(|rs| rs.name == *h && (rs.record_type == "CNAME" || rs.record_type == "A"));
+            let has_target = records.iter().any(|rs| {
+                rs.name == *h
+                    && (rs.record_type == "CNAME" || rs.record_type == "A")
+                    && targets
+                        .get(h)
+                        .is_none_or(|t| rs.values.iter().any(|v| normalize(v) == *t))
+            });
             let txt = match h.split_once('.') {
                 Some((first, rest)) => format!("{first}{suffix}.{rest}"),
                 None => format!("{h}{suffix}"),
@@ -346,23 +390,25 @@ pub fn dns_bound(c: &Ctx, ed: &ExternalDns) -> Result<u64> {
     }
 }
 
-/// Waits until Route53 publishes every host with `ed` (a management cluster's external-dns) as
-/// owner: only then do nodes and clients reach that control plane. Returns how many hosts were
-/// not published at first.
+/// Waits until Route53 publishes every host with `to`'s external-dns as owner, at the address
+/// `to`'s control plane publishes it at ([`ready_targets`]): only then do nodes and clients
+/// reach that control plane. Returns how many hosts were not published at first.
 pub fn wait_moved(
     c: &Ctx,
     step: &str,
     zone: &dns::Zone,
     domain: &str,
     hosts: &[String],
-    ed: &ExternalDns,
+    to: &Publisher,
     on_timeout: &str,
 ) -> Result<usize> {
     let suffix = c.p.or("txt_suffix", "-external-dns").to_string();
+    let ed = &to.ed;
     let owner = ed.owner.clone();
+    let targets = ready_targets(to.cluster, &c.hc.hcp_ns, domain)?;
     let pending = || -> Result<Vec<String>> {
         let records = ferry_sdk::k8s::retry(|| zone.list_record_sets(Some(domain)))?;
-        Ok(not_moved(&records, hosts, &suffix, &owner))
+        Ok(not_moved(&records, hosts, &suffix, &owner, &targets))
     };
     let first = pending()?.len();
     if first == 0 {
@@ -431,14 +477,92 @@ fn owned_by_value(v: &str, owner: &str) -> bool {
         || v.trim_matches('"').ends_with(&format!("external-dns/owner={owner}"))
 }
 
-/// Moves the publishing of `hosts` to `to`, the way upstream documents it: `from` (when
-/// given) has released its objects; its external-dns is restarted so that a fresh process
-/// drops their records at its first sync instead of after an interval; once no record of
-/// `hosts` names another owner, `to`'s external-dns is restarted, because its TXT cache
-/// (`--txt-cache-interval`) still lists the old owner and would keep it from creating them
-/// for up to that interval; its fresh process creates them at its first sync. Each wait is
+/// Hands the records of `hosts` that `from` owns over to `to`, as external-dns's own
+/// `--migrate-from-txt-owner` does (`registry/txt/registry.go`, `Records` and
+/// `generateTXTRecord`: an endpoint of the old owner is relabelled with the new one): every
+/// ownership TXT record of theirs naming `from` is rewritten to name `to`, in one Route53 batch
+/// (atomic). The address records stay as they are, so the names never stop resolving; `to`'s
+/// external-dns, restarted next, finds them its own and points them at its control plane.
+/// Returns the TXT records rewritten; `Denied` when the policy does not grant it.
+pub fn hand_over(
+    zone: &dns::Zone,
+    records: &[dns::RecordSet],
+    hosts: &[String],
+    suffix: &str,
+    from: &str,
+    to: &str,
+) -> Result<Vec<String>> {
+    let names: std::collections::BTreeSet<String> = hosts
+        .iter()
+        .map(|h| normalize(h))
+        .filter_map(|h| {
+            h.split_once('.').map(|(first, rest)| {
+                [
+                    format!("{first}{suffix}.{rest}"),
+                    format!("cname-{first}{suffix}.{rest}"),
+                    format!("a-{first}{suffix}.{rest}"),
+                ]
+            })
+        })
+        .flatten()
+        .collect();
+    let mut changes = Vec::new();
+    for rs in records
+        .iter()
+        .filter(|rs| rs.record_type == "TXT" && names.contains(&rs.name))
+        .filter(|rs| rs.values.iter().any(|v| owned_by_value(v, from)))
+    {
+        let values = rs.values.iter().map(|v| with_owner(v, from, to)).collect();
+        changes.push(dns::Change {
+            action: dns::ChangeAction::Upsert,
+            record_set: dns::RecordSet {
+                name: rs.name.clone(),
+                record_type: rs.record_type.clone(),
+                ttl: rs.ttl,
+                values,
+            },
+        });
+    }
+    if changes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rewritten = changes.iter().map(|c| c.record_set.name.clone()).collect();
+    zone.change_record_sets(&changes)?;
+    Ok(rewritten)
+}
+
+/// An ownership TXT value with owner `from` rewritten to `to` (any other value as it is): the
+/// label is `external-dns/owner=<id>`, followed by `,` or by the value's end.
+pub fn with_owner(value: &str, from: &str, to: &str) -> String {
+    if !owned_by_value(value, from) {
+        return value.to_string();
+    }
+    let old = format!("external-dns/owner={from}");
+    let new = format!("external-dns/owner={to}");
+    let quoted = value.starts_with('"') && value.ends_with('"') && value.len() >= 2;
+    let inner = if quoted { &value[1..value.len() - 1] } else { value };
+    let rewritten = inner
+        .split(',')
+        .map(|label| if label == old { new.as_str() } else { label })
+        .collect::<Vec<_>>()
+        .join(",");
+    if quoted { format!("\"{rewritten}\"") } else { rewritten }
+}
+
+/// Moves the publishing of `hosts` to `to` so that no name stops resolving on the way. A
+/// resolver that asks while a name has no record keeps that NXDOMAIN for the zone's negative
+/// TTL (Route53's SOA: 900 s), and the nodes with it: deleting the source's records and
+/// creating the destination's, however quickly, is a gamble on every resolver's cache.
+///
+/// `from`'s external-dns (when given) is stopped first ([`Hold`], noted), then `release`
+/// takes `from`'s objects back; the records `from` owns are handed over to `to`
+/// ([`hand_over`]); `to`'s external-dns is restarted (its TXT cache,
+/// `--txt-cache-interval`, still lists the old owner) and its fresh process points the
+/// records it now owns at its control plane; `from`'s starts again and finds them someone
+/// else's. Where the policy does not grant the handover, the records go the way upstream
+/// documents: `from`'s restarted external-dns drops them, `to`'s creates them. Each wait is
 /// bounded by what that external-dns is configured to need ([`dns_bound`]). Returns how many
-/// hosts were not published by `to` at first.
+/// hosts were not published by `to` at first, and what `release` released.
 #[allow(clippy::too_many_arguments)]
 pub fn cut_over(
     c: &mut Ctx,
@@ -448,65 +572,63 @@ pub fn cut_over(
     hosts: &[String],
     from: Option<&Publisher>,
     to: &Publisher,
+    release: &dyn Fn() -> Result<Vec<String>>,
     on_timeout: &str,
-) -> Result<usize> {
+) -> Result<(usize, Vec<String>)> {
     let suffix = c.p.or("txt_suffix", "-external-dns").to_string();
     let records = || ferry_sdk::k8s::retry(|| zone.list_record_sets(Some(domain)));
-    let first = not_moved(&records()?, hosts, &suffix, &to.ed.owner).len();
+    let targets = ready_targets(to.cluster, &c.hc.hcp_ns, domain)?;
+    let first = not_moved(&records()?, hosts, &suffix, &to.ed.owner, &targets).len();
     if first == 0 {
         let publishers: Vec<&Publisher> = from.into_iter().chain([to]).collect();
         finish_restarts(c, &publishers, step)?;
-        return Ok(0);
+        return Ok((0, Vec::new()));
     }
-    let foreign = foreign_records(&records()?, hosts, &suffix, &to.ed.owner);
-    if c.plan {
-        // The plan holds the restarts as the apply makes them; nothing is waited for.
-        if let (false, Some(from)) = (foreign.is_empty(), from) {
-            restart_external_dns(c, from, step)?;
-        }
-        restart_external_dns(c, to, step)?;
-        return Ok(first);
+    if let Some(from) = from {
+        // Stopped before the release: a sync in between would delete the released records.
+        restart_hold(from, step).stop(c)?;
     }
+    let released = release()?;
+    let listed = records()?;
+    let foreign = foreign_records(&listed, hosts, &suffix, &to.ed.owner);
     if !foreign.is_empty() {
-        let bound = match from {
-            Some(from) => {
-                restart_external_dns(c, from, step)?;
-                ferry_sdk::log::info(
-                    &format!(
-                        "restarted external-dns on `{}` so that it drops the released records at once",
-                        from.alias
-                    ),
-                    &[("step", step)],
-                );
-                dns_bound(c, &from.ed)?
-            }
-            None => dns_bound(c, &to.ed)?,
+        let handed = match from {
+            Some(from) => match hand_over(zone, &listed, hosts, &suffix, &from.ed.owner, &to.ed.owner) {
+                Ok(rewritten) => {
+                    ferry_sdk::log::info(
+                        &format!(
+                            "handed {} over from owner {} to {}: the names keep resolving",
+                            if rewritten.is_empty() {
+                                "nothing".to_string()
+                            } else {
+                                rewritten.join(", ")
+                            },
+                            from.ed.owner,
+                            to.ed.owner
+                        ),
+                        &[("step", step)],
+                    );
+                    true
+                }
+                Err(ferry_sdk::Error::Denied(why)) => {
+                    ferry_sdk::log::warn(
+                        &format!(
+                            "the policy does not let ferry hand the records over ({why}); the source's external-dns \
+                             drops them and the destination's creates them: a resolver that asks in between keeps \
+                             the NXDOMAIN for the zone's negative TTL"
+                        ),
+                        &[("step", step)],
+                    );
+                    false
+                }
+                Err(e) => return Err(e),
+            },
+            None => false,
         };
-        let what = format!(
-            "Route53 zone {} to drop the records of {} that another owner holds",
-            zone.id(),
-            foreign.join(", ")
-        );
-        let advice = format!(
-            "{on_timeout} Records another external-dns owns are never taken over: find their owner in the TXT \
-             records (`external-dns/owner=`) of zone {}",
-            zone.id()
-        );
-        Wait {
-            step,
-            what: &what,
-            timeout_seconds: bound,
-            interval_millis: 250,
-            on_timeout: &advice,
+        let left = foreign_records(&records()?, hosts, &suffix, &to.ed.owner);
+        if !(handed && left.is_empty()) {
+            wait_released(c, step, zone, &records, hosts, &suffix, from, to, on_timeout)?;
         }
-        .until(|| {
-            let left = foreign_records(&records()?, hosts, &suffix, &to.ed.owner);
-            Ok(if left.is_empty() {
-                Check::Done(())
-            } else {
-                Check::Pending(format!("still owned elsewhere: {}", left.join(", ")))
-            })
-        })?;
     }
     restart_external_dns(c, to, step)?;
     ferry_sdk::log::info(
@@ -516,8 +638,73 @@ pub fn cut_over(
         ),
         &[("step", step)],
     );
-    wait_moved(c, step, zone, domain, hosts, &to.ed, on_timeout)?;
-    Ok(first)
+    if let Some(from) = from {
+        restart_hold(from, step).start(c)?;
+    }
+    if c.plan {
+        return Ok((first, released));
+    }
+    wait_moved(c, step, zone, domain, hosts, to, on_timeout)?;
+    Ok((first, released))
+}
+
+/// Waits until no record of `hosts` names an owner other than `to`'s: `from`'s external-dns
+/// (started again, a fresh process) drops what it owns at its first sync.
+#[allow(clippy::too_many_arguments)]
+fn wait_released(
+    c: &mut Ctx,
+    step: &str,
+    zone: &dns::Zone,
+    records: &dyn Fn() -> Result<Vec<dns::RecordSet>>,
+    hosts: &[String],
+    suffix: &str,
+    from: Option<&Publisher>,
+    to: &Publisher,
+    on_timeout: &str,
+) -> Result<()> {
+    let bound = match from {
+        Some(from) => {
+            restart_hold(from, step).start(c)?;
+            ferry_sdk::log::info(
+                &format!(
+                    "started external-dns on `{}` again so that it drops the released records at once",
+                    from.alias
+                ),
+                &[("step", step)],
+            );
+            dns_bound(c, &from.ed)?
+        }
+        None => dns_bound(c, &to.ed)?,
+    };
+    if c.plan {
+        return Ok(());
+    }
+    let foreign = foreign_records(&records()?, hosts, suffix, &to.ed.owner);
+    let what = format!(
+        "Route53 zone {} to drop the records of {} that another owner holds",
+        zone.id(),
+        foreign.join(", ")
+    );
+    let advice = format!(
+        "{on_timeout} Records another external-dns owns are never taken over: find their owner in the TXT \
+         records (`external-dns/owner=`) of zone {}",
+        zone.id()
+    );
+    Wait {
+        step,
+        what: &what,
+        timeout_seconds: bound,
+        interval_millis: 250,
+        on_timeout: &advice,
+    }
+    .until(|| {
+        let left = foreign_records(&records()?, hosts, suffix, &to.ed.owner);
+        Ok(if left.is_empty() {
+            Check::Done(())
+        } else {
+            Check::Pending(format!("still owned elsewhere: {}", left.join(", ")))
+        })
+    })
 }
 
 #[cfg(test)]
@@ -579,18 +766,56 @@ mod tests {
             rs("api-demo.example.com", "CNAME", "router-src"),
             rs("api-demo-external-dns.example.com", "TXT", &txt("src")),
         ];
-        assert_eq!(not_moved(&src, &hosts, "-external-dns", "dst"), hosts);
+        assert_eq!(not_moved(&src, &hosts, "-external-dns", "dst", &BTreeMap::new()), hosts);
         let dst = vec![
             rs("api-demo.example.com", "CNAME", "router-dst"),
             rs("api-demo-external-dns.example.com", "TXT", &txt("dst")),
         ];
-        assert!(not_moved(&dst, &hosts, "-external-dns", "dst").is_empty());
+        assert!(not_moved(&dst, &hosts, "-external-dns", "dst", &BTreeMap::new()).is_empty());
         // An owner id that merely starts with the destination's is someone else.
         let longer = vec![
             rs("api-demo.example.com", "CNAME", "router-dst"),
             rs("api-demo-external-dns.example.com", "TXT", &txt("dst-2")),
         ];
-        assert_eq!(not_moved(&longer, &hosts, "-external-dns", "dst"), hosts);
-        assert_eq!(not_moved(&[], &hosts, "-external-dns", "dst"), hosts);
+        assert_eq!(
+            not_moved(&longer, &hosts, "-external-dns", "dst", &BTreeMap::new()),
+            hosts
+        );
+        assert_eq!(not_moved(&[], &hosts, "-external-dns", "dst", &BTreeMap::new()), hosts);
+    }
+
+    #[test]
+    fn a_handed_over_record_moved_only_once_it_points_at_the_destination() {
+        let txt =
+            |o: &str| format!("\"heritage=external-dns,external-dns/owner={o},external-dns/resource=route/ns/r\"");
+        let hosts = vec!["api-demo.example.com".to_string()];
+        let targets: BTreeMap<String, String> = [("api-demo.example.com".to_string(), "router-dst".to_string())].into();
+        // Owned by the destination, still pointing at the source's router.
+        let handed = vec![
+            rs("api-demo.example.com", "CNAME", "router-src"),
+            rs("api-demo-external-dns.example.com", "TXT", &txt("dst")),
+        ];
+        assert_eq!(not_moved(&handed, &hosts, "-external-dns", "dst", &targets), hosts);
+        let moved = vec![
+            rs("api-demo.example.com", "CNAME", "Router-Dst."),
+            rs("api-demo-external-dns.example.com", "TXT", &txt("dst")),
+        ];
+        assert!(not_moved(&moved, &hosts, "-external-dns", "dst", &targets).is_empty());
+    }
+
+    #[test]
+    fn only_the_owner_label_of_the_old_owner_is_rewritten() {
+        let v = "\"heritage=external-dns,external-dns/owner=src,external-dns/resource=route/ns/r\"";
+        assert_eq!(
+            with_owner(v, "src", "dst"),
+            "\"heritage=external-dns,external-dns/owner=dst,external-dns/resource=route/ns/r\""
+        );
+        // At the end of the value, and a longer owner id left alone.
+        assert_eq!(
+            with_owner("\"heritage=external-dns,external-dns/owner=src\"", "src", "dst"),
+            "\"heritage=external-dns,external-dns/owner=dst\""
+        );
+        let other = "\"heritage=external-dns,external-dns/owner=src-2,external-dns/resource=route/ns/r\"";
+        assert_eq!(with_owner(other, "src", "dst"), other);
     }
 }

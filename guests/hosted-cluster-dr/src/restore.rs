@@ -678,6 +678,37 @@ fn wait_restored(c: &mut Ctx, dst: &Cluster) -> Result<Done> {
 /// controller marks it Unknown after its grace period: only a heartbeat posted since the
 /// destination served (`ferry.dev/served-write-at` on its HostedCluster) counts.
 pub fn node_counts(c: &Ctx, dst: &Cluster, hosted: &Cluster) -> Result<(u64, u64)> {
+    let n = nodes_of(c, dst, hosted)?;
+    Ok((n.ready, n.expected))
+}
+
+/// The hosted cluster's nodes as the destination sees them.
+pub struct Nodes {
+    /// Nodes Ready with a heartbeat posted to the destination.
+    pub ready: u64,
+    /// The replicas the destination's NodePools of this hosted cluster want.
+    pub expected: u64,
+    /// Each Node not counted, and why, for the message a person reads.
+    pub not_counted: Vec<String>,
+}
+
+impl Nodes {
+    /// `"1 of 2 nodes are Ready in the hosted cluster (ip-a: Ready=Unknown, …)"`.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{} of {} nodes are Ready in the hosted cluster",
+            self.ready, self.expected
+        );
+        if !self.not_counted.is_empty() {
+            s.push_str(&format!(" ({})", self.not_counted.join("; ")));
+        }
+        s
+    }
+}
+
+/// Counts the Nodes Ready with a heartbeat at or after the destination first served a write
+/// (a heartbeat from before was posted to the source), and says why each other Node is not.
+pub fn nodes_of(c: &Ctx, dst: &Cluster, hosted: &Cluster) -> Result<Nodes> {
     let pools = dst.list(NODE_POOL.0, NODE_POOL.1, Some(&c.hc.ns), None)?;
     let expected = replicas_sum(own_node_pools(&pools, &c.hc.name));
     let since = dst
@@ -685,22 +716,43 @@ pub fn node_counts(c: &Ctx, dst: &Cluster, hosted: &Cluster) -> Result<(u64, u64
         .and_then(|hc| manifest::annotation(&hc, SERVED_WRITE_ANNOTATION).and_then(|t| t.parse::<u64>().ok()))
         // Heartbeats have whole seconds.
         .map(|t| t - t % 1000);
-    let nodes = hosted.list(NODE.0, NODE.1, None, None)?;
-    let ready = nodes.iter().filter(|n| posted_ready(n, since)).count() as u64;
-    Ok((ready, expected))
+    let mut ready = 0;
+    let mut not_counted = Vec::new();
+    for node in hosted.list(NODE.0, NODE.1, None, None)? {
+        match why_not_counted(&node, since) {
+            None => ready += 1,
+            Some(why) => not_counted.push(format!("{}: {why}", name(&node))),
+        }
+    }
+    Ok(Nodes {
+        ready,
+        expected,
+        not_counted,
+    })
 }
 
-/// Whether `node` is Ready with a heartbeat at or after `since`.
-fn posted_ready(node: &Value, since: Option<u64>) -> bool {
+/// Why `node` does not count as Ready with a heartbeat at or after `since`, if it does not.
+fn why_not_counted(node: &Value, since: Option<u64>) -> Option<String> {
     let Some(ready) = condition(node, "Ready") else {
-        return false;
+        return Some("no Ready condition yet".into());
     };
-    let heartbeat = ready
+    let status = ready.get("status").and_then(Value::as_str).unwrap_or("none");
+    let heartbeat_text = ready
         .get("lastHeartbeatTime")
         .and_then(Value::as_str)
-        .and_then(ferry_sdk::time::parse_rfc3339);
-    ready.get("status").and_then(Value::as_str) == Some("True")
-        && since.is_none_or(|s| heartbeat.is_some_and(|h| h >= s))
+        .unwrap_or("never");
+    if status != "True" {
+        let reason = ready.get("reason").and_then(Value::as_str).unwrap_or_default();
+        return Some(format!("Ready={status} {reason}, last heartbeat {heartbeat_text}"));
+    }
+    let heartbeat = ferry_sdk::time::parse_rfc3339(heartbeat_text);
+    match since {
+        Some(s) if heartbeat.is_none_or(|h| h < s) => Some(format!(
+            "last heartbeat {heartbeat_text}, before the destination served its first write ({})",
+            ferry_sdk::time::rfc3339(s)
+        )),
+        _ => None,
+    }
 }
 
 /// Waits until the hosted cluster has at least as many Ready nodes as its NodePools want.
@@ -735,11 +787,11 @@ pub fn wait_nodes(c: &mut Ctx, dst: &Cluster, hosted: &Cluster) -> Result<Done> 
                      Machines and AWSMachines on the destination, then re-run.",
     }
     .until(|| {
-        let (ready, expected) = node_counts(c, dst, hosted)?;
-        Ok(if ready >= expected {
+        let n = nodes_of(c, dst, hosted)?;
+        Ok(if n.ready >= n.expected {
             Check::Done(())
         } else {
-            Check::Pending(format!("{ready}/{expected} Ready"))
+            Check::Pending(n.describe())
         })
     })?;
     Ok(Done::Did(format!("{expected}/{expected} nodes Ready")))
@@ -796,7 +848,8 @@ fn cut_over_dns(
     });
     let suffix = c.p.or("txt_suffix", "-external-dns").to_string();
     let records = ferry_sdk::k8s::retry(|| zone.list_record_sets(Some(domain)))?;
-    if publish::not_moved(&records, &hosts, &suffix, &to.ed.owner).is_empty() {
+    let targets = publish::ready_targets(dst, &c.hc.hcp_ns, domain)?;
+    if publish::not_moved(&records, &hosts, &suffix, &to.ed.owner, &targets).is_empty() {
         // A run killed mid-restart left an external-dns noted (and maybe at zero): finish it.
         let publishers: Vec<&publish::Publisher> = from.iter().chain([&to]).collect();
         publish::finish_restarts(c, &publishers, "restore/dns")?;
@@ -833,18 +886,30 @@ fn cut_over_dns(
         .transpose()?;
     // Releasing the source's names ends its claim on the cluster's DNS: hooks may veto.
     c.hook(Point::Verify, "dns", json!({"hosts": hosts}))?;
-    let released = publish::release(src, &c.hc.hcp_ns)?;
     let on_timeout = format!(
         "The source's names are released and its control plane stays paused; teardown must not run yet. Check \
          external-dns on `{}` (hypershift/external-dns, owner {}), then re-run `ferry restore`; `ferry abort` \
          returns the source to service instead.",
         to.alias, to.ed.owner
     );
-    publish::cut_over(c, "restore/dns", zone, domain, &hosts, from.as_ref(), &to, &on_timeout)?;
+    let hcp_ns = c.hc.hcp_ns.clone();
+    let release = || publish::release(src, &hcp_ns);
+    let (_, released) = publish::cut_over(
+        c,
+        "restore/dns",
+        zone,
+        domain,
+        &hosts,
+        from.as_ref(),
+        &to,
+        &release,
+        &on_timeout,
+    )?;
     if plan {
         return Ok(Done::Planned(format!(
-            "would wait for the destination to publish {}, release {} on the source and restart both \
-             external-dns so that Route53 moves them at once",
+            "would wait for the destination to publish {}, stop the source's external-dns, release {} on the \
+             source, hand the records over to the destination's external-dns and restart it, then start the \
+             source's again",
             hosts.join(", "),
             if released.is_empty() {
                 "nothing".to_string()

@@ -27,7 +27,7 @@ use crate::hold::{Hold, NOTE_ATTEMPTS, this_hosted_cluster};
 use crate::layout;
 use crate::model::*;
 use crate::publish;
-use crate::restore::{node_counts, restored_on};
+use crate::restore::{nodes_of, restored_on};
 use crate::workloads;
 
 /// The CAPI controllers of a control-plane namespace: no Machine is deleted while they run
@@ -380,7 +380,14 @@ pub fn destination_health(
             .ok_or("the destination runs no external-dns with a --txt-owner-id")?;
         let hosts = publish::public_hosts(dst, &c.hc.hcp_ns, domain).map_err(msg)?;
         let records = ferry_sdk::k8s::retry(|| zone.list_record_sets(Some(domain))).map_err(msg)?;
-        let left = publish::not_moved(&records, &hosts, c.p.or("txt_suffix", "-external-dns"), &owner);
+        let targets = publish::ready_targets(dst, &c.hc.hcp_ns, domain).map_err(msg)?;
+        let left = publish::not_moved(
+            &records,
+            &hosts,
+            c.p.or("txt_suffix", "-external-dns"),
+            &owner,
+            &targets,
+        );
         if !left.is_empty() {
             return Err(format!(
                 "Route53 does not publish {} from the destination ({owner}) yet: the nodes still reach the source",
@@ -397,15 +404,14 @@ pub fn destination_health(
             .map_err(msg)?
             .saturating_mul(1000);
     let start = ferry_sdk::context::now();
-    let (mut ready, mut expected) = node_counts(c, dst, hosted).map_err(msg)?;
-    while ready < expected && ferry_sdk::context::now().saturating_sub(start) < bound_ms {
+    let mut nodes = nodes_of(c, dst, hosted).map_err(msg)?;
+    while nodes.ready < nodes.expected && ferry_sdk::context::now().saturating_sub(start) < bound_ms {
         ferry_sdk::context::sleep(1000);
-        (ready, expected) = node_counts(c, dst, hosted).map_err(msg)?;
+        nodes = nodes_of(c, dst, hosted).map_err(msg)?;
     }
+    let (ready, expected) = (nodes.ready, nodes.expected);
     if ready < expected {
-        return Err(format!(
-            "only {ready} of {expected} nodes are Ready in the hosted cluster"
-        ));
+        return Err(nodes.describe());
     }
     Ok(format!(
         "the destination runs the hosted cluster: Available, etcd restored, OIDC valid{dns_note}, {ready}/{expected} \

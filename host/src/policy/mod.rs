@@ -954,6 +954,21 @@ mod tests {
             ("bucket", "b"),
             ("zone_id", "Z1"),
             ("s3_prefix", "backups/"),
+            ("txt_api", "api-hc-external-dns.example.com"),
+            ("txt_api_cname", "cname-api-hc-external-dns.example.com"),
+            ("txt_api_a", "a-api-hc-external-dns.example.com"),
+            ("txt_oauth", "oauth-hc-external-dns.example.com"),
+            ("txt_oauth_cname", "cname-oauth-hc-external-dns.example.com"),
+            ("txt_oauth_a", "a-oauth-hc-external-dns.example.com"),
+            ("txt_konnectivity", "konnectivity-hc-external-dns.example.com"),
+            (
+                "txt_konnectivity_cname",
+                "cname-konnectivity-hc-external-dns.example.com",
+            ),
+            ("txt_konnectivity_a", "a-konnectivity-hc-external-dns.example.com"),
+            ("txt_ignition", "ignition-hc-external-dns.example.com"),
+            ("txt_ignition_cname", "cname-ignition-hc-external-dns.example.com"),
+            ("txt_ignition_a", "a-ignition-hc-external-dns.example.com"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

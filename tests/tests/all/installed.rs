@@ -383,7 +383,9 @@ async fn reused_nodes_are_kept_from_remediation_until_ready() {
     );
     let restore = summary(&migration, Phase::Restore);
     assert_eq!(step(&restore, "remediation").0, "done", "{restore}");
-    verified(&drill, &migration).await;
+    // Not the downtime check: the outage this test makes (the names gone, the resolver's
+    // NXDOMAIN) is part of the API's downtime, and not the guest's.
+    assert_verified(&drill.verify().await);
     drill.shutdown().await;
 }
 

@@ -14,7 +14,8 @@ fn to_wit(r: backend::RecordSet) -> RecordSet {
         name: r.name,
         record_type: r.rtype,
         ttl: r.ttl,
-        values: r.values,
+        // An alias record's one value is the name it points at.
+        values: r.alias_target.map_or(r.values, |a| vec![a]),
     }
 }
 
