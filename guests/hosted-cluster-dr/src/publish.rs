@@ -106,6 +106,7 @@ pub fn public_hosts(cluster: &Cluster, ns: &str, domain: &str) -> Result<Vec<Str
 /// `Admitted=True`: its `routerCanonicalHostname`, as external-dns's `source/ocproute.go`
 /// `getTargetsFromRouteStatus` reads it) and annotated Services whose load balancer has an
 /// address (`source/service.go`). Hosts are normal form (lower case, no trailing dot).
+/// A Route admitted without a canonical hostname gives external-dns no target: not ready.
 pub fn ready_targets(cluster: &Cluster, ns: &str, domain: &str) -> Result<BTreeMap<String, String>> {
     let domain = normalize(domain);
     let under = |h: &str| h == domain || h.ends_with(&format!(".{domain}"));
@@ -130,12 +131,15 @@ pub fn ready_targets(cluster: &Cluster, ns: &str, domain: &str) -> Result<BTreeM
                     })
             });
         if let (Some(h), Some(ingress)) = (str_at(&route, "/spec/host").map(normalize), admitted) {
-            let target = ingress
+            // Without a canonical hostname external-dns has no target, and publishes nothing.
+            if let Some(target) = ingress
                 .get("routerCanonicalHostname")
                 .and_then(Value::as_str)
                 .map(normalize)
-                .unwrap_or_default();
-            out.insert(h, target);
+                .filter(|t| !t.is_empty())
+            {
+                out.insert(h, target);
+            }
         }
     }
     for svc in cluster.list(SERVICE.0, SERVICE.1, Some(ns), None)? {
