@@ -29,10 +29,13 @@ fn assert_verified(report: &DrillReport) {
     assert!(report.passed(), "drill verification failed:\n{}", report.to_text());
 }
 
-/// The drill's checks and its downtime check.
+/// The drill's checks, and the API's downtime measured: restore saw the destination serve a
+/// write. Its goal is judged where speed is measured (`ferry drill`, bench P6), never here: on
+/// a scaled clock a busy machine's every wall-clock second is many upstream seconds.
 async fn verified(drill: &Drill, migration: &MigrateReport) {
-    let mut report = drill.verify().await;
-    report.checks.push(drill.check_downtime(migration));
+    let report = drill.verify().await;
+    let downtime = drill.check_downtime(migration);
+    assert!(migration.downtime_ms().is_some(), "{}", downtime.detail);
     assert_verified(&report);
 }
 
@@ -153,9 +156,7 @@ async fn mce_teardown_keeps_the_cluster_out_of_the_webhooks_and_puts_them_back()
         )
         .unwrap();
     assert_eq!(vwc["webhooks"], vwc_before["webhooks"]);
-    let mut report = drill.verify().await;
-    report.checks.push(drill.check_downtime(&first));
-    assert_verified(&report);
+    verified(&drill, &first).await;
     drill.shutdown().await;
 }
 
@@ -383,9 +384,7 @@ async fn reused_nodes_are_kept_from_remediation_until_ready() {
     );
     let restore = summary(&migration, Phase::Restore);
     assert_eq!(step(&restore, "remediation").0, "done", "{restore}");
-    // Not the downtime check: the outage this test makes (the names gone, the resolver's
-    // NXDOMAIN) is part of the API's downtime, and not the guest's.
-    assert_verified(&drill.verify().await);
+    verified(&drill, &migration).await;
     drill.shutdown().await;
 }
 
