@@ -437,9 +437,9 @@ pub async fn run(drill: &Drill, cap: Duration) -> Result<Baseline> {
         let api = format!("\"{}.\"", host.trim_end_matches('.'));
         steps.push((
             format!(
-                "at the cap: destination HostedCluster {}; Route53 {} the API's record",
+                "at the cap: destination HostedCluster {}; Route53 {} record for the API",
                 shown.join(" "),
-                if records.contains(&api) { "has" } else { "has no" }
+                if records.contains(&api) { "has a" } else { "has no" }
             ),
             0.0,
         ));
