@@ -28,9 +28,9 @@ pub struct PublishedService {
     pub name: String,
     /// The hostnames of its annotation.
     pub hosts: Vec<String>,
-    /// Whether external-dns has a target for them: a load balancer address, or an
-    /// ExternalName.
-    pub has_address: bool,
+    /// What external-dns points them at (`source/service.go`): the load balancer's first
+    /// address, or an ExternalName's name; `None` while it has none.
+    pub address: Option<String>,
 }
 
 fn private(obj: &Value) -> bool {
@@ -70,15 +70,21 @@ fn published_services_of(svc: &Value) -> Option<PublishedService> {
     if hosts.is_empty() {
         return None;
     }
-    let has_address = svc
-        .pointer("/status/loadBalancer/ingress")
-        .and_then(Value::as_array)
-        .is_some_and(|i| !i.is_empty())
-        || str_at(svc, "/spec/type") == Some("ExternalName");
+    let address = match str_at(svc, "/spec/type") {
+        Some("ExternalName") => str_at(svc, "/spec/externalName").map(normalize),
+        _ => svc
+            .pointer("/status/loadBalancer/ingress")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find_map(|i| str_at(i, "/hostname").or(str_at(i, "/ip")))
+            .map(normalize),
+    }
+    .filter(|a| !a.is_empty());
     Some(PublishedService {
         name: name(svc).to_string(),
         hosts,
-        has_address,
+        address,
     })
 }
 
@@ -142,22 +148,9 @@ pub fn ready_targets(cluster: &Cluster, ns: &str, domain: &str) -> Result<BTreeM
             }
         }
     }
-    for svc in cluster.list(SERVICE.0, SERVICE.1, Some(ns), None)? {
-        let Some(published) = published_services_of(&svc) else {
-            continue;
-        };
-        let target = match str_at(&svc, "/spec/type") {
-            Some("ExternalName") => str_at(&svc, "/spec/externalName").map(normalize),
-            _ => svc
-                .pointer("/status/loadBalancer/ingress")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .find_map(|i| str_at(i, "/hostname").or(str_at(i, "/ip")))
-                .map(normalize),
-        };
-        if let Some(target) = target.filter(|t| !t.is_empty()) {
-            for h in published.hosts {
+    for svc in published_services(cluster, ns)? {
+        if let Some(target) = svc.address {
+            for h in svc.hosts {
                 out.entry(h).or_insert_with(|| target.clone());
             }
         }
@@ -376,10 +369,7 @@ pub fn not_moved(
                         .get(h)
                         .is_none_or(|t| rs.values.iter().any(|v| normalize(v) == *t))
             });
-            let txt = match h.split_once('.') {
-                Some((first, rest)) => format!("{first}{suffix}.{rest}"),
-                None => format!("{h}{suffix}"),
-            };
+            let [txt, ..] = txt_names(h, suffix);
             !(has_target && owned_by(&txt))
         })
         .collect()
@@ -395,8 +385,9 @@ pub fn dns_bound(c: &Ctx, ed: &ExternalDns) -> Result<u64> {
 }
 
 /// Waits until Route53 publishes every host with `to`'s external-dns as owner, at the address
-/// `to`'s control plane publishes it at ([`ready_targets`]): only then do nodes and clients
+/// `to`'s control plane publishes it at (`targets`, from [`ready_targets`]): only then do nodes and clients
 /// reach that control plane. Returns how many hosts were not published at first.
+#[allow(clippy::too_many_arguments)]
 pub fn wait_moved(
     c: &Ctx,
     step: &str,
@@ -404,15 +395,15 @@ pub fn wait_moved(
     domain: &str,
     hosts: &[String],
     to: &Publisher,
+    targets: &BTreeMap<String, String>,
     on_timeout: &str,
 ) -> Result<usize> {
     let suffix = c.p.or("txt_suffix", "-external-dns").to_string();
     let ed = &to.ed;
     let owner = ed.owner.clone();
-    let targets = ready_targets(to.cluster, &c.hc.hcp_ns, domain)?;
     let pending = || -> Result<Vec<String>> {
         let records = ferry_sdk::k8s::retry(|| zone.list_record_sets(Some(domain)))?;
-        Ok(not_moved(&records, hosts, &suffix, &owner, &targets))
+        Ok(not_moved(&records, hosts, &suffix, &owner, targets))
     };
     let first = pending()?.len();
     if first == 0 {
@@ -458,22 +449,27 @@ pub fn foreign_records(records: &[dns::RecordSet], hosts: &[String], suffix: &st
     let mut names = std::collections::BTreeSet::new();
     for h in hosts {
         let h = normalize(h);
-        if let Some((first, rest)) = h.split_once('.') {
-            for txt in [
-                format!("{first}{suffix}.{rest}"),
-                format!("cname-{first}{suffix}.{rest}"),
-                format!("a-{first}{suffix}.{rest}"),
-            ] {
-                if records
-                    .iter()
-                    .any(|rs| rs.name == txt && rs.record_type == "TXT" && rs.values.iter().any(|v| theirs(v)))
-                {
-                    names.insert(h.clone());
-                }
-            }
+        if txt_names(&h, suffix).iter().any(|txt| {
+            records
+                .iter()
+                .any(|rs| rs.name == *txt && rs.record_type == "TXT" && rs.values.iter().any(|v| theirs(v)))
+        }) {
+            names.insert(h);
         }
     }
     names.into_iter().collect()
+}
+
+/// The ownership TXT record names external-dns gives `host` (normal form): the legacy one
+/// (`suffix` after the first label) first, then the newer ones with the record type in front
+/// (`registry/txt.go` `toTXTName`/`toNewTXTName`).
+fn txt_names(host: &str, suffix: &str) -> [String; 3] {
+    let legacy = match host.split_once('.') {
+        Some((first, rest)) => format!("{first}{suffix}.{rest}"),
+        None => format!("{host}{suffix}"),
+    };
+    let (cname, a) = (format!("cname-{legacy}"), format!("a-{legacy}"));
+    [legacy, cname, a]
 }
 
 fn owned_by_value(v: &str, owner: &str) -> bool {
@@ -496,20 +492,8 @@ pub fn hand_over(
     from: &str,
     to: &str,
 ) -> Result<Vec<String>> {
-    let names: std::collections::BTreeSet<String> = hosts
-        .iter()
-        .map(|h| normalize(h))
-        .filter_map(|h| {
-            h.split_once('.').map(|(first, rest)| {
-                [
-                    format!("{first}{suffix}.{rest}"),
-                    format!("cname-{first}{suffix}.{rest}"),
-                    format!("a-{first}{suffix}.{rest}"),
-                ]
-            })
-        })
-        .flatten()
-        .collect();
+    let names: std::collections::BTreeSet<String> =
+        hosts.iter().flat_map(|h| txt_names(&normalize(h), suffix)).collect();
     let mut changes = Vec::new();
     for rs in records
         .iter()
@@ -648,7 +632,7 @@ pub fn cut_over(
     if c.plan {
         return Ok((first, released));
     }
-    wait_moved(c, step, zone, domain, hosts, to, on_timeout)?;
+    wait_moved(c, step, zone, domain, hosts, to, &targets, on_timeout)?;
     Ok((first, released))
 }
 
