@@ -140,37 +140,30 @@ pub async fn run(drill: &Drill, cap: Duration) -> Result<Baseline> {
     };
 
     // B2: pause, then stop the writers: the downtime starts.
-    t.kubectl(
-        "source",
-        &[
-            "patch",
-            "-n",
-            ns,
-            &format!("hostedclusters/{name}"),
-            "--type=merge",
-            "-p",
-            r#"{"spec":{"pausedUntil":"true"}}"#,
-        ],
-    )
-    .await?;
+    let tools = &t;
+    let pause = |object: String| async move {
+        tools
+            .kubectl(
+                "source",
+                &[
+                    "patch",
+                    "-n",
+                    ns,
+                    &object,
+                    "--type=merge",
+                    "-p",
+                    r#"{"spec":{"pausedUntil":"true"}}"#,
+                ],
+            )
+            .await
+    };
+    pause(format!("hostedclusters/{name}")).await?;
     let pools = names(
         &t.kubectl("source", &["get", "nodepools", "-n", ns, "-o", "name"])
             .await?,
     );
     for np in &pools {
-        t.kubectl(
-            "source",
-            &[
-                "patch",
-                "-n",
-                ns,
-                &format!("nodepools/{np}"),
-                "--type=merge",
-                "-p",
-                r#"{"spec":{"pausedUntil":"true"}}"#,
-            ],
-        )
-        .await?;
+        pause(format!("nodepools/{np}")).await?;
     }
     let start = Instant::now();
     let mut lap = start;
